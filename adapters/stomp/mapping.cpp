@@ -1,0 +1,162 @@
+// adapters/stomp/mapping.cpp — SEND -> core::message, core::message -> MESSAGE.
+#include "adapters/stomp/mapping.hpp"
+
+#include <array>
+#include <charconv>
+
+#include "adapters/stomp/codec.hpp"
+
+namespace sb::stomp {
+
+namespace {
+
+constexpr std::string_view queue_prefix = "/queue/";
+constexpr std::string_view topic_prefix = "/topic/";
+
+// Headers that describe the frame or map to message fields, never copied as properties.
+constexpr std::array<std::string_view, 16> reserved_headers = {
+    "destination", "content-length", "content-type", "receipt", "transaction", "persistent",
+    "priority", "expires", "reply-to", "correlation-id", "type", "JMSXGroupID", "JMSXGroupSeq",
+    "message-id", "subscription", "ack"};
+
+bool reserved(std::string_view name) noexcept {
+    for (auto r : reserved_headers)
+        if (r == name) return true;
+    return false;
+}
+
+template <typename Int>
+bool parse_int(std::string_view s, Int& out) noexcept {
+    if (s.empty()) return false;
+    const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc{} && p == s.data() + s.size();
+}
+
+void header_int(std::string& out, std::string_view name, std::int64_t value, version v) {
+    std::array<char, 24> buf;
+    const auto [p, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), value);
+    encode_header(out, name, std::string_view(buf.data(), std::size_t(p - buf.data())), v, false);
+}
+
+}  // namespace
+
+std::variant<core::destination, mapping_error> parse_destination(std::string_view text, bool for_send) {
+    core::destination d;
+    if (text.starts_with(queue_prefix)) {
+        d.kind = core::dest_kind::queue;
+        text.remove_prefix(queue_prefix.size());
+    } else if (text.starts_with(topic_prefix)) {
+        d.kind = core::dest_kind::topic;
+        text.remove_prefix(topic_prefix.size());
+    } else {
+        return mapping_error{"destination must start with /queue/ or /topic/"};
+    }
+    if (!core::valid_name(text)) return mapping_error{"invalid destination name"};
+    if (core::has_wildcard(text)) {
+        if (for_send) return mapping_error{"cannot send to a wildcard destination"};
+        if (d.kind == core::dest_kind::queue) return mapping_error{"wildcards are only supported on topics"};
+    }
+    d.name = std::string(text);
+    return d;
+}
+
+std::string format_destination(const core::destination& d) {
+    std::string s(d.is_queue() ? queue_prefix : topic_prefix);
+    s += d.name;
+    return s;
+}
+
+std::variant<core::message, mapping_error> message_from_send(const frame& f) {
+    core::message m;
+    const auto dest = f.get("destination");
+    if (!dest) return mapping_error{"SEND requires a destination header"};
+    auto parsed = parse_destination(*dest, true);
+    if (auto* e = std::get_if<mapping_error>(&parsed)) return *e;
+    m.dest = std::move(std::get<core::destination>(parsed));
+
+    for (std::size_t i = 0; i < f.headers.size(); ++i) {
+        const auto& h = f.headers[i];
+        // STOMP 1.2: the first occurrence of a repeated header wins.
+        bool repeated = false;
+        for (std::size_t j = 0; j < i && !repeated; ++j) repeated = f.headers[j].name == h.name;
+        if (repeated) continue;
+        if (h.name == "persistent") {
+            m.persistent = h.value == "true";
+        } else if (h.name == "priority") {
+            int p = 0;
+            if (!parse_int(h.value, p) || p < 0 || p > 9) return mapping_error{"priority must be 0..9"};
+            m.priority = std::uint8_t(p);
+        } else if (h.name == "expires") {
+            std::int64_t e = 0;
+            if (!parse_int(h.value, e) || e < 0) return mapping_error{"expires must be a time in ms"};
+            m.expiration_ms = e;
+        } else if (h.name == "reply-to") {
+            auto r = parse_destination(h.value, true);
+            if (auto* d = std::get_if<core::destination>(&r)) m.reply_to = std::move(*d);
+            else m.properties.push_back({"reply-to", std::string(h.value)});  // foreign naming
+        } else if (h.name == "correlation-id") {
+            m.correlation_id = std::string(h.value);
+        } else if (h.name == "type") {
+            m.type = std::string(h.value);
+        } else if (h.name == "content-type") {
+            m.content_type = std::string(h.value);
+        } else if (h.name == "JMSXGroupID") {
+            m.group_id = std::string(h.value);
+        } else if (h.name == "JMSXGroupSeq") {
+            if (!parse_int(h.value, m.group_seq)) return mapping_error{"JMSXGroupSeq must be an integer"};
+        } else if (!reserved(h.name)) {
+            m.properties.push_back({std::string(h.name), std::string(h.value)});
+        }
+    }
+    // ActiveMQ's rule: content-length marks a bytes message, its absence a text message.
+    m.kind = f.has_content_length ? core::body_kind::bytes : core::body_kind::text;
+    m.body.assign(reinterpret_cast<const char*>(f.body.data()), f.body.size());
+    return m;
+}
+
+std::string format_message_id(std::string_view broker_name, core::message_id id) {
+    std::string s = "ID:";
+    s += broker_name;
+    s += '-';
+    s += std::to_string(id);
+    return s;
+}
+
+std::optional<core::message_id> parse_message_id(std::string_view text) noexcept {
+    if (!text.starts_with("ID:")) return std::nullopt;
+    const auto dash = text.rfind('-');
+    if (dash == std::string_view::npos) return std::nullopt;
+    core::message_id id = 0;
+    if (!parse_int(text.substr(dash + 1), id)) return std::nullopt;
+    return id;
+}
+
+void encode_message(std::string& out, version v, const core::message& m, std::uint32_t redeliveries,
+                    const message_frame_args& args) {
+    encode_command(out, command::message);
+    encode_header(out, "subscription", args.subscription, v, true);
+    encode_header(out, "message-id", format_message_id(args.broker_name, m.id), v, true);
+    encode_header(out, "destination", format_destination(m.dest), v, true);
+    if (!args.ack.empty()) encode_header(out, "ack", args.ack, v, false);
+    if (m.persistent) encode_header(out, "persistent", "true", v, false);
+    if (m.priority != core::default_priority) header_int(out, "priority", m.priority, v);
+    header_int(out, "expires", m.expiration_ms, v);
+    header_int(out, "timestamp", m.timestamp_ms, v);
+    if (redeliveries > 0) encode_header(out, "redelivered", "true", v, false);
+    if (m.reply_to) encode_header(out, "reply-to", format_destination(*m.reply_to), v, true);
+    if (!m.correlation_id.empty()) encode_header(out, "correlation-id", m.correlation_id, v, true);
+    if (!m.type.empty()) encode_header(out, "type", m.type, v, true);
+    if (!m.group_id.empty()) {
+        encode_header(out, "JMSXGroupID", m.group_id, v, true);
+        header_int(out, "JMSXGroupSeq", m.group_seq, v);
+    }
+    if (!m.content_type.empty()) encode_header(out, "content-type", m.content_type, v, true);
+    for (const auto& p : m.properties) {
+        if (reserved(p.name)) continue;
+        encode_header(out, p.name, core::to_text(p.value), v, true);
+    }
+    header_int(out, "content-length", std::int64_t(m.body.size()), v);
+    encode_body(out, std::span(reinterpret_cast<const std::uint8_t*>(m.body.data()), m.body.size()));
+}
+
+}  // namespace sb::stomp

@@ -1,0 +1,602 @@
+// core/broker.cpp — kernel shards: queue dispatch, topic fan-out, acks, redelivery and DLQ.
+#include "core/broker.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cassert>
+#include <deque>
+#include <mutex>
+#include <unordered_map>
+
+namespace sb::core {
+
+namespace {
+
+constexpr unsigned tag_shard_shift = 56;
+constexpr std::size_t priority_levels = 10;
+
+struct entry {
+    message_ptr msg;
+    std::uint32_t redeliveries = 0;
+};
+
+struct inflight_entry {
+    delivery_tag tag = 0;
+    entry e;
+    bool settled = false;
+};
+
+struct queue_state;
+
+// One consumer as one shard sees it. Queue consumers live on the queue's shard only; topic
+// subscriptions have a copy on every shard.
+struct consumer_state {
+    consumer_id id = 0;
+    executor* home = nullptr;
+    std::weak_ptr<consumer_sink> sink;
+    std::uint32_t prefetch = 0;
+    bool no_local = false;
+    std::uint64_t connection = 0;
+    destination dest;                 // queue name, or topic pattern
+    bool wildcard = false;
+    queue_state* queue = nullptr;     // queue consumers
+    std::deque<inflight_entry> inflight;   // delivery order; tags ascend
+    std::uint32_t unsettled = 0;
+    std::deque<entry> pending;        // topic subscriptions: waiting for credit
+
+    bool has_credit() const noexcept { return unsettled < prefetch; }
+};
+
+struct counters {
+    std::uint64_t enqueued = 0, dequeued = 0, dead_lettered = 0, expired = 0, dropped = 0;
+};
+
+struct held_publish {
+    message_ptr msg;
+    std::function<void(publish_status)> reply;
+};
+
+struct queue_state {
+    std::string name;
+    std::array<std::deque<entry>, priority_levels> ready;  // index = priority
+    std::size_t ready_count = 0;
+    std::vector<consumer_state*> consumers;
+    std::size_t next_consumer = 0;
+    std::size_t memory = 0;
+    std::size_t inflight = 0;
+    std::deque<held_publish> held;    // producer flow control: over the memory limit
+    counters stats;
+
+    void push_back(entry e) {
+        auto& level = ready[std::min<std::size_t>(e.msg->priority, priority_levels - 1)];
+        level.push_back(std::move(e));
+        ++ready_count;
+    }
+    void push_front(entry e) {
+        auto& level = ready[std::min<std::size_t>(e.msg->priority, priority_levels - 1)];
+        level.push_front(std::move(e));
+        ++ready_count;
+    }
+    entry pop() {
+        for (std::size_t p = priority_levels; p-- > 0;) {
+            if (ready[p].empty()) continue;
+            entry e = std::move(ready[p].front());
+            ready[p].pop_front();
+            --ready_count;
+            return e;
+        }
+        assert(false && "pop on an empty queue");
+        return {};
+    }
+};
+
+}  // namespace
+
+struct broker::shard {
+    broker& owner;
+    executor& exec;
+    std::size_t index;
+    delivery_tag next_tag;
+
+    std::unordered_map<std::string, std::unique_ptr<queue_state>> queues;
+    std::unordered_map<consumer_id, std::unique_ptr<consumer_state>> consumers;
+    // Topic subscriptions: exact names in a map, wildcard patterns in a list.
+    std::unordered_map<std::string, std::vector<consumer_state*>> exact_subs;
+    std::vector<consumer_state*> wildcard_subs;
+    std::unordered_map<std::string, counters> topics;
+
+    shard(broker& b, executor& e, std::size_t i)
+        : owner(b), exec(e), index(i), next_tag((delivery_tag(i) << tag_shard_shift) + 1) {}
+
+    const broker_settings& settings() const noexcept { return owner.settings_; }
+
+    queue_state& queue(const std::string& name) {
+        auto& q = queues[name];
+        if (!q) {
+            q = std::make_unique<queue_state>();
+            q->name = name;
+        }
+        return *q;
+    }
+
+    // ---- publish -------------------------------------------------------------------------
+
+    void publish(message_ptr msg, std::function<void(publish_status)> reply) {
+        if (msg->dest.is_topic()) return publish_topic(std::move(msg), std::move(reply));
+        auto& q = queue(msg->dest.name);
+        if (!q.held.empty() || q.memory >= settings().queue_memory_limit) {
+            q.held.push_back({std::move(msg), std::move(reply)});
+            return;
+        }
+        enqueue(q, std::move(msg), std::move(reply));
+        dispatch(q);
+    }
+
+    void enqueue(queue_state& q, message_ptr msg, std::function<void(publish_status)> reply) {
+        ++q.stats.enqueued;
+        q.memory += msg->memory_size();
+        if (msg->persistent) {
+            // The reply only posts to its home worker, so the store may run it on any thread.
+            owner.store_.add(q.name, msg, [reply = std::move(reply)](store_status s) {
+                if (reply) reply(s == store_status::ok ? publish_status::ok : publish_status::store_failed);
+            });
+        } else if (reply) {
+            reply(publish_status::ok);
+        }
+        q.push_back(entry{std::move(msg), 0});
+    }
+
+    void release_held(queue_state& q) {
+        bool any = false;
+        while (!q.held.empty() && q.memory < settings().queue_memory_limit) {
+            auto h = std::move(q.held.front());
+            q.held.pop_front();
+            enqueue(q, std::move(h.msg), std::move(h.reply));
+            any = true;
+        }
+        if (any) dispatch(q);
+    }
+
+    void publish_topic(message_ptr msg, std::function<void(publish_status)> reply) {
+        auto& c = topics[msg->dest.name];
+        ++c.enqueued;
+        if (auto it = exact_subs.find(msg->dest.name); it != exact_subs.end())
+            for (auto* sub : it->second) offer(*sub, c, msg);
+        for (auto* sub : wildcard_subs)
+            if (matches(sub->dest.name, msg->dest.name)) offer(*sub, c, msg);
+        if (reply) reply(publish_status::ok);
+    }
+
+    void offer(consumer_state& sub, counters& c, const message_ptr& msg) {
+        if (sub.no_local && msg->origin_connection != 0 && msg->origin_connection == sub.connection)
+            return;
+        if (sub.has_credit() && sub.pending.empty()) {
+            ++c.dequeued;
+            return deliver(sub, entry{msg, 0});
+        }
+        sub.pending.push_back(entry{msg, 0});
+        if (sub.pending.size() > settings().topic_max_pending) {
+            // Slow subscriber on a non-durable topic: drop the oldest, as ActiveMQ's
+            // constant pending message limit does, rather than grow without bound.
+            sub.pending.pop_front();
+            ++c.dropped;
+        }
+    }
+
+    // ---- dispatch ------------------------------------------------------------------------
+
+    void deliver(consumer_state& c, entry e) {
+        const delivery_tag tag = next_tag++;
+        delivery d{e.msg, tag, e.redeliveries};
+        c.inflight.push_back(inflight_entry{tag, std::move(e), false});
+        ++c.unsettled;
+        if (c.queue) ++c.queue->inflight;
+        c.home->post([sink = c.sink, id = c.id, d = std::move(d)]() mutable {
+            if (auto s = sink.lock()) s->on_delivery(id, std::move(d));
+        });
+    }
+
+    consumer_state* next_with_credit(queue_state& q) {
+        const std::size_t n = q.consumers.size();
+        for (std::size_t i = 0; i < n; ++i) {
+            auto* c = q.consumers[(q.next_consumer + i) % n];
+            if (c->has_credit()) {
+                q.next_consumer = (q.next_consumer + i + 1) % n;
+                return c;
+            }
+        }
+        return nullptr;
+    }
+
+    void dispatch(queue_state& q) {
+        if (q.consumers.empty()) return;
+        const std::int64_t now = now_ms();
+        while (q.ready_count > 0) {
+            auto* c = next_with_credit(q);
+            if (!c) break;
+            entry e = q.pop();
+            if (e.msg->expired_at(now)) {
+                ++q.stats.expired;
+                forget(q, e.msg);
+                continue;
+            }
+            deliver(*c, std::move(e));
+        }
+    }
+
+    void drain_pending(consumer_state& sub) {
+        while (sub.has_credit() && !sub.pending.empty()) {
+            entry e = std::move(sub.pending.front());
+            sub.pending.pop_front();
+            ++topics[e.msg->dest.name].dequeued;
+            deliver(sub, std::move(e));
+        }
+    }
+
+    // The message leaves the queue for good (acked, expired, dead-lettered).
+    void forget(queue_state& q, const message_ptr& msg) {
+        q.memory -= std::min(q.memory, msg->memory_size());
+        if (msg->persistent) owner.store_.remove(q.name, msg->id);
+    }
+
+    // ---- settlement ----------------------------------------------------------------------
+
+    inflight_entry* find_inflight(consumer_state& c, delivery_tag tag) {
+        auto it = std::lower_bound(c.inflight.begin(), c.inflight.end(), tag,
+                                   [](const inflight_entry& f, delivery_tag t) { return f.tag < t; });
+        if (it == c.inflight.end() || it->tag != tag || it->settled) return nullptr;
+        return &*it;
+    }
+
+    void settle(consumer_state& c, inflight_entry& f) {
+        f.settled = true;
+        --c.unsettled;
+        if (c.queue) --c.queue->inflight;
+    }
+
+    void trim(consumer_state& c) {
+        while (!c.inflight.empty() && c.inflight.front().settled) c.inflight.pop_front();
+    }
+
+    void ack(consumer_id id, const std::vector<delivery_tag>& tags) {
+        auto it = consumers.find(id);
+        if (it == consumers.end()) return;
+        auto& c = *it->second;
+        for (auto tag : tags) {
+            auto* f = find_inflight(c, tag);
+            if (!f) continue;
+            settle(c, *f);
+            if (c.queue) {
+                ++c.queue->stats.dequeued;
+                forget(*c.queue, f->e.msg);
+            }
+            f->e.msg.reset();
+        }
+        trim(c);
+        after_settle(c);
+    }
+
+    void nack(consumer_id id, const std::vector<delivery_tag>& tags) {
+        auto it = consumers.find(id);
+        if (it == consumers.end()) return;
+        auto& c = *it->second;
+        std::vector<entry> back;
+        for (auto tag : tags) {
+            auto* f = find_inflight(c, tag);
+            if (!f) continue;
+            settle(c, *f);
+            if (c.queue) back.push_back(std::move(f->e));
+            f->e.msg.reset();
+        }
+        trim(c);
+        if (c.queue) requeue(*c.queue, std::move(back));
+        after_settle(c);
+    }
+
+    void after_settle(consumer_state& c) {
+        if (c.queue) {
+            release_held(*c.queue);
+            dispatch(*c.queue);
+        } else {
+            drain_pending(c);
+        }
+    }
+
+    // Puts `back` (in delivery order) at the head of the queue, each counted as a redelivery.
+    void requeue(queue_state& q, std::vector<entry> back) {
+        for (auto it = back.rbegin(); it != back.rend(); ++it) {
+            ++it->redeliveries;
+            if (it->redeliveries > settings().max_redeliveries) {
+                dead_letter(q, std::move(*it));
+                continue;
+            }
+            q.push_front(std::move(*it));
+        }
+    }
+
+    std::string dlq_for(const std::string& queue_name) const {
+        if (settings().dead_letter == dead_letter_policy::shared) return std::string(shared_dlq_name);
+        return std::string(dlq_prefix) + queue_name;
+    }
+
+    void dead_letter(queue_state& q, entry e) {
+        ++q.stats.dead_lettered;
+        forget(q, e.msg);
+        const std::string dlq = dlq_for(q.name);
+        if (dlq == q.name || q.name.starts_with(dlq_prefix)) {
+            // A message that fails on a DLQ itself has nowhere further to go.
+            return;
+        }
+        auto copy = std::make_shared<message>(*e.msg);
+        copy->dest = destination{dest_kind::queue, dlq};
+        copy->properties.push_back(property{std::string(original_destination_property),
+                                            std::string("queue://") + q.name});
+        auto& target = *owner.shards_[owner.shard_of(dlq)];
+        target.exec.post([&target, copy = message_ptr(std::move(copy))]() mutable {
+            target.publish(std::move(copy), {});
+        });
+    }
+
+    // ---- subscriptions -------------------------------------------------------------------
+
+    void subscribe(consumer_id id, const destination& dest, const subscribe_options& opt,
+                   const std::weak_ptr<consumer_sink>& sink, executor* home) {
+        auto c = std::make_unique<consumer_state>();
+        c->id = id;
+        c->home = home;
+        c->sink = sink;
+        c->prefetch = opt.prefetch ? opt.prefetch : settings().default_prefetch;
+        c->no_local = opt.no_local;
+        c->connection = opt.connection;
+        c->dest = dest;
+        auto* raw = c.get();
+        consumers[id] = std::move(c);
+        if (dest.is_queue()) {
+            auto& q = queue(dest.name);
+            raw->queue = &q;
+            q.consumers.push_back(raw);
+            dispatch(q);
+        } else if (has_wildcard(dest.name)) {
+            raw->wildcard = true;
+            wildcard_subs.push_back(raw);
+        } else {
+            exact_subs[dest.name].push_back(raw);
+        }
+    }
+
+    void unsubscribe(consumer_id id) {
+        auto it = consumers.find(id);
+        if (it == consumers.end()) return;
+        auto owned = std::move(it->second);
+        consumers.erase(it);
+        auto& c = *owned;
+        if (c.queue) {
+            auto& q = *c.queue;
+            std::erase(q.consumers, &c);
+            q.next_consumer = q.consumers.empty() ? 0 : q.next_consumer % q.consumers.size();
+            std::vector<entry> back;
+            for (auto& f : c.inflight)
+                if (!f.settled) {
+                    --q.inflight;
+                    back.push_back(std::move(f.e));
+                }
+            requeue(q, std::move(back));
+            release_held(q);
+            dispatch(q);
+        } else if (c.wildcard) {
+            std::erase(wildcard_subs, &c);
+        } else if (auto e = exact_subs.find(c.dest.name); e != exact_subs.end()) {
+            std::erase(e->second, &c);
+            if (e->second.empty()) exact_subs.erase(e);
+        }
+    }
+
+    void collect(std::vector<destination_stats>& out) const {
+        for (const auto& [name, q] : queues) {
+            destination_stats s;
+            s.dest = destination{dest_kind::queue, name};
+            s.enqueued = q->stats.enqueued;
+            s.dequeued = q->stats.dequeued;
+            s.dead_lettered = q->stats.dead_lettered;
+            s.expired = q->stats.expired;
+            s.depth = q->ready_count + q->held.size();
+            s.inflight = q->inflight;
+            s.consumers = q->consumers.size();
+            s.memory_bytes = q->memory;
+            out.push_back(std::move(s));
+        }
+        for (const auto& [name, c] : topics) {
+            destination_stats s;
+            s.dest = destination{dest_kind::topic, name};
+            s.enqueued = c.enqueued;
+            s.dequeued = c.dequeued;
+            s.dropped = c.dropped;
+            if (auto e = exact_subs.find(name); e != exact_subs.end()) s.consumers = e->second.size();
+            out.push_back(std::move(s));
+        }
+    }
+};
+
+// ---- broker --------------------------------------------------------------------------------
+
+namespace {
+
+// Wraps `done` so that it runs on `home`, whichever thread calls the wrapper.
+template <typename... Args>
+std::function<void(Args...)> on_home(executor* home, std::function<void(Args...)> done) {
+    if (!done) return {};
+    return [home, done = std::move(done)](Args... args) mutable {
+        home->post([done = std::move(done), args...]() mutable { done(args...); });
+    };
+}
+
+executor& calling_worker() {
+    executor* e = executor::current();
+    assert(e && "kernel calls are made on a worker thread");
+    return *e;
+}
+
+// Runs `done` on `home` after `n` shards have each called the returned function.
+std::function<void()> countdown(std::size_t n, executor* home, std::function<void()> done) {
+    auto left = std::make_shared<std::atomic<std::size_t>>(n);
+    return [left, home, done = std::move(done)]() {
+        if (left->fetch_sub(1) == 1 && done) home->post(done);
+    };
+}
+
+}  // namespace
+
+broker::broker(broker_settings settings, std::vector<executor*> workers, store& st)
+    : settings_(std::move(settings)), store_(st), message_ids_(workers.size()),
+      consumer_ids_(workers.size()) {
+    assert(!workers.empty() && workers.size() < 256);
+    for (std::size_t i = 0; i < workers.size(); ++i)
+        shards_.push_back(std::make_unique<shard>(*this, *workers[i], i));
+}
+
+broker::~broker() = default;
+
+std::size_t broker::recover() {
+    std::size_t n = 0;
+    message_id highest = 0;
+    store_.recover([&](std::string_view queue, message_ptr msg) {
+        auto& s = *shards_[shard_of(queue)];
+        auto& q = s.queue(std::string(queue));
+        ++q.stats.enqueued;
+        q.memory += msg->memory_size();
+        highest = std::max(highest, msg->id & ((message_id(1) << tag_shard_shift) - 1));
+        q.push_back(entry{std::move(msg), 0});
+        ++n;
+    });
+    // New ids must not collide with recovered ones.
+    for (auto& c : message_ids_) c.next = std::max(c.next, highest);
+    return n;
+}
+
+std::size_t broker::shard_of(std::string_view destination_name) const noexcept {
+    return std::hash<std::string_view>{}(destination_name) % shards_.size();
+}
+
+message_id broker::next_message_id() noexcept {
+    const auto w = calling_worker().index();
+    return (message_id(w) << tag_shard_shift) | ++message_ids_[w].next;
+}
+
+consumer_id broker::next_consumer_id() noexcept {
+    const auto w = calling_worker().index();
+    return (consumer_id(w) << tag_shard_shift) | ++consumer_ids_[w].next;
+}
+
+void broker::publish(message_ptr msg, std::function<void(publish_status)> done) {
+    auto reply = on_home(&calling_worker(), std::move(done));
+    auto& s = *shards_[shard_of(msg->dest.name)];
+    s.exec.post([&s, msg = std::move(msg), reply = std::move(reply)]() mutable {
+        s.publish(std::move(msg), std::move(reply));
+    });
+}
+
+void broker::subscribe(consumer_id id, const destination& dest, subscribe_options opt,
+                       std::weak_ptr<consumer_sink> sink, std::function<void()> done) {
+    executor* home = &calling_worker();
+    if (dest.is_queue()) {
+        auto& s = *shards_[shard_of(dest.name)];
+        s.exec.post([&s, id, dest, opt, sink = std::move(sink), home, done = std::move(done)]() {
+            s.subscribe(id, dest, opt, sink, home);
+            if (done) home->post(done);
+        });
+        return;
+    }
+    auto one_done = countdown(shards_.size(), home, std::move(done));
+    for (auto& sp : shards_) {
+        auto& s = *sp;
+        s.exec.post([&s, id, dest, opt, sink, home, one_done]() {
+            s.subscribe(id, dest, opt, sink, home);
+            one_done();
+        });
+    }
+}
+
+void broker::unsubscribe(consumer_id id, const destination& dest, std::function<void()> done) {
+    executor* home = &calling_worker();
+    if (dest.is_queue()) {
+        auto& s = *shards_[shard_of(dest.name)];
+        s.exec.post([&s, id, home, done = std::move(done)]() {
+            s.unsubscribe(id);
+            if (done) home->post(done);
+        });
+        return;
+    }
+    auto one_done = countdown(shards_.size(), home, std::move(done));
+    for (auto& sp : shards_) {
+        auto& s = *sp;
+        s.exec.post([&s, id, one_done]() {
+            s.unsubscribe(id);
+            one_done();
+        });
+    }
+}
+
+namespace {
+
+// Splits tags by the shard that issued them (the tag's top byte); single-shard fast path.
+template <typename F>
+void by_shard(std::vector<delivery_tag> tags, std::size_t shards, F&& each) {
+    if (tags.empty()) return;
+    const std::size_t first = tags.front() >> tag_shard_shift;
+    if (std::all_of(tags.begin(), tags.end(),
+                    [first](delivery_tag t) { return (t >> tag_shard_shift) == first; })) {
+        if (first < shards) each(first, std::move(tags));
+        return;
+    }
+    std::vector<std::vector<delivery_tag>> split(shards);
+    for (auto t : tags)
+        if (const std::size_t s = t >> tag_shard_shift; s < shards) split[s].push_back(t);
+    for (std::size_t s = 0; s < shards; ++s)
+        if (!split[s].empty()) each(s, std::move(split[s]));
+}
+
+}  // namespace
+
+void broker::ack(consumer_id id, std::vector<delivery_tag> tags) {
+    by_shard(std::move(tags), shards_.size(), [&](std::size_t i, std::vector<delivery_tag> t) {
+        auto& s = *shards_[i];
+        s.exec.post([&s, id, t = std::move(t)]() { s.ack(id, t); });
+    });
+}
+
+void broker::nack(consumer_id id, std::vector<delivery_tag> tags) {
+    by_shard(std::move(tags), shards_.size(), [&](std::size_t i, std::vector<delivery_tag> t) {
+        auto& s = *shards_[i];
+        s.exec.post([&s, id, t = std::move(t)]() { s.nack(id, t); });
+    });
+}
+
+void broker::stats(std::function<void(std::vector<destination_stats>)> done) {
+    executor* home = &calling_worker();
+    struct gather {
+        std::mutex mutex;
+        std::vector<destination_stats> all;
+        std::size_t left;
+    };
+    auto g = std::make_shared<gather>();
+    g->left = shards_.size();
+    for (auto& sp : shards_) {
+        auto& s = *sp;
+        s.exec.post([&s, g, home, done]() {
+            std::vector<destination_stats> mine;
+            s.collect(mine);
+            std::lock_guard lock(g->mutex);
+            for (auto& m : mine) g->all.push_back(std::move(m));
+            if (--g->left == 0) {
+                home->post([g, done]() {
+                    // Topic subscriptions live on every shard; counts come from the topic's own
+                    // shard only, so no merging is needed.
+                    done(std::move(g->all));
+                });
+            }
+        });
+    }
+}
+
+}  // namespace sb::core

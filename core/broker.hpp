@@ -1,0 +1,140 @@
+// core/broker.hpp — the broker kernel: queues, topics, consumers, acknowledgements.
+//
+// Sharded by destination: each destination is owned by one worker (hash of its name) and only
+// that worker touches it. A call made on any worker is posted to the owner; its completion is
+// posted back and runs later on the calling worker, never inside the call. Topic subscriptions
+// are broadcast to every shard, so a publish is matched where the topic lives and never crosses
+// shards to find subscribers. No locks on the message path.
+//
+// Messages between workers (all closures posted through core::executor):
+//   caller -> owner shard : publish, subscribe, unsubscribe, ack, nack, stats
+//   owner  -> caller      : publish/subscribe/unsubscribe/stats completions
+//   owner  -> consumer    : consumer_sink::on_delivery (one message per call)
+//   shard  -> DLQ owner   : a dead-lettered message
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/executor.hpp"
+#include "core/message/message.hpp"
+#include "core/store/store.hpp"
+
+namespace sb::core {
+
+using consumer_id = std::uint64_t;
+using delivery_tag = std::uint64_t;  // unique in the broker; the top byte names the shard
+
+struct delivery {
+    message_ptr msg;
+    delivery_tag tag = 0;
+    std::uint32_t redeliveries = 0;  // times this message was delivered before
+};
+
+// Implemented by a protocol session. The kernel calls it on the consumer's home worker (the
+// worker that subscribed). A delivery counts against the consumer's prefetch until it is acked
+// or nacked through the broker.
+class consumer_sink {
+public:
+    virtual void on_delivery(consumer_id id, delivery d) = 0;
+
+protected:
+    ~consumer_sink() = default;
+};
+
+struct subscribe_options {
+    std::uint32_t prefetch = 0;       // unacked deliveries in flight; 0 = the broker default
+    bool no_local = false;            // skip messages published by `connection`
+    std::uint64_t connection = 0;
+};
+
+enum class publish_status : std::uint8_t { ok, store_failed };
+
+enum class dead_letter_policy : std::uint8_t { shared, per_destination };
+
+struct broker_settings {
+    std::string name = "switchboard";
+    std::uint32_t max_redeliveries = 6;
+    dead_letter_policy dead_letter = dead_letter_policy::shared;
+    std::uint32_t default_prefetch = 1000;
+    std::size_t queue_memory_limit = std::size_t{64} << 20;
+    std::size_t topic_max_pending = 10000;
+};
+
+inline constexpr std::string_view shared_dlq_name = "ActiveMQ.DLQ";
+inline constexpr std::string_view dlq_prefix = "DLQ.";
+// Property set on a dead-lettered copy: where the message came from.
+inline constexpr std::string_view original_destination_property = "original-destination";
+
+struct destination_stats {
+    destination dest;
+    std::uint64_t enqueued = 0;       // accepted by the destination
+    std::uint64_t dequeued = 0;       // acknowledged (queues) or delivered (topics)
+    std::uint64_t dead_lettered = 0;
+    std::uint64_t expired = 0;
+    std::uint64_t dropped = 0;        // topic messages dropped for slow subscribers
+    std::uint64_t depth = 0;          // queued, not yet delivered (incl. held by flow control)
+    std::uint64_t inflight = 0;       // delivered, not yet acknowledged
+    std::uint64_t consumers = 0;
+    std::uint64_t memory_bytes = 0;
+};
+
+class broker {
+public:
+    // `workers` are the shards, in index order; they outlive the broker. `st` outlives it too.
+    broker(broker_settings settings, std::vector<executor*> workers, store& st);
+    ~broker();
+    broker(const broker&) = delete;
+    broker& operator=(const broker&) = delete;
+
+    // Before any worker runs: load the store's pending messages into their queues.
+    // Returns how many were recovered.
+    std::size_t recover();
+
+    // Everything below is called on a worker thread (executor::current() != nullptr).
+
+    // Fresh ids, unique in this broker; no cross-worker traffic.
+    message_id next_message_id() noexcept;
+    consumer_id next_consumer_id() noexcept;
+
+    // Enqueue on a queue or fan out on a topic. `done` runs once the message is accepted:
+    // for a persistent queue message, after the store made it durable; when a queue is over
+    // its memory limit, only after it drained (producer flow control).
+    void publish(message_ptr msg, std::function<void(publish_status)> done);
+
+    // A queue consumer competes with the queue's other consumers; a topic subscription (the
+    // name may have wildcards) receives every matching message published after `done` runs.
+    void subscribe(consumer_id id, const destination& dest, subscribe_options opt,
+                   std::weak_ptr<consumer_sink> sink, std::function<void()> done);
+
+    // Ends a subscription. Its unacknowledged queue messages go back to the queue, counted as
+    // a redelivery (dead-lettered past max_redeliveries).
+    void unsubscribe(consumer_id id, const destination& dest, std::function<void()> done = {});
+
+    // Settle deliveries of consumer `id`. Unknown tags are ignored.
+    void ack(consumer_id id, std::vector<delivery_tag> tags);
+    // Redeliver (counted) or dead-letter past max_redeliveries. Topic deliveries are dropped.
+    void nack(consumer_id id, std::vector<delivery_tag> tags);
+
+    // A snapshot of every destination's counters, gathered from all shards.
+    void stats(std::function<void(std::vector<destination_stats>)> done);
+
+    const broker_settings& settings() const noexcept { return settings_; }
+    std::size_t shard_count() const noexcept { return shards_.size(); }
+    std::size_t shard_of(std::string_view destination_name) const noexcept;
+
+private:
+    struct shard;
+
+    broker_settings settings_;
+    store& store_;
+    std::vector<std::unique_ptr<shard>> shards_;
+    struct alignas(64) id_counter { std::uint64_t next = 0; };
+    std::vector<id_counter> message_ids_;   // one per worker, touched only by that worker
+    std::vector<id_counter> consumer_ids_;
+};
+
+}  // namespace sb::core

@@ -1,0 +1,34 @@
+// core/store/memory_store.cpp — RAM-only store; completes adds at once.
+#include "core/store/memory_store.hpp"
+
+namespace sb::core {
+
+void memory_store::add(std::string_view queue, const message_ptr& msg, add_done done) {
+    {
+        std::lock_guard lock(mutex_);
+        const auto s = ++seq_;
+        entries_.emplace(s, entry{std::string(queue), msg});
+        index_.emplace(std::pair{std::string(queue), msg->id}, s);
+    }
+    if (done) done(store_status::ok);
+}
+
+void memory_store::remove(std::string_view queue, message_id id) {
+    std::lock_guard lock(mutex_);
+    const auto it = index_.find(std::pair{std::string(queue), id});
+    if (it == index_.end()) return;
+    entries_.erase(it->second);
+    index_.erase(it);
+}
+
+void memory_store::recover(const std::function<void(std::string_view, message_ptr)>& each) {
+    std::lock_guard lock(mutex_);
+    for (const auto& [seq, e] : entries_) each(e.queue, e.msg);
+}
+
+std::size_t memory_store::size() const {
+    std::lock_guard lock(mutex_);
+    return entries_.size();
+}
+
+}  // namespace sb::core

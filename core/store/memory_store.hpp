@@ -1,0 +1,32 @@
+// core/store/memory_store.hpp — a store that keeps pending messages in RAM: nothing survives the
+// process, but recover() works within it (tests restart a kernel on the same store).
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "core/store/store.hpp"
+
+namespace sb::core {
+
+class memory_store final : public store {
+public:
+    void add(std::string_view queue, const message_ptr& msg, add_done done) override;
+    void remove(std::string_view queue, message_id id) override;
+    void recover(const std::function<void(std::string_view, message_ptr)>& each) override;
+    std::string_view kind() const noexcept override { return "memory"; }
+
+    std::size_t size() const;
+
+private:
+    // Keyed by insertion sequence so recovery keeps order across queues.
+    struct entry { std::string queue; message_ptr msg; };
+    mutable std::mutex mutex_;
+    std::uint64_t seq_ = 0;
+    std::map<std::uint64_t, entry> entries_;
+    std::map<std::pair<std::string, message_id>, std::uint64_t, std::less<>> index_;
+};
+
+}  // namespace sb::core

@@ -1,0 +1,39 @@
+// core/store/store.hpp — where persistent queue messages live across restarts.
+//
+// Called only by kernel shards, each on its own worker thread; an implementation must be safe
+// for concurrent calls from different shards. A persistent send is confirmed to its producer
+// only after `add`'s completion reports it durable, so a journal can group many adds into one
+// fsync and complete them together. Non-persistent messages never reach the store.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "core/message/message.hpp"
+
+namespace sb::core {
+
+enum class store_status : std::uint8_t { ok, failed };
+
+class store {
+public:
+    using add_done = std::function<void(store_status)>;
+
+    virtual ~store() = default;
+
+    // Record `msg` as pending on `queue`. `done` runs once the record is durable (or failed),
+    // on a thread of the store's choosing: the kernel posts it back to the shard itself.
+    virtual void add(std::string_view queue, const message_ptr& msg, add_done done) = 0;
+
+    // Forget `id` on `queue` (acknowledged, expired, or moved to a DLQ). No confirmation.
+    virtual void remove(std::string_view queue, message_id id) = 0;
+
+    // At start, before any worker runs: every pending message, in the order it was added.
+    virtual void recover(const std::function<void(std::string_view queue, message_ptr)>& each) = 0;
+
+    // A short name for logs and the admin API ("memory", "journal").
+    virtual std::string_view kind() const noexcept = 0;
+};
+
+}  // namespace sb::core

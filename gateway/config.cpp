@@ -1,0 +1,478 @@
+// gateway/config.cpp — YAML → config, validated; every error names file, line, column and key.
+// The only place (with main) where exceptions are normal: yaml-cpp's are caught and re-thrown
+// as config_error with the position translated to 1-based line:column.
+
+#include "gateway/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <initializer_list>
+#include <limits>
+#include <utility>
+
+namespace sb::gateway {
+namespace {
+
+using YAML::Node;
+
+// A position in the text, 0-based like yaml-cpp's Mark; printed 1-based.
+struct place {
+    int line = 0;
+    int column = 0;
+};
+
+place place_of(const Node& n, place fallback) {
+    const YAML::Mark m = n.Mark();
+    if (m.is_null() || m.line < 0 || m.column < 0) return fallback;
+    return {m.line, m.column};
+}
+
+// One key of a mapping with where it and its value are. An empty value (`key:` or `key: ~`)
+// is placed at its key: yaml-cpp marks it where the next token starts, often the next line.
+struct entry {
+    std::string key;
+    std::string path;  // "listeners[0].port"
+    Node value;
+    place key_at;
+    place value_at;
+};
+
+std::string join(std::initializer_list<std::string_view> words, std::string_view sep) {
+    std::string out;
+    for (auto w : words) {
+        if (!out.empty()) out += sep;
+        out += w;
+    }
+    return out;
+}
+
+// How a value is shown after "got": scalars quoted (and shortened), others by kind.
+std::string describe(const Node& n) {
+    switch (n.Type()) {
+        case YAML::NodeType::Null:
+        case YAML::NodeType::Undefined: return "an empty value";
+        case YAML::NodeType::Sequence: return "a list";
+        case YAML::NodeType::Map: return "a mapping";
+        case YAML::NodeType::Scalar: break;
+    }
+    const std::string& s = n.Scalar();
+    constexpr std::size_t max_shown = 60;
+    std::string out = "\"";
+    for (std::size_t i = 0; i < s.size() && i < max_shown; ++i) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c < 0x20 || c == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02x", c);
+            out += buf;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    if (s.size() > max_shown) out += "...";
+    out += '"';
+    return out;
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+// Plain decimal digits only: yaml-cpp's own conversion would also take "0x10", "-1" into
+// unsigned wrap-around, or "1e3", none of which an operator means for a port.
+bool parse_unsigned(std::string_view s, std::uint64_t& out) {
+    if (s.empty()) return false;
+    for (char c : s)
+        if (c < '0' || c > '9') return false;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc{} && end == s.data() + s.size();
+}
+
+// "4096", "64MiB", "64 MiB". IEC suffixes only: "MB" would leave 10^6 vs 2^20 to guesswork.
+bool parse_size(std::string_view s, std::uint64_t& out) {
+    s = trim(s);
+    std::size_t digits = 0;
+    while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
+    std::uint64_t n = 0;
+    if (!parse_unsigned(s.substr(0, digits), n)) return false;
+    const std::string_view suffix = trim(s.substr(digits));
+    unsigned shift = 0;
+    if (suffix.empty()) shift = 0;
+    else if (suffix == "KiB") shift = 10;
+    else if (suffix == "MiB") shift = 20;
+    else if (suffix == "GiB") shift = 30;
+    else return false;
+    if (n > (std::numeric_limits<std::uint64_t>::max() >> shift)) return false;
+    out = n << shift;
+    return true;
+}
+
+std::string range_text(std::uint64_t lo, std::uint64_t hi) {
+    if (hi == std::numeric_limits<std::uint64_t>::max()) return ">= " + std::to_string(lo);
+    return std::to_string(lo) + ".." + std::to_string(hi);
+}
+
+bool is_name_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
+}
+
+class loader {
+public:
+    explicit loader(std::string source) : source_(std::move(source)) {}
+
+    config load(std::string_view text) {
+        Node root;
+        try {
+            const std::vector<Node> docs = YAML::LoadAll(std::string(text));
+            if (docs.size() > 1)
+                fail(place_of(docs[1], {}), "", "only one YAML document is allowed, found " +
+                                                    std::to_string(docs.size()));
+            if (!docs.empty()) root = docs.front();
+        } catch (const YAML::ParserException& e) {
+            fail({e.mark.line, e.mark.column}, "", "YAML syntax error: " + e.msg);
+        } catch (const YAML::Exception& e) {
+            fail({e.mark.line, e.mark.column}, "", std::string("YAML error: ") + e.what());
+        }
+
+        config cfg;
+        cfg.source = source_;
+        bool has_listeners = false;
+        for (const entry& e : entries(root, {}, "",
+                                      {"workers", "log", "broker", "store", "security", "stomp",
+                                       "listeners"})) {
+            if (e.key == "workers") cfg.workers = static_cast<unsigned>(integer(e, 0, 256));
+            else if (e.key == "log") cfg.log = load_log(e);
+            else if (e.key == "broker") cfg.broker = load_broker(e);
+            else if (e.key == "store") cfg.store = load_store(e);
+            else if (e.key == "security") cfg.security = load_security(e);
+            else if (e.key == "stomp") cfg.stomp = load_stomp(e);
+            else if (e.key == "listeners") {
+                cfg.listeners = load_listeners(e);
+                has_listeners = true;
+            }
+        }
+        if (!has_listeners) {
+            // The section left out: the same listener as conf/switchboard.yaml.
+            listener_config l;
+            l.name = "stomp";
+            l.port = 61613;
+            cfg.listeners.push_back(std::move(l));
+        }
+        return cfg;
+    }
+
+private:
+    [[noreturn]] void fail(place at, std::string_view path, std::string_view what) const {
+        std::string msg = source_;
+        msg += ':';
+        msg += std::to_string(at.line + 1);
+        msg += ':';
+        msg += std::to_string(at.column + 1);
+        msg += ": ";
+        if (!path.empty()) {
+            msg += path;
+            msg += ": ";
+        }
+        msg += what;
+        throw config_error(msg);
+    }
+
+    [[noreturn]] void expected(const entry& e, std::string_view what) const {
+        fail(e.value_at, e.path, "expected " + std::string(what) + ", got " + describe(e.value));
+    }
+
+    // The keys of a mapping in file order. A blank section (`log:`) is an empty mapping.
+    // Unknown keys are errors at every level so that a typo never falls back to a default.
+    std::vector<entry> entries(const Node& map, place at, const std::string& path,
+                               std::initializer_list<std::string_view> known) const {
+        std::vector<entry> out;
+        if (map.IsNull() || !map.IsDefined()) return out;
+        if (!map.IsMap())
+            fail(place_of(map, at), path,
+                 "expected a mapping with keys " + join(known, ", ") + ", got " + describe(map));
+        for (auto it = map.begin(); it != map.end(); ++it) {
+            entry e;
+            e.key_at = place_of(it->first, at);
+            if (!it->first.IsScalar())
+                fail(e.key_at, path, "expected a plain key, got " + describe(it->first));
+            e.key = it->first.Scalar();
+            bool is_known = false;
+            for (auto k : known) is_known = is_known || k == e.key;
+            if (!is_known)
+                fail(e.key_at, path,
+                     "unknown key '" + e.key + "' (known: " + join(known, ", ") + ")");
+            for (const entry& prev : out)
+                if (prev.key == e.key)
+                    fail(e.key_at, path,
+                         "duplicate key '" + e.key + "' (first on line " +
+                             std::to_string(prev.key_at.line + 1) + ")");
+            e.path = path.empty() ? e.key : path + "." + e.key;
+            e.value = it->second;
+            e.value_at = it->second.IsNull() ? e.key_at : place_of(it->second, e.key_at);
+            out.push_back(std::move(e));
+        }
+        return out;
+    }
+
+    std::uint64_t integer(const entry& e, std::uint64_t lo, std::uint64_t hi) const {
+        std::uint64_t v = 0;
+        if (!e.value.IsScalar() || !parse_unsigned(e.value.Scalar(), v) || v < lo || v > hi)
+            expected(e, "an integer " + range_text(lo, hi));
+        return v;
+    }
+
+    std::uint32_t uint32(const entry& e, std::uint32_t lo = 0) const {
+        return static_cast<std::uint32_t>(integer(e, lo, std::numeric_limits<std::uint32_t>::max()));
+    }
+
+    std::size_t size_bytes(const entry& e, std::uint64_t lo) const {
+        std::uint64_t v = 0;
+        if (!e.value.IsScalar() || !parse_size(e.value.Scalar(), v) || v < lo ||
+            v > std::numeric_limits<std::size_t>::max())
+            expected(e, "a size in bytes >= " + std::to_string(lo) +
+                            " (an integer, optionally followed by KiB, MiB or GiB)");
+        return static_cast<std::size_t>(v);
+    }
+
+    // A count of things; accepts only plain integers (a KiB suffix would mean nothing here).
+    std::size_t count(const entry& e, std::uint64_t lo) const {
+        return static_cast<std::size_t>(integer(e, lo, std::numeric_limits<std::size_t>::max()));
+    }
+
+    double real(const entry& e, double lo, std::string_view lo_text) const {
+        double v = 0;
+        bool ok = e.value.IsScalar();
+        if (ok) {
+            const std::string_view s = trim(e.value.Scalar());
+            const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+            ok = !s.empty() && ec == std::errc{} && end == s.data() + s.size() && std::isfinite(v) &&
+                 v >= lo;
+        }
+        if (!ok) expected(e, "a number >= " + std::string(lo_text));
+        return v;
+    }
+
+    bool boolean(const entry& e) const {
+        if (e.value.IsScalar()) {
+            std::string s = e.value.Scalar();
+            for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            if (s == "true" || s == "yes" || s == "on") return true;
+            if (s == "false" || s == "no" || s == "off") return false;
+        }
+        expected(e, "true or false");
+    }
+
+    // A string; an empty value reads as "".
+    std::string text(const entry& e) const {
+        if (e.value.IsNull()) return {};
+        if (!e.value.IsScalar()) expected(e, "a string");
+        return e.value.Scalar();
+    }
+
+    template <class Enum>
+    Enum choice(const entry& e, std::initializer_list<std::pair<std::string_view, Enum>> known,
+                std::initializer_list<std::string_view> not_yet = {}) const {
+        std::string names;
+        for (const auto& [name, value] : known) {
+            if (e.value.IsScalar() && e.value.Scalar() == name) return value;
+            if (!names.empty()) names += ", ";
+            names += name;
+        }
+        if (e.value.IsScalar())
+            for (auto later : not_yet)
+                if (e.value.Scalar() == later)
+                    fail(e.value_at, e.path,
+                         "'" + std::string(later) + "' is not supported yet (supported: " + names + ")");
+        expected(e, "one of " + names);
+    }
+
+    log_config load_log(const entry& section) const {
+        log_config out;
+        for (const entry& e : entries(section.value, section.key_at, section.path, {"level"})) {
+            static constexpr std::string_view levels[] = {"trace", "debug", "info",    "warn",
+                                                          "error", "critical", "off"};
+            bool ok = false;
+            for (auto l : levels) ok = ok || (e.value.IsScalar() && e.value.Scalar() == l);
+            if (!ok) expected(e, "one of trace, debug, info, warn, error, critical, off");
+            out.level = e.value.Scalar();
+        }
+        return out;
+    }
+
+    broker_config load_broker(const entry& section) const {
+        broker_config out;
+        for (const entry& e :
+             entries(section.value, section.key_at, section.path,
+                     {"name", "max_redeliveries", "dead_letter", "default_prefetch",
+                      "queue_memory_limit", "topic_max_pending"})) {
+            if (e.key == "name") {
+                out.name = text(e);
+                if (out.name.empty()) expected(e, "a non-empty name");
+            } else if (e.key == "max_redeliveries") {
+                out.max_redeliveries = uint32(e);
+            } else if (e.key == "dead_letter") {
+                out.dead_letter = choice<dead_letter_policy>(
+                    e, {{"shared", dead_letter_policy::shared},
+                        {"per_destination", dead_letter_policy::per_destination}});
+            } else if (e.key == "default_prefetch") {
+                out.default_prefetch = uint32(e, 1);  // 0 would stall every consumer
+            } else if (e.key == "queue_memory_limit") {
+                out.queue_memory_limit = size_bytes(e, 1024);
+            } else if (e.key == "topic_max_pending") {
+                out.topic_max_pending = count(e, 1);
+            }
+        }
+        return out;
+    }
+
+    store_config load_store(const entry& section) const {
+        store_config out;
+        for (const entry& e : entries(section.value, section.key_at, section.path, {"type"}))
+            out.type = choice<store_type>(e, {{"memory", store_type::memory}}, {"journal"});
+        return out;
+    }
+
+    security_config load_security(const entry& section) const {
+        security_config out;
+        place anonymous_at = section.key_at;
+        for (const entry& e : entries(section.value, section.key_at, section.path,
+                                      {"allow_anonymous", "users_file"})) {
+            if (e.key == "allow_anonymous") {
+                out.allow_anonymous = boolean(e);
+                anonymous_at = e.value_at;
+            } else if (e.key == "users_file") {
+                out.users_file = text(e);
+            }
+        }
+        // Without a users file there is nobody to check a password against; refusing here
+        // beats a broker that starts and then rejects every client.
+        if (!out.allow_anonymous && out.users_file.empty())
+            fail(anonymous_at, "security.allow_anonymous",
+                 "false needs security.users_file (otherwise nobody can log in)");
+        return out;
+    }
+
+    stomp_config load_stomp(const entry& section) const {
+        stomp_config out;
+        for (const entry& e :
+             entries(section.value, section.key_at, section.path,
+                     {"max_frame_bytes", "max_headers", "max_header_bytes", "connect_timeout_ms",
+                      "heartbeat_floor_ms", "heartbeat_grace"})) {
+            if (e.key == "max_frame_bytes") out.max_frame_bytes = size_bytes(e, 1024);
+            else if (e.key == "max_headers") out.max_headers = count(e, 1);
+            else if (e.key == "max_header_bytes") out.max_header_bytes = size_bytes(e, 64);
+            else if (e.key == "connect_timeout_ms") out.connect_timeout_ms = uint32(e, 1);
+            else if (e.key == "heartbeat_floor_ms") out.heartbeat_floor_ms = uint32(e);
+            else if (e.key == "heartbeat_grace") out.heartbeat_grace = real(e, 1.0, "1.0");
+        }
+        return out;
+    }
+
+    std::vector<listener_config> load_listeners(const entry& section) const {
+        if (!section.value.IsSequence() || section.value.size() == 0)
+            fail(section.value_at, section.path,
+                 "expected a list of at least one listener, got " + describe(section.value));
+
+        struct seen {
+            place name_at;
+            place port_at;
+        };
+        std::vector<listener_config> out;
+        std::vector<seen> where;
+        for (std::size_t i = 0; i < section.value.size(); ++i) {
+            const Node item = section.value[i];
+            const std::string path = section.path + "[" + std::to_string(i) + "]";
+            const place item_at = place_of(item, section.value_at);
+            if (!item.IsMap())
+                fail(item_at, path,
+                     "expected a mapping with keys name, protocol, address, port, max_connections, got " +
+                         describe(item));
+            listener_config l;
+            seen at{item_at, item_at};
+            bool has_name = false, has_port = false;
+            for (const entry& e : entries(item, item_at, path,
+                                          {"name", "protocol", "address", "port",
+                                           "max_connections"})) {
+                if (e.key == "name") {
+                    l.name = text(e);
+                    // Names show up in logs, metrics labels and admin URLs.
+                    bool ok = !l.name.empty();
+                    for (char c : l.name) ok = ok && is_name_char(c);
+                    if (!ok) expected(e, "a non-empty name of letters, digits, '-', '_' or '.'");
+                    has_name = true;
+                    at.name_at = e.value_at;
+                } else if (e.key == "protocol") {
+                    l.proto = choice<protocol>(e, {{"stomp", protocol::stomp}},
+                                               {"mqtt", "amqp", "openwire", "websocket", "auto"});
+                } else if (e.key == "address") {
+                    l.address = text(e);
+                    bool ok = !l.address.empty();
+                    for (char c : l.address) ok = ok && c != ' ' && c != '\t';
+                    if (!ok) expected(e, "an IP address or host name");
+                } else if (e.key == "port") {
+                    l.port = static_cast<std::uint16_t>(integer(e, 1, 65535));
+                    has_port = true;
+                    at.port_at = e.value_at;
+                } else if (e.key == "max_connections") {
+                    l.max_connections = count(e, 1);
+                }
+            }
+            if (!has_name) fail(item_at, path + ".name", "missing (every listener needs a name)");
+            if (!has_port) fail(item_at, path + ".port", "missing (expected an integer 1..65535)");
+
+            for (std::size_t j = 0; j < out.size(); ++j) {
+                const listener_config& o = out[j];
+                if (o.name == l.name)
+                    fail(at.name_at, path + ".name",
+                         "duplicate listener name '" + l.name + "' (first on line " +
+                             std::to_string(where[j].name_at.line + 1) + ")");
+                // A wildcard address takes the port on every interface (dual-stack for "::").
+                const bool overlap = o.address == l.address || o.address == "0.0.0.0" ||
+                                     l.address == "0.0.0.0" || o.address == "::" || l.address == "::";
+                if (o.port == l.port && overlap)
+                    fail(at.port_at, path + ".port",
+                         l.address + ":" + std::to_string(l.port) + " is already used by listener '" +
+                             o.name + "' (" + o.address + ":" + std::to_string(o.port) + ", line " +
+                             std::to_string(where[j].port_at.line + 1) + ")");
+            }
+            out.push_back(std::move(l));
+            where.push_back(at);
+        }
+        return out;
+    }
+
+    std::string source_;
+};
+
+}  // namespace
+
+config load_config_text(std::string_view yaml, std::string source_name) {
+    return loader(std::move(source_name)).load(yaml);
+}
+
+config load_config_file(const std::string& path) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) throw config_error("cannot open " + path + ": " + std::strerror(errno));
+    std::string text;
+    char buf[8192];
+    std::size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+    const bool failed = std::ferror(f) != 0;
+    const int err = errno;  // e.g. EISDIR: fopen of a directory succeeds, the read fails
+    std::fclose(f);
+    if (failed) throw config_error("cannot read " + path + ": " + std::strerror(err));
+    return load_config_text(text, path);
+}
+
+}  // namespace sb::gateway

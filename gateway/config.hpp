@@ -1,0 +1,107 @@
+// gateway/config.hpp — the process configuration: plain structs, and the YAML loader that
+// validates a file and reports every problem as "file:line:col: key.path: what is wrong".
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sb::gateway {
+
+enum class protocol { stomp };  // more later: mqtt, amqp, openwire, websocket, auto
+
+struct listener_config {
+    std::string name;
+    protocol proto = protocol::stomp;
+    std::string address = "0.0.0.0";
+    std::uint16_t port = 0;  // always 1..65535 after loading
+    std::size_t max_connections = 10000;
+
+    bool operator==(const listener_config&) const = default;
+};
+
+enum class dead_letter_policy { shared, per_destination };
+
+struct broker_config {
+    std::string name = "switchboard";
+    std::uint32_t max_redeliveries = 6;
+    dead_letter_policy dead_letter = dead_letter_policy::shared;
+    std::uint32_t default_prefetch = 1000;
+    std::size_t queue_memory_limit = 64u << 20;
+    std::size_t topic_max_pending = 10000;
+
+    bool operator==(const broker_config&) const = default;
+};
+
+enum class store_type { memory };
+
+struct store_config {
+    store_type type = store_type::memory;
+
+    bool operator==(const store_config&) const = default;
+};
+
+struct security_config {
+    bool allow_anonymous = true;
+    std::string users_file;  // empty: no users file (allow_anonymous must then be true)
+
+    bool operator==(const security_config&) const = default;
+};
+
+struct stomp_config {
+    std::size_t max_frame_bytes = 16u << 20;
+    std::size_t max_headers = 1000;
+    std::size_t max_header_bytes = 10240;
+    std::uint32_t connect_timeout_ms = 10000;
+    std::uint32_t heartbeat_floor_ms = 100;
+    double heartbeat_grace = 1.5;
+
+    bool operator==(const stomp_config&) const = default;
+};
+
+struct log_config {
+    std::string level = "info";  // trace | debug | info | warn | error | critical | off
+
+    bool operator==(const log_config&) const = default;
+};
+
+struct config {
+    std::string source;  // file path or "<embedded default>"
+    unsigned workers = 0;  // 0: one per hardware thread
+    log_config log;
+    broker_config broker;
+    store_config store;
+    security_config security;
+    stomp_config stomp;
+    std::vector<listener_config> listeners;  // never empty after loading
+
+    bool operator==(const config&) const = default;
+};
+
+// Thrown by the loaders only; what() is one line, ready for the operator:
+//   conf/x.yaml:12:11: listeners[0].port: expected an integer 1..65535, got "abc"
+struct config_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// The text of conf/switchboard.yaml, compiled into the binary. Implemented by a source file
+// that CMake generates (gateway_default_config.cpp); never throws.
+std::string_view default_config_text() noexcept;
+
+// The name used as `source` for the embedded default.
+inline constexpr std::string_view embedded_source_name = "<embedded default>";
+
+// Reads and validates a YAML file. Throws config_error ("cannot open <path>: <reason>", YAML
+// syntax errors, unknown keys at any level, wrong types, values out of range).
+// Omitted sections keep their defaults; an omitted `listeners` section means the one default
+// STOMP listener (0.0.0.0:61613), while an explicit empty list is an error.
+// Sizes are integers in bytes, optionally suffixed KiB, MiB or GiB ("64 MiB").
+config load_config_file(const std::string& path);
+
+// Same, from text; `source_name` is what error messages and config::source show.
+config load_config_text(std::string_view yaml, std::string source_name);
+
+}  // namespace sb::gateway

@@ -1,0 +1,213 @@
+// gateway/server.cpp — start-up, accept loops, graceful shutdown.
+//
+// Threads: the main thread runs the acceptors and the signal set; each worker runs its own
+// io_context. An accepted socket is bound to the next worker (round-robin) and its session is
+// created and lives on that worker.
+#include "gateway/server.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
+
+#include "adapters/stomp/session.hpp"
+#include "core/broker.hpp"
+#include "core/security/authenticator.hpp"
+#include "core/store/memory_store.hpp"
+#include "gateway/tcp_transport.hpp"
+#include "gateway/worker.hpp"
+
+namespace sb::gateway {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+std::shared_ptr<spdlog::logger> log() {
+    static auto l = spdlog::get("gateway");
+    return l ? l : spdlog::default_logger();
+}
+
+std::string_view protocol_name(protocol p) {
+    switch (p) {
+    case protocol::stomp: return "stomp";
+    }
+    return "?";
+}
+
+using session_factory =
+    std::function<std::shared_ptr<net::session>(std::unique_ptr<net::transport>, std::uint64_t conn)>;
+
+struct shared_state {
+    std::atomic<std::uint64_t> next_connection{1};
+    std::atomic<std::size_t> live_connections{0};
+};
+
+class listener {
+public:
+    listener(asio::io_context& ctx, const listener_config& cfg, std::vector<std::unique_ptr<worker>>& workers,
+             shared_state& shared, session_factory make)
+        : cfg_(cfg), acceptor_(ctx), workers_(workers), shared_(shared), make_(std::move(make)),
+          active_(std::make_shared<std::atomic<std::size_t>>(0)) {}
+
+    void open() {
+        const tcp::endpoint ep(asio::ip::make_address(cfg_.address), cfg_.port);
+        acceptor_.open(ep.protocol());
+        acceptor_.set_option(tcp::acceptor::reuse_address(true));
+        acceptor_.bind(ep);
+        acceptor_.listen(asio::socket_base::max_listen_connections);
+        log()->info("listener up name={} proto={} address={}:{} max_connections={}", cfg_.name,
+                    protocol_name(cfg_.proto), cfg_.address, cfg_.port, cfg_.max_connections);
+        do_accept();
+    }
+
+    void close() {
+        net::error_code ec;
+        acceptor_.close(ec);
+    }
+
+private:
+    void do_accept() {
+        auto& w = *workers_[next_worker_++ % workers_.size()];
+        acceptor_.async_accept(w.context(), [this, &w](net::error_code ec, tcp::socket socket) {
+            if (ec == asio::error::operation_aborted) return;
+            if (!ec) on_accept(w, std::move(socket));
+            else log()->warn("listener={} accept failed: {}", cfg_.name, ec.message());
+            do_accept();
+        });
+    }
+
+    void on_accept(worker& w, tcp::socket socket) {
+        if (active_->load() >= cfg_.max_connections) {
+            ++refused_;
+            log()->warn("listener={} reason=max_connections limit={} refused={}", cfg_.name,
+                        cfg_.max_connections, refused_);
+            net::error_code ec;
+            socket.close(ec);
+            return;
+        }
+        ++*active_;
+        ++shared_.live_connections;
+        const std::uint64_t conn = shared_.next_connection++;
+        // The session is created on its worker: its timers and socket belong to that loop.
+        asio::post(w.context(), [this, &w, conn, socket = std::move(socket), active = active_]() mutable {
+            auto on_destroy = [&w, conn, active, shared = &shared_]() {
+                --*active;
+                --shared->live_connections;
+                w.remove_session(conn);
+            };
+            auto t = std::make_unique<tcp_transport>(std::move(socket), std::move(on_destroy));
+            log()->debug("conn={} peer={} listener={} accepted", conn, t->peer(), cfg_.name);
+            auto s = make_(std::move(t), conn);
+            w.add_session(conn, s);
+            s->start();
+        });
+    }
+
+    const listener_config& cfg_;
+    tcp::acceptor acceptor_;
+    std::vector<std::unique_ptr<worker>>& workers_;
+    shared_state& shared_;
+    session_factory make_;
+    std::shared_ptr<std::atomic<std::size_t>> active_;
+    std::size_t next_worker_ = 0;
+    std::uint64_t refused_ = 0;
+};
+
+stomp::settings stomp_settings(const config& cfg) {
+    stomp::settings s;
+    s.frame_limits.max_frame_bytes = cfg.stomp.max_frame_bytes;
+    s.frame_limits.max_headers = cfg.stomp.max_headers;
+    s.frame_limits.max_header_bytes = cfg.stomp.max_header_bytes;
+    s.connect_timeout_ms = cfg.stomp.connect_timeout_ms;
+    s.heartbeat_floor_ms = cfg.stomp.heartbeat_floor_ms;
+    s.heartbeat_grace = cfg.stomp.heartbeat_grace;
+    s.broker_name = cfg.broker.name;
+    return s;
+}
+
+core::broker_settings broker_settings(const config& cfg) {
+    core::broker_settings b;
+    b.name = cfg.broker.name;
+    b.max_redeliveries = cfg.broker.max_redeliveries;
+    b.dead_letter = cfg.broker.dead_letter == dead_letter_policy::shared ? core::dead_letter_policy::shared
+                                                                         : core::dead_letter_policy::per_destination;
+    b.default_prefetch = cfg.broker.default_prefetch;
+    b.queue_memory_limit = cfg.broker.queue_memory_limit;
+    b.topic_max_pending = cfg.broker.topic_max_pending;
+    return b;
+}
+
+}  // namespace
+
+int run_server(const config& cfg) {
+    const unsigned n = cfg.workers ? cfg.workers : std::max(1u, std::thread::hardware_concurrency());
+    std::vector<std::unique_ptr<worker>> workers;
+    std::vector<core::executor*> executors;
+    for (unsigned i = 0; i < n; ++i) {
+        workers.push_back(std::make_unique<worker>(i));
+        executors.push_back(workers.back().get());
+    }
+
+    auto auth = core::make_authenticator(cfg.security.allow_anonymous, cfg.security.users_file);
+    core::memory_store store;
+    core::broker broker(broker_settings(cfg), executors, store);
+    const auto started = std::chrono::steady_clock::now();
+    const auto recovered = broker.recover();
+    log()->info("store={} recovered={} in {} ms", store.kind(), recovered,
+                std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
+
+    auto stomp_cfg = std::make_shared<const stomp::settings>(stomp_settings(cfg));
+    shared_state shared;
+    asio::io_context main_ctx{1};
+    std::vector<std::unique_ptr<listener>> listeners;
+    for (const auto& l : cfg.listeners) {
+        session_factory make = [&, stomp_cfg](std::unique_ptr<net::transport> t, std::uint64_t conn) {
+            return stomp::make_session(std::move(t), stomp_cfg, broker, *auth, conn);
+        };
+        listeners.push_back(std::make_unique<listener>(main_ctx, l, workers, shared, std::move(make)));
+    }
+    for (auto& w : workers) w->start();
+    try {
+        for (auto& l : listeners) l->open();
+    } catch (const std::exception& e) {
+        log()->error("cannot open listener: {}", e.what());
+        for (auto& w : workers) w->stop();
+        for (auto& w : workers) w->join();
+        workers.clear();
+        return 1;
+    }
+    log()->info("switchboard started workers={} listeners={} config={}", n, listeners.size(), cfg.source);
+
+    asio::signal_set signals(main_ctx, SIGINT, SIGTERM);
+    signals.async_wait([&](net::error_code ec, int sig) {
+        if (ec) return;
+        log()->info("signal={} stopping: closing listeners and {} connections", sig, shared.live_connections.load());
+        for (auto& l : listeners) l->close();
+        for (auto& w : workers) asio::post(w->context(), [&w] { w->stop_sessions(); });
+        main_ctx.stop();
+    });
+    main_ctx.run();
+
+    // Sessions flush, shut down their send side and wait briefly for the peer: bounded.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (shared.live_connections.load() > 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (const auto left = shared.live_connections.load())
+        log()->warn("closing {} connections that did not finish in time", left);
+    for (auto& w : workers) w->stop();
+    for (auto& w : workers) w->join();
+    // Sessions still held by handlers die with their worker, while everything they refer to
+    // (broker, counters) is still alive.
+    workers.clear();
+    log()->info("switchboard stopped");
+    return 0;
+}
+
+}  // namespace sb::gateway

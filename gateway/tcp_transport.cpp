@@ -1,0 +1,46 @@
+// gateway/tcp_transport.cpp — plain TCP: reads, whole-buffer writes, graceful shutdown.
+#include "gateway/tcp_transport.hpp"
+
+#include <boost/asio/write.hpp>
+
+namespace sb::gateway {
+
+namespace asio = boost::asio;
+
+tcp_transport::tcp_transport(asio::ip::tcp::socket socket, std::function<void()> on_destroy)
+    : socket_(std::move(socket)), on_destroy_(std::move(on_destroy)) {
+    net::error_code ec;
+    const auto ep = socket_.remote_endpoint(ec);
+    peer_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+    socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+}
+
+tcp_transport::~tcp_transport() {
+    net::error_code ec;
+    socket_.close(ec);
+    if (on_destroy_) on_destroy_();
+}
+
+void tcp_transport::async_read_some(std::span<std::byte> into, std::shared_ptr<net::stream_handler> h) {
+    socket_.async_read_some(asio::buffer(into.data(), into.size()),
+                            [h = std::move(h)](net::error_code ec, std::size_t n) { h->on_read(ec, n); });
+}
+
+void tcp_transport::async_write(std::span<const std::byte> data, std::shared_ptr<net::stream_handler> h) {
+    asio::async_write(socket_, asio::buffer(data.data(), data.size()),
+                      [h = std::move(h)](net::error_code ec, std::size_t n) { h->on_write(ec, n); });
+}
+
+void tcp_transport::shutdown_send() noexcept {
+    net::error_code ec;
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+}
+
+void tcp_transport::close() noexcept {
+    net::error_code ec;
+    socket_.close(ec);
+}
+
+asio::any_io_executor tcp_transport::get_executor() { return socket_.get_executor(); }
+
+}  // namespace sb::gateway

@@ -1,0 +1,320 @@
+// tests/unit/core/broker_test.cpp — the kernel on manual workers: dispatch, credit, acks,
+// redelivery, DLQ, topics, flow control, persistence through the store.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+
+#include "core/broker.hpp"
+#include "core/store/memory_store.hpp"
+#include "tests/unit/core/manual_executor.hpp"
+
+using namespace sb::core;
+using sb::test::workers;
+
+namespace {
+
+struct sink final : consumer_sink {
+    std::vector<delivery> got;
+    void on_delivery(consumer_id, delivery d) override { got.push_back(std::move(d)); }
+    std::vector<std::string> bodies() const {
+        std::vector<std::string> b;
+        for (const auto& d : got) b.push_back(d.msg->body);
+        return b;
+    }
+};
+
+struct fixture {
+    explicit fixture(std::size_t n = 2, broker_settings s = {}) : w(n), b(std::move(s), w.ptrs, store) {}
+
+    message_ptr make(const destination& d, std::string body, std::uint8_t priority = 4, bool persistent = false) {
+        auto m = std::make_shared<message>();
+        w[0].call([&] { m->id = b.next_message_id(); });
+        m->dest = d;
+        m->body = std::move(body);
+        m->priority = priority;
+        m->persistent = persistent;
+        return m;
+    }
+
+    // Publishes from worker 0; returns how many completions ran.
+    int publish(const destination& d, std::string body, std::uint8_t priority = 4, bool persistent = false) {
+        auto m = make(d, std::move(body), priority, persistent);
+        int done = 0;
+        w[0].call([&] { b.publish(m, [&](publish_status s) { done += s == publish_status::ok; }); });
+        w.run();
+        return done;
+    }
+
+    std::pair<consumer_id, std::shared_ptr<sink>> subscribe(const destination& d, std::uint32_t prefetch = 0,
+                                                            std::size_t home = 0, subscribe_options opt = {}) {
+        auto s = std::make_shared<sink>();
+        consumer_id id = 0;
+        bool done = false;
+        opt.prefetch = prefetch;
+        w[home].call([&] {
+            id = b.next_consumer_id();
+            b.subscribe(id, d, opt, s, [&] { done = true; });
+        });
+        w.run();
+        REQUIRE(done);
+        return {id, s};
+    }
+
+    void ack(consumer_id id, std::vector<delivery_tag> tags) {
+        w[0].call([&] { b.ack(id, std::move(tags)); });
+        w.run();
+    }
+    void nack(consumer_id id, std::vector<delivery_tag> tags) {
+        w[0].call([&] { b.nack(id, std::move(tags)); });
+        w.run();
+    }
+    void unsubscribe(consumer_id id, const destination& d) {
+        w[0].call([&] { b.unsubscribe(id, d); });
+        w.run();
+    }
+    destination_stats stats_of(const destination& d) {
+        std::vector<destination_stats> all;
+        w[0].call([&] { b.stats([&](std::vector<destination_stats> s) { all = std::move(s); }); });
+        w.run();
+        for (auto& s : all)
+            if (s.dest == d) return s;
+        return {};
+    }
+
+    workers w;
+    memory_store store;
+    broker b;
+};
+
+const destination q{dest_kind::queue, "orders"};
+const destination t{dest_kind::topic, "prices.eur"};
+
+std::vector<delivery_tag> tags_of(const sink& s) {
+    std::vector<delivery_tag> tags;
+    for (const auto& d : s.got) tags.push_back(d.tag);
+    return tags;
+}
+
+}  // namespace
+
+TEST_CASE("a queue message reaches exactly one of two consumers, round-robin", "[core][broker]") {
+    fixture f;
+    auto [c1, s1] = f.subscribe(q);
+    auto [c2, s2] = f.subscribe(q, 0, 1);
+    for (int i = 0; i < 10; ++i) CHECK(f.publish(q, "m" + std::to_string(i)) == 1);
+    CHECK(s1->got.size() == 5);
+    CHECK(s2->got.size() == 5);
+    auto all = s1->bodies();
+    for (auto& b : s2->bodies()) all.push_back(b);
+    std::sort(all.begin(), all.end());
+    CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());
+}
+
+TEST_CASE("messages published before a consumer subscribes wait in the queue", "[core][broker]") {
+    fixture f;
+    for (int i = 0; i < 3; ++i) f.publish(q, std::to_string(i));
+    CHECK(f.stats_of(q).depth == 3);
+    auto [c, s] = f.subscribe(q);
+    CHECK(s->bodies() == std::vector<std::string>{"0", "1", "2"});
+    CHECK(f.stats_of(q).depth == 0);
+    CHECK(f.stats_of(q).inflight == 3);
+}
+
+TEST_CASE("prefetch bounds unacknowledged deliveries and acks release more", "[core][broker]") {
+    fixture f;
+    auto [c, s] = f.subscribe(q, 2);
+    for (int i = 0; i < 5; ++i) f.publish(q, std::to_string(i));
+    REQUIRE(s->got.size() == 2);
+    f.ack(c, {s->got[0].tag});
+    CHECK(s->got.size() == 3);
+    f.ack(c, {s->got[1].tag, s->got[2].tag});
+    CHECK(s->got.size() == 5);
+    f.ack(c, tags_of(*s));
+    auto st = f.stats_of(q);
+    CHECK(st.dequeued == 5);
+    CHECK(st.inflight == 0);
+    CHECK(st.memory_bytes == 0);
+}
+
+TEST_CASE("a nacked message is redelivered with its count, then dead-lettered", "[core][broker]") {
+    broker_settings bs;
+    bs.max_redeliveries = 2;
+    fixture f(2, bs);
+    auto [c, s] = f.subscribe(q);
+    f.publish(q, "poison");
+    for (std::uint32_t round = 0; round <= 2; ++round) {
+        REQUIRE(s->got.size() == round + 1);
+        CHECK(s->got.back().redeliveries == round);
+        f.nack(c, {s->got.back().tag});
+    }
+    CHECK(s->got.size() == 3);   // 1 delivery + 2 redeliveries, then the DLQ
+    auto [dc, ds] = f.subscribe(destination{dest_kind::queue, std::string(shared_dlq_name)});
+    REQUIRE(ds->got.size() == 1);
+    CHECK(ds->got[0].msg->body == "poison");
+    const auto* origin = ds->got[0].msg->find_property(original_destination_property);
+    REQUIRE(origin);
+    CHECK(std::get<std::string>(*origin) == "queue://orders");
+    CHECK(f.stats_of(q).dead_lettered == 1);
+}
+
+TEST_CASE("per-destination dead-letter queues are named DLQ.<queue>", "[core][broker]") {
+    broker_settings bs;
+    bs.max_redeliveries = 0;
+    bs.dead_letter = dead_letter_policy::per_destination;
+    fixture f(2, bs);
+    auto [c, s] = f.subscribe(q);
+    f.publish(q, "x");
+    f.nack(c, {s->got.at(0).tag});
+    auto [dc, ds] = f.subscribe(destination{dest_kind::queue, "DLQ.orders"});
+    CHECK(ds->bodies() == std::vector<std::string>{"x"});
+}
+
+TEST_CASE("a closing consumer's unacked messages go to the other consumer, redelivered", "[core][broker]") {
+    fixture f;
+    auto [c1, s1] = f.subscribe(q, 10);
+    for (int i = 0; i < 3; ++i) f.publish(q, std::to_string(i));
+    REQUIRE(s1->got.size() == 3);
+    f.ack(c1, {s1->got[0].tag});
+    auto [c2, s2] = f.subscribe(q, 10, 1);
+    CHECK(s2->got.empty());
+    f.unsubscribe(c1, q);
+    CHECK(s2->bodies() == std::vector<std::string>{"1", "2"});
+    for (auto& d : s2->got) CHECK(d.redeliveries == 1);
+}
+
+TEST_CASE("acks naming another consumer's tags are ignored", "[core][broker]") {
+    fixture f;
+    auto [c1, s1] = f.subscribe(q, 10);
+    f.publish(q, "a");
+    f.ack(c1 + 12345, tags_of(*s1));
+    CHECK(f.stats_of(q).inflight == 1);
+}
+
+TEST_CASE("higher priority messages are dispatched first", "[core][broker]") {
+    fixture f;
+    f.publish(q, "low", 1);
+    f.publish(q, "high", 9);
+    f.publish(q, "normal", 4);
+    auto [c, s] = f.subscribe(q);
+    CHECK(s->bodies() == std::vector<std::string>{"high", "normal", "low"});
+}
+
+TEST_CASE("expired messages are not delivered", "[core][broker]") {
+    fixture f;
+    auto m = f.make(q, "stale");
+    const_cast<message&>(*m).expiration_ms = now_ms() - 1;
+    f.w[0].call([&] { f.b.publish(m, {}); });
+    f.w.run();
+    f.publish(q, "fresh");
+    auto [c, s] = f.subscribe(q);
+    CHECK(s->bodies() == std::vector<std::string>{"fresh"});
+    CHECK(f.stats_of(q).expired == 1);
+}
+
+TEST_CASE("a topic fans out to every subscriber, exact and wildcard", "[core][broker]") {
+    fixture f(3);
+    auto [c1, s1] = f.subscribe(t, 0, 0);
+    auto [c2, s2] = f.subscribe(destination{dest_kind::topic, "prices.*"}, 0, 1);
+    auto [c3, s3] = f.subscribe(destination{dest_kind::topic, "prices.>"}, 0, 2);
+    auto [c4, s4] = f.subscribe(destination{dest_kind::topic, "stocks.*"}, 0, 2);
+    f.publish(t, "1.10");
+    f.publish(destination{dest_kind::topic, "prices.eur.spot"}, "deep");
+    CHECK(s1->bodies() == std::vector<std::string>{"1.10"});
+    CHECK(s2->bodies() == std::vector<std::string>{"1.10"});
+    CHECK(s3->bodies() == std::vector<std::string>{"1.10", "deep"});
+    CHECK(s4->got.empty());
+    // The same message object is shared, not copied per subscriber.
+    CHECK(s1->got[0].msg.get() == s2->got[0].msg.get());
+}
+
+TEST_CASE("topic messages published before subscribing are not received", "[core][broker]") {
+    fixture f;
+    f.publish(t, "early");
+    auto [c, s] = f.subscribe(t);
+    f.publish(t, "late");
+    CHECK(s->bodies() == std::vector<std::string>{"late"});
+}
+
+TEST_CASE("no-local subscriptions skip their own connection's messages", "[core][broker]") {
+    fixture f;
+    subscribe_options opt;
+    opt.no_local = true;
+    opt.connection = 7;
+    auto [c, s] = f.subscribe(t, 0, 0, opt);
+    auto mine = f.make(t, "mine");
+    const_cast<message&>(*mine).origin_connection = 7;
+    f.w[0].call([&] { f.b.publish(mine, {}); });
+    f.w.run();
+    f.publish(t, "theirs");
+    CHECK(s->bodies() == std::vector<std::string>{"theirs"});
+}
+
+TEST_CASE("a slow topic subscriber loses the oldest messages past the pending limit", "[core][broker]") {
+    broker_settings bs;
+    bs.topic_max_pending = 3;
+    fixture f(1, bs);
+    auto [c, s] = f.subscribe(t, 1);
+    for (int i = 0; i < 6; ++i) f.publish(t, std::to_string(i));
+    REQUIRE(s->bodies() == std::vector<std::string>{"0"});
+    // 1..5 waited; the pending limit of 3 kept 3, 4 and 5.
+    for (int i = 0; i < 3; ++i) f.ack(c, {s->got.back().tag});
+    CHECK(s->bodies() == std::vector<std::string>{"0", "3", "4", "5"});
+    CHECK(f.stats_of(t).dropped == 2);
+}
+
+TEST_CASE("unsubscribed topic subscribers receive nothing more", "[core][broker]") {
+    fixture f;
+    auto [c, s] = f.subscribe(t);
+    f.publish(t, "a");
+    f.unsubscribe(c, t);
+    f.publish(t, "b");
+    CHECK(s->bodies() == std::vector<std::string>{"a"});
+}
+
+TEST_CASE("producers are held while a queue is over its memory limit", "[core][broker]") {
+    broker_settings bs;
+    bs.queue_memory_limit = 1;   // any message fills it
+    fixture f(2, bs);
+    CHECK(f.publish(q, "first") == 1);
+    CHECK(f.publish(q, "second") == 0);   // held: no completion yet
+    CHECK(f.stats_of(q).depth == 2);
+    auto [c, s] = f.subscribe(q, 10);
+    REQUIRE(s->got.size() == 1);
+    f.ack(c, tags_of(*s));   // memory drops below the limit: "second" is admitted
+    CHECK(s->bodies() == std::vector<std::string>{"first", "second"});
+}
+
+TEST_CASE("persistent messages go through the store and leave it when acked", "[core][broker]") {
+    fixture f;
+    f.publish(q, "kept", 4, true);
+    f.publish(q, "volatile", 4, false);
+    CHECK(f.store.size() == 1);
+    auto [c, s] = f.subscribe(q);
+    f.ack(c, tags_of(*s));
+    CHECK(f.store.size() == 0);
+}
+
+TEST_CASE("recover loads the store's pending messages into their queues", "[core][broker]") {
+    workers w(2);
+    memory_store st;
+    message_id old_id = 0;
+    {
+        broker b({}, w.ptrs, st);
+        auto m = std::make_shared<message>();
+        w[0].call([&] { m->id = old_id = b.next_message_id(); });
+        m->dest = q;
+        m->persistent = true;
+        m->body = "survivor";
+        w[0].call([&] { b.publish(m, {}); });
+        w.run();
+    }
+    broker b2({}, w.ptrs, st);
+    CHECK(b2.recover() == 1);
+    auto s = std::make_shared<sink>();
+    w[1].call([&] { b2.subscribe(b2.next_consumer_id(), q, {}, s, {}); });
+    w.run();
+    REQUIRE(s->bodies() == std::vector<std::string>{"survivor"});
+    message_id fresh = 0;
+    w[0].call([&] { fresh = b2.next_message_id(); });
+    CHECK(fresh != old_id);
+}

@@ -1,0 +1,311 @@
+// tests/unit/gateway/config_test.cpp — the YAML loader: defaults, and that every kind of error
+// names the file, the line and column, and the key path.
+
+#include "gateway/config.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <unistd.h>
+
+using namespace sb::gateway;
+
+namespace {
+
+// The message of the config_error that loading `yaml` as "conf/x.yaml" throws, or "" if none.
+std::string error_of(std::string_view yaml) {
+    try {
+        load_config_text(yaml, "conf/x.yaml");
+    } catch (const config_error& e) {
+        return e.what();
+    }
+    return {};
+}
+
+config defaults_with_one_stomp_listener(std::string source) {
+    config c;
+    c.source = std::move(source);
+    listener_config l;
+    l.name = "stomp";
+    l.port = 61613;
+    c.listeners.push_back(l);
+    return c;
+}
+
+// A listener section around `body` (the keys of one listener, indented 4), from line 1.
+std::string with_listener(std::string_view body) {
+    return "listeners:\n  - name: a\n" + std::string(body);
+}
+
+}  // namespace
+
+TEST_CASE("the embedded default loads and equals the struct defaults plus one STOMP listener",
+          "[gateway][config]") {
+    const config c = load_config_text(default_config_text(), std::string(embedded_source_name));
+    CHECK(c == defaults_with_one_stomp_listener("<embedded default>"));
+    REQUIRE(c.listeners.size() == 1);
+    CHECK(c.listeners[0].proto == protocol::stomp);
+    CHECK(c.listeners[0].address == "0.0.0.0");
+    CHECK(c.listeners[0].port == 61613);
+}
+
+TEST_CASE("omitted sections keep their defaults", "[gateway][config]") {
+    SECTION("an empty file") {
+        CHECK(load_config_text("", "e.yaml") == defaults_with_one_stomp_listener("e.yaml"));
+    }
+    SECTION("only comments") {
+        CHECK(load_config_text("# nothing\n", "e.yaml") == defaults_with_one_stomp_listener("e.yaml"));
+    }
+    SECTION("blank sections") {
+        CHECK(load_config_text("log:\nbroker:\nstomp: {}\n", "e.yaml") ==
+              defaults_with_one_stomp_listener("e.yaml"));
+    }
+    SECTION("one key set, the rest default") {
+        const config c = load_config_text("workers: 4\nbroker:\n  name: b1\n", "e.yaml");
+        config want = defaults_with_one_stomp_listener("e.yaml");
+        want.workers = 4;
+        want.broker.name = "b1";
+        CHECK(c == want);
+    }
+    SECTION("a listener with only name and port") {
+        const config c = load_config_text("listeners:\n  - {name: s, port: 1234}\n", "e.yaml");
+        REQUIRE(c.listeners.size() == 1);
+        CHECK(c.listeners[0].name == "s");
+        CHECK(c.listeners[0].port == 1234);
+        CHECK(c.listeners[0].address == "0.0.0.0");
+        CHECK(c.listeners[0].max_connections == 10000);
+    }
+}
+
+TEST_CASE("every field can be set", "[gateway][config]") {
+    const config c = load_config_text(R"(workers: 3
+log: {level: debug}
+broker:
+  name: edge
+  max_redeliveries: 0
+  dead_letter: per_destination
+  default_prefetch: 1
+  queue_memory_limit: 1 MiB
+  topic_max_pending: 5
+store: {type: memory}
+security: {allow_anonymous: false, users_file: /etc/sb/users}
+stomp:
+  max_frame_bytes: 2KiB
+  max_headers: 10
+  max_header_bytes: 128
+  connect_timeout_ms: 500
+  heartbeat_floor_ms: 0
+  heartbeat_grace: 2.25
+listeners:
+  - {name: a, protocol: stomp, address: 127.0.0.1, port: 1, max_connections: 2}
+  - {name: b, address: 127.0.0.2, port: 1}
+  - {name: c, address: 127.0.0.1, port: 65535}
+)",
+                                      "all.yaml");
+    CHECK(c.workers == 3);
+    CHECK(c.log.level == "debug");
+    CHECK(c.broker.name == "edge");
+    CHECK(c.broker.max_redeliveries == 0);
+    CHECK(c.broker.dead_letter == dead_letter_policy::per_destination);
+    CHECK(c.broker.default_prefetch == 1);
+    CHECK(c.broker.queue_memory_limit == 1u << 20);
+    CHECK(c.broker.topic_max_pending == 5);
+    CHECK_FALSE(c.security.allow_anonymous);
+    CHECK(c.security.users_file == "/etc/sb/users");
+    CHECK(c.stomp.max_frame_bytes == 2048);
+    CHECK(c.stomp.max_headers == 10);
+    CHECK(c.stomp.max_header_bytes == 128);
+    CHECK(c.stomp.connect_timeout_ms == 500);
+    CHECK(c.stomp.heartbeat_floor_ms == 0);
+    CHECK(c.stomp.heartbeat_grace == 2.25);
+    REQUIRE(c.listeners.size() == 3);
+    CHECK(c.listeners[0].max_connections == 2);
+    CHECK(c.listeners[2].port == 65535);
+}
+
+TEST_CASE("sizes accept KiB, MiB and GiB suffixes", "[gateway][config]") {
+    auto frame = [](std::string v) {
+        return load_config_text("stomp:\n  max_frame_bytes: " + v + "\n", "s.yaml").stomp.max_frame_bytes;
+    };
+    CHECK(frame("1024") == 1024);
+    CHECK(frame("4KiB") == 4096);
+    CHECK(frame("4 KiB") == 4096);
+    CHECK(frame("16MiB") == 16u << 20);
+    CHECK(frame("1 GiB") == std::size_t(1) << 30);
+    CHECK(error_of("stomp:\n  max_frame_bytes: 16 MB\n") ==
+          "conf/x.yaml:2:20: stomp.max_frame_bytes: expected a size in bytes >= 1024 (an integer, "
+          "optionally followed by KiB, MiB or GiB), got \"16 MB\"");
+    CHECK_THAT(error_of("stomp:\n  max_frame_bytes: 1023\n"),
+               Catch::Contains("conf/x.yaml:2:20: stomp.max_frame_bytes: expected a size in bytes >= 1024"));
+    CHECK_THAT(error_of("stomp:\n  max_frame_bytes: 0 KiB\n"), Catch::Contains("got \"0 KiB\""));
+    CHECK(frame("1 KiB") == 1024);
+    CHECK_THAT(error_of("stomp:\n  max_frame_bytes: 99999999999999999999 GiB\n"),
+               Catch::Contains("stomp.max_frame_bytes: expected a size"));
+    CHECK_THAT(error_of("stomp:\n  max_frame_bytes: -5\n"), Catch::Contains("got \"-5\""));
+}
+
+TEST_CASE("an unknown key is an error at every level", "[gateway][config]") {
+    CHECK(error_of("workers: 1\n\nwrokers: 2\n") ==
+          "conf/x.yaml:3:1: unknown key 'wrokers' (known: workers, log, broker, store, security, "
+          "stomp, listeners)");
+    CHECK(error_of("broker:\n  name: b\n  nmae: c\n") ==
+          "conf/x.yaml:3:3: broker: unknown key 'nmae' (known: name, max_redeliveries, dead_letter, "
+          "default_prefetch, queue_memory_limit, topic_max_pending)");
+    CHECK(error_of("log: {lvl: info}\n") == "conf/x.yaml:1:7: log: unknown key 'lvl' (known: level)");
+    CHECK(error_of(with_listener("    port: 1\n    prot: stomp\n")) ==
+          "conf/x.yaml:4:5: listeners[0]: unknown key 'prot' (known: name, protocol, address, port, "
+          "max_connections)");
+    CHECK_THAT(error_of("stomp:\n  heartbeat_floor: 1\n"),
+               Catch::StartsWith("conf/x.yaml:2:3: stomp: unknown key 'heartbeat_floor'"));
+    CHECK_THAT(error_of("security:\n  anonymous: true\n"),
+               Catch::StartsWith("conf/x.yaml:2:3: security: unknown key 'anonymous'"));
+    CHECK_THAT(error_of("store:\n  kind: memory\n"),
+               Catch::StartsWith("conf/x.yaml:2:3: store: unknown key 'kind'"));
+}
+
+TEST_CASE("a duplicate key is an error", "[gateway][config]") {
+    CHECK(error_of("workers: 1\nlog: {}\nworkers: 2\n") ==
+          "conf/x.yaml:3:1: duplicate key 'workers' (first on line 1)");
+}
+
+TEST_CASE("a value of the wrong type or out of range names line, column and key path",
+          "[gateway][config]") {
+    SECTION("port") {
+        CHECK(error_of(with_listener("    protocol: stomp\n    port: abc\n")) ==
+              "conf/x.yaml:4:11: listeners[0].port: expected an integer 1..65535, got \"abc\"");
+        CHECK_THAT(error_of(with_listener("    port: 0\n")),
+                   Catch::StartsWith("conf/x.yaml:3:11: listeners[0].port: expected an integer 1..65535, got \"0\""));
+        CHECK_THAT(error_of(with_listener("    port: 65536\n")), Catch::Contains("got \"65536\""));
+        CHECK_THAT(error_of(with_listener("    port: 0x10\n")), Catch::Contains("got \"0x10\""));
+        CHECK_THAT(error_of(with_listener("    port: [1]\n")),
+                   Catch::EndsWith("listeners[0].port: expected an integer 1..65535, got a list"));
+    }
+    SECTION("an empty value is reported on its key's line") {
+        CHECK(error_of("workers:\nlog: {}\n") ==
+              "conf/x.yaml:1:1: workers: expected an integer 0..256, got an empty value");
+    }
+    SECTION("workers") {
+        CHECK(error_of("workers: 257\n") ==
+              "conf/x.yaml:1:10: workers: expected an integer 0..256, got \"257\"");
+        CHECK(load_config_text("workers: 256\n", "w").workers == 256);
+    }
+    SECTION("log level") {
+        CHECK(error_of("log:\n  level: verbose\n") ==
+              "conf/x.yaml:2:10: log.level: expected one of trace, debug, info, warn, error, critical, "
+              "off, got \"verbose\"");
+    }
+    SECTION("heartbeat_grace") {
+        CHECK(error_of("stomp:\n  heartbeat_grace: 0.5\n") ==
+              "conf/x.yaml:2:20: stomp.heartbeat_grace: expected a number >= 1.0, got \"0.5\"");
+        CHECK_THAT(error_of("stomp:\n  heartbeat_grace: .nan\n"), Catch::Contains("stomp.heartbeat_grace"));
+        CHECK(load_config_text("stomp: {heartbeat_grace: 1}\n", "g").stomp.heartbeat_grace == 1.0);
+    }
+    SECTION("dead letter policy") {
+        CHECK(error_of("broker:\n  dead_letter: DLQ\n") ==
+              "conf/x.yaml:2:16: broker.dead_letter: expected one of shared, per_destination, got \"DLQ\"");
+    }
+    SECTION("booleans") {
+        CHECK_THAT(error_of("security:\n  allow_anonymous: maybe\n"),
+                   Catch::StartsWith("conf/x.yaml:2:20: security.allow_anonymous: expected true or false"));
+    }
+    SECTION("a section that is not a mapping") {
+        CHECK_THAT(error_of("workers: 1\nbroker: fast\n"),
+                   Catch::StartsWith("conf/x.yaml:2:9: broker: expected a mapping with keys name, "));
+        CHECK_THAT(error_of("- a\n- b\n"), Catch::StartsWith("conf/x.yaml:1:1: expected a mapping"));
+    }
+    SECTION("store type") {
+        CHECK(error_of("store:\n  type: journal\n") ==
+              "conf/x.yaml:2:9: store.type: 'journal' is not supported yet (supported: memory)");
+        CHECK_THAT(error_of("store:\n  type: disk\n"), Catch::EndsWith("expected one of memory, got \"disk\""));
+    }
+}
+
+TEST_CASE("listener protocols must be known", "[gateway][config]") {
+    CHECK(error_of(with_listener("    protocol: stomp2\n    port: 1\n")) ==
+          "conf/x.yaml:3:15: listeners[0].protocol: expected one of stomp, got \"stomp2\"");
+    CHECK(error_of(with_listener("    protocol: mqtt\n    port: 1\n")) ==
+          "conf/x.yaml:3:15: listeners[0].protocol: 'mqtt' is not supported yet (supported: stomp)");
+}
+
+TEST_CASE("listeners need unique non-empty names and distinct addresses", "[gateway][config]") {
+    SECTION("at least one listener") {
+        CHECK(error_of("workers: 1\nlisteners: []\n") ==
+              "conf/x.yaml:2:12: listeners: expected a list of at least one listener, got a list");
+        CHECK_THAT(error_of("listeners:\n"), Catch::StartsWith("conf/x.yaml:1:1: listeners: expected a list"));
+    }
+    SECTION("empty name") {
+        CHECK_THAT(error_of("listeners:\n  - name: \"\"\n    port: 1\n"),
+                   Catch::StartsWith("conf/x.yaml:2:11: listeners[0].name: expected a non-empty name"));
+    }
+    SECTION("missing name or port") {
+        CHECK(error_of("listeners:\n  - port: 1\n") ==
+              "conf/x.yaml:2:5: listeners[0].name: missing (every listener needs a name)");
+        CHECK(error_of("listeners:\n  - name: a\n    port: 1\n  - name: b\n") ==
+              "conf/x.yaml:4:5: listeners[1].port: missing (expected an integer 1..65535)");
+    }
+    SECTION("duplicate name") {
+        CHECK(error_of("listeners:\n  - name: a\n    port: 1\n  - name: a\n    port: 2\n") ==
+              "conf/x.yaml:4:11: listeners[1].name: duplicate listener name 'a' (first on line 2)");
+    }
+    SECTION("same address and port") {
+        CHECK(error_of("listeners:\n"
+                       "  - {name: a, address: 127.0.0.1, port: 7}\n"
+                       "  - {name: b, address: 127.0.0.1, port: 7}\n") ==
+              "conf/x.yaml:3:41: listeners[1].port: 127.0.0.1:7 is already used by listener 'a' "
+              "(127.0.0.1:7, line 2)");
+    }
+    SECTION("a wildcard address overlaps every address on that port") {
+        CHECK_THAT(error_of("listeners:\n"
+                            "  - {name: a, port: 7}\n"
+                            "  - {name: b, address: 10.0.0.1, port: 7}\n"),
+                   Catch::StartsWith("conf/x.yaml:3:40: listeners[1].port: 10.0.0.1:7 is already used by "
+                                     "listener 'a' (0.0.0.0:7, line 2)"));
+    }
+    SECTION("a list item that is not a mapping") {
+        CHECK_THAT(error_of("listeners:\n  - stomp\n"),
+                   Catch::StartsWith("conf/x.yaml:2:5: listeners[0]: expected a mapping"));
+    }
+}
+
+TEST_CASE("allow_anonymous false needs a users file", "[gateway][config]") {
+    CHECK(error_of("security:\n  allow_anonymous: false\n") ==
+          "conf/x.yaml:2:20: security.allow_anonymous: false needs security.users_file (otherwise "
+          "nobody can log in)");
+}
+
+TEST_CASE("YAML syntax errors carry file, line and column", "[gateway][config]") {
+    const std::string e = error_of("workers: 1\nlisteners: [\n  {name: a\n");
+    CHECK_THAT(e, Catch::StartsWith("conf/x.yaml:"));
+    CHECK_THAT(e, Catch::Contains("YAML syntax error"));
+    CHECK_THAT(error_of("a: b: c\n"), Catch::StartsWith("conf/x.yaml:1:5: YAML syntax error: "));
+    CHECK_THAT(error_of("workers: 1\n---\nworkers: 2\n"),
+               Catch::StartsWith("conf/x.yaml:3:1: only one YAML document is allowed"));
+}
+
+TEST_CASE("files: a missing file is reported with the reason, errors name the path",
+          "[gateway][config]") {
+    CHECK_THROWS_WITH(load_config_file("/nonexistent/sb.yaml"),
+                      "cannot open /nonexistent/sb.yaml: No such file or directory");
+    CHECK_THROWS_WITH(load_config_file("/"), Catch::StartsWith("cannot read /: "));
+
+    char path[] = "/tmp/sb_config_test_XXXXXX";
+    const int fd = ::mkstemp(path);
+    REQUIRE(fd >= 0);
+    ::close(fd);
+    {
+        std::ofstream out(path);
+        out << "workers: 2\nlisteners:\n  - name: s\n    port: 99999\n";
+    }
+    CHECK_THROWS_WITH(load_config_file(path),
+                      std::string(path) + ":4:11: listeners[0].port: expected an integer 1..65535, got \"99999\"");
+    {
+        std::ofstream out(path);
+        out << "workers: 2\n";
+    }
+    const config c = load_config_file(path);
+    CHECK(c.source == path);
+    CHECK(c.workers == 2);
+    std::remove(path);
+}
