@@ -191,8 +191,9 @@ int run_server(const config& cfg) {
         log()->info("signal={} stopping: closing listeners and {} connections", sig, shared.live_connections.load());
         for (auto& l : listeners) l->close();
         for (auto& w : workers) asio::post(w->context(), [&w] { w->stop_sessions(); });
-        main_ctx.stop();
     });
+    // Returns once the listeners are closed and their aborted accepts have completed (an
+    // accept in progress holds a socket of a worker's context, so it must end first).
     main_ctx.run();
 
     // Sessions flush, shut down their send side and wait briefly for the peer: bounded.

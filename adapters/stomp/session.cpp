@@ -481,6 +481,7 @@ private:
         settle(tx.settles, false);
         auto* r = add_receipt(f, tx.sends.size());
         for (auto& m : tx.sends) publish(std::move(m), r);
+        if (r && r->waiting == 0) flush_receipts();   // nothing to publish: answer now
     }
 
     void on_abort(const frame& f) {

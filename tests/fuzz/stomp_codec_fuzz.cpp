@@ -138,12 +138,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (std::size_t step = 0; !in.empty(); ++step) {
         const decode_result r = decode(in, s.lim, s.v, s.f, s.scratch);
         check_result_bounds(in, r, s.f, s.scratch);
-        // Two prefixes per step: the one just short of the result and one that moves around.
+        // Prefixes: the one just short of the result, one that moves around, and the two
+        // around each of the first LFs, where CR-or-CRLF and line-limit decisions are made.
         std::size_t end = in.size();
         if (const auto* d = std::get_if<decoded>(&r)) end = d->consumed;
         if (const auto* h = std::get_if<heartbeat>(&r)) end = h->consumed;
         check_prefix(s, in, end - 1, r);
         check_prefix(s, in, (step * 7919 + size) % (end + 1), r);
+        for (std::size_t i = 0, lfs = 0; i < end && lfs < 32; ++i) {
+            if (in[i] != '\n') continue;
+            ++lfs;
+            check_prefix(s, in, i, r);
+            check_prefix(s, in, i + 1, r);
+        }
 
         if (const auto* d = std::get_if<decoded>(&r)) {
             check_round_trip(s);

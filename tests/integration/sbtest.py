@@ -506,8 +506,8 @@ class StompClient(stomp.ConnectionListener):
         if not self._outcome.wait(timeout):
             raise AssertionError(f"no CONNECTED/ERROR within {timeout}s")
         if not self.connected.is_set():
-            err = None if self.errors.empty() else self.errors.get_nowait()
-            raise AssertionError(f"connect failed: {_describe(err)}")
+            errs = list(self.errors.queue)   # left in the queue for the test to inspect
+            raise AssertionError(f"connect failed: {[_describe(e) for e in errs]}")
         return self
 
     def receipt_ids(self):

@@ -4,6 +4,7 @@
 import os
 import sys
 
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sbtest  # noqa: E402
 from sbtest import BrokerTestCase  # noqa: E402
@@ -106,7 +107,13 @@ class ReceiptTest(BrokerTestCase):
         """Reads until every receipt id and `messages` MESSAGEs arrived; returns both lists."""
         got, msgs = [], []
         while len(got) < len(receipt_ids) or len(msgs) < messages:
-            frame = raw.read_frame()
+            try:
+                frame = raw.read_frame()
+            except TimeoutError:
+                frame = None
+            if frame is None:
+                self.fail(f"within {sbtest.WAIT}s got receipts {got} of {receipt_ids} and "
+                          f"{len(msgs)} of {messages} MESSAGEs")
             if frame.command == "RECEIPT":
                 got.append(frame.headers.get("receipt-id"))
             elif frame.command == "MESSAGE":
@@ -171,6 +178,21 @@ class ReceiptTest(BrokerTestCase):
                                                             "receipt": rid}))
         raw.send(b"".join(frames))   # pipelined in one write
         self.receipts_and_messages(raw, expected)
+
+    def test_commit_receipt_without_further_traffic(self):
+        # Each RECEIPT must be written when its frame is done, not when the next frame arrives.
+        raw = self.raw("1.2")
+        raw.send_frame("BEGIN", {"transaction": "empty", "receipt": "r-begin"})
+        raw.send_frame("COMMIT", {"transaction": "empty", "receipt": "r-commit"})
+        self.receipts_and_messages(raw, ["r-begin", "r-commit"])
+        raw.send_frame("BEGIN", {"transaction": "acks", "receipt": "r-begin2"})
+        raw.send_frame("SUBSCRIBE", {"id": "s", "destination": "/queue/commit-ack",
+                                     "ack": "client-individual", "receipt": "r-sub"})
+        raw.send_frame("SEND", {"destination": "/queue/commit-ack", "receipt": "r-send"}, b"m")
+        (msg,) = self.receipts_and_messages(raw, ["r-begin2", "r-sub", "r-send"], messages=1)
+        raw.send_frame("ACK", {"id": msg.headers["ack"], "transaction": "acks", "receipt": "r-ack"})
+        raw.send_frame("COMMIT", {"transaction": "acks", "receipt": "r-commit2"})
+        self.receipts_and_messages(raw, ["r-ack", "r-commit2"])
 
     def test_disconnect_receipt_on_stomp_10(self):
         raw = self.raw()
