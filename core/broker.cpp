@@ -19,6 +19,7 @@ constexpr std::size_t priority_levels = 10;
 struct entry {
     message_ptr msg;
     std::uint32_t redeliveries = 0;
+    bool retained = false;
 };
 
 struct inflight_entry {
@@ -44,6 +45,8 @@ struct consumer_state {
     std::deque<inflight_entry> inflight;   // delivery order; tags ascend
     std::uint32_t unsettled = 0;
     std::deque<entry> pending;        // topic subscriptions: waiting for credit
+    std::size_t max_pending = 0;
+    std::string share_key;            // shared subscriptions: group + filter
 
     bool has_credit() const noexcept { return unsettled < prefetch; }
 };
@@ -93,6 +96,13 @@ struct queue_state {
 
 }  // namespace
 
+// A shared subscription group (MQTT $share/<group>/<filter>) on one shard.
+struct share_group {
+    std::string filter;
+    std::vector<consumer_state*> members;
+    std::size_t next = 0;
+};
+
 struct broker::shard {
     broker& owner;
     executor& exec;
@@ -105,6 +115,8 @@ struct broker::shard {
     std::unordered_map<std::string, std::vector<consumer_state*>> exact_subs;
     std::vector<consumer_state*> wildcard_subs;
     std::unordered_map<std::string, counters> topics;
+    std::unordered_map<std::string, message_ptr> retained;        // topics owned by this shard
+    std::unordered_map<std::string, share_group> shares;          // key: group '\x1f' filter
 
     shard(broker& b, executor& e, std::size_t i)
         : owner(b), exec(e), index(i), next_tag((delivery_tag(i) << tag_shard_shift) + 1) {}
@@ -161,11 +173,34 @@ struct broker::shard {
     void publish_topic(message_ptr msg, std::function<void(publish_status)> reply) {
         auto& c = topics[msg->dest.name];
         ++c.enqueued;
+        if (msg->retain) {
+            // MQTT 5 §3.3.1.3: an empty retained payload removes the retained message.
+            if (msg->body.empty()) retained.erase(msg->dest.name);
+            else retained[msg->dest.name] = msg;
+        }
         if (auto it = exact_subs.find(msg->dest.name); it != exact_subs.end())
             for (auto* sub : it->second) offer(*sub, c, msg);
         for (auto* sub : wildcard_subs)
             if (matches(sub->dest.name, msg->dest.name)) offer(*sub, c, msg);
+        for (auto& [key, g] : shares)
+            if (!g.members.empty() && matches(g.filter, msg->dest.name)) offer_shared(g, c, msg);
         if (reply) reply(publish_status::ok);
+    }
+
+    // One member of the group gets it: the next with credit, else the next in turn buffers it.
+    void offer_shared(share_group& g, counters& c, const message_ptr& msg) {
+        const std::size_t n = g.members.size();
+        for (std::size_t i = 0; i < n; ++i) {
+            auto* m = g.members[(g.next + i) % n];
+            if (m->has_credit() && m->pending.empty()) {
+                g.next = (g.next + i + 1) % n;
+                ++c.dequeued;
+                return deliver(*m, entry{msg, 0});
+            }
+        }
+        auto* m = g.members[g.next % n];
+        g.next = (g.next + 1) % n;
+        offer(*m, c, msg);
     }
 
     void offer(consumer_state& sub, counters& c, const message_ptr& msg) {
@@ -176,7 +211,7 @@ struct broker::shard {
             return deliver(sub, entry{msg, 0});
         }
         sub.pending.push_back(entry{msg, 0});
-        if (sub.pending.size() > settings().topic_max_pending) {
+        if (sub.pending.size() > sub.max_pending) {
             // Slow subscriber on a non-durable topic: drop the oldest, as ActiveMQ's
             // constant pending message limit does, rather than grow without bound.
             sub.pending.pop_front();
@@ -188,10 +223,16 @@ struct broker::shard {
 
     void deliver(consumer_state& c, entry e) {
         const delivery_tag tag = next_tag++;
-        delivery d{e.msg, tag, e.redeliveries};
+        delivery d{e.msg, tag, e.redeliveries, e.retained};
         c.inflight.push_back(inflight_entry{tag, std::move(e), false});
         ++c.unsettled;
         if (c.queue) ++c.queue->inflight;
+        post_delivery(c, std::move(d));
+    }
+
+    // A consumer whose sink is gone (a persistent session offline) keeps the delivery in flight;
+    // attach() sends it again.
+    static void post_delivery(const consumer_state& c, delivery d) {
         c.home->post([sink = c.sink, id = c.id, d = std::move(d)]() mutable {
             if (auto s = sink.lock()) s->on_delivery(id, std::move(d));
         });
@@ -350,6 +391,7 @@ struct broker::shard {
         c->no_local = opt.no_local;
         c->connection = opt.connection;
         c->dest = dest;
+        c->max_pending = opt.max_pending ? opt.max_pending : settings().topic_max_pending;
         auto* raw = c.get();
         consumers[id] = std::move(c);
         if (dest.is_queue()) {
@@ -357,12 +399,52 @@ struct broker::shard {
             raw->queue = &q;
             q.consumers.push_back(raw);
             dispatch(q);
-        } else if (has_wildcard(dest.name)) {
+            return;
+        }
+        if (!opt.share_group.empty()) {
+            // MQTT 5 §4.8.2: retained messages are not sent to shared subscriptions.
+            raw->share_key = opt.share_group + '\x1f' + dest.name;
+            auto& g = shares[raw->share_key];
+            g.filter = dest.name;
+            g.members.push_back(raw);
+            return;
+        }
+        if (has_wildcard(dest.name)) {
             raw->wildcard = true;
             wildcard_subs.push_back(raw);
         } else {
             exact_subs[dest.name].push_back(raw);
         }
+        if (opt.want_retained) send_retained(*raw);
+    }
+
+    void send_retained(consumer_state& c) {
+        auto send = [&](const message_ptr& m) {
+            if (c.no_local && m->origin_connection == c.connection) return;
+            entry e{m, 0, true};
+            if (c.has_credit()) deliver(c, std::move(e));
+            else c.pending.push_back(std::move(e));
+        };
+        if (!c.wildcard) {
+            if (auto it = retained.find(c.dest.name); it != retained.end()) send(it->second);
+            return;
+        }
+        for (const auto& [name, m] : retained)
+            if (matches(c.dest.name, name)) send(m);
+    }
+
+    void attach(consumer_id id, const std::weak_ptr<consumer_sink>& sink, executor* home) {
+        auto it = consumers.find(id);
+        if (it == consumers.end()) return;
+        auto& c = *it->second;
+        c.sink = sink;
+        c.home = home;
+        for (auto& f : c.inflight) {
+            if (f.settled) continue;
+            ++f.e.redeliveries;
+            post_delivery(c, delivery{f.e.msg, f.tag, f.e.redeliveries, f.e.retained});
+        }
+        after_settle(c);
     }
 
     void unsubscribe(consumer_id id) {
@@ -384,6 +466,11 @@ struct broker::shard {
             requeue(q, std::move(back));
             release_held(q);
             dispatch(q);
+        } else if (!c.share_key.empty()) {
+            if (auto g = shares.find(c.share_key); g != shares.end()) {
+                std::erase(g->second.members, &c);
+                if (g->second.members.empty()) shares.erase(g);
+            }
         } else if (c.wildcard) {
             std::erase(wildcard_subs, &c);
         } else if (auto e = exact_subs.find(c.dest.name); e != exact_subs.end()) {
@@ -412,6 +499,7 @@ struct broker::shard {
             s.enqueued = c.enqueued;
             s.dequeued = c.dequeued;
             s.dropped = c.dropped;
+            s.retained = retained.contains(name);
             if (auto e = exact_subs.find(name); e != exact_subs.end()) s.consumers = e->second.size();
             out.push_back(std::move(s));
         }
@@ -512,6 +600,21 @@ void broker::subscribe(consumer_id id, const destination& dest, subscribe_option
         auto& s = *sp;
         s.exec.post([&s, id, dest, opt, sink, home, one_done]() {
             s.subscribe(id, dest, opt, sink, home);
+            one_done();
+        });
+    }
+}
+
+void broker::attach(consumer_id id, const destination& dest, std::weak_ptr<consumer_sink> sink,
+                    std::function<void()> done) {
+    executor* home = &calling_worker();
+    const bool all = dest.is_topic();
+    auto one_done = countdown(all ? shards_.size() : 1, home, std::move(done));
+    for (std::size_t i = 0; i < shards_.size(); ++i) {
+        if (!all && i != shard_of(dest.name)) continue;
+        auto& s = *shards_[i];
+        s.exec.post([&s, id, sink, home, one_done]() {
+            s.attach(id, sink, home);
             one_done();
         });
     }

@@ -32,6 +32,7 @@ struct delivery {
     message_ptr msg;
     delivery_tag tag = 0;
     std::uint32_t redeliveries = 0;  // times this message was delivered before
+    bool retained = false;           // sent because it is a topic's retained message
 };
 
 // Implemented by a protocol session. The kernel calls it on the consumer's home worker (the
@@ -49,6 +50,11 @@ struct subscribe_options {
     std::uint32_t prefetch = 0;       // unacked deliveries in flight; 0 = the broker default
     bool no_local = false;            // skip messages published by `connection`
     std::uint64_t connection = 0;
+    bool want_retained = true;        // topics: receive matching retained messages first
+    std::size_t max_pending = 0;      // topics: buffered beyond prefetch; 0 = the broker default
+    // Topics: a shared subscription (MQTT $share/<group>/...): each message goes to one member
+    // of the group with the same filter.
+    std::string share_group;
 };
 
 enum class publish_status : std::uint8_t { ok, store_failed };
@@ -80,6 +86,7 @@ struct destination_stats {
     std::uint64_t inflight = 0;       // delivered, not yet acknowledged
     std::uint64_t consumers = 0;
     std::uint64_t memory_bytes = 0;
+    bool retained = false;            // topics: has a retained message
 };
 
 class broker {
@@ -109,6 +116,12 @@ public:
     // name may have wildcards) receives every matching message published after `done` runs.
     void subscribe(consumer_id id, const destination& dest, subscribe_options opt,
                    std::weak_ptr<consumer_sink> sink, std::function<void()> done);
+
+    // Moves an existing consumer to a new sink (a resumed persistent session). Its unacked
+    // deliveries are sent again, counted as redeliveries, with their tags; `done` runs on the
+    // calling worker once every shard has switched.
+    void attach(consumer_id id, const destination& dest, std::weak_ptr<consumer_sink> sink,
+                std::function<void()> done);
 
     // Ends a subscription. Its unacknowledged queue messages go back to the queue, counted as
     // a redelivery (dead-lettered past max_redeliveries).

@@ -5,19 +5,31 @@ namespace sb::core {
 
 namespace {
 
-// Splits off the next level of `s` (up to '.'); advances `s` past the dot.
-std::string_view next_level(std::string_view& s) noexcept {
-    const auto dot = s.find('.');
-    std::string_view level = s.substr(0, dot);
-    s = dot == std::string_view::npos ? std::string_view{} : s.substr(dot + 1);
-    return level;
-}
+// Walks the '.'-separated levels of a name. Empty levels are real levels ("a..b" has three,
+// "a." two), because MQTT topics may have them ("/a/b", "a//b").
+struct levels {
+    std::string_view rest;
+    bool done = false;
+
+    explicit levels(std::string_view s) noexcept : rest(s) {}
+
+    std::string_view next() noexcept {
+        const auto dot = rest.find('.');
+        if (dot == std::string_view::npos) {
+            done = true;
+            return rest;
+        }
+        const auto level = rest.substr(0, dot);
+        rest.remove_prefix(dot + 1);
+        return level;
+    }
+};
 
 }  // namespace
 
 bool has_wildcard(std::string_view name) noexcept {
-    while (!name.empty()) {
-        const auto level = next_level(name);
+    for (levels l(name); !l.done;) {
+        const auto level = l.next();
         if (level == "*" || level == ">") return true;
     }
     return false;
@@ -25,30 +37,34 @@ bool has_wildcard(std::string_view name) noexcept {
 
 bool valid_name(std::string_view name) noexcept {
     if (name.empty()) return false;
-    if (name.front() == '.' || name.back() == '.') return false;
-    if (name.find("..") != std::string_view::npos) return false;
-    const auto gt = name.find('>');
-    if (gt == std::string_view::npos) return true;
-    // '>' must be a whole level and the last one.
-    return gt == name.size() - 1 && (gt == 0 || name[gt - 1] == '.');
+    for (levels l(name); !l.done;) {
+        const auto level = l.next();
+        if (level == ">") {
+            if (!l.done) return false;   // '>' only as the last level
+            continue;
+        }
+        if (level == "*") continue;
+        if (level.find_first_of("*>") != std::string_view::npos) return false;  // "a*", "b>"
+    }
+    return true;
 }
 
 bool matches(std::string_view pattern, std::string_view name) noexcept {
-    bool first = true;
-    for (;;) {
-        if (pattern.empty()) return name.empty();
-        const auto p = next_level(pattern);
+    levels p(pattern), n(name);
+    for (bool first = true;; first = false) {
+        if (p.done) return n.done;
+        const auto pl = p.next();
+        // MQTT 5 §4.7.2: wildcards at the first level do not match names starting with '$'.
+        const bool dollar = first && !name.empty() && name.front() == '$';
         // '>' matches zero or more levels, so "a.>" matches "a" (MQTT's "a/#" does too).
-        if (p == ">") return !(first && !name.empty() && name.front() == '$');
-        if (name.empty()) return false;
-        const bool dollar = first && name.front() == '$';
-        const auto n = next_level(name);
-        if (p == "*") {
-            if (dollar) return false;  // MQTT 5 §4.7.2: wildcards skip $-topics at the first level
-        } else if (p != n) {
+        if (pl == ">") return !dollar;
+        if (n.done) return false;
+        const auto nl = n.next();
+        if (pl == "*") {
+            if (dollar) return false;
+        } else if (pl != nl) {
             return false;
         }
-        first = false;
     }
 }
 

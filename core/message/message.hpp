@@ -48,10 +48,13 @@ struct message {
     body_kind kind = body_kind::none;
     std::string body;
 
+    // Topics only: also keep this as the topic's retained message (an empty body clears it);
+    // new subscribers of any protocol receive it (MQTT retained messages).
+    bool retain = false;
+
     // Origin hints: never needed for correctness in another protocol.
     std::uint64_t origin_connection = 0;  // for no-local subscriptions
     std::uint8_t origin_qos = 0;          // MQTT QoS the publisher used
-    bool origin_retain = false;
 
     const property_value* find_property(std::string_view name) const noexcept;
 

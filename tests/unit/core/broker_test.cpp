@@ -318,3 +318,65 @@ TEST_CASE("recover loads the store's pending messages into their queues", "[core
     w[0].call([&] { fresh = b2.next_message_id(); });
     CHECK(fresh != old_id);
 }
+
+TEST_CASE("a retained topic message reaches later subscribers, marked retained", "[core][broker]") {
+    fixture f;
+    auto m = f.make(t, "last");
+    const_cast<message&>(*m).retain = true;
+    f.w[0].call([&] { f.b.publish(m, {}); });
+    f.w.run();
+    auto [c1, s1] = f.subscribe(t, 0, 1);
+    auto [c2, s2] = f.subscribe(destination{dest_kind::topic, "prices.>"});
+    subscribe_options none;
+    none.want_retained = false;
+    auto [c3, s3] = f.subscribe(t, 0, 0, none);
+    REQUIRE(s1->bodies() == std::vector<std::string>{"last"});
+    CHECK(s1->got[0].retained);
+    CHECK(s2->bodies() == std::vector<std::string>{"last"});
+    CHECK(s3->got.empty());
+    // An empty retained message clears it.
+    auto clear = f.make(t, "");
+    const_cast<message&>(*clear).retain = true;
+    f.w[0].call([&] { f.b.publish(clear, {}); });
+    f.w.run();
+    auto [c4, s4] = f.subscribe(t);
+    CHECK(s4->got.empty());
+}
+
+TEST_CASE("a shared subscription group splits messages among its members", "[core][broker]") {
+    fixture f(2);
+    subscribe_options opt;
+    opt.share_group = "g";
+    const destination filter{dest_kind::topic, "prices.*"};
+    auto [c1, s1] = f.subscribe(filter, 0, 0, opt);
+    auto [c2, s2] = f.subscribe(filter, 0, 1, opt);
+    auto [c3, s3] = f.subscribe(filter);   // an ordinary subscriber sees everything
+    for (int i = 0; i < 10; ++i) f.publish(t, std::to_string(i));
+    CHECK(s1->got.size() == 5);
+    CHECK(s2->got.size() == 5);
+    CHECK(s3->got.size() == 10);
+    f.unsubscribe(c1, filter);
+    f.publish(t, "after");
+    CHECK(s2->got.size() == 6);
+}
+
+TEST_CASE("attach moves a consumer to a new sink and resends what was unacked", "[core][broker]") {
+    fixture f;
+    auto [c, old_sink] = f.subscribe(t, 2);
+    for (int i = 0; i < 4; ++i) f.publish(t, std::to_string(i));
+    REQUIRE(old_sink->got.size() == 2);   // 2 in flight, 2 pending (no credit)
+    f.ack(c, {old_sink->got[0].tag});
+    old_sink.reset();                     // the session went away; the consumer stays
+    f.publish(t, "offline");
+    auto fresh = std::make_shared<sink>();
+    bool done = false;
+    f.w[1].call([&] { f.b.attach(c, t, fresh, [&] { done = true; }); });
+    f.w.run();
+    REQUIRE(done);
+    REQUIRE(fresh->got.size() >= 2);
+    CHECK(fresh->got[0].msg->body == "1");
+    CHECK(fresh->got[0].redeliveries == 1);
+    f.ack(c, tags_of(*fresh));
+    std::vector<std::string> all = fresh->bodies();
+    CHECK(all == std::vector<std::string>{"1", "2", "3", "offline"});
+}

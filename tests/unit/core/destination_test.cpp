@@ -39,17 +39,29 @@ TEST_CASE("leading wildcards do not match $-names", "[core][destination]") {
     CHECK(matches("$SYS.*", "$SYS.broker"));
 }
 
-TEST_CASE("names are validated: no empty level, '>' only last", "[core][destination]") {
+TEST_CASE("names are validated: wildcards whole levels, '>' only last", "[core][destination]") {
     CHECK(valid_name("a"));
     CHECK(valid_name("a.b.c"));
     CHECK(valid_name("a.>"));
     CHECK(valid_name(">"));
+    CHECK(valid_name("a.*.c"));
+    // Empty levels are allowed: MQTT topics such as "/a/b" and "a//b" have them.
+    CHECK(valid_name(".a"));
+    CHECK(valid_name("a."));
+    CHECK(valid_name("a..b"));
     CHECK_FALSE(valid_name(""));
-    CHECK_FALSE(valid_name(".a"));
-    CHECK_FALSE(valid_name("a."));
-    CHECK_FALSE(valid_name("a..b"));
     CHECK_FALSE(valid_name("a.>.b"));
     CHECK_FALSE(valid_name("a>"));
+    CHECK_FALSE(valid_name("a.b*"));
+}
+
+TEST_CASE("empty levels are matched like any other level", "[core][destination]") {
+    CHECK(matches("*.a", ".a"));
+    CHECK(matches("a.*", "a."));
+    CHECK(matches("a.*.b", "a..b"));
+    CHECK(matches("a.>", "a."));
+    CHECK_FALSE(matches("a", "a."));
+    CHECK_FALSE(matches("a.*", "a..b"));
 }
 
 TEST_CASE("has_wildcard sees whole-level wildcards only", "[core][destination]") {
