@@ -300,22 +300,26 @@ struct broker::shard {
         while (!c.inflight.empty() && c.inflight.front().settled) c.inflight.pop_front();
     }
 
-    void ack(consumer_id id, const std::vector<delivery_tag>& tags) {
+    // Returns whether a persistent message was removed from the store.
+    bool ack(consumer_id id, const std::vector<delivery_tag>& tags) {
         auto it = consumers.find(id);
-        if (it == consumers.end()) return;
+        if (it == consumers.end()) return false;
         auto& c = *it->second;
+        bool stored = false;
         for (auto tag : tags) {
             auto* f = find_inflight(c, tag);
             if (!f) continue;
             settle(c, *f);
             if (c.queue) {
                 ++c.queue->stats.dequeued;
+                stored |= f->e.msg->persistent;
                 forget(*c.queue, f->e.msg);
             }
             f->e.msg.reset();
         }
         trim(c);
         after_settle(c);
+        return stored;
     }
 
     void nack(consumer_id id, const std::vector<delivery_tag>& tags) {
@@ -661,11 +665,30 @@ void by_shard(std::vector<delivery_tag> tags, std::size_t shards, F&& each) {
 
 }  // namespace
 
-void broker::ack(consumer_id id, std::vector<delivery_tag> tags) {
-    by_shard(std::move(tags), shards_.size(), [&](std::size_t i, std::vector<delivery_tag> t) {
+void broker::ack(consumer_id id, std::vector<delivery_tag> tags, std::function<void()> done) {
+    if (!done) {
+        by_shard(std::move(tags), shards_.size(), [&](std::size_t i, std::vector<delivery_tag> t) {
+            auto& s = *shards_[i];
+            s.exec.post([&s, id, t = std::move(t)]() { s.ack(id, t); });
+        });
+        return;
+    }
+    executor* home = &calling_worker();
+    std::vector<std::pair<std::size_t, std::vector<delivery_tag>>> parts;
+    by_shard(std::move(tags), shards_.size(),
+             [&](std::size_t i, std::vector<delivery_tag> t) { parts.emplace_back(i, std::move(t)); });
+    if (parts.empty()) {
+        home->post(std::move(done));
+        return;
+    }
+    auto one_done = countdown(parts.size(), home, std::move(done));
+    for (auto& [i, t] : parts) {
         auto& s = *shards_[i];
-        s.exec.post([&s, id, t = std::move(t)]() { s.ack(id, t); });
-    });
+        s.exec.post([&s, this, id, t = std::move(t), one_done]() {
+            if (s.ack(id, t)) store_.barrier(one_done);
+            else one_done();
+        });
+    }
 }
 
 void broker::nack(consumer_id id, std::vector<delivery_tag> tags) {

@@ -127,8 +127,10 @@ public:
     // a redelivery (dead-lettered past max_redeliveries).
     void unsubscribe(consumer_id id, const destination& dest, std::function<void()> done = {});
 
-    // Settle deliveries of consumer `id`. Unknown tags are ignored.
-    void ack(consumer_id id, std::vector<delivery_tag> tags);
+    // Settle deliveries of consumer `id`. Unknown tags are ignored. `done` (optional) runs on
+    // the calling worker once the removal of persistent messages is durable, so an
+    // acknowledgement confirmed to a client is never undone by a crash.
+    void ack(consumer_id id, std::vector<delivery_tag> tags, std::function<void()> done = {});
     // Redeliver (counted) or dead-letter past max_redeliveries. Topic deliveries are dropped.
     void nack(consumer_id id, std::vector<delivery_tag> tags);
 

@@ -150,24 +150,31 @@ public:
         bool has_listeners = false;
         for (const entry& e : entries(root, {}, "",
                                       {"workers", "log", "broker", "store", "security", "stomp",
-                                       "listeners"})) {
+                                       "mqtt", "listeners"})) {
             if (e.key == "workers") cfg.workers = static_cast<unsigned>(integer(e, 0, 256));
             else if (e.key == "log") cfg.log = load_log(e);
             else if (e.key == "broker") cfg.broker = load_broker(e);
             else if (e.key == "store") cfg.store = load_store(e);
             else if (e.key == "security") cfg.security = load_security(e);
             else if (e.key == "stomp") cfg.stomp = load_stomp(e);
+            else if (e.key == "mqtt") cfg.mqtt = load_mqtt(e);
             else if (e.key == "listeners") {
                 cfg.listeners = load_listeners(e);
                 has_listeners = true;
             }
         }
         if (!has_listeners) {
-            // The section left out: the same listener as conf/switchboard.yaml.
+            // The section left out: the same listeners as conf/switchboard.yaml.
             listener_config l;
             l.name = "stomp";
             l.port = 61613;
             cfg.listeners.push_back(std::move(l));
+            listener_config m;
+            m.name = "mqtt";
+            m.proto = protocol::mqtt;
+            m.port = 1883;
+            m.max_connections = 100000;
+            cfg.listeners.push_back(std::move(m));
         }
         return cfg;
     }
@@ -338,8 +345,34 @@ private:
 
     store_config load_store(const entry& section) const {
         store_config out;
-        for (const entry& e : entries(section.value, section.key_at, section.path, {"type"}))
-            out.type = choice<store_type>(e, {{"memory", store_type::memory}}, {"journal"});
+        for (const entry& e :
+             entries(section.value, section.key_at, section.path, {"type", "dir", "sync", "segment_size"})) {
+            if (e.key == "type") {
+                out.type = choice<store_type>(e, {{"memory", store_type::memory}, {"journal", store_type::journal}});
+            } else if (e.key == "dir") {
+                out.dir = text(e);
+                if (out.dir.empty()) expected(e, "a directory path");
+            } else if (e.key == "sync") {
+                // always | never | batch | batch(N) (N ms between syncs, 1..1000)
+                const std::string v = e.value.IsScalar() ? e.value.Scalar() : std::string();
+                if (v == "always") out.sync = sync_policy::always;
+                else if (v == "never") out.sync = sync_policy::never;
+                else if (v == "batch") out.sync = sync_policy::batch;
+                else if (v.starts_with("batch(") && v.ends_with(")")) {
+                    auto n = v.substr(6, v.size() - 7);
+                    if (n.ends_with("ms")) n.resize(n.size() - 2);
+                    if (n.empty() || n.size() > 4 || n.find_first_not_of("0123456789") != std::string::npos ||
+                        std::stoul(n) < 1 || std::stoul(n) > 1000)
+                        expected(e, "always, never, batch or batch(N) with N in 1..1000 ms");
+                    out.sync = sync_policy::batch;
+                    out.batch_ms = static_cast<std::uint32_t>(std::stoul(n));
+                } else {
+                    expected(e, "always, never, batch or batch(N) with N in 1..1000 ms");
+                }
+            } else if (e.key == "segment_size") {
+                out.segment_size = size_bytes(e, 1 << 20);
+            }
+        }
         return out;
     }
 
@@ -379,6 +412,24 @@ private:
         return out;
     }
 
+    mqtt_config load_mqtt(const entry& section) const {
+        mqtt_config out;
+        for (const entry& e :
+             entries(section.value, section.key_at, section.path,
+                     {"max_packet_size", "receive_maximum", "topic_alias_maximum", "max_keepalive_s",
+                      "connect_timeout_ms", "max_queued_messages", "max_session_expiry_s", "retain_available"})) {
+            if (e.key == "max_packet_size") out.max_packet_size = size_bytes(e, 64);
+            else if (e.key == "receive_maximum") out.receive_maximum = static_cast<std::uint16_t>(integer(e, 1, 65535));
+            else if (e.key == "topic_alias_maximum") out.topic_alias_maximum = static_cast<std::uint16_t>(integer(e, 0, 65535));
+            else if (e.key == "max_keepalive_s") out.max_keepalive_s = static_cast<std::uint16_t>(integer(e, 1, 65535));
+            else if (e.key == "connect_timeout_ms") out.connect_timeout_ms = uint32(e, 1);
+            else if (e.key == "max_queued_messages") out.max_queued_messages = count(e, 1);
+            else if (e.key == "max_session_expiry_s") out.max_session_expiry_s = uint32(e);
+            else if (e.key == "retain_available") out.retain_available = boolean(e);
+        }
+        return out;
+    }
+
     std::vector<listener_config> load_listeners(const entry& section) const {
         if (!section.value.IsSequence() || section.value.size() == 0)
             fail(section.value_at, section.path,
@@ -413,8 +464,8 @@ private:
                     has_name = true;
                     at.name_at = e.value_at;
                 } else if (e.key == "protocol") {
-                    l.proto = choice<protocol>(e, {{"stomp", protocol::stomp}},
-                                               {"mqtt", "amqp", "openwire", "websocket", "auto"});
+                    l.proto = choice<protocol>(e, {{"stomp", protocol::stomp}, {"mqtt", protocol::mqtt}},
+                                               {"amqp", "openwire", "websocket", "auto"});
                 } else if (e.key == "address") {
                     l.address = text(e);
                     bool ok = !l.address.empty();

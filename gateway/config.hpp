@@ -11,7 +11,7 @@
 
 namespace sb::gateway {
 
-enum class protocol { stomp };  // more later: mqtt, amqp, openwire, websocket, auto
+enum class protocol { stomp, mqtt };  // more later: amqp, openwire, websocket, auto
 
 struct listener_config {
     std::string name;
@@ -36,10 +36,14 @@ struct broker_config {
     bool operator==(const broker_config&) const = default;
 };
 
-enum class store_type { memory };
-
+enum class store_type { memory, journal };
+enum class sync_policy { always, batch, never };
 struct store_config {
-    store_type type = store_type::memory;
+    store_type type = store_type::journal;
+    std::string dir = "./data";
+    sync_policy sync = sync_policy::always;
+    std::uint32_t batch_ms = 10;                 // sync: batch(N) — N ms
+    std::size_t segment_size = 64u << 20;
 
     bool operator==(const store_config&) const = default;
 };
@@ -62,6 +66,19 @@ struct stomp_config {
     bool operator==(const stomp_config&) const = default;
 };
 
+struct mqtt_config {
+    std::size_t max_packet_size = 1u << 20;
+    std::uint16_t receive_maximum = 1024;
+    std::uint16_t topic_alias_maximum = 64;
+    std::uint16_t max_keepalive_s = 65535;
+    std::uint32_t connect_timeout_ms = 10000;
+    std::size_t max_queued_messages = 1000;
+    std::uint32_t max_session_expiry_s = 0xFFFFFFFF;
+    bool retain_available = true;
+
+    bool operator==(const mqtt_config&) const = default;
+};
+
 struct log_config {
     std::string level = "info";  // trace | debug | info | warn | error | critical | off
 
@@ -76,6 +93,7 @@ struct config {
     store_config store;
     security_config security;
     stomp_config stomp;
+    mqtt_config mqtt;
     std::vector<listener_config> listeners;  // never empty after loading
 
     bool operator==(const config&) const = default;

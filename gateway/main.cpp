@@ -20,7 +20,7 @@ void setup_logging(const std::string& level) {
     auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
     auto main_logger = std::make_shared<spdlog::logger>("switchboard", sink);
     spdlog::set_default_logger(main_logger);
-    for (const char* area : {"gateway", "core", "store", "stomp"})
+    for (const char* area : {"gateway", "core", "store", "stomp", "mqtt"})
         spdlog::register_logger(std::make_shared<spdlog::logger>(area, sink));
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ [%n] %v");
     spdlog::set_level(spdlog::level::from_str(level));

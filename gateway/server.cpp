@@ -13,11 +13,14 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
+#include "adapters/mqtt/session.hpp"
 #include "adapters/stomp/session.hpp"
 #include "core/broker.hpp"
 #include "core/security/authenticator.hpp"
+#include "core/store/journal_store.hpp"
 #include "core/store/memory_store.hpp"
 #include "gateway/tcp_transport.hpp"
 #include "gateway/worker.hpp"
@@ -37,6 +40,7 @@ std::shared_ptr<spdlog::logger> log() {
 std::string_view protocol_name(protocol p) {
     switch (p) {
     case protocol::stomp: return "stomp";
+    case protocol::mqtt: return "mqtt";
     }
     return "?";
 }
@@ -132,6 +136,40 @@ stomp::settings stomp_settings(const config& cfg) {
     return s;
 }
 
+mqtt::settings mqtt_settings(const config& cfg) {
+    mqtt::settings s;
+    s.packet_limits.max_packet_size = cfg.mqtt.max_packet_size;
+    s.receive_maximum = cfg.mqtt.receive_maximum;
+    s.topic_alias_maximum = cfg.mqtt.topic_alias_maximum;
+    s.max_keepalive_s = cfg.mqtt.max_keepalive_s;
+    s.connect_timeout_ms = cfg.mqtt.connect_timeout_ms;
+    s.max_queued_messages = cfg.mqtt.max_queued_messages;
+    s.max_session_expiry_s = cfg.mqtt.max_session_expiry_s;
+    s.retain_available = cfg.mqtt.retain_available;
+    s.default_prefetch = cfg.broker.default_prefetch;
+    s.broker_name = cfg.broker.name;
+    return s;
+}
+
+// Ends expired persistent MQTT sessions once a second, on worker 0 (kernel calls need a worker).
+class session_sweeper {
+public:
+    session_sweeper(worker& w, std::shared_ptr<mqtt::registry> reg) : timer_(w.context()), reg_(std::move(reg)) {}
+    void start() {
+        timer_.expires_after(std::chrono::seconds(1));
+        timer_.async_wait([this](net::error_code ec) {
+            if (ec) return;
+            mqtt::sweep_expired(*reg_);
+            start();
+        });
+    }
+    void stop() { asio::post(timer_.get_executor(), [this] { timer_.cancel(); }); }
+
+private:
+    asio::steady_timer timer_;
+    std::shared_ptr<mqtt::registry> reg_;
+};
+
 core::broker_settings broker_settings(const config& cfg) {
     core::broker_settings b;
     b.name = cfg.broker.name;
@@ -156,24 +194,72 @@ int run_server(const config& cfg) {
     }
 
     auto auth = core::make_authenticator(cfg.security.allow_anonymous, cfg.security.users_file);
-    core::memory_store store;
+    std::unique_ptr<core::store> store_owner;
+    if (cfg.store.type == store_type::journal) {
+        core::journal_settings js;
+        js.dir = cfg.store.dir;
+        js.sync = cfg.store.sync == sync_policy::always  ? core::sync_mode::always
+                  : cfg.store.sync == sync_policy::batch ? core::sync_mode::batch
+                                                         : core::sync_mode::never;
+        js.batch_ms = cfg.store.batch_ms;
+        js.segment_bytes = cfg.store.segment_size;
+        try {
+            store_owner = std::make_unique<core::journal_store>(js);
+        } catch (const std::exception& e) {
+            log()->error("store: {}", e.what());
+            return 1;
+        }
+    } else {
+        store_owner = std::make_unique<core::memory_store>();
+    }
+    core::store& store = *store_owner;
     core::broker broker(broker_settings(cfg), executors, store);
     const auto started = std::chrono::steady_clock::now();
-    const auto recovered = broker.recover();
-    log()->info("store={} recovered={} in {} ms", store.kind(), recovered,
-                std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
+    std::size_t recovered = 0;
+    try {
+        recovered = broker.recover();
+    } catch (const std::exception& e) {
+        log()->error("store: recovery failed: {}", e.what());
+        return 1;
+    }
+    const auto took_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+    if (auto* j = dynamic_cast<core::journal_store*>(&store)) {
+        const auto& r = j->last_recovery();
+        log()->info("store=journal dir={} sync={} recovered={} records={} segments={} corrupt={} torn_bytes={} in {} ms",
+                    cfg.store.dir, cfg.store.sync == sync_policy::always ? "always"
+                                   : cfg.store.sync == sync_policy::batch ? "batch" : "never",
+                    recovered, r.records, r.segments, r.corrupt_records, r.torn_bytes, took_ms);
+        if (r.corrupt_records) log()->error("store: skipped {} corrupted journal records in {}", r.corrupt_records, cfg.store.dir);
+    } else {
+        log()->info("store={} recovered={} in {} ms", store.kind(), recovered, took_ms);
+    }
 
     auto stomp_cfg = std::make_shared<const stomp::settings>(stomp_settings(cfg));
+    auto mqtt_cfg = std::make_shared<const mqtt::settings>(mqtt_settings(cfg));
+    auto mqtt_registry = mqtt::make_registry(broker);
+    session_sweeper sweeper(*workers.front(), mqtt_registry);
     shared_state shared;
     asio::io_context main_ctx{1};
     std::vector<std::unique_ptr<listener>> listeners;
     for (const auto& l : cfg.listeners) {
-        session_factory make = [&, stomp_cfg](std::unique_ptr<net::transport> t, std::uint64_t conn) {
-            return stomp::make_session(std::move(t), stomp_cfg, broker, *auth, conn);
-        };
+        session_factory make;
+        switch (l.proto) {
+        case protocol::stomp:
+            make = [&, stomp_cfg](std::unique_ptr<net::transport> t, std::uint64_t conn) {
+                return stomp::make_session(std::move(t), stomp_cfg, broker, *auth, conn);
+            };
+            break;
+        case protocol::mqtt:
+            make = [&, mqtt_cfg](std::unique_ptr<net::transport> t, std::uint64_t conn) {
+                return mqtt::make_session(std::move(t), mqtt_cfg, broker, *auth, mqtt_registry, conn);
+            };
+            break;
+        }
         listeners.push_back(std::make_unique<listener>(main_ctx, l, workers, shared, std::move(make)));
     }
     for (auto& w : workers) w->start();
+    asio::post(workers.front()->context(), [&sweeper] { sweeper.start(); });
     try {
         for (auto& l : listeners) l->open();
     } catch (const std::exception& e) {
@@ -190,6 +276,7 @@ int run_server(const config& cfg) {
         if (ec) return;
         log()->info("signal={} stopping: closing listeners and {} connections", sig, shared.live_connections.load());
         for (auto& l : listeners) l->close();
+        sweeper.stop();
         for (auto& w : workers) asio::post(w->context(), [&w] { w->stop_sessions(); });
     });
     // Returns once the listeners are closed and their aborted accepts have completed (an

@@ -449,6 +449,12 @@ private:
         if (tx) {
             for (auto t : tags) tx->settles.push_back(tx_settle{sub->consumer, t, positive});
         } else if (positive) {
+            // The RECEIPT follows the durable removal: an ACK confirmed to the client is never
+            // undone by a crash (the message does not come back).
+            if (auto* r = add_receipt(f, 1)) {
+                broker_.ack(sub->consumer, std::move(tags), [self = shared_from_this(), r] { self->complete(r); });
+                return;
+            }
             broker_.ack(sub->consumer, std::move(tags));
         } else {
             broker_.nack(sub->consumer, std::move(tags));

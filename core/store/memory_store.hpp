@@ -16,6 +16,9 @@ public:
     void add(std::string_view queue, const message_ptr& msg, add_done done) override;
     void remove(std::string_view queue, message_id id) override;
     void recover(const std::function<void(std::string_view, message_ptr)>& each) override;
+    void barrier(std::function<void()> done) override {
+        if (done) done();
+    }
     std::string_view kind() const noexcept override { return "memory"; }
 
     std::size_t size() const;

@@ -29,6 +29,10 @@ public:
     // Forget `id` on `queue` (acknowledged, expired, or moved to a DLQ). No confirmation.
     virtual void remove(std::string_view queue, message_id id) = 0;
 
+    // `done` runs (on a thread of the store's choosing) once everything added or removed
+    // before this call is durable: an acknowledgement confirmed after it is never undone.
+    virtual void barrier(std::function<void()> done) = 0;
+
     // At start, before any worker runs: every pending message, in the order it was added.
     virtual void recover(const std::function<void(std::string_view queue, message_ptr)>& each) = 0;
 

@@ -1,8 +1,9 @@
-# tests/integration/sbtest.py — harness: runs the real switchboard binary on a free loopback port
-# and gives tests third-party STOMP clients (stomp.py) and a raw-socket STOMP client.
+# tests/integration/sbtest.py — harness: runs the real switchboard binary on free loopback ports
+# and gives tests third-party clients (stomp.py, paho-mqtt) and raw-socket STOMP and MQTT clients.
 #
 # Every test file is a unittest program run as `python3 X.py --bin /path/to/switchboard`
-# (or with SB_BIN in the environment). Only the standard library and stomp.py are used.
+# (or with SB_BIN in the environment). Only the standard library, stomp.py and (for the MQTT
+# tests, imported lazily) paho-mqtt 1.6 are used.
 # Every wait here is bounded: a hung broker fails a test, it never hangs ctest.
 
 import json
@@ -117,11 +118,18 @@ def config_override(extra):
 # The broker process.
 
 class Broker:
-    def __init__(self, extra=None, workdir=None):
+    def __init__(self, extra=None, workdir=None, mqtt=False):
+        """mqtt=True adds an MQTT listener on another free port (self.mqtt_port); self.port
+        stays the STOMP one. Listeners given in `extra` replace both."""
         self.owns_dir = workdir is None
         self.dir = workdir or tempfile.mkdtemp(prefix="sbtest-")
         self.port = free_port()
-        self.config = deep_merge(base_config(self.port), extra or {})
+        self.mqtt_port = free_port() if mqtt else None
+        base = base_config(self.port)
+        if mqtt:
+            base["listeners"].append({"name": "mqtt", "protocol": "mqtt", "address": HOST,
+                                      "port": self.mqtt_port})
+        self.config = deep_merge(base, extra or {})
         self.config_path = os.path.join(self.dir, "switchboard.yaml")
         self.log_path = os.path.join(self.dir, "broker.log")
         self.proc = None
@@ -140,19 +148,23 @@ class Broker:
                                      stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + STARTUP_TIMEOUT
+        waiting = [p for p in (self.port, self.mqtt_port) if p is not None]
         while True:
             code = self.proc.poll()
             if code is not None:
                 raise AssertionError(f"broker exited with code {code} during startup\n"
                                      f"{self.describe()}")
             try:
-                with socket.create_connection((HOST, self.port), timeout=0.5):
-                    return self
+                with socket.create_connection((HOST, waiting[0]), timeout=0.5):
+                    waiting.pop(0)
+                    if not waiting:
+                        return self
+                    continue
             except OSError:
                 pass
             if time.monotonic() > deadline:
                 self.kill()
-                raise AssertionError(f"broker did not accept on {HOST}:{self.port} within "
+                raise AssertionError(f"broker did not accept on {HOST}:{waiting[0]} within "
                                      f"{STARTUP_TIMEOUT}s\n{self.describe()}")
             time.sleep(0.05)  # polling with a deadline: there is no event to await here
 
@@ -639,11 +651,12 @@ def _describe(frame):
 
 class BrokerTestCase(unittest.TestCase):
     broker_config = {}      # extra config sections for every test of the class
+    mqtt = False            # True: the broker also gets an MQTT listener (self.mqtt_port)
 
     def setUp(self):
         method = getattr(self, self._testMethodName)
         extra = deep_merge(self.broker_config, getattr(method, "sb_config", {}))
-        self.broker = Broker(extra)
+        self.broker = Broker(extra, mqtt=self.mqtt)
         self.addCleanup(self.broker.cleanup)
         self.addCleanup(self.broker.stop)   # runs before cleanup (LIFO), after client closes
         self.broker.start()
@@ -664,6 +677,10 @@ class BrokerTestCase(unittest.TestCase):
     @property
     def port(self):
         return self.broker.port
+
+    @property
+    def mqtt_port(self):
+        return self.broker.mqtt_port
 
     def client(self, version="1.2", heartbeats=(0, 0), auto_decode=True, on_message=None,
                connect=True, login=None, passcode=None, headers=None):
@@ -698,6 +715,842 @@ class BrokerTestCase(unittest.TestCase):
         self.assertEqual([f for f in rest if f.command != "ERROR"], [],
                          f"{what}: frames after ERROR before close")
         return frame
+
+
+# ---------------------------------------------------------------------------------------------
+# MQTT: a raw-socket client (exact bytes out, parsed packets in) and a paho-mqtt wrapper.
+# paho is imported only when an MQTT client is made, so the STOMP tests never need it.
+
+(CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBSCRIBE, SUBACK, UNSUBSCRIBE,
+ UNSUBACK, PINGREQ, PINGRESP, DISCONNECT, AUTH) = range(1, 16)
+PACKET_NAMES = {1: "CONNECT", 2: "CONNACK", 3: "PUBLISH", 4: "PUBACK", 5: "PUBREC",
+                6: "PUBREL", 7: "PUBCOMP", 8: "SUBSCRIBE", 9: "SUBACK", 10: "UNSUBSCRIBE",
+                11: "UNSUBACK", 12: "PINGREQ", 13: "PINGRESP", 14: "DISCONNECT", 15: "AUTH"}
+
+# MQTT 5 §2.2.2.2 property identifiers and their wire types.
+P_PAYLOAD_FORMAT = 0x01
+P_MESSAGE_EXPIRY = 0x02
+P_CONTENT_TYPE = 0x03
+P_RESPONSE_TOPIC = 0x08
+P_CORRELATION_DATA = 0x09
+P_SUBSCRIPTION_ID = 0x0B
+P_SESSION_EXPIRY = 0x11
+P_ASSIGNED_CLIENT_ID = 0x12
+P_SERVER_KEEP_ALIVE = 0x13
+P_REQUEST_PROBLEM_INFO = 0x17
+P_WILL_DELAY = 0x18
+P_REASON_STRING = 0x1F
+P_RECEIVE_MAXIMUM = 0x21
+P_TOPIC_ALIAS_MAXIMUM = 0x22
+P_TOPIC_ALIAS = 0x23
+P_MAXIMUM_QOS = 0x24
+P_RETAIN_AVAILABLE = 0x25
+P_USER_PROPERTY = 0x26
+P_MAXIMUM_PACKET_SIZE = 0x27
+P_WILDCARD_AVAILABLE = 0x28
+P_SUB_ID_AVAILABLE = 0x29
+P_SHARED_AVAILABLE = 0x2A
+
+_BYTE, _U16, _U32, _VARINT, _STR, _BIN, _PAIR = range(7)
+_PROP_TYPES = {0x01: _BYTE, 0x02: _U32, 0x03: _STR, 0x08: _STR, 0x09: _BIN, 0x0B: _VARINT,
+               0x11: _U32, 0x12: _STR, 0x13: _U16, 0x15: _STR, 0x16: _BIN, 0x17: _BYTE,
+               0x18: _U32, 0x19: _BYTE, 0x1A: _STR, 0x1C: _STR, 0x1F: _STR, 0x21: _U16,
+               0x22: _U16, 0x23: _U16, 0x24: _BYTE, 0x25: _BYTE, 0x26: _PAIR, 0x27: _U32,
+               0x28: _BYTE, 0x29: _BYTE, 0x2A: _BYTE}
+
+
+class MqttMalformed(Exception):
+    """The server sent bytes this decoder cannot parse (a broker bug, reported as such)."""
+
+
+def mqtt_varint(n):
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def mqtt_str(s):
+    """A length-prefixed string; bytes are written as given (to send invalid UTF-8)."""
+    data = s.encode() if isinstance(s, str) else bytes(s)
+    return len(data).to_bytes(2, "big") + data
+
+
+def mqtt_props(props):
+    """props: None, a dict {id: value} or a list of (id, value) pairs (repeats allowed;
+    a user property value is a (name, value) pair). Returns the length-prefixed block."""
+    if props is None:
+        return b"\x00"
+    items = props.items() if isinstance(props, dict) else props
+    body = bytearray()
+    for pid, value in items:
+        body += mqtt_varint(pid)
+        kind = _PROP_TYPES[pid]
+        if kind == _BYTE:
+            body.append(value)
+        elif kind == _U16:
+            body += value.to_bytes(2, "big")
+        elif kind == _U32:
+            body += value.to_bytes(4, "big")
+        elif kind == _VARINT:
+            body += mqtt_varint(value)
+        elif kind in (_STR, _BIN):
+            body += mqtt_str(value)
+        else:
+            body += mqtt_str(value[0]) + mqtt_str(value[1])
+    return mqtt_varint(len(body)) + bytes(body)
+
+
+def mqtt_packet(ptype, flags, body):
+    return bytes([(ptype << 4) | flags]) + mqtt_varint(len(body)) + bytes(body)
+
+
+def connect_packet(client_id="", version=5, clean=True, keepalive=60, props=None, will=None,
+                   username=None, password=None, protocol_name=None, level=None, flags=None):
+    """will: dict(topic=, payload=, qos=0, retain=False, props=None). flags overrides the
+    connect-flags byte (to send reserved bits)."""
+    name = protocol_name if protocol_name is not None else ("MQIsdp" if version == 3 else "MQTT")
+    cflags = 0x02 if clean else 0
+    if will:
+        cflags |= 0x04 | (will.get("qos", 0) << 3) | (0x20 if will.get("retain") else 0)
+    if username is not None:
+        cflags |= 0x80
+    if password is not None:
+        cflags |= 0x40
+    body = bytearray(mqtt_str(name))
+    body.append(level if level is not None else version)
+    body.append(cflags if flags is None else flags)
+    body += keepalive.to_bytes(2, "big")
+    if version == 5:
+        body += mqtt_props(props)
+    body += mqtt_str(client_id)
+    if will:
+        if version == 5:
+            body += mqtt_props(will.get("props"))
+        body += mqtt_str(will["topic"]) + mqtt_str(will.get("payload", b""))
+    if username is not None:
+        body += mqtt_str(username)
+    if password is not None:
+        body += mqtt_str(password)
+    return mqtt_packet(CONNECT, 0, body)
+
+
+def publish_packet(topic, payload=b"", qos=0, pid=None, retain=False, dup=False, props=None,
+                   version=5, flags=None):
+    if isinstance(payload, str):
+        payload = payload.encode()
+    if flags is None:
+        flags = (0x08 if dup else 0) | ((qos & 3) << 1) | (0x01 if retain else 0)
+    body = bytearray(mqtt_str(topic))
+    if qos:
+        body += (pid if pid is not None else 1).to_bytes(2, "big")
+    if version == 5:
+        body += mqtt_props(props)
+    body += payload
+    return mqtt_packet(PUBLISH, flags, body)
+
+
+def subscribe_packet(pid, filters, props=None, version=5, flags=0x02):
+    """filters: list of (filter, options byte); options = qos | no_local 0x04 |
+    retain_as_published 0x08 | retain_handling << 4."""
+    body = bytearray(pid.to_bytes(2, "big"))
+    if version == 5:
+        body += mqtt_props(props)
+    for topic_filter, options in filters:
+        body += mqtt_str(topic_filter) + bytes([options])
+    return mqtt_packet(SUBSCRIBE, flags, body)
+
+
+def unsubscribe_packet(pid, filters, props=None, version=5):
+    body = bytearray(pid.to_bytes(2, "big"))
+    if version == 5:
+        body += mqtt_props(props)
+    for topic_filter in filters:
+        body += mqtt_str(topic_filter)
+    return mqtt_packet(UNSUBSCRIBE, 0x02, body)
+
+
+def ack_packet(ptype, pid, reason=None, props=None):
+    """PUBACK, PUBREC, PUBREL or PUBCOMP; reason/props only for v5 (omitted when None)."""
+    body = bytearray(pid.to_bytes(2, "big"))
+    if reason is not None or props is not None:
+        body.append(reason or 0)
+        if props is not None:
+            body += mqtt_props(props)
+    return mqtt_packet(ptype, 0x02 if ptype == PUBREL else 0, body)
+
+
+def disconnect_packet(reason=None, props=None):
+    body = bytearray()
+    if reason is not None or props is not None:
+        body.append(reason or 0)
+        if props is not None:
+            body += mqtt_props(props)
+    return mqtt_packet(DISCONNECT, 0, body)
+
+
+PINGREQ_PACKET = b"\xc0\x00"
+
+
+class MqttProps:
+    """Decoded properties: get(id) gives the first value, all(id) every value, in order."""
+
+    def __init__(self, pairs=()):
+        self.pairs = list(pairs)
+
+    def get(self, pid, default=None):
+        for key, value in self.pairs:
+            if key == pid:
+                return value
+        return default
+
+    def all(self, pid):
+        return [value for key, value in self.pairs if key == pid]
+
+    def __contains__(self, pid):
+        return any(key == pid for key, _ in self.pairs)
+
+    def __repr__(self):
+        return "{" + ", ".join(f"0x{k:02x}: {v!r}" for k, v in self.pairs) + "}"
+
+
+class _Reader:
+    def __init__(self, data):
+        self.data = bytes(data)
+        self.pos = 0
+
+    def left(self):
+        return len(self.data) - self.pos
+
+    def take(self, n):
+        if self.pos + n > len(self.data):
+            raise MqttMalformed(f"need {n} bytes at {self.pos} of {self.data!r}")
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def byte(self):
+        return self.take(1)[0]
+
+    def u16(self):
+        return int.from_bytes(self.take(2), "big")
+
+    def u32(self):
+        return int.from_bytes(self.take(4), "big")
+
+    def varint(self):
+        value, shift = 0, 0
+        for _ in range(4):
+            b = self.byte()
+            value |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return value
+            shift += 7
+        raise MqttMalformed("variable byte integer over 4 bytes")
+
+    def binary(self):
+        return self.take(self.u16())
+
+    def string(self):
+        raw = self.binary()
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MqttMalformed(f"invalid UTF-8 from the server: {raw!r}") from None
+
+    def props(self):
+        end = self.varint()
+        end += self.pos
+        pairs = []
+        while self.pos < end:
+            pid = self.varint()
+            kind = _PROP_TYPES.get(pid)
+            if kind is None:
+                raise MqttMalformed(f"unknown property 0x{pid:02x}")
+            value = {_BYTE: self.byte, _U16: self.u16, _U32: self.u32, _VARINT: self.varint,
+                     _STR: self.string, _BIN: self.binary,
+                     _PAIR: lambda: (self.string(), self.string())}[kind]()
+            pairs.append((pid, value))
+        if self.pos != end:
+            raise MqttMalformed("property block length mismatch")
+        return MqttProps(pairs)
+
+    def rest(self):
+        return self.take(self.left())
+
+
+class MqttPacket:
+    """A packet from the server. Fields by type: CONNACK session_present, code, props;
+    PUBLISH topic, payload, qos, dup, retain, pid, props, alias; PUBACK..PUBCOMP pid, code,
+    props; SUBACK/UNSUBACK pid, props, codes; DISCONNECT/AUTH code, props."""
+
+    def __init__(self, first, body, version):
+        self.type = first >> 4
+        self.flags = first & 0x0F
+        self.body = bytes(body)
+        self.props = MqttProps()
+        self.code = None
+        self.pid = None
+        self.alias = None
+        r = _Reader(body)
+        v5 = version == 5
+        t = self.type
+        if t == CONNACK:
+            self.session_present = r.byte() & 1
+            self.code = r.byte()
+            if v5 and r.left():
+                self.props = r.props()
+        elif t == PUBLISH:
+            self.qos = (self.flags >> 1) & 3
+            self.dup = bool(self.flags & 0x08)
+            self.retain = bool(self.flags & 0x01)
+            self.topic = r.string()
+            if self.qos:
+                self.pid = r.u16()
+            if v5:
+                self.props = r.props()
+            self.payload = r.rest()
+        elif t in (PUBACK, PUBREC, PUBREL, PUBCOMP):
+            self.pid = r.u16()
+            self.code = r.byte() if (v5 and r.left()) else 0
+            if v5 and r.left():
+                self.props = r.props()
+        elif t in (SUBACK, UNSUBACK):
+            self.pid = r.u16()
+            if v5:
+                self.props = r.props()
+            self.codes = list(r.rest())
+        elif t in (DISCONNECT, AUTH):
+            self.code = r.byte() if r.left() else 0
+            if r.left():
+                self.props = r.props()
+        if r.left() and t not in (PUBLISH, SUBACK, UNSUBACK):
+            raise MqttMalformed(f"{PACKET_NAMES.get(t)}: {r.left()} trailing bytes")
+
+    @property
+    def name(self):
+        return PACKET_NAMES.get(self.type, f"type{self.type}")
+
+    def __repr__(self):
+        fields = [self.name]
+        if self.type == PUBLISH:
+            payload = self.payload if len(self.payload) <= 60 else self.payload[:60] + b"..."
+            fields += [f"topic={self.topic!r}", f"qos={self.qos}", f"retain={int(self.retain)}",
+                       f"dup={int(self.dup)}", f"payload={payload!r}"]
+        if self.pid is not None:
+            fields.append(f"pid={self.pid}")
+        if self.code is not None:
+            fields.append(f"code=0x{self.code:02x}")
+        if self.type in (SUBACK, UNSUBACK):
+            fields.append("codes=[" + ", ".join(f"0x{c:02x}" for c in self.codes) + "]")
+        if self.type == CONNACK:
+            fields.append(f"session_present={self.session_present}")
+        if self.props.pairs:
+            fields.append(f"props={self.props!r}")
+        return "MqttPacket(" + " ".join(fields) + ")"
+
+
+class RawMqtt:
+    """A blocking MQTT client over one socket: send exact bytes, read parsed packets.
+    Topic aliases the server sets in PUBLISH are resolved into .topic (and kept in .alias)."""
+
+    def __init__(self, port, version=5, timeout=WAIT):
+        self.sock = socket.create_connection((HOST, port), timeout=timeout)
+        self.version = version
+        self.buf = bytearray()
+        self.eof = False
+        self.aliases = {}
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self, deadline):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("timed out waiting for data")
+        self.sock.settimeout(remaining)
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            raise TimeoutError("timed out waiting for data") from None
+        except (ConnectionResetError, BrokenPipeError):
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            raise ConnectionClosed(f"connection closed by peer ({len(self.buf)} bytes "
+                                   f"unparsed: {bytes(self.buf[:100])!r})")
+        self.buf += chunk
+
+    def read_packet(self, timeout=WAIT):
+        """The next packet; raises TimeoutError or ConnectionClosed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if len(self.buf) >= 2:
+                length, shift, i = 0, 0, 1
+                complete = False
+                while i < len(self.buf) and i <= 4:
+                    b = self.buf[i]
+                    length |= (b & 0x7F) << shift
+                    shift += 7
+                    i += 1
+                    if not b & 0x80:
+                        complete = True
+                        break
+                if not complete and i > 4:
+                    raise MqttMalformed(f"remaining length over 4 bytes: {bytes(self.buf[:8])!r}")
+                if complete and len(self.buf) >= i + length:
+                    first = self.buf[0]
+                    body = bytes(self.buf[i:i + length])
+                    del self.buf[:i + length]
+                    packet = MqttPacket(first, body, self.version)
+                    self._resolve_alias(packet)
+                    return packet
+            self._fill(deadline)
+
+    def _resolve_alias(self, packet):
+        if packet.type != PUBLISH or P_TOPIC_ALIAS not in packet.props:
+            return
+        alias = packet.props.get(P_TOPIC_ALIAS)
+        packet.alias = alias
+        if packet.topic:
+            self.aliases[alias] = packet.topic
+        elif alias in self.aliases:
+            packet.topic = self.aliases[alias]
+        else:
+            raise MqttMalformed(f"server used topic alias {alias} before defining it")
+
+    def expect(self, ptype, timeout=WAIT):
+        try:
+            packet = self.read_packet(timeout)
+        except ConnectionClosed as e:
+            raise AssertionError(f"expected {PACKET_NAMES[ptype]}, connection closed ({e})")
+        except TimeoutError:
+            raise AssertionError(f"expected {PACKET_NAMES[ptype]}, nothing within {timeout}s "
+                                 f"(unparsed {bytes(self.buf[:100])!r})") from None
+        if packet.type != ptype:
+            raise AssertionError(f"expected {PACKET_NAMES[ptype]}, got {packet!r}")
+        return packet
+
+    def read_until(self, predicate, timeout=WAIT):
+        """Reads until predicate(packet); returns (packet, packets skipped)."""
+        deadline = time.monotonic() + timeout
+        skipped = []
+        while True:
+            packet = self.read_packet(max(0.0, deadline - time.monotonic()))
+            if predicate(packet):
+                return packet, skipped
+            skipped.append(packet)
+
+    def packets_within(self, seconds):
+        """Every packet that arrives within `seconds` (for asserting that none does)."""
+        deadline = time.monotonic() + seconds
+        out = []
+        while True:
+            try:
+                out.append(self.read_packet(max(0.0, deadline - time.monotonic())))
+            except TimeoutError:
+                return out
+
+    def wait_closed(self, timeout=WAIT):
+        """Reads packets until EOF and returns them; AssertionError if still open."""
+        deadline = time.monotonic() + timeout
+        packets = []
+        try:
+            while True:
+                packets.append(self.read_packet(max(0.0, deadline - time.monotonic())))
+        except ConnectionClosed:
+            return packets
+        except TimeoutError:
+            raise AssertionError(f"connection still open after {timeout}s; packets seen: "
+                                 f"{packets!r}, unparsed {bytes(self.buf[:100])!r}") from None
+
+    def connect(self, client_id="", expect_code=0, timeout=WAIT, **kw):
+        """Sends CONNECT (see connect_packet) and returns the CONNACK, checking its code."""
+        kw.setdefault("version", self.version)
+        self.send(connect_packet(client_id, **kw))
+        connack = self.expect(CONNACK, timeout)
+        if expect_code is not None and connack.code != expect_code:
+            raise AssertionError(f"CONNACK code 0x{connack.code:02x}, expected "
+                                 f"0x{expect_code:02x}: {connack!r}")
+        return connack
+
+    def subscribe(self, filters, pid=1, props=None, timeout=WAIT):
+        """filters: [(filter, options)] or one filter string (QoS 0). Returns the SUBACK."""
+        if isinstance(filters, str):
+            filters = [(filters, 0)]
+        self.send(subscribe_packet(pid, filters, props, self.version))
+        suback = self.expect(SUBACK, timeout)
+        if suback.pid != pid:
+            raise AssertionError(f"SUBACK for packet id {suback.pid}, expected {pid}")
+        return suback
+
+    def publish(self, topic, payload=b"", qos=0, pid=1, retain=False, props=None, timeout=WAIT):
+        """Publishes and completes the QoS handshake; returns the last ack (None for QoS 0)."""
+        self.send(publish_packet(topic, payload, qos, pid, retain, props=props,
+                                 version=self.version))
+        if qos == 0:
+            return None
+        if qos == 1:
+            return self.expect(PUBACK, timeout)
+        self.expect(PUBREC, timeout)
+        self.send(ack_packet(PUBREL, pid))
+        return self.expect(PUBCOMP, timeout)
+
+    def ack(self, publish, timeout=WAIT):
+        """Acknowledges a received PUBLISH (QoS 1: PUBACK; QoS 2: PUBREC, PUBREL, PUBCOMP)."""
+        if publish.qos == 1:
+            self.send(ack_packet(PUBACK, publish.pid))
+        elif publish.qos == 2:
+            self.send(ack_packet(PUBREC, publish.pid))
+            pubrel = self.expect(PUBREL, timeout)
+            self.send(ack_packet(PUBCOMP, pubrel.pid))
+
+    def ping(self, timeout=WAIT):
+        self.send(PINGREQ_PACKET)
+        return self.expect(PINGRESP, timeout)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class MqttClient:
+    """A paho-mqtt 1.6 client on its own loop thread. Callbacks land in queues and events;
+    every wait is bounded. version: 3 (3.1), 4 (3.1.1) or 5. Never reconnects by itself."""
+
+    def __init__(self, port, client_id="", version=5, clean=True, keepalive=60, will=None,
+                 username=None, password=None, max_inflight=100, on_message=None):
+        import paho.mqtt.client as mqtt
+        self.mqtt = mqtt
+        self.port = port
+        self.version = version
+        self.keepalive = keepalive
+        self.client_id = client_id
+        proto = {3: mqtt.MQTTv31, 4: mqtt.MQTTv311, 5: mqtt.MQTTv5}[version]
+        if version == 5:
+            self.client = mqtt.Client(client_id, protocol=proto, reconnect_on_failure=False)
+            self.clean_start = clean
+        else:
+            self.client = mqtt.Client(client_id, clean_session=clean, protocol=proto,
+                                      reconnect_on_failure=False)
+            self.clean_start = None
+        self.client.max_inflight_messages_set(max_inflight)
+        self.client.max_queued_messages_set(0)
+        if will:
+            self.client.will_set(will["topic"], will.get("payload"), will.get("qos", 0),
+                                 will.get("retain", False), will.get("props"))
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        self.messages = queue.Queue()
+        self.on_message_hook = on_message
+        self.connected = threading.Event()
+        self.disconnected = threading.Event()
+        self.connack = None           # (flags dict, rc as int, properties or None)
+        self.disconnect_rc = None     # int: a reason code (v5 DISCONNECT) or paho's error code
+        self.disconnect_props = None
+        self._outcome = threading.Event()
+        self._cond = threading.Condition()
+        self._subacks = {}
+        self._unsubacks = {}
+        c = self.client
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
+        c.on_unsubscribe = self._on_unsubscribe
+        self.loop_started = False
+
+    # -- paho callbacks (its loop thread)
+    def _on_connect(self, client, userdata, flags, rc, props=None):
+        self.connack = (flags, int(getattr(rc, "value", rc)), props)
+        if self.connack[1] == 0:
+            self.connected.set()
+        self._outcome.set()
+
+    def _on_disconnect(self, client, userdata, rc, props=None):
+        self.disconnect_rc = int(getattr(rc, "value", rc)) if rc is not None else None
+        self.disconnect_props = props
+        self.disconnected.set()
+        self._outcome.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def _on_message(self, client, userdata, msg):
+        if self.on_message_hook is not None:
+            self.on_message_hook(self, msg)
+        else:
+            self.messages.put(msg)
+
+    def _on_subscribe(self, client, userdata, mid, granted, props=None):
+        with self._cond:
+            self._subacks[mid] = [int(getattr(g, "value", g)) for g in granted]
+            self._cond.notify_all()
+
+    def _on_unsubscribe(self, client, userdata, mid, props=None, codes=None):
+        with self._cond:
+            if isinstance(codes, list):
+                self._unsubacks[mid] = [int(getattr(c, "value", c)) for c in codes]
+            elif codes is not None:
+                self._unsubacks[mid] = [int(getattr(codes, "value", codes))]
+            else:
+                self._unsubacks[mid] = []
+            self._cond.notify_all()
+
+    # -- session
+    def connect(self, props=None, clean_start=None, timeout=WAIT, expect_rc=0):
+        """CONNECT and wait for CONNACK. Returns (session_present, rc, connack properties).
+        props: a dict of paho property names (SessionExpiryInterval=…) for v5."""
+        kw = {}
+        if self.version == 5:
+            kw["clean_start"] = self.clean_start if clean_start is None else clean_start
+            if props:
+                kw["properties"] = paho_props("CONNECT", **props)
+        self.connected.clear()
+        self.disconnected.clear()
+        self._outcome.clear()
+        self.connack = None
+        self.client.connect(HOST, self.port, self.keepalive, **kw)
+        if not self.loop_started:
+            self.client.loop_start()
+            self.loop_started = True
+        if not self._outcome.wait(timeout):
+            raise AssertionError(f"paho {self.client_id!r}: no CONNACK within {timeout}s")
+        if self.connack is None:
+            raise AssertionError(f"paho {self.client_id!r}: connection closed before CONNACK "
+                                 f"(rc={self.disconnect_rc})")
+        flags, rc, cprops = self.connack
+        if expect_rc is not None and rc != expect_rc:
+            raise AssertionError(f"paho {self.client_id!r}: CONNACK rc {rc}, expected "
+                                 f"{expect_rc}")
+        return flags.get("session present", 0), rc, cprops
+
+    def subscribe(self, topic, qos=0, options=None, props=None, timeout=WAIT):
+        """One filter (qos or paho SubscribeOptions) or a list of (filter, qos/options).
+        Returns the granted QoS / reason codes as ints."""
+        kw = {}
+        if props:
+            kw["properties"] = paho_props("SUBSCRIBE", **props)
+        if isinstance(topic, list):
+            rc, mid = self.client.subscribe(topic, **kw)
+        elif options is not None:
+            rc, mid = self.client.subscribe(topic, options=options, **kw)
+        else:
+            rc, mid = self.client.subscribe(topic, qos, **kw)
+        if rc != 0:
+            raise AssertionError(f"paho subscribe({topic!r}) failed locally: rc={rc}")
+        with self._cond:
+            ok = self._cond.wait_for(lambda: mid in self._subacks or self.disconnected.is_set(),
+                                     timeout)
+            if mid not in self._subacks:
+                why = "disconnected" if ok else f"nothing within {timeout}s"
+                raise AssertionError(f"no SUBACK for {topic!r} ({why}, rc={self.disconnect_rc})")
+            return self._subacks.pop(mid)
+
+    def unsubscribe(self, topic, timeout=WAIT):
+        rc, mid = self.client.unsubscribe(topic)
+        with self._cond:
+            self._cond.wait_for(lambda: mid in self._unsubacks or self.disconnected.is_set(),
+                                timeout)
+            if mid not in self._unsubacks:
+                raise AssertionError(f"no UNSUBACK for {topic!r} (rc={rc})")
+            return self._unsubacks.pop(mid)
+
+    def publish(self, topic, payload=b"", qos=0, retain=False, props=None, wait=True,
+                timeout=WAIT):
+        """props: a dict of paho property names (UserProperty=[(k, v)], ContentType=…).
+        With wait, returns once PUBACK/PUBCOMP arrived (QoS 0: once written)."""
+        kw = {}
+        if props:
+            kw["properties"] = paho_props("PUBLISH", **props)
+        info = self.client.publish(topic, payload, qos, retain, **kw)
+        if info.rc != 0:
+            raise AssertionError(f"paho publish to {topic!r} failed locally: rc={info.rc}")
+        if wait:
+            self.wait_published(info, timeout)
+        return info
+
+    def wait_published(self, info, timeout=WAIT):
+        try:
+            info.wait_for_publish(timeout)
+        except (RuntimeError, ValueError) as e:
+            raise AssertionError(f"publish mid={info.mid} failed: {e}") from None
+        if not info.is_published():
+            raise AssertionError(f"publish mid={info.mid} not acknowledged within {timeout}s "
+                                 f"(disconnected={self.disconnected.is_set()}, "
+                                 f"rc={self.disconnect_rc})")
+
+    def get_message(self, timeout=WAIT):
+        try:
+            return self.messages.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"paho {self.client_id!r}: no message within {timeout}s "
+                                 f"(connected={self.is_connected()}, "
+                                 f"rc={self.disconnect_rc})") from None
+
+    def get_messages(self, count, timeout=WAIT):
+        deadline = time.monotonic() + timeout
+        out = []
+        while len(out) < count:
+            try:
+                out.append(self.messages.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                raise AssertionError(
+                    f"paho {self.client_id!r}: got {len(out)} of {count} messages within "
+                    f"{timeout}s: {[m.payload[:40] for m in out][:10]}") from None
+        return out
+
+    def messages_within(self, seconds):
+        """Every message arriving within `seconds` (to assert that none does)."""
+        deadline = time.monotonic() + seconds
+        out = []
+        while True:
+            try:
+                out.append(self.messages.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                return out
+
+    def is_connected(self):
+        return self.connected.is_set() and not self.disconnected.is_set()
+
+    def wait_disconnected(self, timeout=WAIT):
+        if not self.disconnected.wait(timeout):
+            raise AssertionError(f"paho {self.client_id!r} still connected after {timeout}s")
+        return self.disconnect_rc
+
+    def disconnect(self, reason=None, props=None, timeout=WAIT):
+        """Graceful DISCONNECT (v5: with `reason`), then wait until paho saw the close."""
+        if self.is_connected():
+            kw = {}
+            if reason is not None:
+                from paho.mqtt.reasoncodes import ReasonCodes
+                from paho.mqtt.packettypes import PacketTypes
+                kw["reasoncode"] = ReasonCodes(PacketTypes.DISCONNECT, identifier=reason)
+            if props:
+                kw["properties"] = paho_props("DISCONNECT", **props)
+            self.client.disconnect(**kw)
+            self.disconnected.wait(timeout)
+        self._stop_loop()
+
+    def abort(self):
+        """Abrupt: the socket is shut without DISCONNECT (the broker must see a lost client)."""
+        sock = self.client.socket()
+        if sock is not None and not self.disconnected.is_set():
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.disconnected.wait(WAIT)
+        self._stop_loop()
+
+    def _stop_loop(self):
+        if self.loop_started:
+            self.client.loop_stop()
+            self.loop_started = False
+        sock = self.client.socket()
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def close(self):
+        """Cleanup: graceful when still connected, never raises."""
+        try:
+            self.disconnect(timeout=2)
+        except Exception:
+            pass
+        try:
+            self._stop_loop()
+        except Exception:
+            pass
+
+
+def paho_props(packet, **values):
+    """A paho Properties for `packet` ("PUBLISH", "CONNECT", "SUBSCRIBE", "WILLMESSAGE",
+    "DISCONNECT") with the given attributes (UserProperty=[(k, v)], MessageExpiryInterval=…)."""
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.packettypes import PacketTypes
+    props = Properties(getattr(PacketTypes, packet))
+    for name, value in values.items():
+        setattr(props, name, value)
+    return props
+
+
+def msg_prop(msg, name, default=None):
+    """A v5 property of a received paho message (None when absent)."""
+    props = getattr(msg, "properties", None)
+    if props is None:
+        return default
+    return getattr(props, name, default)
+
+
+def sub_options(qos=0, no_local=False, retain_as_published=False, retain_handling=0):
+    from paho.mqtt.subscribeoptions import SubscribeOptions
+    return SubscribeOptions(qos=qos, noLocal=no_local, retainAsPublished=retain_as_published,
+                            retainHandling=retain_handling)
+
+
+class MqttTestCase(BrokerTestCase):
+    """A broker with a STOMP (self.port) and an MQTT (self.mqtt_port) listener per test."""
+    mqtt = True
+
+    def unique(self, prefix="c"):
+        return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+    def paho(self, client_id=None, version=5, connect=True, props=None, clean_start=None,
+             **kw):
+        """A paho client (connected unless connect=False), closed at cleanup."""
+        c = MqttClient(self.mqtt_port, self.unique() if client_id is None else client_id,
+                       version=version, **kw)
+        self.addCleanup(c.close)
+        if connect:
+            c.connect(props=props, clean_start=clean_start)
+        return c
+
+    def raw_mqtt(self, version=5, client_id=None, **connect_kw):
+        """A raw MQTT socket, CONNECTed when client_id is given; closed at cleanup."""
+        r = RawMqtt(self.mqtt_port, version=version)
+        self.addCleanup(r.close)
+        if client_id is not None:
+            r.connect(client_id, **connect_kw)
+        return r
+
+    def stomp(self, **kw):
+        return self.client(**kw)
+
+    def assert_next_payload(self, client, payload, timeout=WAIT, what=""):
+        """The next message on a paho client has `payload` (nothing else was queued first)."""
+        msg = client.get_message(timeout)
+        self.assertEqual(msg.payload, payload if isinstance(payload, bytes) else payload.encode(),
+                         f"{what}: unexpected message on {msg.topic!r}")
+        return msg
+
+    def assert_disconnect_then_close(self, raw, code, timeout=WAIT, what=""):
+        """v5: the server sends DISCONNECT with `code` (after any other packets), then closes."""
+        try:
+            packets = raw.wait_closed(timeout)
+        except MqttMalformed as e:
+            self.fail(f"{what}: undecodable bytes from the server: {e}")
+        discs = [p for p in packets if p.type == DISCONNECT]
+        self.assertTrue(discs, f"{what}: closed without DISCONNECT; packets before close: "
+                               f"{packets!r}")
+        self.assertEqual(discs[-1].code, code, f"{what}: DISCONNECT reason 0x{discs[-1].code:02x}"
+                                               f", expected 0x{code:02x}: {packets!r}")
+        self.assertEqual(packets[-1].type, DISCONNECT, f"{what}: packets after DISCONNECT: "
+                                                       f"{packets!r}")
+        return discs[-1]
+
+    def assert_closed_silently(self, raw, timeout=WAIT, what=""):
+        """v3 (or before CONNECT): the server closes the connection without sending anything
+        (a CONNACK counts as something)."""
+        packets = raw.wait_closed(timeout)
+        self.assertEqual(packets, [], f"{what}: packets before close")
+
 
 
 def main():

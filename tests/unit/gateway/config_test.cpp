@@ -24,13 +24,20 @@ std::string error_of(std::string_view yaml) {
     return {};
 }
 
-config defaults_with_one_stomp_listener(std::string source) {
+// The listeners of conf/switchboard.yaml: STOMP on 61613 and MQTT on 1883.
+config defaults_with_default_listeners(std::string source) {
     config c;
     c.source = std::move(source);
     listener_config l;
     l.name = "stomp";
     l.port = 61613;
     c.listeners.push_back(l);
+    listener_config m;
+    m.name = "mqtt";
+    m.proto = protocol::mqtt;
+    m.port = 1883;
+    m.max_connections = 100000;
+    c.listeners.push_back(m);
     return c;
 }
 
@@ -41,30 +48,32 @@ std::string with_listener(std::string_view body) {
 
 }  // namespace
 
-TEST_CASE("the embedded default loads and equals the struct defaults plus one STOMP listener",
+TEST_CASE("the embedded default loads and equals the struct defaults plus STOMP and MQTT listeners",
           "[gateway][config]") {
     const config c = load_config_text(default_config_text(), std::string(embedded_source_name));
-    CHECK(c == defaults_with_one_stomp_listener("<embedded default>"));
-    REQUIRE(c.listeners.size() == 1);
+    CHECK(c == defaults_with_default_listeners("<embedded default>"));
+    REQUIRE(c.listeners.size() == 2);
     CHECK(c.listeners[0].proto == protocol::stomp);
     CHECK(c.listeners[0].address == "0.0.0.0");
     CHECK(c.listeners[0].port == 61613);
+    CHECK(c.listeners[1].proto == protocol::mqtt);
+    CHECK(c.listeners[1].port == 1883);
 }
 
 TEST_CASE("omitted sections keep their defaults", "[gateway][config]") {
     SECTION("an empty file") {
-        CHECK(load_config_text("", "e.yaml") == defaults_with_one_stomp_listener("e.yaml"));
+        CHECK(load_config_text("", "e.yaml") == defaults_with_default_listeners("e.yaml"));
     }
     SECTION("only comments") {
-        CHECK(load_config_text("# nothing\n", "e.yaml") == defaults_with_one_stomp_listener("e.yaml"));
+        CHECK(load_config_text("# nothing\n", "e.yaml") == defaults_with_default_listeners("e.yaml"));
     }
     SECTION("blank sections") {
         CHECK(load_config_text("log:\nbroker:\nstomp: {}\n", "e.yaml") ==
-              defaults_with_one_stomp_listener("e.yaml"));
+              defaults_with_default_listeners("e.yaml"));
     }
     SECTION("one key set, the rest default") {
         const config c = load_config_text("workers: 4\nbroker:\n  name: b1\n", "e.yaml");
-        config want = defaults_with_one_stomp_listener("e.yaml");
+        config want = defaults_with_default_listeners("e.yaml");
         want.workers = 4;
         want.broker.name = "b1";
         CHECK(c == want);
@@ -89,7 +98,7 @@ broker:
   default_prefetch: 1
   queue_memory_limit: 1 MiB
   topic_max_pending: 5
-store: {type: memory}
+store: {type: memory, dir: /var/lib/sb, sync: batch(20), segment_size: 8MiB}
 security: {allow_anonymous: false, users_file: /etc/sb/users}
 stomp:
   max_frame_bytes: 2KiB
@@ -112,6 +121,11 @@ listeners:
     CHECK(c.broker.default_prefetch == 1);
     CHECK(c.broker.queue_memory_limit == 1u << 20);
     CHECK(c.broker.topic_max_pending == 5);
+    CHECK(c.store.type == store_type::memory);
+    CHECK(c.store.dir == "/var/lib/sb");
+    CHECK(c.store.sync == sync_policy::batch);
+    CHECK(c.store.batch_ms == 20);
+    CHECK(c.store.segment_size == 8u << 20);
     CHECK_FALSE(c.security.allow_anonymous);
     CHECK(c.security.users_file == "/etc/sb/users");
     CHECK(c.stomp.max_frame_bytes == 2048);
@@ -149,7 +163,7 @@ TEST_CASE("sizes accept KiB, MiB and GiB suffixes", "[gateway][config]") {
 TEST_CASE("an unknown key is an error at every level", "[gateway][config]") {
     CHECK(error_of("workers: 1\n\nwrokers: 2\n") ==
           "conf/x.yaml:3:1: unknown key 'wrokers' (known: workers, log, broker, store, security, "
-          "stomp, listeners)");
+          "stomp, mqtt, listeners)");
     CHECK(error_of("broker:\n  name: b\n  nmae: c\n") ==
           "conf/x.yaml:3:3: broker: unknown key 'nmae' (known: name, max_redeliveries, dead_letter, "
           "default_prefetch, queue_memory_limit, topic_max_pending)");
@@ -216,17 +230,26 @@ TEST_CASE("a value of the wrong type or out of range names line, column and key 
         CHECK_THAT(error_of("- a\n- b\n"), Catch::StartsWith("conf/x.yaml:1:1: expected a mapping"));
     }
     SECTION("store type") {
-        CHECK(error_of("store:\n  type: journal\n") ==
-              "conf/x.yaml:2:9: store.type: 'journal' is not supported yet (supported: memory)");
-        CHECK_THAT(error_of("store:\n  type: disk\n"), Catch::EndsWith("expected one of memory, got \"disk\""));
+        CHECK(error_of("store:\n  type: journal\n").empty());
+        CHECK_THAT(error_of("store:\n  type: disk\n"),
+                   Catch::EndsWith("expected one of memory, journal, got \"disk\""));
+    }
+    SECTION("store sync") {
+        CHECK(error_of("store:\n  sync: batch(5ms)\n").empty());
+        CHECK(load_config_text("store:\n  sync: batch(5)\n", "s.yaml").store.batch_ms == 5);
+        CHECK(load_config_text("store:\n  sync: never\n", "s.yaml").store.sync == sync_policy::never);
+        CHECK_THAT(error_of("store:\n  sync: sometimes\n"),
+                   Catch::StartsWith("conf/x.yaml:2:9: store.sync: expected always, never, batch"));
+        CHECK_THAT(error_of("store:\n  sync: batch(0)\n"), Catch::Contains("store.sync"));
     }
 }
 
 TEST_CASE("listener protocols must be known", "[gateway][config]") {
     CHECK(error_of(with_listener("    protocol: stomp2\n    port: 1\n")) ==
-          "conf/x.yaml:3:15: listeners[0].protocol: expected one of stomp, got \"stomp2\"");
-    CHECK(error_of(with_listener("    protocol: mqtt\n    port: 1\n")) ==
-          "conf/x.yaml:3:15: listeners[0].protocol: 'mqtt' is not supported yet (supported: stomp)");
+          "conf/x.yaml:3:15: listeners[0].protocol: expected one of stomp, mqtt, got \"stomp2\"");
+    CHECK(error_of(with_listener("    protocol: amqp\n    port: 1\n")) ==
+          "conf/x.yaml:3:15: listeners[0].protocol: 'amqp' is not supported yet (supported: stomp, mqtt)");
+    CHECK(error_of(with_listener("    protocol: mqtt\n    port: 1\n")).empty());
 }
 
 TEST_CASE("listeners need unique non-empty names and distinct addresses", "[gateway][config]") {

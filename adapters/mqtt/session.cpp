@@ -1,0 +1,1073 @@
+// adapters/mqtt/session.cpp — MQTT 3.1/3.1.1/5.0 connection state machine; talks to the kernel.
+//
+// One read loop, one write in flight (packets are encoded straight into `out_`), one timer for
+// the CONNECT deadline, keep-alive and linger. Each subscription filter is one kernel consumer.
+// Acknowledgements to the client (PUBACK, PUBREC, SUBACK, UNSUBACK) wait for the kernel and are
+// sent in the order the packets arrived (MQTT 5 §4.6).
+//
+// Messages with the registry (any worker, under its mutex):
+//   CONNECT     -> claim_id: fresh / resumed state, or "wait": the old live session is told
+//                  on_taken_over() on its worker and the new one gets on_claimed() later
+//   close       -> release: a persistent session's state is saved for the next connection
+//   delayed will-> set_pending_will: cancelled if the client id connects again in time
+#include "adapters/mqtt/session.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <unordered_map>
+
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include "adapters/mqtt/mapping.hpp"
+#include "core/broker.hpp"
+#include "core/security/authenticator.hpp"
+
+namespace sb::mqtt {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+constexpr std::size_t read_chunk = 16 * 1024;
+constexpr std::uint32_t never_expires = 0xFFFFFFFF;
+
+std::shared_ptr<spdlog::logger> log() {
+    static auto l = [] {
+        auto existing = spdlog::get("mqtt");
+        return existing ? existing : spdlog::default_logger();
+    }();
+    return l;
+}
+
+struct sub_state {
+    std::string filter;              // as the client wrote it, "$share/g/..." included
+    core::destination dest;
+    std::string share_group;
+    core::consumer_id consumer = 0;
+    std::uint8_t qos = 0;
+    bool no_local = false;
+    bool retain_as_published = false;
+    std::uint32_t subscription_id = 0;
+};
+
+struct outbound {
+    core::consumer_id consumer = 0;
+    core::delivery_tag tag = 0;
+    std::uint8_t qos = 1;
+    bool released = false;           // QoS 2: PUBREL sent, waiting for PUBCOMP
+};
+
+// What a persistent session keeps between connections.
+struct saved_state {
+    std::vector<sub_state> subs;
+    std::map<std::uint16_t, outbound> outbound_by_id;
+    std::set<std::uint16_t> inbound_qos2;   // PUBREC sent, PUBREL not yet received
+    std::uint32_t expiry_s = never_expires;
+    clock::time_point disconnected_at{};
+
+    bool expired(clock::time_point now) const noexcept {
+        return expiry_s != never_expires && now - disconnected_at >= std::chrono::seconds(expiry_s);
+    }
+};
+
+struct claim {
+    bool resumed = false;
+    std::shared_ptr<saved_state> state;     // resumed state
+    std::shared_ptr<saved_state> discard;   // state the new session must end (clean start, expiry)
+};
+
+class claimant {
+public:
+    virtual void on_taken_over() = 0;
+    virtual void on_claimed(claim c) = 0;
+
+protected:
+    ~claimant() = default;
+};
+
+void end_state(core::broker& broker, const saved_state& s) {
+    for (const auto& sub : s.subs) broker.unsubscribe(sub.consumer, sub.dest);
+}
+
+}  // namespace
+
+class registry {
+public:
+    explicit registry(core::broker& b) : broker_(b) {}
+
+    core::broker& broker() noexcept { return broker_; }
+
+    // On CONNECT. nullopt: an older session with this id is live and is being taken over;
+    // `who->on_claimed` follows on `home` once it has gone.
+    std::optional<claim> claim_id(const std::string& id, bool clean, const std::shared_ptr<claimant>& who,
+                                  core::executor* home) {
+        std::lock_guard lock(mutex_);
+        auto& e = entries_[id];
+        if (e.will_cancel) {
+            // MQTT 5 §3.1.3.2.2: a reconnect within the will delay means no will.
+            e.will_cancel->store(true);
+            e.will_cancel.reset();
+        }
+        if (auto live = e.live.lock()) {
+            if (e.waiting) {
+                if (auto older = e.waiting->who.lock())
+                    e.waiting->home->post([older] { older->on_taken_over(); });
+            }
+            e.waiting = waiter{clean, who, home};
+            e.live_home->post([live] { live->on_taken_over(); });
+            return std::nullopt;
+        }
+        e.live = who;
+        e.live_raw = who.get();
+        e.live_home = home;
+        return decide(e, clean);
+    }
+
+    // On close. `state` is the session to keep (persistent) or null (clean).
+    void release(const std::string& id, const claimant* who, std::shared_ptr<saved_state> state) {
+        std::lock_guard lock(mutex_);
+        auto it = entries_.find(id);
+        if (it == entries_.end() || it->second.live_raw != who) return;
+        auto& e = it->second;
+        e.live.reset();
+        e.live_raw = nullptr;
+        if (state) {
+            state->disconnected_at = clock::now();
+            e.saved = std::move(state);
+        }
+        if (e.waiting) {
+            auto w = std::move(*e.waiting);
+            e.waiting.reset();
+            if (auto next = w.who.lock()) {
+                e.live = w.who;
+                e.live_raw = next.get();
+                e.live_home = w.home;
+                w.home->post([next, c = decide(e, w.clean)]() mutable { next->on_claimed(std::move(c)); });
+            }
+        }
+        if (!e.live_raw && !e.saved && !e.will_cancel) entries_.erase(it);
+    }
+
+    void set_pending_will(const std::string& id, std::shared_ptr<std::atomic<bool>> cancel) {
+        std::lock_guard lock(mutex_);
+        entries_[id].will_cancel = std::move(cancel);
+    }
+
+    void will_done(const std::string& id) {
+        std::lock_guard lock(mutex_);
+        auto it = entries_.find(id);
+        if (it == entries_.end()) return;
+        it->second.will_cancel.reset();
+        if (!it->second.live_raw && !it->second.saved) entries_.erase(it);
+    }
+
+    std::vector<std::shared_ptr<saved_state>> take_expired(clock::time_point now) {
+        std::vector<std::shared_ptr<saved_state>> out;
+        std::lock_guard lock(mutex_);
+        for (auto it = entries_.begin(); it != entries_.end();) {
+            auto& e = it->second;
+            if (!e.live_raw && e.saved && e.saved->expired(now)) {
+                out.push_back(std::move(e.saved));
+                if (!e.will_cancel) {
+                    it = entries_.erase(it);
+                    continue;
+                }
+            }
+            ++it;
+        }
+        return out;
+    }
+
+private:
+    struct waiter {
+        bool clean;
+        std::weak_ptr<claimant> who;
+        core::executor* home;
+    };
+    struct entry {
+        std::weak_ptr<claimant> live;
+        const claimant* live_raw = nullptr;
+        core::executor* live_home = nullptr;
+        std::shared_ptr<saved_state> saved;
+        std::optional<waiter> waiting;
+        std::shared_ptr<std::atomic<bool>> will_cancel;
+    };
+
+    claim decide(entry& e, bool clean) {
+        claim c;
+        if (!e.saved) return c;
+        if (clean || e.saved->expired(clock::now())) {
+            c.discard = std::move(e.saved);
+        } else {
+            c.state = std::move(e.saved);
+            c.resumed = true;
+        }
+        return c;
+    }
+
+    core::broker& broker_;
+    std::mutex mutex_;
+    std::unordered_map<std::string, entry> entries_;
+};
+
+std::shared_ptr<registry> make_registry(core::broker& broker) { return std::make_shared<registry>(broker); }
+
+void sweep_expired(registry& r) {
+    for (const auto& s : r.take_expired(clock::now())) end_state(r.broker(), *s);
+}
+
+namespace {
+
+enum class state { awaiting_connect, claiming, active, closing };
+
+// An acknowledgement to the client that waits for kernel completions (in arrival order).
+struct pending_ack {
+    packet_type type;
+    std::uint16_t packet_id = 0;
+    std::size_t waiting = 0;
+    std::uint8_t code = 0;                 // PUBACK / PUBREC reason
+    std::vector<std::uint8_t> codes;       // SUBACK / UNSUBACK
+};
+
+// A will waiting for its delay; fires unless the registry's flag is set first.
+struct delayed_will {
+    delayed_will(boost::asio::any_io_executor ex) : timer(ex) {}
+    boost::asio::steady_timer timer;
+};
+
+class session final : public net::session,
+                      public net::stream_handler,
+                      public core::consumer_sink,
+                      public claimant,
+                      public std::enable_shared_from_this<session> {
+public:
+    session(std::unique_ptr<net::transport> t, std::shared_ptr<const settings> s, core::broker& broker,
+            const core::authenticator& auth, std::shared_ptr<registry> reg, std::uint64_t conn)
+        : transport_(std::move(t)), settings_(std::move(s)), broker_(broker), auth_(auth),
+          registry_(std::move(reg)), conn_(conn), timer_(transport_->get_executor()),
+          home_(core::executor::current()) {}
+
+    void start() override {
+        last_read_ = clock::now();
+        arm_timer(std::chrono::milliseconds(settings_->connect_timeout_ms));
+        do_read();
+    }
+
+    void stop() override {
+        if (state_ == state::closing) return;
+        // MQTT 5: tell v5 clients why; wills are not published at a broker shutdown.
+        will_.reset();
+        if (version_ == version::v5 && state_ == state::active)
+            send_disconnect(reason::server_shutting_down);
+        begin_closing();
+    }
+
+    // ---- transport ---------------------------------------------------------------------
+
+    void on_read(net::error_code ec, std::size_t n) override {
+        reading_ = false;
+        if (ec) return close_now(true);
+        last_read_ = clock::now();
+        if (state_ == state::closing) {
+            end_ = begin_;   // lingering: discard input until EOF
+            return do_read();
+        }
+        end_ += n;
+        decode_packets();
+        do_read();
+    }
+
+    void on_write(net::error_code ec, std::size_t) override {
+        writing_ = false;
+        if (ec) return close_now(true);
+        wbuf_.clear();
+        if (!written_acks_.empty()) flush_qos0_acks();
+        if (!out_.empty()) return do_write();
+        if (state_ == state::closing) return transport_->shutdown_send();
+        resume();
+    }
+
+    // ---- kernel ------------------------------------------------------------------------
+
+    void on_delivery(core::consumer_id id, core::delivery d) override {
+        if (state_ == state::closing) return;   // a persistent session gets it again on attach
+        auto it = by_consumer_.find(id);
+        if (it == by_consumer_.end()) return;
+        const auto& sub = *it->second;
+        const std::uint8_t qos = std::min(sub.qos, message_qos(*d.msg));
+        if (qos > 0 && (outbound_.size() >= client_receive_max_ || !waiting_.empty())) {
+            // MQTT 5 §4.9: never more unacknowledged QoS>0 messages than the client allows.
+            waiting_.push_back({id, std::move(d)});
+            return;
+        }
+        send_delivery(sub, id, d, qos);
+        flush();
+    }
+
+    // ---- registry ----------------------------------------------------------------------
+
+    void on_taken_over() override {
+        if (state_ == state::closing) return;
+        log()->info("conn={} client_id={} reason=session_taken_over", conn_, client_id_);
+        if (version_ == version::v5) send_disconnect(reason::session_taken_over);
+        abnormal_ = true;   // MQTT 5 §3.1.4: the old connection's will is published
+        begin_closing();
+    }
+
+    void on_claimed(claim c) override {
+        if (state_ != state::claiming) {
+            // We went away while waiting; hand the session on.
+            registry_->release(client_id_, this, c.state);
+            if (c.discard) end_state(broker_, *c.discard);
+            return;
+        }
+        complete_connect(std::move(c));
+    }
+
+private:
+    // ---- reading -----------------------------------------------------------------------
+
+    bool over_watermark() const noexcept {
+        return out_.size() + wbuf_.size() > settings_->write_high_watermark ||
+               acks_.size() + unconfirmed_qos0_ >= settings_->receive_maximum;
+    }
+
+    void resume() {
+        if (!paused_ || over_watermark() || state_ == state::closing || state_ == state::claiming) return;
+        paused_ = false;
+        decode_packets();
+        do_read();
+    }
+
+    void do_read() {
+        if (reading_ || paused_) return;
+        if (state_ != state::closing && (over_watermark() || state_ == state::claiming)) {
+            paused_ = true;
+            return;
+        }
+        if (in_.size() - end_ < read_chunk / 4) {
+            if (begin_ > 0) {
+                std::copy(in_.begin() + std::ptrdiff_t(begin_), in_.begin() + std::ptrdiff_t(end_), in_.begin());
+                end_ -= begin_;
+                begin_ = 0;
+            }
+            if (in_.size() - end_ < read_chunk / 4) in_.resize(std::max(in_.size() * 2, end_ + read_chunk));
+        }
+        reading_ = true;
+        transport_->async_read_some(std::span(in_.data() + end_, in_.size() - end_), shared_from_this());
+    }
+
+    void decode_packets() {
+        while ((state_ == state::awaiting_connect || state_ == state::active) && begin_ < end_) {
+            const std::size_t buffered = end_ - begin_;
+            if (need_ > buffered) break;
+            auto bytes = std::span(reinterpret_cast<const std::uint8_t*>(in_.data() + begin_), buffered);
+            auto r = decode(bytes, settings_->packet_limits, version_);
+            if (auto* m = std::get_if<need_more>(&r)) {
+                need_ = m->at_least;
+                break;
+            }
+            need_ = 0;
+            if (auto* e = std::get_if<decode_error>(&r)) return on_decode_error(*e, bytes);
+            auto& d = std::get<decoded>(r);
+            on_packet(d.frame);
+            begin_ += d.consumed;
+            if (over_watermark() || state_ == state::claiming) break;
+        }
+        if (begin_ == end_) begin_ = end_ = 0;
+    }
+
+    // ---- packets -----------------------------------------------------------------------
+
+    void on_packet(packet& p) {
+        if (state_ == state::awaiting_connect) {
+            if (auto* c = std::get_if<connect>(&p)) return on_connect(*c);
+            return fail(reason::protocol_error, "the first packet must be CONNECT");
+        }
+        std::visit([this](auto& pk) { on(pk); }, p);
+    }
+
+    void on(connect&) { fail(reason::protocol_error, "second CONNECT"); }
+    void on(publish& p) { on_publish(p); }
+    void on(puback& a) { on_outbound_done(a.packet_id); }
+    void on(pubrec& a) { on_pubrec(a); }
+    void on(pubrel& a) { on_pubrel(a); }
+    void on(pubcomp& a) { on_outbound_done(a.packet_id); }
+    void on(subscribe& s) { on_subscribe(s); }
+    void on(unsubscribe& u) { on_unsubscribe(u); }
+    void on(pingreq&) {
+        encode(packet{pingresp{}}, version_, out_);
+        flush();
+    }
+    void on(disconnect& d) { on_disconnect(d); }
+    void on(auth&) { fail(reason::protocol_error, "AUTH without an authentication method"); }
+    template <typename T>
+    void on(T&) { fail(reason::protocol_error, "packet not accepted from a client"); }
+
+    void on_decode_error(const decode_error& e, std::span<const std::uint8_t> bytes) {
+        if (state_ == state::awaiting_connect) {
+            if (e.code == reason::unsupported_protocol_version) {
+                // MQTT 3.1.1 §3.2.2.3: return code 1, in the 3.1.1 format, then close.
+                encode(packet{connack{false, std::uint8_t(connack_v3::unacceptable_protocol_version), {}}},
+                       version::v3_1_1, out_);
+                log()->warn("conn={} peer={} proto=mqtt reason=unsupported_protocol_version", conn_, transport_->peer());
+                return begin_closing();
+            }
+            // A malformed CONNECT from a v5 client (level byte 5 at its fixed place) gets a
+            // CONNACK with the reason; anything else is just closed (MQTT 5 §4.13.1).
+            if (looks_like_v5_connect(bytes)) {
+                version_ = version::v5;
+                connack ack;
+                ack.code = std::uint8_t(e.code);
+                encode(packet{ack}, version::v5, out_);
+            }
+            log()->warn("conn={} peer={} proto=mqtt reason={} detail=\"{}\"", conn_, transport_->peer(),
+                        to_string(e.code), e.detail);
+            return begin_closing();
+        }
+        fail(e.code, e.detail);
+    }
+
+    static bool looks_like_v5_connect(std::span<const std::uint8_t> b) {
+        if (b.empty() || (b[0] >> 4) != 1) return false;
+        std::size_t i = 1;
+        while (i < b.size() && i < 5 && (b[i] & 0x80)) ++i;
+        ++i;   // past the remaining length
+        // protocol name "MQTT" (2 + 4 bytes), then the level
+        return b.size() > i + 6 && b[i] == 0 && b[i + 1] == 4 && b[i + 6] == 5;
+    }
+
+    void on_connect(connect& c) {
+        version_ = c.ver;
+        if (c.props.authentication_method) return refuse(reason::bad_authentication_method, connack_v3::not_authorized);
+        std::string user = c.username ? std::string(*c.username) : std::string();
+        std::string password;
+        if (c.password) password.assign(reinterpret_cast<const char*>(c.password->data()), c.password->size());
+        auto who = auth_.authenticate(user, password);
+        if (!who) return refuse(reason::bad_user_name_or_password, connack_v3::bad_user_name_or_password);
+        user_ = who->user;
+
+        client_id_ = std::string(c.client_id);
+        clean_start_ = c.clean_start;
+        if (client_id_.empty()) {
+            // MQTT 3.1.1 §3.1.3.1: an empty id needs a clean session; 3.1 needs an id.
+            if (version_ == version::v3_1 || (version_ == version::v3_1_1 && !c.clean_start))
+                return refuse(reason::client_identifier_not_valid, connack_v3::identifier_rejected);
+            client_id_ = "sb-" + std::to_string(conn_) + "-" + std::to_string(std::random_device{}());
+            assigned_id_ = true;
+        }
+
+        if (version_ == version::v5) {
+            session_expiry_s_ = std::min(c.props.session_expiry_interval.value_or(0), settings_->max_session_expiry_s);
+            client_receive_max_ = c.props.receive_maximum.value_or(65535);
+            client_alias_max_ = c.props.topic_alias_maximum.value_or(0);
+            client_max_packet_ = c.props.maximum_packet_size.value_or(0);
+        } else {
+            session_expiry_s_ = c.clean_start ? 0 : never_expires;
+            client_receive_max_ = 65535;
+        }
+        keepalive_s_ = c.keep_alive;
+        if (keepalive_s_ == 0 || keepalive_s_ > settings_->max_keepalive_s) {
+            if (settings_->max_keepalive_s < 65535) {
+                keepalive_s_ = settings_->max_keepalive_s;
+                server_keepalive_ = true;
+            }
+        }
+        if (c.will_msg) {
+            if (c.will_msg->retain && !settings_->retain_available)
+                return refuse(reason::retain_not_supported, connack_v3::not_authorized);
+            if (!valid_topic_name(c.will_msg->topic)) return refuse(reason::topic_name_invalid, connack_v3::not_authorized);
+            publish wp;
+            wp.qos = c.will_msg->qos;
+            wp.retain = c.will_msg->retain;
+            wp.topic = c.will_msg->topic;
+            wp.props = c.will_msg->props;
+            wp.payload = c.will_msg->payload;
+            auto m = std::make_shared<core::message>(message_from_publish(wp, wp.topic, core::now_ms()));
+            will_ = m;
+            will_delay_s_ = c.will_msg->props.will_delay_interval.value_or(0);
+        }
+
+        state_ = state::claiming;
+        auto self = shared_from_this();
+        auto c2 = registry_->claim_id(client_id_, clean_start_, self, home_);
+        if (c2) complete_connect(std::move(*c2));
+        // else: paused until on_claimed (the old session with this id is closing)
+    }
+
+    void refuse(reason v5, connack_v3 v3) {
+        connack ack;
+        ack.code = version_ == version::v5 ? std::uint8_t(v5) : std::uint8_t(v3);
+        encode(packet{ack}, version_, out_);
+        log()->warn("conn={} peer={} proto=mqtt reason={}", conn_, transport_->peer(), to_string(v5));
+        will_.reset();
+        begin_closing();
+    }
+
+    void complete_connect(claim c) {
+        if (c.discard) end_state(broker_, *c.discard);
+        session_present_ = c.resumed;
+        state_ = state::active;
+        connack ack;
+        ack.session_present = c.resumed;
+        if (version_ == version::v5) {
+            auto& p = ack.props;
+            p.receive_maximum = settings_->receive_maximum;
+            p.topic_alias_maximum = settings_->topic_alias_maximum;
+            p.maximum_packet_size = std::uint32_t(settings_->packet_limits.max_packet_size);
+            p.retain_available = settings_->retain_available;
+            p.wildcard_subscription_available = true;
+            p.subscription_identifier_available = true;
+            p.shared_subscription_available = true;
+            if (assigned_id_) p.assigned_client_identifier = client_id_;
+            if (server_keepalive_) p.server_keep_alive = keepalive_s_;
+            if (session_expiry_s_ != 0) p.session_expiry_interval = session_expiry_s_;
+        }
+        encode(packet{ack}, version_, out_);
+        flush();
+        timer_.cancel();
+        schedule_keepalive();
+        log()->debug("conn={} peer={} client_id={} version={} session_present={}", conn_, transport_->peer(),
+                     client_id_, int(version_), c.resumed);
+        if (c.resumed) resume_state(*c.state);
+        resume();
+    }
+
+    // A resumed persistent session: its subscriptions come back to this connection, unacked
+    // messages are sent again (with DUP) and pending PUBRELs repeated.
+    void resume_state(saved_state& s) {
+        inbound_qos2_ = std::move(s.inbound_qos2);
+        for (auto& [id, o] : s.outbound_by_id) {
+            if (o.released) {
+                outbound_[id] = o;
+                pubrel rel;
+                rel.packet_id = id;
+                encode(packet{rel}, version_, out_);
+            } else {
+                resend_ids_[o.tag] = id;   // the redelivery reuses its packet id
+            }
+        }
+        for (auto& sub : s.subs) {
+            auto owned = std::make_unique<sub_state>(std::move(sub));
+            by_consumer_[owned->consumer] = owned.get();
+            broker_.attach(owned->consumer, owned->dest, weak_from_this(), {});
+            subs_[owned->filter] = std::move(owned);
+        }
+        flush();
+    }
+
+    void on_publish(publish& p) {
+        std::string_view topic = p.topic;
+        if (version_ == version::v5) {
+            if (auto alias = p.props.topic_alias) {
+                if (*alias == 0 || *alias > settings_->topic_alias_maximum)
+                    return fail(reason::topic_alias_invalid, "topic alias out of range");
+                if (!topic.empty()) {
+                    aliases_[*alias] = std::string(topic);
+                } else {
+                    auto it = aliases_.find(*alias);
+                    if (it == aliases_.end()) return fail(reason::protocol_error, "unknown topic alias");
+                    topic = it->second;
+                }
+            }
+        }
+        if (!valid_topic_name(topic)) return fail(reason::topic_name_invalid, "invalid topic name");
+        if (p.retain && !settings_->retain_available) return fail(reason::retain_not_supported, "retain not supported");
+
+        if (p.qos == 2 && inbound_qos2_.contains(p.packet_id)) {
+            // A retransmission before PUBREL: already accepted once (exactly once).
+            pending_ack a{packet_type::pubrec, p.packet_id, 0, 0, {}};
+            acks_.push_back(std::move(a));
+            return flush_acks();
+        }
+        if (p.qos > 0 && acks_.size() + inbound_qos2_.size() >= settings_->receive_maximum && version_ == version::v5)
+            return fail(reason::receive_maximum_exceeded, "receive maximum exceeded");
+
+        auto m = std::make_shared<core::message>(message_from_publish(p, topic, core::now_ms()));
+        m->id = broker_.next_message_id();
+        m->origin_connection = conn_;
+        if (p.qos == 0) {
+            // No acknowledgement goes back, but the completion still bounds how far a fast
+            // publisher can run ahead of the kernel: reading stops at receive_maximum.
+            ++unconfirmed_qos0_;
+            broker_.publish(std::move(m), [self = shared_from_this()](core::publish_status) {
+                --self->unconfirmed_qos0_;
+                self->resume();
+            });
+            return;
+        }
+        if (p.qos == 2) inbound_qos2_.insert(p.packet_id);
+        acks_.push_back(pending_ack{p.qos == 1 ? packet_type::puback : packet_type::pubrec, p.packet_id, 1, 0, {}});
+        auto* a = &acks_.back();
+        broker_.publish(std::move(m), [self = shared_from_this(), a](core::publish_status s) {
+            if (self->state_ == state::closing) return;
+            if (s != core::publish_status::ok) a->code = std::uint8_t(reason::unspecified_error);
+            --a->waiting;
+            self->flush_acks();
+            self->resume();
+        });
+    }
+
+    void on_pubrel(const pubrel& r) {
+        const bool known = inbound_qos2_.erase(r.packet_id) > 0;
+        pending_ack a{packet_type::pubcomp, r.packet_id, 0, 0, {}};
+        if (!known && version_ == version::v5) a.code = std::uint8_t(reason::packet_identifier_not_found);
+        acks_.push_back(std::move(a));
+        flush_acks();
+    }
+
+    void on_pubrec(const pubrec& r) {
+        auto it = outbound_.find(r.packet_id);
+        if (it == outbound_.end() || it->second.qos != 2) {
+            if (version_ == version::v5) {
+                pubrel rel;
+                rel.packet_id = r.packet_id;
+                rel.code = std::uint8_t(reason::packet_identifier_not_found);
+                encode(packet{rel}, version_, out_);
+                flush();
+            }
+            return;
+        }
+        if (r.code >= 0x80) return on_outbound_done(r.packet_id);   // the client refused it
+        it->second.released = true;
+        // The client has the message: settle it in the kernel now; PUBCOMP only frees the id.
+        broker_.ack(it->second.consumer, {it->second.tag});
+        pubrel rel;
+        rel.packet_id = r.packet_id;
+        encode(packet{rel}, version_, out_);
+        flush();
+    }
+
+    void on_outbound_done(std::uint16_t id) {
+        auto it = outbound_.find(id);
+        if (it == outbound_.end()) return;   // MQTT tolerates a late or repeated ack
+        if (!it->second.released) broker_.ack(it->second.consumer, {it->second.tag});
+        outbound_.erase(it);
+        send_waiting();
+    }
+
+    void on_subscribe(subscribe& s) {
+        pending_ack a{packet_type::suback, s.packet_id, 0, 0, {}};
+        const std::uint32_t sub_id = s.props.subscription_identifiers.empty() ? 0 : s.props.subscription_identifiers.front();
+        const bool v5 = version_ == version::v5;
+        const std::uint8_t invalid = v5 ? std::uint8_t(reason::topic_filter_invalid) : 0x80;
+        std::vector<std::pair<std::unique_ptr<sub_state>, core::subscribe_options>> adds;
+        for (const auto& t : s.topics) {
+            std::string_view filter = t.filter;
+            std::string group;
+            if (auto sh = parse_share(filter)) {
+                if (sh->group.empty()) {
+                    a.codes.push_back(invalid);
+                    continue;
+                }
+                // MQTT 5 §3.8.3.1: No Local on a shared subscription is a protocol error.
+                if (t.no_local) return fail(reason::protocol_error, "no local on a shared subscription");
+                group = std::string(sh->group);
+                filter = sh->filter;
+            }
+            if (!valid_topic_filter(filter)) {
+                a.codes.push_back(invalid);
+                continue;
+            }
+            auto sub = std::make_unique<sub_state>();
+            sub->filter = std::string(t.filter);
+            sub->dest = core::destination{core::dest_kind::topic, to_kernel_topic(filter)};
+            sub->share_group = group;
+            sub->qos = t.qos;
+            sub->no_local = t.no_local;
+            sub->retain_as_published = t.retain_as_published;
+            sub->subscription_id = sub_id;
+            sub->consumer = broker_.next_consumer_id();
+            const bool existed = subs_.contains(sub->filter);
+            core::subscribe_options opt;
+            opt.connection = conn_;
+            opt.no_local = t.no_local;
+            opt.share_group = group;
+            opt.prefetch = std::min<std::uint32_t>(settings_->default_prefetch, client_receive_max_);
+            opt.max_pending = settings_->max_queued_messages;
+            // MQTT 5 §3.3.1.3: retain handling 0 sends retained messages, 1 only for a new
+            // subscription, 2 never.
+            opt.want_retained = t.retain_handling == 0 || (t.retain_handling == 1 && !existed);
+            a.codes.push_back(t.qos);
+            adds.emplace_back(std::move(sub), opt);
+        }
+        a.waiting = adds.size();
+        acks_.push_back(std::move(a));
+        auto* ack = &acks_.back();
+        for (auto& [sub, opt] : adds) {
+            if (auto old = subs_.find(sub->filter); old != subs_.end()) {
+                // MQTT §3.8.4: a subscription with the same filter is replaced.
+                end_subscription(*old->second);
+                subs_.erase(old);
+            }
+            by_consumer_[sub->consumer] = sub.get();
+            broker_.subscribe(sub->consumer, sub->dest, opt, weak_from_this(),
+                              [self = shared_from_this(), ack] { self->complete(ack); });
+            auto key = sub->filter;
+            subs_[key] = std::move(sub);
+        }
+        flush_acks();
+    }
+
+    void on_unsubscribe(unsubscribe& u) {
+        pending_ack a{packet_type::unsuback, u.packet_id, 0, 0, {}};
+        std::vector<sub_state*> ends;
+        for (auto f : u.filters) {
+            auto it = subs_.find(std::string(f));
+            if (it == subs_.end()) {
+                a.codes.push_back(std::uint8_t(reason::no_subscription_existed));
+                continue;
+            }
+            a.codes.push_back(0);
+            ++a.waiting;
+            ends.push_back(it->second.get());
+        }
+        acks_.push_back(std::move(a));
+        auto* ack = &acks_.back();
+        for (auto* s : ends) {
+            end_subscription(*s, [self = shared_from_this(), ack] { self->complete(ack); });
+            subs_.erase(s->filter);
+        }
+        flush_acks();
+    }
+
+    void on_disconnect(const disconnect& d) {
+        if (version_ == version::v5) {
+            // MQTT 5 §3.14.2.2.2: a session expiry may not be set on DISCONNECT if CONNECT had 0.
+            if (auto e = d.props.session_expiry_interval) {
+                if (session_expiry_s_ == 0 && *e != 0) return fail(reason::protocol_error, "session expiry set on DISCONNECT");
+                session_expiry_s_ = std::min(*e, settings_->max_session_expiry_s);
+            }
+            if (d.code == std::uint8_t(reason::disconnect_with_will_message)) abnormal_ = true;
+        }
+        if (!abnormal_) will_.reset();
+        begin_closing();
+    }
+
+    // ---- acks to the client, in order ---------------------------------------------------
+
+    void complete(pending_ack* a) {
+        if (state_ == state::closing) return;
+        --a->waiting;
+        flush_acks();
+        resume();
+    }
+
+    void flush_acks() {
+        while (!acks_.empty() && acks_.front().waiting == 0) {
+            auto& a = acks_.front();
+            switch (a.type) {
+            case packet_type::puback: encode(packet{puback{{a.packet_id, a.code, {}}}}, version_, out_); break;
+            case packet_type::pubrec: encode(packet{pubrec{{a.packet_id, a.code, {}}}}, version_, out_); break;
+            case packet_type::pubcomp: encode(packet{pubcomp{{a.packet_id, a.code, {}}}}, version_, out_); break;
+            case packet_type::suback: encode(packet{suback{a.packet_id, {}, std::move(a.codes)}}, version_, out_); break;
+            case packet_type::unsuback:
+                encode(packet{unsuback{a.packet_id, {}, version_ == version::v5 ? std::move(a.codes) : std::vector<std::uint8_t>{}}},
+                       version_, out_);
+                break;
+            default: break;
+            }
+            acks_.pop_front();
+        }
+        flush();
+    }
+
+    // ---- deliveries to the client ------------------------------------------------------
+
+    std::uint16_t next_packet_id() {
+        for (;;) {
+            if (++next_id_ == 0) next_id_ = 1;
+            if (!outbound_.contains(next_id_)) return next_id_;
+        }
+    }
+
+    void send_delivery(const sub_state& sub, core::consumer_id id, const core::delivery& d, std::uint8_t qos) {
+        const auto now = core::now_ms();
+        const auto& m = *d.msg;
+        if (m.expired_at(now)) return broker_.ack(id, {d.tag});
+        const bool retain = d.retained || (sub.retain_as_published && m.retain);
+        const auto topic = to_mqtt_topic(m.dest.name);
+        properties props;
+        std::uint16_t alias = 0;
+        bool send_topic = true;
+        if (version_ == version::v5) {
+            publish_properties(m, now, props, storage_);
+            if (sub.subscription_id) props.subscription_identifiers.push_back(sub.subscription_id);
+            if (client_alias_max_ > 0) {
+                if (auto it = out_aliases_.find(topic); it != out_aliases_.end()) {
+                    alias = it->second;
+                    send_topic = false;
+                } else if (out_aliases_.size() < client_alias_max_) {
+                    alias = std::uint16_t(out_aliases_.size() + 1);
+                    out_aliases_.emplace(topic, alias);
+                }
+                if (alias) props.topic_alias = alias;
+            }
+        }
+        std::uint16_t pid = 0;
+        bool dup = false;
+        if (qos > 0) {
+            if (auto r = resend_ids_.find(d.tag); r != resend_ids_.end() && !outbound_.contains(r->second)) {
+                pid = r->second;
+                dup = true;
+                resend_ids_.erase(r);
+            } else {
+                pid = next_packet_id();
+                dup = d.redeliveries > 0;
+            }
+        }
+        const auto mark = out_.size();
+        encode_publish(out_, version_, dup, qos, retain, send_topic ? std::string_view(topic) : std::string_view{}, pid,
+                       version_ == version::v5 ? &props : nullptr,
+                       std::span(reinterpret_cast<const std::uint8_t*>(m.body.data()), m.body.size()));
+        if (client_max_packet_ && out_.size() - mark > client_max_packet_) {
+            // MQTT 5 §3.1.2.11.4: a packet over the client's maximum is not sent; it is dropped.
+            out_.resize(mark);
+            if (alias && send_topic) out_aliases_.erase(topic);   // the alias was never sent
+            return broker_.ack(id, {d.tag});
+        }
+        if (qos == 0) {
+            queued_acks_.push_back({id, d.tag});
+        } else {
+            outbound_[pid] = outbound{id, d.tag, qos, false};
+        }
+    }
+
+    void send_waiting() {
+        while (!waiting_.empty() && outbound_.size() < client_receive_max_) {
+            auto [id, d] = std::move(waiting_.front());
+            waiting_.pop_front();
+            auto it = by_consumer_.find(id);
+            if (it == by_consumer_.end()) continue;
+            send_delivery(*it->second, id, d, std::min(it->second->qos, message_qos(*d.msg)));
+        }
+        flush();
+    }
+
+    void flush_qos0_acks() {
+        std::sort(written_acks_.begin(), written_acks_.end());
+        std::vector<core::delivery_tag> tags;
+        for (std::size_t i = 0; i < written_acks_.size(); ++i) {
+            tags.push_back(written_acks_[i].second);
+            if (i + 1 == written_acks_.size() || written_acks_[i + 1].first != written_acks_[i].first) {
+                broker_.ack(written_acks_[i].first, std::move(tags));
+                tags.clear();
+            }
+        }
+        written_acks_.clear();
+    }
+
+    void flush() {
+        if (!writing_ && !out_.empty()) do_write();
+    }
+
+    void do_write() {
+        writing_ = true;
+        std::swap(out_, wbuf_);
+        written_acks_.swap(queued_acks_);
+        last_write_ = clock::now();
+        transport_->async_write(std::as_bytes(std::span(wbuf_.data(), wbuf_.size())), shared_from_this());
+    }
+
+    void send_disconnect(reason r) {
+        disconnect d;
+        d.code = std::uint8_t(r);
+        encode(packet{d}, version::v5, out_);
+    }
+
+    // ---- errors and closing ------------------------------------------------------------
+
+    // A protocol violation: v5 gets DISCONNECT with the reason, v3 a close (MQTT 3.1.1 §4.8).
+    void fail(reason r, std::string_view detail) {
+        if (state_ == state::closing) return;
+        log()->warn("conn={} peer={} proto=mqtt client_id={} reason={} detail=\"{}\"", conn_, transport_->peer(),
+                    client_id_, to_string(r), detail);
+        if (version_ == version::v5 && state_ == state::active) send_disconnect(r);
+        abnormal_ = true;
+        begin_closing();
+    }
+
+    void end_subscription(sub_state& s, std::function<void()> done = {}) {
+        by_consumer_.erase(s.consumer);
+        // QoS 0 messages already encoded or being written are settled: they were sent.
+        std::vector<core::delivery_tag> sent;
+        for (auto* acks : {&queued_acks_, &written_acks_}) {
+            std::erase_if(*acks, [&](const auto& a) {
+                if (a.first != s.consumer) return false;
+                sent.push_back(a.second);
+                return true;
+            });
+        }
+        if (!sent.empty()) broker_.ack(s.consumer, std::move(sent));
+        std::erase_if(outbound_, [&](const auto& o) { return o.second.consumer == s.consumer; });
+        std::erase_if(waiting_, [&](const auto& w) { return w.first == s.consumer; });
+        broker_.unsubscribe(s.consumer, s.dest, std::move(done));
+    }
+
+    void begin_closing() {
+        if (state_ == state::closing) return;
+        const bool was_connected = state_ == state::active || state_ == state::claiming;
+        state_ = state::closing;
+        timer_.cancel();
+        if (was_connected) {
+            publish_will();
+            hand_over_session();
+        }
+        arm_timer(std::chrono::milliseconds(2000));   // linger for the peer to read our last packet
+        if (!writing_ && out_.empty()) transport_->shutdown_send();
+        else flush();
+        if (paused_) {
+            paused_ = false;
+            do_read();
+        }
+    }
+
+    // Keeps a persistent session for the next connection (subscriptions stay in the kernel and
+    // queue messages); a clean one ends its subscriptions.
+    void hand_over_session() {
+        if (client_id_.empty()) return;
+        std::shared_ptr<saved_state> keep;
+        if (session_expiry_s_ != 0) {
+            keep = std::make_shared<saved_state>();
+            keep->expiry_s = session_expiry_s_;
+            keep->inbound_qos2 = std::move(inbound_qos2_);
+            for (auto& [id, o] : outbound_) keep->outbound_by_id[id] = o;
+            // QoS 0 in flight is settled: it was (being) written.
+            std::vector<std::pair<core::consumer_id, core::delivery_tag>> sent;
+            sent.insert(sent.end(), queued_acks_.begin(), queued_acks_.end());
+            sent.insert(sent.end(), written_acks_.begin(), written_acks_.end());
+            for (auto& [c, t] : sent) broker_.ack(c, {t});
+            queued_acks_.clear();
+            written_acks_.clear();
+            for (auto& [f, s] : subs_) keep->subs.push_back(*s);
+        } else {
+            for (auto& [f, s] : subs_) end_subscription(*s);
+        }
+        subs_.clear();
+        by_consumer_.clear();
+        waiting_.clear();
+        registry_->release(client_id_, this, std::move(keep));
+    }
+
+    void publish_will() {
+        if (!will_ || !abnormal_) return;
+        auto msg = std::move(will_);
+        msg->id = broker_.next_message_id();
+        std::uint32_t delay = will_delay_s_;
+        if (session_expiry_s_ < delay) delay = session_expiry_s_;   // MQTT 5 §3.1.3.2.2
+        if (delay == 0) {
+            broker_.publish(msg, {});
+            return;
+        }
+        auto cancel = std::make_shared<std::atomic<bool>>(false);
+        registry_->set_pending_will(client_id_, cancel);
+        auto w = std::make_shared<delayed_will>(transport_->get_executor());
+        w->timer.expires_after(std::chrono::seconds(delay));
+        w->timer.async_wait([w, cancel, msg, reg = registry_, id = client_id_](net::error_code ec) {
+            if (ec || cancel->load()) return;
+            reg->broker().publish(msg, {});
+            reg->will_done(id);
+        });
+    }
+
+    void close_now(bool abnormal) {
+        if (closed_) return;
+        if (abnormal && state_ != state::closing) abnormal_ = true;
+        if (state_ != state::closing) begin_closing();
+        closed_ = true;
+        timer_.cancel();
+        transport_->close();
+    }
+
+    // ---- timers ------------------------------------------------------------------------
+
+    void arm_timer(std::chrono::milliseconds after) {
+        timer_.expires_after(after);
+        timer_.async_wait([self = shared_from_this()](net::error_code ec) {
+            if (!ec) self->on_timer();
+        });
+    }
+
+    void schedule_keepalive() {
+        if (keepalive_s_ == 0) return;
+        arm_timer(std::chrono::milliseconds(std::max<std::uint32_t>(keepalive_s_ * 250u, 50)));
+    }
+
+    void on_timer() {
+        if (closed_) return;
+        if (state_ == state::awaiting_connect || state_ == state::claiming) {
+            log()->info("conn={} peer={} proto=mqtt reason=connect_timeout", conn_, transport_->peer());
+            return close_now(false);
+        }
+        if (state_ == state::closing) return close_now(false);
+        // MQTT §3.1.2.10: one and a half keep-alive periods without a packet end the connection.
+        if (clock::now() - last_read_ > std::chrono::milliseconds(keepalive_s_ * 1500u)) {
+            log()->info("conn={} peer={} client_id={} reason=keep_alive_timeout", conn_, transport_->peer(), client_id_);
+            if (version_ == version::v5) send_disconnect(reason::keep_alive_timeout);
+            abnormal_ = true;
+            return begin_closing();
+        }
+        schedule_keepalive();
+    }
+
+    std::unique_ptr<net::transport> transport_;
+    std::shared_ptr<const settings> settings_;
+    core::broker& broker_;
+    const core::authenticator& auth_;
+    std::shared_ptr<registry> registry_;
+    const std::uint64_t conn_;
+    boost::asio::steady_timer timer_;
+    core::executor* home_;
+
+    state state_ = state::awaiting_connect;
+    version version_ = version::v3_1_1;
+    std::string client_id_, user_;
+    bool clean_start_ = true, assigned_id_ = false, session_present_ = false, server_keepalive_ = false;
+    bool reading_ = false, writing_ = false, paused_ = false, closed_ = false, abnormal_ = false;
+    std::uint32_t session_expiry_s_ = 0;
+    std::uint16_t keepalive_s_ = 0;
+    std::uint32_t client_receive_max_ = 65535;
+    std::uint16_t client_alias_max_ = 0;
+    std::uint32_t client_max_packet_ = 0;
+
+    std::shared_ptr<core::message> will_;
+    std::uint32_t will_delay_s_ = 0;
+
+    std::vector<std::byte> in_;
+    std::size_t begin_ = 0, end_ = 0, need_ = 0;
+    std::string out_, wbuf_;
+    std::vector<std::string> storage_;
+    std::vector<std::pair<core::consumer_id, core::delivery_tag>> queued_acks_, written_acks_;
+
+    std::unordered_map<std::string, std::unique_ptr<sub_state>> subs_;
+    std::unordered_map<core::consumer_id, sub_state*> by_consumer_;
+    std::map<std::uint16_t, outbound> outbound_;
+    std::unordered_map<core::delivery_tag, std::uint16_t> resend_ids_;
+    std::deque<std::pair<core::consumer_id, core::delivery>> waiting_;
+    std::uint16_t next_id_ = 0;
+    std::set<std::uint16_t> inbound_qos2_;
+    std::deque<pending_ack> acks_;
+    std::size_t unconfirmed_qos0_ = 0;
+    std::unordered_map<std::uint16_t, std::string> aliases_;
+    std::unordered_map<std::string, std::uint16_t> out_aliases_;
+
+    clock::time_point last_read_, last_write_;
+};
+
+}  // namespace
+
+std::shared_ptr<net::session> make_session(std::unique_ptr<net::transport> t,
+                                           std::shared_ptr<const settings> s, core::broker& broker,
+                                           const core::authenticator& auth, std::shared_ptr<registry> reg,
+                                           std::uint64_t connection_id) {
+    return std::make_shared<session>(std::move(t), std::move(s), broker, auth, std::move(reg), connection_id);
+}
+
+}  // namespace sb::mqtt

@@ -1,0 +1,105 @@
+# tests/bench/bench_smoke_test.py — switchboard-bench against the real broker: a STOMP queue
+# round trip (every message received, JSON complete), a topic fan-out, and bad arguments
+# (non-zero exit with a message). Run as: python3 bench_smoke_test.py --bin SWITCHBOARD --bench BENCH
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration"))
+import sbtest  # noqa: E402  (the harness that starts the broker on a free port)
+
+BENCH = None
+RUN_TIMEOUT = 60  # seconds; the tool's own --timeout is 30
+
+
+class BenchSmokeTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.broker = sbtest.Broker().start()
+        cls.tmp = tempfile.mkdtemp(prefix="sbbench-")
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.broker.stop()
+        finally:
+            cls.broker.remove_dir()
+
+    def bench(self, *args):
+        return subprocess.run([BENCH, *args], capture_output=True, text=True, timeout=RUN_TIMEOUT)
+
+    def run_json(self, name, *args):
+        out = os.path.join(self.tmp, name + ".json")
+        r = self.bench("--protocol", "stomp", "--port", str(self.broker.port), "--timeout", "30",
+                       "--quiet", "--json", out, *args)
+        self.assertEqual(r.returncode, 0, f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}\n{self.broker.describe()}")
+        with open(out) as f:
+            return json.load(f), r.stdout
+
+    def check_common(self, j):
+        for key in ("sent", "received", "expected", "send_msgs_per_s", "receive_msgs_per_s",
+                    "send_mb_per_s", "receive_mb_per_s", "latency_us", "scenario", "complete",
+                    "timed_out", "errors", "exit_code"):
+            self.assertIn(key, j)
+        for key in ("p50", "p99", "p99_9", "max", "min", "mean", "count"):
+            self.assertIn(key, j["latency_us"])
+        self.assertTrue(j["complete"])
+        self.assertFalse(j["timed_out"])
+        self.assertEqual(j["errors"], [])
+        self.assertEqual(j["exit_code"], 0)
+        self.assertGreater(j["receive_msgs_per_s"], 0)
+        self.assertGreater(j["latency_us"]["p50"], 0)
+        self.assertLessEqual(j["latency_us"]["p50"], j["latency_us"]["p99"])
+        self.assertLessEqual(j["latency_us"]["p99"], j["latency_us"]["max"])
+
+    def test_queue_round_trip_receives_every_message(self):
+        j, text = self.run_json("queue", "--count", "2000")
+        self.check_common(j)
+        self.assertEqual(j["sent"], 2000)
+        self.assertEqual(j["received"], j["sent"])
+        self.assertEqual(j["expected"], 2000)
+        self.assertEqual(j["latency_us"]["count"], 2000)
+        self.assertEqual(j["reordered"], 0)
+        self.assertIn("p99.9", text)
+
+    def test_confirmed_persistent_sends_are_all_confirmed(self):
+        j, _ = self.run_json("confirm", "--count", "2000", "--confirm", "--window", "50",
+                             "--persistent", "--producers", "2", "--prefix", "confirm")
+        self.check_common(j)
+        self.assertEqual(j["confirmed"], 2000)
+        self.assertEqual(j["received"], 2000)
+
+    def test_topic_delivers_once_per_consumer(self):
+        j, _ = self.run_json("topic", "--destination", "topic", "--count", "1000",
+                             "--consumers", "3", "--threads", "2")
+        self.check_common(j)
+        self.assertEqual(j["sent"], 1000)
+        self.assertEqual(j["expected"], 3000)
+        self.assertEqual(j["received"], 3000)
+
+    def test_bad_arguments_exit_non_zero_with_a_message(self):
+        for args in (["--size", "8"], ["--protocol", "amqp"], ["--count", "5", "--duration", "1"],
+                     ["--qos", "1"], ["--protocol", "mqtt", "--destination", "queue"], ["--bogus"]):
+            r = self.bench(*args)
+            self.assertEqual(r.returncode, 2, f"{args}: {r.stderr}")
+            self.assertIn("switchboard-bench:", r.stderr, args)
+            self.assertIn("--help", r.stderr, args)
+
+    def test_an_unreachable_broker_is_an_error_not_a_hang(self):
+        r = self.bench("--port", str(sbtest.free_port()), "--count", "10", "--timeout", "10", "--quiet")
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("connect", r.stdout)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", required=True)
+    parser.add_argument("--bench", required=True)
+    args, rest = parser.parse_known_args()
+    sbtest.BIN = os.path.abspath(args.bin)  # the broker runs in its own temp dir
+    BENCH = os.path.abspath(args.bench)
+    unittest.main(argv=[sys.argv[0], *rest])

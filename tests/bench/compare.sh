@@ -1,0 +1,574 @@
+#!/usr/bin/env bash
+# tests/bench/compare.sh — Switchboard side by side with Debian's mosquitto, RabbitMQ and ActiveMQ:
+# the same switchboard-bench scenarios against each broker (and against the bench's own sink,
+# the client's ceiling), alternating brokers, median of N runs with min and max, ratios vs
+# Switchboard; then K idle connections per broker (connect rate, resident memory per connection).
+#
+# Every broker runs as a child of this script on 127.0.0.1, on its own ports, with a config the
+# script writes into a temp dir. Everything is bounded in time (--max-minutes); on exit (normal,
+# error or Ctrl-C) the script stops exactly the processes it started, by PID.
+#
+#   tests/bench/compare.sh [--quick] [--install] [--build DIR] [--out DIR] [--runs N]
+#                          [--count N] [--connections K] [--brokers LIST] [--no-idle]
+#                          [--base-port P] [--max-minutes M]
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+BUILD="$REPO/build"
+OUT=""
+QUICK=0
+INSTALL=0
+RUNS=3
+COUNT=""
+CONNECTIONS=""
+BROKERS="switchboard,mosquitto,rabbitmq,activemq"
+IDLE=1
+BASE_PORT=46100
+MAX_MINUTES=20
+SIZE=128
+WINDOW=1000
+# Another engineer's build holding this lock would distort the numbers: each run waits for it
+# and holds it while it runs (a build waits a few seconds at most).
+LOCK_FILE=/tmp/sb-build.lock
+
+usage() {
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    cat <<EOF
+
+Options:
+  --quick            shorter runs (--count 20000, 2000 idle connections), still 3 runs each
+  --install          apt-get install the missing Debian packages (services kept from starting)
+  --build DIR        build tree with switchboard and switchboard-bench (default: $BUILD)
+  --out DIR          keep results here (default: a new temp dir, printed at the end)
+  --runs N           runs per scenario and broker (default 3; the median is reported)
+  --count N          messages per run (default 100000)
+  --connections K    idle connections per broker (default 10000)
+  --brokers LIST     comma-separated subset of: $BROKERS
+  --no-idle          skip the idle-connection scenario
+  --base-port P      first of the ~40 loopback ports used (default $BASE_PORT)
+  --max-minutes M    hard bound on the whole comparison (default $MAX_MINUTES)
+EOF
+}
+
+die() { echo "compare.sh: $*" >&2; exit 2; }
+log() { echo "[compare $(date +%H:%M:%S)] $*" >&2; }
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --install) INSTALL=1 ;;
+        --build) BUILD=$2; shift ;;
+        --out) OUT=$2; shift ;;
+        --runs) RUNS=$2; shift ;;
+        --count) COUNT=$2; shift ;;
+        --connections) CONNECTIONS=$2; shift ;;
+        --brokers) BROKERS=$2; shift ;;
+        --no-idle) IDLE=0 ;;
+        --base-port) BASE_PORT=$2; shift ;;
+        --max-minutes) MAX_MINUTES=$2; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage >&2; die "unknown argument: $1" ;;
+    esac
+    shift
+done
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs: expected a positive integer"
+[[ $BASE_PORT =~ ^[0-9]+$ && $BASE_PORT -ge 1024 && $BASE_PORT -le 65000 ]] || die "--base-port: expected 1024..65000"
+[[ $MAX_MINUTES =~ ^[1-9][0-9]*$ ]] || die "--max-minutes: expected a positive integer"
+if [[ -z $COUNT ]]; then COUNT=$([[ $QUICK == 1 ]] && echo 20000 || echo 100000); fi
+if [[ -z $CONNECTIONS ]]; then CONNECTIONS=$([[ $QUICK == 1 ]] && echo 2000 || echo 10000); fi
+[[ $COUNT =~ ^[1-9][0-9]*$ ]] || die "--count: expected a positive integer"
+[[ $CONNECTIONS =~ ^[1-9][0-9]*$ ]] || die "--connections: expected a positive integer"
+
+SWITCHBOARD="$BUILD/switchboard"
+BENCH="$BUILD/switchboard-bench"
+[[ -x $SWITCHBOARD ]] || die "no $SWITCHBOARD: build first (cmake --build build)"
+[[ -x $BENCH ]] || die "no $BENCH: build first (cmake --build build --target switchboard-bench)"
+
+START_TS=$(date +%s)
+DEADLINE=$((START_TS + MAX_MINUTES * 60))
+remaining() { echo $((DEADLINE - $(date +%s))); }
+
+# ---- packages ---------------------------------------------------------------------------------
+
+declare -A PKG_OF=([mosquitto]="mosquitto" [rabbitmq]="rabbitmq-server" [activemq]="activemq libmqtt-client-java")
+wanted() { [[ ",$BROKERS," == *",$1,"* ]]; }
+
+missing_packages() {
+    local b p out=()
+    for b in mosquitto rabbitmq activemq; do
+        wanted "$b" || continue
+        for p in ${PKG_OF[$b]}; do dpkg -s "$p" >/dev/null 2>&1 || out+=("$p"); done
+    done
+    echo "${out[@]:-}"
+}
+
+MISSING=$(missing_packages)
+if [[ -n $MISSING ]]; then
+    if [[ $INSTALL == 1 ]]; then
+        log "installing: $MISSING (services are kept from starting by a policy-rc.d)"
+        CREATED_POLICY=0
+        if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+            printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+            chmod +x /usr/sbin/policy-rc.d
+            CREATED_POLICY=1
+        fi
+        rc=0
+        # shellcheck disable=SC2086
+        DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -o DPkg::Lock::Timeout=300 $MISSING || rc=$?
+        [[ $CREATED_POLICY == 1 ]] && rm -f /usr/sbin/policy-rc.d
+        [[ $rc == 0 ]] || die "apt-get install failed ($rc)"
+    else
+        log "missing Debian packages: $MISSING — the brokers that need them are skipped (--install installs them)"
+    fi
+fi
+have() {
+    local p
+    for p in ${PKG_OF[$1]}; do dpkg -s "$p" >/dev/null 2>&1 || return 1; done
+}
+
+# ---- workspace, ports, process bookkeeping ----------------------------------------------------
+
+WORK=$(mktemp -d /tmp/sb-compare.XXXXXX)
+[[ -n $OUT ]] || OUT="$WORK/results"
+mkdir -p "$OUT/runs" "$OUT/idle" "$OUT/logs"
+LOGS="$OUT/logs"
+
+# Many idle connections: the brokers (our children) and the bench inherit this.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+P_SB_STOMP=$((BASE_PORT + 1)); P_SB_MQTT=$((BASE_PORT + 2))
+P_SINK_STOMP=$((BASE_PORT + 5)); P_SINK_MQTT=$((BASE_PORT + 6))
+P_MOSQ_MQTT=$((BASE_PORT + 10))
+P_RMQ_AMQP=$((BASE_PORT + 20)); P_RMQ_DIST=$((BASE_PORT + 21)); P_RMQ_MQTT=$((BASE_PORT + 22))
+P_RMQ_STOMP=$((BASE_PORT + 23)); P_RMQ_EPMD=$((BASE_PORT + 24))
+P_AMQ_STOMP=$((BASE_PORT + 30)); P_AMQ_MQTT=$((BASE_PORT + 31))
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in $P_SB_STOMP $P_SB_MQTT $P_SINK_STOMP $P_SINK_MQTT $P_MOSQ_MQTT $P_RMQ_AMQP $P_RMQ_DIST \
+         $P_RMQ_MQTT $P_RMQ_STOMP $P_RMQ_EPMD $P_AMQ_STOMP $P_AMQ_MQTT; do
+    port_open "$p" && die "port $p is in use: choose another --base-port"
+done
+
+declare -A PID=()        # target -> the PID this script started (launcher for rabbitmq/activemq)
+declare -A VM_PID=()     # target -> the process that holds the broker's memory (beam.smp, java)
+declare -A STOMP_PORT=() MQTT_PORT=()
+
+# Waits (bounded) until a port accepts; fails early if the process died.
+wait_port() {
+    local port=$1 pid=$2 secs=$3 i
+    for ((i = 0; i < secs * 10; i++)); do
+        port_open "$port" && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# Stops one process we started: SIGTERM, up to `secs`, then SIGKILL.
+stop_pid() {
+    local pid=$1 secs=${2:-10} i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < secs * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+# The environment of every rabbitmq-server / rabbitmqctl / epmd call: our node, ports and dirs.
+RABBIT_ENV=()
+set_rabbit_env() {
+    local d=$WORK/rabbitmq
+    RABBIT_ENV=(HOME="$d" RABBITMQ_NODENAME=bench@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+        RABBITMQ_NODE_PORT="$P_RMQ_AMQP" RABBITMQ_DIST_PORT="$P_RMQ_DIST" ERL_EPMD_PORT="$P_RMQ_EPMD"
+        ERL_EPMD_ADDRESS=127.0.0.1 RABBITMQ_MNESIA_BASE="$d/mnesia" RABBITMQ_LOG_BASE="$d/log"
+        RABBITMQ_ENABLED_PLUGINS_FILE="$d/enabled_plugins" RABBITMQ_CONFIG_FILE="$d/rabbitmq.conf"
+        RABBITMQ_ADVANCED_CONFIG_FILE="$d/advanced.config" RABBITMQ_CONF_ENV_FILE="$d/rabbitmq-env.conf"
+        RABBITMQ_PID_FILE="$d/beam.pid")
+}
+set_rabbit_env
+
+# ---- starting and stopping each target ----------------------------------------------------------
+# A target is a broker or the sink. start_<t> sets PID, VM_PID and the ports it serves, and
+# returns non-zero (after printing why) when it cannot run here.
+
+start_switchboard() {
+    local d=$WORK/switchboard
+    mkdir -p "$d"
+    # MQTT rows only when this build has the MQTT listener (`switchboard check` accepts it).
+    cat > "$d/mqtt.yaml" <<EOF
+listeners:
+  - {name: mqtt, protocol: mqtt, address: 127.0.0.1, port: $P_SB_MQTT}
+EOF
+    local mqtt_listener=""
+    if "$SWITCHBOARD" check -c "$d/mqtt.yaml" >/dev/null 2>&1; then
+        mqtt_listener="  - {name: mqtt, protocol: mqtt, address: 127.0.0.1, port: $P_SB_MQTT, max_connections: 100000}"
+        MQTT_PORT[switchboard]=$P_SB_MQTT
+    fi
+    # Defaults, except: memory store (as the others run without persistence), warnings only,
+    # no per-subscriber drop on topics (mosquitto and RabbitMQ do not drop either).
+    cat > "$d/switchboard.yaml" <<EOF
+# written by tests/bench/compare.sh
+log:
+  level: warn
+store:
+  type: memory
+broker:
+  topic_max_pending: 100000000
+listeners:
+  - {name: stomp, protocol: stomp, address: 127.0.0.1, port: $P_SB_STOMP, max_connections: 100000}
+$mqtt_listener
+EOF
+    "$SWITCHBOARD" run -c "$d/switchboard.yaml" > "$LOGS/switchboard.log" 2>&1 &
+    PID[switchboard]=$!
+    VM_PID[switchboard]=$!
+    STOMP_PORT[switchboard]=$P_SB_STOMP
+    wait_port "$P_SB_STOMP" "${PID[switchboard]}" 10 || { tail -20 "$LOGS/switchboard.log" >&2; return 1; }
+    [[ -z ${MQTT_PORT[switchboard]:-} ]] || wait_port "$P_SB_MQTT" "${PID[switchboard]}" 10
+}
+stop_switchboard() { stop_pid "${PID[switchboard]}" 10; }
+
+start_sink() {
+    "$BENCH" sink --protocol stomp --port "$P_SINK_STOMP" > "$LOGS/sink-stomp.log" 2>&1 &
+    PID[sink]=$!
+    "$BENCH" sink --protocol mqtt --port "$P_SINK_MQTT" > "$LOGS/sink-mqtt.log" 2>&1 &
+    PID[sink_mqtt]=$!
+    VM_PID[sink]=${PID[sink]}
+    STOMP_PORT[sink]=$P_SINK_STOMP
+    MQTT_PORT[sink]=$P_SINK_MQTT
+    wait_port "$P_SINK_STOMP" "${PID[sink]}" 10 && wait_port "$P_SINK_MQTT" "${PID[sink_mqtt]}" 10
+}
+stop_sink() { stop_pid "${PID[sink]}" 5; stop_pid "${PID[sink_mqtt]}" 5; }
+
+start_mosquitto() {
+    have mosquitto || { log "mosquitto: package not installed, skipped"; return 1; }
+    local d=$WORK/mosquitto
+    mkdir -p "$d"
+    # No persistence (as the others); no per-client queue or in-flight caps: the default 20
+    # in flight and 1000 queued would drop QoS 1/2 messages (and close QoS 2 publishers) under
+    # a 1000-message window, which measures the limits rather than the broker.
+    cat > "$d/mosquitto.conf" <<EOF
+# written by tests/bench/compare.sh
+listener $P_MOSQ_MQTT 127.0.0.1
+allow_anonymous true
+persistence false
+max_inflight_messages 0
+max_queued_messages 0
+log_dest stderr
+log_type error
+log_type warning
+EOF
+    mosquitto -c "$d/mosquitto.conf" > "$LOGS/mosquitto.log" 2>&1 &
+    PID[mosquitto]=$!
+    VM_PID[mosquitto]=$!
+    MQTT_PORT[mosquitto]=$P_MOSQ_MQTT
+    wait_port "$P_MOSQ_MQTT" "${PID[mosquitto]}" 10 || { tail -20 "$LOGS/mosquitto.log" >&2; return 1; }
+}
+stop_mosquitto() { stop_pid "${PID[mosquitto]}" 10; }
+
+start_rabbitmq() {
+    have rabbitmq || { log "rabbitmq: package not installed, skipped"; return 1; }
+    local d=$WORK/rabbitmq
+    rm -rf "$d"
+    mkdir -p "$d/mnesia" "$d/log"
+    echo '[rabbitmq_mqtt,rabbitmq_stomp].' > "$d/enabled_plugins"
+    : > "$d/rabbitmq-env.conf"   # not /etc/rabbitmq/rabbitmq-env.conf
+    cat > "$d/rabbitmq.conf" <<EOF
+# written by tests/bench/compare.sh
+listeners.tcp.default = 127.0.0.1:$P_RMQ_AMQP
+mqtt.listeners.tcp.default = 127.0.0.1:$P_RMQ_MQTT
+stomp.listeners.tcp.1 = 127.0.0.1:$P_RMQ_STOMP
+mqtt.allow_anonymous = true
+log.console = false
+log.file.level = warning
+EOF
+    echo '[].' > "$d/advanced.config"
+    # +sbwt none: idle schedulers must not spin on the CPUs the other brokers' runs need.
+    # The server script from the package, run as root with HOME in the temp dir (the Erlang
+    # cookie goes there), not the wrapper in /usr/sbin that switches to the rabbitmq user.
+    env "${RABBIT_ENV[@]}" RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+sbwt none +sbwtdcpu none +sbwtdio none" \
+        /usr/lib/rabbitmq/bin/rabbitmq-server > "$LOGS/rabbitmq.log" 2>&1 &
+    PID[rabbitmq]=$!
+    MQTT_PORT[rabbitmq]=$P_RMQ_MQTT
+    STOMP_PORT[rabbitmq]=$P_RMQ_STOMP
+    if ! wait_port "$P_RMQ_STOMP" "${PID[rabbitmq]}" 90 || ! wait_port "$P_RMQ_MQTT" "${PID[rabbitmq]}" 10; then
+        tail -20 "$LOGS/rabbitmq.log" >&2
+        return 1
+    fi
+    VM_PID[rabbitmq]=$(cat "$d/beam.pid" 2>/dev/null || true)
+}
+stop_rabbitmq() {
+    [[ -n ${PID[rabbitmq]:-} ]] || return 0
+    env "${RABBIT_ENV[@]}" timeout 30 /usr/lib/rabbitmq/bin/rabbitmqctl -n bench@localhost stop >/dev/null 2>&1 || true
+    [[ -n ${VM_PID[rabbitmq]:-} ]] && stop_pid "${VM_PID[rabbitmq]}" 10
+    stop_pid "${PID[rabbitmq]}" 5
+    # The Erlang port mapper the node started on our private port (never a shared one).
+    env "${RABBIT_ENV[@]}" timeout 10 epmd -port "$P_RMQ_EPMD" -kill >/dev/null 2>&1 || true
+}
+
+start_activemq() {
+    have activemq || { log "activemq: packages not installed, skipped"; return 1; }
+    local d=$WORK/activemq
+    mkdir -p "$d/conf" "$d/data" "$d/tmp"
+    cat > "$d/conf/log4j.properties" <<'EOF'
+log4j.rootLogger=WARN, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=%d %-5p %c - %m%n
+EOF
+    cat > "$d/conf/activemq.xml" <<EOF
+<!-- written by tests/bench/compare.sh: no persistence, no JMX, no advisories -->
+<beans xmlns="http://www.springframework.org/schema/beans"
+       xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+       xsi:schemaLocation="http://www.springframework.org/schema/beans http://www.springframework.org/schema/beans/spring-beans.xsd
+                           http://activemq.apache.org/schema/core http://activemq.apache.org/schema/core/activemq-core.xsd">
+  <broker xmlns="http://activemq.apache.org/schema/core" brokerName="bench" persistent="false"
+          useJmx="false" advisorySupport="false" schedulerSupport="false" dataDirectory="$d/data">
+    <transportConnectors>
+      <transportConnector name="stomp" uri="stomp+nio://127.0.0.1:$P_AMQ_STOMP"/>
+      <transportConnector name="mqtt" uri="mqtt+nio://127.0.0.1:$P_AMQ_MQTT"/>
+    </transportConnectors>
+  </broker>
+</beans>
+EOF
+    # Debian's launcher in the foreground (`console`) with our conf/data/tmp dirs, as root.
+    # Its MQTT transport needs the fusesource client (libmqtt-client-java) and hawtdispatch,
+    # which the package does not put on the broker's class path.
+    (cd "$d" && exec env ACTIVEMQ_USER=root ACTIVEMQ_CONF="$d/conf" ACTIVEMQ_DATA="$d/data" \
+        ACTIVEMQ_TMP="$d/tmp" ACTIVEMQ_PIDFILE="$d/activemq.pid" INSTANCE=bench \
+        ACTIVEMQ_USER_CLASSPATH=/usr/share/java/mqtt-client.jar:/usr/share/java/hawtdispatch.jar:/usr/share/java/hawtdispatch-transport.jar \
+        /usr/bin/activemq console "xbean:file:$d/conf/activemq.xml") > "$LOGS/activemq.log" 2>&1 &
+    PID[activemq]=$!
+    STOMP_PORT[activemq]=$P_AMQ_STOMP
+    MQTT_PORT[activemq]=$P_AMQ_MQTT
+    if ! wait_port "$P_AMQ_STOMP" "${PID[activemq]}" 90 || ! wait_port "$P_AMQ_MQTT" "${PID[activemq]}" 10; then
+        tail -20 "$LOGS/activemq.log" >&2
+        return 1
+    fi
+    # The launcher's shell runs java as its child; the JVM holds the memory and is stopped first.
+    VM_PID[activemq]=$(pgrep -P "${PID[activemq]}" java || true)
+}
+stop_activemq() {
+    [[ -n ${VM_PID[activemq]:-} ]] && stop_pid "${VM_PID[activemq]}" 15
+    stop_pid "${PID[activemq]}" 5
+}
+
+RUNNING=()   # targets started and not yet stopped
+start_target() {
+    log "starting $1"
+    if "start_$1"; then
+        RUNNING+=("$1")
+        return 0
+    fi
+    log "$1 could not be started (log: $LOGS/$1.log); continuing without it"
+    "stop_$1" 2>/dev/null || true
+    return 1
+}
+stop_target() {
+    local t=$1 keep=() r
+    "stop_$t" || true
+    for r in "${RUNNING[@]}"; do [[ $r == "$t" ]] || keep+=("$r"); done
+    RUNNING=("${keep[@]}")
+    unset "PID[$t]" "VM_PID[$t]" "STOMP_PORT[$t]" "MQTT_PORT[$t]"
+}
+cleanup() {
+    local t
+    for t in "${RUNNING[@]}"; do "stop_$t" || true; done
+    RUNNING=()
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+# ---- one bench run ------------------------------------------------------------------------------
+
+# Runs switchboard-bench with a timeout that never passes the deadline, holding the build lock
+# (so no compiler shares the CPUs with a measurement). Returns non-zero when out of time.
+bench() {
+    local left=$(( $(remaining) - 5 ))
+    (( left >= 10 )) || return 1
+    local t=$(( left < 120 ? left : 120 ))
+    if [[ -e $LOCK_FILE ]]; then
+        flock -w "$left" "$LOCK_FILE" timeout $((t + 15)) "$BENCH" "$@" --timeout "$t" || true
+    else
+        timeout $((t + 15)) "$BENCH" "$@" --timeout "$t" || true
+    fi
+}
+
+declare -A SCEN_ARGS=(
+    [mqtt-qos0-1to1]="--protocol mqtt --qos 0 --producers 1 --consumers 1"
+    [mqtt-qos1-1to1]="--protocol mqtt --qos 1 --producers 1 --consumers 1"
+    [mqtt-qos0-4to1]="--protocol mqtt --qos 0 --producers 4 --consumers 1"
+    [mqtt-qos1-4to1]="--protocol mqtt --qos 1 --producers 4 --consumers 1"
+    [stomp-queue-1to1]="--protocol stomp --destination queue --confirm --producers 1 --consumers 1"
+    [stomp-topic-1to1]="--protocol stomp --destination topic --confirm --producers 1 --consumers 1"
+)
+SCENARIOS=(mqtt-qos0-1to1 mqtt-qos1-1to1 mqtt-qos0-4to1 mqtt-qos1-4to1 stomp-queue-1to1 stomp-topic-1to1)
+
+port_for() {  # target scenario
+    if [[ $2 == mqtt-* ]]; then echo "${MQTT_PORT[$1]:-}"; else echo "${STOMP_PORT[$1]:-}"; fi
+}
+
+# ---- the machine --------------------------------------------------------------------------------
+
+{
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "cpus: $(nproc)"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+    echo "memory: $(grep MemTotal /proc/meminfo | awk '{print $2 " kB"}')"
+    echo "kernel: $(uname -r)"
+    echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "switchboard: $("$SWITCHBOARD" version 2>/dev/null | head -1)"
+    for p in mosquitto rabbitmq-server activemq; do
+        echo "$p: $(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || echo 'not installed')"
+    done
+    echo "count: $COUNT  size: $SIZE  window: $WINDOW  runs: $RUNS  idle connections: $CONNECTIONS"
+} > "$OUT/machine.txt"
+cat "$OUT/machine.txt" >&2
+
+TARGETS=(sink)
+for b in switchboard mosquitto rabbitmq activemq; do wanted "$b" && TARGETS+=("$b"); done
+
+# ---- idle connections: each broker fresh, alone, one protocol at a time ------------------------
+
+if [[ $IDLE == 1 ]]; then
+    for b in "${TARGETS[@]}"; do
+        [[ $b == sink ]] && continue
+        for proto in mqtt stomp; do
+            (( $(remaining) > 60 )) || { log "out of time: idle scenarios cut short"; break 2; }
+            start_target "$b" || continue 2
+            port=$([[ $proto == mqtt ]] && echo "${MQTT_PORT[$b]:-}" || echo "${STOMP_PORT[$b]:-}")
+            if [[ -n $port && -n ${VM_PID[$b]:-} ]]; then
+                sleep 2   # let start-up allocation settle before the first RSS reading
+                log "idle $b $proto: $CONNECTIONS connections"
+                bench idle --protocol "$proto" --port "$port" --connections "$CONNECTIONS" --hold 3 \
+                    --broker-pid "${VM_PID[$b]}" --label "$b" --quiet --json "$OUT/idle/$proto.$b.json" \
+                    > "$OUT/idle/$proto.$b.txt" 2>&1
+            fi
+            stop_target "$b"
+        done
+    done
+fi
+
+# ---- throughput and latency: all targets up, brokers alternating within each round --------------
+
+for t in "${TARGETS[@]}"; do start_target "$t" || true; done
+ACTIVE=("${RUNNING[@]}")
+log "running: ${ACTIVE[*]}"
+
+out_of_time=0
+for ((round = 1; round <= RUNS && !out_of_time; round++)); do
+    # Rotate the order every round, so no broker always runs right after the same one.
+    n=${#ACTIVE[@]}
+    order=()
+    for ((i = 0; i < n; i++)); do order+=("${ACTIVE[$(((i + round - 1) % n))]}"); done
+    for s in "${SCENARIOS[@]}"; do
+        for t in "${order[@]}"; do
+            port=$(port_for "$t" "$s")
+            [[ -n $port ]] || continue
+            log "round $round/$RUNS  $s  $t"
+            # shellcheck disable=SC2086
+            if ! bench ${SCEN_ARGS[$s]} --port "$port" --count "$COUNT" --size "$SIZE" --window "$WINDOW" \
+                    --label "$t" --quiet --json "$OUT/runs/$s.$t.$round.json" \
+                    > "$OUT/runs/$s.$t.$round.txt" 2>&1; then
+                log "out of time (--max-minutes $MAX_MINUTES): stopping the runs here"
+                out_of_time=1
+                break 2
+            fi
+        done
+    done
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
+cleanup
+
+# ---- summary ------------------------------------------------------------------------------------
+
+/usr/bin/python3 - "$OUT" "${TARGETS[*]}" "${SCENARIOS[*]}" <<'PYEOF'
+import glob, json, os, statistics, sys
+
+out, targets, scenarios = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+brokers = [t for t in targets if t != "sink"]
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+def fmt_rate(v):
+    return f"{v/1000:.1f}k" if v < 1e6 else f"{v/1e6:.2f}M"
+
+def fmt_ms(us):
+    return f"{us/1000:.2f}" if us < 100000 else f"{us/1000:.0f}"
+
+summary = {"throughput": {}, "idle": {}}
+lines = []
+lines.append("### Throughput: received msgs/s, median of runs [min–max]; ratio = Switchboard ÷ broker\n")
+head = "| scenario | " + " | ".join(("client ceiling (sink)" if t == "sink" else t) for t in targets) + " |"
+lines.append(head)
+lines.append("|" + "---|" * (len(targets) + 1))
+lat = ["", "### End-to-end latency (ms): p50 / p99 / p99.9 of the median-throughput run\n",
+       "| scenario | " + " | ".join(("sink" if t == "sink" else t) for t in targets) + " |",
+       "|" + "---|" * (len(targets) + 1)]
+for s in scenarios:
+    row, lrow = [s], [s]
+    medians = {}
+    for t in targets:
+        runs = [j for j in (load(p) for p in sorted(glob.glob(os.path.join(out, "runs", f"{s}.{t}.*.json")))) if j]
+        ok = [j for j in runs if not j.get("errors")]
+        if not runs:
+            row.append("n/a"); lrow.append("n/a"); continue
+        if not ok:
+            row.append("error: " + runs[0]["errors"][0][:60]); lrow.append("–"); continue
+        rates = sorted(j["receive_msgs_per_s"] for j in ok)
+        med = statistics.median(rates)
+        medians[t] = med
+        mid = min(ok, key=lambda j: abs(j["receive_msgs_per_s"] - med))
+        flags = []
+        incomplete = [j for j in ok if not j["complete"]]
+        if incomplete:
+            lost = max(j["expected"] - j["received"] for j in incomplete)
+            flags.append(f"{len(incomplete)}/{len(ok)} runs incomplete (≤{lost} lost)")
+        cell = f"{fmt_rate(med)} [{fmt_rate(rates[0])}–{fmt_rate(rates[-1])}]"
+        if t not in ("sink", "switchboard") and "switchboard" in medians and med > 0:
+            cell += f" ×{medians['switchboard'] / med:.2f}"
+        if flags:
+            cell += " (" + "; ".join(flags) + ")"
+        row.append(cell)
+        l = mid["latency_us"]
+        lrow.append(f"{fmt_ms(l['p50'])} / {fmt_ms(l['p99'])} / {fmt_ms(l['p99_9'])}")
+        summary["throughput"].setdefault(s, {})[t] = {
+            "runs": len(ok), "median": med, "min": rates[0], "max": rates[-1],
+            "complete_runs": len(ok) - len(incomplete),
+            "latency_us_of_median_run": l,
+        }
+    lines.append("| " + " | ".join(row) + " |")
+    lat.append("| " + " | ".join(lrow) + " |")
+lines += lat
+
+idle_rows = []
+for proto in ("mqtt", "stomp"):
+    for b in brokers:
+        j = load(os.path.join(out, "idle", f"{proto}.{b}.json"))
+        if not j:
+            continue
+        summary["idle"].setdefault(proto, {})[b] = j
+        per = j.get("rss_bytes_per_connection", 0)
+        idle_rows.append(f"| {proto} | {b} | {j['connected']}/{j['connections']} | {j['connects_per_s']:.0f} | "
+                         f"{j.get('rss_before_kb', 0)/1024:.1f} → {j.get('rss_after_kb', 0)/1024:.1f} | {per/1024:.1f} |")
+if idle_rows:
+    lines += ["", "### Idle connections: connect rate and broker resident memory\n",
+              "| protocol | broker | connected | connects/s | RSS MiB before → after | KiB per connection |",
+              "|---|---|---|---|---|---|"] + idle_rows
+
+text = "\n".join(lines) + "\n"
+with open(os.path.join(out, "summary.md"), "w") as f:
+    f.write(text)
+with open(os.path.join(out, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+print(text)
+PYEOF
+log "results: $OUT (summary.md, summary.json, machine.txt, runs/, idle/, logs/)"
+(( out_of_time == 0 )) || exit 1
