@@ -47,6 +47,13 @@ struct consumer_state {
     std::deque<entry> pending;        // topic subscriptions: waiting for credit
     std::size_t max_pending = 0;
     std::string share_key;            // shared subscriptions: group + filter
+    // Topic producer flow control: publish completions held while this subscriber is
+    // congested, released once it drains (so publishers slow down instead of losing messages).
+    std::vector<std::function<void(publish_status)>> held_replies;
+
+    // Congested: an attached subscriber whose backlog passed half its limit. A detached one
+    // (a persistent session offline) never holds producers: it drops its oldest instead.
+    bool congested() const noexcept { return pending.size() >= std::max<std::size_t>(1, max_pending / 2) && !sink.expired(); }
 
     bool has_credit() const noexcept { return unsettled < prefetch; }
 };
@@ -178,45 +185,58 @@ struct broker::shard {
             if (msg->body.empty()) retained.erase(msg->dest.name);
             else retained[msg->dest.name] = msg;
         }
+        consumer_state* slow = nullptr;
+        auto note = [&slow](consumer_state* s) { if (s && !slow) slow = s; };
         if (auto it = exact_subs.find(msg->dest.name); it != exact_subs.end())
-            for (auto* sub : it->second) offer(*sub, c, msg);
+            for (auto* sub : it->second) note(offer(*sub, c, msg));
         for (auto* sub : wildcard_subs)
-            if (matches(sub->dest.name, msg->dest.name)) offer(*sub, c, msg);
+            if (matches(sub->dest.name, msg->dest.name)) note(offer(*sub, c, msg));
         for (auto& [key, g] : shares)
-            if (!g.members.empty() && matches(g.filter, msg->dest.name)) offer_shared(g, c, msg);
-        if (reply) reply(publish_status::ok);
+            if (!g.members.empty() && matches(g.filter, msg->dest.name)) note(offer_shared(g, c, msg));
+        if (!reply) return;
+        if (slow) slow->held_replies.push_back(std::move(reply));
+        else reply(publish_status::ok);
     }
 
     // One member of the group gets it: the next with credit, else the next in turn buffers it.
-    void offer_shared(share_group& g, counters& c, const message_ptr& msg) {
+    consumer_state* offer_shared(share_group& g, counters& c, const message_ptr& msg) {
         const std::size_t n = g.members.size();
         for (std::size_t i = 0; i < n; ++i) {
             auto* m = g.members[(g.next + i) % n];
             if (m->has_credit() && m->pending.empty()) {
                 g.next = (g.next + i + 1) % n;
                 ++c.dequeued;
-                return deliver(*m, entry{msg, 0});
+                deliver(*m, entry{msg, 0});
+                return nullptr;
             }
         }
         auto* m = g.members[g.next % n];
         g.next = (g.next + 1) % n;
-        offer(*m, c, msg);
+        return offer(*m, c, msg);
     }
 
-    void offer(consumer_state& sub, counters& c, const message_ptr& msg) {
+    // Returns the subscriber when it is congested (the publisher should wait for it).
+    consumer_state* offer(consumer_state& sub, counters& c, const message_ptr& msg) {
         if (sub.no_local && msg->origin_connection != 0 && msg->origin_connection == sub.connection)
-            return;
+            return nullptr;
         if (sub.has_credit() && sub.pending.empty()) {
             ++c.dequeued;
-            return deliver(sub, entry{msg, 0});
+            deliver(sub, entry{msg, 0});
+            return nullptr;
         }
         sub.pending.push_back(entry{msg, 0});
-        if (sub.pending.size() > sub.max_pending) {
+        // The hard cap: an offline persistent session keeps `max_pending`; an attached
+        // subscriber holds its producers from max_pending / 2 on, and is capped higher so that
+        // what the producers already had in flight still fits.
+        const std::size_t cap = sub.sink.expired() ? sub.max_pending
+                                                   : std::max(sub.max_pending, settings().topic_max_pending);
+        if (sub.pending.size() > cap) {
             // Slow subscriber on a non-durable topic: drop the oldest, as ActiveMQ's
             // constant pending message limit does, rather than grow without bound.
             sub.pending.pop_front();
             ++c.dropped;
         }
+        return sub.congested() ? &sub : nullptr;
     }
 
     // ---- dispatch ------------------------------------------------------------------------
@@ -273,6 +293,13 @@ struct broker::shard {
             ++topics[e.msg->dest.name].dequeued;
             deliver(sub, std::move(e));
         }
+        if (!sub.held_replies.empty() && sub.pending.size() <= sub.max_pending / 4) release_replies(sub);
+    }
+
+    static void release_replies(consumer_state& sub) {
+        auto held = std::move(sub.held_replies);
+        sub.held_replies.clear();
+        for (auto& r : held) r(publish_status::ok);
     }
 
     // The message leaves the queue for good (acked, expired, dead-lettered).
@@ -443,6 +470,7 @@ struct broker::shard {
         auto& c = *it->second;
         c.sink = sink;
         c.home = home;
+        release_replies(c);   // a new (or no) sink: producers held for the old one go on
         for (auto& f : c.inflight) {
             if (f.settled) continue;
             ++f.e.redeliveries;
@@ -457,6 +485,7 @@ struct broker::shard {
         auto owned = std::move(it->second);
         consumers.erase(it);
         auto& c = *owned;
+        release_replies(c);
         if (c.queue) {
             auto& q = *c.queue;
             std::erase(q.consumers, &c);

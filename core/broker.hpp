@@ -119,7 +119,8 @@ public:
 
     // Moves an existing consumer to a new sink (a resumed persistent session). Its unacked
     // deliveries are sent again, counted as redeliveries, with their tags; `done` runs on the
-    // calling worker once every shard has switched.
+    // calling worker once every shard has switched. An empty `sink` detaches the consumer
+    // (a persistent session went offline): it keeps queueing but never holds producers.
     void attach(consumer_id id, const destination& dest, std::weak_ptr<consumer_sink> sink,
                 std::function<void()> done);
 

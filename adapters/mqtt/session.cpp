@@ -946,7 +946,10 @@ private:
             for (auto& [c, t] : sent) broker_.ack(c, {t});
             queued_acks_.clear();
             written_acks_.clear();
-            for (auto& [f, s] : subs_) keep->subs.push_back(*s);
+            for (auto& [f, s] : subs_) {
+                keep->subs.push_back(*s);
+                broker_.attach(s->consumer, s->dest, {}, {});   // detached: queue, never hold producers
+            }
         } else {
             for (auto& [f, s] : subs_) end_subscription(*s);
         }

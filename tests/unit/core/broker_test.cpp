@@ -39,10 +39,11 @@ struct fixture {
     // Publishes from worker 0; returns how many completions ran.
     int publish(const destination& d, std::string body, std::uint8_t priority = 4, bool persistent = false) {
         auto m = make(d, std::move(body), priority, persistent);
-        int done = 0;
-        w[0].call([&] { b.publish(m, [&](publish_status s) { done += s == publish_status::ok; }); });
+        // Shared: a held completion may run after this returns (flow control).
+        auto done = std::make_shared<int>(0);
+        w[0].call([&] { b.publish(m, [done](publish_status s) { *done += s == publish_status::ok; }); });
         w.run();
-        return done;
+        return *done;
     }
 
     std::pair<consumer_id, std::shared_ptr<sink>> subscribe(const destination& d, std::uint32_t prefetch = 0,
@@ -379,4 +380,25 @@ TEST_CASE("attach moves a consumer to a new sink and resends what was unacked", 
     f.ack(c, tags_of(*fresh));
     std::vector<std::string> all = fresh->bodies();
     CHECK(all == std::vector<std::string>{"1", "2", "3", "offline"});
+}
+
+TEST_CASE("topic publishers are held while a subscriber is congested, not dropped", "[core][broker]") {
+    fixture f(1);
+    subscribe_options opt;
+    opt.max_pending = 4;   // congested at 2 pending, released at 1
+    auto [c, s] = f.subscribe(t, 1, 0, opt);
+    CHECK(f.publish(t, "0") == 1);   // delivered
+    CHECK(f.publish(t, "1") == 1);   // pending 1
+    CHECK(f.publish(t, "2") == 0);   // pending 2: congested, the completion is held
+    f.ack(c, {s->got.back().tag});   // "1" delivered, pending 1: released
+    CHECK(s->bodies() == std::vector<std::string>{"0", "1"});
+    int released = 0;
+    // The held completion ran during the ack: a new publish goes through again.
+    auto m3 = f.make(t, "3");
+    f.w[0].call([&] { f.b.publish(m3, [&](publish_status) { ++released; }); });
+    f.w.run();
+    CHECK(released == 0);            // pending is 2 again: held
+    f.unsubscribe(c, t);             // the subscriber goes: held producers go on
+    CHECK(released == 1);
+    CHECK(f.stats_of(t).dropped == 0);
 }
