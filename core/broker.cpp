@@ -55,7 +55,9 @@ struct consumer_state {
     // (a persistent session offline) never holds producers: it drops its oldest instead.
     bool congested() const noexcept { return pending.size() >= std::max<std::size_t>(1, max_pending / 2) && !sink.expired(); }
 
-    bool has_credit() const noexcept { return unsettled < prefetch; }
+    // A detached consumer (a persistent session offline) takes no deliveries: messages wait in
+    // `pending` and are first deliveries (not redeliveries) when it is attached again.
+    bool has_credit() const noexcept { return unsettled < prefetch && !sink.expired(); }
 };
 
 struct counters {
@@ -649,6 +651,17 @@ void broker::attach(consumer_id id, const destination& dest, std::weak_ptr<consu
         s.exec.post([&s, id, sink, home, one_done]() {
             s.attach(id, sink, home);
             one_done();
+        });
+    }
+}
+
+void broker::resend_retained(consumer_id id, const destination& dest) {
+    if (!dest.is_topic()) return;
+    for (auto& sp : shards_) {
+        auto& s = *sp;
+        s.exec.post([&s, id]() {
+            if (auto it = s.consumers.find(id); it != s.consumers.end() && it->second->share_key.empty())
+                s.send_retained(*it->second);
         });
     }
 }

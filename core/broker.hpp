@@ -124,6 +124,10 @@ public:
     void attach(consumer_id id, const destination& dest, std::weak_ptr<consumer_sink> sink,
                 std::function<void()> done);
 
+    // Sends the matching retained messages again to an existing topic subscription (MQTT: a
+    // SUBSCRIBE repeating a filter re-sends them without interrupting the flow).
+    void resend_retained(consumer_id id, const destination& dest);
+
     // Ends a subscription. Its unacknowledged queue messages go back to the queue, counted as
     // a redelivery (dead-lettered past max_redeliveries).
     void unsubscribe(consumer_id id, const destination& dest, std::function<void()> done = {});

@@ -13,6 +13,7 @@ tcp_transport::tcp_transport(asio::ip::tcp::socket socket, std::function<void()>
     const auto ep = socket_.remote_endpoint(ec);
     peer_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
     socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+    socket_.non_blocking(true, ec);   // read_available() never blocks
 }
 
 tcp_transport::~tcp_transport() {
@@ -29,6 +30,15 @@ void tcp_transport::async_read_some(std::span<std::byte> into, std::shared_ptr<n
 void tcp_transport::async_write(std::span<const std::byte> data, std::shared_ptr<net::stream_handler> h) {
     asio::async_write(socket_, asio::buffer(data.data(), data.size()),
                       [h = std::move(h)](net::error_code ec, std::size_t n) { h->on_write(ec, n); });
+}
+
+void tcp_transport::async_wait_readable(std::shared_ptr<net::stream_handler> h) {
+    socket_.async_wait(asio::ip::tcp::socket::wait_read,
+                       [h = std::move(h)](net::error_code ec) { h->on_read(ec, 0); });
+}
+
+std::size_t tcp_transport::read_available(std::span<std::byte> into, net::error_code& ec) {
+    return socket_.read_some(asio::buffer(into.data(), into.size()), ec);
 }
 
 void tcp_transport::shutdown_send() noexcept {

@@ -19,6 +19,8 @@ public:
 
     void async_read_some(std::span<std::byte> into, std::shared_ptr<net::stream_handler> h) override;
     void async_write(std::span<const std::byte> data, std::shared_ptr<net::stream_handler> h) override;
+    void async_wait_readable(std::shared_ptr<net::stream_handler> h) override;
+    std::size_t read_available(std::span<std::byte> into, net::error_code& ec) override;
     void shutdown_send() noexcept override;
     void close() noexcept override;
     boost::asio::any_io_executor get_executor() override;

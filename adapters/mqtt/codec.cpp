@@ -124,7 +124,9 @@ enum where : std::uint16_t {
 // MQTT 5 §2.2.2.2: the packets each property may appear in; 0 = not a property.
 constexpr std::array<std::uint16_t, 0x2B> allowed_in = [] {
     std::array<std::uint16_t, 0x2B> a{};
-    const auto set = [&a](property_id id, unsigned w) { a[static_cast<std::size_t>(id)] = static_cast<std::uint16_t>(w); };
+    const auto set = [&a](property_id id, unsigned w) {
+        a[static_cast<std::size_t>(id)] = static_cast<std::uint16_t>(w);
+    };
     using enum property_id;
     set(payload_format_indicator, in_publish | in_will);
     set(message_expiry_interval, in_publish | in_will);
@@ -209,14 +211,17 @@ private:
         slot = v;
         return true;
     }
-    bool two(reader& b, std::optional<std::uint16_t>& slot, std::string_view zero_detail = {}) noexcept {
+    // A non-empty `zero_detail` makes 0 a Protocol Error.
+    bool two(reader& b, std::optional<std::uint16_t>& slot,
+             std::string_view zero_detail = {}) noexcept {
         std::uint16_t v = 0;
         if (!fresh(b, slot) || !b.u16(v)) return false;
         if (v == 0 && !zero_detail.empty()) return b.fail(reason::protocol_error, zero_detail);
         slot = v;
         return true;
     }
-    bool four(reader& b, std::optional<std::uint32_t>& slot, std::string_view zero_detail = {}) noexcept {
+    bool four(reader& b, std::optional<std::uint32_t>& slot,
+              std::string_view zero_detail = {}) noexcept {
         std::uint32_t v = 0;
         if (!fresh(b, slot) || !b.u32(v)) return false;
         if (v == 0 && !zero_detail.empty()) return b.fail(reason::protocol_error, zero_detail);
@@ -267,17 +272,22 @@ private:
         case property_id::server_keep_alive: return two(b, o.server_keep_alive);
         case property_id::authentication_method: return text(b, o.authentication_method);
         case property_id::authentication_data: return data(b, o.authentication_data);
-        case property_id::request_problem_information: return flag(b, o.request_problem_information);
+        case property_id::request_problem_information:
+            return flag(b, o.request_problem_information);
         case property_id::will_delay_interval: return four(b, o.will_delay_interval);
-        case property_id::request_response_information: return flag(b, o.request_response_information);
+        case property_id::request_response_information:
+            return flag(b, o.request_response_information);
         case property_id::response_information: return text(b, o.response_information);
         case property_id::server_reference: return text(b, o.server_reference);
         case property_id::reason_string: return text(b, o.reason_string);
         // §3.1.2.11.3, §3.2.2.3.3: a Receive Maximum of 0 is a Protocol Error.
         case property_id::receive_maximum: return two(b, o.receive_maximum, "receive maximum 0");
         case property_id::topic_alias_maximum: return two(b, o.topic_alias_maximum);
-        // §3.3.2.3.4: "A Topic Alias of 0 is not permitted".
-        case property_id::topic_alias: return two(b, o.topic_alias, "topic alias 0");
+        // §3.3.2.3.4: "A Topic Alias of 0 is not permitted"; §3.3.4 answers it with 0x94.
+        case property_id::topic_alias:
+            if (!two(b, o.topic_alias)) return false;
+            if (*o.topic_alias == 0) return b.fail(reason::topic_alias_invalid, "topic alias 0");
+            return true;
         case property_id::maximum_qos: return small(b, o.maximum_qos);
         case property_id::retain_available: return flag(b, o.retain_available);
         case property_id::user_property: {
@@ -288,10 +298,14 @@ private:
             return true;
         }
         // §3.1.2.11.4: a Maximum Packet Size of 0 is a Protocol Error.
-        case property_id::maximum_packet_size: return four(b, o.maximum_packet_size, "maximum packet size 0");
-        case property_id::wildcard_subscription_available: return flag(b, o.wildcard_subscription_available);
-        case property_id::subscription_identifier_available: return flag(b, o.subscription_identifier_available);
-        case property_id::shared_subscription_available: return flag(b, o.shared_subscription_available);
+        case property_id::maximum_packet_size:
+            return four(b, o.maximum_packet_size, "maximum packet size 0");
+        case property_id::wildcard_subscription_available:
+            return flag(b, o.wildcard_subscription_available);
+        case property_id::subscription_identifier_available:
+            return flag(b, o.subscription_identifier_available);
+        case property_id::shared_subscription_available:
+            return flag(b, o.shared_subscription_available);
         }
         return b.malformed("unknown property");  // unreachable: the table lists every id
     }
@@ -302,14 +316,21 @@ private:
     std::size_t& counted_;
 };
 
-bool read_properties(reader& r, properties& out, where w, const limits& lim) noexcept {
+// What a packet body is read with, besides its bytes.
+struct context {
+    version v;             // the connection's (CONNECT uses its own level)
+    std::uint8_t flags;    // low nibble of the first byte
+    const limits& lim;
+};
+
+bool read_properties(reader& r, properties& out, where w, const context& c) noexcept {
     std::size_t counted = 0;
-    return property_reader(r, out, lim, counted).read(w);
+    return property_reader(r, out, c.lim, counted).read(w);
 }
 
-// ---- one function per packet type; each sees only the body (after the fixed header) -------
+// ---- read(r, packet, c): one overload per packet type, over the body only ------------------
 
-bool read_connect(reader& r, connect& out, const limits& lim) noexcept {
+bool read(reader& r, connect& out, const context& c) noexcept {
     // MQTT 5 §3.1.2.1-2, 3.1.1 §3.1.2.1-2, 3.1 §3.1: the name decides how to read the level.
     if (!r.raw_string(out.protocol_name)) return false;
     std::uint8_t level = 0;
@@ -339,13 +360,13 @@ bool read_connect(reader& r, connect& out, const limits& lim) noexcept {
 
     const bool v5 = out.ver == version::v5;
     std::size_t counted = 0;  // the connect and will properties share max_properties
-    if (v5 && !property_reader(r, out.props, lim, counted).read(in_connect)) return false;
+    if (v5 && !property_reader(r, out.props, c.lim, counted).read(in_connect)) return false;
     if (!r.string(out.client_id)) return false;
     if (will_flag) {
         will& w = out.will_msg.emplace();
         w.qos = will_qos;
         w.retain = will_retain;
-        if (v5 && !property_reader(r, w.props, lim, counted).read(in_will)) return false;
+        if (v5 && !property_reader(r, w.props, c.lim, counted).read(in_will)) return false;
         if (!r.string(w.topic) || !r.binary(w.payload)) return false;
     }
     if (username_flag && !r.string(out.username.emplace())) return false;
@@ -353,7 +374,7 @@ bool read_connect(reader& r, connect& out, const limits& lim) noexcept {
     return r.at_end();
 }
 
-bool read_connack(reader& r, connack& out, version v, const limits& lim) noexcept {
+bool read(reader& r, connack& out, const context& c) noexcept {
     std::uint8_t flags = 0;
     if (!r.u8(flags)) return false;
     // §3.2.2.1: bits 7-1 are reserved.
@@ -361,18 +382,18 @@ bool read_connack(reader& r, connack& out, version v, const limits& lim) noexcep
     out.session_present = (flags & 0x01) != 0;
     if (!r.u8(out.code)) return false;
     // Lenient: a v5 CONNACK without a property length reads as one with no properties.
-    if (v == version::v5 && r.left() > 0 && !read_properties(r, out.props, in_connack, lim))
+    if (c.v == version::v5 && r.left() > 0 && !read_properties(r, out.props, in_connack, c))
         return false;
     return r.at_end();
 }
 
-bool read_publish(reader& r, publish& out, std::uint8_t flags, version v, const limits& lim) noexcept {
-    out.dup = (flags & 0x08) != 0;
-    out.qos = static_cast<std::uint8_t>((flags >> 1) & 0x03);
-    out.retain = (flags & 0x01) != 0;
+bool read(reader& r, publish& out, const context& c) noexcept {
+    out.dup = (c.flags & 0x08) != 0;  // QoS 3 and DUP on QoS 0 were refused on the first byte
+    out.qos = static_cast<std::uint8_t>((c.flags >> 1) & 0x03);
+    out.retain = (c.flags & 0x01) != 0;
     if (!r.string(out.topic)) return false;
     if (out.qos > 0 && !r.packet_id(out.packet_id)) return false;
-    if (v == version::v5 && !read_properties(r, out.props, in_publish, lim)) return false;
+    if (c.v == version::v5 && !read_properties(r, out.props, in_publish, c)) return false;
     // MQTT 5 §3.3.2.1: an empty topic needs a Topic Alias; before v5 it is never valid
     // (3.1.1 [MQTT-4.7.3-1]).
     if (out.topic.empty() && !out.props.topic_alias)
@@ -382,14 +403,27 @@ bool read_publish(reader& r, publish& out, std::uint8_t flags, version v, const 
     return true;
 }
 
-bool read_ack(reader& r, ack_base& out, where w, version v, const limits& lim) noexcept {
+bool read_ack(reader& r, ack_base& out, where w, const context& c) noexcept {
     if (!r.packet_id(out.packet_id)) return false;
-    if (v == version::v5) {
+    if (c.v == version::v5) {
         // MQTT 5 §3.4.2.1: no code means 0; no property length means no properties.
         if (r.left() > 0 && !r.u8(out.code)) return false;
-        if (r.left() > 0 && !read_properties(r, out.props, w, lim)) return false;
+        if (r.left() > 0 && !read_properties(r, out.props, w, c)) return false;
     }
-    return r.at_end();
+    return r.at_end();  // 3.1.1 §3.4.1: exactly the packet id
+}
+
+bool read(reader& r, puback& out, const context& c) noexcept {
+    return read_ack(r, out, in_puback, c);
+}
+bool read(reader& r, pubrec& out, const context& c) noexcept {
+    return read_ack(r, out, in_pubrec, c);
+}
+bool read(reader& r, pubrel& out, const context& c) noexcept {
+    return read_ack(r, out, in_pubrel, c);
+}
+bool read(reader& r, pubcomp& out, const context& c) noexcept {
+    return read_ack(r, out, in_pubcomp, c);
 }
 
 // Counts the entries of a SUBSCRIBE (with an options byte) or UNSUBSCRIBE payload, so that
@@ -408,14 +442,14 @@ bool count_entries(reader r, bool with_options, const limits& lim, std::size_t& 
     return true;
 }
 
-bool read_subscribe(reader& r, subscribe& out, version v, const limits& lim) noexcept {
+bool read(reader& r, subscribe& out, const context& c) noexcept {
     if (!r.packet_id(out.packet_id)) return false;
-    const bool v5 = v == version::v5;
-    if (v5 && !read_properties(r, out.props, in_subscribe, lim)) return false;
+    const bool v5 = c.v == version::v5;
+    if (v5 && !read_properties(r, out.props, in_subscribe, c)) return false;
     // MQTT 5 §3.8.3: "A SUBSCRIBE packet with no Payload is a Protocol Error".
     if (r.left() == 0) return r.fail(reason::protocol_error, "no topic filters");
     std::size_t n = 0;
-    if (!count_entries(r, true, lim, n, r)) return false;
+    if (!count_entries(r, true, c.lim, n, r)) return false;
     out.topics.reserve(n);
     while (r.left() > 0) {
         subscription& s = out.topics.emplace_back();
@@ -443,45 +477,60 @@ bool read_codes(reader& r, std::vector<std::uint8_t>& codes) noexcept {
     return true;
 }
 
-bool read_suback(reader& r, suback& out, version v, const limits& lim) noexcept {
+bool read(reader& r, suback& out, const context& c) noexcept {
     if (!r.packet_id(out.packet_id)) return false;
-    if (v == version::v5 && !read_properties(r, out.props, in_suback, lim)) return false;
+    if (c.v == version::v5 && !read_properties(r, out.props, in_suback, c)) return false;
     return read_codes(r, out.codes);
 }
 
-bool read_unsubscribe(reader& r, unsubscribe& out, version v, const limits& lim) noexcept {
+bool read(reader& r, unsubscribe& out, const context& c) noexcept {
     if (!r.packet_id(out.packet_id)) return false;
-    if (v == version::v5 && !read_properties(r, out.props, in_unsubscribe, lim)) return false;
+    if (c.v == version::v5 && !read_properties(r, out.props, in_unsubscribe, c)) return false;
     // MQTT 5 §3.10.3: "An UNSUBSCRIBE packet with no Payload is a Protocol Error".
     if (r.left() == 0) return r.fail(reason::protocol_error, "no topic filters");
     std::size_t n = 0;
-    if (!count_entries(r, false, lim, n, r)) return false;
+    if (!count_entries(r, false, c.lim, n, r)) return false;
     out.filters.reserve(n);
     while (r.left() > 0)
         if (!r.string(out.filters.emplace_back())) return false;
     return true;
 }
 
-bool read_unsuback(reader& r, unsuback& out, version v, const limits& lim) noexcept {
+bool read(reader& r, unsuback& out, const context& c) noexcept {
     if (!r.packet_id(out.packet_id)) return false;
-    if (v != version::v5) return r.at_end();  // 3.1.1 §3.11: the packet id only
-    if (!read_properties(r, out.props, in_unsuback, lim)) return false;
+    if (c.v != version::v5) return r.at_end();  // 3.1.1 §3.11: the packet id only
+    if (!read_properties(r, out.props, in_unsuback, c)) return false;
     return read_codes(r, out.codes);
 }
 
+bool read_empty(reader& r) noexcept { return r.left() == 0 || r.malformed(bad_length); }
+
+bool read(reader& r, pingreq&, const context&) noexcept { return read_empty(r); }
+bool read(reader& r, pingresp&, const context&) noexcept { return read_empty(r); }
+
 // DISCONNECT and AUTH in v5: code and properties may both be left out (§3.14.2.1, §3.15.2.1).
 bool read_code_and_properties(reader& r, std::uint8_t& code, properties& props, where w,
-                              const limits& lim) noexcept {
+                              const context& c) noexcept {
     if (r.left() > 0 && !r.u8(code)) return false;
-    if (r.left() > 0 && !read_properties(r, props, w, lim)) return false;
+    if (r.left() > 0 && !read_properties(r, props, w, c)) return false;
     return r.at_end();
+}
+
+bool read(reader& r, disconnect& out, const context& c) noexcept {
+    if (c.v != version::v5) return read_empty(r);  // 3.1.1 §3.14: no variable header
+    return read_code_and_properties(r, out.code, out.props, in_disconnect, c);
+}
+
+bool read(reader& r, auth& out, const context& c) noexcept {
+    return read_code_and_properties(r, out.code, out.props, in_auth, c);  // v5 only
 }
 
 // First-byte checks, made before the length is read (MQTT 5 §2.1.3, 3.1.1 §2.2.2).
 const decode_error* check_first_byte(unsigned type, unsigned flags, version v) noexcept {
     static constexpr decode_error type_zero{reason::malformed_packet, "packet type 0"};
     static constexpr decode_error auth_before_v5{reason::malformed_packet, "AUTH before MQTT 5"};
-    static constexpr decode_error reserved_flags{reason::malformed_packet, "reserved flag bits set"};
+    static constexpr decode_error reserved_flags{reason::malformed_packet,
+                                                 "reserved flag bits set"};
     static constexpr decode_error qos_3{reason::malformed_packet, "QoS 3"};
     static constexpr decode_error dup_on_qos_0{reason::malformed_packet, "DUP set on QoS 0"};
     switch (static_cast<packet_type>(type)) {
@@ -503,14 +552,12 @@ const decode_error* check_first_byte(unsigned type, unsigned flags, version v) n
     }
 }
 
-// Runs `read` on a default packet of type T built in place in the result (a decoded packet is
-// never moved: PUBLISH stays allocation- and copy-free).
-template <class T, class Read>
-decode_result run(std::size_t total, reader& r, Read read) noexcept {
-    decode_result res{std::in_place_type<decoded>};
-    decoded& d = std::get<decoded>(res);
-    d.consumed = total;
-    if (!read(d.frame.template emplace<T>())) res = r.err;
+// Reads a T made directly as the result's alternative and filled where it lies (a PUBLISH
+// is never copied; building a default CONNECT first cost ~10% per PUBLISH).
+template <class T>
+decode_result run(std::size_t total, reader& r, const context& c) noexcept {
+    decode_result res{std::in_place_type<decoded>, decoded{packet(std::in_place_type<T>), total}};
+    if (!read(r, *std::get_if<T>(&std::get_if<decoded>(&res)->frame), c)) res = r.err;
     return res;
 }
 
@@ -748,7 +795,8 @@ void put_body(S&, const pingresp&, version) {}
 
 // DISCONNECT and AUTH: nothing at all for code 0 without properties.
 template <class S>
-void put_code_and_properties(S& s, std::uint8_t code, const properties& props, bool allow_code_only) {
+void put_code_and_properties(S& s, std::uint8_t code, const properties& props,
+                             bool allow_code_only) {
     const bool no_props = props.empty();
     if (code == 0 && no_props) return;
     s.byte(code);
@@ -768,8 +816,12 @@ void put_body(S& s, const auth& p, version) {
 
 constexpr std::uint8_t first_byte(const connect&) noexcept { return 0x10; }
 constexpr std::uint8_t first_byte(const connack&) noexcept { return 0x20; }
+constexpr std::uint8_t publish_first_byte(bool dup, std::uint8_t qos, bool retain) noexcept {
+    return static_cast<std::uint8_t>(0x30 | (dup ? 0x08 : 0) | (qos & 0x03) << 1 |
+                                     (retain ? 0x01 : 0));
+}
 constexpr std::uint8_t first_byte(const publish& p) noexcept {
-    return static_cast<std::uint8_t>(0x30 | (p.dup ? 0x08 : 0) | (p.qos & 0x03) << 1 | (p.retain ? 1 : 0));
+    return publish_first_byte(p.dup, p.qos, p.retain);
 }
 constexpr std::uint8_t first_byte(const puback&) noexcept { return 0x40; }
 constexpr std::uint8_t first_byte(const pubrec&) noexcept { return 0x50; }
@@ -812,7 +864,8 @@ decode_result decode(std::span<const std::uint8_t> in, const limits& lim, versio
         if (i >= n) return need_more{n + 1};
         remaining |= std::size_t(in[i] & 0x7f) << (7 * (i - 1));
         if ((in[i] & 0x80) == 0) {
-            if (i > 1 && in[i] == 0) return decode_error{reason::malformed_packet, non_minimal_length};
+            if (i > 1 && in[i] == 0)
+                return decode_error{reason::malformed_packet, non_minimal_length};
             break;
         }
     }
@@ -823,42 +876,23 @@ decode_result decode(std::span<const std::uint8_t> in, const limits& lim, versio
     if (n < total) return need_more{total};
 
     reader r{in.data() + i + 1, in.data() + total};
+    const context c{v, static_cast<std::uint8_t>(flags), lim};
     switch (static_cast<packet_type>(type)) {
-    case packet_type::connect:
-        return run<connect>(total, r, [&](connect& p) { return read_connect(r, p, lim); });
-    case packet_type::connack:
-        return run<connack>(total, r, [&](connack& p) { return read_connack(r, p, v, lim); });
-    case packet_type::publish:
-        return run<publish>(total, r, [&](publish& p) { return read_publish(r, p, static_cast<std::uint8_t>(flags), v, lim); });
-    case packet_type::puback:
-        return run<puback>(total, r, [&](puback& p) { return read_ack(r, p, in_puback, v, lim); });
-    case packet_type::pubrec:
-        return run<pubrec>(total, r, [&](pubrec& p) { return read_ack(r, p, in_pubrec, v, lim); });
-    case packet_type::pubrel:
-        return run<pubrel>(total, r, [&](pubrel& p) { return read_ack(r, p, in_pubrel, v, lim); });
-    case packet_type::pubcomp:
-        return run<pubcomp>(total, r, [&](pubcomp& p) { return read_ack(r, p, in_pubcomp, v, lim); });
-    case packet_type::subscribe:
-        return run<subscribe>(total, r, [&](subscribe& p) { return read_subscribe(r, p, v, lim); });
-    case packet_type::suback:
-        return run<suback>(total, r, [&](suback& p) { return read_suback(r, p, v, lim); });
-    case packet_type::unsubscribe:
-        return run<unsubscribe>(total, r, [&](unsubscribe& p) { return read_unsubscribe(r, p, v, lim); });
-    case packet_type::unsuback:
-        return run<unsuback>(total, r, [&](unsuback& p) { return read_unsuback(r, p, v, lim); });
-    case packet_type::pingreq:
-        return run<pingreq>(total, r, [&](pingreq&) { return r.left() == 0 || r.malformed(bad_length); });
-    case packet_type::pingresp:
-        return run<pingresp>(total, r, [&](pingresp&) { return r.left() == 0 || r.malformed(bad_length); });
-    case packet_type::disconnect:
-        return run<disconnect>(total, r, [&](disconnect& p) {
-            if (v != version::v5) return r.left() == 0 || r.malformed(bad_length);
-            return read_code_and_properties(r, p.code, p.props, in_disconnect, lim);
-        });
-    case packet_type::auth:
-        return run<auth>(total, r, [&](auth& p) {
-            return read_code_and_properties(r, p.code, p.props, in_auth, lim);
-        });
+    case packet_type::connect: return run<connect>(total, r, c);
+    case packet_type::connack: return run<connack>(total, r, c);
+    case packet_type::publish: return run<publish>(total, r, c);
+    case packet_type::puback: return run<puback>(total, r, c);
+    case packet_type::pubrec: return run<pubrec>(total, r, c);
+    case packet_type::pubrel: return run<pubrel>(total, r, c);
+    case packet_type::pubcomp: return run<pubcomp>(total, r, c);
+    case packet_type::subscribe: return run<subscribe>(total, r, c);
+    case packet_type::suback: return run<suback>(total, r, c);
+    case packet_type::unsubscribe: return run<unsubscribe>(total, r, c);
+    case packet_type::unsuback: return run<unsuback>(total, r, c);
+    case packet_type::pingreq: return run<pingreq>(total, r, c);
+    case packet_type::pingresp: return run<pingresp>(total, r, c);
+    case packet_type::disconnect: return run<disconnect>(total, r, c);
+    case packet_type::auth: return run<auth>(total, r, c);
     }
     return decode_error{reason::malformed_packet, "packet type 0"};  // unreachable
 }
@@ -874,7 +908,7 @@ void encode_publish(std::string& out, version v, bool dup, std::uint8_t qos, boo
     put_publish_body(c, v, qos, topic, packet_id, props, payload);
     out.reserve(out.size() + 1 + vbi_size(c.n) + c.n);
     appender a{out};
-    a.byte(static_cast<std::uint8_t>(0x30 | (dup ? 0x08 : 0) | (qos & 0x03) << 1 | (retain ? 1 : 0)));
+    a.byte(publish_first_byte(dup, qos, retain));
     a.vbi(c.n);
     put_publish_body(a, v, qos, topic, packet_id, props, payload);
 }

@@ -78,7 +78,8 @@ enum class property_id : std::uint8_t {
 };
 
 // Byte-wise equality of two views (spans compare by address otherwise).
-constexpr bool same_bytes(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b) noexcept {
+constexpr bool same_bytes(std::span<const std::uint8_t> a,
+                          std::span<const std::uint8_t> b) noexcept {
     return std::ranges::equal(a, b);
 }
 constexpr bool same_bytes(const std::optional<std::span<const std::uint8_t>>& a,

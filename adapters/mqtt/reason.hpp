@@ -1,4 +1,4 @@
-// adapters/mqtt/reason.hpp — MQTT 5 reason codes (§2.4) and the MQTT 3.1/3.1.1 CONNACK return codes.
+// adapters/mqtt/reason.hpp — MQTT 5 reason codes (§2.4) and the 3.1/3.1.1 CONNACK return codes.
 // The decoder reports every error as an MQTT 5 reason; a v3 session turns it into a close.
 #pragma once
 
@@ -105,8 +105,10 @@ constexpr std::string_view to_string(reason r) noexcept {
     case reason::shared_subscriptions_not_supported: return "shared_subscriptions_not_supported";
     case reason::connection_rate_exceeded: return "connection_rate_exceeded";
     case reason::maximum_connect_time: return "maximum_connect_time";
-    case reason::subscription_identifiers_not_supported: return "subscription_identifiers_not_supported";
-    case reason::wildcard_subscriptions_not_supported: return "wildcard_subscriptions_not_supported";
+    case reason::subscription_identifiers_not_supported:
+        return "subscription_identifiers_not_supported";
+    case reason::wildcard_subscriptions_not_supported:
+        return "wildcard_subscriptions_not_supported";
     }
     return {};
 }

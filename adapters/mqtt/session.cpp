@@ -23,10 +23,12 @@
 #include <set>
 #include <unordered_map>
 
+#include <boost/asio/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
 #include "adapters/mqtt/mapping.hpp"
+#include "adapters/net/read_buffer.hpp"
 #include "core/broker.hpp"
 #include "core/security/authenticator.hpp"
 
@@ -35,7 +37,6 @@ namespace sb::mqtt {
 namespace {
 
 using clock = std::chrono::steady_clock;
-constexpr std::size_t read_chunk = 16 * 1024;
 constexpr std::uint32_t never_expires = 0xFFFFFFFF;
 
 std::shared_ptr<spdlog::logger> log() {
@@ -271,16 +272,17 @@ public:
 
     // ---- transport ---------------------------------------------------------------------
 
-    void on_read(net::error_code ec, std::size_t n) override {
+    // The socket is readable: take what is there (into the worker's scratch buffer), decode.
+    void on_read(net::error_code ec, std::size_t) override {
         reading_ = false;
         if (ec) return close_now(true);
+        const std::size_t n = in_.fill(*transport_, ec);
+        if (ec && ec != boost::asio::error::would_block) return close_now(true);
+        if (n == 0) return do_read();
         last_read_ = clock::now();
-        if (state_ == state::closing) {
-            end_ = begin_;   // lingering: discard input until EOF
-            return do_read();
-        }
-        end_ += n;
-        decode_packets();
+        if (state_ == state::closing) in_.clear();   // lingering: discard input until EOF
+        else decode_packets();
+        in_.compact();
         do_read();
     }
 
@@ -343,6 +345,7 @@ private:
         if (!paused_ || over_watermark() || state_ == state::closing || state_ == state::claiming) return;
         paused_ = false;
         decode_packets();
+        in_.compact();
         do_read();
     }
 
@@ -352,23 +355,14 @@ private:
             paused_ = true;
             return;
         }
-        if (in_.size() - end_ < read_chunk / 4) {
-            if (begin_ > 0) {
-                std::copy(in_.begin() + std::ptrdiff_t(begin_), in_.begin() + std::ptrdiff_t(end_), in_.begin());
-                end_ -= begin_;
-                begin_ = 0;
-            }
-            if (in_.size() - end_ < read_chunk / 4) in_.resize(std::max(in_.size() * 2, end_ + read_chunk));
-        }
         reading_ = true;
-        transport_->async_read_some(std::span(in_.data() + end_, in_.size() - end_), shared_from_this());
+        transport_->async_wait_readable(shared_from_this());
     }
 
     void decode_packets() {
-        while ((state_ == state::awaiting_connect || state_ == state::active) && begin_ < end_) {
-            const std::size_t buffered = end_ - begin_;
-            if (need_ > buffered) break;
-            auto bytes = std::span(reinterpret_cast<const std::uint8_t*>(in_.data() + begin_), buffered);
+        while ((state_ == state::awaiting_connect || state_ == state::active) && in_.size() > 0) {
+            if (need_ > in_.size()) break;
+            const auto bytes = in_.data();
             auto r = decode(bytes, settings_->packet_limits, version_);
             if (auto* m = std::get_if<need_more>(&r)) {
                 need_ = m->at_least;
@@ -378,10 +372,9 @@ private:
             if (auto* e = std::get_if<decode_error>(&r)) return on_decode_error(*e, bytes);
             auto& d = std::get<decoded>(r);
             on_packet(d.frame);
-            begin_ += d.consumed;
+            in_.consume(d.consumed);
             if (over_watermark() || state_ == state::claiming) break;
         }
-        if (begin_ == end_) begin_ = end_ = 0;
     }
 
     // ---- packets -----------------------------------------------------------------------
@@ -414,9 +407,16 @@ private:
     void on_decode_error(const decode_error& e, std::span<const std::uint8_t> bytes) {
         if (state_ == state::awaiting_connect) {
             if (e.code == reason::unsupported_protocol_version) {
-                // MQTT 3.1.1 §3.2.2.3: return code 1, in the 3.1.1 format, then close.
-                encode(packet{connack{false, std::uint8_t(connack_v3::unacceptable_protocol_version), {}}},
-                       version::v3_1_1, out_);
+                // A later "MQTT" level gets the MQTT 5 answer (§3.1.2.2: CONNACK 0x84); older or
+                // unknown ones the 3.1.1 return code 1 (§3.2.2.3), which every client can read.
+                if (connect_level(bytes) > 5) {
+                    connack ack;
+                    ack.code = std::uint8_t(reason::unsupported_protocol_version);
+                    encode(packet{ack}, version::v5, out_);
+                } else {
+                    encode(packet{connack{false, std::uint8_t(connack_v3::unacceptable_protocol_version), {}}},
+                           version::v3_1_1, out_);
+                }
                 log()->warn("conn={} peer={} proto=mqtt reason=unsupported_protocol_version", conn_, transport_->peer());
                 return begin_closing();
             }
@@ -435,14 +435,18 @@ private:
         fail(e.code, e.detail);
     }
 
-    static bool looks_like_v5_connect(std::span<const std::uint8_t> b) {
-        if (b.empty() || (b[0] >> 4) != 1) return false;
+    // The protocol level of an "MQTT" CONNECT at the start of `b` (0 when it is not one).
+    static unsigned connect_level(std::span<const std::uint8_t> b) {
+        if (b.empty() || (b[0] >> 4) != 1) return 0;
         std::size_t i = 1;
         while (i < b.size() && i < 5 && (b[i] & 0x80)) ++i;
         ++i;   // past the remaining length
         // protocol name "MQTT" (2 + 4 bytes), then the level
-        return b.size() > i + 6 && b[i] == 0 && b[i + 1] == 4 && b[i + 6] == 5;
+        if (b.size() <= i + 6 || b[i] != 0 || b[i + 1] != 4 || b[i + 2] != 'M' || b[i + 3] != 'Q') return 0;
+        return b[i + 6];
     }
+
+    static bool looks_like_v5_connect(std::span<const std::uint8_t> b) { return connect_level(b) == 5; }
 
     void on_connect(connect& c) {
         version_ = c.ver;
@@ -676,6 +680,18 @@ private:
                 a.codes.push_back(invalid);
                 continue;
             }
+            if (auto old = subs_.find(std::string(t.filter)); old != subs_.end() && old->second->share_group == group) {
+                // MQTT §3.8.4: the same filter again replaces the options but must not interrupt
+                // the flow of messages (a resumed session re-subscribing keeps what was queued),
+                // so the kernel subscription stays.
+                auto& sub = *old->second;
+                sub.qos = t.qos;
+                sub.retain_as_published = t.retain_as_published;
+                sub.subscription_id = sub_id;
+                if (t.retain_handling == 0 && group.empty()) broker_.resend_retained(sub.consumer, sub.dest);
+                a.codes.push_back(t.qos);
+                continue;
+            }
             auto sub = std::make_unique<sub_state>();
             sub->filter = std::string(t.filter);
             sub->dest = core::destination{core::dest_kind::topic, to_kernel_topic(filter)};
@@ -685,7 +701,6 @@ private:
             sub->retain_as_published = t.retain_as_published;
             sub->subscription_id = sub_id;
             sub->consumer = broker_.next_consumer_id();
-            const bool existed = subs_.contains(sub->filter);
             core::subscribe_options opt;
             opt.connection = conn_;
             opt.no_local = t.no_local;
@@ -693,8 +708,8 @@ private:
             opt.prefetch = std::min<std::uint32_t>(settings_->default_prefetch, client_receive_max_);
             opt.max_pending = settings_->max_queued_messages;
             // MQTT 5 §3.3.1.3: retain handling 0 sends retained messages, 1 only for a new
-            // subscription, 2 never.
-            opt.want_retained = t.retain_handling == 0 || (t.retain_handling == 1 && !existed);
+            // subscription (this one is new: an existing filter was updated above), 2 never.
+            opt.want_retained = t.retain_handling != 2;
             a.codes.push_back(t.qos);
             adds.emplace_back(std::move(sub), opt);
         }
@@ -703,7 +718,7 @@ private:
         auto* ack = &acks_.back();
         for (auto& [sub, opt] : adds) {
             if (auto old = subs_.find(sub->filter); old != subs_.end()) {
-                // MQTT §3.8.4: a subscription with the same filter is replaced.
+                // The same filter twice in one SUBSCRIBE: the later one wins.
                 end_subscription(*old->second);
                 subs_.erase(old);
             }
@@ -1043,8 +1058,8 @@ private:
     std::shared_ptr<core::message> will_;
     std::uint32_t will_delay_s_ = 0;
 
-    std::vector<std::byte> in_;
-    std::size_t begin_ = 0, end_ = 0, need_ = 0;
+    net::read_buffer in_;
+    std::size_t need_ = 0;
     std::string out_, wbuf_;
     std::vector<std::string> storage_;
     std::vector<std::pair<core::consumer_id, core::delivery_tag>> queued_acks_, written_acks_;

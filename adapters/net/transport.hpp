@@ -33,6 +33,11 @@ public:
 
     // Reads at most `into.size()` bytes; completes with h->on_read.
     virtual void async_read_some(std::span<std::byte> into, std::shared_ptr<stream_handler> h) = 0;
+    // Completes with h->on_read(ec, 0) once bytes (or EOF) can be read without blocking; then
+    // read_available() takes them. Lets idle connections hold no read buffer.
+    virtual void async_wait_readable(std::shared_ptr<stream_handler> h) = 0;
+    // Non-blocking read: the bytes read, or 0 with `ec` (would_block, eof, ...).
+    virtual std::size_t read_available(std::span<std::byte> into, error_code& ec) = 0;
     // Writes all of `data` (which stays valid until completion); completes with h->on_write.
     virtual void async_write(std::span<const std::byte> data, std::shared_ptr<stream_handler> h) = 0;
     // Stops sending after pending writes (graceful); then close() follows.

@@ -12,9 +12,11 @@
 #include <deque>
 #include <unordered_map>
 
+#include <boost/asio/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
+#include "adapters/net/read_buffer.hpp"
 #include "adapters/stomp/mapping.hpp"
 #include "core/broker.hpp"
 #include "core/security/authenticator.hpp"
@@ -24,7 +26,6 @@ namespace sb::stomp {
 namespace {
 
 using clock = std::chrono::steady_clock;
-constexpr std::size_t read_chunk = 64 * 1024;
 
 enum class state { awaiting_connect, active, closing };
 enum class ack_mode { auto_, client, client_individual };
@@ -124,18 +125,22 @@ public:
 
     // ---- transport callbacks -----------------------------------------------------------
 
-    void on_read(net::error_code ec, std::size_t n) override {
+    // The socket is readable: take what is there (into the worker's scratch buffer), decode.
+    void on_read(net::error_code ec, std::size_t) override {
         reading_ = false;
         if (ec) return close_now();
+        const std::size_t n = in_.fill(*transport_, ec);
+        if (ec && ec != boost::asio::error::would_block) return close_now();
+        if (n == 0) return do_read();
         last_read_ = clock::now();
         if (state_ == state::closing) {
             // Lingering after an ERROR: discard input until EOF so the peer reads our ERROR
             // instead of a reset.
-            end_ = begin_;
-            return do_read();
+            in_.clear();
+        } else {
+            decode_frames();
         }
-        end_ += n;
-        decode_frames();
+        in_.compact();
         do_read();
     }
 
@@ -181,6 +186,7 @@ private:
         if (!paused_ || over_watermark() || state_ == state::closing) return;
         paused_ = false;
         decode_frames();
+        in_.compact();
         do_read();
     }
 
@@ -190,41 +196,29 @@ private:
             paused_ = true;   // back-pressure: the peer or the kernel is slower than the input
             return;
         }
-        if (in_.size() - end_ < read_chunk / 4) {
-            // Compact, then grow for a frame that does not fit (bounded by max_frame_bytes).
-            if (begin_ > 0) {
-                std::copy(in_.begin() + std::ptrdiff_t(begin_), in_.begin() + std::ptrdiff_t(end_), in_.begin());
-                end_ -= begin_;
-                begin_ = 0;
-            }
-            if (in_.size() - end_ < read_chunk / 4) in_.resize(std::max(in_.size() * 2, end_ + read_chunk));
-        }
         reading_ = true;
-        transport_->async_read_some(std::span(in_.data() + end_, in_.size() - end_), shared_from_this());
+        transport_->async_wait_readable(shared_from_this());
     }
 
     void decode_frames() {
-        while (state_ != state::closing && begin_ < end_) {
-            const std::size_t buffered = end_ - begin_;
-            if (need_ > buffered) break;
-            auto bytes = std::span(reinterpret_cast<const std::uint8_t*>(in_.data() + begin_), buffered);
-            auto r = decode(bytes, settings_->frame_limits, version_, frame_, scratch_);
+        while (state_ != state::closing && in_.size() > 0) {
+            if (need_ > in_.size()) break;
+            auto r = decode(in_.data(), settings_->frame_limits, version_, frame_, scratch_);
             if (auto* m = std::get_if<need_more>(&r)) {
                 need_ = m->at_least;
                 break;
             }
             need_ = 0;
             if (auto* h = std::get_if<heartbeat>(&r)) {
-                begin_ += h->consumed;
+                in_.consume(h->consumed);
                 continue;
             }
             if (auto* e = std::get_if<decode_error>(&r)) return fail(e->message, {});
             const auto consumed = std::get<decoded>(r).consumed;
             on_frame(frame_);
-            begin_ += consumed;
+            in_.consume(consumed);
             if (over_watermark()) break;   // resume in on_write / completion
         }
-        if (begin_ == end_) begin_ = end_ = 0;
     }
 
     // ---- frames ------------------------------------------------------------------------
@@ -683,8 +677,8 @@ private:
     std::string user_;
     bool reading_ = false, writing_ = false, paused_ = false, closed_ = false, disconnecting_ = false;
 
-    std::vector<std::byte> in_;
-    std::size_t begin_ = 0, end_ = 0, need_ = 0;
+    net::read_buffer in_;
+    std::size_t need_ = 0;
     frame frame_;
     std::string scratch_;
     std::string out_, wbuf_;

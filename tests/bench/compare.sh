@@ -24,7 +24,7 @@ COUNT=""
 CONNECTIONS=""
 BROKERS="switchboard,mosquitto,rabbitmq,activemq"
 IDLE=1
-BASE_PORT=46100
+BASE_PORT=23100   # below the ephemeral range: thousands of client sockets must not take our ports
 MAX_MINUTES=20
 SIZE=128
 WINDOW=1000
@@ -46,7 +46,7 @@ Options:
   --connections K    idle connections per broker (default 10000)
   --brokers LIST     comma-separated subset of: $BROKERS
   --no-idle          skip the idle-connection scenario
-  --base-port P      first of the ~40 loopback ports used (default $BASE_PORT)
+  --base-port P      first of the ~40 loopback ports used, outside the ephemeral range (default $BASE_PORT)
   --max-minutes M    hard bound on the whole comparison (default $MAX_MINUTES)
 EOF
 }
@@ -143,6 +143,13 @@ P_MOSQ_MQTT=$((BASE_PORT + 10))
 P_RMQ_AMQP=$((BASE_PORT + 20)); P_RMQ_DIST=$((BASE_PORT + 21)); P_RMQ_MQTT=$((BASE_PORT + 22))
 P_RMQ_STOMP=$((BASE_PORT + 23)); P_RMQ_EPMD=$((BASE_PORT + 24))
 P_AMQ_STOMP=$((BASE_PORT + 30)); P_AMQ_MQTT=$((BASE_PORT + 31))
+
+# Client sockets (thousands in the idle scenario) take ephemeral ports; a listener inside that
+# range can find its port taken, so the whole block must lie outside it.
+read -r EPH_LO EPH_HI < /proc/sys/net/ipv4/ip_local_port_range || { EPH_LO=32768; EPH_HI=60999; }
+if (( BASE_PORT + 40 >= EPH_LO && BASE_PORT <= EPH_HI )); then
+    die "--base-port $BASE_PORT overlaps the ephemeral port range $EPH_LO-$EPH_HI: choose one below $((EPH_LO - 40))"
+fi
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in $P_SB_STOMP $P_SB_MQTT $P_SINK_STOMP $P_SINK_MQTT $P_MOSQ_MQTT $P_RMQ_AMQP $P_RMQ_DIST \
@@ -383,17 +390,21 @@ trap 'log "interrupted"; exit 130' INT TERM
 
 # ---- one bench run ------------------------------------------------------------------------------
 
-# Runs switchboard-bench with a timeout that never passes the deadline, holding the build lock
-# (so no compiler shares the CPUs with a measurement). Returns non-zero when out of time.
+# Runs switchboard-bench holding the build lock (so no compiler shares the CPUs with a
+# measurement; a waiting build is delayed by one run at most), with a --timeout that never
+# passes the deadline. Returns non-zero when out of time.
 bench() {
     local left=$(( $(remaining) - 5 ))
     (( left >= 10 )) || return 1
-    local t=$(( left < 120 ? left : 120 ))
     if [[ -e $LOCK_FILE ]]; then
-        flock -w "$left" "$LOCK_FILE" timeout $((t + 15)) "$BENCH" "$@" --timeout "$t" || true
-    else
-        timeout $((t + 15)) "$BENCH" "$@" --timeout "$t" || true
+        exec 9>>"$LOCK_FILE"
+        flock -w "$left" 9 || { exec 9>&-; return 1; }
+        left=$(( $(remaining) - 5 ))
+        (( left >= 10 )) || { exec 9>&-; return 1; }
     fi
+    local t=$(( left < 120 ? left : 120 ))
+    timeout $((t + 15)) "$BENCH" "$@" --timeout "$t" 9>&- || true
+    [[ ! -e $LOCK_FILE ]] || exec 9>&-   # closing the only descriptor releases the lock
 }
 
 declare -A SCEN_ARGS=(
@@ -419,7 +430,9 @@ port_for() {  # target scenario
     echo "memory: $(grep MemTotal /proc/meminfo | awk '{print $2 " kB"}')"
     echo "kernel: $(uname -r)"
     echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "switchboard: $("$SWITCHBOARD" version 2>/dev/null | head -1)"
+    echo "switchboard: $("$SWITCHBOARD" version 2>/dev/null | head -1)" \
+         "(commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)," \
+         "binary built $(date -u -r "$SWITCHBOARD" +%Y-%m-%dT%H:%MZ))"
     for p in mosquitto rabbitmq-server activemq; do
         echo "$p: $(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || echo 'not installed')"
     done
@@ -442,7 +455,7 @@ if [[ $IDLE == 1 ]]; then
             if [[ -n $port && -n ${VM_PID[$b]:-} ]]; then
                 sleep 2   # let start-up allocation settle before the first RSS reading
                 log "idle $b $proto: $CONNECTIONS connections"
-                bench idle --protocol "$proto" --port "$port" --connections "$CONNECTIONS" --hold 3 \
+                bench idle --protocol "$proto" --port "$port" --connections "$CONNECTIONS" --hold 3 --concurrency 64 \
                     --broker-pid "${VM_PID[$b]}" --label "$b" --quiet --json "$OUT/idle/$proto.$b.json" \
                     > "$OUT/idle/$proto.$b.txt" 2>&1
             fi
@@ -456,6 +469,21 @@ fi
 for t in "${TARGETS[@]}"; do start_target "$t" || true; done
 ACTIVE=("${RUNNING[@]}")
 log "running: ${ACTIVE[*]}"
+
+# One unrecorded warm-up run per scenario and target (a JVM compiles its hot paths, Erlang
+# and the kernel grow their buffers), a tenth of the count.
+WARM=$(( COUNT / 10 > 1000 ? COUNT / 10 : 1000 ))
+mkdir -p "$OUT/warmup"
+for s in "${SCENARIOS[@]}"; do
+    for t in "${ACTIVE[@]}"; do
+        port=$(port_for "$t" "$s")
+        [[ -n $port ]] || continue
+        log "warm-up  $s  $t"
+        # shellcheck disable=SC2086
+        bench ${SCEN_ARGS[$s]} --port "$port" --count "$WARM" --size "$SIZE" --window "$WINDOW" \
+            --label "$t" --quiet > "$OUT/warmup/$s.$t.txt" 2>&1 || break 2
+    done
+done
 
 out_of_time=0
 for ((round = 1; round <= RUNS && !out_of_time; round++)); do

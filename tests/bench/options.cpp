@@ -108,6 +108,9 @@ parsed_command parse_args(int argc, const char* const* argv) {
                  "Without a sub-command, runs one scenario and reports throughput and latency.",
                  "switchboard-bench"};
     app.require_subcommand(0, 1);
+    app.footer("Exit status: 0 every expected delivery arrived; 1 --timeout hit (partial results); "
+               "2 bad arguments;\n3 connection or protocol error; 4 deliveries missing after --drain-idle.\n"
+               "Details, JSON fields and the broker comparison: docs/benchmarks.md");
     app.fallthrough(false);
 
     endpoint_text run_proto, sink_proto, idle_proto;
@@ -137,7 +140,7 @@ parsed_command parse_args(int argc, const char* const* argv) {
     app.add_option("--label", run.label, "a name copied into the JSON");
     app.add_flag("--quiet", run.quiet, "no progress lines on stderr");
 
-    CLI::App* sink_cmd = app.add_subcommand("sink", "a discarding server that measures the client's own ceiling");
+    CLI::App* sink_cmd = app.add_subcommand("sink", "a null broker (forwards to exact subscribers, else discards): the client's own ceiling");
     add_endpoint(*sink_cmd, sink_proto, sink.host, sink.port);
     sink_cmd->add_option("--for", sink.for_s, "stop after this many seconds (default: at SIGINT/SIGTERM)");
 

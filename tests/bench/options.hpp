@@ -60,7 +60,7 @@ struct idle_options {
     std::string host = "127.0.0.1";
     std::uint16_t port = 0;
     std::uint32_t connections = 1000;
-    std::uint32_t concurrency = 200;      // connection attempts in flight at once
+    std::uint32_t concurrency = 64;       // attempts in flight (under the usual listen backlogs of 100-128)
     double hold_s = 5;
     unsigned keepalive_s = 0;             // MQTT keep-alive (PINGREQ every half of it); 0 = none
     int broker_pid = 0;                   // read VmRSS of this process before and after
