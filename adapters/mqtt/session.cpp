@@ -28,6 +28,7 @@
 #include <spdlog/spdlog.h>
 
 #include "adapters/mqtt/mapping.hpp"
+#include "adapters/net/lazy_deque.hpp"
 #include "adapters/net/read_buffer.hpp"
 #include "core/broker.hpp"
 #include "core/security/authenticator.hpp"
@@ -306,7 +307,7 @@ public:
         const std::uint8_t qos = std::min(sub.qos, message_qos(*d.msg));
         if (qos > 0 && (outbound_.size() >= client_receive_max_ || !waiting_.empty())) {
             // MQTT 5 §4.9: never more unacknowledged QoS>0 messages than the client allows.
-            waiting_.push_back({id, std::move(d)});
+            waiting_->push_back({id, std::move(d)});
             return;
         }
         send_delivery(sub, id, d, qos);
@@ -588,7 +589,7 @@ private:
         if (p.qos == 2 && inbound_qos2_.contains(p.packet_id)) {
             // A retransmission before PUBREL: already accepted once (exactly once).
             pending_ack a{packet_type::pubrec, p.packet_id, 0, 0, {}};
-            acks_.push_back(std::move(a));
+            acks_->push_back(std::move(a));
             return flush_acks();
         }
         if (p.qos > 0 && acks_.size() + inbound_qos2_.size() >= settings_->receive_maximum && version_ == version::v5)
@@ -608,8 +609,8 @@ private:
             return;
         }
         if (p.qos == 2) inbound_qos2_.insert(p.packet_id);
-        acks_.push_back(pending_ack{p.qos == 1 ? packet_type::puback : packet_type::pubrec, p.packet_id, 1, 0, {}});
-        auto* a = &acks_.back();
+        acks_->push_back(pending_ack{p.qos == 1 ? packet_type::puback : packet_type::pubrec, p.packet_id, 1, 0, {}});
+        auto* a = &acks_->back();
         broker_.publish(std::move(m), [self = shared_from_this(), a](core::publish_status s) {
             if (self->state_ == state::closing) return;
             if (s != core::publish_status::ok) a->code = std::uint8_t(reason::unspecified_error);
@@ -623,7 +624,7 @@ private:
         const bool known = inbound_qos2_.erase(r.packet_id) > 0;
         pending_ack a{packet_type::pubcomp, r.packet_id, 0, 0, {}};
         if (!known && version_ == version::v5) a.code = std::uint8_t(reason::packet_identifier_not_found);
-        acks_.push_back(std::move(a));
+        acks_->push_back(std::move(a));
         flush_acks();
     }
 
@@ -714,8 +715,8 @@ private:
             adds.emplace_back(std::move(sub), opt);
         }
         a.waiting = adds.size();
-        acks_.push_back(std::move(a));
-        auto* ack = &acks_.back();
+        acks_->push_back(std::move(a));
+        auto* ack = &acks_->back();
         for (auto& [sub, opt] : adds) {
             if (auto old = subs_.find(sub->filter); old != subs_.end()) {
                 // The same filter twice in one SUBSCRIBE: the later one wins.
@@ -744,8 +745,8 @@ private:
             ++a.waiting;
             ends.push_back(it->second.get());
         }
-        acks_.push_back(std::move(a));
-        auto* ack = &acks_.back();
+        acks_->push_back(std::move(a));
+        auto* ack = &acks_->back();
         for (auto* s : ends) {
             end_subscription(*s, [self = shared_from_this(), ack] { self->complete(ack); });
             subs_.erase(s->filter);
@@ -776,8 +777,8 @@ private:
     }
 
     void flush_acks() {
-        while (!acks_.empty() && acks_.front().waiting == 0) {
-            auto& a = acks_.front();
+        while (!acks_.empty() && acks_->front().waiting == 0) {
+            auto& a = acks_->front();
             switch (a.type) {
             case packet_type::puback: encode(packet{puback{{a.packet_id, a.code, {}}}}, version_, out_); break;
             case packet_type::pubrec: encode(packet{pubrec{{a.packet_id, a.code, {}}}}, version_, out_); break;
@@ -789,8 +790,9 @@ private:
                 break;
             default: break;
             }
-            acks_.pop_front();
+            acks_->pop_front();
         }
+        acks_.release_if_empty();   // nothing waits on an element now: idle sessions hold nothing
         flush();
     }
 
@@ -857,12 +859,13 @@ private:
 
     void send_waiting() {
         while (!waiting_.empty() && outbound_.size() < client_receive_max_) {
-            auto [id, d] = std::move(waiting_.front());
-            waiting_.pop_front();
+            auto [id, d] = std::move(waiting_->front());
+            waiting_->pop_front();
             auto it = by_consumer_.find(id);
             if (it == by_consumer_.end()) continue;
             send_delivery(*it->second, id, d, std::min(it->second->qos, message_qos(*d.msg)));
         }
+        waiting_.release_if_empty();
         flush();
     }
 
@@ -922,7 +925,7 @@ private:
         }
         if (!sent.empty()) broker_.ack(s.consumer, std::move(sent));
         std::erase_if(outbound_, [&](const auto& o) { return o.second.consumer == s.consumer; });
-        std::erase_if(waiting_, [&](const auto& w) { return w.first == s.consumer; });
+        std::erase_if(*waiting_, [&](const auto& w) { return w.first == s.consumer; });
         broker_.unsubscribe(s.consumer, s.dest, std::move(done));
     }
 
@@ -1068,10 +1071,10 @@ private:
     std::unordered_map<core::consumer_id, sub_state*> by_consumer_;
     std::map<std::uint16_t, outbound> outbound_;
     std::unordered_map<core::delivery_tag, std::uint16_t> resend_ids_;
-    std::deque<std::pair<core::consumer_id, core::delivery>> waiting_;
+    net::lazy_deque<std::pair<core::consumer_id, core::delivery>> waiting_;
     std::uint16_t next_id_ = 0;
     std::set<std::uint16_t> inbound_qos2_;
-    std::deque<pending_ack> acks_;
+    net::lazy_deque<pending_ack> acks_;
     std::size_t unconfirmed_qos0_ = 0;
     std::unordered_map<std::uint16_t, std::string> aliases_;
     std::unordered_map<std::string, std::uint16_t> out_aliases_;
