@@ -129,11 +129,6 @@ have() {
 
 # ---- workspace, ports, process bookkeeping ----------------------------------------------------
 
-WORK=$(mktemp -d /tmp/sb-compare.XXXXXX)
-[[ -n $OUT ]] || OUT="$WORK/results"
-mkdir -p "$OUT/runs" "$OUT/idle" "$OUT/logs"
-LOGS="$OUT/logs"
-
 # Many idle connections: the brokers (our children) and the bench inherit this.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
@@ -156,6 +151,12 @@ for p in $P_SB_STOMP $P_SB_MQTT $P_SINK_STOMP $P_SINK_MQTT $P_MOSQ_MQTT $P_RMQ_A
          $P_RMQ_MQTT $P_RMQ_STOMP $P_RMQ_EPMD $P_AMQ_STOMP $P_AMQ_MQTT; do
     port_open "$p" && die "port $p is in use: choose another --base-port"
 done
+
+# Configs, broker data and (without --out) the results; left in place for inspection.
+WORK=$(mktemp -d /tmp/sb-compare.XXXXXX)
+[[ -n $OUT ]] || OUT="$WORK/results"
+mkdir -p "$OUT/runs" "$OUT/idle" "$OUT/logs"
+LOGS="$OUT/logs"
 
 declare -A PID=()        # target -> the PID this script started (launcher for rabbitmq/activemq)
 declare -A VM_PID=()     # target -> the process that holds the broker's memory (beam.smp, java)
