@@ -105,6 +105,24 @@ struct queue_state {
 
 }  // namespace
 
+// A durable subscription as every shard sees it: its filter and the queue it feeds.
+struct durable_state {
+    destination filter;
+    std::string queue;
+};
+
+// Completes a publish once each of its parts (the topic fan-out and one enqueue per durable
+// subscription) is done; parts finish on different workers.
+struct publish_join {
+    std::atomic<std::size_t> left;
+    std::atomic<bool> failed{false};
+    std::function<void(publish_status)> reply;
+    void part(publish_status s) {
+        if (s != publish_status::ok) failed = true;
+        if (left.fetch_sub(1) == 1 && reply) reply(failed ? publish_status::store_failed : publish_status::ok);
+    }
+};
+
 // A shared subscription group (MQTT $share/<group>/<filter>) on one shard.
 struct share_group {
     std::string filter;
@@ -126,6 +144,7 @@ struct broker::shard {
     std::unordered_map<std::string, counters> topics;
     std::unordered_map<std::string, message_ptr> retained;        // topics owned by this shard
     std::unordered_map<std::string, share_group> shares;          // key: group '\x1f' filter
+    std::unordered_map<std::string, durable_state> durables;      // by name, on every shard
 
     shard(broker& b, executor& e, std::size_t i)
         : owner(b), exec(e), index(i), next_tag((delivery_tag(i) << tag_shard_shift) + 1) {}
@@ -145,7 +164,13 @@ struct broker::shard {
 
     void publish(message_ptr msg, std::function<void(publish_status)> reply) {
         if (msg->dest.is_topic()) return publish_topic(std::move(msg), std::move(reply));
-        auto& q = queue(msg->dest.name);
+        const std::string& name = msg->dest.name;   // taken before `msg` is moved from
+        publish_queue(name, std::move(msg), std::move(reply));
+    }
+
+    // Enqueue on queue `name` (a message's own queue, or a durable subscription's).
+    void publish_queue(const std::string& name, message_ptr msg, std::function<void(publish_status)> reply) {
+        auto& q = queue(name);
         if (!q.held.empty() || q.memory >= settings().queue_memory_limit) {
             q.held.push_back({std::move(msg), std::move(reply)});
             return;
@@ -180,6 +205,23 @@ struct broker::shard {
     }
 
     void publish_topic(message_ptr msg, std::function<void(publish_status)> reply) {
+        // Durable subscriptions get their copy in their own queue (stored when persistent);
+        // the publish completes when every copy is accepted.
+        std::vector<const durable_state*> durable_hits;
+        for (const auto& [name, d] : durables)
+            if (matches(d.filter.name, msg->dest.name)) durable_hits.push_back(&d);
+        if (!durable_hits.empty()) {
+            auto join = std::make_shared<publish_join>();
+            join->left = durable_hits.size() + 1;
+            join->reply = std::move(reply);
+            for (const auto* d : durable_hits) {
+                auto& target = *owner.shards_[owner.shard_of(d->queue)];
+                target.exec.post([&target, q = d->queue, msg, join]() mutable {
+                    target.publish_queue(q, std::move(msg), [join](publish_status s) { join->part(s); });
+                });
+            }
+            reply = [join](publish_status s) { join->part(s); };
+        }
         auto& c = topics[msg->dest.name];
         ++c.enqueued;
         if (msg->retain) {
@@ -514,6 +556,25 @@ struct broker::shard {
         }
     }
 
+    void register_durable(const std::string& name, const destination& filter) {
+        durables[name] = durable_state{filter, durable_queue(name).name};
+    }
+
+    // On the durable queue's shard: the queue and what it holds go.
+    void drop_durable_queue(const std::string& queue_name) {
+        auto it = queues.find(queue_name);
+        if (it == queues.end()) return;
+        auto& q = *it->second;
+        while (q.ready_count > 0) {
+            entry e = q.pop();
+            forget(q, e.msg);
+        }
+        for (auto& h : q.held)   // never enqueued: their producers just go on
+            if (h.reply) h.reply(publish_status::ok);
+        q.held.clear();
+        if (q.consumers.empty() && q.inflight == 0) queues.erase(it);
+    }
+
     void collect(std::vector<destination_stats>& out) const {
         for (const auto& [name, q] : queues) {
             destination_stats s;
@@ -592,6 +653,9 @@ std::size_t broker::recover() {
         q.push_back(entry{std::move(msg), 0});
         ++n;
     });
+    store_.recover_subscriptions([&](const subscription_record& r) {
+        for (auto& s : shards_) s->register_durable(r.name, r.filter);
+    });
     // New ids must not collide with recovered ones.
     for (auto& c : message_ids_) c.next = std::max(c.next, highest);
     return n;
@@ -650,6 +714,49 @@ void broker::attach(consumer_id id, const destination& dest, std::weak_ptr<consu
         auto& s = *shards_[i];
         s.exec.post([&s, id, sink, home, one_done]() {
             s.attach(id, sink, home);
+            one_done();
+        });
+    }
+}
+
+destination broker::durable_queue(std::string_view name) {
+    return destination{dest_kind::queue, "$durable." + std::string(name)};
+}
+
+void broker::subscribe_durable(consumer_id id, const std::string& name, const destination& filter,
+                               subscribe_options opt, std::weak_ptr<consumer_sink> sink, std::function<void()> done) {
+    executor* home = &calling_worker();
+    store_.put_subscription(subscription_record{name, filter});
+    // Registered on every shard first, then the consumer attaches to the durable queue.
+    auto attach = [this, id, name, opt, sink = std::move(sink), done = std::move(done)]() mutable {
+        subscribe(id, durable_queue(name), opt, std::move(sink), std::move(done));
+    };
+    auto one_done = countdown(shards_.size(), home, std::move(attach));
+    for (auto& sp : shards_) {
+        auto& s = *sp;
+        s.exec.post([&s, name, filter, one_done]() {
+            s.register_durable(name, filter);
+            one_done();
+        });
+    }
+}
+
+void broker::unsubscribe_durable(const std::string& name, std::function<void()> done) {
+    executor* home = &calling_worker();
+    store_.remove_subscription(name);
+    const auto q = durable_queue(name).name;
+    auto drop = [this, q, home, done = std::move(done)]() mutable {
+        auto& s = *shards_[shard_of(q)];
+        s.exec.post([&s, q, home, done = std::move(done)]() mutable {
+            s.drop_durable_queue(q);
+            if (done) home->post(std::move(done));
+        });
+    };
+    auto one_done = countdown(shards_.size(), home, std::move(drop));
+    for (auto& sp : shards_) {
+        auto& s = *sp;
+        s.exec.post([&s, name, one_done]() {
+            s.durables.erase(name);
             one_done();
         });
     }

@@ -117,6 +117,17 @@ public:
     void subscribe(consumer_id id, const destination& dest, subscribe_options opt,
                    std::weak_ptr<consumer_sink> sink, std::function<void()> done);
 
+    // Durable topic subscriptions. A durable subscription `name` collects every message
+    // published to a topic matching `filter` into its own queue (durable_queue(name)), kept by
+    // the store and across restarts, whether a consumer is attached or not. subscribe_durable
+    // creates (or re-points) it and attaches consumer `id` to that queue: ack, nack and
+    // unsubscribe then use destination durable_queue(name). unsubscribe_durable deletes it and
+    // what it holds.
+    static destination durable_queue(std::string_view name);
+    void subscribe_durable(consumer_id id, const std::string& name, const destination& filter,
+                           subscribe_options opt, std::weak_ptr<consumer_sink> sink, std::function<void()> done);
+    void unsubscribe_durable(const std::string& name, std::function<void()> done = {});
+
     // Moves an existing consumer to a new sink (a resumed persistent session). Its unacked
     // deliveries are sent again, counted as redeliveries, with their tags; `done` runs on the
     // calling worker once every shard has switched. An empty `sink` detaches the consumer

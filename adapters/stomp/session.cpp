@@ -262,6 +262,7 @@ private:
         auto who = auth_.authenticate(login, passcode);
         if (!who) return fail("Authentication failed", f);
         user_ = who->user;
+        client_id_ = std::string(f.get("client-id").value_or(""));
 
         std::uint32_t cx = 0, cy = 0;
         if (auto hb = f.get("heart-beat"); hb && version_ != version::v1_0) {
@@ -357,22 +358,49 @@ private:
         sub->consumer = broker_.next_consumer_id();
         sub->dest = std::move(std::get<core::destination>(parsed));
         sub->mode = mode;
+        const auto durable = durable_name(f);
+        if (durable && !sub->dest.is_topic()) return fail("durable subscriptions are for topics", f);
         by_consumer_[sub->consumer] = sub.get();
         auto* r = add_receipt(f, 1);
-        broker_.subscribe(sub->consumer, sub->dest, opt, weak_from_this(),
-                          [self = shared_from_this(), r]() { self->complete(r); });
+        auto done = [self = shared_from_this(), r]() { self->complete(r); };
+        if (durable) {
+            // ActiveMQ: the subscription is "<client-id>:<name>" and outlives the connection.
+            if (client_id_.empty()) return fail("a durable subscription needs a client-id header on CONNECT", f);
+            const auto name = client_id_ + ":" + std::string(*durable);
+            const auto topic = sub->dest;
+            sub->dest = core::broker::durable_queue(name);   // acks and unsubscribe go there
+            broker_.subscribe_durable(sub->consumer, name, topic, opt, weak_from_this(), std::move(done));
+        } else {
+            broker_.subscribe(sub->consumer, sub->dest, opt, weak_from_this(), std::move(done));
+        }
         subs_.emplace(std::move(sub_id), std::move(sub));
+    }
+
+    // activemq.subscriptionName (ActiveMQ) or durable-subscription-name (Artemis).
+    static std::optional<std::string_view> durable_name(const frame& f) {
+        if (auto n = f.get("activemq.subscriptionName"); n && !n->empty()) return n;
+        if (auto n = f.get("durable-subscription-name"); n && !n->empty()) return n;
+        return std::nullopt;
     }
 
     void on_unsubscribe(const frame& f) {
         auto id = f.get("id");
         if (!id && version_ == version::v1_0) id = f.get("destination");
-        if (!id) return fail("UNSUBSCRIBE requires an id header", f);
-        auto it = subs_.find(std::string(*id));
-        if (it == subs_.end()) return fail("no such subscription", f);
+        const auto durable = durable_name(f);
+        if (!id && !durable) return fail("UNSUBSCRIBE requires an id header", f);
+        auto it = id ? subs_.find(std::string(*id)) : subs_.end();
+        if (it == subs_.end() && !durable) return fail("no such subscription", f);
         auto* r = add_receipt(f, 1);
-        end_subscription(*it->second, [self = shared_from_this(), r]() { self->complete(r); });
-        subs_.erase(it);
+        auto done = [self = shared_from_this(), r]() { self->complete(r); };
+        if (it != subs_.end()) {
+            end_subscription(*it->second, durable ? std::function<void()>{} : done);
+            subs_.erase(it);
+        }
+        if (durable) {
+            // With the subscription name, UNSUBSCRIBE deletes the durable subscription itself.
+            if (client_id_.empty()) return fail("a durable subscription needs a client-id header on CONNECT", f);
+            broker_.unsubscribe_durable(client_id_ + ":" + std::string(*durable), std::move(done));
+        }
     }
 
     void end_subscription(subscription& sub, std::function<void()> done) {
@@ -675,6 +703,7 @@ private:
     state state_ = state::awaiting_connect;
     version version_ = version::v1_0;
     std::string user_;
+    std::string client_id_;   // CONNECT client-id: names durable subscriptions
     bool reading_ = false, writing_ = false, paused_ = false, closed_ = false, disconnecting_ = false;
 
     net::read_buffer in_;

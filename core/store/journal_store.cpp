@@ -157,6 +157,23 @@ void journal_store::recover(const std::function<void(std::string_view, message_p
                 } else {
                     ++recovery_.corrupt_records;
                 }
+            } else if (f.type == record_type::subscription_put) {
+                if (auto sp = decode_subscription(f.payload)) {
+                    if (auto old = subscriptions_.find(sp->name); old != subscriptions_.end())
+                        unpin(old->second.segment, old->second.bytes);
+                    subscriptions_[sp->name] = live_subscription{n, f.consumed, {sp->name, sp->filter}};
+                    auto& seg = segments_[n];
+                    ++seg.live;
+                    seg.live_bytes += f.consumed;
+                } else {
+                    ++recovery_.corrupt_records;
+                }
+            } else if (f.type == record_type::subscription_remove) {
+                const std::string name(reinterpret_cast<const char*>(f.payload.data()), f.payload.size());
+                if (auto old = subscriptions_.find(name); old != subscriptions_.end()) {
+                    unpin(old->second.segment, old->second.bytes);
+                    subscriptions_.erase(old);
+                }
             } else if (auto rm = decode_remove(f.payload)) {
                 auto it = live_.find(key_of(rm->queue, rm->id));
                 if (it != live_.end()) {
@@ -248,6 +265,42 @@ void journal_store::barrier(std::function<void()> done) {
     if (done) done();
 }
 
+void journal_store::unpin(std::uint64_t segment, std::size_t bytes) {
+    if (segment == unassigned) return;
+    auto& seg = segments_[segment];
+    --seg.live;
+    seg.live_bytes -= std::min(seg.live_bytes, bytes);
+}
+
+void journal_store::put_subscription(const subscription_record& s) {
+    std::string payload;
+    encode_subscription(payload, s.name, s.filter);
+    std::lock_guard lock(mutex_);
+    if (failed_ || !writer_.joinable()) return;
+    if (auto old = subscriptions_.find(s.name); old != subscriptions_.end()) unpin(old->second.segment, old->second.bytes);
+    const auto before = pending_.size();
+    append_record(pending_, record_type::subscription_put, payload);
+    subscriptions_[s.name] = live_subscription{unassigned, pending_.size() - before, s};
+    pending_subscriptions_.push_back(s.name);
+    wake_.notify_one();
+}
+
+void journal_store::remove_subscription(std::string_view name) {
+    std::lock_guard lock(mutex_);
+    if (failed_) return;
+    auto it = subscriptions_.find(std::string(name));
+    if (it == subscriptions_.end()) return;
+    unpin(it->second.segment, it->second.bytes);
+    subscriptions_.erase(it);
+    append_record(pending_, record_type::subscription_remove, name);
+    wake_.notify_one();
+}
+
+void journal_store::recover_subscriptions(const std::function<void(const subscription_record&)>& each) {
+    std::lock_guard lock(mutex_);
+    for (const auto& [name, s] : subscriptions_) each(s.record);
+}
+
 void journal_store::writer_loop() {
     std::unique_lock lock(mutex_);
     for (;;) {
@@ -269,6 +322,15 @@ void journal_store::writer_loop() {
             seg.live_bytes += it->second.bytes;
         }
         pending_keys_.clear();
+        for (const auto& name : pending_subscriptions_) {
+            auto it = subscriptions_.find(name);
+            if (it == subscriptions_.end() || it->second.segment != unassigned) continue;
+            it->second.segment = current_;
+            auto& seg = segments_[current_];
+            ++seg.live;
+            seg.live_bytes += it->second.bytes;
+        }
+        pending_subscriptions_.clear();
         std::string batch;
         batch.swap(pending_);
         auto done = std::move(pending_done_);
@@ -326,6 +388,16 @@ void journal_store::reclaim() {
                 e.bytes = pending_.size() - before;
                 e.segment = unassigned;
                 pending_keys_.push_back(key);
+            }
+            for (auto& [name, sub] : subscriptions_) {
+                if (sub.segment != head->first) continue;
+                std::string payload;
+                encode_subscription(payload, sub.record.name, sub.record.filter);
+                const auto before = pending_.size();
+                append_record(pending_, record_type::subscription_put, payload);
+                sub.bytes = pending_.size() - before;
+                sub.segment = unassigned;
+                pending_subscriptions_.push_back(name);
             }
             head->second.live = 0;
             head->second.live_bytes = 0;

@@ -51,6 +51,9 @@ public:
     void remove(std::string_view queue, message_id id) override;
     void recover(const std::function<void(std::string_view, message_ptr)>& each) override;
     void barrier(std::function<void()> done) override;
+    void put_subscription(const subscription_record& s) override;
+    void remove_subscription(std::string_view name) override;
+    void recover_subscriptions(const std::function<void(const subscription_record&)>& each) override;
     std::string_view kind() const noexcept override { return "journal"; }
 
     const journal_recovery& last_recovery() const noexcept { return recovery_; }
@@ -64,6 +67,12 @@ private:
         std::size_t bytes;
         message_ptr msg;
         std::string queue;
+    };
+    // A durable subscription's latest record: it pins its segment like a message does.
+    struct live_subscription {
+        std::uint64_t segment;
+        std::size_t bytes;
+        subscription_record record;
     };
     struct segment_info {
         std::size_t live = 0;
@@ -90,6 +99,9 @@ private:
     std::vector<add_done> pending_done_;
     std::vector<std::string> pending_keys_;   // adds in pending_, assigned a segment when written
     std::unordered_map<std::string, live_entry> live_;
+    std::unordered_map<std::string, live_subscription> subscriptions_;   // by name
+    std::vector<std::string> pending_subscriptions_;   // put in pending_, segment assigned when written
+    void unpin(std::uint64_t segment, std::size_t bytes);   // under mutex_
     std::map<std::uint64_t, segment_info> segments_;   // every segment on disk, oldest first
     bool stopping_ = false;
     bool failed_ = false;

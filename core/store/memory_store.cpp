@@ -26,6 +26,21 @@ void memory_store::recover(const std::function<void(std::string_view, message_pt
     for (const auto& [seq, e] : entries_) each(e.queue, e.msg);
 }
 
+void memory_store::put_subscription(const subscription_record& s) {
+    std::lock_guard lock(mutex_);
+    subscriptions_[s.name] = s;
+}
+
+void memory_store::remove_subscription(std::string_view name) {
+    std::lock_guard lock(mutex_);
+    if (auto it = subscriptions_.find(name); it != subscriptions_.end()) subscriptions_.erase(it);
+}
+
+void memory_store::recover_subscriptions(const std::function<void(const subscription_record&)>& each) {
+    std::lock_guard lock(mutex_);
+    for (const auto& [name, s] : subscriptions_) each(s);
+}
+
 std::size_t memory_store::size() const {
     std::lock_guard lock(mutex_);
     return entries_.size();

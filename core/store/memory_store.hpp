@@ -19,6 +19,9 @@ public:
     void barrier(std::function<void()> done) override {
         if (done) done();
     }
+    void put_subscription(const subscription_record& s) override;
+    void remove_subscription(std::string_view name) override;
+    void recover_subscriptions(const std::function<void(const subscription_record&)>& each) override;
     std::string_view kind() const noexcept override { return "memory"; }
 
     std::size_t size() const;
@@ -30,6 +33,7 @@ private:
     std::uint64_t seq_ = 0;
     std::map<std::uint64_t, entry> entries_;
     std::map<std::pair<std::string, message_id>, std::uint64_t, std::less<>> index_;
+    std::map<std::string, subscription_record, std::less<>> subscriptions_;
 };
 
 }  // namespace sb::core

@@ -164,6 +164,22 @@ void encode_add(std::string& out, std::string_view queue, const message& m) {
     put(out, m.origin_qos);
 }
 
+void encode_subscription(std::string& out, std::string_view name, const destination& filter) {
+    put_str(out, name);
+    put(out, std::uint8_t(filter.kind));
+    put_str(out, filter.name);
+}
+
+std::optional<subscription_put_record> decode_subscription(std::span<const std::uint8_t> payload) {
+    reader r{payload};
+    subscription_put_record s;
+    s.name = std::string(r.str());
+    const auto kind = r.get<std::uint8_t>();
+    s.filter = destination{dest_kind(kind > 1 ? 1 : kind), std::string(r.str())};
+    if (!r.done() || kind > std::uint8_t(dest_kind::topic)) return std::nullopt;
+    return s;
+}
+
 void encode_remove(std::string& out, std::string_view queue, message_id id) {
     put_str(out, queue);
     put(out, id);
@@ -254,7 +270,7 @@ std::variant<framed, frame_problem> read_record(std::span<const std::uint8_t> in
     auto c = crc32c(std::span<const std::uint8_t>(head, 5));
     c = crc32c(payload, c);
     if (c != crc) return frame_problem::corrupt;
-    if (type != std::uint8_t(record_type::message_add) && type != std::uint8_t(record_type::message_remove))
+    if (type < std::uint8_t(record_type::message_add) || type > std::uint8_t(record_type::subscription_remove))
         return frame_problem::corrupt;
     return framed{record_type(type), payload, record_header_bytes + len};
 }

@@ -25,6 +25,8 @@ inline constexpr std::size_t record_max_payload_bytes = std::size_t{256} << 20;
 enum class record_type : std::uint8_t {
     message_add = 1,      // queue name + message
     message_remove = 2,   // queue name + message id
+    subscription_put = 3,     // durable subscription: name + filter
+    subscription_remove = 4,  // durable subscription: name
 };
 
 // Appends one framed record to `out`.
@@ -34,7 +36,12 @@ void append_record(std::string& out, record_type type, std::string_view payload)
 void encode_add(std::string& out, std::string_view queue, const message& m);
 void encode_remove(std::string& out, std::string_view queue, message_id id);
 
+void encode_subscription(std::string& out, std::string_view name, const destination& filter);
+
 struct add_record { std::string queue; message msg; };
+struct subscription_put_record { std::string name; destination filter; };
+std::optional<subscription_put_record> decode_subscription(std::span<const std::uint8_t> payload);
+// subscription_remove's payload is the name itself.
 struct remove_record { std::string queue; message_id id = 0; };
 
 // Parses a payload; nullopt when it is not a valid payload of that type.

@@ -16,6 +16,12 @@ namespace sb::core {
 
 enum class store_status : std::uint8_t { ok, failed };
 
+// A durable topic subscription: it outlives its consumers and the process.
+struct subscription_record {
+    std::string name;          // unique (STOMP: "<client-id>:<subscription name>")
+    destination filter;        // the topic (pattern) it collects from
+};
+
 class store {
 public:
     using add_done = std::function<void(store_status)>;
@@ -33,8 +39,15 @@ public:
     // before this call is durable: an acknowledgement confirmed after it is never undone.
     virtual void barrier(std::function<void()> done) = 0;
 
+    // Record (or replace) a durable subscription / forget one. Durable once the next barrier
+    // or add completes.
+    virtual void put_subscription(const subscription_record& s) = 0;
+    virtual void remove_subscription(std::string_view name) = 0;
+
     // At start, before any worker runs: every pending message, in the order it was added.
     virtual void recover(const std::function<void(std::string_view queue, message_ptr)>& each) = 0;
+    // After recover(): the durable subscriptions.
+    virtual void recover_subscriptions(const std::function<void(const subscription_record&)>& each) = 0;
 
     // A short name for logs and the admin API ("memory", "journal").
     virtual std::string_view kind() const noexcept = 0;

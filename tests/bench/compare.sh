@@ -3,6 +3,8 @@
 # the same switchboard-bench scenarios against each broker (and against the bench's own sink,
 # the client's ceiling), alternating brokers, median of N runs with min and max, ratios vs
 # Switchboard; then K idle connections per broker (connect rate, resident memory per connection).
+# --persistent instead: confirmed persistent STOMP sends (a receipt per SEND, 16 producers) with
+# every broker storing to disk and syncing before it confirms, and the disk's raw fdatasync rate.
 #
 # Every broker runs as a child of this script on 127.0.0.1, on its own ports, with a config the
 # script writes into a temp dir. Everything is bounded in time (--max-minutes); on exit (normal,
@@ -11,6 +13,7 @@
 #   tests/bench/compare.sh [--quick] [--install] [--build DIR] [--out DIR] [--runs N]
 #                          [--count N] [--connections K] [--brokers LIST] [--no-idle]
 #                          [--base-port P] [--max-minutes M]
+#   tests/bench/compare.sh --persistent [--duration S] [--runs N] [--brokers LIST] [--max-minutes M] ...
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -28,12 +31,15 @@ BASE_PORT=23100   # below the ephemeral range: thousands of client sockets must 
 MAX_MINUTES=20
 SIZE=128
 WINDOW=1000
+PERSISTENT=0
+DURATION=""
+BROKERS_GIVEN=0
 # Another engineer's build holding this lock would distort the numbers: each run waits for it
 # and holds it while it runs (a build waits a few seconds at most).
 LOCK_FILE=/tmp/sb-build.lock
 
 usage() {
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     cat <<EOF
 
 Options:
@@ -48,6 +54,15 @@ Options:
   --no-idle          skip the idle-connection scenario
   --base-port P      first of the ~40 loopback ports used, outside the ephemeral range (default $BASE_PORT)
   --max-minutes M    hard bound on the whole comparison (default $MAX_MINUTES)
+  --persistent       persistent sends with confirmation instead (tests/bench/compare.sh --persistent):
+                     Switchboard with the journal store (sync: always), ActiveMQ with KahaDB,
+                     RabbitMQ with durable queues; STOMP, 16 producers, receipt per SEND, 64-byte
+                     payloads, window 1 and 16, 0 and 1 consumer; a fresh queue per run; the disk's
+                     raw fdatasync rate before and after; each broker's fsync/fdatasync calls per run
+                     (perf, when available); then Switchboard is killed (SIGKILL), restarted on its
+                     journal, and the last round's queues are drained and checked against what was
+                     confirmed. Default brokers: switchboard,rabbitmq,activemq; no idle scenario
+  --duration S       --persistent: seconds of sending per run (default 4; the count is what fits)
 EOF
 }
 
@@ -63,10 +78,12 @@ while [[ $# -gt 0 ]]; do
         --runs) RUNS=$2; shift ;;
         --count) COUNT=$2; shift ;;
         --connections) CONNECTIONS=$2; shift ;;
-        --brokers) BROKERS=$2; shift ;;
+        --brokers) BROKERS=$2; BROKERS_GIVEN=1; shift ;;
         --no-idle) IDLE=0 ;;
         --base-port) BASE_PORT=$2; shift ;;
         --max-minutes) MAX_MINUTES=$2; shift ;;
+        --persistent) PERSISTENT=1 ;;
+        --duration) DURATION=$2; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -79,6 +96,16 @@ if [[ -z $COUNT ]]; then COUNT=$([[ $QUICK == 1 ]] && echo 20000 || echo 100000)
 if [[ -z $CONNECTIONS ]]; then CONNECTIONS=$([[ $QUICK == 1 ]] && echo 2000 || echo 10000); fi
 [[ $COUNT =~ ^[1-9][0-9]*$ ]] || die "--count: expected a positive integer"
 [[ $CONNECTIONS =~ ^[1-9][0-9]*$ ]] || die "--connections: expected a positive integer"
+if [[ $PERSISTENT == 1 ]]; then
+    # mosquitto speaks no STOMP; connections are not what this mode measures.
+    [[ $BROKERS_GIVEN == 1 ]] || BROKERS="switchboard,rabbitmq,activemq"
+    IDLE=0
+    SIZE=64
+    [[ -n $DURATION ]] || DURATION=4
+    [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "--duration: expected a positive integer (seconds)"
+else
+    [[ -z $DURATION ]] || die "--duration: only with --persistent"
+fi
 
 SWITCHBOARD="$BUILD/switchboard"
 BENCH="$BUILD/switchboard-bench"
@@ -217,12 +244,21 @@ EOF
     fi
     # Defaults, except: memory store (as the others run without persistence), warnings only,
     # no per-subscriber drop on topics (mosquitto and RabbitMQ do not drop either).
+    # --persistent: the journal store in the temp dir, synced before every confirmation. The
+    # directory is kept across a restart (the recovery check reopens it).
+    local store="  type: memory"
+    if [[ $PERSISTENT == 1 ]]; then
+        mkdir -p "$d/data"
+        store="  type: journal
+  dir: $d/data
+  sync: always"
+    fi
     cat > "$d/switchboard.yaml" <<EOF
 # written by tests/bench/compare.sh
 log:
   level: warn
 store:
-  type: memory
+$store
 broker:
   topic_max_pending: 100000000
 listeners:
@@ -326,14 +362,22 @@ log4j.appender.stdout=org.apache.log4j.ConsoleAppender
 log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
 log4j.appender.stdout.layout.ConversionPattern=%d %-5p %c - %m%n
 EOF
+    # --persistent: KahaDB in the temp dir with its defaults, journal synced before a send is
+    # acknowledged (enableJournalDiskSyncs, the default, spelled out).
+    local persistent=false store=""
+    if [[ $PERSISTENT == 1 ]]; then
+        persistent=true
+        store="<persistenceAdapter><kahaDB directory=\"$d/data/kahadb\" enableJournalDiskSyncs=\"true\"/></persistenceAdapter>"
+    fi
     cat > "$d/conf/activemq.xml" <<EOF
-<!-- written by tests/bench/compare.sh: no persistence, no JMX, no advisories -->
+<!-- written by tests/bench/compare.sh: persistent="$persistent", no JMX, no advisories -->
 <beans xmlns="http://www.springframework.org/schema/beans"
        xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
        xsi:schemaLocation="http://www.springframework.org/schema/beans http://www.springframework.org/schema/beans/spring-beans.xsd
                            http://activemq.apache.org/schema/core http://activemq.apache.org/schema/core/activemq-core.xsd">
-  <broker xmlns="http://activemq.apache.org/schema/core" brokerName="bench" persistent="false"
+  <broker xmlns="http://activemq.apache.org/schema/core" brokerName="bench" persistent="$persistent"
           useJmx="false" advisorySupport="false" schedulerSupport="false" dataDirectory="$d/data">
+    $store
     <transportConnectors>
       <transportConnector name="stomp" uri="stomp+nio://127.0.0.1:$P_AMQ_STOMP"/>
       <transportConnector name="mqtt" uri="mqtt+nio://127.0.0.1:$P_AMQ_MQTT"/>

@@ -402,3 +402,50 @@ TEST_CASE("topic publishers are held while a subscriber is congested, not droppe
     CHECK(released == 1);
     CHECK(f.stats_of(t).dropped == 0);
 }
+
+TEST_CASE("a durable subscription keeps collecting while no consumer is attached", "[core][broker]") {
+    fixture f;
+    const destination filter{dest_kind::topic, "prices.>"};
+    const auto dq = broker::durable_queue("c1:s1");
+    auto s1 = std::make_shared<sink>();
+    consumer_id id = 0;
+    bool done = false;
+    f.w[0].call([&] {
+        id = f.b.next_consumer_id();
+        f.b.subscribe_durable(id, "c1:s1", filter, {}, s1, [&] { done = true; });
+    });
+    f.w.run();
+    REQUIRE(done);
+    f.publish(t, "live", 4, true);
+    REQUIRE(s1->bodies() == std::vector<std::string>{"live"});
+    CHECK(s1->got[0].msg->dest == t);   // delivered as the topic's message
+    f.ack(id, tags_of(*s1));
+    f.unsubscribe(id, dq);              // the consumer goes; the subscription stays
+    f.publish(t, "while away", 4, true);
+    f.publish(destination{dest_kind::topic, "other"}, "not matched", 4, true);
+    CHECK(f.stats_of(dq).depth == 1);
+    CHECK(f.store.size() == 1);         // the persistent copy is stored under the durable queue
+
+    // A restart: a new kernel on the same store finds the subscription and its message.
+    workers w2(2);
+    broker b2({}, w2.ptrs, f.store);
+    CHECK(b2.recover() == 1);
+    auto s2 = std::make_shared<sink>();
+    w2[1].call([&] { b2.subscribe_durable(b2.next_consumer_id(), "c1:s1", filter, {}, s2, {}); });
+    w2.run();
+    REQUIRE(s2->bodies() == std::vector<std::string>{"while away"});
+    // Still collecting after the restart.
+    auto m = std::make_shared<message>();
+    w2[0].call([&] { m->id = b2.next_message_id(); });
+    m->dest = t;
+    m->body = "after restart";
+    w2[0].call([&] { b2.publish(m, {}); });
+    w2.run();
+    CHECK(s2->bodies() == std::vector<std::string>{"while away", "after restart"});
+    // Deleted: nothing is collected any more and the store forgets it.
+    w2[0].call([&] { b2.unsubscribe_durable("c1:s1"); });
+    w2.run();
+    std::size_t subs = 0;
+    f.store.recover_subscriptions([&](const subscription_record&) { ++subs; });
+    CHECK(subs == 0);
+}
