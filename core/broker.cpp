@@ -205,15 +205,27 @@ struct broker::shard {
     }
 
     void publish_topic(message_ptr msg, std::function<void(publish_status)> reply) {
+        if (msg->retain) {
+            // MQTT 5 §3.3.1.3: an empty retained payload removes the retained message.
+            if (msg->body.empty()) {
+                if (retained.erase(msg->dest.name)) owner.store_.remove_retained(msg->dest.name);
+            } else {
+                retained[msg->dest.name] = msg;
+                owner.store_.put_retained(msg);
+            }
+        }
         // Durable subscriptions get their copy in their own queue (stored when persistent);
         // the publish completes when every copy is accepted.
         std::vector<const durable_state*> durable_hits;
         for (const auto& [name, d] : durables)
             if (matches(d.filter.name, msg->dest.name)) durable_hits.push_back(&d);
-        if (!durable_hits.empty()) {
+        // A persistent retained message is confirmed once the store has it too.
+        const bool store_retained = msg->retain && msg->persistent;
+        if (!durable_hits.empty() || store_retained) {
             auto join = std::make_shared<publish_join>();
-            join->left = durable_hits.size() + 1;
+            join->left = durable_hits.size() + 1 + (store_retained ? 1 : 0);
             join->reply = std::move(reply);
+            if (store_retained) owner.store_.barrier([join] { join->part(publish_status::ok); });
             for (const auto* d : durable_hits) {
                 auto& target = *owner.shards_[owner.shard_of(d->queue)];
                 target.exec.post([&target, q = d->queue, msg, join]() mutable {
@@ -224,11 +236,6 @@ struct broker::shard {
         }
         auto& c = topics[msg->dest.name];
         ++c.enqueued;
-        if (msg->retain) {
-            // MQTT 5 §3.3.1.3: an empty retained payload removes the retained message.
-            if (msg->body.empty()) retained.erase(msg->dest.name);
-            else retained[msg->dest.name] = msg;
-        }
         consumer_state* slow = nullptr;
         auto note = [&slow](consumer_state* s) { if (s && !slow) slow = s; };
         if (auto it = exact_subs.find(msg->dest.name); it != exact_subs.end())
@@ -652,6 +659,11 @@ std::size_t broker::recover() {
         highest = std::max(highest, msg->id & ((message_id(1) << tag_shard_shift) - 1));
         q.push_back(entry{std::move(msg), 0});
         ++n;
+    });
+    store_.recover_retained([&](message_ptr m) {
+        auto& s = *shards_[shard_of(m->dest.name)];
+        s.topics[m->dest.name];
+        s.retained[m->dest.name] = std::move(m);
     });
     store_.recover_subscriptions([&](const subscription_record& r) {
         for (auto& s : shards_) s->register_durable(r.name, r.filter);

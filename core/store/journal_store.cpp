@@ -168,6 +168,24 @@ void journal_store::recover(const std::function<void(std::string_view, message_p
                 } else {
                     ++recovery_.corrupt_records;
                 }
+            } else if (f.type == record_type::retained_put) {
+                if (auto a = decode_add(f.payload)) {
+                    if (auto old = retained_.find(a->queue); old != retained_.end())
+                        unpin(old->second.segment, old->second.bytes);
+                    auto topic = a->queue;
+                    retained_[topic] = live_entry{n, f.consumed, std::make_shared<const message>(std::move(a->msg)), topic};
+                    auto& seg = segments_[n];
+                    ++seg.live;
+                    seg.live_bytes += f.consumed;
+                } else {
+                    ++recovery_.corrupt_records;
+                }
+            } else if (f.type == record_type::retained_remove) {
+                const std::string topic(reinterpret_cast<const char*>(f.payload.data()), f.payload.size());
+                if (auto old = retained_.find(topic); old != retained_.end()) {
+                    unpin(old->second.segment, old->second.bytes);
+                    retained_.erase(old);
+                }
             } else if (f.type == record_type::subscription_remove) {
                 const std::string name(reinterpret_cast<const char*>(f.payload.data()), f.payload.size());
                 if (auto old = subscriptions_.find(name); old != subscriptions_.end()) {
@@ -296,6 +314,36 @@ void journal_store::remove_subscription(std::string_view name) {
     wake_.notify_one();
 }
 
+void journal_store::put_retained(const message_ptr& msg) {
+    std::string payload;
+    encode_add(payload, msg->dest.name, *msg);
+    std::lock_guard lock(mutex_);
+    if (failed_ || !writer_.joinable()) return;
+    const auto& topic = msg->dest.name;
+    if (auto old = retained_.find(topic); old != retained_.end()) unpin(old->second.segment, old->second.bytes);
+    const auto before = pending_.size();
+    append_record(pending_, record_type::retained_put, payload);
+    retained_[topic] = live_entry{unassigned, pending_.size() - before, msg, topic};
+    pending_retained_.push_back(topic);
+    wake_.notify_one();
+}
+
+void journal_store::remove_retained(std::string_view topic) {
+    std::lock_guard lock(mutex_);
+    if (failed_) return;
+    auto it = retained_.find(std::string(topic));
+    if (it == retained_.end()) return;
+    unpin(it->second.segment, it->second.bytes);
+    retained_.erase(it);
+    append_record(pending_, record_type::retained_remove, topic);
+    wake_.notify_one();
+}
+
+void journal_store::recover_retained(const std::function<void(message_ptr)>& each) {
+    std::lock_guard lock(mutex_);
+    for (const auto& [topic, e] : retained_) each(e.msg);
+}
+
 void journal_store::recover_subscriptions(const std::function<void(const subscription_record&)>& each) {
     std::lock_guard lock(mutex_);
     for (const auto& [name, s] : subscriptions_) each(s.record);
@@ -331,6 +379,15 @@ void journal_store::writer_loop() {
             seg.live_bytes += it->second.bytes;
         }
         pending_subscriptions_.clear();
+        for (const auto& topic : pending_retained_) {
+            auto it = retained_.find(topic);
+            if (it == retained_.end() || it->second.segment != unassigned) continue;
+            it->second.segment = current_;
+            auto& seg = segments_[current_];
+            ++seg.live;
+            seg.live_bytes += it->second.bytes;
+        }
+        pending_retained_.clear();
         std::string batch;
         batch.swap(pending_);
         auto done = std::move(pending_done_);
@@ -388,6 +445,16 @@ void journal_store::reclaim() {
                 e.bytes = pending_.size() - before;
                 e.segment = unassigned;
                 pending_keys_.push_back(key);
+            }
+            for (auto& [topic, e] : retained_) {
+                if (e.segment != head->first) continue;
+                std::string payload;
+                encode_add(payload, topic, *e.msg);
+                const auto before = pending_.size();
+                append_record(pending_, record_type::retained_put, payload);
+                e.bytes = pending_.size() - before;
+                e.segment = unassigned;
+                pending_retained_.push_back(topic);
             }
             for (auto& [name, sub] : subscriptions_) {
                 if (sub.segment != head->first) continue;

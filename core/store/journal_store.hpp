@@ -54,6 +54,9 @@ public:
     void put_subscription(const subscription_record& s) override;
     void remove_subscription(std::string_view name) override;
     void recover_subscriptions(const std::function<void(const subscription_record&)>& each) override;
+    void put_retained(const message_ptr& msg) override;
+    void remove_retained(std::string_view topic) override;
+    void recover_retained(const std::function<void(message_ptr)>& each) override;
     std::string_view kind() const noexcept override { return "journal"; }
 
     const journal_recovery& last_recovery() const noexcept { return recovery_; }
@@ -100,6 +103,8 @@ private:
     std::vector<std::string> pending_keys_;   // adds in pending_, assigned a segment when written
     std::unordered_map<std::string, live_entry> live_;
     std::unordered_map<std::string, live_subscription> subscriptions_;   // by name
+    std::unordered_map<std::string, live_entry> retained_;               // by topic (queue unused)
+    std::vector<std::string> pending_retained_;
     std::vector<std::string> pending_subscriptions_;   // put in pending_, segment assigned when written
     void unpin(std::uint64_t segment, std::size_t bytes);   // under mutex_
     std::map<std::uint64_t, segment_info> segments_;   // every segment on disk, oldest first

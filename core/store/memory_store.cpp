@@ -41,6 +41,21 @@ void memory_store::recover_subscriptions(const std::function<void(const subscrip
     for (const auto& [name, s] : subscriptions_) each(s);
 }
 
+void memory_store::put_retained(const message_ptr& msg) {
+    std::lock_guard lock(mutex_);
+    retained_[msg->dest.name] = msg;
+}
+
+void memory_store::remove_retained(std::string_view topic) {
+    std::lock_guard lock(mutex_);
+    if (auto it = retained_.find(topic); it != retained_.end()) retained_.erase(it);
+}
+
+void memory_store::recover_retained(const std::function<void(message_ptr)>& each) {
+    std::lock_guard lock(mutex_);
+    for (const auto& [topic, m] : retained_) each(m);
+}
+
 std::size_t memory_store::size() const {
     std::lock_guard lock(mutex_);
     return entries_.size();

@@ -22,6 +22,9 @@ public:
     void put_subscription(const subscription_record& s) override;
     void remove_subscription(std::string_view name) override;
     void recover_subscriptions(const std::function<void(const subscription_record&)>& each) override;
+    void put_retained(const message_ptr& msg) override;
+    void remove_retained(std::string_view topic) override;
+    void recover_retained(const std::function<void(message_ptr)>& each) override;
     std::string_view kind() const noexcept override { return "memory"; }
 
     std::size_t size() const;
@@ -34,6 +37,7 @@ private:
     std::map<std::uint64_t, entry> entries_;
     std::map<std::pair<std::string, message_id>, std::uint64_t, std::less<>> index_;
     std::map<std::string, subscription_record, std::less<>> subscriptions_;
+    std::map<std::string, message_ptr, std::less<>> retained_;
 };
 
 }  // namespace sb::core

@@ -270,7 +270,7 @@ std::variant<framed, frame_problem> read_record(std::span<const std::uint8_t> in
     auto c = crc32c(std::span<const std::uint8_t>(head, 5));
     c = crc32c(payload, c);
     if (c != crc) return frame_problem::corrupt;
-    if (type < std::uint8_t(record_type::message_add) || type > std::uint8_t(record_type::subscription_remove))
+    if (type < std::uint8_t(record_type::message_add) || type > std::uint8_t(record_type::retained_remove))
         return frame_problem::corrupt;
     return framed{record_type(type), payload, record_header_bytes + len};
 }

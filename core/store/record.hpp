@@ -27,6 +27,8 @@ enum class record_type : std::uint8_t {
     message_remove = 2,   // queue name + message id
     subscription_put = 3,     // durable subscription: name + filter
     subscription_remove = 4,  // durable subscription: name
+    retained_put = 5,         // a topic's retained message: topic + message (as message_add)
+    retained_remove = 6,      // topic
 };
 
 // Appends one framed record to `out`.

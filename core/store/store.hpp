@@ -44,10 +44,15 @@ public:
     virtual void put_subscription(const subscription_record& s) = 0;
     virtual void remove_subscription(std::string_view name) = 0;
 
+    // A topic's retained message (MQTT): kept until replaced or removed.
+    virtual void put_retained(const message_ptr& msg) = 0;
+    virtual void remove_retained(std::string_view topic) = 0;
+
     // At start, before any worker runs: every pending message, in the order it was added.
     virtual void recover(const std::function<void(std::string_view queue, message_ptr)>& each) = 0;
     // After recover(): the durable subscriptions.
     virtual void recover_subscriptions(const std::function<void(const subscription_record&)>& each) = 0;
+    virtual void recover_retained(const std::function<void(message_ptr)>& each) = 0;
 
     // A short name for logs and the admin API ("memory", "journal").
     virtual std::string_view kind() const noexcept = 0;

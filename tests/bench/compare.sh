@@ -425,8 +425,10 @@ stop_target() {
     RUNNING=("${keep[@]}")
     unset "PID[$t]" "VM_PID[$t]" "STOMP_PORT[$t]" "MQTT_PORT[$t]"
 }
+PERF_PID=""  # a perf counting a broker's syncs during one run
 cleanup() {
     local t
+    if [[ -n $PERF_PID ]]; then kill -INT "$PERF_PID" 2>/dev/null || true; PERF_PID=""; fi
     for t in "${RUNNING[@]}"; do "stop_$t" || true; done
     RUNNING=()
 }
@@ -435,10 +437,10 @@ trap 'log "interrupted"; exit 130' INT TERM
 
 # ---- one bench run ------------------------------------------------------------------------------
 
-# Runs switchboard-bench holding the build lock (so no compiler shares the CPUs with a
-# measurement; a waiting build is delayed by one run at most), with a --timeout that never
-# passes the deadline. Returns non-zero when out of time.
-bench() {
+# Takes the build lock on fd 9 (when the file exists), waiting at most until the deadline, so
+# no compiler shares the CPUs with a measurement; a waiting build is delayed by one run at most.
+# Returns non-zero when out of time. release_lock closes the only descriptor, which releases it.
+take_lock() {
     local left=$(( $(remaining) - 5 ))
     (( left >= 10 )) || return 1
     if [[ -e $LOCK_FILE ]]; then
@@ -447,9 +449,61 @@ bench() {
         left=$(( $(remaining) - 5 ))
         (( left >= 10 )) || { exec 9>&-; return 1; }
     fi
+}
+release_lock() { [[ ! -e $LOCK_FILE ]] || exec 9>&-; }
+
+# With SYNC_PID and SYNC_OUT set, the next bench run also counts that broker process's fsync
+# and fdatasync calls (all its threads, perf's syscall tracepoints) into SYNC_OUT.
+SYNC_PID=""
+SYNC_OUT=""
+HAVE_PERF=0
+if [[ $PERSISTENT == 1 ]] && command -v perf >/dev/null 2>&1 &&
+   perf stat -x, -e syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync -- true >/dev/null 2>&1; then
+    HAVE_PERF=1
+fi
+
+# Runs switchboard-bench holding the build lock, with a --timeout that never passes the
+# deadline. Returns non-zero when out of time.
+bench() {
+    take_lock || return 1
+    local left=$(( $(remaining) - 5 ))
     local t=$(( left < 120 ? left : 120 ))
+    if [[ $HAVE_PERF == 1 && -n $SYNC_PID && -n $SYNC_OUT ]]; then
+        perf stat -x, -o "$SYNC_OUT" -e syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync \
+            -p "$SYNC_PID" 9>&- > /dev/null 2>&1 &
+        PERF_PID=$!
+        sleep 0.3   # attached to every thread before the first send
+    fi
     timeout $((t + 15)) "$BENCH" "$@" --timeout "$t" 9>&- || true
-    [[ ! -e $LOCK_FILE ]] || exec 9>&-   # closing the only descriptor releases the lock
+    if [[ -n $PERF_PID ]]; then
+        kill -INT "$PERF_PID" 2>/dev/null || true
+        wait "$PERF_PID" 2>/dev/null || true
+        PERF_PID=""
+    fi
+    release_lock
+}
+
+# The disk's own rate: 64-byte appends, each followed by fdatasync, for 3 s in the temp dir the
+# brokers write to (same filesystem), holding the build lock. Appends to a growing file, as a
+# journal does.
+fsync_probe() {  # label
+    take_lock || return 1
+    /usr/bin/python3 - "$WORK" "$1" 9>&- <<'PYEOF' >> "$OUT/fsync.txt" || true
+import os, sys, time
+path = os.path.join(sys.argv[1], "fsync-probe.dat")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+n, start = 0, time.monotonic()
+while time.monotonic() - start < 3.0:
+    os.write(fd, b"x" * 64)
+    os.fdatasync(fd)
+    n += 1
+secs = time.monotonic() - start
+os.close(fd)
+os.unlink(path)
+print(f"{sys.argv[2]}: {n / secs:.0f} fdatasync/s ({n} in {secs:.2f} s, {secs / n * 1e6:.0f} us each)")
+PYEOF
+    release_lock
+    log "raw fsync rate ($1): $(tail -1 "$OUT/fsync.txt")"
 }
 
 declare -A SCEN_ARGS=(
@@ -461,6 +515,30 @@ declare -A SCEN_ARGS=(
     [stomp-topic-1to1]="--protocol stomp --destination topic --confirm --producers 1 --consumers 1"
 )
 SCENARIOS=(mqtt-qos0-1to1 mqtt-qos1-1to1 mqtt-qos0-4to1 mqtt-qos1-4to1 stomp-queue-1to1 stomp-topic-1to1)
+# Every run: a fixed count; the warm-up a tenth of it.
+WARM=$(( COUNT / 10 > 1000 ? COUNT / 10 : 1000 ))
+RUN_ARGS=(--count "$COUNT" --size "$SIZE" --window "$WINDOW")
+WARM_ARGS=(--count "$WARM" --size "$SIZE" --window "$WINDOW")
+
+if [[ $PERSISTENT == 1 ]]; then
+    # 16 producers, a receipt on every persistent SEND: window 1 (each producer waits for its
+    # receipt) and 16; 0 consumers (pure enqueue: every message stays on disk) and 1.
+    P="--protocol stomp --destination queue --confirm --persistent --producers 16"
+    SCEN_ARGS=(
+        [persist-w1-16to0]="$P --window 1 --consumers 0"
+        [persist-w1-16to1]="$P --window 1 --consumers 1"
+        [persist-w16-16to0]="$P --window 16 --consumers 0"
+        [persist-w16-16to1]="$P --window 16 --consumers 1"
+    )
+    SCENARIOS=(persist-w1-16to0 persist-w1-16to1 persist-w16-16to0 persist-w16-16to1)
+    # A fixed time: the slowest broker bounds the run length, not the count.
+    RUN_ARGS=(--duration "$DURATION" --size "$SIZE")
+    WARM_ARGS=(--duration 1 --size "$SIZE")
+fi
+
+# --persistent: a queue of its own per run, so no run drains an earlier one's backlog and what
+# each run left on disk can be checked afterwards. (Otherwise the bench's default names.)
+prefix_arg() { [[ $PERSISTENT == 0 ]] || echo "--prefix $1"; }
 
 port_for() {  # target scenario
     if [[ $2 == mqtt-* ]]; then echo "${MQTT_PORT[$1]:-}"; else echo "${STOMP_PORT[$1]:-}"; fi
@@ -481,7 +559,12 @@ port_for() {  # target scenario
     for p in mosquitto rabbitmq-server activemq; do
         echo "$p: $(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || echo 'not installed')"
     done
-    echo "count: $COUNT  size: $SIZE  window: $WINDOW  runs: $RUNS  idle connections: $CONNECTIONS"
+    if [[ $PERSISTENT == 1 ]]; then
+        echo "mode: persistent  duration: ${DURATION}s  size: $SIZE  runs: $RUNS  sync counts: $([[ $HAVE_PERF == 1 ]] && echo perf || echo unavailable)"
+        echo "temp filesystem: $(findmnt -n -T "$WORK" -o SOURCE,FSTYPE,OPTIONS 2>/dev/null || echo unknown)"
+    else
+        echo "count: $COUNT  size: $SIZE  window: $WINDOW  runs: $RUNS  idle connections: $CONNECTIONS"
+    fi
 } > "$OUT/machine.txt"
 cat "$OUT/machine.txt" >&2
 
@@ -515,9 +598,10 @@ for t in "${TARGETS[@]}"; do start_target "$t" || true; done
 ACTIVE=("${RUNNING[@]}")
 log "running: ${ACTIVE[*]}"
 
+[[ $PERSISTENT == 0 ]] || fsync_probe before || true
+
 # One unrecorded warm-up run per scenario and target (a JVM compiles its hot paths, Erlang
-# and the kernel grow their buffers), a tenth of the count.
-WARM=$(( COUNT / 10 > 1000 ? COUNT / 10 : 1000 ))
+# and the kernel grow their buffers), a tenth of the count (--persistent: 1 s).
 mkdir -p "$OUT/warmup"
 for s in "${SCENARIOS[@]}"; do
     for t in "${ACTIVE[@]}"; do
@@ -525,7 +609,7 @@ for s in "${SCENARIOS[@]}"; do
         [[ -n $port ]] || continue
         log "warm-up  $s  $t"
         # shellcheck disable=SC2086
-        bench ${SCEN_ARGS[$s]} --port "$port" --count "$WARM" --size "$SIZE" --window "$WINDOW" \
+        bench ${SCEN_ARGS[$s]} --port "$port" "${WARM_ARGS[@]}" $(prefix_arg "warm-$s") \
             --label "$t" --quiet > "$OUT/warmup/$s.$t.txt" 2>&1 || break 2
     done
 done
@@ -541,8 +625,13 @@ for ((round = 1; round <= RUNS && !out_of_time; round++)); do
             port=$(port_for "$t" "$s")
             [[ -n $port ]] || continue
             log "round $round/$RUNS  $s  $t"
+            SYNC_PID=""
+            if [[ $PERSISTENT == 1 && $t != sink ]]; then
+                SYNC_PID=${VM_PID[$t]:-}
+                SYNC_OUT="$OUT/runs/$s.$t.$round.syncs"
+            fi
             # shellcheck disable=SC2086
-            if ! bench ${SCEN_ARGS[$s]} --port "$port" --count "$COUNT" --size "$SIZE" --window "$WINDOW" \
+            if ! bench ${SCEN_ARGS[$s]} --port "$port" "${RUN_ARGS[@]}" $(prefix_arg "r$round-$s") \
                     --label "$t" --quiet --json "$OUT/runs/$s.$t.$round.json" \
                     > "$OUT/runs/$s.$t.$round.txt" 2>&1; then
                 log "out of time (--max-minutes $MAX_MINUTES): stopping the runs here"
@@ -552,16 +641,69 @@ for ((round = 1; round <= RUNS && !out_of_time; round++)); do
         done
     done
 done
+
+# ---- --persistent: what the brokers stored, and whether Switchboard kept what it confirmed -----
+
+# Switchboard is killed without a shutdown (SIGKILL: nothing flushed on the way out), restarted
+# on the same journal, and every recorded run's queue is drained: a pure-enqueue run's queue must
+# hold exactly the messages the bench saw confirmed (each producer's numbers 0..n-1, once), a
+# run with a consumer left nothing behind (every message was delivered and auto-acknowledged).
+recovery_check() {
+    local pid=${PID[switchboard]} f name s r expect t0
+    log "recovery check: switchboard SIGKILL (pid $pid), restart on its journal, drain every run's queue"
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    stop_target switchboard
+    mv "$LOGS/switchboard.log" "$LOGS/switchboard.before-kill.log"
+    t0=$(date +%s%N)
+    if ! start_target switchboard; then
+        echo '{"label": "restart", "ok": false, "error": "switchboard did not restart on its journal"}' >> "$OUT/recovery.jsonl"
+        return 0
+    fi
+    echo "{\"label\": \"restart\", \"ok\": true, \"listening_after_s\": $(( ($(date +%s%N) - t0) / 1000000 ))e-3}" >> "$OUT/recovery.jsonl"
+    for f in "$OUT"/runs/persist-*.switchboard.*.json; do
+        [[ -e $f ]] || continue
+        (( $(remaining) > 30 )) || { log "out of time: recovery check cut short"; break; }
+        name=$(basename "$f" .json)
+        s=${name%%.*}
+        r=${name##*.}
+        expect=$(/usr/bin/python3 -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+print(j["confirmed"] if j["scenario"]["consumers"] == 0 else 0)' "$f") || continue
+        /usr/bin/python3 "$HERE/drain_queue.py" --port "${STOMP_PORT[switchboard]}" --queue "r$r-$s.0" \
+            --expect "$expect" --timeout 60 --label "$s.$r" >> "$OUT/recovery.jsonl" || true
+    done
+}
+
+if [[ $PERSISTENT == 1 ]]; then
+    fsync_probe after || true
+    # What the others stored: RabbitMQ's queues (declared by the STOMP plugin for /queue/
+    # destinations) with their durability, ActiveMQ's KahaDB files.
+    if [[ -n ${PID[rabbitmq]:-} ]]; then
+        env "${RABBIT_ENV[@]}" timeout 30 /usr/lib/rabbitmq/bin/rabbitmqctl -n bench@localhost -q \
+            list_queues name durable messages > "$OUT/rabbitmq-queues.txt" 2>&1 || true
+    fi
+    [[ -z ${PID[activemq]:-} ]] || ls -l "$WORK/activemq/data/kahadb" > "$OUT/activemq-kahadb.txt" 2>&1 || true
+    if [[ -n ${PID[switchboard]:-} ]]; then
+        ls -l "$WORK/switchboard/data" > "$OUT/switchboard-journal.txt" 2>&1 || true
+        if (( $(remaining) > 60 )); then recovery_check; else log "out of time: no recovery check"; fi
+    fi
+fi
+
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
 cleanup
 
 # ---- summary ------------------------------------------------------------------------------------
 
-/usr/bin/python3 - "$OUT" "${TARGETS[*]}" "${SCENARIOS[*]}" <<'PYEOF'
+/usr/bin/python3 - "$OUT" "${TARGETS[*]}" "${SCENARIOS[*]}" "$PERSISTENT" <<'PYEOF'
 import glob, json, os, statistics, sys
 
 out, targets, scenarios = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+persistent = sys.argv[4] == "1"
 brokers = [t for t in targets if t != "sink"]
+# The headline: deliveries per second; with --persistent, confirmed sends per second (a
+# pure-enqueue run delivers nothing, and confirmation is what is being measured).
+rate_key = "send_msgs_per_s" if persistent else "receive_msgs_per_s"
 
 def load(path):
     try:
@@ -576,34 +718,57 @@ def fmt_rate(v):
 def fmt_ms(us):
     return f"{us/1000:.2f}" if us < 100000 else f"{us/1000:.0f}"
 
+def syncs_of(path):
+    """fsync + fdatasync calls counted by perf stat -x, during one run; None when not counted."""
+    try:
+        with open(path) as f:
+            counts = [l.split(",") for l in f if "syscalls:sys_enter_" in l]
+    except OSError:
+        return None
+    if not counts or any(not c[0].strip().isdigit() for c in counts):
+        return None
+    return sum(int(c[0]) for c in counts)
+
 summary = {"throughput": {}, "idle": {}}
 lines = []
-lines.append("### Throughput: received msgs/s, median of runs [min–max]; ratio = Switchboard ÷ broker\n")
+if persistent:
+    lines.append("### Persistent sends: confirmed msgs/s, median of runs [min–max]; ratio = Switchboard ÷ broker\n")
+else:
+    lines.append("### Throughput: received msgs/s, median of runs [min–max]; ratio = Switchboard ÷ broker\n")
 head = "| scenario | " + " | ".join(("client ceiling (sink)" if t == "sink" else t) for t in targets) + " |"
 lines.append(head)
 lines.append("|" + "---|" * (len(targets) + 1))
 lat = ["", "### End-to-end latency (ms): p50 / p99 / p99.9 of the median-throughput run\n",
        "| scenario | " + " | ".join(("sink" if t == "sink" else t) for t in targets) + " |",
        "|" + "---|" * (len(targets) + 1)]
+syn = ["", "### Syncs: the broker's fsync + fdatasync calls in the median run; confirmed sends per call\n",
+       "| scenario | " + " | ".join(brokers) + " |",
+       "|" + "---|" * (len(brokers) + 1)]
 for s in scenarios:
-    row, lrow = [s], [s]
+    row, lrow, srow = [s], [s], [s]
     medians = {}
     for t in targets:
-        runs = [j for j in (load(p) for p in sorted(glob.glob(os.path.join(out, "runs", f"{s}.{t}.*.json")))) if j]
-        ok = [j for j in runs if not j.get("errors")]
-        if not runs:
-            row.append("n/a"); lrow.append("n/a"); continue
-        if not ok:
-            row.append("error: " + runs[0]["errors"][0][:60]); lrow.append("–"); continue
-        rates = sorted(j["receive_msgs_per_s"] for j in ok)
+        paths = sorted(glob.glob(os.path.join(out, "runs", f"{s}.{t}.*.json")))
+        runs = [(p, j) for p, j in ((p, load(p)) for p in paths) if j]
+        ok = [(p, j) for p, j in runs if not j.get("errors")]
+        if not runs or not ok:
+            row.append("n/a" if not runs else "error: " + runs[0][1]["errors"][0][:60])
+            lrow.append("n/a" if not runs else "–")
+            if t != "sink":
+                srow.append("n/a" if not runs else "–")
+            continue
+        rates = sorted(j[rate_key] for _, j in ok)
         med = statistics.median(rates)
         medians[t] = med
-        mid = min(ok, key=lambda j: abs(j["receive_msgs_per_s"] - med))
+        mid_path, mid = min(ok, key=lambda pj: abs(pj[1][rate_key] - med))
         flags = []
-        incomplete = [j for j in ok if not j["complete"]]
+        incomplete = [j for _, j in ok if not j["complete"]]
         if incomplete:
             lost = max(j["expected"] - j["received"] for j in incomplete)
             flags.append(f"{len(incomplete)}/{len(ok)} runs incomplete (≤{lost} lost)")
+        unconfirmed = [j for _, j in ok if j["scenario"].get("confirm") and j["confirmed"] != j["sent"]]
+        if unconfirmed:
+            flags.append(f"{len(unconfirmed)}/{len(ok)} runs with unconfirmed sends")
         cell = f"{fmt_rate(med)} [{fmt_rate(rates[0])}–{fmt_rate(rates[-1])}]"
         if t not in ("sink", "switchboard") and "switchboard" in medians and med > 0:
             cell += f" ×{medians['switchboard'] / med:.2f}"
@@ -611,15 +776,30 @@ for s in scenarios:
             cell += " (" + "; ".join(flags) + ")"
         row.append(cell)
         l = mid["latency_us"]
-        lrow.append(f"{fmt_ms(l['p50'])} / {fmt_ms(l['p99'])} / {fmt_ms(l['p99_9'])}")
-        summary["throughput"].setdefault(s, {})[t] = {
+        lrow.append(f"{fmt_ms(l['p50'])} / {fmt_ms(l['p99'])} / {fmt_ms(l['p99_9'])}" if l["count"] else "–")
+        entry = {
             "runs": len(ok), "median": med, "min": rates[0], "max": rates[-1],
             "complete_runs": len(ok) - len(incomplete),
             "latency_us_of_median_run": l,
         }
+        if persistent and t != "sink":
+            n = syncs_of(mid_path[:-len(".json")] + ".syncs")
+            if n:
+                entry.update(syncs=n, confirmed=mid["confirmed"], sends_per_sync=mid["confirmed"] / n,
+                             syncs_per_s=n / mid["send_s"] if mid["send_s"] else 0)
+                srow.append(f"{mid['confirmed'] / n:.1f} ({n} calls, ≈{n / mid['send_s']:.0f}/s)")
+            else:
+                srow.append("not counted")
+        summary["throughput"].setdefault(s, {})[t] = entry
     lines.append("| " + " | ".join(row) + " |")
     lat.append("| " + " | ".join(lrow) + " |")
-lines += lat
+    syn.append("| " + " | ".join(srow) + " |")
+if persistent:
+    lines += syn
+    # Latency only where something was delivered.
+    lines += lat[:4] + [r for r in lat[4:] if not all(c.strip() in ("–", "n/a") for c in r.split("|")[2:-1])]
+else:
+    lines += lat
 
 idle_rows = []
 for proto in ("mqtt", "stomp"):
@@ -635,6 +815,44 @@ if idle_rows:
     lines += ["", "### Idle connections: connect rate and broker resident memory\n",
               "| protocol | broker | connected | connects/s | RSS MiB before → after | KiB per connection |",
               "|---|---|---|---|---|---|"] + idle_rows
+
+if persistent:
+    try:
+        with open(os.path.join(out, "fsync.txt")) as f:
+            probes = [l.strip() for l in f if l.strip()]
+    except OSError:
+        probes = []
+    summary["fsync_probe"] = probes
+    lines += ["", "### The disk: 64-byte append + fdatasync in a loop, 3 s, same filesystem\n"]
+    lines += [f"- {p}" for p in probes] or ["- not measured"]
+
+    checks = []
+    try:
+        with open(os.path.join(out, "recovery.jsonl")) as f:
+            checks = [json.loads(l) for l in f if l.strip()]
+    except (OSError, ValueError):
+        pass
+    summary["recovery"] = checks
+    if checks:
+        lines += ["", "### Switchboard after SIGKILL and restart on its journal: every run's queue drained\n"]
+        for c in checks:
+            if c["label"] == "restart":
+                lines.append(f"- restart: " + (f"listening after {c['listening_after_s']:.2f} s" if c["ok"] else c.get("error", "failed")))
+                continue
+            verdict = "ok" if c["ok"] else "MISMATCH"
+            extra = f", error: {c['error']}" if c.get("error") else ""
+            lines.append(f"- {c['label']}: {c['received']} drained of {c['expected']} confirmed and not consumed"
+                         f" ({c['producers']} producers, {c['duplicates']} duplicates, {c['gaps']} gaps{extra}) — {verdict}")
+
+    try:
+        with open(os.path.join(out, "rabbitmq-queues.txt")) as f:
+            rows = [l.split() for l in f if l.strip()]
+        rows = [r for r in rows if len(r) == 3 and r[0].startswith("r")]
+        summary["rabbitmq_queues"] = [{"name": r[0], "durable": r[1], "messages": r[2]} for r in rows]
+        durable = sum(r[1] == "true" for r in rows)
+        lines += ["", f"RabbitMQ: {durable} of {len(rows)} bench queues durable (`rabbitmqctl list_queues name durable messages`)."]
+    except OSError:
+        pass
 
 text = "\n".join(lines) + "\n"
 with open(os.path.join(out, "summary.md"), "w") as f:

@@ -282,3 +282,33 @@ TEST_CASE("a store that cannot write confirms nothing and says so", "[core][stor
     CHECK(j.failed());
     CHECK(add_sync(j, "q", make(2, "also")) == store_status::failed);
 }
+
+TEST_CASE("retained messages and durable subscriptions survive a reopen", "[core][store]") {
+    temp_dir d;
+    {
+        journal_store j(settings_for(d));
+        recover_all(j);
+        auto r1 = make(1, "old");
+        std::const_pointer_cast<message>(r1)->dest = destination{dest_kind::topic, "a.b"};
+        auto r2 = make(2, "new");
+        std::const_pointer_cast<message>(r2)->dest = destination{dest_kind::topic, "a.b"};
+        auto r3 = make(3, "gone");
+        std::const_pointer_cast<message>(r3)->dest = destination{dest_kind::topic, "x"};
+        j.put_retained(r1);
+        j.put_retained(r2);   // replaces
+        j.put_retained(r3);
+        j.remove_retained("x");
+        j.put_subscription({"c:s", destination{dest_kind::topic, "a.>"}});
+        j.put_subscription({"c:t", destination{dest_kind::topic, "b"}});
+        j.remove_subscription("c:t");
+        add_sync(j, "q", make(9, "flush"));   // everything above rides in this batch
+    }
+    journal_store j(settings_for(d));
+    recover_all(j);
+    std::vector<std::string> retained;
+    j.recover_retained([&](message_ptr m) { retained.push_back(m->dest.name + "=" + m->body); });
+    CHECK(retained == std::vector<std::string>{"a.b=new"});
+    std::vector<std::string> subs;
+    j.recover_subscriptions([&](const subscription_record& s) { subs.push_back(s.name + "@" + s.filter.name); });
+    CHECK(subs == std::vector<std::string>{"c:s@a.>"});
+}
