@@ -78,6 +78,7 @@ struct queue_state {
     std::size_t memory = 0;
     std::size_t inflight = 0;
     std::deque<held_publish> held;    // producer flow control: over the memory limit
+    std::size_t max_depth = 0;        // > 0: the oldest ready messages are dropped beyond it
     counters stats;
 
     void push_back(entry e) {
@@ -90,6 +91,19 @@ struct queue_state {
         level.push_front(std::move(e));
         ++ready_count;
     }
+    // The oldest message of the lowest priority present.
+    entry pop_oldest() {
+        for (std::size_t p = 0; p < priority_levels; ++p) {
+            if (ready[p].empty()) continue;
+            entry e = std::move(ready[p].front());
+            ready[p].pop_front();
+            --ready_count;
+            return e;
+        }
+        assert(false && "pop_oldest on an empty queue");
+        return {};
+    }
+
     entry pop() {
         for (std::size_t p = priority_levels; p-- > 0;) {
             if (ready[p].empty()) continue;
@@ -169,17 +183,18 @@ struct broker::shard {
     }
 
     // Enqueue on queue `name` (a message's own queue, or a durable subscription's).
-    void publish_queue(const std::string& name, message_ptr msg, std::function<void(publish_status)> reply) {
+    void publish_queue(const std::string& name, message_ptr msg, std::function<void(publish_status)> reply,
+                       bool as_retained = false) {
         auto& q = queue(name);
         if (!q.held.empty() || q.memory >= settings().queue_memory_limit) {
             q.held.push_back({std::move(msg), std::move(reply)});
             return;
         }
-        enqueue(q, std::move(msg), std::move(reply));
+        enqueue(q, std::move(msg), std::move(reply), as_retained);
         dispatch(q);
     }
 
-    void enqueue(queue_state& q, message_ptr msg, std::function<void(publish_status)> reply) {
+    void enqueue(queue_state& q, message_ptr msg, std::function<void(publish_status)> reply, bool as_retained = false) {
         ++q.stats.enqueued;
         q.memory += msg->memory_size();
         if (msg->persistent) {
@@ -190,7 +205,14 @@ struct broker::shard {
         } else if (reply) {
             reply(publish_status::ok);
         }
-        q.push_back(entry{std::move(msg), 0});
+        q.push_back(entry{std::move(msg), 0, as_retained});
+        if (q.max_depth && q.ready_count > q.max_depth) {
+            // An offline MQTT session's queue: keep the newest, like mosquitto's
+            // max_queued_messages, rather than holding every producer of the topic.
+            entry oldest = q.pop_oldest();
+            ++q.stats.dropped;
+            forget(q, oldest.msg);
+        }
     }
 
     void release_held(queue_state& q) {
@@ -478,6 +500,7 @@ struct broker::shard {
         consumers[id] = std::move(c);
         if (dest.is_queue()) {
             auto& q = queue(dest.name);
+            if (opt.max_pending) q.max_depth = opt.max_pending;
             raw->queue = &q;
             q.consumers.push_back(raw);
             dispatch(q);
@@ -567,6 +590,16 @@ struct broker::shard {
         durables[name] = durable_state{filter, durable_queue(name).name};
     }
 
+    // A new durable subscription that wants retained messages gets this shard's matching ones
+    // as its first queued messages (marked retained).
+    void copy_retained(const std::string& queue_name, const destination& filter) {
+        auto& target = *owner.shards_[owner.shard_of(queue_name)];
+        for (const auto& [topic, m] : retained) {
+            if (!matches(filter.name, topic)) continue;
+            target.exec.post([&target, queue_name, m]() { target.publish_queue(queue_name, m, {}, true); });
+        }
+    }
+
     // On the durable queue's shard: the queue and what it holds go.
     void drop_durable_queue(const std::string& queue_name) {
         auto it = queues.find(queue_name);
@@ -589,6 +622,7 @@ struct broker::shard {
             s.enqueued = q->stats.enqueued;
             s.dequeued = q->stats.dequeued;
             s.dead_lettered = q->stats.dead_lettered;
+            s.dropped = q->stats.dropped;
             s.expired = q->stats.expired;
             s.depth = q->ready_count + q->held.size();
             s.inflight = q->inflight;
@@ -666,6 +700,7 @@ std::size_t broker::recover() {
         s.retained[m->dest.name] = std::move(m);
     });
     store_.recover_subscriptions([&](const subscription_record& r) {
+        recovered_subs_.push_back(r);
         for (auto& s : shards_) s->register_durable(r.name, r.filter);
     });
     // New ids must not collide with recovered ones.
@@ -736,9 +771,10 @@ destination broker::durable_queue(std::string_view name) {
 }
 
 void broker::subscribe_durable(consumer_id id, const std::string& name, const destination& filter,
-                               subscribe_options opt, std::weak_ptr<consumer_sink> sink, std::function<void()> done) {
+                               subscribe_options opt, std::weak_ptr<consumer_sink> sink, std::function<void()> done,
+                               std::string data) {
     executor* home = &calling_worker();
-    store_.put_subscription(subscription_record{name, filter});
+    store_.put_subscription(subscription_record{name, filter, std::move(data)});
     // Registered on every shard first, then the consumer attaches to the durable queue.
     auto attach = [this, id, name, opt, sink = std::move(sink), done = std::move(done)]() mutable {
         subscribe(id, durable_queue(name), opt, std::move(sink), std::move(done));
@@ -746,8 +782,9 @@ void broker::subscribe_durable(consumer_id id, const std::string& name, const de
     auto one_done = countdown(shards_.size(), home, std::move(attach));
     for (auto& sp : shards_) {
         auto& s = *sp;
-        s.exec.post([&s, name, filter, one_done]() {
+        s.exec.post([&s, name, filter, want = opt.want_retained, one_done]() {
             s.register_durable(name, filter);
+            if (want) s.copy_retained(durable_queue(name).name, filter);
             one_done();
         });
     }

@@ -124,8 +124,13 @@ public:
     // unsubscribe then use destination durable_queue(name). unsubscribe_durable deletes it and
     // what it holds.
     static destination durable_queue(std::string_view name);
+    // `data` is kept with the subscription for its owner (see recovered_subscriptions()).
     void subscribe_durable(consumer_id id, const std::string& name, const destination& filter,
-                           subscribe_options opt, std::weak_ptr<consumer_sink> sink, std::function<void()> done);
+                           subscribe_options opt, std::weak_ptr<consumer_sink> sink, std::function<void()> done,
+                           std::string data = {});
+
+    // The durable subscriptions recover() found (for adapters that rebuild sessions from them).
+    const std::vector<subscription_record>& recovered_subscriptions() const noexcept { return recovered_subs_; }
     void unsubscribe_durable(const std::string& name, std::function<void()> done = {});
 
     // Moves an existing consumer to a new sink (a resumed persistent session). Its unacked
@@ -166,6 +171,7 @@ private:
     struct alignas(64) id_counter { std::uint64_t next = 0; };
     std::vector<id_counter> message_ids_;   // one per worker, touched only by that worker
     std::vector<id_counter> consumer_ids_;
+    std::vector<subscription_record> recovered_subs_;
 };
 
 }  // namespace sb::core

@@ -238,6 +238,7 @@ int run_server(const config& cfg) {
     auto stomp_cfg = std::make_shared<const stomp::settings>(stomp_settings(cfg));
     auto mqtt_cfg = std::make_shared<const mqtt::settings>(mqtt_settings(cfg));
     auto mqtt_registry = mqtt::make_registry(broker);
+    mqtt::restore_sessions(*mqtt_registry, broker.recovered_subscriptions());
     session_sweeper sweeper(*workers.front(), mqtt_registry);
     shared_state shared;
     asio::io_context main_ctx{1};

@@ -50,7 +50,9 @@ std::shared_ptr<spdlog::logger> log() {
 
 struct sub_state {
     std::string filter;              // as the client wrote it, "$share/g/..." included
-    core::destination dest;
+    core::destination dest;          // what the consumer is on: the topic, or the durable queue
+    core::destination topic;         // the kernel topic filter
+    std::string durable;             // persistent sessions: the durable subscription's name
     std::string share_group;
     core::consumer_id consumer = 0;
     std::uint8_t qos = 0;
@@ -94,8 +96,40 @@ protected:
     ~claimant() = default;
 };
 
+// A persistent session's subscriptions are durable subscriptions named after the client and
+// the filter, so that they survive a broker restart; their settings ride along as `data`.
+constexpr std::string_view durable_prefix = "mqtt:";
+constexpr char durable_separator = '\x1f';
+
+std::string durable_name(std::string_view client_id, std::string_view filter) {
+    std::string n(durable_prefix);
+    n += client_id;
+    n += durable_separator;
+    n += filter;
+    return n;
+}
+
+std::string durable_data(const sub_state& s, std::uint32_t expiry_s) {
+    return "qos=" + std::to_string(s.qos) + ";nl=" + std::to_string(int(s.no_local)) +
+           ";rap=" + std::to_string(int(s.retain_as_published)) + ";sid=" + std::to_string(s.subscription_id) +
+           ";exp=" + std::to_string(expiry_s);
+}
+
+// Reads one "key=value" of durable_data (0 when absent or malformed).
+std::uint64_t data_field(std::string_view data, std::string_view key) {
+    const auto at = data.find(std::string(key) + "=");
+    if (at == std::string_view::npos) return 0;
+    std::uint64_t v = 0;
+    for (auto i = at + key.size() + 1; i < data.size() && data[i] >= '0' && data[i] <= '9'; ++i)
+        v = v * 10 + std::uint64_t(data[i] - '0');
+    return v;
+}
+
 void end_state(core::broker& broker, const saved_state& s) {
-    for (const auto& sub : s.subs) broker.unsubscribe(sub.consumer, sub.dest);
+    for (const auto& sub : s.subs) {
+        if (sub.consumer) broker.unsubscribe(sub.consumer, sub.dest);
+        if (!sub.durable.empty()) broker.unsubscribe_durable(sub.durable);
+    }
 }
 
 }  // namespace
@@ -170,6 +204,33 @@ public:
         if (!it->second.live_raw && !it->second.saved) entries_.erase(it);
     }
 
+    // At start: persistent sessions rebuilt from the durable subscriptions the store kept.
+    void restore(const std::vector<core::subscription_record>& records) {
+        std::lock_guard lock(mutex_);
+        for (const auto& r : records) {
+            if (!r.name.starts_with(durable_prefix)) continue;
+            const auto sep = r.name.find(durable_separator);
+            if (sep == std::string::npos) continue;
+            const auto client = r.name.substr(durable_prefix.size(), sep - durable_prefix.size());
+            auto& e = entries_[client];
+            if (!e.saved) {
+                e.saved = std::make_shared<saved_state>();
+                e.saved->disconnected_at = clock::now();
+            }
+            sub_state s;
+            s.filter = r.name.substr(sep + 1);
+            s.topic = r.filter;
+            s.durable = r.name;
+            s.dest = core::broker::durable_queue(r.name);
+            s.qos = std::uint8_t(std::min<std::uint64_t>(data_field(r.data, "qos"), 2));
+            s.no_local = data_field(r.data, "nl") != 0;
+            s.retain_as_published = data_field(r.data, "rap") != 0;
+            s.subscription_id = std::uint32_t(data_field(r.data, "sid"));
+            e.saved->expiry_s = std::uint32_t(data_field(r.data, "exp"));
+            e.saved->subs.push_back(std::move(s));   // consumer 0: subscribed again on resume
+        }
+    }
+
     std::vector<std::shared_ptr<saved_state>> take_expired(clock::time_point now) {
         std::vector<std::shared_ptr<saved_state>> out;
         std::lock_guard lock(mutex_);
@@ -220,6 +281,8 @@ private:
 };
 
 std::shared_ptr<registry> make_registry(core::broker& broker) { return std::make_shared<registry>(broker); }
+
+void restore_sessions(registry& r, const std::vector<core::subscription_record>& records) { r.restore(records); }
 
 void sweep_expired(registry& r) {
     for (const auto& s : r.take_expired(clock::now())) end_state(r.broker(), *s);
@@ -304,6 +367,11 @@ public:
         auto it = by_consumer_.find(id);
         if (it == by_consumer_.end()) return;
         const auto& sub = *it->second;
+        if (sub.no_local && d.msg->origin_connection == conn_ && !sub.durable.empty()) {
+            // A durable subscription's queue takes every message; No Local is applied here.
+            broker_.ack(id, {d.tag});
+            return;
+        }
         const std::uint8_t qos = std::min(sub.qos, message_qos(*d.msg));
         if (qos > 0 && (outbound_.size() >= client_receive_max_ || !waiting_.empty())) {
             // MQTT 5 §4.9: never more unacknowledged QoS>0 messages than the client allows.
@@ -561,8 +629,18 @@ private:
         }
         for (auto& sub : s.subs) {
             auto owned = std::make_unique<sub_state>(std::move(sub));
+            if (owned->consumer == 0) {
+                // Restored after a broker restart: the durable subscription is there, its
+                // consumer is not. Retained messages are not sent again on a resume.
+                owned->consumer = broker_.next_consumer_id();
+                auto opt = subscribe_options_for(*owned);
+                opt.want_retained = false;
+                broker_.subscribe_durable(owned->consumer, owned->durable, owned->topic, opt, weak_from_this(), {},
+                                          durable_data(*owned, session_expiry_s_));
+            } else {
+                broker_.attach(owned->consumer, owned->dest, weak_from_this(), {});
+            }
             by_consumer_[owned->consumer] = owned.get();
-            broker_.attach(owned->consumer, owned->dest, weak_from_this(), {});
             subs_[owned->filter] = std::move(owned);
         }
         flush();
@@ -695,19 +773,20 @@ private:
             }
             auto sub = std::make_unique<sub_state>();
             sub->filter = std::string(t.filter);
-            sub->dest = core::destination{core::dest_kind::topic, to_kernel_topic(filter)};
+            sub->topic = core::destination{core::dest_kind::topic, to_kernel_topic(filter)};
+            sub->dest = sub->topic;
+            if (session_expiry_s_ != 0 && group.empty()) {
+                // A persistent session: a durable subscription, so it survives a restart too.
+                sub->durable = durable_name(client_id_, sub->filter);
+                sub->dest = core::broker::durable_queue(sub->durable);
+            }
             sub->share_group = group;
             sub->qos = t.qos;
             sub->no_local = t.no_local;
             sub->retain_as_published = t.retain_as_published;
             sub->subscription_id = sub_id;
             sub->consumer = broker_.next_consumer_id();
-            core::subscribe_options opt;
-            opt.connection = conn_;
-            opt.no_local = t.no_local;
-            opt.share_group = group;
-            opt.prefetch = std::min<std::uint32_t>(settings_->default_prefetch, client_receive_max_);
-            opt.max_pending = settings_->max_queued_messages;
+            auto opt = subscribe_options_for(*sub);
             // MQTT 5 §3.3.1.3: retain handling 0 sends retained messages, 1 only for a new
             // subscription (this one is new: an existing filter was updated above), 2 never.
             opt.want_retained = t.retain_handling != 2;
@@ -724,8 +803,12 @@ private:
                 subs_.erase(old);
             }
             by_consumer_[sub->consumer] = sub.get();
-            broker_.subscribe(sub->consumer, sub->dest, opt, weak_from_this(),
-                              [self = shared_from_this(), ack] { self->complete(ack); });
+            auto done = [self = shared_from_this(), ack] { self->complete(ack); };
+            if (!sub->durable.empty())
+                broker_.subscribe_durable(sub->consumer, sub->durable, sub->topic, opt, weak_from_this(), std::move(done),
+                                          durable_data(*sub, session_expiry_s_));
+            else
+                broker_.subscribe(sub->consumer, sub->dest, opt, weak_from_this(), std::move(done));
             auto key = sub->filter;
             subs_[key] = std::move(sub);
         }
@@ -803,6 +886,16 @@ private:
             if (++next_id_ == 0) next_id_ = 1;
             if (!outbound_.contains(next_id_)) return next_id_;
         }
+    }
+
+    core::subscribe_options subscribe_options_for(const sub_state& s) const {
+        core::subscribe_options opt;
+        opt.connection = conn_;
+        opt.no_local = s.no_local;
+        opt.share_group = s.share_group;
+        opt.prefetch = std::min<std::uint32_t>(settings_->default_prefetch, client_receive_max_);
+        opt.max_pending = settings_->max_queued_messages;
+        return opt;
     }
 
     void send_delivery(const sub_state& sub, core::consumer_id id, const core::delivery& d, std::uint8_t qos) {
@@ -927,6 +1020,7 @@ private:
         std::erase_if(outbound_, [&](const auto& o) { return o.second.consumer == s.consumer; });
         std::erase_if(*waiting_, [&](const auto& w) { return w.first == s.consumer; });
         broker_.unsubscribe(s.consumer, s.dest, std::move(done));
+        if (!s.durable.empty()) broker_.unsubscribe_durable(s.durable);   // the session no longer wants it
     }
 
     void begin_closing() {

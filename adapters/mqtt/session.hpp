@@ -9,6 +9,7 @@
 
 #include "adapters/mqtt/codec.hpp"
 #include "adapters/net/transport.hpp"
+#include "core/store/store.hpp"
 
 namespace sb::core {
 class broker;
@@ -38,6 +39,10 @@ std::shared_ptr<registry> make_registry(core::broker& broker);
 
 // Ends expired persistent sessions (their kernel subscriptions); call periodically on a worker.
 void sweep_expired(registry& r);
+
+// At start, after the broker recovered: persistent sessions from the durable subscriptions the
+// store kept (their clients find `session present` and their queued messages).
+void restore_sessions(registry& r, const std::vector<core::subscription_record>& records);
 
 std::shared_ptr<net::session> make_session(std::unique_ptr<net::transport> t,
                                            std::shared_ptr<const settings> s, core::broker& broker,

@@ -369,6 +369,7 @@ private:
             const auto name = client_id_ + ":" + std::string(*durable);
             const auto topic = sub->dest;
             sub->dest = core::broker::durable_queue(name);   // acks and unsubscribe go there
+            opt.want_retained = false;   // a durable subscriber is not retroactive (ActiveMQ)
             broker_.subscribe_durable(sub->consumer, name, topic, opt, weak_from_this(), std::move(done));
         } else {
             broker_.subscribe(sub->consumer, sub->dest, opt, weak_from_this(), std::move(done));

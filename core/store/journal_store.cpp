@@ -161,7 +161,7 @@ void journal_store::recover(const std::function<void(std::string_view, message_p
                 if (auto sp = decode_subscription(f.payload)) {
                     if (auto old = subscriptions_.find(sp->name); old != subscriptions_.end())
                         unpin(old->second.segment, old->second.bytes);
-                    subscriptions_[sp->name] = live_subscription{n, f.consumed, {sp->name, sp->filter}};
+                    subscriptions_[sp->name] = live_subscription{n, f.consumed, *sp};
                     auto& seg = segments_[n];
                     ++seg.live;
                     seg.live_bytes += f.consumed;
@@ -292,7 +292,7 @@ void journal_store::unpin(std::uint64_t segment, std::size_t bytes) {
 
 void journal_store::put_subscription(const subscription_record& s) {
     std::string payload;
-    encode_subscription(payload, s.name, s.filter);
+    encode_subscription(payload, s);
     std::lock_guard lock(mutex_);
     if (failed_ || !writer_.joinable()) return;
     if (auto old = subscriptions_.find(s.name); old != subscriptions_.end()) unpin(old->second.segment, old->second.bytes);
@@ -459,7 +459,7 @@ void journal_store::reclaim() {
             for (auto& [name, sub] : subscriptions_) {
                 if (sub.segment != head->first) continue;
                 std::string payload;
-                encode_subscription(payload, sub.record.name, sub.record.filter);
+                encode_subscription(payload, sub.record);
                 const auto before = pending_.size();
                 append_record(pending_, record_type::subscription_put, payload);
                 sub.bytes = pending_.size() - before;

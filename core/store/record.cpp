@@ -164,18 +164,20 @@ void encode_add(std::string& out, std::string_view queue, const message& m) {
     put(out, m.origin_qos);
 }
 
-void encode_subscription(std::string& out, std::string_view name, const destination& filter) {
-    put_str(out, name);
-    put(out, std::uint8_t(filter.kind));
-    put_str(out, filter.name);
+void encode_subscription(std::string& out, const subscription_record& s) {
+    put_str(out, s.name);
+    put(out, std::uint8_t(s.filter.kind));
+    put_str(out, s.filter.name);
+    put_str(out, s.data);
 }
 
-std::optional<subscription_put_record> decode_subscription(std::span<const std::uint8_t> payload) {
+std::optional<subscription_record> decode_subscription(std::span<const std::uint8_t> payload) {
     reader r{payload};
-    subscription_put_record s;
+    subscription_record s;
     s.name = std::string(r.str());
     const auto kind = r.get<std::uint8_t>();
     s.filter = destination{dest_kind(kind > 1 ? 1 : kind), std::string(r.str())};
+    s.data = std::string(r.str());
     if (!r.done() || kind > std::uint8_t(dest_kind::topic)) return std::nullopt;
     return s;
 }

@@ -15,6 +15,7 @@
 #include <variant>
 
 #include "core/message/message.hpp"
+#include "core/store/store.hpp"
 
 namespace sb::core {
 
@@ -38,11 +39,10 @@ void append_record(std::string& out, record_type type, std::string_view payload)
 void encode_add(std::string& out, std::string_view queue, const message& m);
 void encode_remove(std::string& out, std::string_view queue, message_id id);
 
-void encode_subscription(std::string& out, std::string_view name, const destination& filter);
+void encode_subscription(std::string& out, const subscription_record& s);
 
 struct add_record { std::string queue; message msg; };
-struct subscription_put_record { std::string name; destination filter; };
-std::optional<subscription_put_record> decode_subscription(std::span<const std::uint8_t> payload);
+std::optional<subscription_record> decode_subscription(std::span<const std::uint8_t> payload);
 // subscription_remove's payload is the name itself.
 struct remove_record { std::string queue; message_id id = 0; };
 

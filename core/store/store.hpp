@@ -20,6 +20,7 @@ enum class store_status : std::uint8_t { ok, failed };
 struct subscription_record {
     std::string name;          // unique (STOMP: "<client-id>:<subscription name>")
     destination filter;        // the topic (pattern) it collects from
+    std::string data;          // the owner's (an adapter's) own settings, kept as they are
 };
 
 class store {

@@ -60,8 +60,8 @@ Options:
                      payloads, window 1 and 16, 0 and 1 consumer; a fresh queue per run; the disk's
                      raw fdatasync rate before and after; each broker's fsync/fdatasync calls per run
                      (perf, when available); then Switchboard is killed (SIGKILL), restarted on its
-                     journal, and the last round's queues are drained and checked against what was
-                     confirmed. Default brokers: switchboard,rabbitmq,activemq; no idle scenario
+                     journal, and every recorded run's queue is drained and checked against what
+                     was confirmed. Default brokers: switchboard,rabbitmq,activemq; no idle scenario
   --duration S       --persistent: seconds of sending per run (default 4; the count is what fits)
 EOF
 }
@@ -244,14 +244,18 @@ EOF
     fi
     # Defaults, except: memory store (as the others run without persistence), warnings only,
     # no per-subscriber drop on topics (mosquitto and RabbitMQ do not drop either).
-    # --persistent: the journal store in the temp dir, synced before every confirmation. The
-    # directory is kept across a restart (the recovery check reopens it).
-    local store="  type: memory"
+    # --persistent: the journal store in the temp dir, synced before every confirmation (the
+    # directory is kept across a restart: the recovery check reopens it). And a 1 GiB queue
+    # memory limit: a queue keeps every message in memory, persistent ones too, so the default
+    # 64 MiB holds all producers of a consumer-less queue for good after ~150,000 messages of
+    # 64 bytes, where ActiveMQ and RabbitMQ page persistent messages out to their stores.
+    local store="  type: memory" queue_limit=""
     if [[ $PERSISTENT == 1 ]]; then
         mkdir -p "$d/data"
         store="  type: journal
   dir: $d/data
   sync: always"
+        queue_limit="  queue_memory_limit: 1GiB"
     fi
     cat > "$d/switchboard.yaml" <<EOF
 # written by tests/bench/compare.sh
@@ -261,6 +265,7 @@ store:
 $store
 broker:
   topic_max_pending: 100000000
+$queue_limit
 listeners:
   - {name: stomp, protocol: stomp, address: 127.0.0.1, port: $P_SB_STOMP, max_connections: 100000}
 $mqtt_listener
@@ -538,7 +543,8 @@ fi
 
 # --persistent: a queue of its own per run, so no run drains an earlier one's backlog and what
 # each run left on disk can be checked afterwards. (Otherwise the bench's default names.)
-prefix_arg() { [[ $PERSISTENT == 0 ]] || echo "--prefix $1"; }
+PREFIX_ARGS=()
+set_prefix() { PREFIX_ARGS=(); [[ $PERSISTENT == 0 ]] || PREFIX_ARGS=(--prefix "$1"); }
 
 port_for() {  # target scenario
     if [[ $2 == mqtt-* ]]; then echo "${MQTT_PORT[$1]:-}"; else echo "${STOMP_PORT[$1]:-}"; fi
@@ -608,8 +614,9 @@ for s in "${SCENARIOS[@]}"; do
         port=$(port_for "$t" "$s")
         [[ -n $port ]] || continue
         log "warm-up  $s  $t"
+        set_prefix "warm-$s"
         # shellcheck disable=SC2086
-        bench ${SCEN_ARGS[$s]} --port "$port" "${WARM_ARGS[@]}" $(prefix_arg "warm-$s") \
+        bench ${SCEN_ARGS[$s]} --port "$port" "${WARM_ARGS[@]}" "${PREFIX_ARGS[@]}" \
             --label "$t" --quiet > "$OUT/warmup/$s.$t.txt" 2>&1 || break 2
     done
 done
@@ -620,6 +627,8 @@ for ((round = 1; round <= RUNS && !out_of_time; round++)); do
     n=${#ACTIVE[@]}
     order=()
     for ((i = 0; i < n; i++)); do order+=("${ACTIVE[$(((i + round - 1) % n))]}"); done
+    # The disk's rate drifts (a shared VM's disk): measured again before every round.
+    (( round == 1 )) || [[ $PERSISTENT == 0 ]] || fsync_probe "before round $round" || true
     for s in "${SCENARIOS[@]}"; do
         for t in "${order[@]}"; do
             port=$(port_for "$t" "$s")
@@ -630,8 +639,9 @@ for ((round = 1; round <= RUNS && !out_of_time; round++)); do
                 SYNC_PID=${VM_PID[$t]:-}
                 SYNC_OUT="$OUT/runs/$s.$t.$round.syncs"
             fi
+            set_prefix "r$round-$s"
             # shellcheck disable=SC2086
-            if ! bench ${SCEN_ARGS[$s]} --port "$port" "${RUN_ARGS[@]}" $(prefix_arg "r$round-$s") \
+            if ! bench ${SCEN_ARGS[$s]} --port "$port" "${RUN_ARGS[@]}" "${PREFIX_ARGS[@]}" \
                     --label "$t" --quiet --json "$OUT/runs/$s.$t.$round.json" \
                     > "$OUT/runs/$s.$t.$round.txt" 2>&1; then
                 log "out of time (--max-minutes $MAX_MINUTES): stopping the runs here"
@@ -676,7 +686,7 @@ print(j["confirmed"] if j["scenario"]["consumers"] == 0 else 0)' "$f") || contin
 }
 
 if [[ $PERSISTENT == 1 ]]; then
-    fsync_probe after || true
+    fsync_probe "after the last round" || true
     # What the others stored: RabbitMQ's queues (declared by the STOMP plugin for /queue/
     # destinations) with their durability, ActiveMQ's KahaDB files.
     if [[ -n ${PID[rabbitmq]:-} ]]; then

@@ -1,8 +1,11 @@
 #!/usr/bin/python3
 # tests/integration/mqtt_restart_test.py — what MQTT clients leave in the broker survives it:
 # a retained message published with mosquitto_pub (QoS 1, confirmed by PUBACK) is there after
-# a kill -9 and a restart; a cleared one stays cleared.
+# a kill -9 and a restart; a cleared one stays cleared; a persistent session (paho, clean
+# session off) finds its subscription and the QoS 1 messages queued while it was away.
 import os
+import queue
+import threading
 import subprocess
 import sys
 import tempfile
@@ -30,7 +33,63 @@ def first_message(port, topic):
     return out or None
 
 
+def paho_session(port, client_id, on_message=None):
+    """A paho 3.1.1 client with a persistent session; returns (client, session_present)."""
+    import paho.mqtt.client as mqtt
+    connected = queue.Queue()
+    c = mqtt.Client(client_id=client_id, clean_session=False, protocol=mqtt.MQTTv311)
+    c.on_connect = lambda cl, ud, flags, rc: connected.put((rc, flags.get("session present", 0)))
+    if on_message:
+        c.on_message = on_message
+    c.connect(HOST, port, keepalive=30)
+    c.loop_start()
+    rc, present = connected.get(timeout=5)
+    if rc != 0:
+        raise AssertionError(f"CONNACK {rc}")
+    return c, present
+
+
 class RestartTest(unittest.TestCase):
+    def test_persistent_session_survives_kill_9(self):
+        work = tempfile.mkdtemp(prefix="sbmqttsession-")
+        cfg = {"store": {"type": "journal", "dir": os.path.join(work, "data"), "sync": "always"}}
+        brokers = []
+        try:
+            b = sbtest.Broker(cfg, workdir=work, mqtt=True)
+            brokers.append(b)
+            b.start()
+            c, present = paho_session(b.mqtt_port, "meter-42")
+            self.assertEqual(present, 0)
+            subscribed = threading.Event()
+            c.on_subscribe = lambda *a: subscribed.set()
+            c.subscribe("meters/42/cmd", qos=1)
+            self.assertTrue(subscribed.wait(5))
+            c.disconnect()
+            c.loop_stop()
+            for i in range(3):
+                pub(b.mqtt_port, "meters/42/cmd", f"cmd-{i}", retain=False)   # PUBACKed: confirmed
+            b.kill()
+
+            b = sbtest.Broker(cfg, workdir=work, mqtt=True)
+            brokers.append(b)
+            b.start()
+            got = queue.Queue()
+            c, present = paho_session(b.mqtt_port, "meter-42", lambda cl, ud, m: got.put(m.payload.decode()))
+            self.assertEqual(present, 1, "the session did not survive the restart")
+            self.assertEqual([got.get(timeout=5) for _ in range(3)], ["cmd-0", "cmd-1", "cmd-2"])
+            pub(b.mqtt_port, "meters/42/cmd", "live", retain=False)          # still subscribed
+            self.assertEqual(got.get(timeout=5), "live")
+            c.disconnect()
+            c.loop_stop()
+            b.stop()
+        except Exception:
+            for x in brokers:
+                print(x.describe(), file=sys.stderr)
+            raise
+        finally:
+            for x in brokers:
+                x.kill()
+
     def test_retained_messages_survive_kill_9(self):
         work = tempfile.mkdtemp(prefix="sbmqttrestart-")
         cfg = {"store": {"type": "journal", "dir": os.path.join(work, "data"), "sync": "always"}}

@@ -298,8 +298,8 @@ TEST_CASE("retained messages and durable subscriptions survive a reopen", "[core
         j.put_retained(r2);   // replaces
         j.put_retained(r3);
         j.remove_retained("x");
-        j.put_subscription({"c:s", destination{dest_kind::topic, "a.>"}});
-        j.put_subscription({"c:t", destination{dest_kind::topic, "b"}});
+        j.put_subscription({"c:s", destination{dest_kind::topic, "a.>"}, "opaque"});
+        j.put_subscription({"c:t", destination{dest_kind::topic, "b"}, ""});
         j.remove_subscription("c:t");
         add_sync(j, "q", make(9, "flush"));   // everything above rides in this batch
     }
@@ -309,6 +309,6 @@ TEST_CASE("retained messages and durable subscriptions survive a reopen", "[core
     j.recover_retained([&](message_ptr m) { retained.push_back(m->dest.name + "=" + m->body); });
     CHECK(retained == std::vector<std::string>{"a.b=new"});
     std::vector<std::string> subs;
-    j.recover_subscriptions([&](const subscription_record& s) { subs.push_back(s.name + "@" + s.filter.name); });
-    CHECK(subs == std::vector<std::string>{"c:s@a.>"});
+    j.recover_subscriptions([&](const subscription_record& s) { subs.push_back(s.name + "@" + s.filter.name + "#" + s.data); });
+    CHECK(subs == std::vector<std::string>{"c:s@a.>#opaque"});
 }
