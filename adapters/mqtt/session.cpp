@@ -30,6 +30,7 @@
 #include "adapters/mqtt/mapping.hpp"
 #include "adapters/net/lazy_deque.hpp"
 #include "adapters/net/read_buffer.hpp"
+#include "adapters/net/write_settlements.hpp"
 #include "core/broker.hpp"
 #include "core/security/authenticator.hpp"
 
@@ -354,7 +355,7 @@ public:
         writing_ = false;
         if (ec) return close_now(true);
         wbuf_.clear();
-        if (!written_acks_.empty()) flush_qos0_acks();
+        settlements_.write_done(broker_);
         if (!out_.empty()) return do_write();
         if (state_ == state::closing) return transport_->shutdown_send();
         resume();
@@ -944,7 +945,7 @@ private:
             return broker_.ack(id, {d.tag});
         }
         if (qos == 0) {
-            queued_acks_.push_back({id, d.tag});
+            settlements_.note(id, d.tag);
         } else {
             outbound_[pid] = outbound{id, d.tag, qos, false};
         }
@@ -962,19 +963,6 @@ private:
         flush();
     }
 
-    void flush_qos0_acks() {
-        std::sort(written_acks_.begin(), written_acks_.end());
-        std::vector<core::delivery_tag> tags;
-        for (std::size_t i = 0; i < written_acks_.size(); ++i) {
-            tags.push_back(written_acks_[i].second);
-            if (i + 1 == written_acks_.size() || written_acks_[i + 1].first != written_acks_[i].first) {
-                broker_.ack(written_acks_[i].first, std::move(tags));
-                tags.clear();
-            }
-        }
-        written_acks_.clear();
-    }
-
     void flush() {
         if (!writing_ && !out_.empty()) do_write();
     }
@@ -982,7 +970,7 @@ private:
     void do_write() {
         writing_ = true;
         std::swap(out_, wbuf_);
-        written_acks_.swap(queued_acks_);
+        settlements_.write_started();
         last_write_ = clock::now();
         transport_->async_write(std::as_bytes(std::span(wbuf_.data(), wbuf_.size())), shared_from_this());
     }
@@ -1007,16 +995,7 @@ private:
 
     void end_subscription(sub_state& s, std::function<void()> done = {}) {
         by_consumer_.erase(s.consumer);
-        // QoS 0 messages already encoded or being written are settled: they were sent.
-        std::vector<core::delivery_tag> sent;
-        for (auto* acks : {&queued_acks_, &written_acks_}) {
-            std::erase_if(*acks, [&](const auto& a) {
-                if (a.first != s.consumer) return false;
-                sent.push_back(a.second);
-                return true;
-            });
-        }
-        if (!sent.empty()) broker_.ack(s.consumer, std::move(sent));
+        settlements_.settle_consumer(broker_, s.consumer);   // QoS 0 already encoded was sent
         std::erase_if(outbound_, [&](const auto& o) { return o.second.consumer == s.consumer; });
         std::erase_if(*waiting_, [&](const auto& w) { return w.first == s.consumer; });
         broker_.unsubscribe(s.consumer, s.dest, std::move(done));
@@ -1051,13 +1030,7 @@ private:
             keep->expiry_s = session_expiry_s_;
             keep->inbound_qos2 = std::move(inbound_qos2_);
             for (auto& [id, o] : outbound_) keep->outbound_by_id[id] = o;
-            // QoS 0 in flight is settled: it was (being) written.
-            std::vector<std::pair<core::consumer_id, core::delivery_tag>> sent;
-            sent.insert(sent.end(), queued_acks_.begin(), queued_acks_.end());
-            sent.insert(sent.end(), written_acks_.begin(), written_acks_.end());
-            for (auto& [c, t] : sent) broker_.ack(c, {t});
-            queued_acks_.clear();
-            written_acks_.clear();
+            settlements_.settle_all(broker_);   // QoS 0 in flight was (being) written
             for (auto& [f, s] : subs_) {
                 keep->subs.push_back(*s);
                 broker_.attach(s->consumer, s->dest, {}, {});   // detached: queue, never hold producers
@@ -1159,7 +1132,7 @@ private:
     std::size_t need_ = 0;
     std::string out_, wbuf_;
     std::vector<std::string> storage_;
-    std::vector<std::pair<core::consumer_id, core::delivery_tag>> queued_acks_, written_acks_;
+    net::write_settlements settlements_;   // QoS 0 deliveries, settled once written
 
     std::unordered_map<std::string, std::unique_ptr<sub_state>> subs_;
     std::unordered_map<core::consumer_id, sub_state*> by_consumer_;

@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "adapters/net/read_buffer.hpp"
+#include "adapters/net/write_settlements.hpp"
 #include "adapters/stomp/mapping.hpp"
 #include "core/broker.hpp"
 #include "core/security/authenticator.hpp"
@@ -149,7 +150,7 @@ public:
         if (ec) return close_now();
         last_write_ = clock::now();
         wbuf_.clear();
-        if (!written_acks_.empty()) flush_auto_acks();
+        settlements_.write_done(broker_);
         if (!out_.empty()) return do_write();
         if (state_ == state::closing) return finish_close();
         resume();
@@ -165,7 +166,7 @@ public:
         if (sub.mode != ack_mode::auto_) {
             sub.unacked.push_back(unacked_delivery{d.tag, d.msg->id});
         } else {
-            queued_acks_.push_back({id, d.tag});
+            settlements_.note(id, d.tag);
         }
         if (version_ == version::v1_2) ack_value = std::to_string(d.tag);
         encode_message(out_, version_, *d.msg, d.redeliveries,
@@ -409,15 +410,7 @@ private:
         // Auto-ack messages already encoded or being written are settled first, so the kernel
         // does not hand them to another consumer as well.
         by_consumer_.erase(sub.consumer);
-        std::vector<core::delivery_tag> written;
-        for (auto* acks : {&queued_acks_, &written_acks_}) {
-            std::erase_if(*acks, [&](const auto& a) {
-                if (a.first != sub.consumer) return false;
-                written.push_back(a.second);
-                return true;
-            });
-        }
-        if (!written.empty()) broker_.ack(sub.consumer, std::move(written));
+        settlements_.settle_consumer(broker_, sub.consumer);
         broker_.unsubscribe(sub.consumer, sub.dest, std::move(done));
     }
 
@@ -585,23 +578,8 @@ private:
     void do_write() {
         writing_ = true;
         std::swap(out_, wbuf_);
-        written_acks_.swap(queued_acks_);
+        settlements_.write_started();
         transport_->async_write(std::as_bytes(std::span(wbuf_.data(), wbuf_.size())), shared_from_this());
-    }
-
-    // Auto-ack subscriptions settle a message once it is written to the socket: the consumer's
-    // prefetch then bounds what sits in our buffers, so a slow reader slows its deliveries.
-    void flush_auto_acks() {
-        std::sort(written_acks_.begin(), written_acks_.end());
-        std::vector<core::delivery_tag> tags;
-        for (std::size_t i = 0; i < written_acks_.size(); ++i) {
-            tags.push_back(written_acks_[i].second);
-            if (i + 1 == written_acks_.size() || written_acks_[i + 1].first != written_acks_[i].first) {
-                broker_.ack(written_acks_[i].first, std::move(tags));
-                tags.clear();
-            }
-        }
-        written_acks_.clear();
     }
 
     // ---- errors and closing ------------------------------------------------------------
@@ -712,7 +690,7 @@ private:
     frame frame_;
     std::string scratch_;
     std::string out_, wbuf_;
-    std::vector<std::pair<core::consumer_id, core::delivery_tag>> queued_acks_, written_acks_;
+    net::write_settlements settlements_;   // ack:auto deliveries, settled once written
 
     std::unordered_map<std::string, std::unique_ptr<subscription>> subs_;
     std::unordered_map<core::consumer_id, subscription*> by_consumer_;

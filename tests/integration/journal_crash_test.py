@@ -7,7 +7,6 @@ import os
 import random
 import socket
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -136,17 +135,13 @@ def drain(port, timeout=20.0, quiet=1.5):
 
 class JournalCrashTest(unittest.TestCase):
     def test_confirmed_messages_survive_kill_9_and_acked_ones_stay_gone(self):
-        work = tempfile.mkdtemp(prefix="sbcrash-")
-        store = {"store": {"type": "journal", "dir": os.path.join(work, "data"), "sync": "always",
-                           "segment_size": 1048576}}
         confirmed, acked, lock = set(), set(), threading.Lock()
         rng = random.Random(int(os.environ.get("SB_CRASH_SEED", "0")) or None)
-        brokers = []
-        try:
+        with sbtest.BrokerSeries(prefix="sbcrash-") as brokers:
+            brokers.extra = brokers.journal()
+            brokers.extra["store"]["segment_size"] = 1048576   # several segments: reclamation runs
             for cycle in range(CYCLES):
-                b = sbtest.Broker(store, workdir=work)
-                brokers.append(b)
-                b.start()
+                b = brokers.start()
                 stop = threading.Event()
                 threads = [threading.Thread(target=produce, args=(b.port, f"c{cycle}p{i}", confirmed, lock, stop))
                            for i in range(PRODUCERS)]
@@ -160,18 +155,9 @@ class JournalCrashTest(unittest.TestCase):
                     t.join(10)
                     self.assertFalse(t.is_alive(), "a client thread did not end after the kill")
 
-            b = sbtest.Broker(store, workdir=work)
-            brokers.append(b)
-            b.start()
+            b = brokers.start()
             left = drain(b.port)
             b.stop()
-        except Exception:
-            for x in brokers:
-                print(x.describe(), file=sys.stderr)
-            raise
-        finally:
-            for x in brokers:
-                x.kill()
 
         self.assertGreater(len(confirmed), 100, "too few confirmed sends to show anything")
         self.assertGreater(len(acked), 10, "too few acknowledged messages to show anything")

@@ -8,7 +8,6 @@ import queue
 import threading
 import subprocess
 import sys
-import tempfile
 import unittest
 
 sys.dont_write_bytecode = True
@@ -50,14 +49,14 @@ def paho_session(port, client_id, on_message=None):
 
 
 class RestartTest(unittest.TestCase):
+    def series(self):
+        s = sbtest.BrokerSeries(mqtt=True, prefix="sbmqttrestart-")
+        s.extra = s.journal()
+        return s
+
     def test_persistent_session_survives_kill_9(self):
-        work = tempfile.mkdtemp(prefix="sbmqttsession-")
-        cfg = {"store": {"type": "journal", "dir": os.path.join(work, "data"), "sync": "always"}}
-        brokers = []
-        try:
-            b = sbtest.Broker(cfg, workdir=work, mqtt=True)
-            brokers.append(b)
-            b.start()
+        with self.series() as brokers:
+            b = brokers.start()
             c, present = paho_session(b.mqtt_port, "meter-42")
             self.assertEqual(present, 0)
             subscribed = threading.Event()
@@ -70,9 +69,7 @@ class RestartTest(unittest.TestCase):
                 pub(b.mqtt_port, "meters/42/cmd", f"cmd-{i}", retain=False)   # PUBACKed: confirmed
             b.kill()
 
-            b = sbtest.Broker(cfg, workdir=work, mqtt=True)
-            brokers.append(b)
-            b.start()
+            b = brokers.start()
             got = queue.Queue()
             c, present = paho_session(b.mqtt_port, "meter-42", lambda cl, ud, m: got.put(m.payload.decode()))
             self.assertEqual(present, 1, "the session did not survive the restart")
@@ -82,22 +79,10 @@ class RestartTest(unittest.TestCase):
             c.disconnect()
             c.loop_stop()
             b.stop()
-        except Exception:
-            for x in brokers:
-                print(x.describe(), file=sys.stderr)
-            raise
-        finally:
-            for x in brokers:
-                x.kill()
 
     def test_retained_messages_survive_kill_9(self):
-        work = tempfile.mkdtemp(prefix="sbmqttrestart-")
-        cfg = {"store": {"type": "journal", "dir": os.path.join(work, "data"), "sync": "always"}}
-        brokers = []
-        try:
-            b = sbtest.Broker(cfg, workdir=work, mqtt=True)
-            brokers.append(b)
-            b.start()
+        with self.series() as brokers:
+            b = brokers.start()
             pub(b.mqtt_port, "plant/7/state", "running")
             pub(b.mqtt_port, "plant/8/state", "first")
             pub(b.mqtt_port, "plant/8/state", "second")   # replaces
@@ -106,20 +91,11 @@ class RestartTest(unittest.TestCase):
             self.assertEqual(first_message(b.mqtt_port, "plant/7/state"), "1 running")
             b.kill()
 
-            b = sbtest.Broker(cfg, workdir=work, mqtt=True)
-            brokers.append(b)
-            b.start()
+            b = brokers.start()
             self.assertEqual(first_message(b.mqtt_port, "plant/7/state"), "1 running")
             self.assertEqual(first_message(b.mqtt_port, "plant/8/state"), "1 second")
             self.assertIsNone(first_message(b.mqtt_port, "plant/9/state"))
             b.stop()
-        except Exception:
-            for x in brokers:
-                print(x.describe(), file=sys.stderr)
-            raise
-        finally:
-            for x in brokers:
-                x.kill()
 
 
 if __name__ == "__main__":

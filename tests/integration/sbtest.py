@@ -649,6 +649,41 @@ def _describe(frame):
 # ---------------------------------------------------------------------------------------------
 # The test case base: one broker per test method, clients closed before it stops.
 
+class BrokerSeries:
+    """Brokers started one after another on one work directory (restarts and crashes of the
+    same broker, e.g. on a journal store). On exit every one is killed, and when the block
+    failed every one's log tail is printed."""
+
+    def __init__(self, extra=None, mqtt=False, prefix="sbseries-"):
+        self.workdir = tempfile.mkdtemp(prefix=prefix)
+        self.extra = extra or {}
+        self.mqtt = mqtt
+        self.brokers = []
+
+    def journal(self, sync="always"):
+        """Config with a journal store in the series' directory."""
+        return {"store": {"type": "journal", "dir": os.path.join(self.workdir, "data"), "sync": sync}}
+
+    def start(self):
+        b = Broker(self.extra, workdir=self.workdir, mqtt=self.mqtt)
+        self.brokers.append(b)
+        b.start()
+        return b
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            for b in self.brokers:
+                print(b.describe(), file=sys.stderr)
+        for b in self.brokers:
+            b.kill()
+        if not os.environ.get("SB_KEEP_TMP"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        return False
+
+
 class BrokerTestCase(unittest.TestCase):
     broker_config = {}      # extra config sections for every test of the class
     mqtt = False            # True: the broker also gets an MQTT listener (self.mqtt_port)

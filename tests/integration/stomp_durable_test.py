@@ -6,7 +6,6 @@
 import os
 import queue
 import sys
-import tempfile
 import unittest
 
 sys.dont_write_bytecode = True
@@ -92,19 +91,14 @@ class Client:
 
 class DurableTest(unittest.TestCase):
     def setUp(self):
-        self.work = tempfile.mkdtemp(prefix="sbdurable-")
-        self.cfg = {"store": {"type": "journal", "dir": os.path.join(self.work, "data"), "sync": "always"}}
-        self.brokers = []
+        self.series = sbtest.BrokerSeries(prefix="sbdurable-")
+        self.series.extra = self.series.journal()
 
     def tearDown(self):
-        for b in self.brokers:
-            b.kill()
+        self.series.__exit__(None, None, None)
 
     def start(self):
-        b = sbtest.Broker(self.cfg, workdir=self.work)
-        self.brokers.append(b)
-        b.start()
-        return b
+        return self.series.start()
 
     def test_messages_wait_for_the_subscriber_across_restarts(self):
         b = self.start()
