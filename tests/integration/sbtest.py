@@ -298,25 +298,19 @@ def encode_frame(command, headers=(), body=b"", escape=True):
     return b"".join(out)
 
 
-class RawStomp:
-    """A blocking STOMP client over one socket. read_frame() skips and counts heart-beat EOLs."""
+class RawSocket:
+    """One blocking socket with a receive buffer; the raw protocol clients build on it."""
 
     def __init__(self, port, timeout=WAIT):
         self.sock = socket.create_connection((HOST, port), timeout=timeout)
         self.buf = bytearray()
         self.eof = False
-        self.heartbeats = 0
-        self.version = None
 
-    # -- sending
     def send(self, data):
         self.sock.sendall(data)
 
-    def send_frame(self, command, headers=(), body=b"", escape=True):
-        self.send(encode_frame(command, headers, body, escape))
-
-    # -- receiving
     def _fill(self, deadline):
+        """Reads more into self.buf before `deadline`: TimeoutError, or ConnectionClosed at EOF."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("timed out waiting for data")
@@ -332,6 +326,22 @@ class RawStomp:
             raise ConnectionClosed(f"connection closed by peer ({len(self.buf)} bytes unparsed: "
                                    f"{bytes(self.buf[:200])!r})")
         self.buf += chunk
+
+
+class RawStomp(RawSocket):
+    """A blocking STOMP client over one socket. read_frame() skips and counts heart-beat EOLs."""
+
+    def __init__(self, port, timeout=WAIT):
+        super().__init__(port, timeout)
+        self.heartbeats = 0
+        self.version = None
+
+    # -- sending
+
+    def send_frame(self, command, headers=(), body=b"", escape=True):
+        self.send(encode_frame(command, headers, body, escape))
+
+    # -- receiving
 
     def _skip_eols(self):
         """Drops leading EOLs (counting them); True when a frame's first byte is buffered."""
@@ -1088,36 +1098,14 @@ class MqttPacket:
         return "MqttPacket(" + " ".join(fields) + ")"
 
 
-class RawMqtt:
+class RawMqtt(RawSocket):
     """A blocking MQTT client over one socket: send exact bytes, read parsed packets.
     Topic aliases the server sets in PUBLISH are resolved into .topic (and kept in .alias)."""
 
     def __init__(self, port, version=5, timeout=WAIT):
-        self.sock = socket.create_connection((HOST, port), timeout=timeout)
+        super().__init__(port, timeout)
         self.version = version
-        self.buf = bytearray()
-        self.eof = False
         self.aliases = {}
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def _fill(self, deadline):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("timed out waiting for data")
-        self.sock.settimeout(remaining)
-        try:
-            chunk = self.sock.recv(65536)
-        except socket.timeout:
-            raise TimeoutError("timed out waiting for data") from None
-        except (ConnectionResetError, BrokenPipeError):
-            chunk = b""
-        if not chunk:
-            self.eof = True
-            raise ConnectionClosed(f"connection closed by peer ({len(self.buf)} bytes "
-                                   f"unparsed: {bytes(self.buf[:100])!r})")
-        self.buf += chunk
 
     def read_packet(self, timeout=WAIT):
         """The next packet; raises TimeoutError or ConnectionClosed."""
