@@ -3,6 +3,7 @@
 // Packets decoded from a buffer that is later changed are compared through their canonical
 // encoding (an owned copy), so a view that outlives its buffer shows up as a failure.
 #include "adapters/mqtt/codec.hpp"
+#include "tests/unit/split_checks.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -746,21 +747,8 @@ TEST_CASE("decode gives the same packets for every split and one byte at a time"
         REQUIRE(whole.packets.size() == count);
         REQUIRE(whole.leftover == 0);
 
-        for (std::size_t i = 0; i <= stream.size(); ++i) {
-            INFO("split at " << i);
-            REQUIRE(feed(stream, {i}, v) == whole);
-        }
-
-        std::vector<std::size_t> every_byte;
-        for (std::size_t i = 1; i < stream.size(); ++i) every_byte.push_back(i);
-        CHECK(feed(stream, every_byte, v) == whole);
-
-        // Two cuts, over a stride of positions to keep the test quick.
-        for (std::size_t i = 0; i <= stream.size(); i += 7)
-            for (std::size_t j = i; j <= stream.size(); j += 11) {
-                INFO("splits at " << i << " and " << j);
-                REQUIRE(feed(stream, {i, j}, v) == whole);
-            }
+        sb::test::check_every_split(
+            stream.size(), whole, [&](const std::vector<std::size_t>& cuts) { return feed(stream, cuts, v); }, 7, 11);
 
         // A stream that ends in a malformed packet reports the same error for every split.
         const std::string bad = stream + pkt(0x36, str("t") + u16(1));

@@ -1,6 +1,7 @@
 // tests/unit/adapters/stomp/codec_test.cpp — STOMP codec: round trips, splits, limits, escapes.
 // Frames are compared as owned copies, so a view that outlives its buffer shows up as a failure.
 #include "adapters/stomp/codec.hpp"
+#include "tests/unit/split_checks.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -394,21 +395,9 @@ TEST_CASE("decode gives the same frames for every split and one byte at a time",
         REQUIRE(whole.frames.size() == 7);
         REQUIRE(whole.leftover == 0);
 
-        for (std::size_t i = 0; i <= mixed_stream.size(); ++i) {
-            INFO("split at " << i);
-            REQUIRE(feed(mixed_stream, {i}, v) == whole);
-        }
-
-        std::vector<std::size_t> every_byte;
-        for (std::size_t i = 1; i < mixed_stream.size(); ++i) every_byte.push_back(i);
-        CHECK(feed(mixed_stream, every_byte, v) == whole);
-
-        // Two cuts, over a stride of positions to keep the test quick.
-        for (std::size_t i = 0; i <= mixed_stream.size(); i += 3)
-            for (std::size_t j = i; j <= mixed_stream.size(); j += 5) {
-                INFO("splits at " << i << " and " << j);
-                REQUIRE(feed(mixed_stream, {i, j}, v) == whole);
-            }
+        sb::test::check_every_split(
+            mixed_stream.size(), whole, [&](const std::vector<std::size_t>& cuts) { return feed(mixed_stream, cuts, v); },
+            3, 5);
     }
 }
 
