@@ -239,7 +239,7 @@ int run_server(const config& cfg) {
     auto mqtt_cfg = std::make_shared<const mqtt::settings>(mqtt_settings(cfg));
     auto mqtt_registry = mqtt::make_registry(broker);
     mqtt::restore_sessions(*mqtt_registry, broker.recovered_subscriptions());
-    session_sweeper sweeper(*workers.front(), mqtt_registry);
+    auto sweeper = std::make_unique<session_sweeper>(*workers.front(), mqtt_registry);
     shared_state shared;
     asio::io_context main_ctx{1};
     std::vector<std::unique_ptr<listener>> listeners;
@@ -260,13 +260,14 @@ int run_server(const config& cfg) {
         listeners.push_back(std::make_unique<listener>(main_ctx, l, workers, shared, std::move(make)));
     }
     for (auto& w : workers) w->start();
-    asio::post(workers.front()->context(), [&sweeper] { sweeper.start(); });
+    asio::post(workers.front()->context(), [s = sweeper.get()] { s->start(); });
     try {
         for (auto& l : listeners) l->open();
     } catch (const std::exception& e) {
         log()->error("cannot open listener: {}", e.what());
         for (auto& w : workers) w->stop();
         for (auto& w : workers) w->join();
+        sweeper.reset();
         workers.clear();
         return 1;
     }
@@ -277,7 +278,7 @@ int run_server(const config& cfg) {
         if (ec) return;
         log()->info("signal={} stopping: closing listeners and {} connections", sig, shared.live_connections.load());
         for (auto& l : listeners) l->close();
-        sweeper.stop();
+        sweeper->stop();
         for (auto& w : workers) asio::post(w->context(), [&w] { w->stop_sessions(); });
     });
     // Returns once the listeners are closed and their aborted accepts have completed (an
@@ -292,8 +293,10 @@ int run_server(const config& cfg) {
         log()->warn("closing {} connections that did not finish in time", left);
     for (auto& w : workers) w->stop();
     for (auto& w : workers) w->join();
-    // Sessions still held by handlers die with their worker, while everything they refer to
-    // (broker, counters) is still alive.
+    // The sweeper's timer belongs to worker 0's context: it goes first. Sessions still held by
+    // handlers die with their worker, while everything they refer to (broker, counters) is
+    // still alive.
+    sweeper.reset();
     workers.clear();
     log()->info("switchboard stopped");
     return 0;
