@@ -587,7 +587,6 @@ private:
 
     void complete_connect(claim c) {
         if (c.discard) end_state(broker_, *c.discard);
-        session_present_ = c.resumed;
         state_ = state::active;
         connack ack;
         ack.session_present = c.resumed;
@@ -971,7 +970,6 @@ private:
         writing_ = true;
         std::swap(out_, wbuf_);
         settlements_.write_started();
-        last_write_ = clock::now();
         transport_->async_write(std::as_bytes(std::span(wbuf_.data(), wbuf_.size())), shared_from_this());
     }
 
@@ -1117,7 +1115,7 @@ private:
     state state_ = state::awaiting_connect;
     version version_ = version::v3_1_1;
     std::string client_id_, user_;
-    bool clean_start_ = true, assigned_id_ = false, session_present_ = false, server_keepalive_ = false;
+    bool clean_start_ = true, assigned_id_ = false, server_keepalive_ = false;
     bool reading_ = false, writing_ = false, paused_ = false, closed_ = false, abnormal_ = false;
     std::uint32_t session_expiry_s_ = 0;
     std::uint16_t keepalive_s_ = 0;
@@ -1146,7 +1144,7 @@ private:
     std::unordered_map<std::uint16_t, std::string> aliases_;
     std::unordered_map<std::string, std::uint16_t> out_aliases_;
 
-    clock::time_point last_read_, last_write_;
+    clock::time_point last_read_;
 };
 
 }  // namespace

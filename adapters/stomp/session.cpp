@@ -121,7 +121,7 @@ public:
 
     void stop() override {
         if (state_ == state::closing) return;
-        close_gracefully();
+        begin_closing();
     }
 
     // ---- transport callbacks -----------------------------------------------------------
@@ -599,7 +599,6 @@ private:
         begin_closing();
     }
 
-    void close_gracefully() { begin_closing(); }
 
     // Stops taking frames; flushes output; then shuts the send side and lingers briefly.
     void begin_closing() {
