@@ -3,6 +3,7 @@
 // Packets decoded from a buffer that is later changed are compared through their canonical
 // encoding (an owned copy), so a view that outlives its buffer shows up as a failure.
 #include "adapters/mqtt/codec.hpp"
+#include "tests/unit/bytes.hpp"
 #include "tests/unit/split_checks.hpp"
 
 #include <catch2/catch.hpp>
@@ -36,13 +37,8 @@ namespace mqtt = sb::mqtt;
 
 constexpr std::array all_versions{version::v3_1, version::v3_1_1, version::v5};
 
-std::span<const std::uint8_t> bytes(std::string_view s) {
-    return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
-}
-
-std::string_view text(std::span<const std::uint8_t> b) {
-    return {reinterpret_cast<const char*>(b.data()), b.size()};
-}
+using sb::test::bytes;
+using sb::test::text;
 
 const char* version_name(version v) {
     switch (v) {

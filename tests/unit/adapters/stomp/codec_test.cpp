@@ -1,6 +1,7 @@
 // tests/unit/adapters/stomp/codec_test.cpp — STOMP codec: round trips, splits, limits, escapes.
 // Frames are compared as owned copies, so a view that outlives its buffer shows up as a failure.
 #include "adapters/stomp/codec.hpp"
+#include "tests/unit/bytes.hpp"
 #include "tests/unit/split_checks.hpp"
 
 #include <catch2/catch.hpp>
@@ -34,13 +35,8 @@ constexpr std::array all_commands{
     command::begin,   command::commit,  command::abort,      command::disconnect,
     command::message, command::receipt, command::error};
 
-std::span<const std::uint8_t> bytes(std::string_view s) {
-    return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
-}
-
-std::string_view text(std::span<const std::uint8_t> b) {
-    return {reinterpret_cast<const char*>(b.data()), b.size()};
-}
+using sb::test::bytes;
+using sb::test::text;
 
 const char* version_name(version v) {
     switch (v) {
