@@ -117,6 +117,24 @@ bool parse_size(std::string_view s, std::uint64_t& out) {
     return true;
 }
 
+// "3s", "500ms", "2m", "1500" (milliseconds); returns milliseconds.
+bool parse_duration_ms(std::string_view s, std::uint64_t& out) {
+    s = trim(s);
+    std::size_t digits = 0;
+    while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
+    std::uint64_t n = 0;
+    if (!parse_unsigned(s.substr(0, digits), n)) return false;
+    const std::string_view unit = trim(s.substr(digits));
+    std::uint64_t scale = 1;
+    if (unit.empty() || unit == "ms") scale = 1;
+    else if (unit == "s") scale = 1000;
+    else if (unit == "m" || unit == "min") scale = 60'000;
+    else return false;
+    if (n > std::numeric_limits<std::uint32_t>::max() / scale) return false;
+    out = n * scale;
+    return true;
+}
+
 std::string range_text(std::uint64_t lo, std::uint64_t hi) {
     if (hi == std::numeric_limits<std::uint64_t>::max()) return ">= " + std::to_string(lo);
     return std::to_string(lo) + ".." + std::to_string(hi);
@@ -150,7 +168,7 @@ public:
         bool has_listeners = false;
         for (const entry& e : entries(root, {}, "",
                                       {"workers", "log", "broker", "store", "security", "stomp",
-                                       "mqtt", "listeners"})) {
+                                       "mqtt", "listeners", "backends"})) {
             if (e.key == "workers") cfg.workers = static_cast<unsigned>(integer(e, 0, 256));
             else if (e.key == "log") cfg.log = load_log(e);
             else if (e.key == "broker") cfg.broker = load_broker(e);
@@ -161,7 +179,15 @@ public:
             else if (e.key == "listeners") {
                 cfg.listeners = load_listeners(e);
                 has_listeners = true;
+            } else if (e.key == "backends") {
+                cfg.backends = load_backends(e);
             }
+        }
+        // Routes name backends that may be declared after the listeners.
+        for (const auto& ref : backend_refs_) {
+            bool found = false;
+            for (const auto& b : cfg.backends) found = found || b.name == ref.name;
+            if (!found) fail(ref.at, ref.path, "no backend named '" + ref.name + "' (declare it under backends)");
         }
         if (!has_listeners) {
             // The section left out: the same listeners as conf/switchboard.yaml.
@@ -452,9 +478,10 @@ private:
             listener_config l;
             seen at{item_at, item_at};
             bool has_name = false, has_port = false;
+            place proto_at = item_at;
             for (const entry& e : entries(item, item_at, path,
-                                          {"name", "protocol", "address", "port",
-                                           "max_connections"})) {
+                                          {"name", "protocol", "address", "port", "max_connections", "tls",
+                                           "routes", "backend", "detect_timeout"})) {
                 if (e.key == "name") {
                     l.name = text(e);
                     // Names show up in logs, metrics labels and admin URLs.
@@ -464,8 +491,22 @@ private:
                     has_name = true;
                     at.name_at = e.value_at;
                 } else if (e.key == "protocol") {
-                    l.proto = choice<protocol>(e, {{"stomp", protocol::stomp}, {"mqtt", protocol::mqtt}},
-                                               {"amqp", "openwire", "websocket", "auto"});
+                    l.proto = choice<protocol>(e, {{"stomp", protocol::stomp}, {"mqtt", protocol::mqtt},
+                                                   {"auto", protocol::automatic}, {"tcp", protocol::tcp}},
+                                               {"amqp", "openwire", "websocket"});
+                    proto_at = e.value_at;
+                } else if (e.key == "tls") {
+                    l.tls = true;
+                    l.tls_settings = load_tls(e);
+                } else if (e.key == "routes") {
+                    l.routes = load_routes(e, l.fallback);
+                } else if (e.key == "backend") {
+                    entry r = e;
+                    r.value = YAML::Node("backend:" + text(e));
+                    l.fallback = load_route(r);
+                    backend_refs_.back().at = e.value_at;
+                } else if (e.key == "detect_timeout") {
+                    l.detect_timeout_ms = duration_ms(e, 1);
                 } else if (e.key == "address") {
                     l.address = text(e);
                     bool ok = !l.address.empty();
@@ -481,6 +522,8 @@ private:
             }
             if (!has_name) fail(item_at, path + ".name", "missing (every listener needs a name)");
             if (!has_port) fail(item_at, path + ".port", "missing (expected an integer 1..65535)");
+            if (l.proto == protocol::tcp && (!l.fallback || l.fallback->to_kernel()))
+                fail(proto_at, path + ".protocol", "tcp relays bytes to a backend: set backend: NAME");
 
             for (std::size_t j = 0; j < out.size(); ++j) {
                 const listener_config& o = out[j];
@@ -499,6 +542,176 @@ private:
             }
             out.push_back(std::move(l));
             where.push_back(at);
+        }
+        return out;
+    }
+
+    struct backend_ref {
+        std::string name;
+        std::string path;
+        place at;
+    };
+    mutable std::vector<backend_ref> backend_refs_;
+
+    std::uint32_t duration_ms(const entry& e, std::uint64_t lo) const {
+        std::uint64_t v = 0;
+        if (!e.value.IsScalar() || !parse_duration_ms(e.value.Scalar(), v) || v < lo)
+            expected(e, "a duration >= " + std::to_string(lo) + " ms (\"500ms\", \"3s\", \"1m\" or milliseconds)");
+        return static_cast<std::uint32_t>(v);
+    }
+
+    // A name for logs, metrics labels and admin URLs.
+    std::string name_of(const entry& e) const {
+        std::string n = text(e);
+        bool ok = !n.empty();
+        for (char c : n) ok = ok && is_name_char(c);
+        if (!ok) expected(e, "a non-empty name of letters, digits, '-', '_' or '.'");
+        return n;
+    }
+
+    // `kernel`, or `{ backend: NAME }`, or the shorthand `backend:NAME`.
+    route load_route(const entry& e) const {
+        route r;
+        if (e.value.IsScalar() && e.value.Scalar() == "kernel") return r;
+        if (e.value.IsScalar() && e.value.Scalar().starts_with("backend:")) {
+            r.backend = std::string(trim(std::string_view(e.value.Scalar()).substr(8)));
+        } else if (e.value.IsMap()) {
+            for (const entry& k : entries(e.value, e.value_at, e.path, {"backend"})) r.backend = name_of(k);
+        }
+        if (r.backend.empty()) expected(e, "kernel or { backend: NAME }");
+        backend_refs_.push_back({r.backend, e.path, e.value_at});
+        return r;
+    }
+
+    std::array<std::optional<route>, wire_count> load_routes(const entry& section, std::optional<route>& fallback) const {
+        std::array<std::optional<route>, wire_count> out{};
+        for (const entry& e : entries(section.value, section.value_at, section.path,
+                                      {"stomp", "mqtt", "amqp", "openwire", "http", "default"})) {
+            route r = load_route(e);
+            if (e.key == "default") {
+                fallback = std::move(r);
+                continue;
+            }
+            const wire w = e.key == "stomp" ? wire::stomp : e.key == "mqtt" ? wire::mqtt
+                         : e.key == "amqp" ? wire::amqp : e.key == "openwire" ? wire::openwire : wire::http;
+            if (r.to_kernel() && w != wire::stomp && w != wire::mqtt)
+                fail(e.value_at, e.path, "the kernel has no " + e.key + " adapter yet: route it to a backend");
+            out[static_cast<std::size_t>(w)] = std::move(r);
+        }
+        return out;
+    }
+
+    tls_config load_tls(const entry& section) const {
+        tls_config out;
+        for (const entry& e : entries(section.value, section.value_at, section.path, {"cert", "key"})) {
+            if (e.key == "cert") out.cert_file = text(e);
+            else out.key_file = text(e);
+        }
+        if (out.cert_file.empty()) fail(section.value_at, section.path + ".cert", "missing (a PEM certificate chain file)");
+        if (out.key_file.empty()) fail(section.value_at, section.path + ".key", "missing (a PEM private key file)");
+        return out;
+    }
+
+    check_config load_check(const entry& section) const {
+        check_config out;
+        for (const entry& e : entries(section.value, section.value_at, section.path,
+                                      {"type", "interval", "timeout", "fall", "rise", "path", "status"})) {
+            if (e.key == "type") {
+                out.type = choice<check_type>(e, {{"none", check_type::none}, {"tcp", check_type::tcp},
+                                                  {"mqtt", check_type::mqtt}, {"stomp", check_type::stomp},
+                                                  {"amqp", check_type::amqp}, {"openwire", check_type::openwire},
+                                                  {"http", check_type::http}});
+            } else if (e.key == "interval") out.interval_ms = duration_ms(e, 10);
+            else if (e.key == "timeout") out.timeout_ms = duration_ms(e, 1);
+            else if (e.key == "fall") out.fall = static_cast<std::uint32_t>(integer(e, 1, 1000));
+            else if (e.key == "rise") out.rise = static_cast<std::uint32_t>(integer(e, 1, 1000));
+            else if (e.key == "path") {
+                out.http_path = text(e);
+                if (!out.http_path.starts_with('/') || out.http_path.find_first_of(" \r\n") != std::string::npos)
+                    expected(e, "an absolute path without spaces (\"/health\")");
+            } else if (e.key == "status") out.http_status = static_cast<std::uint32_t>(integer(e, 100, 599));
+        }
+        return out;
+    }
+
+    server_config load_server(const Node& item, const std::string& path, place item_at) const {
+        server_config s;
+        bool has_address = false;
+        for (const entry& e : entries(item, item_at, path, {"name", "address", "backup", "max_connections", "weight"})) {
+            if (e.key == "name") s.name = name_of(e);
+            else if (e.key == "address") {
+                // host:port or [v6]:port
+                const std::string a = text(e);
+                const auto colon = a.rfind(':');
+                std::uint64_t port = 0;
+                std::string host = colon == std::string::npos ? std::string() : a.substr(0, colon);
+                if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+                if (host.empty() || host.find_first_of(" \t") != std::string::npos ||
+                    !parse_unsigned(std::string_view(a).substr(colon + 1), port) || port < 1 || port > 65535)
+                    expected(e, "HOST:PORT (\"127.0.0.1:61616\", \"[::1]:1883\", \"broker-a:5672\")");
+                s.host = host;
+                s.port = static_cast<std::uint16_t>(port);
+                has_address = true;
+            } else if (e.key == "backup") s.backup = boolean(e);
+            else if (e.key == "max_connections") s.max_connections = count(e, 0);
+            else if (e.key == "weight") s.weight = static_cast<std::uint32_t>(integer(e, 1, 256));
+        }
+        if (!has_address) fail(item_at, path + ".address", "missing (expected HOST:PORT)");
+        if (s.name.empty()) s.name = s.host + ":" + std::to_string(s.port);
+        return s;
+    }
+
+    std::vector<backend_config> load_backends(const entry& section) const {
+        if (!section.value.IsSequence())
+            fail(section.value_at, section.path, "expected a list of backends, got " + describe(section.value));
+        std::vector<backend_config> out;
+        for (std::size_t i = 0; i < section.value.size(); ++i) {
+            const Node item = section.value[i];
+            const std::string path = section.path + "[" + std::to_string(i) + "]";
+            const place item_at = place_of(item, section.value_at);
+            backend_config b;
+            bool has_servers = false;
+            place name_at = item_at;
+            for (const entry& e : entries(item, item_at, path,
+                                          {"name", "balance", "check", "servers", "connect_timeout", "retries",
+                                           "idle_timeout", "send_proxy"})) {
+                if (e.key == "name") {
+                    b.name = name_of(e);
+                    name_at = e.value_at;
+                } else if (e.key == "balance") {
+                    b.balance = choice<balance_mode>(e, {{"first", balance_mode::first},
+                                                         {"roundrobin", balance_mode::roundrobin},
+                                                         {"leastconn", balance_mode::leastconn}});
+                } else if (e.key == "check") b.check = load_check(e);
+                else if (e.key == "connect_timeout") b.connect_timeout_ms = duration_ms(e, 1);
+                else if (e.key == "retries") b.retries = static_cast<std::uint32_t>(integer(e, 0, 1000));
+                else if (e.key == "idle_timeout") b.idle_timeout_ms = duration_ms(e, 0);
+                else if (e.key == "send_proxy") {
+                    b.send_proxy = choice<proxy_protocol>(e, {{"none", proxy_protocol::none},
+                                                              {"v1", proxy_protocol::v1}, {"v2", proxy_protocol::v2}});
+                } else if (e.key == "servers") {
+                    if (!e.value.IsSequence() || e.value.size() == 0)
+                        expected(e, "a list of at least one server");
+                    for (std::size_t j = 0; j < e.value.size(); ++j) {
+                        const std::string spath = e.path + "[" + std::to_string(j) + "]";
+                        const place sat = place_of(e.value[j], e.value_at);
+                        if (!e.value[j].IsMap())
+                            fail(sat, spath, "expected a mapping with keys name, address, backup, max_connections, weight");
+                        server_config s = load_server(e.value[j], spath, sat);
+                        for (const auto& o : b.servers)
+                            if (o.name == s.name) fail(sat, spath + ".name", "duplicate server name '" + s.name + "'");
+                        b.servers.push_back(std::move(s));
+                    }
+                    has_servers = true;
+                }
+            }
+            if (b.name.empty()) fail(item_at, path + ".name", "missing (every backend needs a name)");
+            if (!has_servers) fail(item_at, path + ".servers", "missing (a list of at least one server)");
+            if (b.check.type != check_type::none && b.check.timeout_ms > b.check.interval_ms)
+                fail(item_at, path + ".check.timeout", "must not exceed check.interval");
+            for (const auto& o : out)
+                if (o.name == b.name) fail(name_at, path + ".name", "duplicate backend name '" + b.name + "'");
+            out.push_back(std::move(b));
         }
         return out;
     }

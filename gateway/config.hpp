@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstddef>
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -11,7 +13,27 @@
 
 namespace sb::gateway {
 
-enum class protocol { stomp, mqtt };  // more later: amqp, openwire, websocket, auto
+// What a listener speaks: one protocol, `automatic` (detected from the first bytes: `auto` in
+// YAML), or `tcp` (bytes relayed to a backend as they are, nothing inspected).
+enum class protocol { stomp, mqtt, automatic, tcp };
+
+// A protocol recognised on the wire; the keys of a listener's `routes`.
+enum class wire { stomp, mqtt, amqp, openwire, http };
+inline constexpr std::size_t wire_count = 5;
+
+// Where a connection goes: the broker's own kernel, or a backend (by name) it is relayed to.
+struct route {
+    std::string backend;  // empty: the kernel
+    bool to_kernel() const noexcept { return backend.empty(); }
+    bool operator==(const route&) const = default;
+};
+
+// TLS termination on a listener: every connection must start a TLS handshake.
+struct tls_config {
+    std::string cert_file;   // PEM chain
+    std::string key_file;    // PEM private key
+    bool operator==(const tls_config&) const = default;
+};
 
 struct listener_config {
     std::string name;
@@ -19,8 +41,54 @@ struct listener_config {
     std::string address = "0.0.0.0";
     std::uint16_t port = 0;  // always 1..65535 after loading
     std::size_t max_connections = 10000;
+    bool tls = false;        // tls_settings holds the files when true
+    tls_config tls_settings;
+    // Per detected protocol; unset entries fall back to `fallback`, then to the kernel for
+    // the protocols it speaks (STOMP, MQTT). `backend: X` on a listener sets `fallback`.
+    std::array<std::optional<route>, wire_count> routes{};
+    std::optional<route> fallback;
+    std::uint32_t detect_timeout_ms = 5000;   // auto: the first bytes must arrive within this
 
     bool operator==(const listener_config&) const = default;
+};
+
+enum class balance_mode { first, roundrobin, leastconn };
+enum class check_type { none, tcp, mqtt, stomp, amqp, openwire, http };
+
+// HAProxy's `option tcp-check` + `check inter 3s fall 3 rise 2`, with protocol handshakes.
+struct check_config {
+    check_type type = check_type::tcp;
+    std::uint32_t interval_ms = 2000;
+    std::uint32_t timeout_ms = 1000;
+    std::uint32_t fall = 3;          // consecutive failures that take a server down
+    std::uint32_t rise = 2;          // consecutive successes that bring it back
+    std::string http_path = "/";     // type http: GET this path ...
+    std::uint32_t http_status = 200; // ... and expect this status
+    bool operator==(const check_config&) const = default;
+};
+
+struct server_config {
+    std::string name;
+    std::string host;                // IP address or host name (resolved at start)
+    std::uint16_t port = 0;
+    bool backup = false;             // used only while no other server is up
+    std::size_t max_connections = 0; // 0: unlimited
+    std::uint32_t weight = 1;        // roundrobin / leastconn share
+    bool operator==(const server_config&) const = default;
+};
+
+enum class proxy_protocol { none, v1, v2 };
+
+struct backend_config {
+    std::string name;
+    balance_mode balance = balance_mode::first;
+    check_config check;
+    std::vector<server_config> servers;   // never empty after loading
+    std::uint32_t connect_timeout_ms = 3000;
+    std::uint32_t retries = 0;            // further servers tried after a failed connect; 0: all
+    std::uint32_t idle_timeout_ms = 0;    // relayed connection silent both ways this long: closed (0: never)
+    proxy_protocol send_proxy = proxy_protocol::none;
+    bool operator==(const backend_config&) const = default;
 };
 
 enum class dead_letter_policy { shared, per_destination };
@@ -95,6 +163,7 @@ struct config {
     stomp_config stomp;
     mqtt_config mqtt;
     std::vector<listener_config> listeners;  // never empty after loading
+    std::vector<backend_config> backends;
 
     bool operator==(const config&) const = default;
 };

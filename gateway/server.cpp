@@ -22,7 +22,11 @@
 #include "core/security/authenticator.hpp"
 #include "core/store/journal_store.hpp"
 #include "core/store/memory_store.hpp"
+#include "gateway/backend.hpp"
+#include "gateway/front.hpp"
+#include "gateway/health_check.hpp"
 #include "gateway/tcp_transport.hpp"
+#include "gateway/tls_transport.hpp"
 #include "gateway/worker.hpp"
 
 namespace sb::gateway {
@@ -41,6 +45,8 @@ std::string_view protocol_name(protocol p) {
     switch (p) {
     case protocol::stomp: return "stomp";
     case protocol::mqtt: return "mqtt";
+    case protocol::automatic: return "auto";
+    case protocol::tcp: return "tcp";
     }
     return "?";
 }
@@ -55,10 +61,12 @@ struct shared_state {
 
 class listener {
 public:
+    // `make` creates the kernel session of a plain STOMP or MQTT listener; `routes` (set when
+    // needs_front) takes connections through TLS, detection and routing instead.
     listener(asio::io_context& ctx, const listener_config& cfg, std::vector<std::unique_ptr<worker>>& workers,
-             shared_state& shared, session_factory make)
+             shared_state& shared, session_factory make, std::shared_ptr<front_routes> routes)
         : cfg_(cfg), acceptor_(ctx), workers_(workers), shared_(shared), make_(std::move(make)),
-          active_(std::make_shared<std::atomic<std::size_t>>(0)) {}
+          routes_(std::move(routes)), active_(std::make_shared<std::atomic<std::size_t>>(0)) {}
 
     void open() {
         const tcp::endpoint ep(asio::ip::make_address(cfg_.address), cfg_.port);
@@ -66,8 +74,8 @@ public:
         acceptor_.set_option(tcp::acceptor::reuse_address(true));
         acceptor_.bind(ep);
         acceptor_.listen(asio::socket_base::max_listen_connections);
-        log()->info("listener up name={} proto={} address={}:{} max_connections={}", cfg_.name,
-                    protocol_name(cfg_.proto), cfg_.address, cfg_.port, cfg_.max_connections);
+        log()->info("listener up name={} proto={}{} address={}:{} max_connections={}", cfg_.name,
+                    protocol_name(cfg_.proto), cfg_.tls ? "+tls" : "", cfg_.address, cfg_.port, cfg_.max_connections);
         do_accept();
     }
 
@@ -106,9 +114,11 @@ private:
                 --shared->live_connections;
                 w.remove_session(conn);
             };
-            auto t = std::make_unique<tcp_transport>(std::move(socket), std::move(on_destroy));
+            std::unique_ptr<socket_transport> t;
+            if (routes_ && routes_->tls) t = make_tls_transport(std::move(socket), routes_->tls, std::move(on_destroy));
+            else t = std::make_unique<tcp_transport>(std::move(socket), std::move(on_destroy));
             log()->debug("conn={} peer={} listener={} accepted", conn, t->peer(), cfg_.name);
-            auto s = make_(std::move(t), conn);
+            auto s = routes_ ? make_front(std::move(t), routes_, conn) : make_(std::move(t), conn);
             w.add_session(conn, s);
             s->start();
         });
@@ -119,6 +129,7 @@ private:
     std::vector<std::unique_ptr<worker>>& workers_;
     shared_state& shared_;
     session_factory make_;
+    std::shared_ptr<front_routes> routes_;
     std::shared_ptr<std::atomic<std::size_t>> active_;
     std::size_t next_worker_ = 0;
     std::uint64_t refused_ = 0;
@@ -182,9 +193,28 @@ core::broker_settings broker_settings(const config& cfg) {
     return b;
 }
 
+
+// The sweeper's timer belongs to worker 0's context: it goes first. Sessions still held by
+// handlers die with their worker, while everything they refer to (broker, backends, counters)
+// is still alive.
+void stop_workers(std::vector<std::unique_ptr<worker>>& workers, std::unique_ptr<session_sweeper>& sweeper) {
+    for (auto& w : workers) w->stop();
+    for (auto& w : workers) w->join();
+    sweeper.reset();
+    workers.clear();
+}
+
 }  // namespace
 
 int run_server(const config& cfg) {
+    // Backends first: relays and checks on the workers refer to them until the workers are gone.
+    std::vector<std::unique_ptr<backend>> backends;
+    try {
+        for (const auto& b : cfg.backends) backends.push_back(std::make_unique<backend>(b));
+    } catch (const std::exception& e) {
+        log()->error("{}", e.what());
+        return 1;
+    }
     const unsigned n = cfg.workers ? cfg.workers : std::max(1u, std::thread::hardware_concurrency());
     std::vector<std::unique_ptr<worker>> workers;
     std::vector<core::executor*> executors;
@@ -240,6 +270,16 @@ int run_server(const config& cfg) {
     auto mqtt_registry = mqtt::make_registry(broker);
     mqtt::restore_sessions(*mqtt_registry, broker.recovered_subscriptions());
     auto sweeper = std::make_unique<session_sweeper>(*workers.front(), mqtt_registry);
+    // Health checks run on worker 0, like the sweeper: a few timers and short connections.
+    std::vector<std::unique_ptr<health_checker>> checkers;
+    for (auto& b : backends) {
+        checkers.push_back(std::make_unique<health_checker>(workers.front()->context().get_executor(), *b));
+        log()->info("backend {} balance={} servers={} check={} every {} ms (fall {} rise {})", b->config().name,
+                    b->config().balance == balance_mode::first ? "first"
+                    : b->config().balance == balance_mode::roundrobin ? "roundrobin" : "leastconn",
+                    b->servers().size(), check_type_name(b->config().check.type), b->config().check.interval_ms,
+                    b->config().check.fall, b->config().check.rise);
+    }
     shared_state shared;
     asio::io_context main_ctx{1};
     std::vector<std::unique_ptr<listener>> listeners;
@@ -256,19 +296,46 @@ int run_server(const config& cfg) {
                 return mqtt::make_session(std::move(t), mqtt_cfg, broker, *auth, mqtt_registry, conn);
             };
             break;
+        case protocol::automatic:
+        case protocol::tcp:
+            break;
         }
-        listeners.push_back(std::make_unique<listener>(main_ctx, l, workers, shared, std::move(make)));
+        std::shared_ptr<front_routes> routes;
+        if (needs_front(l)) {
+            routes = std::make_shared<front_routes>();
+            routes->cfg = &l;
+            if (l.tls) {
+                try {
+                    routes->tls = make_tls_context(l.tls_settings);
+                } catch (const std::exception& e) {
+                    log()->error("listener {}: {}", l.name, e.what());
+                    stop_workers(workers, sweeper);
+                    return 1;
+                }
+            }
+            routes->kernel = [&, stomp_cfg, mqtt_cfg](wire w, std::unique_ptr<net::transport> t, std::uint64_t conn) {
+                return w == wire::mqtt ? mqtt::make_session(std::move(t), mqtt_cfg, broker, *auth, mqtt_registry, conn)
+                                       : stomp::make_session(std::move(t), stomp_cfg, broker, *auth, conn);
+            };
+            routes->backend_named = [&backends](const std::string& name) -> backend* {
+                for (auto& b : backends)
+                    if (b->config().name == name) return b.get();
+                return nullptr;   // never: the config loader checked every name
+            };
+            routes->adopt = [](std::uint64_t conn, const std::shared_ptr<net::session>& s) {
+                static_cast<worker*>(core::executor::current())->add_session(conn, s);
+            };
+        }
+        listeners.push_back(std::make_unique<listener>(main_ctx, l, workers, shared, std::move(make), std::move(routes)));
     }
     for (auto& w : workers) w->start();
     asio::post(workers.front()->context(), [s = sweeper.get()] { s->start(); });
+    for (auto& c : checkers) c->start();
     try {
         for (auto& l : listeners) l->open();
     } catch (const std::exception& e) {
         log()->error("cannot open listener: {}", e.what());
-        for (auto& w : workers) w->stop();
-        for (auto& w : workers) w->join();
-        sweeper.reset();
-        workers.clear();
+        stop_workers(workers, sweeper);
         return 1;
     }
     log()->info("switchboard started workers={} listeners={} config={}", n, listeners.size(), cfg.source);
@@ -279,6 +346,7 @@ int run_server(const config& cfg) {
         log()->info("signal={} stopping: closing listeners and {} connections", sig, shared.live_connections.load());
         for (auto& l : listeners) l->close();
         sweeper->stop();
+        for (auto& c : checkers) c->stop();
         for (auto& w : workers) asio::post(w->context(), [&w] { w->stop_sessions(); });
     });
     // Returns once the listeners are closed and their aborted accepts have completed (an
@@ -291,13 +359,7 @@ int run_server(const config& cfg) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     if (const auto left = shared.live_connections.load())
         log()->warn("closing {} connections that did not finish in time", left);
-    for (auto& w : workers) w->stop();
-    for (auto& w : workers) w->join();
-    // The sweeper's timer belongs to worker 0's context: it goes first. Sessions still held by
-    // handlers die with their worker, while everything they refer to (broker, counters) is
-    // still alive.
-    sweeper.reset();
-    workers.clear();
+    stop_workers(workers, sweeper);
     log()->info("switchboard stopped");
     return 0;
 }

@@ -1,6 +1,10 @@
 // gateway/tcp_transport.cpp — plain TCP: reads, whole-buffer writes, graceful shutdown.
 #include "gateway/tcp_transport.hpp"
 
+#include <algorithm>
+#include <cstring>
+
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
 namespace sb::gateway {
@@ -52,5 +56,34 @@ void tcp_transport::close() noexcept {
 }
 
 asio::any_io_executor tcp_transport::get_executor() { return socket_.get_executor(); }
+
+std::size_t prefixed_transport::take(std::span<std::byte> into) {
+    const std::size_t n = std::min(into.size(), head_.size() - taken_);
+    std::memcpy(into.data(), head_.data() + taken_, n);
+    taken_ += n;
+    if (taken_ == head_.size()) {
+        head_.clear();
+        head_.shrink_to_fit();
+        taken_ = 0;
+    }
+    return n;
+}
+
+void prefixed_transport::async_read_some(std::span<std::byte> into, std::shared_ptr<net::stream_handler> h) {
+    if (head_.empty()) return inner_->async_read_some(into, std::move(h));
+    const std::size_t n = take(into);
+    asio::post(inner_->get_executor(), [h = std::move(h), n] { h->on_read({}, n); });
+}
+
+void prefixed_transport::async_wait_readable(std::shared_ptr<net::stream_handler> h) {
+    if (head_.empty()) return inner_->async_wait_readable(std::move(h));
+    asio::post(inner_->get_executor(), [h = std::move(h)] { h->on_read({}, 0); });
+}
+
+std::size_t prefixed_transport::read_available(std::span<std::byte> into, net::error_code& ec) {
+    if (head_.empty()) return inner_->read_available(into, ec);
+    ec = {};
+    return take(into);
+}
 
 }  // namespace sb::gateway

@@ -1,0 +1,93 @@
+// gateway/backend.hpp — a backend: the servers a listener relays connections to, their health
+// (checked by health_checker), and the choice of a server for each new connection.
+//
+// Shared by every worker: server counters are atomics, the relays bound to a server sit in a
+// mutex-guarded table so that a server going down can close them on their own workers.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include "gateway/config.hpp"
+
+namespace sb::gateway {
+
+// A relayed connection as its server sees it: told to close when the server goes down.
+class bound_connection {
+public:
+    virtual void server_down() noexcept = 0;   // any thread; the connection closes on its own worker
+
+protected:
+    ~bound_connection() = default;
+};
+
+struct server_state {
+    explicit server_state(server_config c) : cfg(std::move(c)) {}
+
+    server_config cfg;
+    std::vector<boost::asio::ip::tcp::endpoint> endpoints;   // resolved at start
+
+    std::atomic<bool> up{true};                  // servers start up; the first check runs at once
+    std::atomic<std::size_t> active{0};          // relayed connections now
+    std::atomic<std::uint64_t> total{0};         // relayed connections ever
+    std::atomic<std::uint64_t> connect_failures{0};
+    std::atomic<std::uint64_t> checks_ok{0};
+    std::atomic<std::uint64_t> checks_failed{0};
+    std::atomic<std::uint64_t> transitions{0};   // up <-> down changes
+    std::atomic<std::uint32_t> check_latency_us{0};   // of the last successful check
+
+    // Health-check streaks: the checker's own (one strand).
+    std::uint32_t ok_streak = 0;
+    std::uint32_t fail_streak = 0;
+
+    void bind(std::uint64_t id, std::weak_ptr<bound_connection> c);
+    void unbind(std::uint64_t id);
+    // Tells every bound connection that the server is down; returns how many.
+    std::size_t close_bound();
+
+private:
+    std::mutex mutex_;
+    std::unordered_map<std::uint64_t, std::weak_ptr<bound_connection>> bound_;
+};
+
+class backend {
+public:
+    // Resolves every server's address (host names once, at start). Throws std::runtime_error
+    // naming the server when one cannot be resolved.
+    explicit backend(backend_config cfg);
+
+    const backend_config& config() const noexcept { return cfg_; }
+    std::span<const std::unique_ptr<server_state>> servers() const noexcept { return servers_; }
+
+    // A server for a new connection, with a slot reserved (active + 1), or null when none is
+    // usable. `tried` are servers already attempted for this connection (connect failed).
+    //   first:      the first up server in declared order with a free slot
+    //   roundrobin: the next up server in a weighted rotation
+    //   leastconn:  the up server with the fewest active connections per weight
+    // Backup servers are candidates only while no other server is up.
+    server_state* pick(std::span<server_state* const> tried);
+    // Gives the slot back (the connection ended or its connect failed).
+    static void release(server_state& s) noexcept;
+
+    // Connections refused because no server could take them.
+    std::atomic<std::uint64_t> refused{0};
+
+private:
+    server_state* pick_from(bool backups, std::span<server_state* const> tried);
+    static bool try_reserve(server_state& s) noexcept;
+
+    backend_config cfg_;
+    std::vector<std::unique_ptr<server_state>> servers_;
+    std::vector<std::size_t> rotation_;          // roundrobin: server indexes, weight times each, interleaved
+    std::atomic<std::uint64_t> next_{0};
+};
+
+}  // namespace sb::gateway

@@ -1,0 +1,85 @@
+// gateway/detect.cpp — first-bytes protocol detection (see detect.hpp for the signatures).
+#include "gateway/detect.hpp"
+
+#include <array>
+
+namespace sb::gateway {
+
+namespace {
+
+// Compares what has arrived of `head` with `sig`: 1 = all of sig matched, 0 = a prefix of sig
+// matched so far, -1 = mismatch.
+int match(std::span<const std::byte> head, std::size_t at, std::string_view sig) noexcept {
+    for (std::size_t i = 0; i < sig.size(); ++i) {
+        if (at + i >= head.size()) return 0;
+        if (static_cast<char>(head[at + i]) != sig[i]) return -1;
+    }
+    return 1;
+}
+
+}  // namespace
+
+std::string_view wire_name(wire w) noexcept {
+    switch (w) {
+    case wire::stomp: return "stomp";
+    case wire::mqtt: return "mqtt";
+    case wire::amqp: return "amqp";
+    case wire::openwire: return "openwire";
+    case wire::http: return "http";
+    }
+    return "?";
+}
+
+detection detect(std::span<const std::byte> head) noexcept {
+    if (head.empty()) return {};
+    const auto b0 = static_cast<unsigned char>(head[0]);
+    if (b0 == 0x10) return {sniff_result::known, wire::mqtt};
+    if (b0 == 0x16) {
+        if (head.size() < 2) return {};
+        return {static_cast<unsigned char>(head[1]) == 0x03 ? sniff_result::tls : sniff_result::unknown, wire::stomp};
+    }
+    if (b0 == 'A') {
+        switch (match(head, 0, "AMQP")) {
+        case 1: return {sniff_result::known, wire::amqp};
+        case 0: return {};
+        default: break;
+        }
+    }
+    if (b0 == 0x00) {
+        // OpenWire: [size:4][type=1][magic "ActiveMQ"]
+        if (head.size() < 5) return {};
+        if (static_cast<unsigned char>(head[4]) != 1) return {sniff_result::unknown, wire::stomp};
+        switch (match(head, 5, "ActiveMQ")) {
+        case 1: return {sniff_result::known, wire::openwire};
+        case 0: return {};
+        default: return {sniff_result::unknown, wire::stomp};
+        }
+    }
+    // STOMP, possibly after heart-beat EOLs; then "CONNECT" or "STOMP" and an EOL. HTTP's
+    // CONNECT method is followed by a space, which tells the two apart.
+    std::size_t at = 0;
+    while (at < head.size() && at < 8 && (head[at] == std::byte{'\n'} || head[at] == std::byte{'\r'})) ++at;
+    if (at == head.size()) return at < 8 ? detection{} : detection{sniff_result::unknown, wire::stomp};
+    int partial = -1;
+    for (std::string_view verb : {std::string_view("CONNECT"), std::string_view("STOMP")}) {
+        const int m = match(head, at, verb);
+        if (m == 0) partial = 0;
+        if (m != 1) continue;
+        const std::size_t end = at + verb.size();
+        if (end >= head.size()) return {};
+        const auto c = static_cast<char>(head[end]);
+        if (c == '\n' || c == '\r') return {sniff_result::known, wire::stomp};
+        if (c == ' ' && verb == "CONNECT" && at == 0) return {sniff_result::known, wire::http};
+        return {sniff_result::unknown, wire::stomp};
+    }
+    if (at == 0) {
+        for (std::string_view method : {"GET ", "POST ", "PUT ", "HEAD ", "DELETE ", "OPTIONS ", "PATCH "}) {
+            const int m = match(head, 0, method);
+            if (m == 1) return {sniff_result::known, wire::http};
+            if (m == 0) partial = 0;
+        }
+    }
+    return partial == 0 ? detection{} : detection{sniff_result::unknown, wire::stomp};
+}
+
+}  // namespace sb::gateway

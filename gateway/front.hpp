@@ -1,0 +1,42 @@
+// gateway/front.hpp — the first moments of a connection on a routing listener: TLS handshake
+// (when the listener terminates TLS), protocol detection (`auto`), then the hand-over to a
+// kernel session or to a relay towards a backend, per the listener's routes.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "gateway/backend.hpp"
+#include "gateway/config.hpp"
+#include "gateway/tcp_transport.hpp"
+
+namespace boost::asio::ssl {
+class context;
+}
+
+namespace sb::gateway {
+
+struct front_routes {
+    const listener_config* cfg = nullptr;
+    std::shared_ptr<boost::asio::ssl::context> tls;   // set when the listener terminates TLS
+    // A kernel session for STOMP or MQTT.
+    std::function<std::shared_ptr<net::session>(wire, std::unique_ptr<net::transport>, std::uint64_t)> kernel;
+    std::function<backend*(const std::string&)> backend_named;
+    // Registers the session that takes the connection over (shutdown reaches it).
+    std::function<void(std::uint64_t, const std::shared_ptr<net::session>&)> adopt;
+};
+
+// Where a connection with protocol `w` (nullopt: not inspected) goes on listener `l`; nullopt
+// when nowhere (the kernel has no adapter for it and no route names a backend).
+std::optional<route> route_for(const listener_config& l, std::optional<wire> w);
+
+// True when connections of `l` need the front stage (TLS, detection or a backend route);
+// otherwise they go straight to the kernel session of the listener's protocol.
+bool needs_front(const listener_config& l);
+
+std::shared_ptr<net::session> make_front(std::unique_ptr<socket_transport> t, std::shared_ptr<const front_routes> r,
+                                         std::uint64_t conn);
+
+}  // namespace sb::gateway

@@ -1,0 +1,55 @@
+// gateway/health_check.hpp — periodic health checks of a backend's servers, HAProxy-style
+// (`check inter 3s fall 3 rise 2`), with the real handshake of each protocol:
+//   tcp       the connection is accepted
+//   mqtt      CONNECT (3.1.1, clean session) → CONNACK accepted (or refused for credentials:
+//             the broker answers, so it is up), then DISCONNECT
+//   stomp     CONNECT → CONNECTED (ERROR: down), then DISCONNECT
+//   amqp      protocol header + open → header + open (a SASL header in reply: up, it speaks AMQP)
+//   openwire  the server's WireFormatInfo is read, and the same capabilities are sent back
+//   http      GET path → the expected status
+// One check at a time per server, bounded by `timeout`; a server goes down after `fall`
+// failures in a row and up after `rise` successes. Transitions are logged, counted and close
+// the connections relayed to a server that went down.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include "gateway/backend.hpp"
+
+namespace sb::gateway {
+
+// The conversation of one check type, without sockets (unit-tested on its own).
+struct probe {
+    enum class verdict { need_more, up, down };
+    std::string request;                 // sent once connected (may be empty)
+    // Looks at everything received so far. On up/down, `why` says what was seen.
+    verdict judge(std::string_view received, std::string& why) const;
+    // Sent after an `up` verdict, before closing (a polite goodbye, or the OpenWire reply).
+    std::string goodbye(std::string_view received) const;
+
+    check_type type = check_type::tcp;
+    std::uint32_t http_status = 200;
+};
+
+std::string_view check_type_name(check_type t);
+
+probe make_probe(const check_config& c, std::string_view host, std::string_view client_id);
+
+// Runs the checks of every server of one backend on `ex` until stop().
+class health_checker {
+public:
+    health_checker(boost::asio::any_io_executor ex, backend& b);
+    ~health_checker();
+    void start();
+    void stop();   // thread-safe; pending checks are cancelled on the executor
+
+private:
+    struct impl;
+    std::shared_ptr<impl> impl_;
+};
+
+}  // namespace sb::gateway

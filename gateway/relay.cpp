@@ -1,0 +1,398 @@
+// gateway/relay.cpp — connect (with retries), PROXY header, then the splice or buffered pumps.
+#include "gateway/relay.hpp"
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace sb::gateway {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+std::shared_ptr<spdlog::logger> log() {
+    static auto l = spdlog::get("gateway");
+    return l ? l : spdlog::default_logger();
+}
+
+constexpr std::size_t splice_chunk = 1 << 16;
+constexpr std::size_t buffer_bytes = 16 * 1024;
+
+class relay final : public net::session,
+                    public net::stream_handler,
+                    public bound_connection,
+                    public std::enable_shared_from_this<relay> {
+public:
+    relay(std::unique_ptr<socket_transport> client, std::string head, backend& b, std::optional<wire> proto,
+          std::uint64_t conn)
+        : client_(std::move(client)), head_(std::move(head)), b_(b), proto_(proto), conn_(conn),
+          backend_(client_->get_executor()), connect_timer_(client_->get_executor()),
+          idle_timer_(client_->get_executor()) {}
+
+    ~relay() override {
+        for (int fd : {c2b_.pipe_r, c2b_.pipe_w, b2c_.pipe_r, b2c_.pipe_w})
+            if (fd >= 0) ::close(fd);
+    }
+
+    void start() override { connect_next(); }
+    void stop() override { close("shutdown"); }
+
+    void server_down() noexcept override {
+        asio::post(backend_.get_executor(), [self = shared_from_this()] { self->close("server down"); });
+    }
+
+    // Client side of the buffered pump, and the refusal write.
+    void on_read(net::error_code ec, std::size_t n) override {
+        if (closed_) return;
+        if (ec || n == 0) {
+            if (ec && ec != asio::error::eof) return close("client: " + ec.message());
+            net::error_code ignored;
+            backend_.shutdown(tcp::socket::shutdown_send, ignored);
+            c2b_.done = true;
+            return maybe_finish();
+        }
+        touch();
+        c2b_.bytes += n;
+        asio::async_write(backend_, asio::buffer(c2b_buf_->data(), n),
+                          [self = shared_from_this()](net::error_code wec, std::size_t) {
+                              if (self->closed_) return;
+                              if (wec) return self->close("server: " + wec.message());
+                              self->read_client();
+                          });
+    }
+
+    void on_write(net::error_code ec, std::size_t n) override {
+        if (closed_) return;
+        if (refusing_) return close("no server available");
+        if (ec) return close("client: " + ec.message());
+        b2c_.bytes += n;
+        touch();
+        read_backend();
+    }
+
+private:
+    struct direction {
+        int pipe_r = -1;
+        int pipe_w = -1;
+        std::size_t in_pipe = 0;
+        bool eof = false;
+        bool done = false;
+        std::uint64_t bytes = 0;
+        tcp::socket* src = nullptr;
+        tcp::socket* dst = nullptr;
+    };
+
+    std::size_t attempts_allowed() const {
+        const auto n = b_.servers().size();
+        return b_.config().retries == 0 ? n : std::min<std::size_t>(n, 1 + b_.config().retries);
+    }
+
+    void connect_next() {
+        if (closed_) return;
+        server_state* s = tried_.size() < attempts_allowed() ? b_.pick(tried_) : nullptr;
+        if (!s) return refuse();
+        server_ = s;
+        tried_.push_back(s);
+        const std::uint64_t me = ++attempt_;
+        connect_timer_.expires_after(std::chrono::milliseconds(b_.config().connect_timeout_ms));
+        connect_timer_.async_wait([self = shared_from_this(), me](net::error_code ec) {
+            if (ec || me != self->attempt_) return;
+            net::error_code ignored;
+            self->backend_.close(ignored);   // the connect completes with operation_aborted
+        });
+        asio::async_connect(backend_, s->endpoints, [self = shared_from_this(), me](net::error_code ec, const tcp::endpoint&) {
+            if (me != self->attempt_) return;
+            self->connect_timer_.cancel();
+            if (self->closed_) return;
+            if (ec) return self->connect_failed(ec == asio::error::operation_aborted ? "timeout" : ec.message());
+            self->on_connected();
+        });
+    }
+
+    void connect_failed(const std::string& why) {
+        ++server_->connect_failures;
+        log()->warn("conn={} backend={} server={} connect failed: {}", conn_, b_.config().name, server_->cfg.name, why);
+        backend::release(*server_);
+        server_ = nullptr;
+        net::error_code ignored;
+        backend_.close(ignored);
+        connect_next();
+    }
+
+    void refuse() {
+        ++b_.refused;
+        log()->warn("conn={} peer={} backend={} reason=no_server_available tried={}", conn_, client_->peer(),
+                    b_.config().name, tried_.size());
+        refusal_ = refusal_for(proto_, head_);
+        if (refusal_.empty()) return close("no server available");
+        refusing_ = true;
+        client_->async_write(std::as_bytes(std::span(refusal_)), shared_from_this());
+    }
+
+    void on_connected() {
+        ++server_->total;
+        server_->bind(conn_, weak_from_this());
+        net::error_code ec;
+        backend_.set_option(tcp::no_delay(true), ec);
+        log()->debug("conn={} peer={} relayed to backend={} server={}", conn_, client_->peer(), b_.config().name,
+                     server_->cfg.name);
+        std::string preamble;
+        if (b_.config().send_proxy != proxy_protocol::none) {
+            const auto from = client_->socket().remote_endpoint(ec);
+            const auto to = client_->socket().local_endpoint(ec);
+            if (!ec) preamble = proxy_header(b_.config().send_proxy, from, to);
+        }
+        preamble += head_;
+        head_.clear();
+        head_.shrink_to_fit();
+        if (preamble.empty()) return start_pumps();
+        preamble_ = std::move(preamble);
+        c2b_.bytes += preamble_.size();
+        asio::async_write(backend_, asio::buffer(preamble_), [self = shared_from_this()](net::error_code wec, std::size_t) {
+            if (self->closed_) return;
+            if (wec) return self->close("server: " + wec.message());
+            self->preamble_.clear();
+            self->preamble_.shrink_to_fit();
+            self->start_pumps();
+        });
+    }
+
+    void start_pumps() {
+        arm_idle_timer();
+        if (client_->plain() && make_pipe(c2b_) && make_pipe(b2c_)) {
+            net::error_code ec;
+            backend_.non_blocking(true, ec);
+            client_->socket().non_blocking(true, ec);
+            c2b_.src = &client_->socket();
+            c2b_.dst = &backend_;
+            b2c_.src = &backend_;
+            b2c_.dst = &client_->socket();
+            pump(c2b_);
+            pump(b2c_);
+            return;
+        }
+        c2b_buf_ = std::make_unique<std::array<std::byte, buffer_bytes>>();
+        b2c_buf_ = std::make_unique<std::array<std::byte, buffer_bytes>>();
+        read_client();
+        read_backend();
+    }
+
+    static bool make_pipe(direction& d) {
+        int fds[2];
+        if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return false;
+        d.pipe_r = fds[0];
+        d.pipe_w = fds[1];
+        return true;
+    }
+
+    // One direction with splice(2): socket → pipe → socket, until EAGAIN on either end.
+    void pump(direction& d) {
+        for (int round = 0; round < 32; ++round) {
+            if (closed_) return;
+            if (d.in_pipe > 0) {
+                const ssize_t n = ::splice(d.pipe_r, nullptr, d.dst->native_handle(), nullptr, d.in_pipe,
+                                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                if (n > 0) {
+                    d.in_pipe -= static_cast<std::size_t>(n);
+                    d.bytes += static_cast<std::uint64_t>(n);
+                    continue;
+                }
+                if (n < 0 && errno == EINTR) continue;
+                if (n < 0 && errno == EAGAIN) return wait(d, d.dst, tcp::socket::wait_write);
+                return close(std::string(&d == &c2b_ ? "server" : "client") + ": " + std::strerror(n < 0 ? errno : EPIPE));
+            }
+            if (d.eof) {
+                ::shutdown(d.dst->native_handle(), SHUT_WR);
+                d.done = true;
+                return maybe_finish();
+            }
+            const ssize_t n = ::splice(d.src->native_handle(), nullptr, d.pipe_w, nullptr, splice_chunk,
+                                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n > 0) {
+                d.in_pipe += static_cast<std::size_t>(n);
+                touch();
+                continue;
+            }
+            if (n == 0) {
+                d.eof = true;
+                continue;
+            }
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN) return wait(d, d.src, tcp::socket::wait_read);
+            return close(std::string(&d == &c2b_ ? "client" : "server") + ": " + std::strerror(errno));
+        }
+        // A busy stream yields to the other connections of this worker.
+        asio::post(backend_.get_executor(), [self = shared_from_this(), &d] { self->pump(d); });
+    }
+
+    void wait(direction& d, tcp::socket* s, tcp::socket::wait_type type) {
+        s->async_wait(type, [self = shared_from_this(), &d](net::error_code ec) {
+            if (self->closed_) return;
+            if (ec) return self->close("wait: " + ec.message());
+            self->pump(d);
+        });
+    }
+
+    void read_client() {
+        client_->async_read_some(std::span(*c2b_buf_), shared_from_this());
+    }
+
+    void read_backend() {
+        backend_.async_read_some(asio::buffer(b2c_buf_->data(), b2c_buf_->size()),
+                                 [self = shared_from_this()](net::error_code ec, std::size_t n) {
+                                     if (self->closed_) return;
+                                     if (ec) {
+                                         if (ec != asio::error::eof) return self->close("server: " + ec.message());
+                                         self->client_->shutdown_send();
+                                         self->b2c_.done = true;
+                                         return self->maybe_finish();
+                                     }
+                                     self->touch();
+                                     self->client_->async_write(std::span<const std::byte>(self->b2c_buf_->data(), n), self);
+                                 });
+    }
+
+    void maybe_finish() {
+        if (c2b_.done && b2c_.done) close("done");
+    }
+
+    void touch() { last_activity_ = std::chrono::steady_clock::now(); }
+
+    void arm_idle_timer() {
+        const auto idle = b_.config().idle_timeout_ms;
+        if (idle == 0 || closed_) return;
+        touch();
+        rearm_idle_timer();
+    }
+
+    void rearm_idle_timer() {
+        const auto idle = b_.config().idle_timeout_ms;
+        idle_timer_.expires_after(std::chrono::milliseconds(std::max<std::uint32_t>(idle / 4, 10)));
+        idle_timer_.async_wait([self = shared_from_this(), idle](net::error_code ec) {
+            if (ec || self->closed_) return;
+            if (std::chrono::steady_clock::now() - self->last_activity_ >= std::chrono::milliseconds(idle))
+                return self->close("idle timeout");
+            self->rearm_idle_timer();
+        });
+    }
+
+    void close(const std::string& why) {
+        if (closed_) return;
+        closed_ = true;
+        ++attempt_;
+        connect_timer_.cancel();
+        idle_timer_.cancel();
+        net::error_code ec;
+        backend_.close(ec);
+        client_->close();
+        if (server_) {
+            server_->unbind(conn_);
+            backend::release(*server_);
+            log()->debug("conn={} backend={} server={} closed: {} bytes_up={} bytes_down={}", conn_, b_.config().name,
+                         server_->cfg.name, why, c2b_.bytes, b2c_.bytes);
+            server_ = nullptr;
+        } else {
+            log()->debug("conn={} backend={} closed: {}", conn_, b_.config().name, why);
+        }
+    }
+
+    std::unique_ptr<socket_transport> client_;
+    std::string head_;
+    backend& b_;
+    std::optional<wire> proto_;
+    std::uint64_t conn_;
+    tcp::socket backend_;
+    asio::steady_timer connect_timer_;
+    asio::steady_timer idle_timer_;
+    std::chrono::steady_clock::time_point last_activity_{};
+    server_state* server_ = nullptr;
+    std::vector<server_state*> tried_;
+    std::uint64_t attempt_ = 0;
+    std::string preamble_;
+    std::string refusal_;
+    bool refusing_ = false;
+    bool closed_ = false;
+    direction c2b_;
+    direction b2c_;
+    std::unique_ptr<std::array<std::byte, buffer_bytes>> c2b_buf_;
+    std::unique_ptr<std::array<std::byte, buffer_bytes>> b2c_buf_;
+};
+
+void put16(std::string& s, unsigned v) {
+    s += static_cast<char>((v >> 8) & 0xFF);
+    s += static_cast<char>(v & 0xFF);
+}
+
+}  // namespace
+
+std::shared_ptr<net::session> make_relay(std::unique_ptr<socket_transport> client, std::string head, backend& b,
+                                         std::optional<wire> proto, std::uint64_t conn) {
+    return std::make_shared<relay>(std::move(client), std::move(head), b, proto, conn);
+}
+
+std::string proxy_header(proxy_protocol v, const tcp::endpoint& client, const tcp::endpoint& local) {
+    auto src = client.address();
+    auto dst = local.address();
+    const bool v4 = src.is_v4() && dst.is_v4();
+    if (!v4) {   // one family for both: IPv4 becomes IPv4-mapped IPv6
+        if (src.is_v4()) src = asio::ip::make_address_v6(asio::ip::v4_mapped, src.to_v4());
+        if (dst.is_v4()) dst = asio::ip::make_address_v6(asio::ip::v4_mapped, dst.to_v4());
+    }
+    if (v == proxy_protocol::v1) {
+        return std::string("PROXY ") + (v4 ? "TCP4 " : "TCP6 ") + src.to_string() + " " + dst.to_string() + " " +
+               std::to_string(client.port()) + " " + std::to_string(local.port()) + "\r\n";
+    }
+    if (v != proxy_protocol::v2) return {};
+    std::string h("\x0D\x0A\x0D\x0A\x00\x0D\x0A\x51\x55\x49\x54\x0A", 12);
+    h += '\x21';                       // version 2, PROXY command
+    h += v4 ? '\x11' : '\x21';         // TCP over IPv4 / IPv6
+    put16(h, v4 ? 12 : 36);
+    auto append = [&h](const auto& bytes) { h.append(reinterpret_cast<const char*>(bytes.data()), bytes.size()); };
+    if (v4) {
+        append(src.to_v4().to_bytes());
+        append(dst.to_v4().to_bytes());
+    } else {
+        append(src.to_v6().to_bytes());
+        append(dst.to_v6().to_bytes());
+    }
+    put16(h, client.port());
+    put16(h, local.port());
+    return h;
+}
+
+std::string refusal_for(std::optional<wire> proto, std::string_view head) {
+    if (!proto) return {};
+    if (*proto == wire::mqtt) {
+        // CONNECT: 0x10, remaining length (1..4 bytes), then protocol name and level.
+        std::size_t at = 1;
+        while (at < head.size() && at < 5 && (static_cast<unsigned char>(head[at]) & 0x80)) ++at;
+        ++at;
+        const bool v5 = head.size() > at + 6 && head.substr(at, 6) == std::string_view("\x00\x04MQTT", 6) &&
+                        head[at + 6] == 5;
+        return v5 ? std::string("\x20\x03\x00\x88\x00", 5)    // reason 0x88 Server unavailable
+                  : std::string("\x20\x02\x00\x03", 4);       // return code 3 Server unavailable
+    }
+    if (*proto == wire::stomp) {
+        const std::string body = "Switchboard has no backend server available for this connection; retry later.";
+        std::string f = "ERROR\ncontent-type:text/plain\nmessage:no server available\ncontent-length:" +
+                        std::to_string(body.size()) + "\n\n" + body;
+        f += '\0';
+        return f;
+    }
+    return {};
+}
+
+}  // namespace sb::gateway

@@ -1,0 +1,38 @@
+// gateway/relay.hpp — a client connection relayed to a backend server, byte for byte.
+//
+// The server is chosen by the backend's balance (backend::pick); a failed or timed-out connect
+// tries the next one (`retries`). Once connected: the optional PROXY protocol header, the bytes
+// read while detecting the protocol, then both directions pumped with back-pressure (nothing is
+// read from one side until the other took what came before). A plain client socket is pumped
+// with splice(2) through a pipe, so payload never enters user space; a TLS client through a
+// buffer. Half-closes are passed on; the relay ends when both directions have, or at the first
+// error, or when its server is declared down (the client reconnects and lands elsewhere).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include "gateway/backend.hpp"
+#include "gateway/config.hpp"
+#include "gateway/tcp_transport.hpp"
+
+namespace sb::gateway {
+
+// Creates the relay (not yet started). `proto`: the detected protocol, when known, for a
+// refusal the client understands (MQTT CONNACK "server unavailable", STOMP ERROR) when no
+// server can take the connection.
+std::shared_ptr<net::session> make_relay(std::unique_ptr<socket_transport> client, std::string head, backend& b,
+                                         std::optional<wire> proto, std::uint64_t conn);
+
+// The PROXY protocol header (v1 text or v2 binary) announcing `client` → `local`.
+std::string proxy_header(proxy_protocol v, const boost::asio::ip::tcp::endpoint& client,
+                         const boost::asio::ip::tcp::endpoint& local);
+
+// What a client of `proto` is told when no server is available (empty: just close). `head` is
+// what it sent so far (an MQTT 5 CONNECT gets a version 5 CONNACK).
+std::string refusal_for(std::optional<wire> proto, std::string_view head);
+
+}  // namespace sb::gateway
