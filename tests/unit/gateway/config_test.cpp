@@ -163,14 +163,14 @@ TEST_CASE("sizes accept KiB, MiB and GiB suffixes", "[gateway][config]") {
 TEST_CASE("an unknown key is an error at every level", "[gateway][config]") {
     CHECK(error_of("workers: 1\n\nwrokers: 2\n") ==
           "conf/x.yaml:3:1: unknown key 'wrokers' (known: workers, log, broker, store, security, "
-          "stomp, mqtt, listeners)");
+          "stomp, mqtt, listeners, backends)");
     CHECK(error_of("broker:\n  name: b\n  nmae: c\n") ==
           "conf/x.yaml:3:3: broker: unknown key 'nmae' (known: name, max_redeliveries, dead_letter, "
           "default_prefetch, queue_memory_limit, topic_max_pending)");
     CHECK(error_of("log: {lvl: info}\n") == "conf/x.yaml:1:7: log: unknown key 'lvl' (known: level)");
     CHECK(error_of(with_listener("    port: 1\n    prot: stomp\n")) ==
           "conf/x.yaml:4:5: listeners[0]: unknown key 'prot' (known: name, protocol, address, port, "
-          "max_connections)");
+          "max_connections, tls, routes, backend, detect_timeout)");
     CHECK_THAT(error_of("stomp:\n  heartbeat_floor: 1\n"),
                Catch::StartsWith("conf/x.yaml:2:3: stomp: unknown key 'heartbeat_floor'"));
     CHECK_THAT(error_of("security:\n  anonymous: true\n"),
@@ -246,9 +246,9 @@ TEST_CASE("a value of the wrong type or out of range names line, column and key 
 
 TEST_CASE("listener protocols must be known", "[gateway][config]") {
     CHECK(error_of(with_listener("    protocol: stomp2\n    port: 1\n")) ==
-          "conf/x.yaml:3:15: listeners[0].protocol: expected one of stomp, mqtt, got \"stomp2\"");
+          "conf/x.yaml:3:15: listeners[0].protocol: expected one of stomp, mqtt, auto, tcp, got \"stomp2\"");
     CHECK(error_of(with_listener("    protocol: amqp\n    port: 1\n")) ==
-          "conf/x.yaml:3:15: listeners[0].protocol: 'amqp' is not supported yet (supported: stomp, mqtt)");
+          "conf/x.yaml:3:15: listeners[0].protocol: 'amqp' is not supported yet (supported: stomp, mqtt, auto, tcp)");
     CHECK(error_of(with_listener("    protocol: mqtt\n    port: 1\n")).empty());
 }
 
@@ -331,4 +331,73 @@ TEST_CASE("files: a missing file is reported with the reason, errors name the pa
     CHECK(c.source == path);
     CHECK(c.workers == 2);
     std::remove(path);
+}
+
+TEST_CASE("backends and routes: servers, balance, checks, durations, and every reference checked",
+          "[gateway][config]") {
+    const config c = load_config_text(R"(
+backends:
+  - name: amq
+    balance: leastconn
+    connect_timeout: 2s
+    retries: 1
+    idle_timeout: 1m
+    send_proxy: v2
+    check: { type: openwire, interval: 1500ms, timeout: 1s, fall: 4, rise: 1 }
+    servers:
+      - { name: a, address: 127.0.0.1:61616, max_connections: 10, weight: 3 }
+      - { address: "[::1]:61617", backup: true }
+listeners:
+  - name: front
+    protocol: auto
+    port: 7000
+    detect_timeout: 2s
+    routes: { openwire: { backend: amq }, mqtt: kernel, default: { backend: amq } }
+  - { name: relay, protocol: tcp, port: 7001, backend: amq }
+)", "conf/x.yaml");
+    REQUIRE(c.backends.size() == 1);
+    const backend_config& b = c.backends[0];
+    CHECK(b.balance == balance_mode::leastconn);
+    CHECK(b.connect_timeout_ms == 2000);
+    CHECK(b.retries == 1);
+    CHECK(b.idle_timeout_ms == 60000);
+    CHECK(b.send_proxy == proxy_protocol::v2);
+    CHECK(b.check == check_config{check_type::openwire, 1500, 1000, 4, 1, "/", 200});
+    REQUIRE(b.servers.size() == 2);
+    CHECK(b.servers[0] == server_config{"a", "127.0.0.1", 61616, false, 10, 3});
+    CHECK(b.servers[1] == server_config{"::1:61617", "::1", 61617, true, 0, 1});
+    REQUIRE(c.listeners.size() == 2);
+    const listener_config& f = c.listeners[0];
+    CHECK(f.proto == protocol::automatic);
+    CHECK(f.detect_timeout_ms == 2000);
+    CHECK(f.routes[static_cast<std::size_t>(wire::openwire)] == route{"amq"});
+    CHECK(f.routes[static_cast<std::size_t>(wire::mqtt)] == route{});
+    CHECK(!f.routes[static_cast<std::size_t>(wire::stomp)]);
+    CHECK(f.fallback == route{"amq"});
+    CHECK(c.listeners[1].proto == protocol::tcp);
+    CHECK(c.listeners[1].fallback == route{"amq"});
+
+    const std::string servers = "    servers: [{ address: 127.0.0.1:1 }]\n";
+    CHECK(error_of("listeners:\n  - { name: a, port: 1, backend: nope }\n") ==
+          "conf/x.yaml:2:34: listeners[0].backend: no backend named 'nope' (declare it under backends)");
+    CHECK(error_of("listeners:\n  - { name: a, port: 1, protocol: tcp }\n") ==
+          "conf/x.yaml:2:35: listeners[0].protocol: tcp relays bytes to a backend: set backend: NAME");
+    CHECK(error_of("backends:\n  - name: b\n" + servers +
+                   "listeners:\n  - { name: a, port: 1, routes: { amqp: kernel } }\n") ==
+          "conf/x.yaml:5:41: listeners[0].routes.amqp: the kernel has no amqp adapter yet: route it to a backend");
+    CHECK(error_of("backends:\n  - name: b\n    servers: [{ address: 127.0.0.1 }]\n") ==
+          "conf/x.yaml:3:26: backends[0].servers[0].address: expected HOST:PORT (\"127.0.0.1:61616\", \"[::1]:1883\", "
+          "\"broker-a:5672\"), got \"127.0.0.1\"");
+    CHECK(error_of("backends:\n  - name: b\n    balance: random\n" + servers) ==
+          "conf/x.yaml:3:14: backends[0].balance: expected one of first, roundrobin, leastconn, got \"random\"");
+    CHECK(error_of("backends:\n  - name: b\n    check: { interval: 3 hours }\n" + servers) ==
+          "conf/x.yaml:3:24: backends[0].check.interval: expected a duration >= 10 ms (\"500ms\", \"3s\", \"1m\" or "
+          "milliseconds), got \"3 hours\"");
+    CHECK(error_of("backends:\n  - name: b\n    check: { interval: 1s, timeout: 2s }\n" + servers) ==
+          "conf/x.yaml:2:5: backends[0].check.timeout: must not exceed check.interval");
+    CHECK(error_of("backends:\n  - name: b\n") == "conf/x.yaml:2:5: backends[0].servers: missing (a list of at least one server)");
+    CHECK(error_of("backends:\n  - name: b\n" + servers + "  - name: b\n" + servers) ==
+          "conf/x.yaml:4:11: backends[1].name: duplicate backend name 'b'");
+    CHECK(error_of("listeners:\n  - { name: a, port: 1, tls: { cert: a.pem } }\n") ==
+          "conf/x.yaml:2:30: listeners[0].tls.key: missing (a PEM private key file)");
 }
