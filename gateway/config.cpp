@@ -168,7 +168,7 @@ public:
         bool has_listeners = false;
         for (const entry& e : entries(root, {}, "",
                                       {"workers", "log", "broker", "store", "security", "stomp",
-                                       "mqtt", "listeners", "backends"})) {
+                                       "mqtt", "listeners", "backends", "admin"})) {
             if (e.key == "workers") cfg.workers = static_cast<unsigned>(integer(e, 0, 256));
             else if (e.key == "log") cfg.log = load_log(e);
             else if (e.key == "broker") cfg.broker = load_broker(e);
@@ -181,6 +181,11 @@ public:
                 has_listeners = true;
             } else if (e.key == "backends") {
                 cfg.backends = load_backends(e);
+            } else if (e.key == "admin") {
+                for (const entry& a : entries(e.value, e.value_at, e.path, {"address", "port"})) {
+                    if (a.key == "address") cfg.admin.address = this->text(a);
+                    else cfg.admin.port = static_cast<std::uint16_t>(integer(a, 0, 65535));
+                }
             }
         }
         // Routes name backends that may be declared after the listeners.

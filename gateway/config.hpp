@@ -147,6 +147,15 @@ struct mqtt_config {
     bool operator==(const mqtt_config&) const = default;
 };
 
+// The admin HTTP endpoint: GET /metrics (Prometheus text) and GET /status (JSON). Off when
+// port is 0. Bind it to loopback or a management network: it has no authentication.
+struct admin_config {
+    std::string address = "127.0.0.1";
+    std::uint16_t port = 0;
+
+    bool operator==(const admin_config&) const = default;
+};
+
 struct log_config {
     std::string level = "info";  // trace | debug | info | warn | error | critical | off
 
@@ -164,6 +173,7 @@ struct config {
     mqtt_config mqtt;
     std::vector<listener_config> listeners;  // never empty after loading
     std::vector<backend_config> backends;
+    admin_config admin;
 
     bool operator==(const config&) const = default;
 };

@@ -22,6 +22,7 @@
 #include "core/security/authenticator.hpp"
 #include "core/store/journal_store.hpp"
 #include "core/store/memory_store.hpp"
+#include "gateway/admin.hpp"
 #include "gateway/backend.hpp"
 #include "gateway/front.hpp"
 #include "gateway/health_check.hpp"
@@ -331,8 +332,13 @@ int run_server(const config& cfg) {
     for (auto& w : workers) w->start();
     asio::post(workers.front()->context(), [s = sweeper.get()] { s->start(); });
     for (auto& c : checkers) c->start();
+    std::unique_ptr<admin_server> admin;
+    if (cfg.admin.port)
+        admin = std::make_unique<admin_server>(
+            main_ctx, cfg.admin, admin_view{[&shared] { return shared.live_connections.load(); }, &backends});
     try {
         for (auto& l : listeners) l->open();
+        if (admin) admin->open();
     } catch (const std::exception& e) {
         log()->error("cannot open listener: {}", e.what());
         stop_workers(workers, sweeper);
@@ -345,6 +351,7 @@ int run_server(const config& cfg) {
         if (ec) return;
         log()->info("signal={} stopping: closing listeners and {} connections", sig, shared.live_connections.load());
         for (auto& l : listeners) l->close();
+        if (admin) admin->close();
         sweeper->stop();
         for (auto& c : checkers) c->stop();
         for (auto& w : workers) asio::post(w->context(), [&w] { w->stop_sessions(); });

@@ -163,7 +163,7 @@ TEST_CASE("sizes accept KiB, MiB and GiB suffixes", "[gateway][config]") {
 TEST_CASE("an unknown key is an error at every level", "[gateway][config]") {
     CHECK(error_of("workers: 1\n\nwrokers: 2\n") ==
           "conf/x.yaml:3:1: unknown key 'wrokers' (known: workers, log, broker, store, security, "
-          "stomp, mqtt, listeners, backends)");
+          "stomp, mqtt, listeners, backends, admin)");
     CHECK(error_of("broker:\n  name: b\n  nmae: c\n") ==
           "conf/x.yaml:3:3: broker: unknown key 'nmae' (known: name, max_redeliveries, dead_letter, "
           "default_prefetch, queue_memory_limit, topic_max_pending)");

@@ -1,0 +1,208 @@
+// gateway/admin.cpp — Beast HTTP/1.1 server for /metrics and /status; bounded requests, one
+// response per connection, 5 s to send the request.
+#include "gateway/admin.hpp"
+
+#include <chrono>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "gateway/health_check.hpp"
+
+namespace sb::gateway {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::ip::tcp;
+
+namespace {
+
+std::string_view balance_name(balance_mode m) {
+    switch (m) {
+    case balance_mode::first: return "first";
+    case balance_mode::roundrobin: return "roundrobin";
+    case balance_mode::leastconn: return "leastconn";
+    }
+    return "?";
+}
+
+class http_session : public std::enable_shared_from_this<http_session> {
+public:
+    http_session(tcp::socket s, const admin_view& v) : stream_(std::move(s)), view_(v) {}
+
+    void start() {
+        parser_.header_limit(8 * 1024);
+        parser_.body_limit(8 * 1024);
+        stream_.expires_after(std::chrono::seconds(5));
+        http::async_read(stream_, buffer_, parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+            if (!ec) self->respond();
+        });
+    }
+
+private:
+    void respond() {
+        const auto& req = parser_.get();
+        auto res = std::make_shared<http::response<http::string_body>>();
+        res->version(11);
+        res->set(http::field::server, "switchboard");
+        res->keep_alive(false);
+        const std::string_view target(req.target().data(), req.target().size());
+        const std::string_view path = target.substr(0, target.find('?'));
+        if (req.method() != http::verb::get && req.method() != http::verb::head) {
+            res->result(http::status::method_not_allowed);
+            res->set(http::field::allow, "GET, HEAD");
+        } else if (path == "/metrics") {
+            res->result(http::status::ok);
+            res->set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+            res->body() = render_metrics(view_);
+        } else if (path == "/status") {
+            res->result(http::status::ok);
+            res->set(http::field::content_type, "application/json");
+            res->body() = render_status(view_);
+        } else {
+            res->result(http::status::not_found);
+            res->set(http::field::content_type, "text/plain");
+            res->body() = "not found: try /metrics or /status\n";
+        }
+        if (req.method() == http::verb::head) {
+            res->content_length(res->body().size());
+            res->body().clear();
+        } else {
+            res->prepare_payload();
+        }
+        http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code, std::size_t) {
+            beast::error_code ignored;
+            self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        });
+    }
+
+    beast::tcp_stream stream_;
+    beast::flat_buffer buffer_;
+    http::request_parser<http::string_body> parser_;
+    const admin_view& view_;
+};
+
+}  // namespace
+
+std::string render_metrics(const admin_view& v) {
+    std::string out;
+    auto family = [&out](std::string_view name, std::string_view type, std::string_view help) {
+        out += "# HELP ";
+        out += name;
+        out += ' ';
+        out += help;
+        out += "\n# TYPE ";
+        out += name;
+        out += ' ';
+        out += type;
+        out += '\n';
+    };
+    family("switchboard_connections", "gauge", "Client connections open now, all listeners.");
+    out += "switchboard_connections " + std::to_string(v.live_connections ? v.live_connections() : 0) + "\n";
+    if (!v.backends || v.backends->empty()) return out;
+
+    family("switchboard_backend_refused_total", "counter", "Connections refused because no server could take them.");
+    for (const auto& b : *v.backends)
+        out += "switchboard_backend_refused_total{backend=\"" + b->config().name + "\"} " + std::to_string(b->refused.load()) + "\n";
+
+    struct metric {
+        std::string_view name, type, help;
+        std::function<std::string(const server_state&)> value;
+    };
+    const metric metrics[] = {
+        {"switchboard_backend_server_up", "gauge", "1 when the server passes its health checks.",
+         [](const server_state& s) { return std::string(s.up.load() ? "1" : "0"); }},
+        {"switchboard_backend_server_active_connections", "gauge", "Connections relayed to the server now.",
+         [](const server_state& s) { return std::to_string(s.active.load()); }},
+        {"switchboard_backend_server_connections_total", "counter", "Connections relayed to the server.",
+         [](const server_state& s) { return std::to_string(s.total.load()); }},
+        {"switchboard_backend_server_connect_failures_total", "counter", "Failed connects to the server.",
+         [](const server_state& s) { return std::to_string(s.connect_failures.load()); }},
+        {"switchboard_backend_server_check_latency_seconds", "gauge", "Duration of the last passed health check.",
+         [](const server_state& s) { return std::to_string(s.check_latency_us.load() / 1e6); }},
+        {"switchboard_backend_server_checks_passed_total", "counter", "Health checks passed.",
+         [](const server_state& s) { return std::to_string(s.checks_ok.load()); }},
+        {"switchboard_backend_server_checks_failed_total", "counter", "Health checks failed.",
+         [](const server_state& s) { return std::to_string(s.checks_failed.load()); }},
+        {"switchboard_backend_server_transitions_total", "counter", "Up/down state changes.",
+         [](const server_state& s) { return std::to_string(s.transitions.load()); }},
+    };
+    for (const auto& m : metrics) {
+        family(m.name, m.type, m.help);
+        for (const auto& b : *v.backends)
+            for (const auto& s : b->servers())
+                out += std::string(m.name) + "{backend=\"" + b->config().name + "\",server=\"" + s->cfg.name + "\"} " +
+                       m.value(*s) + "\n";
+    }
+    return out;
+}
+
+std::string render_status(const admin_view& v) {
+    nlohmann::json j;
+    j["connections"] = v.live_connections ? v.live_connections() : 0;
+    j["backends"] = nlohmann::json::array();
+    if (v.backends) {
+        for (const auto& b : *v.backends) {
+            nlohmann::json jb{{"name", b->config().name},
+                              {"balance", balance_name(b->config().balance)},
+                              {"check", check_type_name(b->config().check.type)},
+                              {"refused", b->refused.load()},
+                              {"servers", nlohmann::json::array()}};
+            for (const auto& s : b->servers()) {
+                jb["servers"].push_back({{"name", s->cfg.name},
+                                         {"address", s->cfg.host + ":" + std::to_string(s->cfg.port)},
+                                         {"backup", s->cfg.backup},
+                                         {"up", s->up.load()},
+                                         {"active", s->active.load()},
+                                         {"total", s->total.load()},
+                                         {"connect_failures", s->connect_failures.load()},
+                                         {"checks_passed", s->checks_ok.load()},
+                                         {"checks_failed", s->checks_failed.load()},
+                                         {"transitions", s->transitions.load()},
+                                         {"check_latency_us", s->check_latency_us.load()}});
+            }
+            j["backends"].push_back(std::move(jb));
+        }
+    }
+    return j.dump(2) + "\n";
+}
+
+struct admin_server::impl : std::enable_shared_from_this<impl> {
+    impl(asio::io_context& ctx, const admin_config& c, admin_view v) : cfg(c), view(std::move(v)), acceptor(ctx) {}
+    void accept() {
+        acceptor.async_accept([self = shared_from_this()](beast::error_code ec, tcp::socket s) {
+            if (ec == asio::error::operation_aborted) return;
+            if (!ec) std::make_shared<http_session>(std::move(s), self->view)->start();
+            self->accept();
+        });
+    }
+    admin_config cfg;
+    admin_view view;
+    tcp::acceptor acceptor;
+};
+
+admin_server::admin_server(asio::io_context& ctx, const admin_config& cfg, admin_view view)
+    : impl_(std::make_shared<impl>(ctx, cfg, std::move(view))) {}
+
+admin_server::~admin_server() { close(); }
+
+void admin_server::open() {
+    const tcp::endpoint ep(asio::ip::make_address(impl_->cfg.address), impl_->cfg.port);
+    impl_->acceptor.open(ep.protocol());
+    impl_->acceptor.set_option(tcp::acceptor::reuse_address(true));
+    impl_->acceptor.bind(ep);
+    impl_->acceptor.listen();
+    spdlog::info("admin up address={}:{} (GET /metrics, /status)", impl_->cfg.address, impl_->cfg.port);
+    impl_->accept();
+}
+
+void admin_server::close() {
+    beast::error_code ec;
+    impl_->acceptor.close(ec);
+}
+
+}  // namespace sb::gateway

@@ -1,0 +1,40 @@
+// gateway/admin.hpp — the admin HTTP endpoint (Beast stays in admin.cpp):
+//   GET /metrics  Prometheus text: connections, and per backend server its state, check
+//                 latency, active and total connections, connect failures, transitions
+//   GET /status   the same as JSON
+// Runs on the main thread's io_context; every request is answered and the connection closed.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "gateway/backend.hpp"
+#include "gateway/config.hpp"
+
+namespace sb::gateway {
+
+struct admin_view {
+    std::function<std::size_t()> live_connections;
+    const std::vector<std::unique_ptr<backend>>* backends = nullptr;
+};
+
+std::string render_metrics(const admin_view& v);
+std::string render_status(const admin_view& v);
+
+class admin_server {
+public:
+    admin_server(boost::asio::io_context& ctx, const admin_config& cfg, admin_view view);
+    ~admin_server();
+    void open();    // throws on bind failure
+    void close();
+
+private:
+    struct impl;
+    std::shared_ptr<impl> impl_;
+};
+
+}  // namespace sb::gateway
