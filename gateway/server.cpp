@@ -6,6 +6,7 @@
 #include "gateway/server.hpp"
 
 #include <atomic>
+#include <csignal>
 #include <chrono>
 #include <thread>
 
@@ -208,6 +209,9 @@ void stop_workers(std::vector<std::unique_ptr<worker>>& workers, std::unique_ptr
 }  // namespace
 
 int run_server(const config& cfg) {
+    // splice(2) into a socket whose peer is gone raises SIGPIPE (it takes no MSG_NOSIGNAL): a
+    // relay must see EPIPE instead, and never the process die.
+    std::signal(SIGPIPE, SIG_IGN);
     // Backends first: relays and checks on the workers refer to them until the workers are gone.
     std::vector<std::unique_ptr<backend>> backends;
     try {

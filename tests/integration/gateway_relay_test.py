@@ -444,12 +444,21 @@ class BadCaseTest(GatewayTestCase):
         for i in range(20):
             s = socket.create_connection((HOST, g.port), timeout=WAIT)
             s.sendall(b"x" * 1000)
+            if i % 2:
+                # Still streaming when the reset comes: the relay's next splice into the dead
+                # socket fails (EPIPE must not kill the process), then the client is closed.
+                try:
+                    for _ in range(400):
+                        s.sendall(b"y" * 65536)
+                except OSError:
+                    pass
             try:
                 data = s.recv(10)
             except ConnectionResetError:
                 data = b""
             self.assertEqual(data, b"", f"connection {i}: the client side is closed")
             s.close()
+        self.assertTrue(g.alive(), "the gateway survives")
         wait_for(lambda: g.server("b", "r")["active"] == 0, 5, "every relay ended")
         wait_for(lambda: g.open_fds() <= baseline, 5, f"open files back to {baseline} (now {g.open_fds()})")
         self.assertEqual(reset.relayed(), 20)
