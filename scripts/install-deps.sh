@@ -9,7 +9,13 @@ packages=(
   libboost1.81-dev libssl-dev libspdlog-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev catch2
   # integration-test clients
   python3 python3-stomp python3-paho-mqtt mosquitto-clients libpaho-mqtt-dev libpaho-mqttpp-dev
+  # integration-test backends behind the gateway (run by the tests on their own ports, never as
+  # services): mosquitto, ActiveMQ 5.17 with its JMS client jars, a JDK to compile the test's client
+  mosquitto activemq libactivemq-java openjdk-17-jdk-headless
 )
+# Packages whose service must not run: the tests start their own instances on free loopback
+# ports, and a system broker on 1883 or 61616 would only get in the way.
+services=(mosquitto activemq)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -25,5 +31,37 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo=sudo
 fi
 export DEBIAN_FRONTEND=noninteractive
+
+# Keep the maintainer scripts from starting services (invoke-rc.d and deb-systemd-invoke obey
+# policy-rc.d: 101 = action forbidden); ours is removed afterwards, an existing one is left alone.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\n# written by switchboard scripts/install-deps.sh, removed when it ends\nexit 101\n' |
+    $sudo tee "$policy" >/dev/null
+  $sudo chmod 755 "$policy"
+  own_policy=1
+  trap '$sudo rm -f "$policy"' EXIT
+fi
+
 $sudo apt-get update -q
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# Newly installed broker services stay off at boot too (and stopped, should one have started).
+for svc in "${services[@]}"; do
+  [[ " ${missing[*]} " == *" $svc "* ]] || continue
+  if [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  elif [ -x "/etc/init.d/$svc" ]; then
+    $sudo update-rc.d "$svc" disable >/dev/null 2>&1 || true
+    $sudo "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+  fi
+done
+if [ "$own_policy" = 1 ]; then
+  $sudo rm -f "$policy"
+  trap - EXIT
+fi
+if command -v ss >/dev/null && ss -Hltn 'sport = :1883 or sport = :61616' | grep -q .; then
+  echo "warning: something listens on port 1883 or 61616; the tests use their own ports, but check:" >&2
+  ss -ltnp 'sport = :1883 or sport = :61616' >&2 || true
+fi
