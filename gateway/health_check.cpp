@@ -1,6 +1,7 @@
 // gateway/health_check.cpp — the probes and the timers, connects and reads that run them.
 #include "gateway/health_check.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -332,7 +333,11 @@ struct check_loop : std::enable_shared_from_this<check_loop> {
                             b.config().name, s.cfg.name, check_type_name(c.type), why, s.fail_streak, closed);
             }
         }
-        schedule(std::chrono::milliseconds(c.interval_ms));
+        // Checks start every `interval` (a timed-out check does not push the next one back):
+        // a server that stops answering is down within fall x interval.
+        const auto next = std::chrono::milliseconds(c.interval_ms) -
+                          std::chrono::duration_cast<std::chrono::milliseconds>(took);
+        schedule(std::max(next, std::chrono::milliseconds(0)));
     }
 
     void stop() {
