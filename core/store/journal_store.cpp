@@ -12,6 +12,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -147,26 +148,56 @@ std::span<const std::uint8_t> bytes_of(std::string_view s) {
     return std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
 }
 
-// A whole file into `out` (reused between segments); false when it cannot be read.
-bool read_file(const std::string& path, std::string& out) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    struct stat st {};
-    bool ok = ::fstat(fd, &st) == 0;
-    if (ok) {
-        out.resize(std::size_t(st.st_size));
-        std::size_t got = 0;
-        while (ok && got < out.size()) {
-            const ssize_t n = ::read(fd, out.data() + got, out.size() - got);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) break;   // shorter than fstat said: keep what was read
-            got += std::size_t(n);
+// A segment file mapped read-only for recovery's one pass over it. Pages already parsed are
+// dropped from the process as it goes (release_before), so recovering a large journal does not
+// show up as resident memory.
+class mapped_file {
+public:
+    explicit mapped_file(const std::string& path) {
+        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) throw std::runtime_error("cannot read " + path + ": " + errno_text());
+        struct stat st {};
+        if (::fstat(fd, &st) != 0) {
+            const auto why = errno_text();
+            ::close(fd);
+            throw std::runtime_error("cannot read " + path + ": " + why);
         }
-        out.resize(got);
+        size_ = std::size_t(st.st_size);
+        if (size_ > 0) {
+            void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+            if (p == MAP_FAILED) {
+                const auto why = errno_text();
+                ::close(fd);
+                throw std::runtime_error("cannot map " + path + ": " + why);
+            }
+            data_ = static_cast<const std::uint8_t*>(p);
+            ::madvise(p, size_, MADV_SEQUENTIAL);
+        }
+        ::close(fd);
     }
-    ::close(fd);
-    return ok;
-}
+    ~mapped_file() {
+        if (data_) ::munmap(const_cast<std::uint8_t*>(data_), size_);
+    }
+    mapped_file(const mapped_file&) = delete;
+    mapped_file& operator=(const mapped_file&) = delete;
+
+    std::span<const std::uint8_t> bytes() const noexcept { return {data_, size_}; }
+
+    // Parsing reached `offset`: give back the whole pages before it.
+    void release_before(std::size_t offset) noexcept {
+        constexpr std::size_t step = std::size_t{4} << 20;
+        const auto page = std::size_t(::sysconf(_SC_PAGESIZE));
+        const auto upto = offset / page * page;
+        if (!data_ || upto < released_ + step) return;
+        ::madvise(const_cast<std::uint8_t*>(data_ + released_), upto - released_, MADV_DONTNEED);
+        released_ = upto;
+    }
+
+private:
+    const std::uint8_t* data_ = nullptr;
+    std::size_t size_ = 0;
+    std::size_t released_ = 0;
+};
 
 }  // namespace
 
@@ -182,25 +213,26 @@ void journal_store::recover(const recover_each& each) {
     // `live_` what survives. No body is kept: the kernel loads what it needs.
     struct added { message_key key; std::uint8_t priority; };
     std::vector<added> order;
-    std::string bytes;
     for (std::size_t i = 0; i < numbers.size(); ++i) {
         const auto n = numbers[i];
         if (n > std::numeric_limits<std::uint32_t>::max())
             throw std::runtime_error("journal segment number out of range: " + segment_path(n));
         const auto seg_no = std::uint32_t(n);
         const auto path = segment_path(n);
-        if (!read_file(path, bytes)) throw std::runtime_error("cannot read " + path + ": " + errno_text());
+        auto file = std::make_unique<mapped_file>(path);
         segments_[n];
         ++recovery_.segments;
-        const auto data = bytes_of(bytes);
+        const auto data = file->bytes();
         std::size_t pos = 0;
         while (pos < data.size()) {
+            file->release_before(pos);
             auto r = read_record(data.subspan(pos));
             if (auto* problem = std::get_if<frame_problem>(&r)) {
                 const bool last = i + 1 == numbers.size();
                 if (*problem == frame_problem::torn && last) {
                     // A crash in the middle of a write: the tail was never confirmed.
                     recovery_.torn_bytes += data.size() - pos;
+                    file.reset();
                     if (::truncate(path.c_str(), off_t(pos)) != 0) { /* read-only: harmless */ }
                     break;
                 }
@@ -276,7 +308,6 @@ void journal_store::recover(const recover_each& each) {
             pos += f.consumed;
         }
     }
-    std::string().swap(bytes);
 
     // A key removed and added again is listed twice: keep its first place only. The mark
     // (the top bit of `bytes`) is gone again before `each` runs, which may load().
