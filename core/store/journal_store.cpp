@@ -25,6 +25,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::uint64_t unassigned = ~std::uint64_t{0};
+constexpr std::size_t remove_flush_bytes = std::size_t{256} << 10;
 constexpr std::string_view segment_prefix = "journal-";
 constexpr std::string_view segment_suffix = ".log";
 
@@ -437,7 +438,10 @@ void journal_store::remove(std::string_view queue, message_id id) {
     live_.erase(it);
     unwritten_.erase(key);
     append_record(pending_, record_type::message_remove, payload);
-    // No completion: a remove rides along with the next batch.
+    // No completion: a remove rides along with the next batch. A long run of removes alone (a
+    // backlog drained with auto-ack) starts one, so that they neither pile up in memory nor
+    // keep emptied segments on disk.
+    if (pending_.size() >= remove_flush_bytes) wake_.notify_one();
 }
 
 void journal_store::barrier(std::function<void()> done) {

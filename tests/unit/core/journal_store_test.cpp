@@ -8,6 +8,7 @@
 #include <fstream>
 #include <future>
 #include <random>
+#include <thread>
 
 #include "core/store/crc32c.hpp"
 #include "core/store/journal_store.hpp"
@@ -420,4 +421,25 @@ TEST_CASE("compaction copies records forward from disk and they stay loadable", 
     journal_store j(settings_for(d, 4096));
     using p = std::pair<std::string, std::string>;
     CHECK(recover_all(j) == std::vector<p>{{"q", "long-lived"}, {"q", "last"}});
+}
+
+TEST_CASE("a long run of removes is written without waiting for another add", "[core][store]") {
+    temp_dir d;
+    journal_store j(settings_for(d));
+    recover_all(j);
+    constexpr int n = 20000;   // 26 bytes of record each: twice the point that starts a batch
+    for (int i = 1; i < n; ++i) j.add("q", make(message_id(i), "m"), {});
+    CHECK(add_sync(j, "q", make(message_id(n), "m")) == store_status::ok);
+    auto on_disk = [&] {
+        std::uintmax_t bytes = 0;
+        for (const auto& p : segments(d)) bytes += fs::file_size(p);
+        return bytes;
+    };
+    const auto before = on_disk();
+    for (int i = 1; i <= n; ++i) j.remove("q", message_id(i));
+    // No add, no barrier: the removes must reach the file by themselves (polled, bounded).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (on_disk() < before + 250'000 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    CHECK(on_disk() >= before + 250'000);
 }
