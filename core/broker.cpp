@@ -15,6 +15,11 @@ namespace {
 
 constexpr unsigned tag_shard_shift = 56;
 constexpr std::size_t priority_levels = 10;
+// Paging in: ids asked of the store per load() call, and bytes read per round at most.
+constexpr std::size_t page_in_ids = 256;
+constexpr std::size_t page_in_bytes = std::size_t{4} << 20;
+
+std::size_t level_of(const message& m) noexcept { return std::min<std::size_t>(m.priority, priority_levels - 1); }
 
 struct entry {
     message_ptr msg;
@@ -73,6 +78,11 @@ struct queue_state {
     std::string name;
     std::array<std::deque<entry>, priority_levels> ready;  // index = priority
     std::size_t ready_count = 0;
+    // Paged out: persistent messages whose body is only in the store (beyond the memory
+    // limit), by priority. Every id in paged[p] is newer than every entry in ready[p], so
+    // loading from the front of paged[p] onto the back of ready[p] keeps FIFO order.
+    std::array<std::deque<message_id>, priority_levels> paged;
+    std::size_t paged_count = 0;
     std::vector<consumer_state*> consumers;
     std::size_t next_consumer = 0;
     std::size_t memory = 0;
@@ -82,26 +92,25 @@ struct queue_state {
     counters stats;
 
     void push_back(entry e) {
-        auto& level = ready[std::min<std::size_t>(e.msg->priority, priority_levels - 1)];
+        auto& level = ready[level_of(*e.msg)];
         level.push_back(std::move(e));
         ++ready_count;
     }
     void push_front(entry e) {
-        auto& level = ready[std::min<std::size_t>(e.msg->priority, priority_levels - 1)];
+        auto& level = ready[level_of(*e.msg)];
         level.push_front(std::move(e));
         ++ready_count;
     }
-    // The oldest message of the lowest priority present.
-    entry pop_oldest() {
-        for (std::size_t p = 0; p < priority_levels; ++p) {
-            if (ready[p].empty()) continue;
-            entry e = std::move(ready[p].front());
-            ready[p].pop_front();
-            --ready_count;
-            return e;
-        }
-        assert(false && "pop_oldest on an empty queue");
-        return {};
+    // The highest priority level holding a message in memory / paged out; -1 when none.
+    int top_ready() const noexcept {
+        for (std::size_t p = priority_levels; p-- > 0;)
+            if (!ready[p].empty()) return int(p);
+        return -1;
+    }
+    int top_paged() const noexcept {
+        for (std::size_t p = priority_levels; p-- > 0;)
+            if (!paged[p].empty()) return int(p);
+        return -1;
     }
 
     entry pop() {
@@ -186,12 +195,106 @@ struct broker::shard {
     void publish_queue(const std::string& name, message_ptr msg, std::function<void(publish_status)> reply,
                        bool as_retained = false) {
         auto& q = queue(name);
+        if (pages_out(q, *msg, as_retained)) {
+            page_out(q, std::move(msg), std::move(reply));
+            dispatch(q);
+            return;
+        }
         if (!q.held.empty() || q.memory >= settings().queue_memory_limit) {
             q.held.push_back({std::move(msg), std::move(reply)});
             return;
         }
         enqueue(q, std::move(msg), std::move(reply), as_retained);
         dispatch(q);
+    }
+
+    // A persistent message beyond the memory limit stays in the store only (when the store
+    // can load it back), rather than holding its producer; so does one behind paged-out
+    // messages of its priority, to keep their order. Non-persistent messages are not paged:
+    // they hold producers beyond the limit, and may overtake paged-out persistent ones (JMS
+    // leaves the order across delivery modes open).
+    bool pages_out(const queue_state& q, const message& m, bool as_retained) const noexcept {
+        return owner.paging_ && m.persistent && !as_retained &&
+               (q.memory >= settings().queue_memory_limit || !q.paged[level_of(m)].empty());
+    }
+
+    void page_out(queue_state& q, message_ptr msg, std::function<void(publish_status)> reply) {
+        ++q.stats.enqueued;
+        q.paged[level_of(*msg)].push_back(msg->id);
+        ++q.paged_count;
+        owner.store_.add(q.name, msg, [reply = std::move(reply)](store_status s) {
+            if (reply) reply(s == store_status::ok ? publish_status::ok : publish_status::store_failed);
+        });
+        trim_depth(q);
+    }
+
+    // Whether paged-out messages should come back now: the queue has nothing else to deliver,
+    // is below half its memory limit, or a paged-out message outranks every one in memory.
+    bool wants_page_in(const queue_state& q) const noexcept {
+        if (q.paged_count == 0) return false;
+        if (q.ready_count == 0 || q.memory < settings().queue_memory_limit / 2) return true;
+        return q.top_paged() > q.top_ready();
+    }
+
+    // Loads paged-out messages back (highest priority first, oldest first) until the queue is
+    // at its memory limit or page_in_bytes were read; at least one id leaves `paged`.
+    void page_in(queue_state& q) {
+        const auto limit = settings().queue_memory_limit;
+        std::size_t budget = std::min(page_in_bytes, limit > q.memory ? limit - q.memory : 0);
+        std::vector<message_id> ids;
+        std::vector<message_ptr> got;
+        bool first = true;
+        while (q.paged_count > 0 && (first || budget > 0)) {
+            first = false;
+            const auto p = std::size_t(q.top_paged());
+            auto& level = q.paged[p];
+            ids.assign(level.begin(), level.begin() + std::ptrdiff_t(std::min(page_in_ids, level.size())));
+            got.clear();
+            const auto n = std::min(owner.store_.load(q.name, ids, budget, got), ids.size());
+            level.erase(level.begin(), level.begin() + std::ptrdiff_t(n));
+            q.paged_count -= n;
+            for (std::size_t i = 0; i < n && i < got.size(); ++i) {
+                if (!got[i]) {
+                    // The store lost it (it failed, or the id was never written): nothing to
+                    // deliver and nothing to remove.
+                    ++q.stats.dropped;
+                    continue;
+                }
+                const auto size = got[i]->memory_size();
+                budget -= std::min(budget, size);
+                q.memory += size;
+                q.ready[p].push_back(entry{std::move(got[i]), 0});
+                ++q.ready_count;
+            }
+        }
+    }
+
+    // A queue with a depth cap (an offline MQTT session's) keeps the newest, like mosquitto's
+    // max_queued_messages, rather than holding every producer of the topic.
+    void trim_depth(queue_state& q) {
+        while (q.max_depth && q.ready_count + q.paged_count > q.max_depth) {
+            drop_oldest(q);
+            ++q.stats.dropped;
+        }
+    }
+
+    // Forgets the oldest message of the lowest priority present, in memory or paged out.
+    void drop_oldest(queue_state& q) {
+        for (std::size_t p = 0; p < priority_levels; ++p) {
+            if (!q.ready[p].empty()) {
+                entry e = std::move(q.ready[p].front());
+                q.ready[p].pop_front();
+                --q.ready_count;
+                forget(q, e.msg);
+                return;
+            }
+            if (!q.paged[p].empty()) {
+                owner.store_.remove(q.name, q.paged[p].front());
+                q.paged[p].pop_front();
+                --q.paged_count;
+                return;
+            }
+        }
     }
 
     void enqueue(queue_state& q, message_ptr msg, std::function<void(publish_status)> reply, bool as_retained = false) {
@@ -206,13 +309,7 @@ struct broker::shard {
             reply(publish_status::ok);
         }
         q.push_back(entry{std::move(msg), 0, as_retained});
-        if (q.max_depth && q.ready_count > q.max_depth) {
-            // An offline MQTT session's queue: keep the newest, like mosquitto's
-            // max_queued_messages, rather than holding every producer of the topic.
-            entry oldest = q.pop_oldest();
-            ++q.stats.dropped;
-            forget(q, oldest.msg);
-        }
+        trim_depth(q);
     }
 
     void release_held(queue_state& q) {
@@ -346,7 +443,9 @@ struct broker::shard {
     void dispatch(queue_state& q) {
         if (q.consumers.empty()) return;
         const std::int64_t now = now_ms();
-        while (q.ready_count > 0) {
+        for (;;) {
+            if (wants_page_in(q)) page_in(q);
+            if (q.ready_count == 0) break;
             auto* c = next_with_credit(q);
             if (!c) break;
             entry e = q.pop();
@@ -609,6 +708,10 @@ struct broker::shard {
             entry e = q.pop();
             forget(q, e.msg);
         }
+        for (auto& level : q.paged)
+            for (const auto id : level) owner.store_.remove(q.name, id);
+        q.paged = {};
+        q.paged_count = 0;
         for (auto& h : q.held)   // never enqueued: their producers just go on
             if (h.reply) h.reply(publish_status::ok);
         q.held.clear();
@@ -624,7 +727,8 @@ struct broker::shard {
             s.dead_lettered = q->stats.dead_lettered;
             s.dropped = q->stats.dropped;
             s.expired = q->stats.expired;
-            s.depth = q->ready_count + q->held.size();
+            s.depth = q->ready_count + q->paged_count + q->held.size();
+            s.paged = q->paged_count;
             s.inflight = q->inflight;
             s.consumers = q->consumers.size();
             s.memory_bytes = q->memory;
@@ -673,7 +777,7 @@ std::function<void()> countdown(std::size_t n, executor* home, std::function<voi
 }  // namespace
 
 broker::broker(broker_settings settings, std::vector<executor*> workers, store& st)
-    : settings_(std::move(settings)), store_(st), message_ids_(workers.size()),
+    : settings_(std::move(settings)), store_(st), paging_(st.can_load()), message_ids_(workers.size()),
       consumer_ids_(workers.size()) {
     assert(!workers.empty() && workers.size() < 256);
     for (std::size_t i = 0; i < workers.size(); ++i)
@@ -685,14 +789,20 @@ broker::~broker() = default;
 std::size_t broker::recover() {
     std::size_t n = 0;
     message_id highest = 0;
-    store_.recover([&](std::string_view queue, message_ptr msg) {
+    store_.recover([&](std::string_view queue, recovered_message r) {
         auto& s = *shards_[shard_of(queue)];
         auto& q = s.queue(std::string(queue));
         ++q.stats.enqueued;
-        q.memory += msg->memory_size();
-        highest = std::max(highest, msg->id & ((message_id(1) << tag_shard_shift) - 1));
-        q.push_back(entry{std::move(msg), 0});
+        highest = std::max(highest, r.id & ((message_id(1) << tag_shard_shift) - 1));
         ++n;
+        if (!r.msg) {
+            // Left on disk: loaded when the queue has consumers and room (dispatch).
+            q.paged[std::min<std::size_t>(r.priority, priority_levels - 1)].push_back(r.id);
+            ++q.paged_count;
+            return;
+        }
+        q.memory += r.msg->memory_size();
+        q.push_back(entry{std::move(r.msg), 0});
     });
     store_.recover_retained([&](message_ptr m) {
         auto& s = *shards_[shard_of(m->dest.name)];

@@ -66,6 +66,9 @@ struct broker_settings {
     std::uint32_t max_redeliveries = 6;
     dead_letter_policy dead_letter = dead_letter_policy::shared;
     std::uint32_t default_prefetch = 1000;
+    // Bytes of messages a queue keeps in memory. Beyond it, persistent messages stay in the
+    // store only and are loaded back as the queue drains (when the store can load them);
+    // non-persistent ones hold their producers until the queue drains (flow control).
     std::size_t queue_memory_limit = std::size_t{64} << 20;
     std::size_t topic_max_pending = 10000;
 };
@@ -83,6 +86,7 @@ struct destination_stats {
     std::uint64_t expired = 0;
     std::uint64_t dropped = 0;        // topic messages dropped for slow subscribers
     std::uint64_t depth = 0;          // queued, not yet delivered (incl. held by flow control)
+    std::uint64_t paged = 0;          // of depth: persistent messages whose body is on disk only
     std::uint64_t inflight = 0;       // delivered, not yet acknowledged
     std::uint64_t consumers = 0;
     std::uint64_t memory_bytes = 0;
@@ -109,7 +113,8 @@ public:
 
     // Enqueue on a queue or fan out on a topic. `done` runs once the message is accepted:
     // for a persistent queue message, after the store made it durable; when a queue is over
-    // its memory limit, only after it drained (producer flow control).
+    // its memory limit, a non-persistent one (or a persistent one with a store that cannot
+    // load()) only after it drained (producer flow control).
     void publish(message_ptr msg, std::function<void(publish_status)> done);
 
     // A queue consumer competes with the queue's other consumers; a topic subscription (the
@@ -167,6 +172,7 @@ private:
 
     broker_settings settings_;
     store& store_;
+    bool paging_;   // the store can load messages back: queues page out beyond their limit
     std::vector<std::unique_ptr<shard>> shards_;
     struct alignas(64) id_counter { std::uint64_t next = 0; };
     std::vector<id_counter> message_ids_;   // one per worker, touched only by that worker

@@ -6,11 +6,14 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <stdexcept>
+
+#include <limits>
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/store/record.hpp"
@@ -22,6 +25,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::uint64_t unassigned = ~std::uint64_t{0};
+constexpr std::size_t remove_flush_bytes = std::size_t{256} << 10;
 constexpr std::string_view segment_prefix = "journal-";
 constexpr std::string_view segment_suffix = ".log";
 
@@ -91,14 +95,114 @@ std::string journal_store::segment_path(std::uint64_t number) const {
     return settings_.dir + "/" + name;
 }
 
-std::string journal_store::key_of(std::string_view queue, message_id id) {
-    std::string k(queue);
-    k.push_back('\0');
-    k.append(reinterpret_cast<const char*>(&id), sizeof id);
-    return k;
+std::uint32_t journal_store::queue_index(std::string_view queue) {
+    if (auto it = queue_ids_.find(queue); it != queue_ids_.end()) return it->second;
+    const auto index = std::uint32_t(queue_names_.size());
+    queue_names_.emplace_back(queue);
+    queue_ids_.emplace(std::string(queue), index);
+    return index;
 }
 
-void journal_store::recover(const std::function<void(std::string_view, message_ptr)>& each) {
+journal_store::segment_reader::~segment_reader() {
+    if (fd >= 0) ::close(fd);
+}
+
+std::shared_ptr<journal_store::segment_reader> journal_store::reader(std::uint32_t segment) {
+    auto& r = readers_[segment];
+    if (!r) {
+        auto f = std::make_shared<segment_reader>();
+        f->fd = ::open(segment_path(segment).c_str(), O_RDONLY | O_CLOEXEC);
+        if (f->fd < 0) {
+            readers_.erase(segment);
+            return nullptr;
+        }
+        r = std::move(f);
+    }
+    return r;
+}
+
+bool journal_store::read_at(const segment_reader& f, std::uint64_t offset, std::size_t bytes, std::string& out) {
+    out.resize(bytes);
+    std::size_t got = 0;
+    while (got < bytes) {
+        const ssize_t n = ::pread(f.fd, out.data() + got, bytes - got, off_t(offset + got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        got += std::size_t(n);
+    }
+    return true;
+}
+
+namespace {
+
+// The message in one whole record as read from disk; null when it is not a valid message_add.
+message_ptr message_of_record(std::span<const std::uint8_t> rec) {
+    auto r = read_record(rec);
+    const auto* f = std::get_if<framed>(&r);
+    if (!f || f->type != record_type::message_add || f->consumed != rec.size()) return nullptr;
+    auto a = decode_add(f->payload);
+    if (!a) return nullptr;
+    return std::make_shared<const message>(std::move(a->msg));
+}
+
+std::span<const std::uint8_t> bytes_of(std::string_view s) {
+    return std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
+}
+
+// A segment file mapped read-only for recovery's one pass over it. Pages already parsed are
+// dropped from the process as it goes (release_before), so recovering a large journal does not
+// show up as resident memory.
+class mapped_file {
+public:
+    explicit mapped_file(const std::string& path) {
+        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) throw std::runtime_error("cannot read " + path + ": " + errno_text());
+        struct stat st {};
+        if (::fstat(fd, &st) != 0) {
+            const auto why = errno_text();
+            ::close(fd);
+            throw std::runtime_error("cannot read " + path + ": " + why);
+        }
+        size_ = std::size_t(st.st_size);
+        if (size_ > 0) {
+            void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+            if (p == MAP_FAILED) {
+                const auto why = errno_text();
+                ::close(fd);
+                throw std::runtime_error("cannot map " + path + ": " + why);
+            }
+            data_ = static_cast<const std::uint8_t*>(p);
+            ::madvise(p, size_, MADV_SEQUENTIAL);
+        }
+        ::close(fd);
+    }
+    ~mapped_file() {
+        if (data_) ::munmap(const_cast<std::uint8_t*>(data_), size_);
+    }
+    mapped_file(const mapped_file&) = delete;
+    mapped_file& operator=(const mapped_file&) = delete;
+
+    std::span<const std::uint8_t> bytes() const noexcept { return {data_, size_}; }
+
+    // Parsing reached `offset`: give back the whole pages before it.
+    void release_before(std::size_t offset) noexcept {
+        constexpr std::size_t step = std::size_t{4} << 20;
+        const auto page = std::size_t(::sysconf(_SC_PAGESIZE));
+        const auto upto = offset / page * page;
+        if (!data_ || upto < released_ + step) return;
+        ::madvise(const_cast<std::uint8_t*>(data_ + released_), upto - released_, MADV_DONTNEED);
+        released_ = upto;
+    }
+
+private:
+    const std::uint8_t* data_ = nullptr;
+    std::size_t size_ = 0;
+    std::size_t released_ = 0;
+};
+
+}  // namespace
+
+void journal_store::recover(const recover_each& each) {
     const auto started = std::chrono::steady_clock::now();
     std::vector<std::uint64_t> numbers;
     for (const auto& e : fs::directory_iterator(settings_.dir))
@@ -106,27 +210,30 @@ void journal_store::recover(const std::function<void(std::string_view, message_p
             if (auto n = segment_number(e.path())) numbers.push_back(*n);
     std::sort(numbers.begin(), numbers.end());
 
-    // Replay in file order; `order` keeps add order for the kernel, `live_` what survives.
-    std::vector<std::string> order;
-    std::vector<char> bytes;
+    // Replay in file order, keeping locations only: `order` is add order for the kernel,
+    // `live_` what survives. No body is kept: the kernel loads what it needs.
+    struct added { message_key key; std::uint8_t priority; };
+    std::vector<added> order;
     for (std::size_t i = 0; i < numbers.size(); ++i) {
         const auto n = numbers[i];
+        if (n > std::numeric_limits<std::uint32_t>::max())
+            throw std::runtime_error("journal segment number out of range: " + segment_path(n));
+        const auto seg_no = std::uint32_t(n);
         const auto path = segment_path(n);
-        {
-            std::ifstream in(path, std::ios::binary);
-            bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-        }
+        auto file = std::make_unique<mapped_file>(path);
         segments_[n];
         ++recovery_.segments;
-        const auto data = std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+        const auto data = file->bytes();
         std::size_t pos = 0;
         while (pos < data.size()) {
+            file->release_before(pos);
             auto r = read_record(data.subspan(pos));
             if (auto* problem = std::get_if<frame_problem>(&r)) {
                 const bool last = i + 1 == numbers.size();
                 if (*problem == frame_problem::torn && last) {
                     // A crash in the middle of a write: the tail was never confirmed.
                     recovery_.torn_bytes += data.size() - pos;
+                    file.reset();
                     if (::truncate(path.c_str(), off_t(pos)) != 0) { /* read-only: harmless */ }
                     break;
                 }
@@ -137,19 +244,16 @@ void journal_store::recover(const std::function<void(std::string_view, message_p
             const auto& f = std::get<framed>(r);
             ++recovery_.records;
             if (f.type == record_type::message_add) {
-                if (auto a = decode_add(f.payload)) {
-                    auto key = key_of(a->queue, a->msg.id);
-                    auto msg = std::make_shared<const message>(std::move(a->msg));
+                if (auto a = peek_add(f.payload)) {
+                    const message_key key{a->id, queue_index(a->queue)};
+                    const location loc{pos, seg_no, std::uint32_t(f.consumed)};
                     if (auto old = live_.find(key); old != live_.end()) {
                         // Written again by compaction: it now lives in this later segment.
-                        auto& seg = segments_[old->second.segment];
-                        --seg.live;
-                        seg.live_bytes -= std::min(seg.live_bytes, old->second.bytes);
-                        old->second.segment = n;
-                        old->second.bytes = f.consumed;
+                        unpin(old->second.segment, old->second.bytes);
+                        old->second = loc;
                     } else {
-                        order.push_back(key);
-                        live_.emplace(std::move(key), live_entry{n, f.consumed, std::move(msg), std::move(a->queue)});
+                        order.push_back(added{key, a->priority});
+                        live_.emplace(key, loc);
                     }
                     auto& seg = segments_[n];
                     ++seg.live;
@@ -193,12 +297,11 @@ void journal_store::recover(const std::function<void(std::string_view, message_p
                     subscriptions_.erase(old);
                 }
             } else if (auto rm = decode_remove(f.payload)) {
-                auto it = live_.find(key_of(rm->queue, rm->id));
-                if (it != live_.end()) {
-                    auto& seg = segments_[it->second.segment];
-                    --seg.live;
-                    seg.live_bytes -= std::min(seg.live_bytes, it->second.bytes);
-                    live_.erase(it);
+                if (auto q = queue_ids_.find(rm->queue); q != queue_ids_.end()) {
+                    if (auto it = live_.find(message_key{rm->id, q->second}); it != live_.end()) {
+                        unpin(it->second.segment, it->second.bytes);
+                        live_.erase(it);
+                    }
                 }
             } else {
                 ++recovery_.corrupt_records;
@@ -206,13 +309,22 @@ void journal_store::recover(const std::function<void(std::string_view, message_p
             pos += f.consumed;
         }
     }
-    std::unordered_map<std::string, bool> emitted;   // a key removed and added again is listed twice
-    for (const auto& key : order) {
-        auto it = live_.find(key);
-        if (it == live_.end() || !emitted.emplace(key, true).second) continue;
-        each(it->second.queue, it->second.msg);
+
+    // A key removed and added again is listed twice: keep its first place only. The mark
+    // (the top bit of `bytes`) is gone again before `each` runs, which may load().
+    constexpr std::uint32_t seen = std::uint32_t{1} << 31;
+    std::erase_if(order, [&](const added& a) {
+        auto it = live_.find(a.key);
+        if (it == live_.end() || (it->second.bytes & seen)) return true;
+        it->second.bytes |= seen;
+        return false;
+    });
+    for (auto& [key, loc] : live_) loc.bytes &= ~seen;
+    for (const auto& a : order) {
+        each(queue_names_[a.key.queue], recovered_message{a.key.id, a.priority, nullptr});
         ++recovery_.messages;
     }
+    std::vector<added>().swap(order);
     recovery_.milliseconds =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
 
@@ -223,8 +335,65 @@ void journal_store::recover(const std::function<void(std::string_view, message_p
     if (!writer_.joinable()) writer_ = std::thread([this] { writer_loop(); });
 }
 
+std::size_t journal_store::load(std::string_view queue, std::span<const message_id> ids, std::size_t max_bytes,
+                                std::vector<message_ptr>& out) {
+    struct wanted {
+        std::size_t slot;
+        std::shared_ptr<segment_reader> file;
+        std::uint32_t segment;
+        std::uint64_t offset;
+        std::uint32_t bytes;
+    };
+    std::vector<wanted> reads;
+    std::size_t n = 0, bytes = 0;
+    {
+        std::lock_guard lock(mutex_);
+        const auto q = queue_ids_.find(queue);
+        while (n < ids.size() && (n == 0 || bytes < max_bytes)) {
+            const auto id = ids[n++];
+            out.push_back(nullptr);
+            if (q == queue_ids_.end()) continue;
+            const message_key key{id, q->second};
+            if (auto u = unwritten_.find(key); u != unwritten_.end()) {
+                out.back() = u->second;
+                bytes += u->second->memory_size();
+                continue;
+            }
+            const auto l = live_.find(key);
+            if (l == live_.end() || l->second.segment == 0) continue;
+            reads.push_back(wanted{out.size() - 1, reader(l->second.segment), l->second.segment, l->second.offset,
+                                   l->second.bytes});
+            bytes += l->second.bytes;
+        }
+    }
+    // Outside the lock: records next to each other in a segment (a backlog written in order)
+    // are read together, up to 1 MiB a read.
+    constexpr std::uint64_t max_read = std::uint64_t{1} << 20;
+    std::string buf;
+    for (std::size_t i = 0; i < reads.size();) {
+        const auto& first = reads[i];
+        std::uint64_t end = first.offset + first.bytes;
+        std::size_t j = i + 1;
+        while (j < reads.size() && reads[j].segment == first.segment && reads[j].offset == end &&
+               end - first.offset + reads[j].bytes <= max_read) {
+            end += reads[j].bytes;
+            ++j;
+        }
+        if (first.file && read_at(*first.file, first.offset, std::size_t(end - first.offset), buf)) {
+            const auto all = bytes_of(buf);
+            for (std::size_t k = i; k < j; ++k)
+                out[reads[k].slot] = message_of_record(all.subspan(std::size_t(reads[k].offset - first.offset), reads[k].bytes));
+        }
+        i = j;
+    }
+    return n;
+}
+
 void journal_store::open_segment(std::uint64_t number) {
     const auto path = segment_path(number);
+    // Message locations keep 32-bit segment numbers, and 0 means "not written yet".
+    if (number == 0 || number > std::numeric_limits<std::uint32_t>::max())
+        return fail_all("journal segment number out of range: " + path);
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) return fail_all("cannot open " + path + ": " + errno_text());
     sync_dir(settings_.dir);   // the new file's name must survive a crash too
@@ -243,8 +412,10 @@ void journal_store::add(std::string_view queue, const message_ptr& msg, add_done
         if (!failed_ && writer_.joinable()) {
             const auto before = pending_.size();
             append_record(pending_, record_type::message_add, payload);
-            live_[key_of(queue, msg->id)] = live_entry{unassigned, pending_.size() - before, msg, std::string(queue)};
-            pending_keys_.push_back(key_of(queue, msg->id));
+            const message_key key{msg->id, queue_index(queue)};
+            live_[key] = location{before, 0, std::uint32_t(pending_.size() - before)};
+            unwritten_[key] = msg;
+            pending_keys_.push_back(key);
             pending_done_.push_back(std::move(done));
             wake_.notify_one();
             return;
@@ -258,16 +429,19 @@ void journal_store::remove(std::string_view queue, message_id id) {
     encode_remove(payload, queue, id);
     std::lock_guard lock(mutex_);
     if (failed_) return;
-    auto it = live_.find(key_of(queue, id));
+    const auto q = queue_ids_.find(queue);
+    if (q == queue_ids_.end()) return;
+    const message_key key{id, q->second};
+    auto it = live_.find(key);
     if (it == live_.end()) return;
-    if (it->second.segment != unassigned) {
-        auto& seg = segments_[it->second.segment];
-        --seg.live;
-        seg.live_bytes -= std::min(seg.live_bytes, it->second.bytes);
-    }
+    if (it->second.segment != 0) unpin(it->second.segment, it->second.bytes);
     live_.erase(it);
+    unwritten_.erase(key);
     append_record(pending_, record_type::message_remove, payload);
-    // No completion: a remove rides along with the next batch.
+    // No completion: a remove rides along with the next batch. A long run of removes alone (a
+    // backlog drained with auto-ack) starts one, so that they neither pile up in memory nor
+    // keep emptied segments on disk.
+    if (pending_.size() >= remove_flush_bytes) wake_.notify_one();
 }
 
 void journal_store::barrier(std::function<void()> done) {
@@ -361,13 +535,18 @@ void journal_store::writer_loop() {
             lock.lock();
         }
         if (!failed_ && current_bytes_ >= settings_.segment_bytes) open_segment(current_ + 1);
+        // Records in this batch land at current_bytes_ + their place in pending_.
+        std::vector<message_key> written;
+        written.reserve(pending_keys_.size());
         for (const auto& key : pending_keys_) {
             auto it = live_.find(key);
-            if (it == live_.end() || it->second.segment != unassigned) continue;
-            it->second.segment = current_;
+            if (it == live_.end() || it->second.segment != 0) continue;
+            it->second.segment = std::uint32_t(current_);
+            it->second.offset += current_bytes_;
             auto& seg = segments_[current_];
             ++seg.live;
             seg.live_bytes += it->second.bytes;
+            written.push_back(key);
         }
         pending_keys_.clear();
         for (const auto& name : pending_subscriptions_) {
@@ -409,6 +588,12 @@ void journal_store::writer_loop() {
         lock.lock();
         current_bytes_ += batch.size();
         if (!ok && !failed_) fail_all(error);
+        if (ok) {
+            // On disk now: load() reads them from there. (A key added again since waits in
+            // pending_ with segment 0 and keeps its body.)
+            for (const auto& key : written)
+                if (auto it = live_.find(key); it == live_.end() || it->second.segment != 0) unwritten_.erase(key);
+        }
         lock.unlock();
         // Confirmations run outside the lock; they only post to the producers' workers.
         for (auto& d : done)
@@ -430,20 +615,26 @@ void journal_store::reclaim() {
         if (head->first == current_ && fd_ >= 0) break;
         if (head->second.live == 0) {
             ::unlink(segment_path(head->first).c_str());
+            readers_.erase(std::uint32_t(head->first));   // a load under way keeps its file open
             segments_.erase(head);
             continue;
         }
         // A few long-lived messages pinning the oldest segment: write them forward so that it
         // can go once that write is durable (a later reclaim, after the next batch).
         if (segments_.size() >= 3 && head->second.live_bytes < settings_.segment_bytes / 10) {
-            for (auto& [key, e] : live_) {
-                if (e.segment != head->first) continue;
-                std::string payload;
-                encode_add(payload, e.queue, *e.msg);
-                const auto before = pending_.size();
-                append_record(pending_, record_type::message_add, payload);
-                e.bytes = pending_.size() - before;
-                e.segment = unassigned;
+            // Message records are copied as they are, read back from the head segment; the
+            // body is held (unwritten_) until the copy is written, for load().
+            const auto file = reader(std::uint32_t(head->first));
+            std::string rec;
+            for (auto& [key, loc] : live_) {
+                if (loc.segment != head->first) continue;
+                message_ptr msg;
+                if (file && read_at(*file, loc.offset, loc.bytes, rec)) msg = message_of_record(bytes_of(rec));
+                if (!msg) return fail_all("cannot read back a record of " + segment_path(head->first));
+                loc.offset = pending_.size();
+                loc.segment = 0;
+                pending_.append(rec);
+                unwritten_[key] = std::move(msg);
                 pending_keys_.push_back(key);
             }
             for (auto& [topic, e] : retained_) {

@@ -5,12 +5,17 @@
 // thread writes a batch, makes it durable (fdatasync, per `sync`), then runs the batch's add
 // completions: every add that arrived while an fsync was under way shares the next one. A
 // segment is deleted once every message in it is gone (from the oldest segment on); a head
-// segment pinned by a few long-lived messages is compacted by writing those forward.
+// segment pinned by a few long-lived messages is compacted by copying their records forward.
+//
+// Memory: a pending message costs its location (segment, offset, length) in an index, not its
+// body. Bodies are held only until their batch is written; load() reads them back (pread) for
+// the kernel's paging, and recover() reports ids without bodies.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -49,7 +54,10 @@ public:
 
     void add(std::string_view queue, const message_ptr& msg, add_done done) override;
     void remove(std::string_view queue, message_id id) override;
-    void recover(const std::function<void(std::string_view, message_ptr)>& each) override;
+    void recover(const recover_each& each) override;
+    bool can_load() const noexcept override { return true; }
+    std::size_t load(std::string_view queue, std::span<const message_id> ids, std::size_t max_bytes,
+                     std::vector<message_ptr>& out) override;
     void barrier(std::function<void()> done) override;
     void put_subscription(const subscription_record& s) override;
     void remove_subscription(std::string_view name) override;
@@ -65,6 +73,30 @@ public:
     bool failed() const;
 
 private:
+    // A pending message: its queue (an index into queue_names_) and id.
+    struct message_key {
+        message_id id = 0;
+        std::uint32_t queue = 0;
+        bool operator==(const message_key&) const = default;
+    };
+    struct key_hash {
+        std::size_t operator()(const message_key& k) const noexcept {
+            return std::size_t((k.id ^ (std::uint64_t(k.queue) << 40)) * 0x9E3779B97F4A7C15ull >> 16);
+        }
+    };
+    // Where a pending message's record is. segment 0: not written yet; `offset` is then its
+    // place in pending_ and the body is in unwritten_.
+    struct location {
+        std::uint64_t offset = 0;
+        std::uint32_t segment = 0;
+        std::uint32_t bytes = 0;
+    };
+    // An open segment for reading; shared so that a load in progress outlives a deletion.
+    struct segment_reader {
+        int fd = -1;
+        ~segment_reader();
+    };
+    // Retained messages are few: they keep their body.
     struct live_entry {
         std::uint64_t segment;
         std::size_t bytes;
@@ -87,7 +119,10 @@ private:
     void reclaim();                            // under mutex_, after a durable batch
     void fail_all(const std::string& why);     // under mutex_
     std::string segment_path(std::uint64_t number) const;
-    static std::string key_of(std::string_view queue, message_id id);
+    std::uint32_t queue_index(std::string_view queue);              // under mutex_; adds it
+    std::shared_ptr<segment_reader> reader(std::uint32_t segment);  // under mutex_
+    // Reads [offset, offset + bytes) of `f` into `out`; false on a short read or an error.
+    static bool read_at(const segment_reader& f, std::uint64_t offset, std::size_t bytes, std::string& out);
 
     journal_settings settings_;
     int lock_fd_ = -1;
@@ -100,8 +135,12 @@ private:
     std::condition_variable wake_;
     std::string pending_;                // records not yet written
     std::vector<add_done> pending_done_;
-    std::vector<std::string> pending_keys_;   // adds in pending_, assigned a segment when written
-    std::unordered_map<std::string, live_entry> live_;
+    std::vector<message_key> pending_keys_;   // adds in pending_, assigned a segment when written
+    std::unordered_map<message_key, location, key_hash> live_;
+    std::unordered_map<message_key, message_ptr, key_hash> unwritten_;   // bodies not yet on disk
+    std::map<std::string, std::uint32_t, std::less<>> queue_ids_;       // queue name -> index
+    std::vector<std::string> queue_names_;                              // index -> queue name
+    std::map<std::uint32_t, std::shared_ptr<segment_reader>> readers_;
     std::unordered_map<std::string, live_subscription> subscriptions_;   // by name
     std::unordered_map<std::string, live_entry> retained_;               // by topic (queue unused)
     std::vector<std::string> pending_retained_;

@@ -21,9 +21,30 @@ void memory_store::remove(std::string_view queue, message_id id) {
     index_.erase(it);
 }
 
-void memory_store::recover(const std::function<void(std::string_view, message_ptr)>& each) {
+void memory_store::recover(const recover_each& each) {
+    std::vector<entry> all;   // a copy: `each` may call load()
+    {
+        std::lock_guard lock(mutex_);
+        for (const auto& [seq, e] : entries_) all.push_back(e);
+    }
+    for (const auto& e : all)
+        each(e.queue, recovered_message{e.msg->id, e.msg->priority, loadable_ ? nullptr : e.msg});
+}
+
+std::size_t memory_store::load(std::string_view queue, std::span<const message_id> ids, std::size_t max_bytes,
+                               std::vector<message_ptr>& out) {
     std::lock_guard lock(mutex_);
-    for (const auto& [seq, e] : entries_) each(e.queue, e.msg);
+    std::size_t bytes = 0, n = 0;
+    while (n < ids.size() && (n == 0 || bytes < max_bytes)) {
+        const auto it = index_.find(std::pair{std::string(queue), ids[n++]});
+        if (it == index_.end()) {
+            out.push_back(nullptr);
+            continue;
+        }
+        out.push_back(entries_.at(it->second).msg);
+        bytes += out.back()->memory_size();
+    }
+    return n;
 }
 
 void memory_store::put_subscription(const subscription_record& s) {

@@ -1,5 +1,7 @@
 // core/store/memory_store.hpp — a store that keeps pending messages in RAM: nothing survives the
-// process, but recover() works within it (tests restart a kernel on the same store).
+// process, but recover() works within it (tests restart a kernel on the same store). Built
+// `loadable`, it also answers load() and recovers ids without bodies, so that kernel tests can
+// exercise paging without a disk; it still holds every message, so it saves no memory.
 #pragma once
 
 #include <map>
@@ -13,9 +15,14 @@ namespace sb::core {
 
 class memory_store final : public store {
 public:
+    explicit memory_store(bool loadable = false) : loadable_(loadable) {}
+
     void add(std::string_view queue, const message_ptr& msg, add_done done) override;
     void remove(std::string_view queue, message_id id) override;
-    void recover(const std::function<void(std::string_view, message_ptr)>& each) override;
+    void recover(const recover_each& each) override;
+    bool can_load() const noexcept override { return loadable_; }
+    std::size_t load(std::string_view queue, std::span<const message_id> ids, std::size_t max_bytes,
+                     std::vector<message_ptr>& out) override;
     void barrier(std::function<void()> done) override {
         if (done) done();
     }
@@ -32,6 +39,7 @@ public:
 private:
     // Keyed by insertion sequence so recovery keeps order across queues.
     struct entry { std::string queue; message_ptr msg; };
+    bool loadable_;
     mutable std::mutex mutex_;
     std::uint64_t seq_ = 0;
     std::map<std::uint64_t, entry> entries_;

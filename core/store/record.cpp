@@ -236,6 +236,25 @@ std::optional<add_record> decode_add(std::span<const std::uint8_t> payload) {
     return a;
 }
 
+std::optional<add_summary> peek_add(std::span<const std::uint8_t> payload) noexcept {
+    reader r{payload};
+    add_summary a;
+    a.queue = r.str();
+    a.id = r.get<std::uint64_t>();
+    const auto flags = r.get<std::uint8_t>();
+    r.get<std::uint8_t>();   // destination kind
+    r.str();                 // destination name
+    if (flags & has_reply_to) {
+        r.get<std::uint8_t>();
+        r.str();
+    }
+    for (int i = 0; i < 4; ++i) r.str();   // correlation id, type, content type, group id
+    r.get<std::int32_t>();                 // group sequence
+    a.priority = r.get<std::uint8_t>();
+    if (!r.ok || a.priority > 9) return std::nullopt;
+    return a;
+}
+
 std::optional<remove_record> decode_remove(std::span<const std::uint8_t> payload) noexcept {
     reader r{payload};
     remove_record rr;

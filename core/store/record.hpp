@@ -48,6 +48,11 @@ struct remove_record { std::string queue; message_id id = 0; };
 
 // Parses a payload; nullopt when it is not a valid payload of that type.
 std::optional<add_record> decode_add(std::span<const std::uint8_t> payload);
+
+// The few fields of a message_add payload that recovery needs, read without copying the rest
+// (views into the payload); nullopt when they cannot be read.
+struct add_summary { std::string_view queue; message_id id = 0; std::uint8_t priority = 0; };
+std::optional<add_summary> peek_add(std::span<const std::uint8_t> payload) noexcept;
 std::optional<remove_record> decode_remove(std::span<const std::uint8_t> payload) noexcept;
 
 // Framing. `torn`: the input ends inside a record (a crash mid-write); `corrupt`: the bytes at

@@ -4,11 +4,18 @@
 // for concurrent calls from different shards. A persistent send is confirmed to its producer
 // only after `add`'s completion reports it durable, so a journal can group many adds into one
 // fsync and complete them together. Non-persistent messages never reach the store.
+//
+// Paging: a store that can read its messages back (`can_load()`) lets the kernel keep only an
+// id for a queued message beyond the queue's memory limit and load the body again when the
+// queue drains, so a large backlog costs disk, not RAM.
 #pragma once
 
+#include <cstddef>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/message/message.hpp"
 
@@ -23,9 +30,18 @@ struct subscription_record {
     std::string data;          // the owner's (an adapter's) own settings, kept as they are
 };
 
+// One pending message as recovery reports it. `msg` is null when the store left the body on
+// disk: the kernel queues the id and load()s the body when it needs it.
+struct recovered_message {
+    message_id id = 0;
+    std::uint8_t priority = default_priority;
+    message_ptr msg;
+};
+
 class store {
 public:
     using add_done = std::function<void(store_status)>;
+    using recover_each = std::function<void(std::string_view queue, recovered_message)>;
 
     virtual ~store() = default;
 
@@ -50,7 +66,38 @@ public:
     virtual void remove_retained(std::string_view topic) = 0;
 
     // At start, before any worker runs: every pending message, in the order it was added.
-    virtual void recover(const std::function<void(std::string_view queue, message_ptr)>& each) = 0;
+    // A store that can_load() may report messages without their body.
+    virtual void recover(const recover_each& each) = 0;
+
+    // recover() with every body read (tests and small stores).
+    void recover_loaded(const std::function<void(std::string_view queue, message_ptr)>& each) {
+        recover([&](std::string_view queue, recovered_message r) {
+            if (!r.msg) {
+                std::vector<message_ptr> got;
+                const message_id id[1] = {r.id};
+                load(queue, id, 0, got);
+                if (got.empty() || !got.front()) return;
+                r.msg = std::move(got.front());
+            }
+            each(queue, std::move(r.msg));
+        });
+    }
+
+    // Whether load() works: the kernel pages queues out to this store only then.
+    virtual bool can_load() const noexcept { return false; }
+
+    // Reads back messages of `queue` added and not yet removed, in the order of `ids`,
+    // appending one entry per id to `out` (null: the store does not hold that id). Stops after
+    // the message that brings the bytes read to `max_bytes` (at least one is read) and returns
+    // how many ids it handled. Synchronous: the kernel calls it on a shard's worker, in
+    // batches it keeps small.
+    virtual std::size_t load(std::string_view queue, std::span<const message_id> ids, std::size_t max_bytes,
+                             std::vector<message_ptr>& out) {
+        (void)queue;
+        (void)max_bytes;
+        out.insert(out.end(), ids.size(), nullptr);
+        return ids.size();
+    }
     // After recover(): the durable subscriptions.
     virtual void recover_subscriptions(const std::function<void(const subscription_record&)>& each) = 0;
     virtual void recover_retained(const std::function<void(message_ptr)>& each) = 0;

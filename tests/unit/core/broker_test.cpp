@@ -24,7 +24,9 @@ struct sink final : consumer_sink {
 };
 
 struct fixture {
-    explicit fixture(std::size_t n = 2, broker_settings s = {}) : w(n), b(std::move(s), w.ptrs, store) {}
+    // `paging`: the store can load messages back, so queues page out beyond their limit.
+    explicit fixture(std::size_t n = 2, broker_settings s = {}, bool paging = false)
+        : w(n), store(paging), b(std::move(s), w.ptrs, store) {}
 
     message_ptr make(const destination& d, std::string body, std::uint8_t priority = 4, bool persistent = false) {
         auto m = std::make_shared<message>();
@@ -448,4 +450,163 @@ TEST_CASE("a durable subscription keeps collecting while no consumer is attached
     std::size_t subs = 0;
     f.store.recover_subscriptions([&](const subscription_record&) { ++subs; });
     CHECK(subs == 0);
+}
+
+namespace {
+
+// Bytes one small test message counts against a queue's memory limit.
+std::size_t one_message_bytes(std::string body = "m00") {
+    message m;
+    m.dest = q;
+    m.body = std::move(body);
+    return m.memory_size();
+}
+
+std::string name_of(int i) { return (i < 10 ? "m0" : "m") + std::to_string(i); }
+
+// Acks everything `s` received, until nothing more arrives (bounded).
+void drain(fixture& f, consumer_id c, sink& s) {
+    std::size_t acked = 0;
+    for (int round = 0; round < 1000 && acked < s.got.size(); ++round) {
+        std::vector<delivery_tag> tags;
+        for (; acked < s.got.size(); ++acked) tags.push_back(s.got[acked].tag);
+        f.ack(c, std::move(tags));
+    }
+}
+
+}  // namespace
+
+TEST_CASE("persistent messages beyond the memory limit are paged out, not held, and return in order",
+          "[core][broker][paging]") {
+    broker_settings bs;
+    bs.queue_memory_limit = 4 * one_message_bytes();
+    fixture f(2, bs, true);
+    for (int i = 0; i < 50; ++i) CHECK(f.publish(q, name_of(i), 4, true) == 1);   // none held
+    auto st = f.stats_of(q);
+    CHECK(st.depth == 50);
+    CHECK(st.paged == 46);
+    CHECK(st.memory_bytes <= bs.queue_memory_limit);
+    CHECK(f.store.size() == 50);
+
+    auto [c, s] = f.subscribe(q, 3);
+    CHECK(s->got.size() == 3);
+    drain(f, c, *s);
+    CHECK(s->got.size() == 50);
+    // More while the queue pages in: they queue behind what is paged out.
+    for (int i = 50; i < 60; ++i) CHECK(f.publish(q, name_of(i), 4, true) == 1);
+    drain(f, c, *s);
+    std::vector<std::string> want;
+    for (int i = 0; i < 60; ++i) want.push_back(name_of(i));
+    CHECK(s->bodies() == want);
+    CHECK(f.store.size() == 0);
+    st = f.stats_of(q);
+    CHECK(st.depth == 0);
+    CHECK(st.paged == 0);
+    CHECK(st.memory_bytes == 0);
+}
+
+TEST_CASE("order holds across the memory/disk boundary while consumers and producers interleave",
+          "[core][broker][paging]") {
+    broker_settings bs;
+    bs.queue_memory_limit = 3 * one_message_bytes();
+    fixture f(2, bs, true);
+    auto [c, s] = f.subscribe(q, 2, 1);
+    int next = 0;
+    std::size_t acked = 0;
+    for (int round = 0; round < 20; ++round) {
+        for (int k = 0; k < 7; ++k) f.publish(q, name_of(next++), 4, true);
+        // Ack one of what arrived: the queue grows, pages out, and pages in as it drains.
+        if (acked < s->got.size()) f.ack(c, {s->got[acked++].tag});
+    }
+    drain(f, c, *s);
+    std::vector<std::string> want;
+    for (int i = 0; i < next; ++i) want.push_back(name_of(i));
+    CHECK(s->bodies() == want);
+    CHECK(f.store.size() == 0);
+}
+
+TEST_CASE("a paged-out message of a higher priority is loaded and delivered first", "[core][broker][paging]") {
+    broker_settings bs;
+    bs.queue_memory_limit = 2 * one_message_bytes("a");
+    fixture f(2, bs, true);
+    for (auto b : {"a", "b", "c", "d"}) f.publish(q, b, 4, true);
+    for (auto b : {"h1", "h2"}) f.publish(q, b, 9, true);
+    CHECK(f.stats_of(q).paged == 4);   // c, d, h1, h2
+    auto [c, s] = f.subscribe(q, 1);
+    drain(f, c, *s);
+    CHECK(s->bodies() == std::vector<std::string>{"h1", "h2", "a", "b", "c", "d"});
+}
+
+TEST_CASE("a paged-out message is redelivered when nacked and leaves the store when acked",
+          "[core][broker][paging]") {
+    broker_settings bs;
+    bs.queue_memory_limit = 1;   // one message fills it: the rest is paged out
+    fixture f(2, bs, true);
+    for (auto b : {"x", "y", "z"}) CHECK(f.publish(q, b, 4, true) == 1);
+    CHECK(f.stats_of(q).paged == 2);
+    auto [c, s] = f.subscribe(q, 1);
+    REQUIRE(s->got.size() == 1);
+    f.ack(c, {s->got[0].tag});
+    REQUIRE(s->got.size() == 2);
+    CHECK(s->got[1].msg->body == "y");   // loaded back
+    f.nack(c, {s->got[1].tag});
+    REQUIRE(s->got.size() == 3);
+    CHECK(s->got[2].msg->body == "y");
+    CHECK(s->got[2].redeliveries == 1);
+    f.ack(c, {s->got[2].tag});
+    REQUIRE(s->got.size() == 4);
+    CHECK(s->got[3].msg->body == "z");
+    CHECK(f.store.size() == 1);
+    f.ack(c, {s->got[3].tag});
+    CHECK(f.store.size() == 0);
+    // Non-persistent messages are not paged: beyond the limit they still hold producers.
+    CHECK(f.publish(q, "np1") == 1);
+    CHECK(f.publish(q, "np2") == 0);
+}
+
+TEST_CASE("recovery leaves bodies in a loadable store until consumers need them", "[core][broker][paging]") {
+    workers w(2);
+    memory_store st(true);
+    {
+        broker b({}, w.ptrs, st);
+        for (int i = 0; i < 20; ++i) {
+            auto m = std::make_shared<message>();
+            w[0].call([&] { m->id = b.next_message_id(); });
+            m->dest = q;
+            m->persistent = true;
+            m->body = name_of(i);
+            w[0].call([&] { b.publish(m, {}); });
+        }
+        w.run();
+    }
+    broker_settings bs;
+    bs.queue_memory_limit = 4 * one_message_bytes();
+    broker b2(bs, w.ptrs, st);
+    CHECK(b2.recover() == 20);
+    std::vector<destination_stats> all;
+    w[0].call([&] { b2.stats([&](std::vector<destination_stats> v) { all = std::move(v); }); });
+    w.run();
+    REQUIRE(all.size() == 1);
+    CHECK(all[0].paged == 20);
+    CHECK(all[0].memory_bytes == 0);
+    auto s = std::make_shared<sink>();
+    consumer_id id = 0;
+    w[1].call([&] {
+        id = b2.next_consumer_id();
+        subscribe_options opt;
+        opt.prefetch = 2;
+        b2.subscribe(id, q, opt, s, {});
+    });
+    w.run();
+    std::size_t acked = 0;
+    for (int round = 0; round < 100 && acked < s->got.size(); ++round) {
+        std::vector<delivery_tag> tags;
+        for (; acked < s->got.size(); ++acked) tags.push_back(s->got[acked].tag);
+        w[1].call([&] { b2.ack(id, std::move(tags)); });
+        w.run();
+    }
+    std::vector<std::string> want;
+    for (int i = 0; i < 20; ++i) want.push_back(name_of(i));
+    CHECK(s->bodies() == want);
+    CHECK(st.size() == 0);
 }

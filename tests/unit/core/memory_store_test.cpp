@@ -25,7 +25,7 @@ TEST_CASE("memory store confirms adds and recovers pending messages in order", "
     s.remove("q1", 99);   // unknown: ignored
     s.remove("q2", 3);    // wrong queue: ignored
     std::vector<std::pair<std::string, message_id>> got;
-    s.recover([&](std::string_view q, message_ptr m) { got.emplace_back(std::string(q), m->id); });
+    s.recover_loaded([&](std::string_view q, message_ptr m) { got.emplace_back(std::string(q), m->id); });
     REQUIRE(got.size() == 2);
     CHECK(got[0] == std::pair<std::string, message_id>{"q2", 2});
     CHECK(got[1] == std::pair<std::string, message_id>{"q1", 3});
