@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
@@ -39,12 +40,18 @@ public:
         parser_.body_limit(8 * 1024);
         stream_.expires_after(std::chrono::seconds(5));
         http::async_read(stream_, buffer_, parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-            if (!ec) self->respond();
+            if (ec) return;
+            if (!self->view_.destinations) return self->respond({});
+            // The kernel answers on a worker; the response is written from this connection's own
+            // executor again.
+            self->view_.destinations([self](std::vector<core::destination_stats> d) {
+                asio::post(self->stream_.get_executor(), [self, d = std::move(d)] { self->respond(d); });
+            });
         });
     }
 
 private:
-    void respond() {
+    void respond(const std::vector<core::destination_stats>& dests) {
         const auto& req = parser_.get();
         auto res = std::make_shared<http::response<http::string_body>>();
         res->version(11);
@@ -58,11 +65,11 @@ private:
         } else if (path == "/metrics") {
             res->result(http::status::ok);
             res->set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-            res->body() = render_metrics(view_);
+            res->body() = render_metrics(view_, dests);
         } else if (path == "/status") {
             res->result(http::status::ok);
             res->set(http::field::content_type, "application/json");
-            res->body() = render_status(view_);
+            res->body() = render_status(view_, dests);
         } else {
             res->result(http::status::not_found);
             res->set(http::field::content_type, "text/plain");
@@ -86,9 +93,23 @@ private:
     const admin_view& view_;
 };
 
+
+std::string dest_label(const core::destination_stats& d) {
+    std::string name = d.dest.is_queue() ? "queue://" : "topic://";
+    for (char c : d.dest.name) {   // Prometheus label escaping
+        if (c == '\\' || c == '"') name += '\\';
+        if (c == '\n') {
+            name += "\\n";
+            continue;
+        }
+        name += c;
+    }
+    return name;
+}
+
 }  // namespace
 
-std::string render_metrics(const admin_view& v) {
+std::string render_metrics(const admin_view& v, const std::vector<core::destination_stats>& dests) {
     std::string out;
     auto family = [&out](std::string_view name, std::string_view type, std::string_view help) {
         out += "# HELP ";
@@ -103,6 +124,31 @@ std::string render_metrics(const admin_view& v) {
     };
     family("switchboard_connections", "gauge", "Client connections open now, all listeners.");
     out += "switchboard_connections " + std::to_string(v.live_connections ? v.live_connections() : 0) + "\n";
+
+    struct dest_metric {
+        std::string_view name, type, help;
+        std::uint64_t core::destination_stats::*field;
+    };
+    using ds = core::destination_stats;
+    static constexpr dest_metric dest_metrics[] = {
+        {"switchboard_destination_depth", "gauge", "Messages queued, not yet delivered.", &ds::depth},
+        {"switchboard_destination_paged", "gauge", "Of the depth: persistent messages whose body is on disk only.", &ds::paged},
+        {"switchboard_destination_inflight", "gauge", "Delivered, not yet acknowledged.", &ds::inflight},
+        {"switchboard_destination_consumers", "gauge", "Consumers and subscriptions.", &ds::consumers},
+        {"switchboard_destination_memory_bytes", "gauge", "Bytes of message bodies held in memory.", &ds::memory_bytes},
+        {"switchboard_destination_enqueued_total", "counter", "Messages accepted.", &ds::enqueued},
+        {"switchboard_destination_dequeued_total", "counter", "Messages acknowledged (queues) or delivered (topics).", &ds::dequeued},
+        {"switchboard_destination_dead_lettered_total", "counter", "Messages moved to a dead-letter queue.", &ds::dead_lettered},
+        {"switchboard_destination_expired_total", "counter", "Messages expired.", &ds::expired},
+        {"switchboard_destination_dropped_total", "counter", "Topic messages dropped for slow subscribers.", &ds::dropped},
+    };
+    if (!dests.empty()) {
+        for (const auto& m : dest_metrics) {
+            family(m.name, m.type, m.help);
+            for (const auto& d : dests)
+                out += std::string(m.name) + "{destination=\"" + dest_label(d) + "\"} " + std::to_string(d.*m.field) + "\n";
+        }
+    }
     if (!v.backends || v.backends->empty()) return out;
 
     family("switchboard_backend_refused_total", "counter", "Connections refused because no server could take them.");
@@ -141,9 +187,24 @@ std::string render_metrics(const admin_view& v) {
     return out;
 }
 
-std::string render_status(const admin_view& v) {
+std::string render_status(const admin_view& v, const std::vector<core::destination_stats>& dests) {
     nlohmann::json j;
     j["connections"] = v.live_connections ? v.live_connections() : 0;
+    j["destinations"] = nlohmann::json::array();
+    for (const auto& d : dests)
+        j["destinations"].push_back({{"type", d.dest.is_queue() ? "queue" : "topic"},
+                                     {"name", d.dest.name},
+                                     {"depth", d.depth},
+                                     {"paged", d.paged},
+                                     {"inflight", d.inflight},
+                                     {"consumers", d.consumers},
+                                     {"memory_bytes", d.memory_bytes},
+                                     {"enqueued", d.enqueued},
+                                     {"dequeued", d.dequeued},
+                                     {"dead_lettered", d.dead_lettered},
+                                     {"expired", d.expired},
+                                     {"dropped", d.dropped},
+                                     {"retained", d.retained}});
     j["backends"] = nlohmann::json::array();
     if (v.backends) {
         for (const auto& b : *v.backends) {

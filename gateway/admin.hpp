@@ -1,8 +1,11 @@
 // gateway/admin.hpp — the admin HTTP endpoint (Beast stays in admin.cpp):
-//   GET /metrics  Prometheus text: connections, and per backend server its state, check
-//                 latency, active and total connections, connect failures, transitions
+//   GET /metrics  Prometheus text: connections; per destination its depth (paged part too),
+//                 in-flight, consumers, memory and counters; per backend server its state,
+//                 check latency, active and total connections, connect failures, transitions
 //   GET /status   the same as JSON
 // Runs on the main thread's io_context; every request is answered and the connection closed.
+// Destination counters come from the kernel's shards (broker::stats), gathered on a worker
+// and handed back to the main thread.
 #pragma once
 
 #include <functional>
@@ -12,18 +15,22 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "core/broker.hpp"
 #include "gateway/backend.hpp"
 #include "gateway/config.hpp"
 
 namespace sb::gateway {
 
 struct admin_view {
+    using destinations_done = std::function<void(std::vector<core::destination_stats>)>;
     std::function<std::size_t()> live_connections;
     const std::vector<std::unique_ptr<backend>>* backends = nullptr;
+    // Gathers the kernel's destination counters; `done` may run on any thread.
+    std::function<void(destinations_done)> destinations;
 };
 
-std::string render_metrics(const admin_view& v);
-std::string render_status(const admin_view& v);
+std::string render_metrics(const admin_view& v, const std::vector<core::destination_stats>& dests);
+std::string render_status(const admin_view& v, const std::vector<core::destination_stats>& dests);
 
 class admin_server {
 public:

@@ -339,7 +339,13 @@ int run_server(const config& cfg) {
     std::unique_ptr<admin_server> admin;
     if (cfg.admin.port)
         admin = std::make_unique<admin_server>(
-            main_ctx, cfg.admin, admin_view{[&shared] { return shared.live_connections.load(); }, &backends});
+            main_ctx, cfg.admin,
+            admin_view{[&shared] { return shared.live_connections.load(); }, &backends,
+                       [&broker, w = workers.front().get()](admin_view::destinations_done done) {
+                           asio::post(w->context(), [&broker, done = std::move(done)]() mutable {
+                               broker.stats(std::move(done));
+                           });
+                       }});
     try {
         for (auto& l : listeners) l->open();
         if (admin) admin->open();

@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -551,6 +552,29 @@ class StreamTest(GatewayTestCase):
         out, err = sub.communicate(timeout=5)
         self.assertEqual(sub.returncode, 0, err.decode())
         self.assertEqual(out.decode().strip(), "over tls")
+
+
+class AdminTest(GatewayTestCase):
+    def test_metrics_and_status_show_destinations_and_refuse_what_they_do_not_serve(self):
+        g = self.start_gateway([{"name": "stomp", "protocol": "stomp"}], [])
+        s = RawStomp(g.port)
+        self.addCleanup(s.close)
+        s.connect("1.2")
+        for i in range(3):
+            s.send(sbtest.encode_frame("SEND", [("destination", "/queue/adm"), ("receipt", f"r{i}")], b"x"))
+            self.assertEqual(s.expect("RECEIPT").headers["receipt-id"], f"r{i}")
+        metrics = g.metrics()
+        self.assertIn('switchboard_destination_depth{destination="queue://adm"} 3', metrics)
+        self.assertIn('switchboard_destination_enqueued_total{destination="queue://adm"} 3', metrics)
+        self.assertIn("switchboard_connections 1", metrics)
+        adm = [d for d in g.status()["destinations"] if d["name"] == "adm"]
+        self.assertEqual(len(adm), 1)
+        self.assertEqual((adm[0]["type"], adm[0]["depth"], adm[0]["consumers"]), ("queue", 3, 0))
+        for path, method, code in (("/nope", "GET", 404), ("/metrics", "POST", 405)):
+            req = urllib.request.Request(f"http://{HOST}:{g.admin_port}{path}", method=method, data=b"" if method == "POST" else None)
+            with self.assertRaises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(req, timeout=WAIT)
+            self.assertEqual(e.exception.code, code)
 
 
 if __name__ == "__main__":
