@@ -196,13 +196,15 @@ core::broker_settings broker_settings(const config& cfg) {
 }
 
 
-// The sweeper's timer belongs to worker 0's context: it goes first. Sessions still held by
-// handlers die with their worker, while everything they refer to (broker, backends, counters)
-// is still alive.
-void stop_workers(std::vector<std::unique_ptr<worker>>& workers, std::unique_ptr<session_sweeper>& sweeper) {
+// The sweeper's and the health checks' timers belong to worker 0's context: they go first.
+// Sessions still held by handlers die with their worker, while everything they refer to
+// (broker, backends, counters) is still alive.
+void stop_workers(std::vector<std::unique_ptr<worker>>& workers, std::unique_ptr<session_sweeper>& sweeper,
+                  std::vector<std::unique_ptr<health_checker>>& checkers) {
     for (auto& w : workers) w->stop();
     for (auto& w : workers) w->join();
     sweeper.reset();
+    checkers.clear();
     workers.clear();
 }
 
@@ -314,7 +316,7 @@ int run_server(const config& cfg) {
                     routes->tls = make_tls_context(l.tls_settings);
                 } catch (const std::exception& e) {
                     log()->error("listener {}: {}", l.name, e.what());
-                    stop_workers(workers, sweeper);
+                    stop_workers(workers, sweeper, checkers);
                     return 1;
                 }
             }
@@ -351,7 +353,7 @@ int run_server(const config& cfg) {
         if (admin) admin->open();
     } catch (const std::exception& e) {
         log()->error("cannot open listener: {}", e.what());
-        stop_workers(workers, sweeper);
+        stop_workers(workers, sweeper, checkers);
         return 1;
     }
     log()->info("switchboard started workers={} listeners={} config={}", n, listeners.size(), cfg.source);
@@ -376,7 +378,7 @@ int run_server(const config& cfg) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     if (const auto left = shared.live_connections.load())
         log()->warn("closing {} connections that did not finish in time", left);
-    stop_workers(workers, sweeper);
+    stop_workers(workers, sweeper, checkers);
     log()->info("switchboard stopped");
     return 0;
 }
