@@ -9,9 +9,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "gateway/health_check.hpp"
+#include "gateway/log.hpp"
 
 namespace sb::gateway {
 
@@ -66,6 +66,11 @@ private:
             res->result(http::status::ok);
             res->set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
             res->body() = render_metrics(view_, dests);
+        } else if (path == "/healthz" || path == "/readyz") {
+            // The process answers: healthy. Ready: listeners are open (no standby role yet).
+            res->result(http::status::ok);
+            res->set(http::field::content_type, "text/plain");
+            res->body() = "ok\n";
         } else if (path == "/status") {
             res->result(http::status::ok);
             res->set(http::field::content_type, "application/json");
@@ -73,7 +78,7 @@ private:
         } else {
             res->result(http::status::not_found);
             res->set(http::field::content_type, "text/plain");
-            res->body() = "not found: try /metrics or /status\n";
+            res->body() = "not found: try /metrics, /status, /healthz or /readyz\n";
         }
         if (req.method() == http::verb::head) {
             res->content_length(res->body().size());
@@ -257,7 +262,7 @@ void admin_server::open() {
     impl_->acceptor.set_option(tcp::acceptor::reuse_address(true));
     impl_->acceptor.bind(ep);
     impl_->acceptor.listen();
-    spdlog::info("admin up address={}:{} (GET /metrics, /status)", impl_->cfg.address, impl_->cfg.port);
+    log()->info("admin up address={}:{} (GET /metrics, /status)", impl_->cfg.address, impl_->cfg.port);
     impl_->accept();
 }
 

@@ -3,6 +3,7 @@
 //                 in-flight, consumers, memory and counters; per backend server its state,
 //                 check latency, active and total connections, connect failures, transitions
 //   GET /status   the same as JSON
+//   GET /healthz, /readyz  200 "ok" (liveness and readiness probes)
 // Runs on the main thread's io_context; every request is answered and the connection closed.
 // Destination counters come from the kernel's shards (broker::stats), gathered on a worker
 // and handed back to the main thread.

@@ -5,9 +5,9 @@
 #include <chrono>
 
 #include <boost/asio/steady_timer.hpp>
-#include <spdlog/spdlog.h>
 
 #include "gateway/detect.hpp"
+#include "gateway/log.hpp"
 #include "gateway/relay.hpp"
 #include "gateway/tls_transport.hpp"
 
@@ -16,11 +16,6 @@ namespace sb::gateway {
 namespace asio = boost::asio;
 
 namespace {
-
-std::shared_ptr<spdlog::logger> log() {
-    static auto l = spdlog::get("gateway");
-    return l ? l : spdlog::default_logger();
-}
 
 // Bytes read while detecting; whatever arrived with them is handed over too.
 constexpr std::size_t head_buffer = 4096;

@@ -9,22 +9,14 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
-#include <spdlog/spdlog.h>
 #include <unistd.h>
+
+#include "gateway/log.hpp"
 
 namespace sb::gateway {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
-
-namespace {
-
-std::shared_ptr<spdlog::logger> log() {
-    static auto l = spdlog::get("gateway");
-    return l ? l : spdlog::default_logger();
-}
-
-}  // namespace
 
 std::string_view check_type_name(check_type t) {
     switch (t) {

@@ -12,9 +12,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <fcntl.h>
-#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "gateway/log.hpp"
 
 namespace sb::gateway {
 
@@ -22,11 +23,6 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 
 namespace {
-
-std::shared_ptr<spdlog::logger> log() {
-    static auto l = spdlog::get("gateway");
-    return l ? l : spdlog::default_logger();
-}
 
 constexpr std::size_t splice_chunk = 1 << 16;
 constexpr std::size_t buffer_bytes = 16 * 1024;

@@ -15,7 +15,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <spdlog/spdlog.h>
 
 #include "adapters/mqtt/session.hpp"
 #include "adapters/stomp/session.hpp"
@@ -27,6 +26,7 @@
 #include "gateway/backend.hpp"
 #include "gateway/front.hpp"
 #include "gateway/health_check.hpp"
+#include "gateway/log.hpp"
 #include "gateway/tcp_transport.hpp"
 #include "gateway/tls_transport.hpp"
 #include "gateway/worker.hpp"
@@ -37,11 +37,6 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 
 namespace {
-
-std::shared_ptr<spdlog::logger> log() {
-    static auto l = spdlog::get("gateway");
-    return l ? l : spdlog::default_logger();
-}
 
 std::string_view protocol_name(protocol p) {
     switch (p) {

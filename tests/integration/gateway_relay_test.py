@@ -570,6 +570,9 @@ class AdminTest(GatewayTestCase):
         adm = [d for d in g.status()["destinations"] if d["name"] == "adm"]
         self.assertEqual(len(adm), 1)
         self.assertEqual((adm[0]["type"], adm[0]["depth"], adm[0]["consumers"]), ("queue", 3, 0))
+        for path in ("/healthz", "/readyz"):
+            with urllib.request.urlopen(f"http://{HOST}:{g.admin_port}{path}", timeout=WAIT) as r:
+                self.assertEqual((r.status, r.read()), (200, b"ok\n"))
         for path, method, code in (("/nope", "GET", 404), ("/metrics", "POST", 405)):
             req = urllib.request.Request(f"http://{HOST}:{g.admin_port}{path}", method=method, data=b"" if method == "POST" else None)
             with self.assertRaises(urllib.error.HTTPError) as e:
