@@ -62,6 +62,14 @@ class CheckTest(unittest.TestCase):
         proc = run_cli("check", "-c", path)
         self.assertEqual(proc.returncode, 0, f"stdout={proc.stdout!r} stderr={proc.stderr!r}")
 
+    def test_check_accepts_every_example_config(self):
+        examples = os.path.join(REPO, "conf", "examples")
+        names = sorted(n for n in os.listdir(examples) if n.endswith(".yaml"))
+        self.assertGreaterEqual(len(names), 2)
+        for name in names:
+            proc = run_cli("check", "-c", os.path.join(examples, name))
+            self.assertEqual(proc.returncode, 0, f"{name}: stdout={proc.stdout!r} stderr={proc.stderr!r}")
+
     def test_check_names_file_line_and_key_of_a_typo(self):
         path = self.write("typo.yaml", """
             # a typo in a key must not fall back to a default
