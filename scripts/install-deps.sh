@@ -9,6 +9,7 @@ packages=(
   libboost1.81-dev libssl-dev libspdlog-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev catch2
   # integration-test clients
   python3 python3-stomp python3-paho-mqtt mosquitto-clients libpaho-mqtt-dev libpaho-mqttpp-dev
+  openssl   # the gateway tests make a self-signed certificate
   # integration-test backends behind the gateway (run by the tests on their own ports, never as
   # services): mosquitto, ActiveMQ 5.17 with its JMS client jars, a JDK to compile the test's client
   mosquitto activemq libactivemq-java openjdk-17-jdk-headless
