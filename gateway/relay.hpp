@@ -3,9 +3,10 @@
 // The server is chosen by the backend's balance (backend::pick); a failed or timed-out connect
 // tries the next one (`retries`). Once connected: the optional PROXY protocol header, the bytes
 // read while detecting the protocol, then both directions pumped with back-pressure (nothing is
-// read from one side until the other took what came before). A plain client socket is pumped
-// with splice(2) through a pipe, so payload never enters user space; a TLS client through a
-// buffer. Half-closes are passed on; the relay ends when both directions have, or at the first
+// read from one side until the other took what came before). Between plain sockets small reads
+// go through the worker's scratch buffer (recv + send), and a stream whose reads fill it moves
+// with splice(2) through a pipe, made then, so bulk payload never enters user space (HAProxy's
+// splice-auto); a TLS client goes through a buffer. Half-closes are passed on; the relay ends when both directions have, or at the first
 // error, or when its server is declared down (the client reconnects and lands elsewhere).
 #pragma once
 

@@ -62,6 +62,8 @@ Options:
   --backend B            switchboard (memory store; default) or sink (switchboard-bench sink,
                          one process per protocol)
   --paths LIST           comma-separated subset of: $PATHS
+  --scenarios LIST       comma-separated subset of: mqtt-qos0-1to1, mqtt-qos1-1to1, stomp-queue-1to1,
+                         mqtt-qos1-w1, stomp-queue-w1 (default: all)
   --connections K        idle MQTT connections through each proxy (default $CONNECTIONS; 0 skips)
   --base-port P          first of the ~40 loopback ports used (default $BASE_PORT)
   --max-minutes M        hard bound on the whole comparison (default $MAX_MINUTES)
@@ -82,6 +84,7 @@ while [[ $# -gt 0 ]]; do
         --backend-workers) BACKEND_WORKERS=$2; shift ;;
         --relay-protocol) RELAY_PROTOCOL=$2; shift ;;
         --paths) PATHS=$2; shift ;;
+        --scenarios) ONLY_SCENARIOS=$2; shift ;;
         --backend) BACKEND=$2; shift ;;
         --connections) CONNECTIONS=$2; shift ;;
         --base-port) BASE_PORT=$2; shift ;;
@@ -369,6 +372,7 @@ declare -A SCEN_ARGS=(
     [stomp-queue-w1]="--protocol stomp --destination queue --confirm --producers 1 --consumers 1 --window 1 --duration $LAT_SECONDS"
 )
 SCENARIOS=(mqtt-qos0-1to1 mqtt-qos1-1to1 stomp-queue-1to1 mqtt-qos1-w1 stomp-queue-w1)
+[[ -z "${ONLY_SCENARIOS:-}" ]] || IFS=, read -ra SCENARIOS <<< "$ONLY_SCENARIOS"
 warm_args() {  # scenario: a tenth of the count, or half a second
     if [[ $1 == *-w1 ]]; then echo "${SCEN_ARGS[$1]/--duration $LAT_SECONDS/--duration 0.5}"
     else echo "${SCEN_ARGS[$1]/--count $COUNT/--count $(( COUNT / 10 > 1000 ? COUNT / 10 : 1000 ))}"; fi
