@@ -1,4 +1,5 @@
-// gateway/detect.cpp — first-bytes protocol detection (see detect.hpp for the signatures).
+// gateway/detect.cpp — first-bytes protocol detection (see detect.hpp for the signatures), and
+// the refusal a client of each protocol understands.
 #include "gateway/detect.hpp"
 
 #include <array>
@@ -57,9 +58,11 @@ detection detect(std::span<const std::byte> head) noexcept {
     }
     // STOMP, possibly after heart-beat EOLs; then "CONNECT" or "STOMP" and an EOL. HTTP's
     // CONNECT method is followed by a space, which tells the two apart.
+    constexpr std::size_t max_eols = 8;
     std::size_t at = 0;
-    while (at < head.size() && at < 8 && (head[at] == std::byte{'\n'} || head[at] == std::byte{'\r'})) ++at;
-    if (at == head.size()) return at < 8 ? detection{} : detection{sniff_result::unknown, wire::stomp};
+    while (at < head.size() && at <= max_eols && (head[at] == std::byte{'\n'} || head[at] == std::byte{'\r'})) ++at;
+    if (at > max_eols) return {sniff_result::unknown, wire::stomp};
+    if (at == head.size()) return {};
     int partial = -1;
     for (std::string_view verb : {std::string_view("CONNECT"), std::string_view("STOMP")}) {
         const int m = match(head, at, verb);
@@ -80,6 +83,28 @@ detection detect(std::span<const std::byte> head) noexcept {
         }
     }
     return partial == 0 ? detection{} : detection{sniff_result::unknown, wire::stomp};
+}
+
+std::string refusal_for(std::optional<wire> proto, std::string_view head) {
+    if (!proto) return {};
+    if (*proto == wire::mqtt) {
+        // CONNECT: 0x10, remaining length (1..4 bytes), then protocol name and level.
+        std::size_t at = 1;
+        while (at < head.size() && at < 5 && (static_cast<unsigned char>(head[at]) & 0x80)) ++at;
+        ++at;
+        const bool v5 = head.size() > at + 6 && head.substr(at, 6) == std::string_view("\x00\x04MQTT", 6) &&
+                        head[at + 6] == 5;
+        return v5 ? std::string("\x20\x03\x00\x88\x00", 5)    // reason 0x88 Server unavailable
+                  : std::string("\x20\x02\x00\x03", 4);       // return code 3 Server unavailable
+    }
+    if (*proto == wire::stomp) {
+        const std::string body = "Switchboard has no backend server available for this connection; retry later.";
+        std::string f = "ERROR\ncontent-type:text/plain\nmessage:no server available\ncontent-length:" +
+                        std::to_string(body.size()) + "\n\n" + body;
+        f += '\0';
+        return f;
+    }
+    return {};
 }
 
 }  // namespace sb::gateway

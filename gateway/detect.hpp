@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "gateway/config.hpp"
@@ -32,5 +33,9 @@ inline constexpr std::size_t detect_max_bytes = 16;
 detection detect(std::span<const std::byte> head) noexcept;
 
 std::string_view wire_name(wire w) noexcept;
+
+// What a client of `proto` is told when no server is available (empty: just close). `head` is
+// what it sent so far (an MQTT 5 CONNECT gets a version 5 CONNACK).
+std::string refusal_for(std::optional<wire> proto, std::string_view head);
 
 }  // namespace sb::gateway

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gateway/detect.hpp"
 #include "gateway/log.hpp"
 
 namespace sb::gateway {
@@ -441,28 +442,6 @@ std::string proxy_header(proxy_protocol v, const tcp::endpoint& client, const tc
     put16(h, client.port());
     put16(h, local.port());
     return h;
-}
-
-std::string refusal_for(std::optional<wire> proto, std::string_view head) {
-    if (!proto) return {};
-    if (*proto == wire::mqtt) {
-        // CONNECT: 0x10, remaining length (1..4 bytes), then protocol name and level.
-        std::size_t at = 1;
-        while (at < head.size() && at < 5 && (static_cast<unsigned char>(head[at]) & 0x80)) ++at;
-        ++at;
-        const bool v5 = head.size() > at + 6 && head.substr(at, 6) == std::string_view("\x00\x04MQTT", 6) &&
-                        head[at + 6] == 5;
-        return v5 ? std::string("\x20\x03\x00\x88\x00", 5)    // reason 0x88 Server unavailable
-                  : std::string("\x20\x02\x00\x03", 4);       // return code 3 Server unavailable
-    }
-    if (*proto == wire::stomp) {
-        const std::string body = "Switchboard has no backend server available for this connection; retry later.";
-        std::string f = "ERROR\ncontent-type:text/plain\nmessage:no server available\ncontent-length:" +
-                        std::to_string(body.size()) + "\n\n" + body;
-        f += '\0';
-        return f;
-    }
-    return {};
 }
 
 }  // namespace sb::gateway

@@ -32,8 +32,4 @@ std::shared_ptr<net::session> make_relay(std::unique_ptr<socket_transport> clien
 std::string proxy_header(proxy_protocol v, const boost::asio::ip::tcp::endpoint& client,
                          const boost::asio::ip::tcp::endpoint& local);
 
-// What a client of `proto` is told when no server is available (empty: just close). `head` is
-// what it sent so far (an MQTT 5 CONNECT gets a version 5 CONNACK).
-std::string refusal_for(std::optional<wire> proto, std::string_view head);
-
 }  // namespace sb::gateway

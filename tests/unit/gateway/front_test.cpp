@@ -62,6 +62,9 @@ TEST_CASE("detection: each protocol from its first bytes, decided as early as po
     CHECK(sniff(std::string_view("\x00\x00\x01\x0a\x02" "ActiveMQ", 13)).result == sniff_result::unknown);
     CHECK(sniff(std::string_view("\x00\x00\x01\x0a\x01" "ActiveXX", 13)).result == sniff_result::unknown);
     CHECK(sniff("\n\n\n\n\n\n\n\n\n").result == sniff_result::unknown);   // EOLs alone, forever
+    // Found by the fuzzer: eight EOLs may still be followed by CONNECT (16 bytes in all).
+    CHECK(sniff("\n\n\n\r\n\n\n\n").result == sniff_result::need_more);
+    CHECK(known_as("\n\n\n\r\n\n\n\nCONNECT\n", wire::stomp));
 }
 
 TEST_CASE("routing: per-protocol route, then the default, then the kernel for STOMP and MQTT", "[gateway][detect]") {
@@ -157,6 +160,8 @@ TEST_CASE("probes: the handshake of each check type and how replies are judged",
     p = make_probe(c, "h", "id");
     CHECK(p.request == std::string("CONNECT\naccept-version:1.0,1.1,1.2\nhost:h\n\n\0", 44));
     CHECK(p.judge("CONNEC", why) == probe::verdict::need_more);
+    CHECK(p.judge("CONNECTED\r", why) == probe::verdict::need_more);   // found by the fuzzer
+    CHECK(p.judge("CONNECTED\r\n", why) == probe::verdict::up);
     CHECK(p.judge("\nCONNECTED\nversion:1.2\n", why) == probe::verdict::up);
     CHECK(p.judge("ERROR\nmessage:go away", why) == probe::verdict::need_more);
     CHECK(p.judge(std::string_view("ERROR\nmessage:go away\n\n\0", 24), why) == probe::verdict::down);
