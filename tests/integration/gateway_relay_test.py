@@ -405,6 +405,39 @@ class BadCaseTest(GatewayTestCase):
         self.assertGreaterEqual(g.server("b", "dead")["connect_failures"], 1)
         self.assertEqual(live.relayed(), 1)
 
+    def test_connect_timeout_moves_on_to_the_next_server(self):
+        # A server whose accept queue is full: its SYNs go unanswered, the connect hangs.
+        full = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(full.close)
+        full.bind((HOST, 0))
+        full.listen(0)
+        fillers = []
+        for _ in range(8):   # until a connect no longer completes at once
+            f = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            f.setblocking(False)
+            self.addCleanup(f.close)
+            try:
+                f.connect((HOST, full.getsockname()[1]))
+            except BlockingIOError:
+                pass
+            fillers.append(f)
+        live = self.fake()
+        g = self.start_gateway(
+            [{"name": "relay", "protocol": "tcp", "backend": "b"}],
+            [backend("b", [{"name": "full", "address": f"{HOST}:{full.getsockname()[1]}"},
+                           {"name": "live", "address": f"{HOST}:{live.port}"}],
+                     check="none", connect_timeout="300ms")])
+        failures_before = g.server("b", "full")["connect_failures"]
+        started = time.monotonic()
+        s = socket.create_connection((HOST, g.port), timeout=WAIT)
+        self.addCleanup(s.close)
+        s.sendall(b"hello")
+        self.assertEqual(s.recv(16), b"hello", "relayed to the next server after the timeout")
+        took = time.monotonic() - started
+        self.assertGreaterEqual(took, 0.25, "the first server was tried first")
+        self.assertLess(took, 3.0)
+        self.assertEqual(g.server("b", "full")["connect_failures"], failures_before + 1)
+
     def test_stalling_backend_goes_down_and_its_sessions_close(self):
         stall = self.fake("stall")
         slow = backend("b", [{"name": "stall", "address": f"{HOST}:{stall.port}"}], check="mqtt")
