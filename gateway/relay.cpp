@@ -122,6 +122,7 @@ private:
         });
         asio::async_connect(backend_, s->endpoints, [self = shared_from_this(), me](net::error_code ec, const tcp::endpoint&) {
             if (me != self->attempt_) return;
+            ++self->attempt_;   // a timer that expired meanwhile (its handler queued) is stale now
             self->connect_timer_.cancel();
             if (self->closed_) return;
             if (ec) return self->connect_failed(ec == asio::error::operation_aborted ? "timeout" : ec.message());

@@ -6,8 +6,8 @@
 #include "gateway/server.hpp"
 
 #include <atomic>
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
@@ -189,7 +189,6 @@ core::broker_settings broker_settings(const config& cfg) {
     b.topic_max_pending = cfg.broker.topic_max_pending;
     return b;
 }
-
 
 // The sweeper's and the health checks' timers belong to worker 0's context: they go first.
 // Sessions still held by handlers die with their worker, while everything they refer to
