@@ -129,12 +129,14 @@ private:
 }  // namespace
 
 std::optional<route> route_for(const listener_config& l, std::optional<wire> w) {
-    if (w) {
-        if (const auto& r = l.routes[static_cast<std::size_t>(*w)]) return r;
-    }
-    if (l.fallback) return l.fallback;
-    if (w && (*w == wire::stomp || *w == wire::mqtt)) return route{};
-    return std::nullopt;
+    std::optional<route> r;
+    if (w) r = l.routes[static_cast<std::size_t>(*w)];
+    if (!r) r = l.fallback;
+    if (!r) r = route{};
+    // The kernel speaks STOMP and MQTT only (`default: kernel` cannot send AMQP there).
+    const bool kernel_speaks = w && (*w == wire::stomp || *w == wire::mqtt);
+    if (r->to_kernel() && !kernel_speaks) return std::nullopt;
+    return r;
 }
 
 bool needs_front(const listener_config& l) {

@@ -81,6 +81,11 @@ TEST_CASE("routing: per-protocol route, then the default, then the kernel for ST
     CHECK(route_for(l, wire::amqp) == route{"other"});
     CHECK(route_for(l, wire::mqtt) == route{"other"});
     CHECK(route_for(l, std::nullopt) == route{"other"});
+    l.fallback = route{};   // `default: kernel`: only for what the kernel speaks
+    CHECK(route_for(l, wire::mqtt) == route{});
+    CHECK(!route_for(l, wire::amqp));
+    CHECK(!route_for(l, std::nullopt));
+    l.fallback = route{"other"};
     CHECK(needs_front(l));
     listener_config plain;
     CHECK(!needs_front(plain));
