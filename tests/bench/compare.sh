@@ -18,6 +18,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/bench/lib.sh
+source "$HERE/lib.sh"   # remaining, port_open, wait_port, stop_pid, take_lock, release_lock
 REPO=$(cd "$HERE/../.." && pwd)
 BUILD="$REPO/build"
 OUT=""
@@ -115,7 +117,6 @@ BENCH="$BUILD/switchboard-bench"
 
 START_TS=$(date +%s)
 DEADLINE=$((START_TS + MAX_MINUTES * 60))
-remaining() { echo $((DEADLINE - $(date +%s))); }
 
 # ---- packages ---------------------------------------------------------------------------------
 
@@ -174,7 +175,6 @@ if (( BASE_PORT + 40 >= EPH_LO && BASE_PORT <= EPH_HI )); then
     die "--base-port $BASE_PORT overlaps the ephemeral port range $EPH_LO-$EPH_HI: choose one below $((EPH_LO - 40))"
 fi
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in $P_SB_STOMP $P_SB_MQTT $P_SINK_STOMP $P_SINK_MQTT $P_MOSQ_MQTT $P_RMQ_AMQP $P_RMQ_DIST \
          $P_RMQ_MQTT $P_RMQ_STOMP $P_RMQ_EPMD $P_AMQ_STOMP $P_AMQ_MQTT; do
     port_open "$p" && die "port $p is in use: choose another --base-port"
@@ -189,29 +189,6 @@ LOGS="$OUT/logs"
 declare -A PID=()        # target -> the PID this script started (launcher for rabbitmq/activemq)
 declare -A VM_PID=()     # target -> the process that holds the broker's memory (beam.smp, java)
 declare -A STOMP_PORT=() MQTT_PORT=()
-
-# Waits (bounded) until a port accepts; fails early if the process died.
-wait_port() {
-    local port=$1 pid=$2 secs=$3 i
-    for ((i = 0; i < secs * 10; i++)); do
-        port_open "$port" && return 0
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-
-# Stops one process we started: SIGTERM, up to `secs`, then SIGKILL.
-stop_pid() {
-    local pid=$1 secs=${2:-10} i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < secs * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
 
 # The environment of every rabbitmq-server / rabbitmqctl / epmd call: our node, ports and dirs.
 RABBIT_ENV=()
@@ -443,21 +420,6 @@ trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
 # ---- one bench run ------------------------------------------------------------------------------
-
-# Takes the build lock on fd 9 (when the file exists), waiting at most until the deadline, so
-# no compiler shares the CPUs with a measurement; a waiting build is delayed by one run at most.
-# Returns non-zero when out of time. release_lock closes the only descriptor, which releases it.
-take_lock() {
-    local left=$(( $(remaining) - 5 ))
-    (( left >= 10 )) || return 1
-    if [[ -e $LOCK_FILE ]]; then
-        exec 9>>"$LOCK_FILE"
-        flock -w "$left" 9 || { exec 9>&-; return 1; }
-        left=$(( $(remaining) - 5 ))
-        (( left >= 10 )) || { exec 9>&-; return 1; }
-    fi
-}
-release_lock() { [[ ! -e $LOCK_FILE ]] || exec 9>&-; }
 
 # With SYNC_PID and SYNC_OUT set, the next bench run also counts that broker process's fsync
 # and fdatasync calls (all its threads, perf's syscall tracepoints) into SYNC_OUT.

@@ -23,6 +23,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/bench/lib.sh
+source "$HERE/lib.sh"   # remaining, port_open, wait_port, stop_pid, take_lock, release_lock
 REPO=$(cd "$HERE/../.." && pwd)
 BUILD="$REPO/build"
 OUT=""
@@ -115,7 +117,6 @@ BENCH="$BUILD/switchboard-bench"
 
 START_TS=$(date +%s)
 DEADLINE=$((START_TS + MAX_MINUTES * 60))
-remaining() { echo $((DEADLINE - $(date +%s))); }
 
 # ---- haproxy ------------------------------------------------------------------------------------
 
@@ -153,7 +154,6 @@ read -r EPH_LO EPH_HI < /proc/sys/net/ipv4/ip_local_port_range || { EPH_LO=32768
 if (( BASE_PORT + 40 >= EPH_LO && BASE_PORT <= EPH_HI )); then
     die "--base-port $BASE_PORT overlaps the ephemeral port range $EPH_LO-$EPH_HI: choose one below $((EPH_LO - 40))"
 fi
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in $P_BE_STOMP $P_BE_MQTT $P_SB_STOMP $P_SB_MQTT $P_HA_STOMP $P_HA_MQTT $P_HS_STOMP $P_HS_MQTT; do
     port_open "$p" && die "port $p is in use: choose another --base-port"
 done
@@ -166,27 +166,6 @@ LOGS="$OUT/logs"
 declare -A PID=()                      # process name -> PID this script started
 declare -A STOMP_PORT=() MQTT_PORT=()  # path -> the port the bench connects to
 declare -A PROXY_PROC=([switchboard]=relay [haproxy]=haproxy [haproxy-splice]=haproxy-splice)
-
-wait_port() {  # port pid seconds: bounded wait until the port accepts; fails if the process died
-    local port=$1 pid=$2 secs=$3 i
-    for ((i = 0; i < secs * 10; i++)); do
-        port_open "$port" && return 0
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-
-stop_pid() {  # pid [seconds]: SIGTERM, then SIGKILL after the grace period
-    local pid=$1 secs=${2:-10} i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < secs * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
 
 PERF_PID=""
 cleanup() {
@@ -319,18 +298,6 @@ start_path() {
 }
 
 # ---- one bench run ------------------------------------------------------------------------------
-
-take_lock() {
-    local left=$(( $(remaining) - 5 ))
-    (( left >= 10 )) || return 1
-    if [[ -e $LOCK_FILE ]]; then
-        exec 9>>"$LOCK_FILE"
-        flock -w "$left" 9 || { exec 9>&-; return 1; }
-        left=$(( $(remaining) - 5 ))
-        (( left >= 10 )) || { exec 9>&-; return 1; }
-    fi
-}
-release_lock() { [[ ! -e $LOCK_FILE ]] || exec 9>&-; }
 
 HAVE_PERF=0
 if command -v perf >/dev/null 2>&1 &&
