@@ -462,6 +462,7 @@ void journal_store::unpin(std::uint64_t segment, std::size_t bytes) {
     auto& seg = segments_[segment];
     --seg.live;
     seg.live_bytes -= std::min(seg.live_bytes, bytes);
+    seg.changed = std::chrono::steady_clock::now();
 }
 
 void journal_store::put_subscription(const subscription_record& s) {
@@ -621,7 +622,9 @@ void journal_store::reclaim() {
         }
         // A few long-lived messages pinning the oldest segment: write them forward so that it
         // can go once that write is durable (a later reclaim, after the next batch).
-        if (segments_.size() >= 3 && head->second.live_bytes < settings_.segment_bytes / 10) {
+        const bool settled = std::chrono::steady_clock::now() - head->second.changed >=
+                             std::chrono::milliseconds(settings_.compact_after_ms);
+        if (segments_.size() >= 3 && head->second.live_bytes < settings_.segment_bytes / 10 && settled) {
             // Message records are copied as they are, read back from the head segment; the
             // body is held (unwritten_) until the copy is written, for load().
             const auto file = reader(std::uint32_t(head->first));
@@ -636,6 +639,7 @@ void journal_store::reclaim() {
                 pending_.append(rec);
                 unwritten_[key] = std::move(msg);
                 pending_keys_.push_back(key);
+                ++compacted_;
             }
             for (auto& [topic, e] : retained_) {
                 if (e.segment != head->first) continue;
@@ -673,6 +677,11 @@ std::size_t journal_store::segment_count() const {
 bool journal_store::failed() const {
     std::lock_guard lock(mutex_);
     return failed_;
+}
+
+std::size_t journal_store::compacted_records() const {
+    std::lock_guard lock(mutex_);
+    return compacted_;
 }
 
 }  // namespace sb::core

@@ -12,6 +12,7 @@
 // the kernel's paging, and recover() reports ids without bodies.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -33,6 +34,10 @@ struct journal_settings {
     sync_mode sync = sync_mode::always;
     std::uint32_t batch_ms = 10;                         // sync: batch — at most this late
     std::size_t segment_bytes = std::size_t{64} << 20;
+    // A head segment pinned by a few messages is compacted (they are written forward) only once
+    // nothing was removed from it for this long: one that a consumer is draining empties by
+    // itself, and copying its last tenth forward would only write it twice.
+    std::uint32_t compact_after_ms = 1000;
 };
 
 struct journal_recovery {
@@ -71,6 +76,8 @@ public:
     // Segment files on disk now (for tests and the admin API).
     std::size_t segment_count() const;
     bool failed() const;
+    // Records written forward by compaction since the start (for tests and the admin API).
+    std::size_t compacted_records() const;
 
 private:
     // A pending message: its queue (an index into queue_names_) and id.
@@ -112,6 +119,7 @@ private:
     struct segment_info {
         std::size_t live = 0;
         std::size_t live_bytes = 0;
+        std::chrono::steady_clock::time_point changed{};   // last removal of something in it
     };
 
     void open_segment(std::uint64_t number);   // under mutex_
@@ -149,6 +157,7 @@ private:
     std::map<std::uint64_t, segment_info> segments_;   // every segment on disk, oldest first
     bool stopping_ = false;
     bool failed_ = false;
+    std::size_t compacted_ = 0;
     std::string failure_;
     std::thread writer_;
 };

@@ -60,6 +60,7 @@ journal_settings settings_for(const temp_dir& d, std::size_t segment = std::size
     journal_settings s;
     s.dir = d.str();
     s.segment_bytes = segment;
+    s.compact_after_ms = 0;   // compaction as soon as a head segment qualifies
     return s;
 }
 
@@ -442,4 +443,27 @@ TEST_CASE("a long run of removes is written without waiting for another add", "[
     while (on_disk() < before + 250'000 && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     CHECK(on_disk() >= before + 250'000);
+}
+
+TEST_CASE("a head segment a consumer is draining empties by itself: it is not compacted", "[core][store]") {
+    for (const std::uint32_t grace : {0u, 60000u}) {
+        temp_dir d;
+        auto s = settings_for(d, 4096);
+        s.compact_after_ms = grace;
+        journal_store j(s);
+        recover_all(j);
+        const std::string body(100, 'x');
+        for (int i = 1; i <= 200; ++i) add_sync(j, "q", make(message_id(i), body));
+        // A FIFO drain while other traffic goes on (each add is a batch; reclaim runs after it).
+        for (int i = 1; i <= 200; ++i) {
+            j.remove("q", message_id(i));
+            add_sync(j, "r", make(message_id(1000 + i), "y"));
+            j.remove("r", message_id(1000 + i));
+        }
+        add_sync(j, "r", make(message_id(5000), "last"));
+        INFO("compact_after_ms " << grace);
+        if (grace == 0) CHECK(j.compacted_records() > 0);   // the tail of every head segment written twice
+        else CHECK(j.compacted_records() == 0);
+        CHECK(j.segment_count() <= 3);                      // drained segments went either way
+    }
 }
