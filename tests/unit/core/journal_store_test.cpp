@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <random>
 #include <thread>
@@ -251,17 +252,24 @@ TEST_CASE("segments whose messages are all removed are deleted", "[core][store]"
     CHECK(j.segment_count() <= 2);
 }
 
+// Message 1 stays while 59 others of 1000 bytes come and go, filling 4 KiB segments behind it;
+// `after_each` runs after each of them went.
+void churn_behind_long_lived(journal_store& j, const std::function<void()>& after_each = {}) {
+    add_sync(j, "q", make(1, "long-lived"));
+    const std::string body(1000, 'x');
+    for (int i = 2; i <= 60; ++i) {
+        add_sync(j, "q", make(message_id(i), body));
+        j.remove("q", message_id(i));
+        if (after_each) after_each();
+    }
+}
+
 TEST_CASE("a long-lived message does not pin old segments: it is compacted forward", "[core][store]") {
     temp_dir d;
     {
         journal_store j(settings_for(d, 4096));
         recover_all(j);
-        add_sync(j, "q", make(1, "long-lived"));
-        const std::string body(1000, 'x');
-        for (int i = 2; i <= 60; ++i) {
-            add_sync(j, "q", make(message_id(i), body));
-            j.remove("q", message_id(i));
-        }
+        churn_behind_long_lived(j);
         for (int i = 0; i < 5; ++i) add_sync(j, "q", make(message_id(1000 + i), "z"));
         for (int i = 0; i < 5; ++i) j.remove("q", message_id(1000 + i));
         add_sync(j, "q", make(2000, "last"));
@@ -405,14 +413,8 @@ TEST_CASE("compaction copies records forward from disk and they stay loadable", 
     {
         journal_store j(settings_for(d, 4096));
         recover_all(j);
-        add_sync(j, "q", make(1, "long-lived"));
-        const std::string body(1000, 'x');
-        for (int i = 2; i <= 60; ++i) {
-            add_sync(j, "q", make(message_id(i), body));
-            j.remove("q", message_id(i));
-            // The long-lived message is read back right through every compaction.
-            REQUIRE(load_bodies(j, "q", {1}) == std::vector<std::string>{"long-lived"});
-        }
+        // The long-lived message is read back right through every compaction.
+        churn_behind_long_lived(j, [&] { REQUIRE(load_bodies(j, "q", {1}) == std::vector<std::string>{"long-lived"}); });
         add_sync(j, "q", make(2000, "last"));
         CHECK(j.segment_count() <= 4);
         // Its first segment is gone: the body comes from the copy.
