@@ -10,7 +10,7 @@ import threading
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sbtest  # noqa: E402
-from sbtest import (MqttTestCase, config_override, CONNACK, PUBCOMP, PUBREC, PUBREL,  # noqa: E402
+from sbtest import (MqttTestCase, config_override, CONNACK, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,  # noqa: E402
                     SUBACK, ack_packet, connect_packet, mqtt_packet, mqtt_str,
                     mqtt_varint, publish_packet, subscribe_packet, PINGREQ_PACKET,
                     P_CONTENT_TYPE, P_SESSION_EXPIRY, P_TOPIC_ALIAS, P_RECEIVE_MAXIMUM,
@@ -94,10 +94,29 @@ class MalformedTest(MqttTestCase):
         raw.send(LENGTH_5_BYTES)
         self.assert_closed_silently(raw, what="5-byte remaining length")
 
-    def test_truncated_packet_then_close_leaves_broker_fine(self):
+    def test_packet_split_across_reads_is_one_packet(self):
         raw = self.v5()
-        raw.send(publish_packet("trunc/x", b"x" * 100, qos=1, pid=1)[:40])
+        packet = publish_packet("trunc/x", b"x" * 100, qos=1, pid=7)
+        raw.send(packet[:40])
+        raw.send(packet[40:])
+        ack = raw.expect(PUBACK)   # nothing came before it: the first half alone was no packet
+        self.assertEqual(ack.pid, 7, repr(ack))
+
+    def test_connection_ending_inside_a_packet_is_ended_cleanly(self):
+        # A persistent session whose connection dies in the middle of a PUBLISH: the broker
+        # drops the partial packet (never delivered) and keeps the session for its return.
+        cid = self.unique("trunc")
+        topic = "trunc/" + cid
+        raw = self.raw_mqtt(5, client_id=cid, clean=False, props={P_SESSION_EXPIRY: 60})
+        self.assertEqual(raw.subscribe([(topic, 1)]).codes, [1])
+        raw.send(publish_packet(topic, b"partial", qos=1, pid=1)[:-3])
         raw.close()
+        again = self.raw_mqtt(5)
+        connack = again.connect(cid, clean=False, props={P_SESSION_EXPIRY: 60})
+        self.assertEqual(connack.session_present, 1, repr(connack))
+        self.raw_mqtt(5, client_id=self.unique("pub")).publish(topic, b"after", qos=1, pid=2)
+        first = again.expect(PUBLISH)
+        self.assertEqual((first.topic, first.payload), (topic, b"after"), repr(first))
 
     # -- topic names
 

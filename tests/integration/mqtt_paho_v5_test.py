@@ -213,6 +213,7 @@ class PahoV5Test(MqttTestCase):
         lock = threading.Lock()
         got = {"a": [], "b": []}
         done = threading.Event()
+        sentinel_seen = threading.Event()
         total = 200
 
         def member(name):
@@ -221,6 +222,8 @@ class PahoV5Test(MqttTestCase):
                     got[name].append((msg.topic, body(msg)))
                     if len(got["a"]) + len(got["b"]) >= total:
                         done.set()
+                    if body(msg) == "sentinel":
+                        sentinel_seen.set()
             return on_message
 
         a = self.paho(on_message=member("a"))
@@ -237,12 +240,7 @@ class PahoV5Test(MqttTestCase):
         # A sentinel through the group proves nothing more is on its way.
         pub.publish("shared/x", "sentinel", qos=1)
         all_msgs = everyone.get_messages(total + 1)
-        deadline = time.monotonic() + sbtest.WAIT
-        while time.monotonic() < deadline:
-            with lock:
-                if any(p == "sentinel" for _, p in got["a"] + got["b"]):
-                    break
-            time.sleep(0.02)   # polling the member lists (bounded)
+        self.assertTrue(sentinel_seen.wait(sbtest.WAIT), "the sentinel reached no member")
         with lock:
             members = got["a"] + got["b"]
             counts = (len(got["a"]), len(got["b"]))
