@@ -257,11 +257,15 @@ admin_server::admin_server(asio::io_context& ctx, const admin_config& cfg, admin
 admin_server::~admin_server() { close(); }
 
 void admin_server::open() {
-    const tcp::endpoint ep(asio::ip::make_address(impl_->cfg.address), impl_->cfg.port);
-    impl_->acceptor.open(ep.protocol());
-    impl_->acceptor.set_option(tcp::acceptor::reuse_address(true));
-    impl_->acceptor.bind(ep);
-    impl_->acceptor.listen();
+    beast::error_code ec;
+    const tcp::endpoint ep(asio::ip::make_address(impl_->cfg.address, ec), impl_->cfg.port);
+    if (!ec) impl_->acceptor.open(ep.protocol(), ec);
+    if (!ec) impl_->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) impl_->acceptor.bind(ep, ec);
+    if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+        throw std::runtime_error("admin cannot listen on " + impl_->cfg.address + ":" + std::to_string(impl_->cfg.port) +
+                                 ": " + ec.message());
     log()->info("admin up address={}:{} (GET /metrics, /status)", impl_->cfg.address, impl_->cfg.port);
     impl_->accept();
 }

@@ -37,7 +37,7 @@ class admin_server {
 public:
     admin_server(boost::asio::io_context& ctx, const admin_config& cfg, admin_view view);
     ~admin_server();
-    void open();    // throws on bind failure
+    void open();    // throws a one-line std::runtime_error when it cannot listen
     void close();
 
 private:
