@@ -285,6 +285,13 @@ class CommandLineTest(unittest.TestCase):
                       proc.stderr)
         self.assertNotIn("system:", proc.stderr)
         self.assertNotIn(".hpp", proc.stderr)
+        # The admin endpoint likewise.
+        cfg = sbtest.base_config(sbtest.free_port())
+        cfg["admin"] = {"address": sbtest.HOST, "port": port}
+        proc = run_cli("run", "-c", self.run_config(cfg), timeout=20)
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertIn(f"admin cannot listen on {sbtest.HOST}:{port}: Address already in use", proc.stderr)
+        self.assertNotIn("system:", proc.stderr)
 
     def test_log_lines_use_the_config_level_names(self):
         # A warning at start-up: a relay to a server that is not there.
