@@ -238,15 +238,15 @@ std::string data_dir_problem(const std::string& dir) {
 }
 
 // What run loads from the configuration before it binds ports; check loads the same.
-struct loaded {
+struct resources {
     std::vector<std::unique_ptr<backend>> backends;            // host names resolved
     std::unique_ptr<core::authenticator> auth;                 // the users file read
     std::vector<std::shared_ptr<asio::ssl::context>> tls;      // per listener; null without TLS
 };
 
-loaded load(const config& cfg) {
+resources load_resources(const config& cfg) {
     auto fail = [&cfg](const std::string& what) { throw config_error(cfg.source + ": " + what); };
-    loaded r;
+    resources r;
     for (const auto& b : cfg.backends) {
         try {
             r.backends.push_back(std::make_unique<backend>(b));
@@ -287,14 +287,14 @@ void stop_workers(std::vector<std::unique_ptr<worker>>& workers, std::unique_ptr
 
 }  // namespace
 
-void check_server(const config& cfg) { (void)load(cfg); }
+void check_server(const config& cfg) { (void)load_resources(cfg); }
 
 int run_server(const config& cfg) {
     // splice(2) into a socket whose peer is gone raises SIGPIPE (it takes no MSG_NOSIGNAL): a
     // relay must see EPIPE instead, and never the process die.
     std::signal(SIGPIPE, SIG_IGN);
     // First: relays, checks and sessions on the workers refer to them until the workers are gone.
-    loaded res = load(cfg);
+    resources res = load_resources(cfg);
     auto& backends = res.backends;
     const unsigned n = cfg.workers ? cfg.workers : std::max(1u, std::thread::hardware_concurrency());
     std::vector<std::unique_ptr<worker>> workers;
