@@ -52,6 +52,7 @@ struct consumer_state {
     std::deque<entry> pending;        // topic subscriptions: waiting for credit
     std::size_t max_pending = 0;
     std::string share_key;            // shared subscriptions: group + filter
+    std::uint64_t subscriber = 0;     // subscribe_options::subscriber
     // Topic producer flow control: publish completions held while this subscriber is
     // congested, released once it drains (so publishers slow down instead of losing messages).
     std::vector<std::function<void(publish_status)>> held_replies;
@@ -132,6 +133,7 @@ struct queue_state {
 struct durable_state {
     destination filter;
     std::string queue;
+    std::uint64_t subscriber = 0;     // subscribe_options::subscriber (0 until subscribed again after a restart)
 };
 
 // Completes a publish once each of its parts (the topic fan-out and one enqueue per durable
@@ -336,8 +338,9 @@ struct broker::shard {
         // Durable subscriptions get their copy in their own queue (stored when persistent);
         // the publish completes when every copy is accepted.
         std::vector<const durable_state*> durable_hits;
+        served_.clear();
         for (const auto& [name, d] : durables)
-            if (matches(d.filter.name, msg->dest.name)) durable_hits.push_back(&d);
+            if (matches(d.filter.name, msg->dest.name) && first_for(d.subscriber)) durable_hits.push_back(&d);
         // A persistent retained message is confirmed once the store has it too.
         const bool store_retained = msg->retain && msg->persistent;
         if (!durable_hits.empty() || store_retained) {
@@ -358,14 +361,32 @@ struct broker::shard {
         consumer_state* slow = nullptr;
         auto note = [&slow](consumer_state* s) { if (s && !slow) slow = s; };
         if (auto it = exact_subs.find(msg->dest.name); it != exact_subs.end())
-            for (auto* sub : it->second) note(offer(*sub, c, msg));
+            for (auto* sub : it->second) note(offer_once(*sub, c, msg));
         for (auto* sub : wildcard_subs)
-            if (matches(sub->dest.name, msg->dest.name)) note(offer(*sub, c, msg));
+            if (matches(sub->dest.name, msg->dest.name)) note(offer_once(*sub, c, msg));
         for (auto& [key, g] : shares)
             if (!g.members.empty() && matches(g.filter, msg->dest.name)) note(offer_shared(g, c, msg));
         if (!reply) return;
         if (slow) slow->held_replies.push_back(std::move(reply));
         else reply(publish_status::ok);
+    }
+
+    // Subscribers already given the message being published (subscribe_options::subscriber);
+    // a handful at most, so a vector kept between publishes.
+    std::vector<std::uint64_t> served_;
+
+    bool first_for(std::uint64_t subscriber) {
+        if (subscriber == 0) return true;
+        if (std::find(served_.begin(), served_.end(), subscriber) != served_.end()) return false;
+        served_.push_back(subscriber);
+        return true;
+    }
+
+    consumer_state* offer_once(consumer_state& sub, counters& c, const message_ptr& msg) {
+        if (sub.no_local && msg->origin_connection != 0 && msg->origin_connection == sub.connection)
+            return nullptr;   // not taken: another subscription of the subscriber may take it
+        if (!first_for(sub.subscriber)) return nullptr;
+        return offer(sub, c, msg);
     }
 
     // One member of the group gets it: the next with credit, else the next in turn buffers it.
@@ -595,6 +616,7 @@ struct broker::shard {
         c->connection = opt.connection;
         c->dest = dest;
         c->max_pending = opt.max_pending ? opt.max_pending : settings().topic_max_pending;
+        if (opt.share_group.empty()) c->subscriber = opt.subscriber;
         auto* raw = c.get();
         consumers[id] = std::move(c);
         if (dest.is_queue()) {
@@ -685,8 +707,8 @@ struct broker::shard {
         }
     }
 
-    void register_durable(const std::string& name, const destination& filter) {
-        durables[name] = durable_state{filter, durable_queue(name).name};
+    void register_durable(const std::string& name, const destination& filter, std::uint64_t subscriber = 0) {
+        durables[name] = durable_state{filter, durable_queue(name).name, subscriber};
     }
 
     // A new durable subscription that wants retained messages gets this shard's matching ones
@@ -892,8 +914,8 @@ void broker::subscribe_durable(consumer_id id, const std::string& name, const de
     auto one_done = countdown(shards_.size(), home, std::move(attach));
     for (auto& sp : shards_) {
         auto& s = *sp;
-        s.exec.post([&s, name, filter, want = opt.want_retained, one_done]() {
-            s.register_durable(name, filter);
+        s.exec.post([&s, name, filter, want = opt.want_retained, subscriber = opt.subscriber, one_done]() {
+            s.register_durable(name, filter, subscriber);
             if (want) s.copy_retained(durable_queue(name).name, filter);
             one_done();
         });
