@@ -562,7 +562,8 @@ private:
         }
 
         if (version_ == version::v5) {
-            session_expiry_s_ = std::min(c.props.session_expiry_interval.value_or(0), settings_->max_session_expiry_s);
+            asked_session_expiry_s_ = c.props.session_expiry_interval.value_or(0);
+            session_expiry_s_ = std::min(asked_session_expiry_s_, settings_->max_session_expiry_s);
             client_receive_max_ = c.props.receive_maximum.value_or(65535);
             client_alias_max_ = c.props.topic_alias_maximum.value_or(0);
             client_max_packet_ = c.props.maximum_packet_size.value_or(0);
@@ -638,7 +639,8 @@ private:
             if (!settings_->retain_available) p.retain_available = false;
             if (assigned_id_) p.assigned_client_identifier = client_id_;
             if (server_keepalive_) p.server_keep_alive = keepalive_s_;
-            if (session_expiry_s_ != 0) p.session_expiry_interval = session_expiry_s_;
+            // §3.2.2.3.2: only a value other than the client's is sent (mosquitto sends none).
+            if (session_expiry_s_ != asked_session_expiry_s_) p.session_expiry_interval = session_expiry_s_;
         }
         encode(packet{ack}, version_, out_);
         flush();
@@ -1220,6 +1222,7 @@ private:
     bool clean_start_ = true, assigned_id_ = false, server_keepalive_ = false;
     bool reading_ = false, writing_ = false, paused_ = false, closed_ = false, abnormal_ = false;
     std::uint32_t session_expiry_s_ = 0;
+    std::uint32_t asked_session_expiry_s_ = 0;   // v5: the client's, for CONNACK
     std::uint16_t keepalive_s_ = 0;
     std::uint32_t client_receive_max_ = 65535;
     std::uint16_t client_alias_max_ = 0;

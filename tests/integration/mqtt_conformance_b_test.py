@@ -155,10 +155,10 @@ max_packet_size 1048576
 class ConnackTest(MqttTestCase):
     """(b) Assigned client identifier and the CONNACK properties mosquitto sends."""
 
-    def connack(self, port, client_id, keepalive):
+    def connack(self, port, client_id, keepalive, props=None):
         raw = RawMqtt(port, 5)
         self.addCleanup(raw.close)
-        return raw.connect(client_id, keepalive=keepalive)
+        return raw.connect(client_id, keepalive=keepalive, props=props)
 
     def test_empty_client_id_gets_an_assigned_identifier_and_mosquittos_properties(self):
         c = self.connack(self.mqtt_port, "", 60)
@@ -176,6 +176,13 @@ class ConnackTest(MqttTestCase):
         self.assertEqual(c.props.get(P_SERVER_KEEP_ALIVE), 65535, repr(c))
         c = self.connack(self.mqtt_port, self.unique(), 60)
         self.assertNotIn(P_SERVER_KEEP_ALIVE, c.props, repr(c))
+
+    @config_override({"mqtt": {"max_session_expiry_s": 50}})
+    def test_session_expiry_is_sent_only_when_capped(self):
+        c = self.connack(self.mqtt_port, self.unique(), 60, [(P_SESSION_EXPIRY, 100)])
+        self.assertEqual(c.props.get(P_SESSION_EXPIRY), 50, repr(c))
+        c = self.connack(self.mqtt_port, self.unique(), 60, [(P_SESSION_EXPIRY, 40)])
+        self.assertNotIn(P_SESSION_EXPIRY, c.props, repr(c))
 
     @config_override({"mqtt": {"retain_available": False, "topic_alias_maximum": 0}})
     def test_missing_capabilities_are_announced(self):
@@ -225,10 +232,13 @@ class ConnackTest(MqttTestCase):
 
     def test_connack_properties_match_mosquitto(self):
         theirs = self.mosquitto()
-        for client_id, keepalive in (("", 60), ("", 0), ("named-1", 30), ("named-2", 0)):
-            with self.subTest(client_id=client_id, keepalive=keepalive):
-                ours = self.connack(self.mqtt_port, client_id, keepalive)
-                ref = self.connack(theirs, client_id, keepalive)
+        for client_id, keepalive, props in (("", 60, None), ("", 0, None), ("named-1", 30, None),
+                                            ("named-2", 0, None),
+                                            ("named-3", 60, [(P_SESSION_EXPIRY, 100)]),
+                                            ("", 60, [(P_SESSION_EXPIRY, 0xFFFFFFFF)])):
+            with self.subTest(client_id=client_id, keepalive=keepalive, props=props):
+                ours = self.connack(self.mqtt_port, client_id, keepalive, props)
+                ref = self.connack(theirs, client_id, keepalive, props)
                 self.assertEqual((ours.code, ours.session_present), (ref.code, ref.session_present))
                 self.assertEqual(self.shape(ours), self.shape(ref), f"ours {ours!r}, mosquitto {ref!r}")
 
