@@ -35,6 +35,14 @@ struct inflight_entry {
 
 struct queue_state;
 
+// One subscriber's subscriptions on one shard (subscribe_options::subscriber): the publish it
+// last took, so that it takes each only once. Shared by its consumers and durable
+// subscriptions there, and gone with the last of them.
+struct subscriber_mark {
+    std::uint64_t last = 0;
+    std::size_t refs = 0;
+};
+
 // One consumer as one shard sees it. Queue consumers live on the queue's shard only; topic
 // subscriptions have a copy on every shard.
 struct consumer_state {
@@ -53,6 +61,7 @@ struct consumer_state {
     std::size_t max_pending = 0;
     std::string share_key;            // shared subscriptions: group + filter
     std::uint64_t subscriber = 0;     // subscribe_options::subscriber
+    subscriber_mark* mark = nullptr;  // its mark on this shard (topic subscriptions with a subscriber)
     // Topic producer flow control: publish completions held while this subscriber is
     // congested, released once it drains (so publishers slow down instead of losing messages).
     std::vector<std::function<void(publish_status)>> held_replies;
@@ -134,6 +143,7 @@ struct durable_state {
     destination filter;
     std::string queue;
     std::uint64_t subscriber = 0;     // subscribe_options::subscriber (0 until subscribed again after a restart)
+    subscriber_mark* mark = nullptr;
 };
 
 // Completes a publish once each of its parts (the topic fan-out and one enqueue per durable
@@ -170,6 +180,8 @@ struct broker::shard {
     std::unordered_map<std::string, message_ptr> retained;        // topics owned by this shard
     std::unordered_map<std::string, share_group> shares;          // key: group '\x1f' filter
     std::unordered_map<std::string, durable_state> durables;      // by name, on every shard
+    std::unordered_map<std::uint64_t, subscriber_mark> subscribers;   // node-based: marks stay put
+    std::uint64_t topic_publishes = 0;                            // the current one, for subscriber_mark::last
 
     shard(broker& b, executor& e, std::size_t i)
         : owner(b), exec(e), index(i), next_tag((delivery_tag(i) << tag_shard_shift) + 1) {}
@@ -338,9 +350,9 @@ struct broker::shard {
         // Durable subscriptions get their copy in their own queue (stored when persistent);
         // the publish completes when every copy is accepted.
         std::vector<const durable_state*> durable_hits;
-        served_.clear();
+        ++topic_publishes;
         for (const auto& [name, d] : durables)
-            if (matches(d.filter.name, msg->dest.name) && first_for(d.subscriber)) durable_hits.push_back(&d);
+            if (matches(d.filter.name, msg->dest.name) && first_for(d.mark)) durable_hits.push_back(&d);
         // A persistent retained message is confirmed once the store has it too.
         const bool store_retained = msg->retain && msg->persistent;
         if (!durable_hits.empty() || store_retained) {
@@ -371,21 +383,30 @@ struct broker::shard {
         else reply(publish_status::ok);
     }
 
-    // Subscribers already given the message being published (subscribe_options::subscriber);
-    // a handful at most, so a vector kept between publishes.
-    std::vector<std::uint64_t> served_;
-
-    bool first_for(std::uint64_t subscriber) {
-        if (subscriber == 0) return true;
-        if (std::find(served_.begin(), served_.end(), subscriber) != served_.end()) return false;
-        served_.push_back(subscriber);
+    // Whether the subscriber (if any) has not taken the message being published yet; it has now.
+    bool first_for(subscriber_mark* m) const noexcept {
+        if (!m) return true;
+        if (m->last == topic_publishes) return false;
+        m->last = topic_publishes;
         return true;
+    }
+
+    subscriber_mark* mark(std::uint64_t subscriber) {
+        if (subscriber == 0) return nullptr;
+        auto& m = subscribers[subscriber];
+        ++m.refs;
+        return &m;
+    }
+
+    void unmark(std::uint64_t subscriber, subscriber_mark* m) {
+        if (!m || --m->refs > 0) return;
+        subscribers.erase(subscriber);
     }
 
     consumer_state* offer_once(consumer_state& sub, counters& c, const message_ptr& msg) {
         if (sub.no_local && msg->origin_connection != 0 && msg->origin_connection == sub.connection)
             return nullptr;   // not taken: another subscription of the subscriber may take it
-        if (!first_for(sub.subscriber)) return nullptr;
+        if (!first_for(sub.mark)) return nullptr;
         return offer(sub, c, msg);
     }
 
@@ -616,7 +637,6 @@ struct broker::shard {
         c->connection = opt.connection;
         c->dest = dest;
         c->max_pending = opt.max_pending ? opt.max_pending : settings().topic_max_pending;
-        if (opt.share_group.empty()) c->subscriber = opt.subscriber;
         auto* raw = c.get();
         consumers[id] = std::move(c);
         if (dest.is_queue()) {
@@ -635,6 +655,8 @@ struct broker::shard {
             g.members.push_back(raw);
             return;
         }
+        raw->subscriber = opt.subscriber;
+        raw->mark = mark(opt.subscriber);
         if (has_wildcard(dest.name)) {
             raw->wildcard = true;
             wildcard_subs.push_back(raw);
@@ -681,6 +703,7 @@ struct broker::shard {
         consumers.erase(it);
         auto& c = *owned;
         release_replies(c);
+        unmark(c.subscriber, c.mark);
         if (c.queue) {
             auto& q = *c.queue;
             std::erase(q.consumers, &c);
@@ -708,7 +731,17 @@ struct broker::shard {
     }
 
     void register_durable(const std::string& name, const destination& filter, std::uint64_t subscriber = 0) {
-        durables[name] = durable_state{filter, durable_queue(name).name, subscriber};
+        auto& d = durables[name];
+        auto* m = mark(subscriber);   // before the old one goes: it may be the same
+        unmark(d.subscriber, d.mark);
+        d = durable_state{filter, durable_queue(name).name, subscriber, m};
+    }
+
+    void forget_durable(const std::string& name) {
+        auto it = durables.find(name);
+        if (it == durables.end()) return;
+        unmark(it->second.subscriber, it->second.mark);
+        durables.erase(it);
     }
 
     // A new durable subscription that wants retained messages gets this shard's matching ones
@@ -937,7 +970,7 @@ void broker::unsubscribe_durable(const std::string& name, std::function<void()> 
     for (auto& sp : shards_) {
         auto& s = *sp;
         s.exec.post([&s, name, one_done]() {
-            s.durables.erase(name);
+            s.forget_durable(name);
             one_done();
         });
     }

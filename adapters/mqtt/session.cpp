@@ -680,6 +680,7 @@ private:
                 broker_.attach(owned->consumer, owned->dest, weak_from_this(), {});
             }
             by_consumer_[owned->consumer] = owned.get();
+            owned->overlaps = 0;   // counted again among this connection's subscriptions
             link_overlaps(*owned);
             subs_[owned->filter] = std::move(owned);
         }
