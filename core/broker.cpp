@@ -384,7 +384,7 @@ struct broker::shard {
     }
 
     // Whether the subscriber (if any) has not taken the message being published yet; it has now.
-    bool first_for(subscriber_mark* m) const noexcept {
+    bool first_for(subscriber_mark* m) noexcept {
         if (!m) return true;
         if (m->last == topic_publishes) return false;
         m->last = topic_publishes;
