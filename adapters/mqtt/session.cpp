@@ -57,6 +57,7 @@ struct sub_state {
     std::string durable;             // persistent sessions: the durable subscription's name
     std::string share_group;
     core::consumer_id consumer = 0;
+    std::uint32_t prefetch = 0;      // the consumer's kernel prefetch (deliveries in flight)
     std::uint8_t qos = 0;
     bool no_local = false;
     bool retain_as_published = false;
@@ -384,9 +385,18 @@ public:
             // The acknowledgement of the packet that caused it goes first (MQTT 5 §3.8.4: SUBACK
             // before the retained messages; the PUBACK / PUBREC before the publisher's own copy).
             held_->push_back({id, std::move(d)});
+            // But never at the price of a stall: an acknowledgement can wait for the kernel's
+            // flow control, which waits for subscribers to drain, maybe this one. Once held
+            // deliveries take a consumer's whole prefetch, the oldest go out as they are.
+            if (++held_count_[id] >= held_limit(id)) release_held(id);
             return;
         }
         dispatch(id, std::move(d));
+    }
+
+    std::uint32_t held_limit(core::consumer_id id) const {
+        auto it = by_consumer_.find(id);
+        return it != by_consumer_.end() && it->second->prefetch ? it->second->prefetch : 1;
     }
 
     bool held_back(core::consumer_id id, const core::message& m) const {
@@ -394,12 +404,20 @@ public:
                (m.origin_connection == conn_ && !acking_.empty() && acking_.contains(m.id));
     }
 
-    // Deliveries whose acknowledgement has gone out, in arrival order.
-    void release_held() {
-        while (!held_.empty() && !held_back(held_->front().first, *held_->front().second.msg)) {
-            auto [id, d] = std::move(held_->front());
+    // Deliveries whose acknowledgement has gone out, in arrival order; with `starved`, also
+    // those before, until consumer `starved` has room in its prefetch again.
+    void release_held(core::consumer_id starved = 0) {
+        const auto starving = [&] {
+            auto c = starved ? held_count_.find(starved) : held_count_.end();
+            return c != held_count_.end() && c->second >= held_limit(starved);
+        };
+        while (!held_.empty()) {
+            auto& [id, d] = held_->front();
+            if (held_back(id, *d.msg) && !starving()) break;
+            auto item = std::move(held_->front());
             held_->pop_front();
-            dispatch(id, std::move(d));
+            if (auto c = held_count_.find(item.first); c != held_count_.end() && --c->second == 0) held_count_.erase(c);
+            dispatch(item.first, std::move(item.second));
         }
         held_.release_if_empty();
     }
@@ -679,6 +697,7 @@ private:
                 // consumer is not. Retained messages are not sent again on a resume.
                 owned->consumer = broker_.next_consumer_id();
                 auto opt = subscribe_options_for(*owned);
+                owned->prefetch = opt.prefetch;
                 opt.want_retained = false;
                 broker_.subscribe_durable(owned->consumer, owned->durable, owned->topic, opt, weak_from_this(), {},
                                           durable_data(*owned, session_expiry_s_));
@@ -854,6 +873,7 @@ private:
             sub->subscription_id = sub_id;
             sub->consumer = broker_.next_consumer_id();
             auto opt = subscribe_options_for(*sub);
+            sub->prefetch = opt.prefetch;
             // MQTT 5 §3.3.1.3: retain handling 0 sends retained messages, 1 only for a new
             // subscription (this one is new: an existing filter was updated above), 2 never.
             opt.want_retained = t.retain_handling != 2;
@@ -1074,6 +1094,7 @@ private:
         std::erase_if(outbound_, [&](const auto& o) { return o.second.consumer == s.consumer; });
         std::erase_if(*waiting_, [&](const auto& w) { return w.first == s.consumer; });
         if (!held_.empty()) std::erase_if(*held_, [&](const auto& w) { return w.first == s.consumer; });
+        held_count_.erase(s.consumer);
         subscribing_.erase(s.consumer);
         broker_.unsubscribe(s.consumer, s.dest, std::move(done));
         if (!s.durable.empty()) broker_.unsubscribe_durable(s.durable);   // the session no longer wants it
@@ -1119,6 +1140,7 @@ private:
         by_consumer_.clear();
         waiting_.clear();
         held_.clear();
+        held_count_.clear();
         registry_->release(client_id_, this, std::move(keep));
     }
 
@@ -1226,6 +1248,7 @@ private:
     net::lazy_deque<std::pair<core::consumer_id, core::delivery>> held_;
     std::unordered_multiset<core::consumer_id> subscribing_;
     std::unordered_multiset<core::message_id> acking_;
+    std::unordered_map<core::consumer_id, std::uint32_t> held_count_;
     std::size_t unconfirmed_qos0_ = 0;
     std::unordered_map<std::uint16_t, std::string> aliases_;
     std::unordered_map<std::string, std::uint16_t> out_aliases_;

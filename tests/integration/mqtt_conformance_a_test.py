@@ -154,6 +154,54 @@ class OrderTest(MqttTestCase):
             raw.ack(echo)
 
 
+class OrderUnderFlowControlTest(MqttTestCase):
+    """Holding a delivery for its acknowledgement must never stall: a PUBACK can wait for the
+    kernel's flow control (a congested subscriber), and that subscriber may be the publisher."""
+    broker_config = {"mqtt": {"max_queued_messages": 20}}   # congested from 10 pending
+
+    def test_own_message_while_own_subscription_is_congested(self):
+        a = self.raw_mqtt(5)
+        a.connect(self.unique("a"), props={P_RECEIVE_MAXIMUM: 2})   # kernel prefetch 2
+        a.subscribe([("cong/x", 1)])
+        # Sees each message as soon as the kernel fanned it out (QoS 0, never congested).
+        observer = self.raw_mqtt(5, client_id=self.unique("o"))
+        observer.subscribe([("cong/x", 0)])
+
+        def seen(payload):
+            observer.read_until(lambda p: p.type == PUBLISH and p.payload == payload)
+
+        b = self.raw_mqtt(5, client_id=self.unique("b"))
+        for i in range(30):   # no waiting for PUBACKs: they are held while `a` is congested
+            b.send(publish_packet("cong/x", f"b{i}", qos=1, pid=i + 1))
+        seen(b"b29")   # `a` has 2 in flight and 28 pending: congested
+        first = [a.expect(PUBLISH), a.expect(PUBLISH)]   # receive maximum 2: then nothing
+        # Its own message: the kernel holds its PUBACK until `a` drains.
+        a.send(publish_packet("cong/x", b"own", qos=1, pid=100))
+        seen(b"own")
+        for i in range(30, 40):   # still congested when "own" reaches the front
+            b.send(publish_packet("cong/x", f"b{i}", qos=1, pid=i + 1))
+        seen(b"b39")
+        for p in first:
+            a.send(ack_packet(PUBACK, p.pid))
+        payloads, own_acked = [p.payload for p in first], False
+        deadline = time.monotonic() + 20
+        while (len(payloads) < 41 or not own_acked) and time.monotonic() < deadline:
+            try:
+                p = a.read_packet(max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+            if p.type == PUBACK:
+                self.assertEqual(p.pid, 100)
+                own_acked = True
+            elif p.type == PUBLISH:
+                payloads.append(p.payload)
+                a.send(ack_packet(PUBACK, p.pid))
+        self.assertEqual(len(payloads), 41, f"stalled after {len(payloads)} deliveries")
+        self.assertTrue(own_acked, "no PUBACK for the client's own message")
+        self.assertIn(b"own", payloads)
+        self.assertEqual([x for x in payloads if x != b"own"], [f"b{i}".encode() for i in range(40)])
+
+
 class NoMatchingSubscribersTest(MqttTestCase):
     """MQTT 5 PUBACK/PUBREC reason 0x10 when nothing matched."""
 
