@@ -966,7 +966,7 @@ private:
                 break;
             default: break;
             }
-            if (a.msg) acking_.erase(acking_.find(a.msg));
+            if (auto m = a.msg ? acking_.find(a.msg) : acking_.end(); m != acking_.end()) acking_.erase(m);
             for (auto c : a.consumers)
                 if (auto it = subscribing_.find(c); it != subscribing_.end()) subscribing_.erase(it);
             acks_->pop_front();
