@@ -337,7 +337,9 @@ struct broker::shard {
         if (any) dispatch(q);
     }
 
-    void publish_topic(message_ptr msg, std::function<void(publish_status)> reply) {
+    // `matched` (optional) gets the number of subscriptions offered the message, before
+    // `reply` can run.
+    void publish_topic(message_ptr msg, std::function<void(publish_status)> reply, std::size_t* matched = nullptr) {
         if (msg->retain) {
             // MQTT 5 §3.3.1.3: an empty retained payload removes the retained message.
             if (msg->body.empty()) {
@@ -371,13 +373,22 @@ struct broker::shard {
         auto& c = topics[msg->dest.name];
         ++c.enqueued;
         consumer_state* slow = nullptr;
+        std::size_t hits = durable_hits.size();
         auto note = [&slow](consumer_state* s) { if (s && !slow) slow = s; };
+        auto to = [&](consumer_state& sub) {
+            if (!skips(sub, *msg)) ++hits;
+            note(offer_once(sub, c, msg));
+        };
         if (auto it = exact_subs.find(msg->dest.name); it != exact_subs.end())
-            for (auto* sub : it->second) note(offer_once(*sub, c, msg));
+            for (auto* sub : it->second) to(*sub);
         for (auto* sub : wildcard_subs)
-            if (matches(sub->dest.name, msg->dest.name)) note(offer_once(*sub, c, msg));
+            if (matches(sub->dest.name, msg->dest.name)) to(*sub);
         for (auto& [key, g] : shares)
-            if (!g.members.empty() && matches(g.filter, msg->dest.name)) note(offer_shared(g, c, msg));
+            if (!g.members.empty() && matches(g.filter, msg->dest.name)) {
+                ++hits;
+                note(offer_shared(g, c, msg));
+            }
+        if (matched) *matched = hits;
         if (!reply) return;
         if (slow) slow->held_replies.push_back(std::move(reply));
         else reply(publish_status::ok);
@@ -404,8 +415,7 @@ struct broker::shard {
     }
 
     consumer_state* offer_once(consumer_state& sub, counters& c, const message_ptr& msg) {
-        if (sub.no_local && msg->origin_connection != 0 && msg->origin_connection == sub.connection)
-            return nullptr;   // not taken: another subscription of the subscriber may take it
+        if (skips(sub, *msg)) return nullptr;   // not taken: another subscription of the subscriber may take it
         if (!first_for(sub.mark)) return nullptr;
         return offer(sub, c, msg);
     }
@@ -427,10 +437,14 @@ struct broker::shard {
         return offer(*m, c, msg);
     }
 
+    // No Local: a subscriber never gets what its own connection published.
+    static bool skips(const consumer_state& sub, const message& msg) noexcept {
+        return sub.no_local && msg.origin_connection != 0 && msg.origin_connection == sub.connection;
+    }
+
     // Returns the subscriber when it is congested (the publisher should wait for it).
     consumer_state* offer(consumer_state& sub, counters& c, const message_ptr& msg) {
-        if (sub.no_local && msg->origin_connection != 0 && msg->origin_connection == sub.connection)
-            return nullptr;
+        if (skips(sub, *msg)) return nullptr;
         if (sub.has_credit() && sub.pending.empty()) {
             ++c.dequeued;
             deliver(sub, entry{msg, 0});
@@ -892,6 +906,19 @@ void broker::publish(message_ptr msg, std::function<void(publish_status)> done) 
     auto& s = *shards_[shard_of(msg->dest.name)];
     s.exec.post([&s, msg = std::move(msg), reply = std::move(reply)]() mutable {
         s.publish(std::move(msg), std::move(reply));
+    });
+}
+
+void broker::publish_counted(message_ptr msg, std::function<void(publish_status, std::size_t)> done) {
+    // Written on the owner shard before the reply is posted home, read there after.
+    auto matched = std::make_shared<std::size_t>(1);
+    std::function<void(publish_status)> counted;
+    if (done) counted = [matched, done = std::move(done)](publish_status st) { done(st, *matched); };
+    auto reply = on_home(&calling_worker(), std::move(counted));
+    auto& s = *shards_[shard_of(msg->dest.name)];
+    s.exec.post([&s, msg = std::move(msg), reply = std::move(reply), matched]() mutable {
+        if (msg->dest.is_topic()) s.publish_topic(std::move(msg), std::move(reply), matched.get());
+        else s.publish(std::move(msg), std::move(reply));
     });
 }
 

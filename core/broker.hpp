@@ -122,6 +122,13 @@ public:
     // load()) only after it drained (producer flow control).
     void publish(message_ptr msg, std::function<void(publish_status)> done);
 
+    // publish, and `done` also learns how many subscriptions the message matched when it was
+    // published: on a topic, the subscribers it was offered to (those skipping it for no_local
+    // not counted), each shared-subscription group once, and each durable subscription; a queue
+    // counts 1. Taken on the owner shard, so consistent with the fan-out. (MQTT 5 answers 0
+    // with reason 0x10, No matching subscribers.)
+    void publish_counted(message_ptr msg, std::function<void(publish_status, std::size_t matched)> done);
+
     // A queue consumer competes with the queue's other consumers; a topic subscription (the
     // name may have wildcards) receives every matching message published after `done` runs.
     void subscribe(consumer_id id, const destination& dest, subscribe_options opt,

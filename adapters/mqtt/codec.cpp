@@ -361,6 +361,10 @@ bool read(reader& r, connect& out, const context& c) noexcept {
     const bool v5 = out.ver == version::v5;
     std::size_t counted = 0;  // the connect and will properties share max_properties
     if (v5 && !property_reader(r, out.props, c.lim, counted).read(in_connect)) return false;
+    // §3.1.2.11.10: "It is a Protocol Error to include Authentication Data if there is no
+    // Authentication Method".
+    if (out.props.authentication_data && !out.props.authentication_method)
+        return r.fail(reason::protocol_error, "authentication data without a method");
     if (!r.string(out.client_id)) return false;
     if (will_flag) {
         will& w = out.will_msg.emplace();

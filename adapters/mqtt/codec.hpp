@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 #include <string_view>
@@ -18,11 +19,12 @@
 namespace sb::mqtt {
 
 // Filled from the listener's config; each is checked before the bytes it covers are copied
-// or buffered.
+// or buffered. A packet is bounded by its size in bytes, as in MQTT and Mosquitto: the counts
+// are unlimited unless an embedder sets them (a CONNECT with 5,000 user properties is valid).
 struct limits {
     std::size_t max_packet_size = 1 << 20;  // whole packet, fixed header included
-    std::size_t max_properties = 64;        // user properties + subscription ids, per packet
-    std::size_t max_topics = 64;            // entries per SUBSCRIBE / UNSUBSCRIBE
+    std::size_t max_properties = std::numeric_limits<std::size_t>::max();  // user properties + subscription ids, per packet
+    std::size_t max_topics = std::numeric_limits<std::size_t>::max();      // entries per SUBSCRIBE / UNSUBSCRIBE
 };
 
 // The total number of buffered bytes decode needs before it can progress: exact once the

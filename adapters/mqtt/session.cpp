@@ -21,6 +21,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <unordered_set>
 #include <unordered_map>
 
 #include <boost/asio/error.hpp>
@@ -56,6 +57,7 @@ struct sub_state {
     std::string durable;             // persistent sessions: the durable subscription's name
     std::string share_group;
     core::consumer_id consumer = 0;
+    std::uint32_t prefetch = 0;      // the consumer's kernel prefetch (deliveries in flight)
     std::uint8_t qos = 0;
     bool no_local = false;
     bool retain_as_published = false;
@@ -90,9 +92,18 @@ struct claim {
     std::shared_ptr<saved_state> discard;   // state the new session must end (clean start, expiry)
 };
 
+// A will waiting for its delay (MQTT 5 §3.1.2.5). Whoever sets `done` first decides: the timer
+// publishes it, a new connection to the session drops it (or publishes it at once when that
+// connection starts clean, which ends the session).
+struct pending_will {
+    std::atomic<bool> done{false};
+    std::shared_ptr<core::message> msg;
+};
+
 class claimant {
 public:
-    virtual void on_taken_over() = 0;
+    // `clean_start`: the new connection's; a taken-over session that lives on sends no will.
+    virtual void on_taken_over(bool clean_start) = 0;
     virtual void on_claimed(claim c) = 0;
 
 protected:
@@ -171,17 +182,18 @@ public:
         std::lock_guard lock(mutex_);
         auto& e = entries_[id];
         if (e.will_cancel) {
-            // MQTT 5 §3.1.3.2.2: a reconnect within the will delay means no will.
-            e.will_cancel->store(true);
+            // MQTT 5 §3.1.2.5: a reconnect within the will delay means no will; a clean start
+            // ends the session, and a session's end sends the will at once (as Mosquitto does).
+            if (!e.will_cancel->done.exchange(true) && clean) broker_.publish(e.will_cancel->msg, {});
             e.will_cancel.reset();
         }
         if (auto live = e.live.lock()) {
             if (e.waiting) {
                 if (auto older = e.waiting->who.lock())
-                    e.waiting->home->post([older] { older->on_taken_over(); });
+                    e.waiting->home->post([older, clean] { older->on_taken_over(clean); });
             }
             e.waiting = waiter{clean, who, home};
-            e.live_home->post([live] { live->on_taken_over(); });
+            e.live_home->post([live, clean] { live->on_taken_over(clean); });
             return std::nullopt;
         }
         e.live = who;
@@ -215,7 +227,7 @@ public:
         if (!e.live_raw && !e.saved && !e.will_cancel) entries_.erase(it);
     }
 
-    void set_pending_will(const std::string& id, std::shared_ptr<std::atomic<bool>> cancel) {
+    void set_pending_will(const std::string& id, std::shared_ptr<pending_will> cancel) {
         std::lock_guard lock(mutex_);
         entries_[id].will_cancel = std::move(cancel);
     }
@@ -284,7 +296,7 @@ private:
         core::executor* live_home = nullptr;
         std::shared_ptr<saved_state> saved;
         std::optional<waiter> waiting;
-        std::shared_ptr<std::atomic<bool>> will_cancel;
+        std::shared_ptr<pending_will> will_cancel;
     };
 
     claim decide(entry& e, bool clean) {
@@ -323,6 +335,10 @@ struct pending_ack {
     std::size_t waiting = 0;
     std::uint8_t code = 0;                 // PUBACK / PUBREC reason
     std::vector<std::uint8_t> codes;       // SUBACK / UNSUBACK
+    // Deliveries held until this ack is out: the client's own message (PUBACK / PUBREC) or
+    // the subscriptions' retained messages (SUBACK).
+    core::message_id msg = 0;
+    std::vector<core::consumer_id> consumers{};
 };
 
 // A will waiting for its delay; fires unless the registry's flag is set first.
@@ -388,6 +404,48 @@ public:
 
     void on_delivery(core::consumer_id id, core::delivery d) override {
         if (state_ == state::closing) return;   // a persistent session gets it again on attach
+        if (!held_.empty() || held_back(id, *d.msg)) {
+            // The acknowledgement of the packet that caused it goes first (MQTT 5 §3.8.4: SUBACK
+            // before the retained messages; the PUBACK / PUBREC before the publisher's own copy).
+            held_->push_back({id, std::move(d)});
+            // But never at the price of a stall: an acknowledgement can wait for the kernel's
+            // flow control, which waits for subscribers to drain, maybe this one. Once held
+            // deliveries take a consumer's whole prefetch, the oldest go out as they are.
+            if (++held_count_[id] >= held_limit(id)) release_held(id);
+            return;
+        }
+        dispatch(id, std::move(d));
+    }
+
+    std::uint32_t held_limit(core::consumer_id id) const {
+        auto it = by_consumer_.find(id);
+        return it != by_consumer_.end() && it->second->prefetch ? it->second->prefetch : 1;
+    }
+
+    bool held_back(core::consumer_id id, const core::message& m) const {
+        return (!subscribing_.empty() && subscribing_.contains(id)) ||
+               (m.origin_connection == conn_ && !acking_.empty() && acking_.contains(m.id));
+    }
+
+    // Deliveries whose acknowledgement has gone out, in arrival order; with `starved`, also
+    // those before, until consumer `starved` has room in its prefetch again.
+    void release_held(core::consumer_id starved = 0) {
+        const auto starving = [&] {
+            auto c = starved ? held_count_.find(starved) : held_count_.end();
+            return c != held_count_.end() && c->second >= held_limit(starved);
+        };
+        while (!held_.empty()) {
+            auto& [id, d] = held_->front();
+            if (held_back(id, *d.msg) && !starving()) break;
+            auto item = std::move(held_->front());
+            held_->pop_front();
+            if (auto c = held_count_.find(item.first); c != held_count_.end() && --c->second == 0) held_count_.erase(c);
+            dispatch(item.first, std::move(item.second));
+        }
+        held_.release_if_empty();
+    }
+
+    void dispatch(core::consumer_id id, core::delivery d) {
         auto it = by_consumer_.find(id);
         if (it == by_consumer_.end()) return;
         const auto& sub = *it->second;
@@ -408,11 +466,15 @@ public:
 
     // ---- registry ----------------------------------------------------------------------
 
-    void on_taken_over() override {
+    void on_taken_over(bool clean_start) override {
         if (state_ == state::closing) return;
         log()->info("conn={} client_id={} reason=session_taken_over", conn_, client_id_);
         if (version_ == version::v5) send_disconnect(reason::session_taken_over);
-        abnormal_ = true;   // MQTT 5 §3.1.4: the old connection's will is published
+        abnormal_ = true;   // MQTT 5 §3.1.4: the old connection's will is published...
+        // ...per §3.1.2.5: not at all when the session goes on in the new connection (it is
+        // back within any delay), at once when the takeover ends the session (Mosquitto 2.0).
+        if (!clean_start && session_expiry_s_ != 0) will_.reset();
+        else will_delay_s_ = 0;
         begin_closing();
     }
 
@@ -627,7 +689,8 @@ private:
         state_ = state::active;
         subscriber_ = c.resumed && c.state->subscriber ? c.state->subscriber : broker_.next_consumer_id();
         connack ack;
-        ack.session_present = c.resumed;
+        // MQTT 3.1 has no session present flag: its CONNACK's first byte is always 0.
+        ack.session_present = c.resumed && version_ != version::v3_1;
         if (version_ == version::v5) {
             // What mosquitto 2.0 sends: the limits, and a capability only when it is missing
             // (absent means available, MQTT 5 §3.2.2.3: wildcard, subscription identifier and
@@ -673,6 +736,7 @@ private:
                 // consumer is not. Retained messages are not sent again on a resume.
                 owned->consumer = broker_.next_consumer_id();
                 auto opt = subscribe_options_for(*owned);
+                owned->prefetch = opt.prefetch;
                 opt.want_retained = false;
                 broker_.subscribe_durable(owned->consumer, owned->durable, owned->topic, opt, weak_from_this(), {},
                                           durable_data(*owned, session_expiry_s_));
@@ -702,6 +766,9 @@ private:
                 }
             }
         }
+        // MQTT 5 §3.3.4: a PUBLISH from a client never carries a Subscription Identifier.
+        if (!p.props.subscription_identifiers.empty())
+            return fail(reason::protocol_error, "subscription identifier from a client");
         if (!valid_topic_name(topic)) return fail(reason::topic_name_invalid, "invalid topic name");
         if (p.retain && !settings_->retain_available) return fail(reason::retain_not_supported, "retain not supported");
 
@@ -738,11 +805,14 @@ private:
             return;
         }
         if (p.qos == 2) inbound_qos2_.insert(p.packet_id);
-        acks_->push_back(pending_ack{p.qos == 1 ? packet_type::puback : packet_type::pubrec, p.packet_id, 1, 0, {}});
+        acks_->push_back(pending_ack{p.qos == 1 ? packet_type::puback : packet_type::pubrec, p.packet_id, 1, 0, {}, m->id, {}});
+        acking_.insert(m->id);
         auto* a = &acks_->back();
-        broker_.publish(std::move(m), [self = shared_from_this(), a](core::publish_status s) {
+        broker_.publish_counted(std::move(m), [self = shared_from_this(), a](core::publish_status s, std::size_t matched) {
             if (self->state_ == state::closing) return;
             if (s != core::publish_status::ok) a->code = std::uint8_t(reason::unspecified_error);
+            // MQTT 5 §3.4.2.1: 0x10 No matching subscribers (v3 acks carry no code).
+            else if (matched == 0 && self->version_ == version::v5) a->code = std::uint8_t(reason::no_matching_subscribers);
             --a->waiting;
             self->flush_acks();
             self->resume();
@@ -820,6 +890,22 @@ private:
                 sub.subscription_id = sub_id;
                 if (t.retain_handling == 0 && group.empty()) broker_.resend_retained(sub.consumer, sub.dest);
                 a.codes.push_back(t.qos);
+                a.consumers.push_back(sub.consumer);
+                continue;
+            }
+            if (auto dup = std::find_if(adds.begin(), adds.end(), [&](const auto& e) { return e.first->filter == t.filter; });
+                dup != adds.end()) {
+                // The same filter again in this SUBSCRIBE: it replaces the earlier entry (MQTT
+                // §3.8.4), still one subscription, and one SUBACK code per entry. Retained
+                // messages go once, if either entry asks for them.
+                auto& sub = *dup->first;
+                sub.qos = t.qos;
+                sub.no_local = t.no_local;
+                sub.retain_as_published = t.retain_as_published;
+                const bool want_retained = dup->second.want_retained || t.retain_handling == 0;
+                dup->second = subscribe_options_for(sub);
+                dup->second.want_retained = want_retained;
+                a.codes.push_back(t.qos);
                 continue;
             }
             auto sub = std::make_unique<sub_state>();
@@ -838,6 +924,7 @@ private:
             sub->subscription_id = sub_id;
             sub->consumer = broker_.next_consumer_id();
             auto opt = subscribe_options_for(*sub);
+            sub->prefetch = opt.prefetch;
             // MQTT 5 §3.3.1.3: retain handling 0 sends retained messages, 1 only for a new
             // subscription (this one is new: an existing filter was updated above), 2 never.
             opt.want_retained = t.retain_handling != 2;
@@ -845,6 +932,8 @@ private:
             adds.emplace_back(std::move(sub), opt);
         }
         a.waiting = adds.size();
+        for (auto& [sub, opt] : adds) a.consumers.push_back(sub->consumer);
+        subscribing_.insert(a.consumers.begin(), a.consumers.end());
         acks_->push_back(std::move(a));
         auto* ack = &acks_->back();
         for (auto& [sub, opt] : adds) {
@@ -870,9 +959,12 @@ private:
     void on_unsubscribe(unsubscribe& u) {
         pending_ack a{packet_type::unsuback, u.packet_id, 0, 0, {}};
         std::vector<sub_state*> ends;
+        std::set<std::string_view> seen;
         for (auto f : u.filters) {
             auto it = subs_.find(std::string(f));
-            if (it == subs_.end()) {
+            // A filter repeated in the same UNSUBSCRIBE finds nothing left the second time
+            // (MQTT 5 §3.10.4: one reason code per filter; 0x11 No subscription existed).
+            if (it == subs_.end() || !seen.insert(f).second) {
                 a.codes.push_back(std::uint8_t(reason::no_subscription_existed));
                 continue;
             }
@@ -884,7 +976,8 @@ private:
         auto* ack = &acks_->back();
         for (auto* s : ends) {
             end_subscription(*s, [self = shared_from_this(), ack] { self->complete(ack); });
-            subs_.erase(s->filter);
+            const std::string key = s->filter;   // not a reference into the erased element
+            subs_.erase(key);
         }
         flush_acks();
     }
@@ -925,9 +1018,13 @@ private:
                 break;
             default: break;
             }
+            if (auto m = a.msg ? acking_.find(a.msg) : acking_.end(); m != acking_.end()) acking_.erase(m);
+            for (auto c : a.consumers)
+                if (auto it = subscribing_.find(c); it != subscribing_.end()) subscribing_.erase(it);
             acks_->pop_front();
         }
         acks_.release_if_empty();   // nothing waits on an element now: idle sessions hold nothing
+        release_held();
         flush();
     }
 
@@ -1100,6 +1197,9 @@ private:
         settlements_.settle_consumer(broker_, s.consumer);   // QoS 0 already encoded was sent
         std::erase_if(outbound_, [&](const auto& o) { return o.second.consumer == s.consumer; });
         std::erase_if(*waiting_, [&](const auto& w) { return w.first == s.consumer; });
+        if (!held_.empty()) std::erase_if(*held_, [&](const auto& w) { return w.first == s.consumer; });
+        held_count_.erase(s.consumer);
+        subscribing_.erase(s.consumer);
         broker_.unsubscribe(s.consumer, s.dest, std::move(done));
         if (!s.durable.empty()) broker_.unsubscribe_durable(s.durable);   // the session no longer wants it
     }
@@ -1144,6 +1244,8 @@ private:
         subs_.clear();
         by_consumer_.clear();
         waiting_.clear();
+        held_.clear();
+        held_count_.clear();
         registry_->release(client_id_, this, std::move(keep));
     }
 
@@ -1157,12 +1259,13 @@ private:
             broker_.publish(msg, {});
             return;
         }
-        auto cancel = std::make_shared<std::atomic<bool>>(false);
+        auto cancel = std::make_shared<pending_will>();
+        cancel->msg = msg;
         registry_->set_pending_will(client_id_, cancel);
         auto w = std::make_shared<delayed_will>(transport_->get_executor());
         w->timer.expires_after(std::chrono::seconds(delay));
         w->timer.async_wait([w, cancel, msg, reg = registry_, id = client_id_](net::error_code ec) {
-            if (ec || cancel->load()) return;
+            if (ec || cancel->done.exchange(true)) return;
             reg->broker().publish(msg, {});
             reg->will_done(id);
         });
@@ -1247,6 +1350,12 @@ private:
     std::uint16_t next_id_ = 0;
     std::set<std::uint16_t> inbound_qos2_;
     net::lazy_deque<pending_ack> acks_;
+    // Deliveries waiting for an acknowledgement to go out first (see on_delivery), and what
+    // they wait for: consumers whose SUBACK, messages whose PUBACK / PUBREC is still pending.
+    net::lazy_deque<std::pair<core::consumer_id, core::delivery>> held_;
+    std::unordered_multiset<core::consumer_id> subscribing_;
+    std::unordered_multiset<core::message_id> acking_;
+    std::unordered_map<core::consumer_id, std::uint32_t> held_count_;
     std::size_t unconfirmed_qos0_ = 0;
     std::unordered_map<std::uint16_t, std::string> aliases_;
     std::unordered_map<std::string, std::uint16_t> out_aliases_;

@@ -73,8 +73,9 @@ TEST_CASE("an MQTT 5 session connects and acknowledges a QoS 1 PUBLISH", "[mqtt]
     CHECK(std::uint8_t(out[3]) == 0x00);   // success
     // PUBLISH QoS 1 to "t", packet id 7, no properties, payload "x"
     h.send(p, "\x32\x07\x00\x01t\x00\x07\x00x"s);
-    out = h.wait_for(p, [](const std::string& o) { return after_connack(o).size() >= 4; });
-    CHECK(after_connack(out).substr(0, 4) == "\x40\x02\x00\x07"s);   // PUBACK 7, short form: success
+    out = h.wait_for(p, [](const std::string& o) { return after_connack(o).size() >= 5; });
+    // PUBACK 7, reason 0x10: accepted, but nobody subscribed to "t" (MQTT 5 §3.4.2.1)
+    CHECK(after_connack(out).substr(0, 5) == "\x40\x03\x00\x07\x10"s);
 }
 
 TEST_CASE("a malformed MQTT 5 packet gets DISCONNECT with its reason code", "[mqtt][session]") {

@@ -410,6 +410,35 @@ TEST_CASE("overlapping durable subscriptions of one subscriber collect a message
     CHECK(f.store.size() == 2);   // one stored copy each, not one per subscription
 }
 
+TEST_CASE("publish_counted reports how many subscriptions a message matched", "[core][broker]") {
+    fixture f(2);
+    const auto count = [&f](const destination& d, std::uint64_t from = 0) {
+        auto m = f.make(d, "x");
+        const_cast<message&>(*m).origin_connection = from;
+        std::size_t matched = 99;
+        bool done = false;
+        f.w[0].call([&] { f.b.publish_counted(m, [&](publish_status, std::size_t n) { matched = n; done = true; }); });
+        f.w.run();
+        REQUIRE(done);
+        return matched;
+    };
+    CHECK(count(t) == 0);
+    subscribe_options own;
+    own.no_local = true;
+    own.connection = 7;
+    f.subscribe(t, 0, 0, own);
+    CHECK(count(t, 7) == 0);   // its own no-local subscription skips it
+    CHECK(count(t, 8) == 1);
+    f.subscribe(destination{dest_kind::topic, "prices.*"}, 0, 1);
+    subscribe_options shared;
+    shared.share_group = "g";
+    f.subscribe(destination{dest_kind::topic, "prices.>"}, 0, 0, shared);
+    f.subscribe(destination{dest_kind::topic, "prices.>"}, 0, 1, shared);
+    CHECK(count(t, 8) == 3);   // a shared group counts once
+    CHECK(count(destination{dest_kind::topic, "prices.usd"}) == 2);
+    CHECK(count(destination{dest_kind::queue, "orders"}) == 1);
+}
+
 TEST_CASE("attach moves a consumer to a new sink and resends what was unacked", "[core][broker]") {
     fixture f;
     auto [c, old_sink] = f.subscribe(t, 2);

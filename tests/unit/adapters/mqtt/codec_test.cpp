@@ -878,6 +878,19 @@ TEST_CASE("max_properties counts user properties and subscription identifiers pe
                        lim)) == "malformed_packet \"too many properties\"");
 }
 
+TEST_CASE("by default only bytes bound a packet, not counts of properties or topics",
+          "[mqtt][codec]") {
+    std::string users, filters;
+    for (int i = 0; i < 5000; ++i) {
+        users += byte(0x26) + str("k" + std::to_string(i)) + str("v");
+        filters += str("t" + std::to_string(i)) + byte(1);
+    }
+    const std::string connect_wire = pkt(0x10, str("MQTT") + byte(5) + byte(0x02) + u16(0) + props(users) + str("id"));
+    CHECK(decode_as<mqtt::connect>(connect_wire, version::v5).props.user_properties.size() == 5000);
+    const std::string subscribe_wire = pkt(0x82, u16(1) + props("") + filters);
+    CHECK(decode_as<mqtt::subscribe>(subscribe_wire, version::v5).topics.size() == 5000);
+}
+
 TEST_CASE("max_topics bounds SUBSCRIBE and UNSUBSCRIBE entries", "[mqtt][codec]") {
     limits lim;
     lim.max_topics = 3;
@@ -1033,6 +1046,9 @@ std::vector<bad_case> bad_cases() {
          "truncated packet"},
         {"CONNECT protocol name overruns", v3, pkt(0x10, u16(6) + "MQTT"), malformed,
          "string overruns packet"},
+        {"authentication data without a method", v5,
+         connect_v(0x02, props(byte(0x16) + str("secret")) + str("id"), 5), protocol,
+         "authentication data without a method"},
         {"protocol name \"mqtt\"", v3, connect_v(0x02, str("id"), 4, "mqtt"),
          reason::unsupported_protocol_version, "unsupported protocol name or level"},
         {"protocol name \"MQTT\" level 3", v3, connect_v(0x02, str("id"), 3),
