@@ -1,5 +1,5 @@
 // gateway/admin.hpp — the admin HTTP endpoint (Beast stays in admin.cpp):
-//   GET /metrics  Prometheus text: connections, slow consumers disconnected; per destination its depth (paged part too),
+//   GET /metrics  Prometheus text: connections; per destination its depth (paged part too),
 //                 in-flight, consumers, memory and counters; per backend server its state,
 //                 check latency, active and total connections, connect failures, transitions
 //   GET /status   the same as JSON
