@@ -23,10 +23,11 @@ output_flow::clock::duration output_flow::stuck_after() const noexcept {
     return pause;
 }
 
-void output_flow::write_started(const boost::asio::any_io_executor& ex, std::weak_ptr<flow_target> t) {
+void output_flow::write_started(const boost::asio::any_io_executor& ex, std::weak_ptr<flow_target> t,
+                                bool consumers) {
     writing_ = true;
     since_ = clock::now();
-    if (armed_ || stopped_) return;
+    if (armed_ || stopped_ || !consumers) return;
     if (!timer_) timer_ = std::make_unique<boost::asio::steady_timer>(ex);
     arm(stuck_after(), std::move(t));
 }
@@ -42,11 +43,15 @@ void output_flow::arm(clock::duration after, std::weak_ptr<flow_target> t) {
 }
 
 // Runs at most once per stuck_after() while writes are in progress; an idle connection's
-// timer is not armed.
+// timer is freed (the next write makes one again).
 void output_flow::on_timer(const std::weak_ptr<flow_target>& weak) {
     armed_ = false;
     auto t = weak.lock();
-    if (!t || stopped_ || !writing_) return;
+    if (!t || stopped_) return;
+    if (!writing_) {
+        timer_.reset();   // safe in its own handler: the handler was moved out of the timer
+        return;
+    }
     const auto now = clock::now();
     const auto stuck = now - since_;
     const clock::duration stall = limits_->stall_timeout;

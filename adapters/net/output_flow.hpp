@@ -12,8 +12,8 @@
 //    topic_max_pending) and hold no publisher; below the low watermark they resume;
 //  - a write that does not complete within `stall_timeout` means the peer stopped reading: the
 //    session disconnects it (ActiveMQ's abort-slow-consumer strategy), counted process-wide.
-// All calls on the connection's worker. Costs an idle connection a few words (the timer is
-// made on the first write).
+// All calls on the connection's worker. Costs an idle connection a few words: the stall watch
+// (a timer) exists only while a connection with consumers has output in flight.
 #pragma once
 
 #include <chrono>
@@ -67,8 +67,9 @@ public:
         if (!paused_ && queued > limits_->high_watermark) set_paused(t, true);
     }
 
-    // A write starts: the stall watch runs on `ex` and tells `t` (if still alive).
-    void write_started(const boost::asio::any_io_executor& ex, std::weak_ptr<flow_target> t);
+    // A write starts. With `consumers` (the session has subscriptions) the stall watch runs
+    // on `ex` and tells `t` (if still alive); a connection without them is no slow consumer.
+    void write_started(const boost::asio::any_io_executor& ex, std::weak_ptr<flow_target> t, bool consumers);
 
     // A write completed. Kept deliveries go back to `deliver(consumer_id, delivery&&)` (the
     // session's on_delivery) in order while `queued()` stays under the high watermark; the

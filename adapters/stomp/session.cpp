@@ -603,7 +603,7 @@ private:
         writing_ = true;
         std::swap(out_, wbuf_);
         settlements_.write_started();
-        flow_.write_started(transport_->get_executor(), weak_from_this());
+        flow_.write_started(transport_->get_executor(), weak_from_this(), !subs_.empty());
         transport_->async_write(std::as_bytes(std::span(wbuf_.data(), wbuf_.size())), shared_from_this());
     }
 
