@@ -57,6 +57,7 @@ struct consumer_state {
     queue_state* queue = nullptr;     // queue consumers
     std::deque<inflight_entry> inflight;   // delivery order; tags ascend
     std::uint32_t unsettled = 0;
+    bool paused = false;              // broker::pause: its sink takes nothing more for now
     std::deque<entry> pending;        // topic subscriptions: waiting for credit
     std::size_t max_pending = 0;
     std::string share_key;            // shared subscriptions: group + filter
@@ -67,12 +68,16 @@ struct consumer_state {
     std::vector<std::function<void(publish_status)>> held_replies;
 
     // Congested: an attached subscriber whose backlog passed half its limit. A detached one
-    // (a persistent session offline) never holds producers: it drops its oldest instead.
-    bool congested() const noexcept { return pending.size() >= std::max<std::size_t>(1, max_pending / 2) && !sink.expired(); }
+    // (a persistent session offline) never holds producers: it drops its oldest instead; nor
+    // does a paused one (its connection does not take its output): one stalled subscriber
+    // must not stop a topic's publishers and its other subscribers.
+    bool congested() const noexcept {
+        return pending.size() >= std::max<std::size_t>(1, max_pending / 2) && !paused && !sink.expired();
+    }
 
     // A detached consumer (a persistent session offline) takes no deliveries: messages wait in
     // `pending` and are first deliveries (not redeliveries) when it is attached again.
-    bool has_credit() const noexcept { return unsettled < prefetch && !sink.expired(); }
+    bool has_credit() const noexcept { return unsettled < prefetch && !paused && !sink.expired(); }
 };
 
 struct counters {
@@ -701,6 +706,7 @@ struct broker::shard {
         auto& c = *it->second;
         c.sink = sink;
         c.home = home;
+        c.paused = false;     // a new sink starts ready
         release_replies(c);   // a new (or no) sink: producers held for the old one go on
         for (auto& f : c.inflight) {
             if (f.settled) continue;
@@ -708,6 +714,16 @@ struct broker::shard {
             post_delivery(c, delivery{f.e.msg, f.tag, f.e.redeliveries, f.e.retained});
         }
         after_settle(c);
+    }
+
+    void set_paused(consumer_id id, bool paused) {
+        auto it = consumers.find(id);
+        if (it == consumers.end()) return;
+        auto& c = *it->second;
+        if (c.paused == paused) return;
+        c.paused = paused;
+        if (paused) release_replies(c);   // producers held for it go on: it drops instead
+        else after_settle(c);             // dispatch what waited for it
     }
 
     void unsubscribe(consumer_id id) {
@@ -1000,6 +1016,22 @@ void broker::unsubscribe_durable(const std::string& name, std::function<void()> 
             s.forget_durable(name);
             one_done();
         });
+    }
+}
+
+void broker::pause(consumer_id id, const destination& dest) {
+    for (std::size_t i = 0; i < shards_.size(); ++i) {
+        if (dest.is_queue() && i != shard_of(dest.name)) continue;
+        auto& s = *shards_[i];
+        s.exec.post([&s, id]() { s.set_paused(id, true); });
+    }
+}
+
+void broker::resume(consumer_id id, const destination& dest) {
+    for (std::size_t i = 0; i < shards_.size(); ++i) {
+        if (dest.is_queue() && i != shard_of(dest.name)) continue;
+        auto& s = *shards_[i];
+        s.exec.post([&s, id]() { s.set_paused(id, false); });
     }
 }
 

@@ -157,6 +157,15 @@ public:
     void attach(consumer_id id, const destination& dest, std::weak_ptr<consumer_sink> sink,
                 std::function<void()> done);
 
+    // Flow from the consumer's side, the first form of consumer credit: a paused consumer is
+    // dispatched nothing more (a queue's messages go to its other consumers or wait for it; a
+    // topic's wait in the subscription's backlog, the oldest dropped beyond its cap) and holds
+    // no topic producer, until it is resumed. A session pauses its consumers while its
+    // connection cannot take more output (adapters/net/output_flow.hpp). A new subscription,
+    // and one attached to a new sink, starts resumed.
+    void pause(consumer_id id, const destination& dest);
+    void resume(consumer_id id, const destination& dest);
+
     // Sends the matching retained messages again to an existing topic subscription (MQTT: a
     // SUBSCRIBE repeating a filter re-sends them without interrupting the flow).
     void resend_retained(consumer_id id, const destination& dest);

@@ -10,6 +10,7 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
+#include "adapters/net/output_flow.hpp"
 #include "gateway/health_check.hpp"
 #include "gateway/log.hpp"
 
@@ -164,6 +165,10 @@ std::string render_metrics(const admin_view& v, const std::vector<core::destinat
     };
     family("switchboard_connections", "gauge", "Client connections open now, all listeners.");
     out += "switchboard_connections " + std::to_string(v.live_connections ? v.live_connections() : 0) + "\n";
+    family("switchboard_slow_consumers_disconnected_total", "counter",
+           "Connections closed because their output was not read for broker.slow_consumer_timeout.");
+    out += "switchboard_slow_consumers_disconnected_total " +
+           std::to_string(net::output_flow::slow_consumers_disconnected()) + "\n";
 
     struct dest_metric {
         std::string_view name, type, help;
@@ -231,6 +236,7 @@ std::string render_metrics(const admin_view& v, const std::vector<core::destinat
 std::string render_status(const admin_view& v, const std::vector<core::destination_stats>& dests) {
     nlohmann::json j;
     j["connections"] = v.live_connections ? v.live_connections() : 0;
+    j["slow_consumers_disconnected"] = net::output_flow::slow_consumers_disconnected();
     j["destinations"] = nlohmann::json::array();
     for (const auto& d : dests)
         j["destinations"].push_back({{"type", d.dest.is_queue() ? "queue" : "topic"},

@@ -355,7 +355,7 @@ private:
         for (const entry& e :
              entries(section.value, section.key_at, section.path,
                      {"name", "max_redeliveries", "dead_letter", "default_prefetch",
-                      "queue_memory_limit", "topic_max_pending"})) {
+                      "queue_memory_limit", "topic_max_pending", "slow_consumer_timeout"})) {
             if (e.key == "name") {
                 out.name = text(e);
                 if (out.name.empty()) expected(e, "a non-empty name");
@@ -371,6 +371,8 @@ private:
                 out.queue_memory_limit = size_bytes(e, 1024);
             } else if (e.key == "topic_max_pending") {
                 out.topic_max_pending = count(e, 1);
+            } else if (e.key == "slow_consumer_timeout") {
+                out.slow_consumer_timeout_ms = duration_ms(e, 0);
             }
         }
         return out;

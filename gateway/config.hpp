@@ -100,6 +100,8 @@ struct broker_config {
     std::uint32_t default_prefetch = 1000;
     std::size_t queue_memory_limit = 64u << 20;
     std::size_t topic_max_pending = 10000;
+    // A consumer's connection whose output has not been read for this long is closed (0: never).
+    std::uint32_t slow_consumer_timeout_ms = 30000;
 
     bool operator==(const broker_config&) const = default;
 };

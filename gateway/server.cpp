@@ -164,6 +164,7 @@ stomp::settings stomp_settings(const config& cfg) {
     s.connect_timeout_ms = cfg.stomp.connect_timeout_ms;
     s.heartbeat_floor_ms = cfg.stomp.heartbeat_floor_ms;
     s.heartbeat_grace = cfg.stomp.heartbeat_grace;
+    s.output.stall_timeout = std::chrono::milliseconds(cfg.broker.slow_consumer_timeout_ms);
     s.broker_name = cfg.broker.name;
     return s;
 }
@@ -179,6 +180,7 @@ mqtt::settings mqtt_settings(const config& cfg) {
     s.max_session_expiry_s = cfg.mqtt.max_session_expiry_s;
     s.retain_available = cfg.mqtt.retain_available;
     s.default_prefetch = cfg.broker.default_prefetch;
+    s.output.stall_timeout = std::chrono::milliseconds(cfg.broker.slow_consumer_timeout_ms);
     s.broker_name = cfg.broker.name;
     return s;
 }

@@ -350,6 +350,7 @@ struct delayed_will {
 class session final : public net::session,
                       public net::stream_handler,
                       public core::consumer_sink,
+                      public net::flow_target,
                       public claimant,
                       public std::enable_shared_from_this<session> {
 public:
@@ -357,7 +358,7 @@ public:
             const core::authenticator& auth, std::shared_ptr<registry> reg, std::uint64_t conn)
         : transport_(std::move(t)), settings_(std::move(s)), broker_(broker), auth_(auth),
           registry_(std::move(reg)), conn_(conn), timer_(transport_->get_executor()),
-          home_(core::executor::current()) {}
+          home_(core::executor::current()), flow_(settings_->output) {}
 
     void start() override {
         last_read_ = clock::now();
@@ -395,6 +396,9 @@ public:
         if (ec) return close_now(true);
         wbuf_.clear();
         settlements_.write_done(broker_);
+        flow_.written(*this, [this] { return out_.size() + wbuf_.size(); },
+                      [this](core::consumer_id id, core::delivery d) { on_delivery(id, std::move(d)); });
+        if (writing_) return;   // a delivery handed back started the next write
         if (!out_.empty()) return do_write();
         if (state_ == state::closing) return transport_->shutdown_send();
         resume();
@@ -448,6 +452,7 @@ public:
     void dispatch(core::consumer_id id, core::delivery d) {
         auto it = by_consumer_.find(id);
         if (it == by_consumer_.end()) return;
+        if (flow_.hold(id, d, out_.size() + wbuf_.size())) return;   // output full: sent later
         const auto& sub = *it->second;
         const auto matched = match_subscriptions(sub, d, nullptr);
         if (!matched.any) {
@@ -488,11 +493,28 @@ public:
         complete_connect(std::move(c));
     }
 
+    // ---- output flow (net::flow_target) -------------------------------------------------
+
+    void pause_consumers(bool pause) override {
+        for (auto& [filter, sub] : subs_) {
+            if (pause) broker_.pause(sub->consumer, sub->dest);
+            else broker_.resume(sub->consumer, sub->dest);
+        }
+    }
+
+    bool on_output_stalled(std::chrono::milliseconds stalled) override {
+        if (state_ == state::closing || subs_.empty()) return false;
+        log()->warn("conn={} peer={} proto=mqtt client_id={} reason=slow_consumer detail=\"output not read for {} ms\"",
+                    conn_, transport_->peer(), client_id_, stalled.count());
+        close_now(true);
+        return true;
+    }
+
 private:
     // ---- reading -----------------------------------------------------------------------
 
     bool over_watermark() const noexcept {
-        return out_.size() + wbuf_.size() > settings_->write_high_watermark ||
+        return out_.size() + wbuf_.size() > settings_->output.high_watermark ||
                acks_.size() + unconfirmed_qos0_ >= settings_->receive_maximum;
     }
 
@@ -1164,12 +1186,14 @@ private:
 
     void flush() {
         if (!writing_ && !out_.empty()) do_write();
+        flow_.grew(*this, out_.size() + wbuf_.size());
     }
 
     void do_write() {
         writing_ = true;
         std::swap(out_, wbuf_);
         settlements_.write_started();
+        flow_.write_started(transport_->get_executor(), weak_from_this(), !subs_.empty());
         transport_->async_write(std::as_bytes(std::span(wbuf_.data(), wbuf_.size())), shared_from_this());
     }
 
@@ -1194,6 +1218,7 @@ private:
     void end_subscription(sub_state& s, std::function<void()> done = {}) {
         if (state_ != state::closing) unlink_overlaps(s);
         by_consumer_.erase(s.consumer);
+        flow_.forget(s.consumer);   // kept, never encoded: unsettled, the kernel requeues them
         settlements_.settle_consumer(broker_, s.consumer);   // QoS 0 already encoded was sent
         std::erase_if(outbound_, [&](const auto& o) { return o.second.consumer == s.consumer; });
         std::erase_if(*waiting_, [&](const auto& w) { return w.first == s.consumer; });
@@ -1209,6 +1234,7 @@ private:
         const bool was_connected = state_ == state::active || state_ == state::claiming;
         state_ = state::closing;
         timer_.cancel();
+        flow_.stop();
         if (was_connected) {
             publish_will();
             hand_over_session();
@@ -1341,6 +1367,7 @@ private:
     std::string out_, wbuf_;
     std::vector<std::string> storage_;
     net::write_settlements settlements_;   // QoS 0 deliveries, settled once written
+    net::output_flow flow_;                // bounds the output: pauses consumers, ends stalled ones
 
     std::unordered_map<std::string, std::unique_ptr<sub_state>> subs_;
     std::unordered_map<core::consumer_id, sub_state*> by_consumer_;

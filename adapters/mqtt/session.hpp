@@ -8,6 +8,7 @@
 #include <string>
 
 #include "adapters/mqtt/codec.hpp"
+#include "adapters/net/output_flow.hpp"
 #include "adapters/net/transport.hpp"
 #include "core/store/store.hpp"
 
@@ -27,7 +28,7 @@ struct settings {
     std::size_t max_queued_messages = 1000;     // per offline persistent session subscription
     std::uint32_t max_session_expiry_s = 0xFFFFFFFF;
     bool retain_available = true;
-    std::size_t write_high_watermark = 4u << 20;
+    net::output_limits output;                  // past its high watermark reading stops, consumers pause
     std::uint32_t default_prefetch = 1000;
     std::string broker_name = "switchboard";
 };

@@ -106,12 +106,13 @@ std::string_view version_text(version v) {
 class session final : public net::session,
                       public net::stream_handler,
                       public core::consumer_sink,
+                      public net::flow_target,
                       public std::enable_shared_from_this<session> {
 public:
     session(std::unique_ptr<net::transport> t, std::shared_ptr<const settings> s,
             core::broker& broker, const core::authenticator& auth, std::uint64_t conn)
         : transport_(std::move(t)), settings_(std::move(s)), broker_(broker), auth_(auth),
-          conn_(conn), timer_(transport_->get_executor()) {}
+          conn_(conn), timer_(transport_->get_executor()), flow_(settings_->output) {}
 
     void start() override {
         last_read_ = last_write_ = clock::now();
@@ -151,6 +152,9 @@ public:
         last_write_ = clock::now();
         wbuf_.clear();
         settlements_.write_done(broker_);
+        flow_.written(*this, [this] { return out_.size() + wbuf_.size(); },
+                      [this](core::consumer_id id, core::delivery d) { on_delivery(id, std::move(d)); });
+        if (writing_) return;   // a delivery handed back started the next write
         if (!out_.empty()) return do_write();
         if (state_ == state::closing) return finish_close();
         resume();
@@ -161,6 +165,7 @@ public:
     void on_delivery(core::consumer_id id, core::delivery d) override {
         auto it = by_consumer_.find(id);
         if (state_ == state::closing || it == by_consumer_.end()) return;  // the kernel requeues
+        if (flow_.hold(id, d, out_.size() + wbuf_.size())) return;   // output full: encoded later
         auto& sub = *it->second;
         std::string ack_value;
         if (sub.mode != ack_mode::auto_) {
@@ -174,11 +179,28 @@ public:
         flush();
     }
 
+    // ---- output flow (net::flow_target) -------------------------------------------------
+
+    void pause_consumers(bool pause) override {
+        for (auto& [sid, sub] : subs_) {
+            if (pause) broker_.pause(sub->consumer, sub->dest);
+            else broker_.resume(sub->consumer, sub->dest);
+        }
+    }
+
+    bool on_output_stalled(std::chrono::milliseconds stalled) override {
+        if (state_ == state::closing || subs_.empty()) return false;
+        log()->warn("conn={} peer={} proto=stomp reason=slow_consumer detail=\"output not read for {} ms\"", conn_,
+                    transport_->peer(), stalled.count());
+        close_now();
+        return true;
+    }
+
 private:
     // ---- reading and decoding ----------------------------------------------------------
 
     bool over_watermark() const noexcept {
-        return out_.size() + wbuf_.size() > settings_->write_high_watermark ||
+        return out_.size() + wbuf_.size() > settings_->output.high_watermark ||
                unconfirmed_ >= settings_->max_unconfirmed_sends;
     }
 
@@ -410,6 +432,7 @@ private:
         // Auto-ack messages already encoded or being written are settled first, so the kernel
         // does not hand them to another consumer as well.
         by_consumer_.erase(sub.consumer);
+        flow_.forget(sub.consumer);   // kept, never encoded: unsettled, the kernel requeues them
         settlements_.settle_consumer(broker_, sub.consumer);
         broker_.unsubscribe(sub.consumer, sub.dest, std::move(done));
     }
@@ -573,12 +596,14 @@ private:
 
     void flush() {
         if (!writing_ && !out_.empty()) do_write();
+        flow_.grew(*this, out_.size() + wbuf_.size());
     }
 
     void do_write() {
         writing_ = true;
         std::swap(out_, wbuf_);
         settlements_.write_started();
+        flow_.write_started(transport_->get_executor(), weak_from_this(), !subs_.empty());
         transport_->async_write(std::as_bytes(std::span(wbuf_.data(), wbuf_.size())), shared_from_this());
     }
 
@@ -609,6 +634,7 @@ private:
         for (auto& [id, tx] : txs_) settle(tx.settles, true);
         txs_.clear();
         receipts_.clear();
+        flow_.stop();
         timer_.cancel();
         arm_timer(std::chrono::milliseconds(settings_->linger_ms));
         if (!writing_ && out_.empty()) return finish_close();
@@ -690,6 +716,7 @@ private:
     std::string scratch_;
     std::string out_, wbuf_;
     net::write_settlements settlements_;   // ack:auto deliveries, settled once written
+    net::output_flow flow_;                // bounds the output: pauses consumers, ends stalled ones
 
     std::unordered_map<std::string, std::unique_ptr<subscription>> subs_;
     std::unordered_map<core::consumer_id, subscription*> by_consumer_;

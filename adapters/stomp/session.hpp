@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "adapters/net/output_flow.hpp"
 #include "adapters/net/transport.hpp"
 #include "adapters/stomp/codec.hpp"
 
@@ -23,7 +24,7 @@ struct settings {
     std::uint32_t heartbeat_floor_ms = 100;
     double heartbeat_grace = 1.5;
     std::size_t max_unconfirmed_sends = 1024;          // stop reading past this many
-    std::size_t write_high_watermark = 4u << 20;       // bytes queued before reading stops
+    net::output_limits output;                         // past its high watermark reading stops, consumers pause
     std::size_t max_subscriptions = 1000;
     std::size_t max_transactions = 100;
     std::size_t max_transaction_frames = 100000;

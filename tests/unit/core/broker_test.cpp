@@ -481,6 +481,52 @@ TEST_CASE("topic publishers are held while a subscriber is congested, not droppe
     CHECK(f.stats_of(t).dropped == 0);
 }
 
+TEST_CASE("a paused queue consumer is dispatched nothing; the others get its share until it resumes",
+          "[core][broker][flow]") {
+    fixture f;
+    auto [c1, s1] = f.subscribe(q);
+    auto [c2, s2] = f.subscribe(q, 0, 1);
+    f.w[0].call([&] { f.b.pause(c1, q); });
+    f.w.run();
+    for (int i = 0; i < 6; ++i) CHECK(f.publish(q, std::to_string(i)) == 1);
+    CHECK(s1->got.empty());
+    CHECK(s2->got.size() == 6);
+    f.ack(c2, tags_of(*s2));
+    f.unsubscribe(c2, q);
+    for (int i = 6; i < 9; ++i) f.publish(q, std::to_string(i));
+    CHECK(s1->got.empty());                  // the queue keeps them for it
+    CHECK(f.stats_of(q).depth == 3);
+    f.w[0].call([&] { f.b.resume(c1, q); });
+    f.w.run();
+    CHECK(s1->bodies() == std::vector<std::string>{"6", "7", "8"});
+}
+
+TEST_CASE("a paused topic subscriber holds no publisher: it drops its oldest beyond the pending limit",
+          "[core][broker][flow]") {
+    broker_settings bs;
+    bs.topic_max_pending = 4;
+    fixture f(2, bs);
+    subscribe_options opt;
+    opt.max_pending = 4;   // congested at 2 pending, were it not paused
+    auto [stalled, s1] = f.subscribe(t, 1, 0, opt);
+    auto [other, s2] = f.subscribe(t, 0, 1);
+    CHECK(f.publish(t, "0") == 1);            // the stalled one's credit is used up by "0"
+    CHECK(f.publish(t, "1") == 1);            // pending 1
+    CHECK(f.publish(t, "2") == 0);            // pending 2: congested, held
+    f.w[1].call([&] { f.b.pause(stalled, t); });
+    f.w.run();
+    int done = 0;
+    for (int i = 3; i < 10; ++i) done += f.publish(t, std::to_string(i));
+    CHECK(done == 7);                          // no publish is held by a paused subscriber
+    CHECK(s2->got.size() == 10);               // the other subscriber gets every message
+    CHECK(s1->bodies() == std::vector<std::string>{"0"});
+    CHECK(f.stats_of(t).dropped == 5);         // 1..9 waited; the newest 4 are kept
+    f.w[1].call([&] { f.b.resume(stalled, t); });
+    f.w.run();
+    f.ack(stalled, {s1->got.back().tag});
+    CHECK(s1->bodies() == std::vector<std::string>{"0", "6"});
+}
+
 TEST_CASE("a durable subscription keeps collecting while no consumer is attached", "[core][broker]") {
     fixture f;
     const destination filter{dest_kind::topic, "prices.>"};

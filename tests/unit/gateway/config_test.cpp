@@ -98,6 +98,7 @@ broker:
   default_prefetch: 1
   queue_memory_limit: 1 MiB
   topic_max_pending: 5
+  slow_consumer_timeout: 2s
 store: {type: memory, dir: /var/lib/sb, sync: batch(20), segment_size: 8MiB}
 security: {allow_anonymous: false, users_file: /etc/sb/users}
 stomp:
@@ -121,6 +122,7 @@ listeners:
     CHECK(c.broker.default_prefetch == 1);
     CHECK(c.broker.queue_memory_limit == 1u << 20);
     CHECK(c.broker.topic_max_pending == 5);
+    CHECK(c.broker.slow_consumer_timeout_ms == 2000);
     CHECK(c.store.type == store_type::memory);
     CHECK(c.store.dir == "/var/lib/sb");
     CHECK(c.store.sync == sync_policy::batch);
@@ -166,7 +168,7 @@ TEST_CASE("an unknown key is an error at every level", "[gateway][config]") {
           "stomp, mqtt, listeners, backends, admin)");
     CHECK(error_of("broker:\n  name: b\n  nmae: c\n") ==
           "conf/x.yaml:3:3: broker: unknown key 'nmae' (known: name, max_redeliveries, dead_letter, "
-          "default_prefetch, queue_memory_limit, topic_max_pending)");
+          "default_prefetch, queue_memory_limit, topic_max_pending, slow_consumer_timeout)");
     CHECK(error_of("log: {lvl: info}\n") == "conf/x.yaml:1:7: log: unknown key 'lvl' (known: level)");
     CHECK(error_of(with_listener("    port: 1\n    prot: stomp\n")) ==
           "conf/x.yaml:4:5: listeners[0]: unknown key 'prot' (known: name, protocol, address, port, "
