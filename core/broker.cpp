@@ -9,6 +9,8 @@
 #include <mutex>
 #include <unordered_map>
 
+#include <spdlog/spdlog.h>
+
 namespace sb::core {
 
 namespace {
@@ -18,6 +20,14 @@ constexpr std::size_t priority_levels = 10;
 // Paging in: ids asked of the store per load() call, and bytes read per round at most.
 constexpr std::size_t page_in_ids = 256;
 constexpr std::size_t page_in_bytes = std::size_t{4} << 20;
+
+std::shared_ptr<spdlog::logger> log() {
+    static auto l = [] {
+        auto existing = spdlog::get("core");
+        return existing ? existing : spdlog::default_logger()->clone("core");
+    }();
+    return l;
+}
 
 std::size_t level_of(const message& m) noexcept { return std::min<std::size_t>(m.priority, priority_levels - 1); }
 
@@ -256,14 +266,21 @@ struct broker::shard {
             auto& level = q.paged[p];
             ids.assign(level.begin(), level.begin() + std::ptrdiff_t(std::min(page_in_ids, level.size())));
             got.clear();
-            const auto n = std::min(owner.store_.load(q.name, ids, budget, got), ids.size());
+            auto n = std::min(owner.store_.load(q.name, ids, budget, got), ids.size());
+            if (n == 0) {
+                // load() handled none of them (it must handle at least one): asked again, the
+                // store would answer the same, forever. Take the ids as lost.
+                n = ids.size();
+            }
             level.erase(level.begin(), level.begin() + std::ptrdiff_t(n));
             q.paged_count -= n;
-            for (std::size_t i = 0; i < n && i < got.size(); ++i) {
-                if (!got[i]) {
-                    // The store lost it (it failed, or the id was never written): nothing to
-                    // deliver and nothing to remove.
+            std::size_t lost = 0;
+            for (std::size_t i = 0; i < n; ++i) {
+                if (i >= got.size() || !got[i]) {
+                    // The store lost it (it failed, the record is corrupt, or the id was never
+                    // written): nothing to deliver and nothing to remove.
                     ++q.stats.dropped;
+                    ++lost;
                     continue;
                 }
                 const auto size = got[i]->memory_size();
@@ -272,6 +289,7 @@ struct broker::shard {
                 q.ready[p].push_back(entry{std::move(got[i]), 0});
                 ++q.ready_count;
             }
+            if (lost) log()->error("queue={} reason=store_lost_messages count={} detail=\"paged-out messages could not be loaded; dropped\"", q.name, lost);
         }
     }
 

@@ -304,6 +304,7 @@ void journal_store::recover(const recover_each& each) {
             std::size_t consumed;
         };
         bool in_tx = false;
+        bool damaged = false;   // a record of the open transaction is corrupt: it cannot apply
         tx_begin_record open_tx{};
         std::size_t open_at = 0;
         std::vector<held_record> held;
@@ -311,6 +312,7 @@ void journal_store::recover(const recover_each& each) {
             if (!in_tx) return;
             ++recovery_.torn_transactions;
             in_tx = false;
+            damaged = false;
             held.clear();
         };
         const bool last = i + 1 == numbers.size();
@@ -329,8 +331,9 @@ void journal_store::recover(const recover_each& each) {
                     if (::truncate(path.c_str(), off_t(cut)) != 0) { /* read-only: harmless */ }
                     break;
                 }
-                // A damaged record: a transaction it belongs to cannot be applied whole.
-                drop_open();
+                // A damaged record: a transaction it belongs to cannot be applied whole. Its
+                // other records are still read as its own (up to its tx_commit), not applied.
+                damaged = in_tx;
                 ++recovery_.corrupt_records;
                 pos += find_next_magic(data.subspan(pos));
                 continue;
@@ -348,7 +351,7 @@ void journal_store::recover(const recover_each& each) {
                 }
             } else if (f.type == record_type::tx_commit) {
                 const auto id = decode_tx_commit(f.payload);
-                if (in_tx && id && *id == open_tx.id && held.size() == open_tx.records) {
+                if (in_tx && !damaged && id && *id == open_tx.id && held.size() == open_tx.records) {
                     for (const auto& h : held) apply(h.type, h.payload, h.pos, h.consumed);
                     ++recovery_.transactions;
                     in_tx = false;
