@@ -140,6 +140,8 @@ stomp::settings stomp_settings(const config& cfg) {
     s.connect_timeout_ms = cfg.stomp.connect_timeout_ms;
     s.heartbeat_floor_ms = cfg.stomp.heartbeat_floor_ms;
     s.heartbeat_grace = cfg.stomp.heartbeat_grace;
+    s.write_high_watermark = cfg.stomp.write_high_watermark;
+    s.max_unconfirmed_sends = cfg.stomp.max_unconfirmed_sends;
     s.broker_name = cfg.broker.name;
     return s;
 }
