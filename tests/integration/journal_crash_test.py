@@ -90,7 +90,7 @@ def produce(port, prefix, confirmed, lock, stop):
         c.close()
 
 
-def consume(port, acked, lock, stop):
+def consume(port, acked, acking, lock, stop):
     try:
         c = StompWire(port)
         c.send(f"SUBSCRIBE\nid:0\ndestination:{QUEUE}\nack:client-individual\n\n\0".encode())
@@ -102,12 +102,16 @@ def consume(port, acked, lock, stop):
             if cmd != "MESSAGE":
                 continue
             text = body.decode()
+            # Until its RECEIPT arrives, a crash may keep the ACK or undo it: either is right.
+            with lock:
+                acking.add(text)
             c.send(f"ACK\nid:{h['ack']}\nreceipt:{text}\n\n\0".encode())
             # The receipt comes back in order with other frames; read until it arrives.
             while True:
                 cmd2, h2, body2 = c.read()
                 if cmd2 == "RECEIPT" and h2.get("receipt-id") == text:
                     with lock:
+                        acking.discard(text)
                         acked.add(text)
                     break
                 if cmd2 == "MESSAGE":
@@ -341,7 +345,7 @@ class JournalCrashTest(unittest.TestCase):
               f"moved={len(state.moved)} left_in={len(left_in)} left_out={len(left_out)}", file=sys.stderr)
 
     def test_confirmed_messages_survive_kill_9_and_acked_ones_stay_gone(self):
-        confirmed, acked, lock = set(), set(), threading.Lock()
+        confirmed, acked, acking, lock = set(), set(), set(), threading.Lock()
         rng = random.Random(int(os.environ.get("SB_CRASH_SEED", "0")) or None)
         with sbtest.BrokerSeries(prefix="sbcrash-") as brokers:
             brokers.extra = brokers.journal()
@@ -351,7 +355,7 @@ class JournalCrashTest(unittest.TestCase):
                 stop = threading.Event()
                 threads = [threading.Thread(target=produce, args=(b.port, f"c{cycle}p{i}", confirmed, lock, stop))
                            for i in range(PRODUCERS)]
-                threads.append(threading.Thread(target=consume, args=(b.port, acked, lock, stop)))
+                threads.append(threading.Thread(target=consume, args=(b.port, acked, acking, lock, stop)))
                 for t in threads:
                     t.start()
                 time.sleep(rng.uniform(0.2, 0.8))   # a random moment for the crash: the point
@@ -362,14 +366,16 @@ class JournalCrashTest(unittest.TestCase):
                     self.assertFalse(t.is_alive(), "a client thread did not end after the kill")
 
             b = brokers.start()
-            left = drain(b.port, want=confirmed - acked)
+            left = drain(b.port, want=confirmed - acked - acking)
             b.stop()
 
         self.assertGreater(len(confirmed), 100, "too few confirmed sends to show anything")
         self.assertGreater(len(acked), 10, "too few acknowledged messages to show anything")
         got = set(left)
         self.assertEqual(len(got), len(left), "a message was recovered twice")
-        missing = (confirmed - acked) - got
+        # An ACK whose RECEIPT the kill cut off may have been made durable: that message may be
+        # gone without being lost.
+        missing = (confirmed - acked - acking) - got
         self.assertFalse(missing, f"{len(missing)} confirmed messages lost, e.g. {sorted(missing)[:5]}")
         back = acked & got
         self.assertFalse(back, f"{len(back)} acknowledged messages came back, e.g. {sorted(back)[:5]}")
