@@ -9,6 +9,8 @@
 #include <mutex>
 #include <unordered_map>
 
+#include <spdlog/spdlog.h>
+
 namespace sb::core {
 
 namespace {
@@ -18,6 +20,14 @@ constexpr std::size_t priority_levels = 10;
 // Paging in: ids asked of the store per load() call, and bytes read per round at most.
 constexpr std::size_t page_in_ids = 256;
 constexpr std::size_t page_in_bytes = std::size_t{4} << 20;
+
+std::shared_ptr<spdlog::logger> log() {
+    static auto l = [] {
+        auto existing = spdlog::get("core");
+        return existing ? existing : spdlog::default_logger()->clone("core");
+    }();
+    return l;
+}
 
 std::size_t level_of(const message& m) noexcept { return std::min<std::size_t>(m.priority, priority_levels - 1); }
 
@@ -87,6 +97,7 @@ struct counters {
 struct held_publish {
     message_ptr msg;
     std::function<void(publish_status)> reply;
+    bool stored = false;   // already in the store (a committed transaction's send)
 };
 
 struct queue_state {
@@ -211,19 +222,20 @@ struct broker::shard {
     }
 
     // Enqueue on queue `name` (a message's own queue, or a durable subscription's).
+    // `stored`: the store already holds it on this queue (a committed transaction's send).
     void publish_queue(const std::string& name, message_ptr msg, std::function<void(publish_status)> reply,
-                       bool as_retained = false) {
+                       bool as_retained = false, bool stored = false) {
         auto& q = queue(name);
         if (pages_out(q, *msg, as_retained)) {
-            page_out(q, std::move(msg), std::move(reply));
+            page_out(q, std::move(msg), std::move(reply), stored);
             dispatch(q);
             return;
         }
         if (!q.held.empty() || q.memory >= settings().queue_memory_limit) {
-            q.held.push_back({std::move(msg), std::move(reply)});
+            q.held.push_back({std::move(msg), std::move(reply), stored});
             return;
         }
-        enqueue(q, std::move(msg), std::move(reply), as_retained);
+        enqueue(q, std::move(msg), std::move(reply), as_retained, stored);
         dispatch(q);
     }
 
@@ -237,13 +249,17 @@ struct broker::shard {
                (q.memory >= settings().queue_memory_limit || !q.paged[level_of(m)].empty());
     }
 
-    void page_out(queue_state& q, message_ptr msg, std::function<void(publish_status)> reply) {
+    void page_out(queue_state& q, message_ptr msg, std::function<void(publish_status)> reply, bool stored) {
         ++q.stats.enqueued;
         q.paged[level_of(*msg)].push_back(msg->id);
         ++q.paged_count;
-        owner.store_.add(q.name, msg, [reply = std::move(reply)](store_status s) {
-            if (reply) reply(s == store_status::ok ? publish_status::ok : publish_status::store_failed);
-        });
+        if (stored) {
+            if (reply) reply(publish_status::ok);
+        } else {
+            owner.store_.add(q.name, msg, [reply = std::move(reply)](store_status s) {
+                if (reply) reply(s == store_status::ok ? publish_status::ok : publish_status::store_failed);
+            });
+        }
         trim_depth(q);
     }
 
@@ -269,14 +285,21 @@ struct broker::shard {
             auto& level = q.paged[p];
             ids.assign(level.begin(), level.begin() + std::ptrdiff_t(std::min(page_in_ids, level.size())));
             got.clear();
-            const auto n = std::min(owner.store_.load(q.name, ids, budget, got), ids.size());
+            auto n = std::min(owner.store_.load(q.name, ids, budget, got), ids.size());
+            if (n == 0) {
+                // load() handled none of them (it must handle at least one): asked again, the
+                // store would answer the same, forever. Take the ids as lost.
+                n = ids.size();
+            }
             level.erase(level.begin(), level.begin() + std::ptrdiff_t(n));
             q.paged_count -= n;
-            for (std::size_t i = 0; i < n && i < got.size(); ++i) {
-                if (!got[i]) {
-                    // The store lost it (it failed, or the id was never written): nothing to
-                    // deliver and nothing to remove.
+            std::size_t lost = 0;
+            for (std::size_t i = 0; i < n; ++i) {
+                if (i >= got.size() || !got[i]) {
+                    // The store lost it (it failed, the record is corrupt, or the id was never
+                    // written): nothing to deliver and nothing to remove.
                     ++q.stats.dropped;
+                    ++lost;
                     continue;
                 }
                 const auto size = got[i]->memory_size();
@@ -285,6 +308,7 @@ struct broker::shard {
                 q.ready[p].push_back(entry{std::move(got[i]), 0});
                 ++q.ready_count;
             }
+            if (lost) log()->error("queue={} reason=store_lost_messages count={} detail=\"paged-out messages could not be loaded; dropped\"", q.name, lost);
         }
     }
 
@@ -316,10 +340,11 @@ struct broker::shard {
         }
     }
 
-    void enqueue(queue_state& q, message_ptr msg, std::function<void(publish_status)> reply, bool as_retained = false) {
+    void enqueue(queue_state& q, message_ptr msg, std::function<void(publish_status)> reply, bool as_retained = false,
+                 bool stored = false) {
         ++q.stats.enqueued;
         q.memory += msg->memory_size();
-        if (msg->persistent) {
+        if (msg->persistent && !stored) {
             // The reply only posts to its home worker, so the store may run it on any thread.
             owner.store_.add(q.name, msg, [reply = std::move(reply)](store_status s) {
                 if (reply) reply(s == store_status::ok ? publish_status::ok : publish_status::store_failed);
@@ -336,15 +361,17 @@ struct broker::shard {
         while (!q.held.empty() && q.memory < settings().queue_memory_limit) {
             auto h = std::move(q.held.front());
             q.held.pop_front();
-            enqueue(q, std::move(h.msg), std::move(h.reply));
+            enqueue(q, std::move(h.msg), std::move(h.reply), false, h.stored);
             any = true;
         }
         if (any) dispatch(q);
     }
 
     // `matched` (optional) gets the number of subscriptions offered the message, before
-    // `reply` can run.
-    void publish_topic(message_ptr msg, std::function<void(publish_status)> reply, std::size_t* matched = nullptr) {
+    // `reply` can run. `durables_done`: the durable subscriptions' copies are taken care of by
+    // the caller (a committed transaction stored and enqueues them itself).
+    void publish_topic(message_ptr msg, std::function<void(publish_status)> reply, std::size_t* matched = nullptr,
+                       bool durables_done = false) {
         if (msg->retain) {
             // MQTT 5 §3.3.1.3: an empty retained payload removes the retained message.
             if (msg->body.empty()) {
@@ -358,8 +385,9 @@ struct broker::shard {
         // the publish completes when every copy is accepted.
         std::vector<const durable_state*> durable_hits;
         ++topic_publishes;
-        for (const auto& [name, d] : durables)
-            if (matches(d.filter.name, msg->dest.name) && first_for(d.mark)) durable_hits.push_back(&d);
+        if (!durables_done)
+            for (const auto& [name, d] : durables)
+                if (matches(d.filter.name, msg->dest.name) && first_for(d.mark)) durable_hits.push_back(&d);
         // A persistent retained message is confirmed once the store has it too.
         const bool store_retained = msg->retain && msg->persistent;
         if (!durable_hits.empty() || store_retained) {
@@ -536,9 +564,12 @@ struct broker::shard {
     }
 
     // The message leaves the queue for good (acked, expired, dead-lettered).
-    void forget(queue_state& q, const message_ptr& msg) {
+    // With `into`, the store's remove is collected there (a transaction's) instead of made.
+    void forget(queue_state& q, const message_ptr& msg, std::vector<store_transaction::remove_op>* into = nullptr) {
         q.memory -= std::min(q.memory, msg->memory_size());
-        if (msg->persistent) owner.store_.remove(q.name, msg->id);
+        if (!msg->persistent) return;
+        if (into) into->push_back(store_transaction::remove_op{q.name, msg->id});
+        else owner.store_.remove(q.name, msg->id);
     }
 
     // ---- settlement ----------------------------------------------------------------------
@@ -560,8 +591,10 @@ struct broker::shard {
         while (!c.inflight.empty() && c.inflight.front().settled) c.inflight.pop_front();
     }
 
-    // Returns whether a persistent message was removed from the store.
-    bool ack(consumer_id id, const std::vector<delivery_tag>& tags) {
+    // Returns whether a persistent message was removed from the store. With `into` (a
+    // transaction's acks), the removes are collected there for one store transaction.
+    bool ack(consumer_id id, const std::vector<delivery_tag>& tags,
+             std::vector<store_transaction::remove_op>* into = nullptr) {
         auto it = consumers.find(id);
         if (it == consumers.end()) return false;
         auto& c = *it->second;
@@ -573,7 +606,7 @@ struct broker::shard {
             if (c.queue) {
                 ++c.queue->stats.dequeued;
                 stored |= f->e.msg->persistent;
-                forget(*c.queue, f->e.msg);
+                forget(*c.queue, f->e.msg, into);
             }
             f->e.msg.reset();
         }
@@ -1110,6 +1143,109 @@ void broker::ack(consumer_id id, std::vector<delivery_tag> tags, std::function<v
             if (s.ack(id, t)) store_.barrier(one_done);
             else one_done();
         });
+    }
+}
+
+// A commit in three steps (see broker.hpp): the acks are settled on the shards that issued
+// them, each sending back the store removes it owes; one store transaction then holds those
+// removes and the adds of every persistent send; once it is durable, the sends go to their
+// destinations' shards, already stored.
+struct broker::commit_state {
+    std::mutex mutex;
+    store_transaction batch;
+    std::size_t shards_left = 0;
+    std::vector<message_ptr> sends;
+    // Per send: the durable subscription queues a persistent topic message was stored for.
+    std::vector<std::vector<std::string>> durable_copies;
+    executor* home = nullptr;
+    std::function<void(publish_status)> done;
+};
+
+void broker::commit(local_transaction tx, std::function<void(publish_status)> done) {
+    executor* home = &calling_worker();
+    auto st = std::make_shared<commit_state>();
+    st->home = home;
+    st->done = std::move(done);
+    st->sends = std::move(tx.sends);
+    st->durable_copies.resize(st->sends.size());
+    // The calling worker is a shard too, and every shard knows every durable subscription:
+    // the durable copies of a persistent topic message are decided (and stored) here.
+    auto& local = *shards_[home->index()];   // this worker's shard: its durables copy every shard's
+    for (std::size_t i = 0; i < st->sends.size(); ++i) {
+        const auto& m = st->sends[i];
+        if (!m->persistent) continue;
+        if (m->dest.is_queue()) {
+            st->batch.adds.push_back(store_transaction::add_op{m->dest.name, m});
+            continue;
+        }
+        ++local.topic_publishes;   // one copy per subscriber, as publish_topic does
+        for (const auto& [name, d] : local.durables) {
+            if (!matches(d.filter.name, m->dest.name) || !local.first_for(d.mark)) continue;
+            st->batch.adds.push_back(store_transaction::add_op{d.queue, m});
+            st->durable_copies[i].push_back(d.queue);
+        }
+    }
+    // Acks by issuing shard, then by consumer.
+    std::vector<std::unordered_map<consumer_id, std::vector<delivery_tag>>> acks(shards_.size());
+    for (const auto& [consumer, tag] : tx.acks)
+        if (const std::size_t i = tag >> tag_shard_shift; i < shards_.size()) acks[i][consumer].push_back(tag);
+    for (const auto& a : acks) st->shards_left += a.empty() ? 0 : 1;
+    if (st->shards_left == 0) return write_commit(std::move(st));
+    for (std::size_t i = 0; i < shards_.size(); ++i) {
+        if (acks[i].empty()) continue;
+        auto& s = *shards_[i];
+        s.exec.post([this, &s, st, mine = std::move(acks[i])]() {
+            std::vector<store_transaction::remove_op> removes;
+            for (const auto& [consumer, tags] : mine) s.ack(consumer, tags, &removes);
+            bool last = false;
+            {
+                std::lock_guard lock(st->mutex);
+                for (auto& r : removes) st->batch.removes.push_back(std::move(r));
+                last = --st->shards_left == 0;
+            }
+            if (last) write_commit(st);
+        });
+    }
+}
+
+// Any thread: once every shard settled its acks.
+void broker::write_commit(std::shared_ptr<commit_state> st) {
+    auto publish_all = [this, st](publish_status status) {
+        st->home->post([this, st, status]() { publish_committed(st, status); });
+    };
+    if (st->batch.empty()) return publish_all(publish_status::ok);
+    auto batch = std::move(st->batch);
+    store_.commit(std::move(batch), [publish_all](store_status s) {
+        publish_all(s == store_status::ok ? publish_status::ok : publish_status::store_failed);
+    });
+}
+
+// On the committing worker, after the store transaction is durable: the sends go out, in order
+// (one post per destination shard keeps their order), and `done` runs once all were accepted.
+void broker::publish_committed(std::shared_ptr<commit_state> st, publish_status status) {
+    if (status != publish_status::ok || st->sends.empty()) {
+        if (st->done) st->done(status);
+        return;
+    }
+    auto join = std::make_shared<publish_join>();
+    std::size_t parts = 0;
+    for (std::size_t i = 0; i < st->sends.size(); ++i) parts += 1 + st->durable_copies[i].size();
+    join->left = parts;
+    join->reply = on_home(st->home, std::move(st->done));
+    auto part = [join](publish_status s) { join->part(s); };
+    for (std::size_t i = 0; i < st->sends.size(); ++i) {
+        auto& m = st->sends[i];
+        for (const auto& q : st->durable_copies[i]) {
+            auto& target = *shards_[shard_of(q)];
+            target.exec.post([&target, q, m, part]() { target.publish_queue(q, m, part, false, true); });
+        }
+        auto& s = *shards_[shard_of(m->dest.name)];
+        if (m->dest.is_queue()) {
+            s.exec.post([&s, m, part]() { s.publish_queue(m->dest.name, m, part, false, m->persistent); });
+        } else {
+            const bool stored = m->persistent;
+            s.exec.post([&s, m, part, stored]() { s.publish_topic(m, part, nullptr, stored); });
+        }
     }
 }
 

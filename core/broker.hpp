@@ -11,12 +11,27 @@
 //   owner  -> caller      : publish/subscribe/unsubscribe/stats completions
 //   owner  -> consumer    : consumer_sink::on_delivery (one message per call)
 //   shard  -> DLQ owner   : a dead-lettered message
+//   caller -> ack shards  : commit, step 1: settle the transaction's acks; each shard sends
+//                           back the store removes it owes (the messages leave memory now)
+//   last shard -> store   : commit, step 2: one store transaction (removes + persistent sends)
+//   store  -> caller      : commit, step 3: durable; the sends are posted, already stored, to
+//                           their destinations' shards; `done` once all accepted them
+//
+// Transactions across shards: the sends and acks of one transaction may touch destinations of
+// several shards, but there is one store for all of them, so atomicity is the store's: step 2
+// writes every add and remove as one store transaction (the journal: one group of records,
+// tx_begin .. tx_commit, in one batch, applied by recovery only when whole). In memory nothing
+// needs to be atomic, because memory does not survive a crash: before step 2 is durable a
+// crash leaves the journal as it was before the transaction (the acked messages come back as
+// unacknowledged, the sends never happened); after it, everything is there. The sends are not
+// visible to consumers until then, so nobody can consume a message a crash could take back.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/executor.hpp"
@@ -63,6 +78,13 @@ struct subscribe_options {
 };
 
 enum class publish_status : std::uint8_t { ok, store_failed };
+
+// A local transaction (STOMP BEGIN ... COMMIT, later JMS and AMQP transactions): what a session
+// buffered until the commit.
+struct local_transaction {
+    std::vector<message_ptr> sends;                              // in the order they were sent
+    std::vector<std::pair<consumer_id, delivery_tag>> acks;      // deliveries acknowledged
+};
 
 enum class dead_letter_policy : std::uint8_t { shared, per_destination };
 
@@ -181,6 +203,16 @@ public:
     // Redeliver (counted) or dead-letter past max_redeliveries. Topic deliveries are dropped.
     void nack(consumer_id id, std::vector<delivery_tag> tags);
 
+    // Commits a local transaction that the caller (a session) buffered until now: its acks and
+    // its sends take effect as one unit. `done` runs on the calling worker once the store holds
+    // all of it durably (the removes of the acknowledged persistent messages and the adds of
+    // the persistent sends, written as one store transaction: after a crash all of it or none)
+    // and the sends were accepted by their destinations; store_failed if the store could not.
+    // The sends become visible to consumers only after that store transaction is durable, so
+    // no consumer sees a message that a crash could still take back. Acks of unknown tags are
+    // ignored. Rolling back is the caller's: drop the sends and nack the deliveries.
+    void commit(local_transaction tx, std::function<void(publish_status)> done);
+
     // A snapshot of every destination's counters, gathered from all shards.
     void stats(std::function<void(std::vector<destination_stats>)> done);
 
@@ -190,6 +222,9 @@ public:
 
 private:
     struct shard;
+    struct commit_state;
+    void write_commit(std::shared_ptr<commit_state> st);
+    void publish_committed(std::shared_ptr<commit_state> st, publish_status status);
 
     broker_settings settings_;
     store& store_;

@@ -436,13 +436,15 @@ private:
         for (const entry& e :
              entries(section.value, section.key_at, section.path,
                      {"max_frame_bytes", "max_headers", "max_header_bytes", "connect_timeout_ms",
-                      "heartbeat_floor_ms", "heartbeat_grace"})) {
+                      "heartbeat_floor_ms", "heartbeat_grace", "write_high_watermark", "max_unconfirmed_sends"})) {
             if (e.key == "max_frame_bytes") out.max_frame_bytes = size_bytes(e, 1024);
             else if (e.key == "max_headers") out.max_headers = count(e, 1);
             else if (e.key == "max_header_bytes") out.max_header_bytes = size_bytes(e, 64);
             else if (e.key == "connect_timeout_ms") out.connect_timeout_ms = uint32(e, 1);
             else if (e.key == "heartbeat_floor_ms") out.heartbeat_floor_ms = uint32(e);
             else if (e.key == "heartbeat_grace") out.heartbeat_grace = real(e, 1.0, "1.0");
+            else if (e.key == "write_high_watermark") out.write_high_watermark = size_bytes(e, 4096);
+            else if (e.key == "max_unconfirmed_sends") out.max_unconfirmed_sends = count(e, 1);
         }
         return out;
     }

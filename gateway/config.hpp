@@ -132,6 +132,8 @@ struct stomp_config {
     std::uint32_t connect_timeout_ms = 10000;
     std::uint32_t heartbeat_floor_ms = 100;
     double heartbeat_grace = 1.5;
+    std::size_t write_high_watermark = 4u << 20;   // output bytes queued before reading stops
+    std::size_t max_unconfirmed_sends = 1024;      // unconfirmed SENDs before reading stops
 
     bool operator==(const stomp_config&) const = default;
 };

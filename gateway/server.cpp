@@ -164,7 +164,10 @@ stomp::settings stomp_settings(const config& cfg) {
     s.connect_timeout_ms = cfg.stomp.connect_timeout_ms;
     s.heartbeat_floor_ms = cfg.stomp.heartbeat_floor_ms;
     s.heartbeat_grace = cfg.stomp.heartbeat_grace;
+    s.output.high_watermark = cfg.stomp.write_high_watermark;
+    s.output.low_watermark = std::min(s.output.low_watermark, s.output.high_watermark / 4);
     s.output.stall_timeout = std::chrono::milliseconds(cfg.broker.slow_consumer_timeout_ms);
+    s.max_unconfirmed_sends = cfg.stomp.max_unconfirmed_sends;
     s.broker_name = cfg.broker.name;
     return s;
 }

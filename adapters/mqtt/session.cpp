@@ -1239,7 +1239,7 @@ private:
             publish_will();
             hand_over_session();
         }
-        arm_timer(std::chrono::milliseconds(2000));   // linger for the peer to read our last packet
+        arm_timer(std::chrono::milliseconds(settings_->linger_ms));   // for the peer to read our last packet
         if (!writing_ && out_.empty()) transport_->shutdown_send();
         else flush();
         if (paused_) {

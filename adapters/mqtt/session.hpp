@@ -29,6 +29,7 @@ struct settings {
     std::uint32_t max_session_expiry_s = 0xFFFFFFFF;
     bool retain_available = true;
     net::output_limits output;                  // past its high watermark reading stops, consumers pause
+    std::uint32_t linger_ms = 2000;             // after our last packet: drain input, then close
     std::uint32_t default_prefetch = 1000;
     std::string broker_name = "switchboard";
 };

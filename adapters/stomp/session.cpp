@@ -199,9 +199,11 @@ public:
 private:
     // ---- reading and decoding ----------------------------------------------------------
 
+    // A COMMIT under way also stops the input: a SEND after it must not overtake the
+    // transaction's messages, which the kernel publishes only once the commit is durable.
     bool over_watermark() const noexcept {
         return out_.size() + wbuf_.size() > settings_->output.high_watermark ||
-               unconfirmed_ >= settings_->max_unconfirmed_sends;
+               unconfirmed_ >= settings_->max_unconfirmed_sends || committing_ > 0;
     }
 
     // Continues after back-pressure: first the frames already buffered, then the socket.
@@ -383,12 +385,12 @@ private:
         sub->mode = mode;
         const auto durable = durable_name(f);
         if (durable && !sub->dest.is_topic()) return fail("durable subscriptions are for topics", f);
+        if (durable && client_id_.empty()) return fail("a durable subscription needs a client-id header on CONNECT", f);
         by_consumer_[sub->consumer] = sub.get();
         auto* r = add_receipt(f, 1);
         auto done = [self = shared_from_this(), r]() { self->complete(r); };
         if (durable) {
             // ActiveMQ: the subscription is "<client-id>:<name>" and outlives the connection.
-            if (client_id_.empty()) return fail("a durable subscription needs a client-id header on CONNECT", f);
             const auto name = client_id_ + ":" + std::string(*durable);
             const auto topic = sub->dest;
             sub->dest = core::broker::durable_queue(name);   // acks and unsubscribe go there
@@ -523,10 +525,31 @@ private:
         if (it == txs_.end()) return fail("unknown transaction", f);
         auto tx = std::move(it->second);
         txs_.erase(it);
-        settle(tx.settles, false);
-        auto* r = add_receipt(f, tx.sends.size());
-        for (auto& m : tx.sends) publish(std::move(m), r);
-        if (r && r->waiting == 0) flush_receipts();   // nothing to publish: answer now
+        // The kernel commits the sends and acks as one unit: the RECEIPT follows the durable
+        // removal of every acked message and the durable storage of every sent one, written
+        // together (after a crash, all of the transaction or none of it).
+        core::local_transaction work;
+        work.sends = std::move(tx.sends);
+        std::vector<tx_settle> nacks;
+        for (const auto& s : tx.settles) {
+            if (s.ack) work.acks.emplace_back(s.consumer, s.tag);
+            else nacks.push_back(s);
+        }
+        give_back(nacks);   // the transaction's NACKs: nothing to make durable
+        auto* r = add_receipt(f, 1);
+        ++committing_;
+        broker_.commit(std::move(work), [self = shared_from_this(), r](core::publish_status s) {
+            self->on_committed(s, r);
+        });
+    }
+
+    void on_committed(core::publish_status s, pending_receipt* r) {
+        --committing_;
+        if (state_ == state::closing) return;
+        if (s != core::publish_status::ok) return fail("the broker could not store the transaction", {});
+        if (r) --r->waiting;
+        flush_receipts();
+        resume();
     }
 
     void on_abort(const frame& f) {
@@ -537,21 +560,16 @@ private:
         auto tx = std::move(it->second);
         txs_.erase(it);
         // ActiveMQ redelivers what an aborted transaction acknowledged.
-        settle(tx.settles, true);
+        give_back(tx.settles);
         receipt_now(f);
     }
 
-    // Applies a transaction's acks (or, on abort, returns everything to the kernel).
-    void settle(const std::vector<tx_settle>& all, bool abort) {
-        std::unordered_map<core::consumer_id, std::pair<std::vector<core::delivery_tag>, std::vector<core::delivery_tag>>> by;
-        for (const auto& s : all) {
-            auto& [acks, nacks] = by[s.consumer];
-            (s.ack && !abort ? acks : nacks).push_back(s.tag);
-        }
-        for (auto& [consumer, lists] : by) {
-            if (!lists.first.empty()) broker_.ack(consumer, std::move(lists.first));
-            if (!lists.second.empty()) broker_.nack(consumer, std::move(lists.second));
-        }
+    // Hands a transaction's deliveries back to the kernel, each counted as a redelivery (ABORT,
+    // the connection closing, or the transaction's own NACKs at COMMIT).
+    void give_back(const std::vector<tx_settle>& all) {
+        std::unordered_map<core::consumer_id, std::vector<core::delivery_tag>> by;
+        for (const auto& s : all) by[s.consumer].push_back(s.tag);
+        for (auto& [consumer, tags] : by) broker_.nack(consumer, std::move(tags));
     }
 
     void on_disconnect(const frame& f) {
@@ -588,7 +606,7 @@ private:
             encode_body(out_, {});
             receipts_.pop_front();
         }
-        if (disconnecting_ && receipts_.empty() && unconfirmed_ == 0) return begin_closing();
+        if (disconnecting_ && receipts_.empty() && unconfirmed_ == 0 && committing_ == 0) return begin_closing();
         flush();
     }
 
@@ -631,7 +649,7 @@ private:
         state_ = state::closing;
         for (auto& [id, sub] : subs_) end_subscription(*sub, {});
         subs_.clear();
-        for (auto& [id, tx] : txs_) settle(tx.settles, true);
+        for (auto& [id, tx] : txs_) give_back(tx.settles);
         txs_.clear();
         receipts_.clear();
         flow_.stop();
@@ -723,6 +741,7 @@ private:
     std::unordered_map<std::string, transaction> txs_;
     std::deque<pending_receipt> receipts_;
     std::size_t unconfirmed_ = 0;
+    std::size_t committing_ = 0;   // COMMITs handed to the kernel, not yet completed
 
     clock::time_point last_read_, last_write_;
     std::chrono::milliseconds send_interval_{0}, receive_interval_{0};

@@ -224,29 +224,13 @@ void journal_store::recover(const recover_each& each) {
         segments_[n];
         ++recovery_.segments;
         const auto data = file->bytes();
-        std::size_t pos = 0;
-        while (pos < data.size()) {
-            file->release_before(pos);
-            auto r = read_record(data.subspan(pos));
-            if (auto* problem = std::get_if<frame_problem>(&r)) {
-                const bool last = i + 1 == numbers.size();
-                if (*problem == frame_problem::torn && last) {
-                    // A crash in the middle of a write: the tail was never confirmed.
-                    recovery_.torn_bytes += data.size() - pos;
-                    file.reset();
-                    if (::truncate(path.c_str(), off_t(pos)) != 0) { /* read-only: harmless */ }
-                    break;
-                }
-                ++recovery_.corrupt_records;
-                pos += find_next_magic(data.subspan(pos));
-                continue;
-            }
-            const auto& f = std::get<framed>(r);
-            ++recovery_.records;
-            if (f.type == record_type::message_add) {
-                if (auto a = peek_add(f.payload)) {
+        // Applies one record outside a transaction, or one of a committed transaction's.
+        auto apply = [&](record_type type, std::span<const std::uint8_t> payload, std::size_t pos,
+                         std::size_t consumed) {
+            if (type == record_type::message_add) {
+                if (auto a = peek_add(payload)) {
                     const message_key key{a->id, queue_index(a->queue)};
-                    const location loc{pos, seg_no, std::uint32_t(f.consumed)};
+                    const location loc{pos, seg_no, std::uint32_t(consumed)};
                     if (auto old = live_.find(key); old != live_.end()) {
                         // Written again by compaction: it now lives in this later segment.
                         unpin(old->second.segment, old->second.bytes);
@@ -257,56 +241,143 @@ void journal_store::recover(const recover_each& each) {
                     }
                     auto& seg = segments_[n];
                     ++seg.live;
-                    seg.live_bytes += f.consumed;
+                    seg.live_bytes += consumed;
                 } else {
                     ++recovery_.corrupt_records;
                 }
-            } else if (f.type == record_type::subscription_put) {
-                if (auto sp = decode_subscription(f.payload)) {
+            } else if (type == record_type::subscription_put) {
+                if (auto sp = decode_subscription(payload)) {
                     if (auto old = subscriptions_.find(sp->name); old != subscriptions_.end())
                         unpin(old->second.segment, old->second.bytes);
-                    subscriptions_[sp->name] = live_subscription{n, f.consumed, *sp};
+                    subscriptions_[sp->name] = live_subscription{n, consumed, *sp};
                     auto& seg = segments_[n];
                     ++seg.live;
-                    seg.live_bytes += f.consumed;
+                    seg.live_bytes += consumed;
                 } else {
                     ++recovery_.corrupt_records;
                 }
-            } else if (f.type == record_type::retained_put) {
-                if (auto a = decode_add(f.payload)) {
+            } else if (type == record_type::retained_put) {
+                if (auto a = decode_add(payload)) {
                     if (auto old = retained_.find(a->queue); old != retained_.end())
                         unpin(old->second.segment, old->second.bytes);
                     auto topic = a->queue;
-                    retained_[topic] = live_entry{n, f.consumed, std::make_shared<const message>(std::move(a->msg)), topic};
+                    retained_[topic] = live_entry{n, consumed, std::make_shared<const message>(std::move(a->msg)), topic};
                     auto& seg = segments_[n];
                     ++seg.live;
-                    seg.live_bytes += f.consumed;
+                    seg.live_bytes += consumed;
                 } else {
                     ++recovery_.corrupt_records;
                 }
-            } else if (f.type == record_type::retained_remove) {
-                const std::string topic(reinterpret_cast<const char*>(f.payload.data()), f.payload.size());
+            } else if (type == record_type::retained_remove) {
+                const std::string topic(reinterpret_cast<const char*>(payload.data()), payload.size());
                 if (auto old = retained_.find(topic); old != retained_.end()) {
                     unpin(old->second.segment, old->second.bytes);
                     retained_.erase(old);
                 }
-            } else if (f.type == record_type::subscription_remove) {
-                const std::string name(reinterpret_cast<const char*>(f.payload.data()), f.payload.size());
+            } else if (type == record_type::subscription_remove) {
+                const std::string name(reinterpret_cast<const char*>(payload.data()), payload.size());
                 if (auto old = subscriptions_.find(name); old != subscriptions_.end()) {
                     unpin(old->second.segment, old->second.bytes);
                     subscriptions_.erase(old);
                 }
-            } else if (auto rm = decode_remove(f.payload)) {
-                if (auto q = queue_ids_.find(rm->queue); q != queue_ids_.end()) {
-                    if (auto it = live_.find(message_key{rm->id, q->second}); it != live_.end()) {
-                        unpin(it->second.segment, it->second.bytes);
-                        live_.erase(it);
+            } else if (type == record_type::message_remove) {
+                if (auto rm = decode_remove(payload)) {
+                    if (auto q = queue_ids_.find(rm->queue); q != queue_ids_.end()) {
+                        if (auto it = live_.find(message_key{rm->id, q->second}); it != live_.end()) {
+                            unpin(it->second.segment, it->second.bytes);
+                            live_.erase(it);
+                        }
                     }
+                } else {
+                    ++recovery_.corrupt_records;
                 }
             } else {
+                ++recovery_.corrupt_records;   // a transaction marker inside a transaction
+            }
+        };
+        // A transaction being read: its records are held until its tx_commit shows that all
+        // of them are there. A transaction never spans segments (it is written in one batch).
+        struct held_record {
+            record_type type;
+            std::span<const std::uint8_t> payload;
+            std::size_t pos;
+            std::size_t consumed;
+        };
+        bool in_tx = false;
+        bool damaged = false;   // a record of the open transaction is corrupt: it cannot apply
+        tx_begin_record open_tx{};
+        std::size_t open_at = 0;
+        std::vector<held_record> held;
+        auto drop_open = [&] {
+            if (!in_tx) return;
+            ++recovery_.torn_transactions;
+            in_tx = false;
+            damaged = false;
+            held.clear();
+        };
+        const bool last = i + 1 == numbers.size();
+        std::size_t pos = 0;
+        while (pos < data.size()) {
+            file->release_before(pos);
+            auto r = read_record(data.subspan(pos));
+            if (auto* problem = std::get_if<frame_problem>(&r)) {
+                if (*problem == frame_problem::torn && last) {
+                    // A crash in the middle of a write: the tail was never confirmed, and
+                    // neither was a transaction it cuts (it goes from its tx_begin on).
+                    const auto cut = in_tx ? open_at : pos;
+                    recovery_.torn_bytes += data.size() - cut;
+                    drop_open();
+                    file.reset();
+                    if (::truncate(path.c_str(), off_t(cut)) != 0) { /* read-only: harmless */ }
+                    break;
+                }
+                // A damaged record: a transaction it belongs to cannot be applied whole. Its
+                // other records are still read as its own (up to its tx_commit), not applied.
+                damaged = in_tx;
                 ++recovery_.corrupt_records;
+                pos += find_next_magic(data.subspan(pos));
+                continue;
+            }
+            const auto& f = std::get<framed>(r);
+            ++recovery_.records;
+            if (f.type == record_type::tx_begin) {
+                drop_open();   // a tx_begin inside a transaction: the earlier one never ended
+                if (auto b = decode_tx_begin(f.payload)) {
+                    in_tx = true;
+                    open_tx = *b;
+                    open_at = pos;
+                } else {
+                    ++recovery_.corrupt_records;
+                }
+            } else if (f.type == record_type::tx_commit) {
+                const auto id = decode_tx_commit(f.payload);
+                if (in_tx && !damaged && id && *id == open_tx.id && held.size() == open_tx.records) {
+                    for (const auto& h : held) apply(h.type, h.payload, h.pos, h.consumed);
+                    ++recovery_.transactions;
+                    in_tx = false;
+                    held.clear();
+                } else {
+                    drop_open();
+                    if (!id) ++recovery_.corrupt_records;
+                }
+            } else if (in_tx && held.size() < open_tx.records) {
+                held.push_back(held_record{f.type, f.payload, pos, f.consumed});
+            } else {
+                drop_open();   // more records than the transaction announced: it never ended
+                apply(f.type, f.payload, pos, f.consumed);
             }
             pos += f.consumed;
+        }
+        if (in_tx) {
+            // The segment ends inside a transaction: a crash before its tx_commit was written.
+            if (last && file) {
+                recovery_.torn_bytes += data.size() - open_at;
+                drop_open();
+                file.reset();
+                if (::truncate(path.c_str(), off_t(open_at)) != 0) { /* read-only: harmless */ }
+            } else {
+                drop_open();
+            }
         }
     }
 
@@ -434,7 +505,7 @@ void journal_store::remove(std::string_view queue, message_id id) {
     const message_key key{id, q->second};
     auto it = live_.find(key);
     if (it == live_.end()) return;
-    if (it->second.segment != 0) unpin(it->second.segment, it->second.bytes);
+    unpin_when_written(it->second.segment, it->second.bytes);
     live_.erase(it);
     unwritten_.erase(key);
     append_record(pending_, record_type::message_remove, payload);
@@ -442,6 +513,58 @@ void journal_store::remove(std::string_view queue, message_id id) {
     // backlog drained with auto-ack) starts one, so that they neither pile up in memory nor
     // keep emptied segments on disk.
     if (pending_.size() >= remove_flush_bytes) wake_.notify_one();
+}
+
+void journal_store::commit(store_transaction tx, add_done done) {
+    std::vector<std::string> adds(tx.adds.size()), removes(tx.removes.size());
+    for (std::size_t i = 0; i < tx.adds.size(); ++i) encode_add(adds[i], tx.adds[i].queue, *tx.adds[i].msg);
+    for (std::size_t i = 0; i < tx.removes.size(); ++i) encode_remove(removes[i], tx.removes[i].queue, tx.removes[i].id);
+    {
+        std::lock_guard lock(mutex_);
+        if (!failed_ && writer_.joinable()) {
+            // Removes of ids no longer held write nothing, so that tx_begin's count is exact.
+            std::vector<std::pair<std::size_t, message_key>> gone;
+            for (std::size_t i = 0; i < tx.removes.size(); ++i) {
+                const auto q = queue_ids_.find(tx.removes[i].queue);
+                if (q == queue_ids_.end()) continue;
+                const message_key key{tx.removes[i].id, q->second};
+                if (!live_.contains(key)) continue;
+                if (std::any_of(gone.begin(), gone.end(), [&](const auto& g) { return g.second == key; })) continue;
+                gone.emplace_back(i, key);
+            }
+            const auto records = adds.size() + gone.size();
+            if (records > 0) {
+                // One contiguous group in one batch (never split across segments): recovery
+                // applies it only when tx_begin, every record and tx_commit are intact.
+                const auto id = ++next_tx_;
+                std::string marker;
+                encode_tx_begin(marker, id, std::uint32_t(records));
+                append_record(pending_, record_type::tx_begin, marker);
+                for (std::size_t i = 0; i < adds.size(); ++i) {
+                    const auto before = pending_.size();
+                    append_record(pending_, record_type::message_add, adds[i]);
+                    const message_key key{tx.adds[i].msg->id, queue_index(tx.adds[i].queue)};
+                    live_[key] = location{before, 0, std::uint32_t(pending_.size() - before)};
+                    unwritten_[key] = tx.adds[i].msg;
+                    pending_keys_.push_back(key);
+                }
+                for (const auto& [i, key] : gone) {
+                    const auto it = live_.find(key);
+                    unpin_when_written(it->second.segment, it->second.bytes);
+                    live_.erase(it);
+                    unwritten_.erase(key);
+                    append_record(pending_, record_type::message_remove, removes[i]);
+                }
+                marker.clear();
+                encode_tx_commit(marker, id);
+                append_record(pending_, record_type::tx_commit, marker);
+            }
+            pending_done_.push_back(std::move(done));
+            wake_.notify_one();
+            return;
+        }
+    }
+    if (done) done(store_status::failed);
 }
 
 void journal_store::barrier(std::function<void()> done) {
@@ -458,11 +581,19 @@ void journal_store::barrier(std::function<void()> done) {
 }
 
 void journal_store::unpin(std::uint64_t segment, std::size_t bytes) {
-    if (segment == unassigned) return;
-    auto& seg = segments_[segment];
-    --seg.live;
+    if (segment == unassigned || segment == 0) return;
+    // A segment compacted (live set to 0) or deleted meanwhile owes nothing more.
+    const auto it = segments_.find(segment);
+    if (it == segments_.end()) return;
+    auto& seg = it->second;
+    if (seg.live > 0) --seg.live;
     seg.live_bytes -= std::min(seg.live_bytes, bytes);
     seg.changed = std::chrono::steady_clock::now();
+}
+
+void journal_store::unpin_when_written(std::uint64_t segment, std::size_t bytes) {
+    if (segment == unassigned || segment == 0) return;
+    pending_unpins_.emplace_back(segment, bytes);
 }
 
 void journal_store::put_subscription(const subscription_record& s) {
@@ -470,7 +601,7 @@ void journal_store::put_subscription(const subscription_record& s) {
     encode_subscription(payload, s);
     std::lock_guard lock(mutex_);
     if (failed_ || !writer_.joinable()) return;
-    if (auto old = subscriptions_.find(s.name); old != subscriptions_.end()) unpin(old->second.segment, old->second.bytes);
+    if (auto old = subscriptions_.find(s.name); old != subscriptions_.end()) unpin_when_written(old->second.segment, old->second.bytes);
     const auto before = pending_.size();
     append_record(pending_, record_type::subscription_put, payload);
     subscriptions_[s.name] = live_subscription{unassigned, pending_.size() - before, s};
@@ -483,7 +614,7 @@ void journal_store::remove_subscription(std::string_view name) {
     if (failed_) return;
     auto it = subscriptions_.find(std::string(name));
     if (it == subscriptions_.end()) return;
-    unpin(it->second.segment, it->second.bytes);
+    unpin_when_written(it->second.segment, it->second.bytes);
     subscriptions_.erase(it);
     append_record(pending_, record_type::subscription_remove, name);
     wake_.notify_one();
@@ -495,7 +626,7 @@ void journal_store::put_retained(const message_ptr& msg) {
     std::lock_guard lock(mutex_);
     if (failed_ || !writer_.joinable()) return;
     const auto& topic = msg->dest.name;
-    if (auto old = retained_.find(topic); old != retained_.end()) unpin(old->second.segment, old->second.bytes);
+    if (auto old = retained_.find(topic); old != retained_.end()) unpin_when_written(old->second.segment, old->second.bytes);
     const auto before = pending_.size();
     append_record(pending_, record_type::retained_put, payload);
     retained_[topic] = live_entry{unassigned, pending_.size() - before, msg, topic};
@@ -508,7 +639,7 @@ void journal_store::remove_retained(std::string_view topic) {
     if (failed_) return;
     auto it = retained_.find(std::string(topic));
     if (it == retained_.end()) return;
-    unpin(it->second.segment, it->second.bytes);
+    unpin_when_written(it->second.segment, it->second.bytes);
     retained_.erase(it);
     append_record(pending_, record_type::retained_remove, topic);
     wake_.notify_one();
@@ -570,6 +701,8 @@ void journal_store::writer_loop() {
         pending_retained_.clear();
         std::string batch;
         batch.swap(pending_);
+        auto unpins = std::move(pending_unpins_);
+        pending_unpins_.clear();
         auto done = std::move(pending_done_);
         pending_done_.clear();
         const int fd = fd_;
@@ -590,6 +723,8 @@ void journal_store::writer_loop() {
         current_bytes_ += batch.size();
         if (!ok && !failed_) fail_all(error);
         if (ok) {
+            // The records that supersede these are durable now: their segments may go.
+            for (const auto& [segment, bytes] : unpins) unpin(segment, bytes);
             // On disk now: load() reads them from there. (A key added again since waits in
             // pending_ with segment 0 and keeps its body.)
             for (const auto& key : written)

@@ -46,6 +46,8 @@ struct journal_recovery {
     std::size_t corrupt_records = 0;   // skipped (bad CRC or framing in the middle)
     std::size_t torn_bytes = 0;        // dropped from the end of the last segment
     std::size_t segments = 0;
+    std::size_t transactions = 0;        // committed transactions applied
+    std::size_t torn_transactions = 0;   // incomplete or damaged transactions left out whole
     double milliseconds = 0;
 };
 
@@ -59,6 +61,8 @@ public:
 
     void add(std::string_view queue, const message_ptr& msg, add_done done) override;
     void remove(std::string_view queue, message_id id) override;
+    // The transaction's records go into one batch as tx_begin, its adds and removes, tx_commit.
+    void commit(store_transaction tx, add_done done) override;
     void recover(const recover_each& each) override;
     bool can_load() const noexcept override { return true; }
     std::size_t load(std::string_view queue, std::span<const message_id> ids, std::size_t max_bytes,
@@ -154,6 +158,13 @@ private:
     std::vector<std::string> pending_retained_;
     std::vector<std::string> pending_subscriptions_;   // put in pending_, segment assigned when written
     void unpin(std::uint64_t segment, std::size_t bytes);   // under mutex_
+    // Unpins owed by records in pending_ (a remove, a replaced subscription or retained
+    // message): applied only once that record is durable, so that a segment holding the record
+    // it supersedes is never deleted before it (a crash in between would lose the old record
+    // without the new one: half of a transaction).
+    std::vector<std::pair<std::uint64_t, std::size_t>> pending_unpins_;
+    void unpin_when_written(std::uint64_t segment, std::size_t bytes);   // under mutex_
+    std::uint64_t next_tx_ = 0;
     std::map<std::uint64_t, segment_info> segments_;   // every segment on disk, oldest first
     bool stopping_ = false;
     bool failed_ = false;

@@ -21,6 +21,25 @@ void memory_store::remove(std::string_view queue, message_id id) {
     index_.erase(it);
 }
 
+void memory_store::commit(store_transaction tx, add_done done) {
+    {
+        // One lock for the whole transaction: no reader sees half of it.
+        std::lock_guard lock(mutex_);
+        for (auto& a : tx.adds) {
+            const auto s = ++seq_;
+            index_.emplace(std::pair{a.queue, a.msg->id}, s);
+            entries_.emplace(s, entry{std::move(a.queue), std::move(a.msg)});
+        }
+        for (const auto& r : tx.removes) {
+            const auto it = index_.find(std::pair{r.queue, r.id});
+            if (it == index_.end()) continue;
+            entries_.erase(it->second);
+            index_.erase(it);
+        }
+    }
+    if (done) done(store_status::ok);
+}
+
 void memory_store::recover(const recover_each& each) {
     std::vector<entry> all;   // a copy: `each` may call load()
     {

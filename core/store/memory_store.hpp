@@ -19,6 +19,7 @@ public:
 
     void add(std::string_view queue, const message_ptr& msg, add_done done) override;
     void remove(std::string_view queue, message_id id) override;
+    void commit(store_transaction tx, add_done done) override;
     void recover(const recover_each& each) override;
     bool can_load() const noexcept override { return loadable_; }
     std::size_t load(std::string_view queue, std::span<const message_id> ids, std::size_t max_bytes,

@@ -187,6 +187,29 @@ void encode_remove(std::string& out, std::string_view queue, message_id id) {
     put(out, id);
 }
 
+void encode_tx_begin(std::string& out, std::uint64_t id, std::uint32_t records) {
+    put(out, id);
+    put(out, records);
+}
+
+void encode_tx_commit(std::string& out, std::uint64_t id) { put(out, id); }
+
+std::optional<tx_begin_record> decode_tx_begin(std::span<const std::uint8_t> payload) noexcept {
+    reader r{payload};
+    tx_begin_record b;
+    b.id = r.get<std::uint64_t>();
+    b.records = r.get<std::uint32_t>();
+    if (!r.done()) return std::nullopt;
+    return b;
+}
+
+std::optional<std::uint64_t> decode_tx_commit(std::span<const std::uint8_t> payload) noexcept {
+    reader r{payload};
+    const auto id = r.get<std::uint64_t>();
+    if (!r.done()) return std::nullopt;
+    return id;
+}
+
 std::optional<add_record> decode_add(std::span<const std::uint8_t> payload) {
     reader r{payload};
     add_record a;
@@ -291,7 +314,7 @@ std::variant<framed, frame_problem> read_record(std::span<const std::uint8_t> in
     auto c = crc32c(std::span<const std::uint8_t>(head, 5));
     c = crc32c(payload, c);
     if (c != crc) return frame_problem::corrupt;
-    if (type < std::uint8_t(record_type::message_add) || type > std::uint8_t(record_type::retained_remove))
+    if (type < std::uint8_t(record_type::message_add) || type > std::uint8_t(record_type::tx_commit))
         return frame_problem::corrupt;
     return framed{record_type(type), payload, record_header_bytes + len};
 }

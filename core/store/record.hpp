@@ -30,6 +30,11 @@ enum class record_type : std::uint8_t {
     subscription_remove = 4,  // durable subscription: name
     retained_put = 5,         // a topic's retained message: topic + message (as message_add)
     retained_remove = 6,      // topic
+    // A local transaction: tx_begin (id, record count), then exactly that many records, then
+    // tx_commit (id). Recovery applies the records in between only when the whole group is
+    // there and intact: all of a transaction or none of it.
+    tx_begin = 7,
+    tx_commit = 8,
 };
 
 // Appends one framed record to `out`.
@@ -45,6 +50,12 @@ struct add_record { std::string queue; message msg; };
 std::optional<subscription_record> decode_subscription(std::span<const std::uint8_t> payload);
 // subscription_remove's payload is the name itself.
 struct remove_record { std::string queue; message_id id = 0; };
+
+struct tx_begin_record { std::uint64_t id = 0; std::uint32_t records = 0; };
+void encode_tx_begin(std::string& out, std::uint64_t id, std::uint32_t records);
+void encode_tx_commit(std::string& out, std::uint64_t id);
+std::optional<tx_begin_record> decode_tx_begin(std::span<const std::uint8_t> payload) noexcept;
+std::optional<std::uint64_t> decode_tx_commit(std::span<const std::uint8_t> payload) noexcept;
 
 // Parses a payload; nullopt when it is not a valid payload of that type.
 std::optional<add_record> decode_add(std::span<const std::uint8_t> payload);

@@ -5,6 +5,11 @@
 // only after `add`'s completion reports it durable, so a journal can group many adds into one
 // fsync and complete them together. Non-persistent messages never reach the store.
 //
+// Local transactions: commit() takes every add and remove of one transaction (from any queues,
+// so from any shards) and makes them durable as one unit: after a crash, all of them are there
+// or none is. The journal frames them in one group of records (tx_begin ... tx_commit) that
+// recovery applies only when whole.
+//
 // Paging: a store that can read its messages back (`can_load()`) lets the kernel keep only an
 // id for a queued message beyond the queue's memory limit and load the body again when the
 // queue drains, so a large backlog costs disk, not RAM.
@@ -38,6 +43,22 @@ struct recovered_message {
     message_ptr msg;
 };
 
+// One local transaction's changes: persistent messages it sends (`queue` is the queue that
+// holds the message: its own, or a durable subscription's) and ids it acknowledged.
+struct store_transaction {
+    struct add_op {
+        std::string queue;
+        message_ptr msg;
+    };
+    struct remove_op {
+        std::string queue;
+        message_id id = 0;
+    };
+    std::vector<add_op> adds;
+    std::vector<remove_op> removes;
+    bool empty() const noexcept { return adds.empty() && removes.empty(); }
+};
+
 class store {
 public:
     using add_done = std::function<void(store_status)>;
@@ -51,6 +72,11 @@ public:
 
     // Forget `id` on `queue` (acknowledged, expired, or moved to a DLQ). No confirmation.
     virtual void remove(std::string_view queue, message_id id) = 0;
+
+    // Applies a transaction's adds and removes atomically with respect to a crash. `done` runs
+    // (on a thread of the store's choosing) once all of it is durable, or failed: then none of
+    // it is confirmed. A remove of an id the store does not hold is ignored.
+    virtual void commit(store_transaction tx, add_done done) = 0;
 
     // `done` runs (on a thread of the store's choosing) once everything added or removed
     // before this call is durable: an acknowledgement confirmed after it is never undone.

@@ -101,6 +101,26 @@ class TransactionTest(BrokerTestCase):
                          "a message acked in a committed transaction came back")
 
 
+class CommitOrderTest(BrokerTestCase):
+    # sync: batch(1000): a commit is durable (and its messages published) about a second after
+    # its COMMIT is read, while a non-persistent SEND would be delivered at once.
+    broker_config = {"store": {"type": "journal", "dir": "data", "sync": "batch(1000)"}}
+
+    def test_a_send_after_commit_does_not_overtake_the_transaction(self):
+        consumer = self.raw("1.2")
+        consumer.send_frame("SUBSCRIBE", {"id": "s", "destination": "/queue/tx-order", "receipt": "r"})
+        consumer.expect("RECEIPT")
+        producer = self.raw("1.2")
+        producer.send(sbtest.encode_frame("BEGIN", {"transaction": "t"})
+                      + sbtest.encode_frame("SEND", {"destination": "/queue/tx-order", "transaction": "t",
+                                                     "persistent": "true"}, b"in-tx")
+                      + sbtest.encode_frame("COMMIT", {"transaction": "t", "receipt": "c"})
+                      + sbtest.encode_frame("SEND", {"destination": "/queue/tx-order"}, b"after"))
+        self.assertEqual(producer.expect("RECEIPT").headers.get("receipt-id"), "c")
+        got = [consumer.expect("MESSAGE", timeout=10).body for _ in range(2)]
+        self.assertEqual(got, [b"in-tx", b"after"], "a SEND after COMMIT overtook the transaction's message")
+
+
 class ReceiptTest(BrokerTestCase):
 
     def receipts_and_messages(self, raw, receipt_ids, messages=0):

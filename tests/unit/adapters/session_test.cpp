@@ -91,3 +91,23 @@ TEST_CASE("a malformed MQTT 5 packet gets DISCONNECT with its reason code", "[mq
     CHECK(std::uint8_t(tail[2]) == 0x81);   // malformed packet
     CHECK(session_harness::wait_shutdown(p));
 }
+
+TEST_CASE("an MQTT session lingers for its linger_ms setting, then closes", "[mqtt][session]") {
+    auto settings = std::make_shared<sb::mqtt::settings>();
+    settings->linger_ms = 50;
+    auto reg = std::make_shared<std::shared_ptr<sb::mqtt::registry>>();
+    session_harness h;
+    auto p = h.open([settings = std::shared_ptr<const sb::mqtt::settings>(settings), reg](
+                        std::unique_ptr<sb::net::transport> t, sb::core::broker& b, const sb::core::authenticator& a) {
+        if (!*reg) *reg = sb::mqtt::make_registry(b);
+        return sb::mqtt::make_session(std::move(t), settings, b, a, *reg, 3);
+    });
+    h.send(p, "\x10\x0e\x00\x04MQTT\x05\x02\x00\x00\x00\x00\x01\x63"s);
+    h.wait_for(p, [](const std::string& o) { return !o.empty(); });
+    h.send(p, "\x36\x05\x00\x01t\x00\x00"s);   // malformed: DISCONNECT, then the linger
+    CHECK(session_harness::wait_shutdown(p));
+    // The peer never closes its side: the session closes once its linger is over, well within
+    // the 2 s that used to be hard-coded.
+    std::unique_lock lock(p->mutex);
+    CHECK(p->changed.wait_for(lock, std::chrono::milliseconds(1500), [&] { return p->session_closed; }));
+}

@@ -162,6 +162,19 @@ TEST_CASE("sizes accept KiB, MiB and GiB suffixes", "[gateway][config]") {
     CHECK_THAT(error_of("stomp:\n  max_frame_bytes: -5\n"), Catch::Contains("got \"-5\""));
 }
 
+TEST_CASE("STOMP watermarks are settings, validated", "[gateway][config]") {
+    const auto c = load_config_text("stomp:\n  write_high_watermark: 64 KiB\n  max_unconfirmed_sends: 8\n", "w.yaml");
+    CHECK(c.stomp.write_high_watermark == 64u << 10);
+    CHECK(c.stomp.max_unconfirmed_sends == 8);
+    CHECK(config{}.stomp.write_high_watermark == 4u << 20);
+    CHECK(config{}.stomp.max_unconfirmed_sends == 1024);
+    CHECK_THAT(error_of("stomp:\n  write_high_watermark: 4095\n"),
+               Catch::Contains("conf/x.yaml:2:25: stomp.write_high_watermark: expected a size in bytes >= 4096"));
+    CHECK_THAT(error_of("stomp:\n  max_unconfirmed_sends: 0\n"),
+               Catch::Contains("conf/x.yaml:2:26: stomp.max_unconfirmed_sends: expected an integer >= 1"));
+    CHECK_THAT(error_of("stomp:\n  max_unconfirmed_sends: 1 KiB\n"), Catch::Contains("stomp.max_unconfirmed_sends"));
+}
+
 TEST_CASE("an unknown key is an error at every level", "[gateway][config]") {
     CHECK(error_of("workers: 1\n\nwrokers: 2\n") ==
           "conf/x.yaml:3:1: unknown key 'wrokers' (known: workers, log, broker, store, security, "
