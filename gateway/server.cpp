@@ -481,6 +481,9 @@ int run_server(const config& cfg) {
     // splice(2) into a socket whose peer is gone raises SIGPIPE (it takes no MSG_NOSIGNAL): a
     // relay must see EPIPE instead, and never the process die.
     std::signal(SIGPIPE, SIG_IGN);
+    // A SIGHUP before the reload handler is installed (during a long recovery) must not end
+    // the process (its default action); it is ignored until then.
+    std::signal(SIGHUP, SIG_IGN);
     // Backends first: relays and checks on the workers refer to them until the workers are gone.
     std::unique_ptr<core::authenticator> auth_owner;
     try {
