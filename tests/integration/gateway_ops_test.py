@@ -7,6 +7,8 @@
 import ctypes
 import os
 import re
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -141,6 +143,40 @@ class ProbeTest(GatewayTestCase):
         self.addCleanup(server.close)
         wait_for(lambda: http_get(g.admin_port, "/readyz") == (200, "ok\n"),
                  INTERVAL_MS * (RISE + 2) / 1000 + 3, "/readyz 200 once s1 is up again")
+
+    def test_readyz_503_once_the_journal_cannot_write(self):
+        # The broker runs under a 1 MiB file size limit (SIGXFSZ ignored, so the write fails
+        # with EFBIG as on a full disk): the first big persistent message cannot be journaled.
+        wrapper_dir = tempfile.mkdtemp(prefix="sbtest-fsize-")
+        self.addCleanup(shutil.rmtree, wrapper_dir, True)
+        wrapper = os.path.join(wrapper_dir, "switchboard-fsize")
+        with open(wrapper, "w") as f:
+            f.write(f"#!/bin/bash\ntrap '' XFSZ\nulimit -f 1024\nexec {shlex.quote(sbtest.BIN)} \"$@\"\n")
+        os.chmod(wrapper, 0o755)
+        admin_port = free_port()
+        g = Broker({"store": {"type": "journal", "dir": "data", "sync": "never"},
+                    "admin": {"address": HOST, "port": admin_port}})
+        g.admin_port = admin_port
+        self.addCleanup(g.remove_dir)
+        self.addCleanup(g.cleanup)
+        self.addCleanup(self._stop_checked, g)
+        real_bin, sbtest.BIN = sbtest.BIN, wrapper
+        try:
+            g.start()
+        finally:
+            sbtest.BIN = real_bin
+        self.gw = g
+        self.assertEqual(http_get(admin_port, "/readyz"), (200, "ok\n"))
+        s = RawStomp(g.port)
+        self.addCleanup(s.close)
+        s.connect("1.2")
+        s.send_frame("SEND", {"destination": "/queue/big", "persistent": "true", "receipt": "r1",
+                              "content-length": str(2 << 20)}, b"x" * (2 << 20))
+        reply = s.read_frame(timeout=10)
+        self.assertEqual(reply.command, "ERROR", "a message the journal could not write is not confirmed")
+        self.assertEqual(http_get(admin_port, "/readyz"),
+                         (503, f"store: the journal in data cannot be written (a write failed: disk full or I/O error)\n"))
+        self.assertEqual(http_get(admin_port, "/healthz"), (200, "ok\n"))
 
     def test_readyz_stays_200_while_the_kernel_takes_what_the_backend_cannot(self):
         # auto: MQTT goes to a backend whose server is down, STOMP to the kernel: still ready.
