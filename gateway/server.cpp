@@ -67,7 +67,7 @@ public:
     listener(asio::io_context& ctx, const listener_config& cfg, std::vector<std::unique_ptr<worker>>& workers,
              shared_state& shared, session_factory make, std::shared_ptr<front_routes> routes)
         : cfg_(cfg), acceptor_(ctx), workers_(workers), shared_(shared), make_(std::move(make)),
-          routes_(std::move(routes)), active_(std::make_shared<std::atomic<std::size_t>>(0)) {}
+          routes_(std::move(routes)), active_(std::make_shared<std::atomic<std::size_t>>(0)), retry_(ctx) {}
 
     void open() {
         const tcp::endpoint ep(asio::ip::make_address(cfg_.address), cfg_.port);
@@ -83,6 +83,7 @@ public:
 
     void close() {
         accepting_ = false;
+        retry_.cancel();
         net::error_code ec;
         acceptor_.close(ec);
     }
@@ -103,11 +104,23 @@ private:
     void do_accept() {
         auto& w = *workers_[next_worker_++ % workers_.size()];
         acceptor_.async_accept(w.context(), [this, &w](net::error_code ec, tcp::socket socket) {
-            if (ec == asio::error::operation_aborted) return;
-            accepting_ = !ec;
-            if (!ec) on_accept(w, std::move(socket));
-            else log()->warn("listener={} accept failed: {}", cfg_.name, ec.message());
-            do_accept();
+            if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+            if (!ec) {
+                if (!accepting_) log()->warn("listener={} accepting again", cfg_.name);
+                accepting_ = true;
+                on_accept(w, std::move(socket));
+                return do_accept();
+            }
+            // Out of file descriptors (EMFILE, ENFILE) or memory: the connection stays in the
+            // backlog and another accept now would fail the same way at once, in a loop. The
+            // listener pauses (not ready meanwhile) and tries again every 100 ms.
+            if (accepting_)
+                log()->warn("listener={} accept failed: {}; not accepting, retrying every 100 ms", cfg_.name, ec.message());
+            accepting_ = false;
+            retry_.expires_after(std::chrono::milliseconds(100));
+            retry_.async_wait([this](net::error_code tec) {
+                if (!tec && acceptor_.is_open()) do_accept();
+            });
         });
     }
 
@@ -149,6 +162,7 @@ private:
     std::shared_ptr<std::atomic<std::size_t>> active_;
     std::size_t next_worker_ = 0;
     std::uint64_t refused_ = 0;
+    asio::steady_timer retry_;   // after a failed accept
     bool accepting_ = false;
 };
 

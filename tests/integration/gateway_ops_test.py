@@ -144,18 +144,17 @@ class ProbeTest(GatewayTestCase):
         wait_for(lambda: http_get(g.admin_port, "/readyz") == (200, "ok\n"),
                  INTERVAL_MS * (RISE + 2) / 1000 + 3, "/readyz 200 once s1 is up again")
 
-    def test_readyz_503_once_the_journal_cannot_write(self):
-        # The broker runs under a 1 MiB file size limit (SIGXFSZ ignored, so the write fails
-        # with EFBIG as on a full disk): the first big persistent message cannot be journaled.
-        wrapper_dir = tempfile.mkdtemp(prefix="sbtest-fsize-")
+    def limited_broker(self, limits, extra):
+        """A broker started through bash with `limits` (ulimit arguments) and SIGXFSZ ignored;
+        an admin endpoint on g.admin_port."""
+        wrapper_dir = tempfile.mkdtemp(prefix="sbtest-limits-")
         self.addCleanup(shutil.rmtree, wrapper_dir, True)
-        wrapper = os.path.join(wrapper_dir, "switchboard-fsize")
+        wrapper = os.path.join(wrapper_dir, "switchboard-limited")
         with open(wrapper, "w") as f:
-            f.write(f"#!/bin/bash\ntrap '' XFSZ\nulimit -f 1024\nexec {shlex.quote(sbtest.BIN)} \"$@\"\n")
+            f.write(f"#!/bin/bash\ntrap '' XFSZ\nulimit {limits}\nexec {shlex.quote(sbtest.BIN)} \"$@\"\n")
         os.chmod(wrapper, 0o755)
         admin_port = free_port()
-        g = Broker({"store": {"type": "journal", "dir": "data", "sync": "never"},
-                    "admin": {"address": HOST, "port": admin_port}})
+        g = Broker(dict(extra, admin={"address": HOST, "port": admin_port}))
         g.admin_port = admin_port
         self.addCleanup(g.remove_dir)
         self.addCleanup(g.cleanup)
@@ -166,6 +165,40 @@ class ProbeTest(GatewayTestCase):
         finally:
             sbtest.BIN = real_bin
         self.gw = g
+        return g
+
+    def test_readyz_503_while_a_listener_cannot_accept_and_no_accept_loop(self):
+        # 64 file descriptors: the broker runs out after some 50 connections.
+        g = self.limited_broker("-n 64", {})
+        admin = socket.create_connection((HOST, g.admin_port), timeout=WAIT)   # accepted now, asked later
+        self.addCleanup(admin.close)
+        clients = []
+        self.addCleanup(lambda: [c.close() for c in clients])
+        for _ in range(100):
+            clients.append(socket.create_connection((HOST, g.port), timeout=WAIT))
+        wait_for(lambda: "accept failed" in g.log_tail(400), 5, "the listener's accept failing")
+        admin.sendall(b"GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n")
+        reply = b""
+        while b"\r\n\r\n" not in reply or not reply.endswith(b"\n"):
+            chunk = admin.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        self.assertTrue(reply.startswith(b"HTTP/1.1 503"), reply)
+        self.assertTrue(reply.endswith(f"\r\n\r\nlistener stomp ({HOST}:{g.port}): not accepting connections\n".encode()),
+                        reply)
+        # One line for the failure, not one per retry (an accept loop would spin and log).
+        self.assertEqual(g.log_tail(400).count("accept failed"), 1, g.log_tail(20))
+        for c in clients:
+            c.close()
+        wait_for(lambda: "listener=stomp accepting again" in g.log_tail(400), 10, "accepting again")
+        wait_for(lambda: http_get(g.admin_port, "/readyz") == (200, "ok\n"), 10, "/readyz 200 again")
+
+    def test_readyz_503_once_the_journal_cannot_write(self):
+        # The broker runs under a 1 MiB file size limit (SIGXFSZ ignored, so the write fails
+        # with EFBIG as on a full disk): the first big persistent message cannot be journaled.
+        g = self.limited_broker("-f 1024", {"store": {"type": "journal", "dir": "data", "sync": "never"}})
+        admin_port = g.admin_port
         self.assertEqual(http_get(admin_port, "/readyz"), (200, "ok\n"))
         s = RawStomp(g.port)
         self.addCleanup(s.close)
