@@ -105,17 +105,52 @@ private:
 };
 
 
-std::string dest_label(const core::destination_stats& d) {
-    std::string name = d.dest.is_queue() ? "queue://" : "topic://";
-    for (char c : d.dest.name) {   // Prometheus label escaping
-        if (c == '\\' || c == '"') name += '\\';
-        if (c == '\n') {
-            name += "\\n";
-            continue;
+}  // namespace
+
+std::string label_value(std::string_view v) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(v.size());
+    auto raw_byte = [&out](unsigned char c) {   // shown as the text \xHH, its backslash escaped
+        out += "\\\\x";
+        out += hex[c >> 4];
+        out += hex[c & 0xf];
+    };
+    for (std::size_t i = 0; i < v.size();) {
+        const auto c = static_cast<unsigned char>(v[i]);
+        if (c == '\\' || c == '"') {
+            out += '\\';
+            out += static_cast<char>(c);
+            ++i;
+        } else if (c == '\n') {
+            out += "\\n";
+            ++i;
+        } else if (c < 0x20 || c == 0x7f) {
+            raw_byte(c);
+            ++i;
+        } else if (c < 0x80) {
+            out += static_cast<char>(c);
+            ++i;
+        } else {   // a well-formed UTF-8 sequence is kept; a stray byte is shown as \xHH
+            const std::size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+            bool ok = len != 0 && i + len <= v.size();
+            for (std::size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(v[i + k]) & 0xc0) == 0x80;
+            if (!ok) {
+                raw_byte(c);
+                ++i;
+                continue;
+            }
+            out.append(v.substr(i, len));
+            i += len;
         }
-        name += c;
     }
-    return name;
+    return out;
+}
+
+namespace {
+
+std::string dest_label(const core::destination_stats& d) {
+    return label_value((d.dest.is_queue() ? "queue://" : "topic://") + d.dest.name);
 }
 
 }  // namespace
@@ -164,7 +199,7 @@ std::string render_metrics(const admin_view& v, const std::vector<core::destinat
 
     family("switchboard_backend_refused_total", "counter", "Connections refused because no server could take them.");
     for (const auto& b : *v.backends)
-        out += "switchboard_backend_refused_total{backend=\"" + b->config().name + "\"} " + std::to_string(b->refused.load()) + "\n";
+        out += "switchboard_backend_refused_total{backend=\"" + label_value(b->config().name) + "\"} " + std::to_string(b->refused.load()) + "\n";
 
     struct metric {
         std::string_view name, type, help;
@@ -192,7 +227,8 @@ std::string render_metrics(const admin_view& v, const std::vector<core::destinat
         family(m.name, m.type, m.help);
         for (const auto& b : *v.backends)
             for (const auto& s : b->servers())
-                out += std::string(m.name) + "{backend=\"" + b->config().name + "\",server=\"" + s->cfg.name + "\"} " +
+                out += std::string(m.name) + "{backend=\"" + label_value(b->config().name) + "\",server=\"" +
+                       label_value(s->cfg.name) + "\"} " +
                        m.value(*s) + "\n";
     }
     return out;
@@ -263,11 +299,15 @@ admin_server::admin_server(asio::io_context& ctx, const admin_config& cfg, admin
 admin_server::~admin_server() { close(); }
 
 void admin_server::open() {
-    const tcp::endpoint ep(asio::ip::make_address(impl_->cfg.address), impl_->cfg.port);
-    impl_->acceptor.open(ep.protocol());
-    impl_->acceptor.set_option(tcp::acceptor::reuse_address(true));
-    impl_->acceptor.bind(ep);
-    impl_->acceptor.listen();
+    beast::error_code ec;
+    const tcp::endpoint ep(asio::ip::make_address(impl_->cfg.address, ec), impl_->cfg.port);
+    if (!ec) impl_->acceptor.open(ep.protocol(), ec);
+    if (!ec) impl_->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) impl_->acceptor.bind(ep, ec);
+    if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+        throw std::runtime_error("admin cannot listen on " + impl_->cfg.address + ":" + std::to_string(impl_->cfg.port) +
+                                 ": " + ec.message());
     log()->info("admin up address={}:{} (GET /metrics, /status)", impl_->cfg.address, impl_->cfg.port);
     impl_->accept();
 }

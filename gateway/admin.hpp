@@ -39,6 +39,11 @@ struct admin_view {
     std::function<std::vector<std::string>()> not_healthy;
 };
 
+// A Prometheus label value (text format 0.0.4): backslash, double quote and line feed
+// escaped; control characters and bytes that are not UTF-8 shown as the text \xHH (so
+// "a\x1fb" renders as a\\x1fb). Without the surrounding quotes.
+std::string label_value(std::string_view v);
+
 std::string render_metrics(const admin_view& v, const std::vector<core::destination_stats>& dests);
 std::string render_status(const admin_view& v, const std::vector<core::destination_stats>& dests);
 
@@ -46,7 +51,7 @@ class admin_server {
 public:
     admin_server(boost::asio::io_context& ctx, const admin_config& cfg, admin_view view);
     ~admin_server();
-    void open();    // throws on bind failure
+    void open();    // throws a one-line std::runtime_error when it cannot listen
     void close();
 
 private:

@@ -339,11 +339,13 @@ private:
     log_config load_log(const entry& section) const {
         log_config out;
         for (const entry& e : entries(section.value, section.key_at, section.path, {"level"})) {
-            static constexpr std::string_view levels[] = {"trace", "debug", "info",    "warn",
-                                                          "error", "critical", "off"};
             bool ok = false;
-            for (auto l : levels) ok = ok || (e.value.IsScalar() && e.value.Scalar() == l);
-            if (!ok) expected(e, "one of trace, debug, info, warn, error, critical, off");
+            std::string names;
+            for (auto l : log_levels) {
+                ok = ok || (e.value.IsScalar() && e.value.Scalar() == l);
+                names += (names.empty() ? "" : ", ") + std::string(l);
+            }
+            if (!ok) expected(e, "one of " + names);
             out.level = e.value.Scalar();
         }
         return out;

@@ -165,8 +165,13 @@ struct admin_config {
     bool operator==(const admin_config&) const = default;
 };
 
+// The log level names, the same in the config, on the command line (--log-level) and in the
+// log lines; in spdlog's order (a name's index is its spdlog::level::level_enum).
+inline constexpr std::array<std::string_view, 7> log_levels{"trace", "debug",    "info", "warn",
+                                                            "error", "critical", "off"};
+
 struct log_config {
-    std::string level = "info";  // trace | debug | info | warn | error | critical | off
+    std::string level = "info";  // one of log_levels
 
     bool operator==(const log_config&) const = default;
 };

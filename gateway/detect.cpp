@@ -3,6 +3,9 @@
 #include "gateway/detect.hpp"
 
 #include <array>
+#include <variant>
+
+#include "adapters/mqtt/codec.hpp"
 
 namespace sb::gateway {
 
@@ -85,17 +88,26 @@ detection detect(std::span<const std::byte> head) noexcept {
     return partial == 0 ? detection{} : detection{sniff_result::unknown, wire::stomp};
 }
 
-std::string refusal_for(std::optional<wire> proto, std::string_view head) {
-    if (!proto) return {};
+std::optional<std::string> refusal_for(std::optional<wire> proto, std::string_view head) {
+    if (!proto) return std::string();
     if (*proto == wire::mqtt) {
-        // CONNECT: 0x10, remaining length (1..4 bytes), then protocol name and level.
-        std::size_t at = 1;
-        while (at < head.size() && at < 5 && (static_cast<unsigned char>(head[at]) & 0x80)) ++at;
-        ++at;
-        const bool v5 = head.size() > at + 6 && head.substr(at, 6) == std::string_view("\x00\x04MQTT", 6) &&
-                        head[at + 6] == 5;
-        return v5 ? std::string("\x20\x03\x00\x88\x00", 5)    // reason 0x88 Server unavailable
-                  : std::string("\x20\x02\x00\x03", 4);       // return code 3 Server unavailable
+        // The version is the CONNECT's, read by the codec: a refusal is sent only once the whole
+        // packet is in (nothing left unread, so the close that follows is no reset).
+        mqtt::limits lim;
+        lim.max_packet_size = refusal_max_connect_bytes;
+        lim.max_properties = refusal_max_connect_bytes;   // the size bounds them
+        const auto bytes = std::span(reinterpret_cast<const std::uint8_t*>(head.data()), head.size());
+        const auto r = mqtt::decode(bytes, lim, mqtt::version::v3_1_1);
+        if (std::holds_alternative<mqtt::need_more>(r)) return std::nullopt;
+        const auto* d = std::get_if<mqtt::decoded>(&r);
+        const auto* c = d ? std::get_if<mqtt::connect>(&d->frame) : nullptr;
+        if (!c) return std::string();   // malformed, or not a CONNECT: just close
+        mqtt::connack ack;
+        ack.code = c->ver == mqtt::version::v5 ? static_cast<std::uint8_t>(mqtt::reason::server_unavailable)
+                                               : static_cast<std::uint8_t>(mqtt::connack_v3::server_unavailable);
+        std::string out;
+        mqtt::encode(ack, c->ver, out);
+        return out;
     }
     if (*proto == wire::stomp) {
         const std::string body = "Switchboard has no backend server available for this connection; retry later.";
@@ -104,7 +116,7 @@ std::string refusal_for(std::optional<wire> proto, std::string_view head) {
         f += '\0';
         return f;
     }
-    return {};
+    return std::string();
 }
 
 }  // namespace sb::gateway

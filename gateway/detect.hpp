@@ -35,7 +35,12 @@ detection detect(std::span<const std::byte> head) noexcept;
 std::string_view wire_name(wire w) noexcept;
 
 // What a client of `proto` is told when no server is available (empty: just close). `head` is
-// what it sent so far (an MQTT 5 CONNECT gets a version 5 CONNACK).
-std::string refusal_for(std::optional<wire> proto, std::string_view head);
+// what it sent so far. An MQTT client gets the CONNACK "server unavailable" of its CONNECT's
+// version (0x88 with properties for MQTT 5, return code 3 before): nullopt while `head` does
+// not hold the whole CONNECT yet (read more and ask again); empty for a malformed one.
+std::optional<std::string> refusal_for(std::optional<wire> proto, std::string_view head);
+
+// The most an MQTT refusal reads of a CONNECT; a longer one is closed without a CONNACK.
+inline constexpr std::size_t refusal_max_connect_bytes = 64 * 1024;
 
 }  // namespace sb::gateway

@@ -32,6 +32,7 @@ struct check_loop : std::enable_shared_from_this<check_loop> {
     tcp::socket socket;
     probe p;
     std::string received;
+    std::string bye;               // being written when the server passed
     std::chrono::steady_clock::time_point started;
     std::uint64_t attempt = 0;     // completions of an older attempt are ignored
     bool stopped = false;
@@ -76,12 +77,16 @@ struct check_loop : std::enable_shared_from_this<check_loop> {
         const auto v = p.type == check_type::tcp || p.type == check_type::none ? probe::verdict::up
                                                                                 : p.judge(received, why);
         if (v == probe::verdict::up) {
-            const auto bye = p.goodbye(received);
-            if (!bye.empty()) {
-                boost::system::error_code ec;
-                asio::write(socket, asio::buffer(bye), ec);   // small; the socket buffer takes it
-            }
-            return finish(me, true, why.empty() ? "connected" : why);
+            bye = p.goodbye(received);
+            if (bye.empty()) return finish(me, true, why.empty() ? "connected" : why);
+            // Asynchronous, under the check's deadline: a server that does not take it in time
+            // fails the check rather than block the worker. One that already closed (a refused
+            // CONNACK) answered: up all the same.
+            return asio::async_write(socket, asio::buffer(bye),
+                                     [self = shared_from_this(), me, why](boost::system::error_code, std::size_t) {
+                                         if (me != self->attempt) return;
+                                         self->finish(me, true, why.empty() ? "connected" : why);
+                                     });
         }
         if (v == probe::verdict::down) return finish(me, false, why);
         if (received.size() >= 64 * 1024) return finish(me, false, "reply too large");

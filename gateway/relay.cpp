@@ -27,6 +27,8 @@ namespace {
 
 constexpr std::size_t splice_chunk = 1 << 16;
 constexpr std::size_t buffer_bytes = 16 * 1024;
+// A refused MQTT client's CONNECT (its version decides the CONNACK) must arrive within this.
+constexpr std::chrono::milliseconds refusal_read_timeout{5000};
 
 // Small reads of every relay of a worker pass through this buffer; nothing stays in it between
 // two calls (what the other side cannot take yet is copied into the relay).
@@ -58,9 +60,14 @@ public:
         asio::post(backend_.get_executor(), [self = shared_from_this(), why] { self->close(why); });
     }
 
-    // Client side of the buffered pump, and the refusal write.
+    // Client side of the buffered pump, the CONNECT read for a refusal, and the refusal write.
     void on_read(net::error_code ec, std::size_t n) override {
         if (closed_) return;
+        if (refusing_) {
+            if (ec || n == 0) return close("client: " + (ec ? ec.message() : std::string("closed")));
+            head_.append(reinterpret_cast<const char*>(c2b_buf_->data()), n);
+            return refuse();
+        }
         if (ec || n == 0) {
             if (ec && ec != asio::error::eof) return close("client: " + ec.message());
             net::error_code ignored;
@@ -141,13 +148,31 @@ private:
     }
 
     void refuse() {
-        ++b_.refused;
-        log()->warn("conn={} peer={} backend={} reason=no_server_available tried={}", conn_, client_->peer(),
-                    b_.config().name, tried_.size());
-        refusal_ = refusal_for(proto_, head_);
+        if (!refusing_) {
+            refusing_ = true;
+            ++b_.refused;
+            log()->warn("conn={} peer={} backend={} reason=no_server_available tried={}", conn_, client_->peer(),
+                        b_.config().name, tried_.size());
+        }
+        auto refusal = refusal_for(proto_, head_);
+        if (!refusal) return read_for_refusal();
+        refusal_ = std::move(*refusal);
         if (refusal_.empty()) return close("no server available");
-        refusing_ = true;
+        connect_timer_.cancel();
         client_->async_write(std::as_bytes(std::span(refusal_)), shared_from_this());
+    }
+
+    // The rest of an MQTT CONNECT (the listener did not detect, or read only its start), in a
+    // bounded time; refusal_for bounds its size.
+    void read_for_refusal() {
+        if (!c2b_buf_) {
+            c2b_buf_ = std::make_unique<std::array<std::byte, buffer_bytes>>();
+            connect_timer_.expires_after(refusal_read_timeout);
+            connect_timer_.async_wait([self = shared_from_this()](net::error_code ec) {
+                if (!ec) self->close("no server available; no complete CONNECT in time");
+            });
+        }
+        client_->async_read_some(std::span(*c2b_buf_), shared_from_this());
     }
 
     void on_connected() {
@@ -183,7 +208,12 @@ private:
         if (client_->plain()) {   // pipes are made when a stream turns out to be a bulk one
             net::error_code ec;
             backend_.non_blocking(true, ec);
-            client_->socket().non_blocking(true, ec);
+            if (!ec) client_->socket().non_blocking(true, ec);
+            if (ec) {   // a blocking read would stall the worker
+                log()->warn("conn={} backend={} closed: cannot set non-blocking mode: {}", conn_, b_.config().name,
+                            ec.message());
+                return close("non-blocking mode: " + ec.message());
+            }
             c2b_.src = &client_->socket();
             c2b_.dst = &backend_;
             b2c_.src = &backend_;

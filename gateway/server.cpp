@@ -7,15 +7,21 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <thread>
+
+#include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "adapters/mqtt/session.hpp"
@@ -41,6 +47,11 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 
 namespace {
+
+std::string host_port(const std::string& address, std::uint16_t port) {
+    const bool v6 = address.find(':') != std::string::npos;
+    return (v6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
+}
 
 std::string_view protocol_name(protocol p) {
     switch (p) {
@@ -69,12 +80,17 @@ public:
         : cfg_(cfg), acceptor_(ctx), workers_(workers), shared_(shared), make_(std::move(make)),
           routes_(std::move(routes)), active_(std::make_shared<std::atomic<std::size_t>>(0)), retry_(ctx) {}
 
+    // Throws a one-line std::runtime_error naming the listener, its address and port.
     void open() {
-        const tcp::endpoint ep(asio::ip::make_address(cfg_.address), cfg_.port);
-        acceptor_.open(ep.protocol());
-        acceptor_.set_option(tcp::acceptor::reuse_address(true));
-        acceptor_.bind(ep);
-        acceptor_.listen(asio::socket_base::max_listen_connections);
+        net::error_code ec;
+        const tcp::endpoint ep(asio::ip::make_address(cfg_.address, ec), cfg_.port);
+        if (!ec) acceptor_.open(ep.protocol(), ec);
+        if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+        if (!ec) acceptor_.bind(ep, ec);
+        if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+        if (ec)
+            throw std::runtime_error("listener " + cfg_.name + " cannot listen on " + host_port(cfg_.address, cfg_.port) +
+                                     ": " + ec.message());
         accepting_ = true;
         log()->info("listener up name={} proto={}{} address={}:{} max_connections={}", cfg_.name,
                     protocol_name(cfg_.proto), cfg_.tls ? "+tls" : "", cfg_.address, cfg_.port, cfg_.max_connections);
@@ -125,6 +141,14 @@ private:
     }
 
     void on_accept(worker& w, tcp::socket socket) {
+        // Reads must never block a worker: a socket that cannot be made non-blocking is closed.
+        net::error_code nb;
+        socket.non_blocking(true, nb);
+        if (nb) {
+            log()->warn("listener={} connection closed: cannot set non-blocking mode: {}", cfg_.name, nb.message());
+            socket.close(nb);
+            return;
+        }
         if (active_->load() >= cfg_.max_connections) {
             ++refused_;
             log()->warn("listener={} reason=max_connections limit={} refused={}", cfg_.name,
@@ -333,6 +357,77 @@ std::vector<std::string> changes_needing_restart(const config& now, const config
     return out;
 }
 
+core::broker_settings broker_settings(const config& cfg) {
+    core::broker_settings b;
+    b.name = cfg.broker.name;
+    b.max_redeliveries = cfg.broker.max_redeliveries;
+    b.dead_letter = cfg.broker.dead_letter == dead_letter_policy::shared ? core::dead_letter_policy::shared
+                                                                         : core::dead_letter_policy::per_destination;
+    b.default_prefetch = cfg.broker.default_prefetch;
+    b.queue_memory_limit = cfg.broker.queue_memory_limit;
+    b.topic_max_pending = cfg.broker.topic_max_pending;
+    return b;
+}
+
+// Why `dir` cannot be the data directory (empty: it can). It exists as a writable directory,
+// or the nearest ancestor that exists is one (the journal creates the rest).
+std::string data_dir_problem(const std::string& dir) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    fs::path p = fs::absolute(dir, ec);
+    if (ec) return ec.message();
+    for (bool first = true;; first = false) {
+        const auto st = fs::status(p, ec);
+        if (ec && ec != std::errc::no_such_file_or_directory) return p.string() + ": " + ec.message();
+        if (fs::exists(st)) {
+            if (!fs::is_directory(st))
+                return first ? "not a directory" : "cannot be created: " + p.string() + " is not a directory";
+            if (::access(p.c_str(), W_OK | X_OK) != 0)
+                return (first ? "not writable: " : "cannot be created in " + p.string() + ": ") +
+                       std::string(std::strerror(errno));
+            return {};
+        }
+        if (!p.has_parent_path() || p.parent_path() == p) return "cannot be created: no existing parent";
+        p = p.parent_path();
+    }
+}
+
+// What run loads from the configuration before it binds ports; check loads the same.
+struct resources {
+    std::vector<std::shared_ptr<backend>> backends;            // host names resolved
+    std::unique_ptr<core::authenticator> auth;                 // the users file read
+    std::vector<std::shared_ptr<asio::ssl::context>> tls;      // per listener; null without TLS
+};
+
+resources load_resources(const config& cfg) {
+    auto fail = [&cfg](const std::string& what) { throw config_error(cfg.source + ": " + what); };
+    resources r;
+    for (const auto& b : cfg.backends) {
+        try {
+            r.backends.push_back(std::make_shared<backend>(b));
+        } catch (const std::exception& e) {
+            fail(e.what());
+        }
+    }
+    try {
+        r.auth = core::make_authenticator(cfg.security.allow_anonymous, cfg.security.users_file);
+    } catch (const std::exception& e) {
+        fail(std::string("security.users_file: ") + e.what());
+    }
+    for (const auto& l : cfg.listeners) {
+        std::shared_ptr<asio::ssl::context> tls;
+        try {
+            if (l.tls) tls = make_tls_context(l.tls_settings);
+        } catch (const std::exception& e) {
+            fail("listener " + l.name + ": " + e.what());
+        }
+        r.tls.push_back(std::move(tls));
+    }
+    if (cfg.store.type == store_type::journal)
+        if (const auto why = data_dir_problem(cfg.store.dir); !why.empty()) fail("store.dir " + cfg.store.dir + ": " + why);
+    return r;
+}
+
 // What SIGHUP may change while every connection stays: the log level, the users (security),
 // the TLS certificates of the listeners, the backends (servers, checks, every setting).
 // Everything else is logged as needing a restart and not applied.
@@ -355,37 +450,37 @@ void reload(reloadable& live, Listeners& listeners, const asio::any_io_executor&
         return;
     }
     log()->info("SIGHUP: reloading {}", path);
+    // Loaded as `run` loads it (users file, certificates, server addresses, data directory).
     config next;
+    resources loaded;
+    std::vector<std::pair<std::size_t, std::shared_ptr<asio::ssl::context>>> certs;   // listener index
     try {
         next = load_config_file(path);
-    } catch (const std::exception& e) {
-        log()->error("reload failed: {}; the running configuration stays", e.what());
-        return;
-    }
-    std::shared_ptr<const core::authenticator> auth;
-    std::vector<std::pair<std::size_t, std::shared_ptr<asio::ssl::context>>> certs;   // listener index
-    std::vector<std::shared_ptr<backend>> backends;
-    try {
-        auth = core::make_authenticator(next.security.allow_anonymous, next.security.users_file);
+        loaded = load_resources(next);
         for (std::size_t i = 0; i < listeners.size(); ++i) {
             const auto& l = listeners[i]->config();
             if (!l.tls) continue;
             const auto n = std::find_if(next.listeners.begin(), next.listeners.end(),
                                         [&l](const listener_config& c) { return c.name == l.name && c.tls; });
-            const tls_config& files = n != next.listeners.end() ? n->tls_settings : live.running.listeners[i].tls_settings;
-            try {
-                certs.emplace_back(i, make_tls_context(files));
+            if (n != next.listeners.end()) {
+                certs.emplace_back(i, loaded.tls[std::size_t(n - next.listeners.begin())]);
+                continue;
+            }
+            try {   // the file has it without TLS now (a restart applies that): same files again
+                certs.emplace_back(i, make_tls_context(live.running.listeners[i].tls_settings));
             } catch (const std::exception& e) {
                 throw std::runtime_error("listener " + l.name + ": " + e.what());
             }
         }
-        for (const auto& c : next.backends) {
-            auto old = named(live.backends, c.name);
-            backends.push_back(old && old->config() == c ? old : std::make_shared<backend>(c));   // resolves: may throw
-        }
     } catch (const std::exception& e) {
         log()->error("reload failed: {}; the running configuration stays", e.what());
         return;
+    }
+    std::shared_ptr<const core::authenticator> auth = std::move(loaded.auth);
+    std::vector<std::shared_ptr<backend>> backends;   // an unchanged one keeps running
+    for (std::size_t k = 0; k < next.backends.size(); ++k) {
+        auto old = named(live.backends, next.backends[k].name);
+        backends.push_back(old && old->config() == next.backends[k] ? old : loaded.backends[k]);
     }
     // The running listeners keep routing to the backends they named at start.
     for (const auto& old : live.backends) {
@@ -405,7 +500,8 @@ void reload(reloadable& live, Listeners& listeners, const asio::any_io_executor&
     // Everything loaded: apply.
     if (next.log.level != live.running.log.level) {
         log()->info("reload: log level {} -> {}", live.running.log.level, next.log.level);
-        spdlog::set_level(spdlog::level::from_str(next.log.level));
+        for (std::size_t i = 0; i < log_levels.size(); ++i)   // the loader checked the name
+            if (log_levels[i] == next.log.level) spdlog::set_level(static_cast<spdlog::level::level_enum>(i));
         live.running.log = next.log;
     }
     live.auth.replace(auth);
@@ -465,18 +561,6 @@ void reload(reloadable& live, Listeners& listeners, const asio::any_io_executor&
     log()->info("reload: done ({})", path);
 }
 
-core::broker_settings broker_settings(const config& cfg) {
-    core::broker_settings b;
-    b.name = cfg.broker.name;
-    b.max_redeliveries = cfg.broker.max_redeliveries;
-    b.dead_letter = cfg.broker.dead_letter == dead_letter_policy::shared ? core::dead_letter_policy::shared
-                                                                         : core::dead_letter_policy::per_destination;
-    b.default_prefetch = cfg.broker.default_prefetch;
-    b.queue_memory_limit = cfg.broker.queue_memory_limit;
-    b.topic_max_pending = cfg.broker.topic_max_pending;
-    return b;
-}
-
 // The sweeper's and the health checks' timers belong to worker 0's context: they go first.
 // Sessions still held by handlers die with their worker, while everything they refer to
 // (broker, backends, counters) is still alive.
@@ -491,6 +575,8 @@ void stop_workers(std::vector<std::unique_ptr<worker>>& workers, std::unique_ptr
 
 }  // namespace
 
+void check_server(const config& cfg) { (void)load_resources(cfg); }
+
 int run_server(const config& cfg) {
     // splice(2) into a socket whose peer is gone raises SIGPIPE (it takes no MSG_NOSIGNAL): a
     // relay must see EPIPE instead, and never the process die.
@@ -498,22 +584,10 @@ int run_server(const config& cfg) {
     // A SIGHUP before the reload handler is installed (during a long recovery) must not end
     // the process (its default action); it is ignored until then.
     std::signal(SIGHUP, SIG_IGN);
-    // Backends first: relays and checks on the workers refer to them until the workers are gone.
-    std::unique_ptr<core::authenticator> auth_owner;
-    try {
-        auth_owner = core::make_authenticator(cfg.security.allow_anonymous, cfg.security.users_file);
-    } catch (const std::exception& e) {
-        log()->error("security: {}", e.what());
-        return 1;
-    }
-    reloadable live{cfg, reloadable_authenticator(std::move(auth_owner)), {}, {}, {}};
+    // First: relays, checks and sessions on the workers refer to them until the workers are gone.
+    resources res = load_resources(cfg);
+    reloadable live{cfg, reloadable_authenticator(std::move(res.auth)), std::move(res.backends), {}, {}};
     auto& backends = live.backends;
-    try {
-        for (const auto& b : cfg.backends) backends.push_back(std::make_shared<backend>(b));
-    } catch (const std::exception& e) {
-        log()->error("{}", e.what());
-        return 1;
-    }
     live.table.set(backends);
     const unsigned n = cfg.workers ? cfg.workers : std::max(1u, std::thread::hardware_concurrency());
     std::vector<std::unique_ptr<worker>> workers;
@@ -580,7 +654,8 @@ int run_server(const config& cfg) {
     shared_state shared;
     asio::io_context main_ctx{1};
     std::vector<std::unique_ptr<listener>> listeners;
-    for (const auto& l : cfg.listeners) {
+    for (std::size_t li = 0; li < cfg.listeners.size(); ++li) {
+        const auto& l = cfg.listeners[li];
         session_factory make;
         switch (l.proto) {
         case protocol::stomp:
@@ -601,15 +676,7 @@ int run_server(const config& cfg) {
         if (needs_front(l)) {
             routes = std::make_shared<front_routes>();
             routes->cfg = &l;
-            if (l.tls) {
-                try {
-                    routes->tls = make_tls_context(l.tls_settings);
-                } catch (const std::exception& e) {
-                    log()->error("listener {}: {}", l.name, e.what());
-                    stop_workers(workers, sweeper, checkers);
-                    return 1;
-                }
-            }
+            routes->tls = res.tls[li];
             routes->kernel = [&, stomp_cfg, mqtt_cfg](wire w, std::unique_ptr<net::transport> t, std::uint64_t conn) {
                 return w == wire::mqtt ? mqtt::make_session(std::move(t), mqtt_cfg, broker, *auth, mqtt_registry, conn)
                                        : stomp::make_session(std::move(t), stomp_cfg, broker, *auth, conn);
@@ -674,7 +741,7 @@ int run_server(const config& cfg) {
         for (auto& l : listeners) l->open();
         if (admin) admin->open();
     } catch (const std::exception& e) {
-        log()->error("cannot open listener: {}", e.what());
+        log()->error("{}", e.what());
         stop_workers(workers, sweeper, checkers);
         return 1;
     }

@@ -26,6 +26,8 @@ constexpr std::size_t min_salt_bytes = 8;
 constexpr std::size_t max_salt_bytes = 64;
 constexpr std::size_t hash_bytes = 32;
 
+}  // namespace
+
 // Why each rule: ':' separates fields, a leading '#' would read back as a comment, blanks and
 // control characters would be trimmed away or break the line.
 const char* user_name_problem(std::string_view name) noexcept {
@@ -40,6 +42,8 @@ const char* user_name_problem(std::string_view name) noexcept {
     }
     return nullptr;
 }
+
+namespace {
 
 bool derive(std::string_view password, const unsigned char* salt, std::size_t salt_len,
             std::uint32_t iterations, unsigned char* out) noexcept {

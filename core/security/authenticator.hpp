@@ -66,6 +66,9 @@ private:
 // Throws std::runtime_error "cannot open <path>: <reason>" or "<path>:<line>: <problem>".
 std::unique_ptr<authenticator> make_authenticator(bool allow_anonymous, const std::string& users_file);
 
+// Why a users file cannot hold the user name `name` (see make_password_line); null when it can.
+const char* user_name_problem(std::string_view name) noexcept;
+
 // One users-file line for `switchboard passwd USER`: a fresh random 16-byte salt and a 32-byte
 // PBKDF2-HMAC-SHA256 hash, both base64. No trailing newline.
 // Throws std::invalid_argument for a user name the file cannot hold (empty, ':', '#' first,
