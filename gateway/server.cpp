@@ -342,8 +342,8 @@ std::vector<std::string> changes_needing_restart(const config& now, const config
             continue;
         }
         if (o->address != n.address || o->port != n.port) {
-            out.push_back("listener " + n.name + " address " + o->address + ":" + std::to_string(o->port) + " -> " +
-                          n.address + ":" + std::to_string(n.port));
+            out.push_back("listener " + n.name + " address " + host_port(o->address, o->port) + " -> " +
+                          host_port(n.address, n.port));
             continue;
         }
         listener_config a = *o, b = n;   // the TLS files are reloaded, not a restart
@@ -709,8 +709,9 @@ int run_server(const config& cfg) {
                            std::vector<std::string> why;
                            for (const auto& l : listeners)
                                if (!l->accepting())
-                                   why.push_back("listener " + l->config().name + " (" + l->config().address + ":" +
-                                                 std::to_string(l->config().port) + "): not accepting connections");
+                                   why.push_back("listener " + l->config().name + " (" +
+                                                 host_port(l->config().address, l->config().port) +
+                                                 "): not accepting connections");
                            if (auto* j = dynamic_cast<core::journal_store*>(&store); j && j->failed())
                                why.push_back("store: the journal in " + cfg.store.dir +
                                              " cannot be written (a write failed: disk full or I/O error)");
