@@ -187,8 +187,9 @@ class ProbeTest(GatewayTestCase):
         self.assertTrue(reply.startswith(b"HTTP/1.1 503"), reply)
         self.assertTrue(reply.endswith(f"\r\n\r\nlistener stomp ({HOST}:{g.port}): not accepting connections\n".encode()),
                         reply)
-        # One line for the failure, not one per retry (an accept loop would spin and log).
-        self.assertEqual(g.log_tail(400).count("accept failed"), 1, g.log_tail(20))
+        # A line when it starts failing, not one per retry: an accept loop would spin and log
+        # thousands (a freed descriptor may let one more in, and the next fail again).
+        self.assertLessEqual(g.log_tail(400).count("accept failed"), 3, g.log_tail(20))
         for c in clients:
             c.close()
         wait_for(lambda: "listener=stomp accepting again" in g.log_tail(400), 10, "accepting again")
