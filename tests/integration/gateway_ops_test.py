@@ -424,6 +424,38 @@ class ReloadTest(unittest.TestCase):
         self.assertIn(b"RECEIPT", old.recv(4096), "the connection made before the reload stays")
 
 
+class ReloadBackendTest(GatewayTestCase):
+    def test_sighup_replaces_a_backend_while_a_relay_on_it_goes_on(self):
+        a, b = self.fake(), self.fake()
+        g = self.start_gateway([{"name": "relay", "protocol": "tcp", "backend": "fleet"}],
+                               [backend("fleet", [{"name": "a", "address": f"{HOST}:{a.port}"}])])
+        old = socket.create_connection((HOST, g.port), timeout=WAIT)
+        self.addCleanup(old.close)
+        old.sendall(b"one")
+        self.assertEqual(old.recv(64), b"one")
+
+        # The backend's only server is replaced by another one.
+        g.config["backends"] = [backend("fleet", [{"name": "b", "address": f"{HOST}:{b.port}"}])]
+        g.write_config()
+        start = len(g.log_tail(10000))
+        g.signal(signal.SIGHUP)
+        wait_for(lambda: "reload: done" in g.log_tail(10000)[start:], 5, "the reload")
+        self.assertIn("reload: backend fleet replaced", g.log_tail(10000)[start:])
+        self.assertEqual([s["name"] for s in g.status()["backends"][0]["servers"]], ["b"])
+
+        old.sendall(b"two")   # the relay made before stays with its server
+        self.assertEqual(old.recv(64), b"two")
+        new = socket.create_connection((HOST, g.port), timeout=WAIT)
+        self.addCleanup(new.close)
+        new.sendall(b"three")
+        self.assertEqual(new.recv(64), b"three")
+        self.assertEqual((a.relayed(), b.relayed()), (1, 1), "the new connection goes to the new server")
+        old.close()   # the last user of the replaced backend ends
+        new.sendall(b"four")
+        self.assertEqual(new.recv(64), b"four")
+        wait_for(lambda: a.open == 0, 5, "the old relay closed on the old server's side")
+
+
 # ---------------------------------------------------------------------------------------------
 
 class CloseBackupsTest(GatewayTestCase):
