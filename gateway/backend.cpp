@@ -26,11 +26,28 @@ std::size_t server_state::close_bound(const char* why) {
     std::vector<std::shared_ptr<bound_connection>> live;
     {
         std::lock_guard lock(mutex_);
-        for (auto& [id, w] : bound_)
-            if (auto c = w.lock()) live.push_back(std::move(c));
+        for (auto it = bound_.begin(); it != bound_.end();) {
+            if (auto c = it->second.lock()) {
+                live.push_back(std::move(c));
+                ++it;
+            } else {
+                it = bound_.erase(it);   // one taken over from a replaced backend, since ended
+            }
+        }
     }
     for (auto& c : live) c->close_from_server(why);
     return live.size();
+}
+
+void server_state::take_bound(server_state& from) {
+    std::unordered_map<std::uint64_t, std::weak_ptr<bound_connection>> moved;
+    {
+        std::lock_guard lock(from.mutex_);
+        moved.swap(from.bound_);
+    }
+    std::lock_guard lock(mutex_);
+    for (auto& [id, w] : moved)
+        if (!w.expired()) bound_.emplace(id, std::move(w));
 }
 
 backend::backend(backend_config cfg) : cfg_(std::move(cfg)) {

@@ -54,6 +54,10 @@ struct server_state {
     void unbind(std::uint64_t id);
     // Tells every bound connection to close (`why`: a string literal); returns how many.
     std::size_t close_bound(const char* why = "server down");
+    // A reload replaced the backend: the connections bound to `from` (this same server in the
+    // old backend) are told to close from here on (server down, a higher-priority server up).
+    // Their own unbind still goes to `from`; the entries here expire with them.
+    void take_bound(server_state& from);
 
 private:
     std::mutex mutex_;

@@ -538,6 +538,7 @@ void reload(reloadable& live, Listeners& listeners, const asio::any_io_executor&
                         s->checks_failed = o->checks_failed.load();
                         s->transitions = o->transitions.load();
                         s->check_latency_us = o->check_latency_us.load();
+                        s->take_bound(*o);
                     }
             log()->info("reload: backend {} replaced (connections relayed now stay on their server)", b->config().name);
         } else {

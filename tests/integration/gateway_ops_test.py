@@ -459,9 +459,9 @@ class ReloadBackendTest(GatewayTestCase):
 # ---------------------------------------------------------------------------------------------
 
 class CloseBackupsTest(GatewayTestCase):
-    def failback(self, close_backups):
-        """A client relayed to the backup while the primary is down; the primary comes up.
-        Returns (client, primary, backup)."""
+    def failback(self, close_backups, before_primary=None):
+        """A client relayed to the backup while the primary is down; before_primary(gateway,
+        client) runs; the primary comes up. Returns (client, primary, backup)."""
         spare = self.mosquitto()
         primary_port = free_port()
         extra = {"on_server_up": "close_backups"} if close_backups else {}
@@ -474,6 +474,8 @@ class CloseBackupsTest(GatewayTestCase):
         a = self.mqtt(g.port, "a")
         a.subscribe("cb/a")
         self.assertIs(self.lands_on(a, "cb/a", [spare]), spare, "the backup while the primary is down")
+        if before_primary:
+            before_primary(g, a)
         primary = self.mosquitto(primary_port)
         wait_for(lambda: g.server("fleet", "primary")["up"], INTERVAL_MS * (RISE + 2) / 1000 + 3, "primary up")
         return a, primary, spare
@@ -486,6 +488,18 @@ class CloseBackupsTest(GatewayTestCase):
         self.assertIs(self.lands_on(b, "cb/b", [primary, spare]), primary, "... and lands on the primary")
         self.assertEqual(self.gw.server("fleet", "spare")["active"], 0)
         self.assertRegex(self.gw.log_tail(200), r"server=primary on_server_up=close_backups: closing 1 relayed")
+
+    def test_close_backups_reaches_the_relays_made_before_a_reload(self):
+        def reload_changed_backend(g, a):
+            g.config["backends"][0]["connect_timeout"] = "2s"
+            g.write_config()
+            start = len(g.log_tail(10000))
+            g.signal(signal.SIGHUP)
+            wait_for(lambda: "reload: done" in g.log_tail(10000)[start:], 5, "the reload")
+            self.assertIn("reload: backend fleet replaced", g.log_tail(10000)[start:])
+            a.ping()   # the relay made before the reload goes on
+        a, primary, spare = self.failback(close_backups=True, before_primary=reload_changed_backend)
+        a.wait_closed(timeout=5)   # the replaced backend's relay is closed too
 
     def test_without_close_backups_the_client_stays_on_the_backup(self):
         a, primary, spare = self.failback(close_backups=False)
