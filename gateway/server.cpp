@@ -122,22 +122,41 @@ private:
         acceptor_.async_accept(w.context(), [this, &w](net::error_code ec, tcp::socket socket) {
             if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
             if (!ec) {
-                if (!accepting_) log()->warn("listener={} accepting again", cfg_.name);
-                accepting_ = true;
                 on_accept(w, std::move(socket));
                 return do_accept();
             }
             // Out of file descriptors (EMFILE, ENFILE) or memory: the connection stays in the
             // backlog and another accept now would fail the same way at once, in a loop. The
             // listener pauses (not ready meanwhile) and tries again every 100 ms.
-            if (accepting_)
-                log()->warn("listener={} accept failed: {}; not accepting, retrying every 100 ms", cfg_.name, ec.message());
+            log()->warn("listener={} accept failed: {}; not accepting, retrying every 100 ms", cfg_.name, ec.message());
             accepting_ = false;
-            retry_.expires_after(std::chrono::milliseconds(100));
-            retry_.async_wait([this](net::error_code tec) {
-                if (!tec && acceptor_.is_open()) do_accept();
-            });
+            pause();
         });
+    }
+
+    void pause() {
+        retry_.expires_after(std::chrono::milliseconds(100));
+        retry_.async_wait([this](net::error_code ec) {
+            if (!ec && acceptor_.is_open()) retry();
+        });
+    }
+
+    // One non-blocking accept decides: a connection is taken, or none is waiting (the next one
+    // is awaited as usual): accepting again; the same failure: paused for another 100 ms.
+    void retry() {
+        auto& w = *workers_[next_worker_++ % workers_.size()];
+        tcp::socket socket(w.context());
+        net::error_code ec;
+        acceptor_.non_blocking(true, ec);
+        if (!ec) acceptor_.accept(socket, ec);
+        if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+            log()->debug("listener={} accept failed again: {}", cfg_.name, ec.message());
+            return pause();
+        }
+        log()->warn("listener={} accepting again", cfg_.name);
+        accepting_ = true;
+        if (!ec) on_accept(w, std::move(socket));
+        do_accept();
     }
 
     void on_accept(worker& w, tcp::socket socket) {

@@ -193,7 +193,19 @@ class ProbeTest(GatewayTestCase):
         for c in clients:
             c.close()
         wait_for(lambda: "listener=stomp accepting again" in g.log_tail(400), 10, "accepting again")
-        wait_for(lambda: http_get(g.admin_port, "/readyz") == (200, "ok\n"), 10, "/readyz 200 again")
+        try:
+            wait_for(lambda: http_get(g.admin_port, "/readyz") == (200, "ok\n"), 10, "/readyz 200 again")
+        except AssertionError:
+            kinds = {}
+            for fd in os.listdir(f"/proc/{g.proc.pid}/fd"):
+                try:
+                    k = os.readlink(f"/proc/{g.proc.pid}/fd/{fd}").split(":")[0]
+                except OSError:
+                    continue
+                kinds[k] = kinds.get(k, 0) + 1
+            ss = subprocess.run(["ss", "-tan"], capture_output=True, text=True).stdout
+            mine = [l for l in ss.splitlines() if f":{g.port} " in l or f":{g.admin_port} " in l]
+            raise AssertionError(f"fds: {kinds}; sockets: {mine[:20]} ({len(mine)}); log: {g.log_tail(30)}")
 
     def test_readyz_503_once_the_journal_cannot_write(self):
         # The broker runs under a 1 MiB file size limit (SIGXFSZ ignored, so the write fails
