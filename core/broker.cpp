@@ -35,6 +35,14 @@ struct inflight_entry {
 
 struct queue_state;
 
+// One subscriber's subscriptions on one shard (subscribe_options::subscriber): the publish it
+// last took, so that it takes each only once. Shared by its consumers and durable
+// subscriptions there, and gone with the last of them.
+struct subscriber_mark {
+    std::uint64_t last = 0;
+    std::size_t refs = 0;
+};
+
 // One consumer as one shard sees it. Queue consumers live on the queue's shard only; topic
 // subscriptions have a copy on every shard.
 struct consumer_state {
@@ -52,6 +60,8 @@ struct consumer_state {
     std::deque<entry> pending;        // topic subscriptions: waiting for credit
     std::size_t max_pending = 0;
     std::string share_key;            // shared subscriptions: group + filter
+    std::uint64_t subscriber = 0;     // subscribe_options::subscriber
+    subscriber_mark* mark = nullptr;  // its mark on this shard (topic subscriptions with a subscriber)
     // Topic producer flow control: publish completions held while this subscriber is
     // congested, released once it drains (so publishers slow down instead of losing messages).
     std::vector<std::function<void(publish_status)>> held_replies;
@@ -132,6 +142,8 @@ struct queue_state {
 struct durable_state {
     destination filter;
     std::string queue;
+    std::uint64_t subscriber = 0;     // subscribe_options::subscriber (0 until subscribed again after a restart)
+    subscriber_mark* mark = nullptr;
 };
 
 // Completes a publish once each of its parts (the topic fan-out and one enqueue per durable
@@ -168,6 +180,8 @@ struct broker::shard {
     std::unordered_map<std::string, message_ptr> retained;        // topics owned by this shard
     std::unordered_map<std::string, share_group> shares;          // key: group '\x1f' filter
     std::unordered_map<std::string, durable_state> durables;      // by name, on every shard
+    std::unordered_map<std::uint64_t, subscriber_mark> subscribers;   // node-based: marks stay put
+    std::uint64_t topic_publishes = 0;                            // the current one, for subscriber_mark::last
 
     shard(broker& b, executor& e, std::size_t i)
         : owner(b), exec(e), index(i), next_tag((delivery_tag(i) << tag_shard_shift) + 1) {}
@@ -336,8 +350,9 @@ struct broker::shard {
         // Durable subscriptions get their copy in their own queue (stored when persistent);
         // the publish completes when every copy is accepted.
         std::vector<const durable_state*> durable_hits;
+        ++topic_publishes;
         for (const auto& [name, d] : durables)
-            if (matches(d.filter.name, msg->dest.name)) durable_hits.push_back(&d);
+            if (matches(d.filter.name, msg->dest.name) && first_for(d.mark)) durable_hits.push_back(&d);
         // A persistent retained message is confirmed once the store has it too.
         const bool store_retained = msg->retain && msg->persistent;
         if (!durable_hits.empty() || store_retained) {
@@ -358,14 +373,41 @@ struct broker::shard {
         consumer_state* slow = nullptr;
         auto note = [&slow](consumer_state* s) { if (s && !slow) slow = s; };
         if (auto it = exact_subs.find(msg->dest.name); it != exact_subs.end())
-            for (auto* sub : it->second) note(offer(*sub, c, msg));
+            for (auto* sub : it->second) note(offer_once(*sub, c, msg));
         for (auto* sub : wildcard_subs)
-            if (matches(sub->dest.name, msg->dest.name)) note(offer(*sub, c, msg));
+            if (matches(sub->dest.name, msg->dest.name)) note(offer_once(*sub, c, msg));
         for (auto& [key, g] : shares)
             if (!g.members.empty() && matches(g.filter, msg->dest.name)) note(offer_shared(g, c, msg));
         if (!reply) return;
         if (slow) slow->held_replies.push_back(std::move(reply));
         else reply(publish_status::ok);
+    }
+
+    // Whether the subscriber (if any) has not taken the message being published yet; it has now.
+    bool first_for(subscriber_mark* m) noexcept {
+        if (!m) return true;
+        if (m->last == topic_publishes) return false;
+        m->last = topic_publishes;
+        return true;
+    }
+
+    subscriber_mark* mark(std::uint64_t subscriber) {
+        if (subscriber == 0) return nullptr;
+        auto& m = subscribers[subscriber];
+        ++m.refs;
+        return &m;
+    }
+
+    void unmark(std::uint64_t subscriber, subscriber_mark* m) {
+        if (!m || --m->refs > 0) return;
+        subscribers.erase(subscriber);
+    }
+
+    consumer_state* offer_once(consumer_state& sub, counters& c, const message_ptr& msg) {
+        if (sub.no_local && msg->origin_connection != 0 && msg->origin_connection == sub.connection)
+            return nullptr;   // not taken: another subscription of the subscriber may take it
+        if (!first_for(sub.mark)) return nullptr;
+        return offer(sub, c, msg);
     }
 
     // One member of the group gets it: the next with credit, else the next in turn buffers it.
@@ -613,6 +655,8 @@ struct broker::shard {
             g.members.push_back(raw);
             return;
         }
+        raw->subscriber = opt.subscriber;
+        raw->mark = mark(opt.subscriber);
         if (has_wildcard(dest.name)) {
             raw->wildcard = true;
             wildcard_subs.push_back(raw);
@@ -659,6 +703,7 @@ struct broker::shard {
         consumers.erase(it);
         auto& c = *owned;
         release_replies(c);
+        unmark(c.subscriber, c.mark);
         if (c.queue) {
             auto& q = *c.queue;
             std::erase(q.consumers, &c);
@@ -685,8 +730,18 @@ struct broker::shard {
         }
     }
 
-    void register_durable(const std::string& name, const destination& filter) {
-        durables[name] = durable_state{filter, durable_queue(name).name};
+    void register_durable(const std::string& name, const destination& filter, std::uint64_t subscriber = 0) {
+        auto& d = durables[name];
+        auto* m = mark(subscriber);   // before the old one goes: it may be the same
+        unmark(d.subscriber, d.mark);
+        d = durable_state{filter, durable_queue(name).name, subscriber, m};
+    }
+
+    void forget_durable(const std::string& name) {
+        auto it = durables.find(name);
+        if (it == durables.end()) return;
+        unmark(it->second.subscriber, it->second.mark);
+        durables.erase(it);
     }
 
     // A new durable subscription that wants retained messages gets this shard's matching ones
@@ -892,8 +947,8 @@ void broker::subscribe_durable(consumer_id id, const std::string& name, const de
     auto one_done = countdown(shards_.size(), home, std::move(attach));
     for (auto& sp : shards_) {
         auto& s = *sp;
-        s.exec.post([&s, name, filter, want = opt.want_retained, one_done]() {
-            s.register_durable(name, filter);
+        s.exec.post([&s, name, filter, want = opt.want_retained, subscriber = opt.subscriber, one_done]() {
+            s.register_durable(name, filter, subscriber);
             if (want) s.copy_retained(durable_queue(name).name, filter);
             one_done();
         });
@@ -915,7 +970,7 @@ void broker::unsubscribe_durable(const std::string& name, std::function<void()> 
     for (auto& sp : shards_) {
         auto& s = *sp;
         s.exec.post([&s, name, one_done]() {
-            s.durables.erase(name);
+            s.forget_durable(name);
             one_done();
         });
     }

@@ -55,6 +55,11 @@ struct subscribe_options {
     // Topics: a shared subscription (MQTT $share/<group>/...): each message goes to one member
     // of the group with the same filter.
     std::string share_group;
+    // Topics, durable subscriptions too (not shared ones): the subscriptions of one subscriber
+    // (an MQTT client's overlapping filters) share a nonzero `subscriber`, and a message that
+    // matches several of them is delivered once, to the first that takes it; the subscriber
+    // finds the others itself (MQTT 5 §3.3.4). Retained messages still go to each new one.
+    std::uint64_t subscriber = 0;
 };
 
 enum class publish_status : std::uint8_t { ok, store_failed };

@@ -6,6 +6,7 @@
 #include <variant>
 
 #include "adapters/mqtt/codec.hpp"
+#include "adapters/stomp/codec.hpp"
 
 namespace sb::gateway {
 
@@ -110,11 +111,33 @@ std::optional<std::string> refusal_for(std::optional<wire> proto, std::string_vi
         return out;
     }
     if (*proto == wire::stomp) {
-        const std::string body = "Switchboard has no backend server available for this connection; retry later.";
-        std::string f = "ERROR\ncontent-type:text/plain\nmessage:no server available\ncontent-length:" +
-                        std::to_string(body.size()) + "\n\n" + body;
-        f += '\0';
-        return f;
+        // As for MQTT: the ERROR goes out once the client's whole CONNECT frame is in (read by
+        // the codec, heart-beat EOLs before it skipped), so the close that follows is no reset.
+        stomp::limits lim;
+        lim.max_frame_bytes = refusal_max_connect_bytes;
+        stomp::frame in;
+        std::string scratch;
+        auto bytes = std::span(reinterpret_cast<const std::uint8_t*>(head.data()), head.size());
+        for (;;) {
+            const auto r = stomp::decode(bytes, lim, stomp::version::v1_2, in, scratch);
+            if (const auto* hb = std::get_if<stomp::heartbeat>(&r)) {
+                bytes = bytes.subspan(hb->consumed);
+                continue;
+            }
+            if (std::holds_alternative<stomp::need_more>(r)) return std::nullopt;
+            break;   // a frame, or bytes that are none: the ERROR says why we close either way
+        }
+        static constexpr std::string_view body =
+            "Switchboard has no backend server available for this connection; retry later.";
+        const std::string length = std::to_string(body.size());
+        stomp::frame err;
+        err.cmd = stomp::command::error;
+        err.headers = {{"content-type", "text/plain"}, {"message", "no server available"},
+                       {"content-length", length}};
+        err.body = std::span(reinterpret_cast<const std::uint8_t*>(body.data()), body.size());
+        std::string out;
+        stomp::encode(out, err, stomp::version::v1_2);
+        return out;
     }
     return std::string();
 }

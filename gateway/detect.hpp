@@ -36,11 +36,13 @@ std::string_view wire_name(wire w) noexcept;
 
 // What a client of `proto` is told when no server is available (empty: just close). `head` is
 // what it sent so far. An MQTT client gets the CONNACK "server unavailable" of its CONNECT's
-// version (0x88 with properties for MQTT 5, return code 3 before): nullopt while `head` does
-// not hold the whole CONNECT yet (read more and ask again); empty for a malformed one.
+// version (0x88 with properties for MQTT 5, return code 3 before), a STOMP client an ERROR
+// frame: nullopt while `head` does not hold the whole CONNECT yet (read more and ask again), so
+// nothing is left unread when the connection closes; empty (just close) for a malformed MQTT one.
 std::optional<std::string> refusal_for(std::optional<wire> proto, std::string_view head);
 
-// The most an MQTT refusal reads of a CONNECT; a longer one is closed without a CONNACK.
+// The most a refusal reads of a CONNECT; a longer MQTT one is closed without a CONNACK, a
+// longer STOMP one gets its ERROR at once.
 inline constexpr std::size_t refusal_max_connect_bytes = 64 * 1024;
 
 }  // namespace sb::gateway

@@ -69,9 +69,11 @@ void publish_properties(const core::message& m, std::int64_t now_ms, properties&
     // Reserve so that views into `storage` stay valid while it fills.
     storage.reserve(2 + m.properties.size());
     if (m.expiration_ms) {
-        // MQTT 5 §3.3.2.3.3: send the remaining lifetime, in whole seconds.
+        // MQTT 5 §3.3.2.3.3: send the remaining lifetime (the interval minus the time spent
+        // here), to the nearest whole second: a message forwarded at once keeps its interval,
+        // as with mosquitto's whole-second clock.
         const auto left_ms = std::max<std::int64_t>(m.expiration_ms - now_ms, 1000);
-        out.message_expiry_interval = std::uint32_t(left_ms / 1000);
+        out.message_expiry_interval = std::uint32_t(std::min<std::int64_t>((left_ms + 500) / 1000, 0xFFFFFFFF));
     }
     if (!m.content_type.empty()) out.content_type = m.content_type;
     if (m.reply_to) {

@@ -60,6 +60,7 @@ struct sub_state {
     bool no_local = false;
     bool retain_as_published = false;
     std::uint32_t subscription_id = 0;
+    std::uint32_t overlaps = 0;      // other non-shared subscriptions whose filters may match a same topic
 };
 
 struct outbound {
@@ -76,6 +77,7 @@ struct saved_state {
     std::set<std::uint16_t> inbound_qos2;   // PUBREC sent, PUBREL not yet received
     std::uint32_t expiry_s = never_expires;
     clock::time_point disconnected_at{};
+    std::uint64_t subscriber = 0;            // subscribe_options::subscriber (0: restored after a restart)
 
     bool expired(clock::time_point now) const noexcept {
         return expiry_s != never_expires && now - disconnected_at >= std::chrono::seconds(expiry_s);
@@ -124,6 +126,27 @@ std::uint64_t data_field(std::string_view data, std::string_view key) {
     for (auto i = at + key.size() + 1; i < data.size() && data[i] >= '0' && data[i] <= '9'; ++i)
         v = v * 10 + std::uint64_t(data[i] - '0');
     return v;
+}
+
+// Topics a client may not write to (as mosquitto's ACL, whatever the users file says): the
+// server's `$SYS` tree and `$share`, which names subscriptions, never a topic.
+bool server_topic(std::string_view topic) noexcept {
+    return topic.starts_with("$SYS") || topic.starts_with("$share");
+}
+
+// Whether two kernel topic filters may match a same topic (true when unsure): only then does a
+// delivery through one need a look at the other (MQTT 5 §3.3.4).
+bool may_overlap(std::string_view a, std::string_view b) noexcept {
+    for (;;) {
+        const auto da = a.find('.'), db = b.find('.');
+        const auto la = a.substr(0, da), lb = b.substr(0, db);
+        if (la == ">" || lb == ">") return true;
+        if (la != "*" && lb != "*" && la != lb) return false;
+        if (da == std::string_view::npos || db == std::string_view::npos)
+            return da == db || (da != std::string_view::npos ? a.substr(da + 1) : b.substr(db + 1)) == ">";
+        a.remove_prefix(da + 1);
+        b.remove_prefix(db + 1);
+    }
 }
 
 void end_state(core::broker& broker, const saved_state& s) {
@@ -368,12 +391,12 @@ public:
         auto it = by_consumer_.find(id);
         if (it == by_consumer_.end()) return;
         const auto& sub = *it->second;
-        if (sub.no_local && d.msg->origin_connection == conn_ && !sub.durable.empty()) {
-            // A durable subscription's queue takes every message; No Local is applied here.
+        const auto matched = match_subscriptions(sub, d, nullptr);
+        if (!matched.any) {
             broker_.ack(id, {d.tag});
             return;
         }
-        const std::uint8_t qos = std::min(sub.qos, message_qos(*d.msg));
+        const std::uint8_t qos = matched.qos;
         if (qos > 0 && (outbound_.size() >= client_receive_max_ || !waiting_.empty())) {
             // MQTT 5 §4.9: never more unacknowledged QoS>0 messages than the client allows.
             waiting_->push_back({id, std::move(d)});
@@ -539,7 +562,8 @@ private:
         }
 
         if (version_ == version::v5) {
-            session_expiry_s_ = std::min(c.props.session_expiry_interval.value_or(0), settings_->max_session_expiry_s);
+            asked_session_expiry_s_ = c.props.session_expiry_interval.value_or(0);
+            session_expiry_s_ = std::min(asked_session_expiry_s_, settings_->max_session_expiry_s);
             client_receive_max_ = c.props.receive_maximum.value_or(65535);
             client_alias_max_ = c.props.topic_alias_maximum.value_or(0);
             client_max_packet_ = c.props.maximum_packet_size.value_or(0);
@@ -549,15 +573,19 @@ private:
         }
         keepalive_s_ = c.keep_alive;
         if (keepalive_s_ == 0 || keepalive_s_ > settings_->max_keepalive_s) {
-            if (settings_->max_keepalive_s < 65535) {
-                keepalive_s_ = settings_->max_keepalive_s;
-                server_keepalive_ = true;
-            }
+            // As mosquitto: no keep-alive (0) counts as longer than any; v5 is told the one imposed.
+            keepalive_s_ = settings_->max_keepalive_s;
+            server_keepalive_ = true;
         }
         if (c.will_msg) {
             if (c.will_msg->retain && !settings_->retain_available)
                 return refuse(reason::retain_not_supported, connack_v3::not_authorized);
-            if (!valid_topic_name(c.will_msg->topic)) return refuse(reason::topic_name_invalid, connack_v3::not_authorized);
+            if (!valid_topic_name(c.will_msg->topic)) {
+                // 3.1.1 [MQTT-4.7.3-1], §4.8: a malformed CONNECT is closed without a CONNACK
+                // (as mosquitto does); v5 is told why (§4.13.1 allows a CONNACK first).
+                if (version_ != version::v5) return close_malformed_connect("invalid will topic");
+                return refuse(reason::topic_name_invalid, connack_v3::not_authorized);
+            }
             publish wp;
             wp.qos = c.will_msg->qos;
             wp.retain = c.will_msg->retain;
@@ -568,6 +596,9 @@ private:
             will_ = m;
             will_delay_s_ = c.will_msg->props.will_delay_interval.value_or(0);
         }
+
+        // Mosquitto accepts such a will and never publishes it: clients do not write there.
+        if (c.will_msg && server_topic(c.will_msg->topic)) will_.reset();
 
         state_ = state::claiming;
         auto self = shared_from_this();
@@ -585,23 +616,31 @@ private:
         begin_closing();
     }
 
+    void close_malformed_connect(std::string_view detail) {
+        log()->warn("conn={} peer={} proto=mqtt reason=malformed_packet detail=\"{}\"", conn_, transport_->peer(), detail);
+        will_.reset();
+        begin_closing();
+    }
+
     void complete_connect(claim c) {
         if (c.discard) end_state(broker_, *c.discard);
         state_ = state::active;
+        subscriber_ = c.resumed && c.state->subscriber ? c.state->subscriber : broker_.next_consumer_id();
         connack ack;
         ack.session_present = c.resumed;
         if (version_ == version::v5) {
+            // What mosquitto 2.0 sends: the limits, and a capability only when it is missing
+            // (absent means available, MQTT 5 §3.2.2.3: wildcard, subscription identifier and
+            // shared subscriptions always are here; maximum QoS is 2).
             auto& p = ack.props;
             p.receive_maximum = settings_->receive_maximum;
-            p.topic_alias_maximum = settings_->topic_alias_maximum;
+            if (settings_->topic_alias_maximum > 0) p.topic_alias_maximum = settings_->topic_alias_maximum;
             p.maximum_packet_size = std::uint32_t(settings_->packet_limits.max_packet_size);
-            p.retain_available = settings_->retain_available;
-            p.wildcard_subscription_available = true;
-            p.subscription_identifier_available = true;
-            p.shared_subscription_available = true;
+            if (!settings_->retain_available) p.retain_available = false;
             if (assigned_id_) p.assigned_client_identifier = client_id_;
             if (server_keepalive_) p.server_keep_alive = keepalive_s_;
-            if (session_expiry_s_ != 0) p.session_expiry_interval = session_expiry_s_;
+            // §3.2.2.3.2: only a value other than the client's is sent (mosquitto sends none).
+            if (session_expiry_s_ != asked_session_expiry_s_) p.session_expiry_interval = session_expiry_s_;
         }
         encode(packet{ack}, version_, out_);
         flush();
@@ -641,6 +680,8 @@ private:
                 broker_.attach(owned->consumer, owned->dest, weak_from_this(), {});
             }
             by_consumer_[owned->consumer] = owned.get();
+            owned->overlaps = 0;   // counted again among this connection's subscriptions
+            link_overlaps(*owned);
             subs_[owned->filter] = std::move(owned);
         }
         flush();
@@ -672,6 +713,16 @@ private:
         }
         if (p.qos > 0 && acks_.size() + inbound_qos2_.size() >= settings_->receive_maximum && version_ == version::v5)
             return fail(reason::receive_maximum_exceeded, "receive maximum exceeded");
+        if (server_topic(topic)) {
+            // Not published. v5 is told 0x87; v3 has no way to say it, so (like mosquitto) its
+            // PUBACK/PUBREC is the ordinary one and the QoS 2 flow completes as usual.
+            log()->debug("conn={} client_id={} publish to server topic refused topic={}", conn_, client_id_, topic);
+            if (p.qos == 0) return;
+            const auto code = version_ == version::v5 ? std::uint8_t(reason::not_authorized) : std::uint8_t(0);
+            if (p.qos == 2 && code == 0) inbound_qos2_.insert(p.packet_id);
+            acks_->push_back(pending_ack{p.qos == 1 ? packet_type::puback : packet_type::pubrec, p.packet_id, 0, code, {}});
+            return flush_acks();
+        }
 
         auto m = std::make_shared<core::message>(message_from_publish(p, topic, core::now_ms()));
         m->id = broker_.next_message_id();
@@ -810,6 +861,7 @@ private:
             else
                 broker_.subscribe(sub->consumer, sub->dest, opt, weak_from_this(), std::move(done));
             auto key = sub->filter;
+            link_overlaps(*sub);
             subs_[key] = std::move(sub);
         }
         flush_acks();
@@ -893,23 +945,74 @@ private:
         opt.connection = conn_;
         opt.no_local = s.no_local;
         opt.share_group = s.share_group;
+        opt.subscriber = subscriber_;
         opt.prefetch = std::min<std::uint32_t>(settings_->default_prefetch, client_receive_max_);
         opt.max_pending = settings_->max_queued_messages;
         return opt;
+    }
+
+    // `s` is about to join subs_ (or has just left it): the counts of the filters it may overlap.
+    void link_overlaps(sub_state& s) {
+        if (!s.share_group.empty()) return;
+        for (auto& [f, o] : subs_) {
+            if (o.get() == &s || !o->share_group.empty() || !may_overlap(o->topic.name, s.topic.name)) continue;
+            ++o->overlaps;
+            ++s.overlaps;
+        }
+    }
+
+    void unlink_overlaps(sub_state& s) {
+        if (!s.share_group.empty() || s.overlaps == 0) return;
+        for (auto& [f, o] : subs_)
+            if (o.get() != &s && o->share_group.empty() && o->overlaps > 0 && may_overlap(o->topic.name, s.topic.name))
+                --o->overlaps;
+        s.overlaps = 0;
+    }
+
+    // MQTT 5 §3.3.4: a message matching several of this client's subscriptions is delivered
+    // once (the kernel gives it to one of them, `via`), at the highest QoS granted, with every
+    // matching subscription identifier. A retained message sent for a new subscription, or
+    // one to a shared subscription, is that subscription's alone. `any` is false when No Local
+    // leaves no subscription for it.
+    struct match {
+        bool any = false;
+        std::uint8_t qos = 0;
+        bool retain_as_published = false;
+    };
+
+    match match_subscriptions(const sub_state& via, const core::delivery& d, std::vector<std::uint32_t>* ids) const {
+        const auto& m = *d.msg;
+        const std::uint8_t offered = message_qos(m);
+        match r;
+        const auto take = [&](const sub_state& s) {
+            // A durable subscription's queue takes every message; No Local is applied here.
+            if (s.no_local && m.origin_connection == conn_) return;
+            r.any = true;
+            r.qos = std::max(r.qos, std::min(s.qos, offered));
+            r.retain_as_published |= s.retain_as_published;
+            if (ids && s.subscription_id) ids->push_back(s.subscription_id);
+        };
+        if (d.retained || via.overlaps == 0 || !via.share_group.empty()) {
+            take(via);
+            return r;
+        }
+        for (const auto& [f, s] : subs_)
+            if (s->share_group.empty() && core::matches(s->topic.name, m.dest.name)) take(*s);
+        return r;
     }
 
     void send_delivery(const sub_state& sub, core::consumer_id id, const core::delivery& d, std::uint8_t qos) {
         const auto now = core::now_ms();
         const auto& m = *d.msg;
         if (m.expired_at(now)) return broker_.ack(id, {d.tag});
-        const bool retain = d.retained || (sub.retain_as_published && m.retain);
-        const auto topic = to_mqtt_topic(m.dest.name);
         properties props;
+        const auto matched = match_subscriptions(sub, d, version_ == version::v5 ? &props.subscription_identifiers : nullptr);
+        const bool retain = d.retained || (matched.retain_as_published && m.retain);
+        const auto topic = to_mqtt_topic(m.dest.name);
         std::uint16_t alias = 0;
         bool send_topic = true;
         if (version_ == version::v5) {
             publish_properties(m, now, props, storage_);
-            if (sub.subscription_id) props.subscription_identifiers.push_back(sub.subscription_id);
             if (client_alias_max_ > 0) {
                 if (auto it = out_aliases_.find(topic); it != out_aliases_.end()) {
                     alias = it->second;
@@ -956,7 +1059,7 @@ private:
             waiting_->pop_front();
             auto it = by_consumer_.find(id);
             if (it == by_consumer_.end()) continue;
-            send_delivery(*it->second, id, d, std::min(it->second->qos, message_qos(*d.msg)));
+            send_delivery(*it->second, id, d, match_subscriptions(*it->second, d, nullptr).qos);
         }
         waiting_.release_if_empty();
         flush();
@@ -992,6 +1095,7 @@ private:
     }
 
     void end_subscription(sub_state& s, std::function<void()> done = {}) {
+        if (state_ != state::closing) unlink_overlaps(s);
         by_consumer_.erase(s.consumer);
         settlements_.settle_consumer(broker_, s.consumer);   // QoS 0 already encoded was sent
         std::erase_if(outbound_, [&](const auto& o) { return o.second.consumer == s.consumer; });
@@ -1026,6 +1130,7 @@ private:
         if (session_expiry_s_ != 0) {
             keep = std::make_shared<saved_state>();
             keep->expiry_s = session_expiry_s_;
+            keep->subscriber = subscriber_;
             keep->inbound_qos2 = std::move(inbound_qos2_);
             for (auto& [id, o] : outbound_) keep->outbound_by_id[id] = o;
             settlements_.settle_all(broker_);   // QoS 0 in flight was (being) written
@@ -1118,10 +1223,12 @@ private:
     bool clean_start_ = true, assigned_id_ = false, server_keepalive_ = false;
     bool reading_ = false, writing_ = false, paused_ = false, closed_ = false, abnormal_ = false;
     std::uint32_t session_expiry_s_ = 0;
+    std::uint32_t asked_session_expiry_s_ = 0;   // v5: the client's, for CONNACK
     std::uint16_t keepalive_s_ = 0;
     std::uint32_t client_receive_max_ = 65535;
     std::uint16_t client_alias_max_ = 0;
     std::uint32_t client_max_packet_ = 0;
+    std::uint64_t subscriber_ = 0;   // subscribe_options::subscriber of every subscription
 
     std::shared_ptr<core::message> will_;
     std::uint32_t will_delay_s_ = 0;

@@ -87,6 +87,30 @@ class MqttRefusalTest(GatewayTestCase):
         self.assertGreaterEqual(g.status()["backends"][0]["refused"], 2)
 
 
+class StompRefusalTest(GatewayTestCase):
+    """A `protocol: stomp` listener with no server up answers the client's whole CONNECT with
+    an ERROR frame, then closes cleanly (no reset that would lose the ERROR)."""
+
+    def test_connect_gets_an_error_frame_then_a_clean_close(self):
+        dead = free_port()
+        g = self.start_gateway(
+            [{"name": "st", "protocol": "stomp", "backend": "gone"}],
+            [backend("gone", [{"name": "d1", "address": f"{HOST}:{dead}"}])])
+        wait_for(lambda: not g.server("gone", "d1")["up"], 3, "d1 down")
+        s = socket.create_connection((HOST, g.port), timeout=WAIT)
+        self.addCleanup(s.close)
+        connect = b"\n\nCONNECT\naccept-version:1.2\nhost:localhost\nlogin:someone\npasscode:x\n\n\x00"
+        s.sendall(connect[:20])        # part of the frame: nothing is answered yet
+        s.settimeout(0.3)
+        with self.assertRaises(socket.timeout, msg="answered before the CONNECT was complete"):
+            s.recv(16)
+        s.sendall(connect[20:])
+        data = read_to_close(s)        # a reset raises ConnectionResetError here
+        self.assertTrue(data.startswith(b"ERROR\n"), data)
+        self.assertIn(b"\nmessage:no server available\n", data)
+        self.assertTrue(data.endswith(b"\x00"), data)
+
+
 # Prometheus text format 0.0.4: a label value is any UTF-8 with \\, \" and \n escaped, and
 # those are the only escapes.
 LABEL = re.compile(r'[a-zA-Z_][a-zA-Z0-9_]*="((?:[^"\\\n]|\\[\\"n])*)"')

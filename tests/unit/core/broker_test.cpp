@@ -363,6 +363,53 @@ TEST_CASE("a shared subscription group splits messages among its members", "[cor
     CHECK(s2->got.size() == 6);
 }
 
+TEST_CASE("overlapping subscriptions of one subscriber get a message once", "[core][broker]") {
+    fixture f(3);
+    subscribe_options mine;
+    mine.subscriber = 42;
+    auto [c1, s1] = f.subscribe(t, 0, 0, mine);
+    auto [c2, s2] = f.subscribe(destination{dest_kind::topic, "prices.*"}, 0, 0, mine);
+    auto [c3, s3] = f.subscribe(destination{dest_kind::topic, "prices.>"}, 0, 1);   // another subscriber
+    subscribe_options shared = mine;
+    shared.share_group = "g";                                    // shared: delivered on its own
+    auto [c4, s4] = f.subscribe(destination{dest_kind::topic, "prices.*"}, 0, 0, shared);
+    f.publish(t, "both");
+    f.publish(destination{dest_kind::topic, "prices.gbp"}, "wildcard only");
+    CHECK(s1->bodies() == std::vector<std::string>{"both"});
+    CHECK(s2->bodies() == std::vector<std::string>{"wildcard only"});
+    CHECK(s3->bodies() == std::vector<std::string>{"both", "wildcard only"});
+    CHECK(s4->bodies() == std::vector<std::string>{"both", "wildcard only"});
+    // No Local on the first: the other subscription of the subscriber takes it instead.
+    f.unsubscribe(c1, t);
+    mine.no_local = true;
+    mine.connection = 7;
+    auto [c5, s5] = f.subscribe(t, 0, 0, mine);
+    auto own = f.make(t, "own");
+    const_cast<message&>(*own).origin_connection = 7;
+    f.w[0].call([&] { f.b.publish(own, {}); });
+    f.w.run();
+    CHECK(s5->got.empty());
+    CHECK(s2->bodies() == std::vector<std::string>{"wildcard only", "own"});
+}
+
+TEST_CASE("overlapping durable subscriptions of one subscriber collect a message once", "[core][broker]") {
+    fixture f;
+    subscribe_options opt;
+    opt.subscriber = 9;
+    auto s1 = std::make_shared<sink>();
+    auto s2 = std::make_shared<sink>();
+    f.w[0].call([&] {
+        f.b.subscribe_durable(f.b.next_consumer_id(), "c:a", t, opt, s1, {});
+        f.b.subscribe_durable(f.b.next_consumer_id(), "c:b", destination{dest_kind::topic, "prices.>"}, opt, s2, {});
+    });
+    f.w.run();
+    f.publish(t, "once", 4, true);
+    f.publish(destination{dest_kind::topic, "prices.x.y"}, "deep", 4, true);
+    CHECK(s1->got.size() + s2->got.size() == 2);
+    CHECK(s2->bodies().back() == "deep");
+    CHECK(f.store.size() == 2);   // one stored copy each, not one per subscription
+}
+
 TEST_CASE("attach moves a consumer to a new sink and resends what was unacked", "[core][broker]") {
     fixture f;
     auto [c, old_sink] = f.subscribe(t, 2);

@@ -228,7 +228,7 @@ TEST_CASE("refusals: MQTT CONNACK server unavailable (3.1.1 and 5), STOMP ERROR,
     CHECK(refusal_for(wire::mqtt, v311) == std::string("\x20\x02\x00\x03", 4));
     CHECK(refusal_for(wire::mqtt, v5) == std::string("\x20\x03\x00\x88\x00", 5));
     CHECK(refusal_for(wire::mqtt, v31) == std::string("\x20\x02\x00\x03", 4));
-    const std::string e = refusal_for(wire::stomp, "CONNECT\n").value();
+    const std::string e = refusal_for(wire::stomp, std::string("CONNECT\naccept-version:1.2\n\n\0", 29)).value();
     CHECK(e.starts_with("ERROR\n"));
     CHECK(e.find("message:no server available\n") != std::string::npos);
     CHECK(e.back() == '\0');
@@ -246,4 +246,15 @@ TEST_CASE("refusals: an MQTT CONNECT is read whole before its version decides", 
     CHECK(refusal_for(wire::mqtt, std::string("\xc0\x00", 2)) == std::string());
     // Larger than refusal_max_connect_bytes: decided from the fixed header alone.
     CHECK(refusal_for(wire::mqtt, std::string("\x10\xff\xff\x7f", 4)) == std::string());
+}
+
+TEST_CASE("refusals: a STOMP CONNECT is read whole before the ERROR", "[gateway][relay]") {
+    const std::string connect("\n\r\nCONNECT\naccept-version:1.2\nhost:h\n\n\0", 39);
+    for (std::size_t n = 0; n < connect.size(); ++n)
+        CHECK_FALSE(refusal_for(wire::stomp, connect.substr(0, n)).has_value());
+    const std::string e = refusal_for(wire::stomp, connect).value();
+    CHECK(e.starts_with("ERROR\n"));
+    // Not STOMP after all, or past the size bound: the ERROR comes at once.
+    CHECK(refusal_for(wire::stomp, "CONNECT\nno colon here\n\n").value().starts_with("ERROR\n"));
+    CHECK(refusal_for(wire::stomp, "CONNECT\nx:" + std::string(refusal_max_connect_bytes, 'y')).value().starts_with("ERROR\n"));
 }

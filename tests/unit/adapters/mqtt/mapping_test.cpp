@@ -69,12 +69,18 @@ TEST_CASE("outbound properties carry the remaining expiry and the mapped fields"
     properties out;
     std::vector<std::string> storage;
     publish_properties(m, 1'000'000, out, storage);
-    CHECK(out.message_expiry_interval == 10u);
+    CHECK(out.message_expiry_interval == 11u);   // 10.5 s left, to the nearest second
     CHECK(out.response_topic == "r/s");
     CHECK(out.payload_format_indicator == 1);
     REQUIRE(out.user_properties.size() == 2);
     CHECK(out.user_properties[0].value == "5");
     CHECK(out.user_properties[1].value == "t");
+    std::vector<std::string> storage2;
+    for (const auto& [left_ms, sent] : {std::pair{9'998, 10u}, {7'800, 8u}, {1'200, 1u}, {1, 1u}}) {
+        properties again;
+        publish_properties(m, m.expiration_ms - left_ms, again, storage2);
+        CHECK(again.message_expiry_interval == sent);
+    }
 }
 
 TEST_CASE("messages from other protocols are offered at QoS 2 when persistent, else 0", "[mqtt][mapping]") {
