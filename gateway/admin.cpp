@@ -2,6 +2,7 @@
 // response per connection, 5 s to send the request.
 #include "gateway/admin.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -42,7 +43,10 @@ public:
         stream_.expires_after(std::chrono::seconds(5));
         http::async_read(stream_, buffer_, parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
             if (ec) return;
-            if (!self->view_.destinations) return self->respond({});
+            // Only /metrics and /status show destinations: the probes must not wait for a worker.
+            const auto target = self->parser_.get().target();
+            const std::string_view path(target.data(), std::min(target.size(), target.find('?')));
+            if (!self->view_.destinations || (path != "/metrics" && path != "/status")) return self->respond({});
             // The kernel answers on a worker; the response is written from this connection's own
             // executor again.
             self->view_.destinations([self](std::vector<core::destination_stats> d) {
@@ -68,10 +72,12 @@ private:
             res->set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
             res->body() = render_metrics(view_, dests);
         } else if (path == "/healthz" || path == "/readyz") {
-            // The process answers: healthy. Ready: listeners are open (no standby role yet).
-            res->result(http::status::ok);
+            const auto& why = path == "/healthz" ? view_.not_healthy : view_.not_ready;
+            const std::vector<std::string> reasons = why ? why() : std::vector<std::string>{};
+            res->result(reasons.empty() ? http::status::ok : http::status::service_unavailable);
             res->set(http::field::content_type, "text/plain");
-            res->body() = "ok\n";
+            res->body() = reasons.empty() ? "ok\n" : "";
+            for (const auto& r : reasons) res->body() += r + "\n";
         } else if (path == "/status") {
             res->result(http::status::ok);
             res->set(http::field::content_type, "application/json");

@@ -3,8 +3,13 @@
 //                 in-flight, consumers, memory and counters; per backend server its state,
 //                 check latency, active and total connections, connect failures, transitions
 //   GET /status   the same as JSON
-//   GET /healthz, /readyz  200 "ok" (liveness and readiness probes)
+//   GET /healthz  liveness: 200 "ok", or 503 while a worker's event loop has not turned for
+//                 admin.stall_timeout (one line per stalled worker)
+//   GET /readyz   readiness: 200 "ok", or 503 with one line per reason: a listener not
+//                 accepting, the store not recovered or not writable, a listener whose every
+//                 route leads to backends without a server up
 // Runs on the main thread's io_context; every request is answered and the connection closed.
+// /healthz and /readyz read atomics only: they answer even while a worker is stuck.
 // Destination counters come from the kernel's shards (broker::stats), gathered on a worker
 // and handed back to the main thread.
 #pragma once
@@ -25,9 +30,13 @@ namespace sb::gateway {
 struct admin_view {
     using destinations_done = std::function<void(std::vector<core::destination_stats>)>;
     std::function<std::size_t()> live_connections;
-    const std::vector<std::unique_ptr<backend>>* backends = nullptr;
+    const std::vector<std::shared_ptr<backend>>* backends = nullptr;   // read on the admin's thread
     // Gathers the kernel's destination counters; `done` may run on any thread.
     std::function<void(destinations_done)> destinations;
+    // Why the process is not ready (/readyz) or not alive (/healthz): one line per reason, none
+    // when it is. Called on the admin's thread; must not block.
+    std::function<std::vector<std::string>()> not_ready;
+    std::function<std::vector<std::string>()> not_healthy;
 };
 
 // A Prometheus label value (text format 0.0.4): backslash, double quote and line feed

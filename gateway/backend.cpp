@@ -22,15 +22,32 @@ void server_state::unbind(std::uint64_t id) {
     bound_.erase(id);
 }
 
-std::size_t server_state::close_bound() {
+std::size_t server_state::close_bound(const char* why) {
     std::vector<std::shared_ptr<bound_connection>> live;
     {
         std::lock_guard lock(mutex_);
-        for (auto& [id, w] : bound_)
-            if (auto c = w.lock()) live.push_back(std::move(c));
+        for (auto it = bound_.begin(); it != bound_.end();) {
+            if (auto c = it->second.lock()) {
+                live.push_back(std::move(c));
+                ++it;
+            } else {
+                it = bound_.erase(it);   // one taken over from a replaced backend, since ended
+            }
+        }
     }
-    for (auto& c : live) c->server_down();
+    for (auto& c : live) c->close_from_server(why);
     return live.size();
+}
+
+void server_state::take_bound(server_state& from) {
+    std::unordered_map<std::uint64_t, std::weak_ptr<bound_connection>> moved;
+    {
+        std::lock_guard lock(from.mutex_);
+        moved.swap(from.bound_);
+    }
+    std::lock_guard lock(mutex_);
+    for (auto& [id, w] : moved)
+        if (!w.expired()) bound_.emplace(id, std::move(w));
 }
 
 backend::backend(backend_config cfg) : cfg_(std::move(cfg)) {
@@ -68,6 +85,21 @@ bool backend::try_reserve(server_state& s) noexcept {
 }
 
 void backend::release(server_state& s) noexcept { s.active.fetch_sub(1, std::memory_order_acq_rel); }
+
+std::size_t backend::close_outranked_by(const server_state& up) {
+    if (cfg_.on_server_up != server_up_action::close_backups || up.cfg.backup) return 0;
+    std::size_t closed = 0;
+    bool after = false;   // declared after `up`
+    for (const auto& s : servers_) {
+        if (s.get() == &up) {
+            after = true;
+            continue;
+        }
+        if (s->cfg.backup || (after && cfg_.balance == balance_mode::first))
+            closed += s->close_bound("a higher-priority server came up");
+    }
+    return closed;
+}
 
 server_state* backend::pick(std::span<server_state* const> tried) {
     bool primary_up = false;

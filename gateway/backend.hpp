@@ -20,10 +20,12 @@
 
 namespace sb::gateway {
 
-// A relayed connection as its server sees it: told to close when the server goes down.
+// A relayed connection as its server sees it: told to close when the server goes down, or
+// when a server that outranks it comes up (on_server_up: close_backups).
 class bound_connection {
 public:
-    virtual void server_down() noexcept = 0;   // any thread; the connection closes on its own worker
+    // Any thread; the connection closes on its own worker. `why` is a string literal.
+    virtual void close_from_server(const char* why) noexcept = 0;
 
 protected:
     ~bound_connection() = default;
@@ -50,8 +52,12 @@ struct server_state {
 
     void bind(std::uint64_t id, std::weak_ptr<bound_connection> c);
     void unbind(std::uint64_t id);
-    // Tells every bound connection that the server is down; returns how many.
-    std::size_t close_bound();
+    // Tells every bound connection to close (`why`: a string literal); returns how many.
+    std::size_t close_bound(const char* why = "server down");
+    // A reload replaced the backend: the connections bound to `from` (this same server in the
+    // old backend) are told to close from here on (server down, a higher-priority server up).
+    // Their own unbind still goes to `from`; the entries here expire with them.
+    void take_bound(server_state& from);
 
 private:
     std::mutex mutex_;
@@ -76,6 +82,12 @@ public:
     server_state* pick(std::span<server_state* const> tried);
     // Gives the slot back (the connection ended or its connect failed).
     static void release(server_state& s) noexcept;
+
+    // `s` (one of this backend's servers) just came up. With on_server_up: close_backups and a
+    // non-backup `s`, closes the relays on the servers it outranks: every backup server, and
+    // with balance first the servers declared after it. Returns the number closed (0 without
+    // the option).
+    std::size_t close_outranked_by(const server_state& s);
 
     // Connections refused because no server could take them.
     std::atomic<std::uint64_t> refused{0};

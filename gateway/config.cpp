@@ -182,8 +182,9 @@ public:
             } else if (e.key == "backends") {
                 cfg.backends = load_backends(e);
             } else if (e.key == "admin") {
-                for (const entry& a : entries(e.value, e.value_at, e.path, {"address", "port"})) {
+                for (const entry& a : entries(e.value, e.value_at, e.path, {"address", "port", "stall_timeout"})) {
                     if (a.key == "address") cfg.admin.address = this->text(a);
+                    else if (a.key == "stall_timeout") cfg.admin.stall_timeout_ms = duration_ms(a, 10);
                     else cfg.admin.port = static_cast<std::uint16_t>(integer(a, 0, 65535));
                 }
             }
@@ -685,7 +686,7 @@ private:
             place name_at = item_at;
             for (const entry& e : entries(item, item_at, path,
                                           {"name", "balance", "check", "servers", "connect_timeout", "retries",
-                                           "idle_timeout", "send_proxy"})) {
+                                           "idle_timeout", "send_proxy", "on_server_up"})) {
                 if (e.key == "name") {
                     b.name = name_of(e);
                     name_at = e.value_at;
@@ -700,6 +701,9 @@ private:
                 else if (e.key == "send_proxy") {
                     b.send_proxy = choice<proxy_protocol>(e, {{"none", proxy_protocol::none},
                                                               {"v1", proxy_protocol::v1}, {"v2", proxy_protocol::v2}});
+                } else if (e.key == "on_server_up") {
+                    b.on_server_up = choice<server_up_action>(e, {{"none", server_up_action::none},
+                                                                  {"close_backups", server_up_action::close_backups}});
                 } else if (e.key == "servers") {
                     if (!e.value.IsSequence() || e.value.size() == 0)
                         expected(e, "a list of at least one server");

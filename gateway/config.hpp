@@ -79,6 +79,12 @@ struct server_config {
 
 enum class proxy_protocol { none, v1, v2 };
 
+// What a server coming up does to the relays of the servers it outranks (HAProxy's
+// `on-marked-up shutdown-backup-sessions`): with close_backups, when a non-backup server comes
+// up, the relays on backup servers (and, with balance first, on the servers declared after
+// it) are closed, so that their clients reconnect and converge on it.
+enum class server_up_action { none, close_backups };
+
 struct backend_config {
     std::string name;
     balance_mode balance = balance_mode::first;
@@ -88,6 +94,7 @@ struct backend_config {
     std::uint32_t retries = 0;            // further servers tried after a failed connect; 0: all
     std::uint32_t idle_timeout_ms = 0;    // relayed connection silent both ways this long: closed (0: never)
     proxy_protocol send_proxy = proxy_protocol::none;
+    server_up_action on_server_up = server_up_action::none;
     bool operator==(const backend_config&) const = default;
 };
 
@@ -151,11 +158,13 @@ struct mqtt_config {
     bool operator==(const mqtt_config&) const = default;
 };
 
-// The admin HTTP endpoint: GET /metrics (Prometheus text) and GET /status (JSON). Off when
-// port is 0. Bind it to loopback or a management network: it has no authentication.
+// The admin HTTP endpoint: GET /metrics (Prometheus text), GET /status (JSON), GET /healthz
+// and /readyz. Off when port is 0. Bind it to loopback or a management network: it has no
+// authentication.
 struct admin_config {
     std::string address = "127.0.0.1";
     std::uint16_t port = 0;
+    std::uint32_t stall_timeout_ms = 5000;   // a worker loop stalled this long: /healthz 503
 
     bool operator==(const admin_config&) const = default;
 };

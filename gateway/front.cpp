@@ -102,10 +102,15 @@ private:
             log()->debug("conn={} peer={} listener={} proto={} -> kernel", conn_, t_->peer(), r_->cfg->name, proto_text);
             s = r_->kernel(*w, std::make_unique<prefixed_transport>(std::move(t_), std::move(head_)), conn_);
         } else {
-            backend* b = r_->backend_named(r->backend);
+            auto b = r_->backend_named(r->backend);
+            if (!b) {
+                log()->warn("conn={} peer={} listener={} closed: no backend {}", conn_, t_->peer(), r_->cfg->name, r->backend);
+                t_->close();
+                return;
+            }
             log()->debug("conn={} peer={} listener={} proto={} -> backend {}", conn_, t_->peer(), r_->cfg->name,
                          proto_text, r->backend);
-            s = make_relay(std::move(t_), std::move(head_), *b, w, conn_);
+            s = make_relay(std::move(t_), std::move(head_), std::move(b), w, conn_);
         }
         r_->adopt(conn_, s);
         s->start();

@@ -23,7 +23,8 @@ struct front_routes {
     std::shared_ptr<boost::asio::ssl::context> tls;   // set when the listener terminates TLS
     // A kernel session for STOMP or MQTT.
     std::function<std::shared_ptr<net::session>(wire, std::unique_ptr<net::transport>, std::uint64_t)> kernel;
-    std::function<backend*(const std::string&)> backend_named;
+    // The backend running now under that name (SIGHUP may replace it); null when none.
+    std::function<std::shared_ptr<backend>(const std::string&)> backend_named;
     // Registers the session that takes the connection over (shutdown reaches it).
     std::function<void(std::uint64_t, const std::shared_ptr<net::session>&)> adopt;
 };

@@ -20,10 +20,11 @@ using asio::ip::tcp;
 
 // One server's check loop. Lives on the checker's executor.
 struct check_loop : std::enable_shared_from_this<check_loop> {
-    check_loop(asio::any_io_executor ex, backend& of, server_state& server, const std::string& client_id)
-        : b(of), s(server), timer(ex), deadline(ex), socket(ex),
-          p(make_probe(of.config().check, server.cfg.host, client_id)) {}
+    check_loop(asio::any_io_executor ex, std::shared_ptr<backend> of, server_state& server, const std::string& client_id)
+        : keep(std::move(of)), b(*keep), s(server), timer(ex), deadline(ex), socket(ex),
+          p(make_probe(b.config().check, server.cfg.host, client_id)) {}
 
+    std::shared_ptr<backend> keep;   // a backend replaced by a reload lives while its checks end
     backend& b;
     server_state& s;
     asio::steady_timer timer;      // between checks
@@ -45,6 +46,7 @@ struct check_loop : std::enable_shared_from_this<check_loop> {
     }
 
     void run() {
+        if (stopped) return;   // a timer that expired just before stop() (its handler queued)
         const std::uint64_t me = ++attempt;
         received.clear();
         started = std::chrono::steady_clock::now();
@@ -121,6 +123,9 @@ struct check_loop : std::enable_shared_from_this<check_loop> {
                 ++s.transitions;
                 log()->warn("backend={} server={} is UP: check={} {} in {} us ({} passed)", b.config().name, s.cfg.name,
                             check_type_name(c.type), why, us, s.ok_streak);
+                if (const std::size_t closed = b.close_outranked_by(s))
+                    log()->warn("backend={} server={} on_server_up=close_backups: closing {} relayed connections on "
+                                "the servers it outranks", b.config().name, s.cfg.name, closed);
             }
         } else {
             ++s.checks_failed;
@@ -157,13 +162,14 @@ struct health_checker::impl {
     std::vector<std::shared_ptr<check_loop>> loops;
 };
 
-health_checker::health_checker(asio::any_io_executor ex, backend& b) : impl_(std::make_shared<impl>()) {
+health_checker::health_checker(asio::any_io_executor ex, std::shared_ptr<backend> of) : impl_(std::make_shared<impl>()) {
     impl_->ex = ex;
+    const backend& b = *of;
     if (b.config().check.type == check_type::none) return;
     std::size_t i = 0;
     for (const auto& s : b.servers()) {
         const std::string id = "switchboard-check-" + std::to_string(::getpid()) + "-" + b.config().name + "-" + std::to_string(i++);
-        impl_->loops.push_back(std::make_shared<check_loop>(ex, b, *s, id.substr(0, 100)));
+        impl_->loops.push_back(std::make_shared<check_loop>(ex, of, *s, id.substr(0, 100)));
     }
 }
 

@@ -9,7 +9,8 @@
 //   http      GET path → the expected status
 // One check at a time per server, bounded by `timeout`; a server goes down after `fall`
 // failures in a row and up after `rise` successes. Transitions are logged, counted and close
-// the connections relayed to a server that went down.
+// the connections relayed to a server that went down (and, with on_server_up: close_backups,
+// those on the servers that a server coming up outranks).
 #pragma once
 
 #include <memory>
@@ -26,7 +27,8 @@ namespace sb::gateway {
 // Runs the checks of every server of one backend on `ex` until stop().
 class health_checker {
 public:
-    health_checker(boost::asio::any_io_executor ex, backend& b);
+    // The checks keep `b` alive until they have ended (after stop()).
+    health_checker(boost::asio::any_io_executor ex, std::shared_ptr<backend> b);
     ~health_checker();
     void start();
     void stop();   // thread-safe; pending checks are cancelled on the executor

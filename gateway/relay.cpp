@@ -42,9 +42,9 @@ class relay final : public net::session,
                     public bound_connection,
                     public std::enable_shared_from_this<relay> {
 public:
-    relay(std::unique_ptr<socket_transport> client, std::string head, backend& b, std::optional<wire> proto,
-          std::uint64_t conn)
-        : client_(std::move(client)), head_(std::move(head)), b_(b), proto_(proto), conn_(conn),
+    relay(std::unique_ptr<socket_transport> client, std::string head, std::shared_ptr<backend> b,
+          std::optional<wire> proto, std::uint64_t conn)
+        : client_(std::move(client)), head_(std::move(head)), keep_(std::move(b)), b_(*keep_), proto_(proto), conn_(conn),
           backend_(client_->get_executor()), connect_timer_(client_->get_executor()),
           idle_timer_(client_->get_executor()) {}
 
@@ -56,8 +56,8 @@ public:
     void start() override { connect_next(); }
     void stop() override { close("shutdown"); }
 
-    void server_down() noexcept override {
-        asio::post(backend_.get_executor(), [self = shared_from_this()] { self->close("server down"); });
+    void close_from_server(const char* why) noexcept override {
+        asio::post(backend_.get_executor(), [self = shared_from_this(), why] { self->close(why); });
     }
 
     // Client side of the buffered pump, the CONNECT read for a refusal, and the refusal write.
@@ -413,6 +413,7 @@ private:
 
     std::unique_ptr<socket_transport> client_;
     std::string head_;
+    std::shared_ptr<backend> keep_;   // a backend replaced by a reload lives while its relays do
     backend& b_;
     std::optional<wire> proto_;
     std::uint64_t conn_;
@@ -440,9 +441,9 @@ void put16(std::string& s, unsigned v) {
 
 }  // namespace
 
-std::shared_ptr<net::session> make_relay(std::unique_ptr<socket_transport> client, std::string head, backend& b,
-                                         std::optional<wire> proto, std::uint64_t conn) {
-    return std::make_shared<relay>(std::move(client), std::move(head), b, proto, conn);
+std::shared_ptr<net::session> make_relay(std::unique_ptr<socket_transport> client, std::string head,
+                                         std::shared_ptr<backend> b, std::optional<wire> proto, std::uint64_t conn) {
+    return std::make_shared<relay>(std::move(client), std::move(head), std::move(b), proto, conn);
 }
 
 std::string proxy_header(proxy_protocol v, const tcp::endpoint& client, const tcp::endpoint& local) {

@@ -25,8 +25,8 @@ namespace sb::gateway {
 // Creates the relay (not yet started). `proto`: the detected protocol, when known, for a
 // refusal the client understands (MQTT CONNACK "server unavailable", STOMP ERROR) when no
 // server can take the connection.
-std::shared_ptr<net::session> make_relay(std::unique_ptr<socket_transport> client, std::string head, backend& b,
-                                         std::optional<wire> proto, std::uint64_t conn);
+std::shared_ptr<net::session> make_relay(std::unique_ptr<socket_transport> client, std::string head,
+                                         std::shared_ptr<backend> b, std::optional<wire> proto, std::uint64_t conn);
 
 // The PROXY protocol header (v1 text or v2 binary) announcing `client` → `local`.
 std::string proxy_header(proxy_protocol v, const boost::asio::ip::tcp::endpoint& client,

@@ -1,7 +1,11 @@
 // gateway/worker.cpp — io_context + thread + a batched inbox for cross-worker posts.
 #include "gateway/worker.hpp"
 
+#include <algorithm>
+#include <string>
+
 #include <boost/asio/post.hpp>
+#include <pthread.h>
 
 namespace sb::gateway {
 
@@ -40,6 +44,30 @@ void worker::start() {
         ctx_.run();
         set_current(nullptr);
     });
+    const std::string name = "sb-worker-" + std::to_string(index_);
+    ::pthread_setname_np(thread_.native_handle(), name.substr(0, 15).c_str());
+}
+
+void worker::start_watchdog(std::chrono::milliseconds tick) {
+    tick_ = tick;
+    last_beat_ = std::chrono::steady_clock::now().time_since_epoch().count();
+    boost::asio::post(ctx_, [this] { watchdog_tick(); });
+}
+
+void worker::watchdog_tick() {
+    last_beat_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    watchdog_.expires_after(tick_);
+    watchdog_.async_wait([this](boost::system::error_code ec) {
+        if (!ec) watchdog_tick();
+    });
+}
+
+std::chrono::milliseconds worker::stalled_for(std::chrono::steady_clock::time_point now) const noexcept {
+    if (tick_.count() == 0) return std::chrono::milliseconds(0);
+    const std::chrono::steady_clock::time_point last{
+        std::chrono::steady_clock::duration(last_beat_.load(std::memory_order_relaxed))};
+    const auto late = std::chrono::duration_cast<std::chrono::milliseconds>(now - last) - tick_;
+    return std::max(late, std::chrono::milliseconds(0));
 }
 
 void worker::stop() noexcept {

@@ -2,6 +2,8 @@
 // Connections are pinned to a worker for life; the kernel shard of the same index runs here.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -11,6 +13,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "adapters/net/transport.hpp"
 #include "core/executor.hpp"
@@ -28,7 +31,7 @@ public:
 
     boost::asio::io_context& context() noexcept { return ctx_; }
 
-    void start();             // spawns the thread
+    void start();             // spawns the thread (named "sb-worker-<index>", as top -H shows it)
     void stop() noexcept;     // the loop returns once current handlers finish
     void join();
 
@@ -37,8 +40,15 @@ public:
     void remove_session(std::uint64_t id);
     void stop_sessions();     // graceful stop of every session (shutdown)
 
+    // The watchdog: once started, the loop stamps the time every `tick`; a loop held up by a
+    // handler that does not return stops stamping. stalled_for() is how long ago the last
+    // stamp was, less one tick (0 while the loop turns); any thread, never blocks.
+    void start_watchdog(std::chrono::milliseconds tick);
+    std::chrono::milliseconds stalled_for(std::chrono::steady_clock::time_point now) const noexcept;
+
 private:
     void drain();
+    void watchdog_tick();
 
     const std::size_t index_;
     // Declared before the io_context so that they outlive it: handlers destroyed with the
@@ -51,6 +61,9 @@ private:
 
     boost::asio::io_context ctx_{1};
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_;
+    boost::asio::steady_timer watchdog_{ctx_};
+    std::chrono::milliseconds tick_{0};   // 0: no watchdog
+    std::atomic<std::chrono::steady_clock::rep> last_beat_{0};
     std::thread thread_;
 };
 
