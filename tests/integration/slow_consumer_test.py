@@ -55,73 +55,14 @@ class RssSampler(threading.Thread):
         return self.peak - self.base
 
 
-class MqttCounter(threading.Thread):
-    """Reads an MQTT socket and counts PUBLISH packets; records the payloads' sequence numbers
-    (the first 8 bytes) in `seen`. QoS 0 subscription only: nothing is acknowledged."""
+class Reader(threading.Thread):
+    """Reads a socket to its end on its own thread; each subclass's parse() takes whole
+    packets or frames off `buf` and returns what they say, record() keeps it (under `cond`)."""
 
     def __init__(self, sock, buf=b""):
         super().__init__(daemon=True)
         self.sock = sock
         self.buf = bytearray(buf)
-        self.count = 0
-        self.seen = set()
-        self.cond = threading.Condition()
-        self.closed = False
-
-    def run(self):
-        self.sock.settimeout(None)
-        while True:
-            try:
-                chunk = self.sock.recv(1 << 20)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                break
-            self.buf += chunk
-            pos = 0
-            n = len(self.buf)
-            got = []
-            while n - pos >= 2:
-                length, shift, i = 0, 0, pos + 1
-                while i < n and i <= pos + 4:
-                    b = self.buf[i]
-                    length |= (b & 0x7F) << shift
-                    shift += 7
-                    i += 1
-                    if not b & 0x80:
-                        break
-                else:
-                    break
-                if n < i + length:
-                    break
-                if self.buf[pos] >> 4 == 3:   # PUBLISH (QoS 0: topic, then the payload)
-                    tlen = int.from_bytes(self.buf[i:i + 2], "big")
-                    got.append(bytes(self.buf[i + 2 + tlen:i + 2 + tlen + 8]))
-                pos = i + length
-            del self.buf[:pos]
-            with self.cond:
-                self.count += len(got)
-                self.seen.update(got)
-                self.cond.notify_all()
-        with self.cond:
-            self.closed = True
-            self.cond.notify_all()
-
-    def wait_for(self, payload_prefix, timeout):
-        with self.cond:
-            return self.cond.wait_for(lambda: payload_prefix in self.seen or self.closed, timeout) \
-                and payload_prefix in self.seen
-
-
-class StompCounter(threading.Thread):
-    """Reads a STOMP socket and records the bodies' sequence numbers (the first 8 bytes) of the
-    MESSAGE frames (the broker sends content-length)."""
-
-    def __init__(self, sock, buf=b""):
-        super().__init__(daemon=True)
-        self.sock = sock
-        self.buf = bytearray(buf)
-        self.seen = []
         self.cond = threading.Condition()
         self.closed = False
 
@@ -137,11 +78,66 @@ class StompCounter(threading.Thread):
             self.buf += chunk
             got = self.parse()
             with self.cond:
-                self.seen.extend(got)
+                self.record(got)
                 self.cond.notify_all()
         with self.cond:
             self.closed = True
             self.cond.notify_all()
+
+
+class MqttCounter(Reader):
+    """Counts PUBLISH packets; records the payloads' sequence numbers (the first 8 bytes) in
+    `seen`. QoS 0 subscription only: nothing is acknowledged."""
+
+    def __init__(self, sock, buf=b""):
+        super().__init__(sock, buf)
+        self.count = 0
+        self.seen = set()
+
+    def parse(self):
+        pos = 0
+        n = len(self.buf)
+        got = []
+        while n - pos >= 2:
+            length, shift, i = 0, 0, pos + 1
+            while i < n and i <= pos + 4:
+                b = self.buf[i]
+                length |= (b & 0x7F) << shift
+                shift += 7
+                i += 1
+                if not b & 0x80:
+                    break
+            else:
+                break
+            if n < i + length:
+                break
+            if self.buf[pos] >> 4 == 3:   # PUBLISH (QoS 0: topic, then the payload)
+                tlen = int.from_bytes(self.buf[i:i + 2], "big")
+                got.append(bytes(self.buf[i + 2 + tlen:i + 2 + tlen + 8]))
+            pos = i + length
+        del self.buf[:pos]
+        return got
+
+    def record(self, got):
+        self.count += len(got)
+        self.seen.update(got)
+
+    def wait_for(self, payload_prefix, timeout):
+        with self.cond:
+            return self.cond.wait_for(lambda: payload_prefix in self.seen or self.closed, timeout) \
+                and payload_prefix in self.seen
+
+
+class StompCounter(Reader):
+    """Records the bodies' sequence numbers (the first 8 bytes) of the MESSAGE frames (the
+    broker sends content-length)."""
+
+    def __init__(self, sock, buf=b""):
+        super().__init__(sock, buf)
+        self.seen = []
+
+    def record(self, got):
+        self.seen.extend(got)
 
     def parse(self):
         got = []

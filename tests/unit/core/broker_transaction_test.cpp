@@ -8,21 +8,13 @@
 #include "core/broker.hpp"
 #include "core/store/memory_store.hpp"
 #include "tests/unit/core/manual_executor.hpp"
+#include "tests/unit/core/recording_sink.hpp"
 
 using namespace sb::core;
+using sb::test::sink;
 using sb::test::workers;
 
 namespace {
-
-struct sink final : consumer_sink {
-    std::vector<delivery> got;
-    void on_delivery(consumer_id, delivery d) override { got.push_back(std::move(d)); }
-    std::vector<std::string> bodies() const {
-        std::vector<std::string> b;
-        for (const auto& d : got) b.push_back(d.msg->body);
-        return b;
-    }
-};
 
 // A memory store that records each commit and holds its completion until the test releases
 // it (the fsync the test decides the end of). `empty_loads`: load() handles no id at all, as a
