@@ -768,6 +768,11 @@ int run_server(const config& cfg) {
         if (admin) admin->open();
     } catch (const std::exception& e) {
         log()->error("{}", e.what());
+        // The listeners opened so far have an accept in progress, holding a socket of a
+        // worker's context: it must complete (aborted) before the workers go (as at a stop).
+        for (auto& l : listeners) l->close();
+        if (admin) admin->close();
+        main_ctx.run_for(std::chrono::seconds(5));
         stop_workers(workers, sweeper, checkers);
         return 1;
     }
