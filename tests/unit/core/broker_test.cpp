@@ -7,7 +7,7 @@
 #include "core/broker.hpp"
 #include "core/store/memory_store.hpp"
 #include "tests/unit/core/manual_executor.hpp"
-#include "tests/unit/core/recording_sink.hpp"
+#include "tests/unit/core/kernel_helpers.hpp"
 
 using namespace sb::core;
 using sb::test::sink;
@@ -67,14 +67,7 @@ struct fixture {
         w[0].call([&] { b.unsubscribe(id, d); });
         w.run();
     }
-    destination_stats stats_of(const destination& d) {
-        std::vector<destination_stats> all;
-        w[0].call([&] { b.stats([&](std::vector<destination_stats> s) { all = std::move(s); }); });
-        w.run();
-        for (auto& s : all)
-            if (s.dest == d) return s;
-        return {};
-    }
+    destination_stats stats_of(const destination& d) { return sb::test::stats_of(w, b, d); }
 
     workers w;
     memory_store store;

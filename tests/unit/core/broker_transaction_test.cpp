@@ -8,7 +8,7 @@
 #include "core/broker.hpp"
 #include "core/store/memory_store.hpp"
 #include "tests/unit/core/manual_executor.hpp"
-#include "tests/unit/core/recording_sink.hpp"
+#include "tests/unit/core/kernel_helpers.hpp"
 
 using namespace sb::core;
 using sb::test::sink;
@@ -105,14 +105,7 @@ struct fixture {
         w.run();
         return result;
     }
-    destination_stats stats_of(const destination& d) {
-        std::vector<destination_stats> all;
-        w[0].call([&] { b.stats([&](std::vector<destination_stats> s) { all = std::move(s); }); });
-        w.run();
-        for (auto& s : all)
-            if (s.dest == d) return s;
-        return {};
-    }
+    destination_stats stats_of(const destination& d) { return sb::test::stats_of(w, b, d); }
     std::vector<std::string> stored_bodies() {
         std::vector<std::string> out;
         st.inner.recover_loaded([&](std::string_view q, message_ptr m) { out.push_back(std::string(q) + ":" + m->body); });
