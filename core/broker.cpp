@@ -959,14 +959,22 @@ void broker::publish(message_ptr msg, std::function<void(publish_status)> done) 
 }
 
 void broker::publish_counted(message_ptr msg, std::function<void(publish_status, std::size_t)> done) {
-    // Written on the owner shard before the reply is posted home, read there after.
-    auto matched = std::make_shared<std::size_t>(1);
-    std::function<void(publish_status)> counted;
-    if (done) counted = [matched, done = std::move(done)](publish_status st) { done(st, *matched); };
-    auto reply = on_home(&calling_worker(), std::move(counted));
+    // One block for the count and the completion (on the hot path of every MQTT 5 QoS 1/2
+    // publish): `matched` is written on the owner shard before the reply is posted home.
+    struct counted {
+        executor* home;
+        std::size_t matched = 1;
+        std::function<void(publish_status, std::size_t)> done;
+    };
+    std::shared_ptr<counted> c;
+    std::function<void(publish_status)> reply;
+    if (done) {
+        c = std::make_shared<counted>(counted{&calling_worker(), 1, std::move(done)});
+        reply = [c](publish_status st) { c->home->post([c, st] { c->done(st, c->matched); }); };
+    }
     auto& s = *shards_[shard_of(msg->dest.name)];
-    s.exec.post([&s, msg = std::move(msg), reply = std::move(reply), matched]() mutable {
-        if (msg->dest.is_topic()) s.publish_topic(std::move(msg), std::move(reply), matched.get());
+    s.exec.post([&s, msg = std::move(msg), reply = std::move(reply), c = std::move(c)]() mutable {
+        if (msg->dest.is_topic()) s.publish_topic(std::move(msg), std::move(reply), c ? &c->matched : nullptr);
         else s.publish(std::move(msg), std::move(reply));
     });
 }

@@ -827,18 +827,23 @@ private:
             return;
         }
         if (p.qos == 2) inbound_qos2_.insert(p.packet_id);
-        acks_->push_back(pending_ack{p.qos == 1 ? packet_type::puback : packet_type::pubrec, p.packet_id, 1, 0, {}, m->id, {}});
-        acking_.insert(m->id);
+        // Only a connection with subscriptions can get its own message back before this ack:
+        // a publisher-only one (the common case) tracks nothing.
+        const core::message_id own = subs_.empty() ? 0 : m->id;
+        acks_->push_back(pending_ack{p.qos == 1 ? packet_type::puback : packet_type::pubrec, p.packet_id, 1, 0, {}, own, {}});
+        if (own) acking_.insert(own);
         auto* a = &acks_->back();
-        broker_.publish_counted(std::move(m), [self = shared_from_this(), a](core::publish_status s, std::size_t matched) {
+        auto done = [self = shared_from_this(), a](core::publish_status s, std::size_t matched) {
             if (self->state_ == state::closing) return;
             if (s != core::publish_status::ok) a->code = std::uint8_t(reason::unspecified_error);
             // MQTT 5 §3.4.2.1: 0x10 No matching subscribers (v3 acks carry no code).
-            else if (matched == 0 && self->version_ == version::v5) a->code = std::uint8_t(reason::no_matching_subscribers);
+            else if (matched == 0) a->code = std::uint8_t(reason::no_matching_subscribers);
             --a->waiting;
             self->flush_acks();
             self->resume();
-        });
+        };
+        if (version_ == version::v5) return broker_.publish_counted(std::move(m), std::move(done));
+        broker_.publish(std::move(m), [done = std::move(done)](core::publish_status s) { done(s, 1); });
     }
 
     void on_pubrel(const pubrel& r) {
