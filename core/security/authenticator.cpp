@@ -113,6 +113,7 @@ public:
             return std::nullopt;
         }
     }
+    bool hashes(std::string_view) const noexcept override { return false; }
 };
 
 }  // namespace

@@ -29,6 +29,14 @@ public:
     // nullopt: refuse the connection. An empty `user` means the client gave no user name.
     virtual std::optional<principal> authenticate(std::string_view user,
                                                   std::string_view password) const noexcept = 0;
+
+    // Whether authenticate(user, ...) does real work (password hashing), so that
+    // auth_pool runs it off the worker loops; false when the answer is a lookup (no users file,
+    // an anonymous login), which auth_pool then gives without its threads. Never throws.
+    virtual bool hashes(std::string_view user) const noexcept {
+        (void)user;
+        return true;
+    }
 };
 
 // Checks passwords against a users file:
@@ -44,6 +52,10 @@ public:
 
     std::optional<principal> authenticate(std::string_view user,
                                           std::string_view password) const noexcept override;
+
+    // An empty user name is decided without hashing; any other (even unknown: same cost, so
+    // response time does not tell which names exist) hashes.
+    bool hashes(std::string_view user) const noexcept override { return !user.empty(); }
 
     std::size_t user_count() const noexcept { return users_.size(); }
 
