@@ -31,6 +31,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -39,6 +40,8 @@
 #include "core/store/store.hpp"
 
 namespace sb::core {
+
+class transaction;
 
 using consumer_id = std::uint64_t;
 using delivery_tag = std::uint64_t;  // unique in the broker; the top byte names the shard
@@ -77,7 +80,17 @@ struct subscribe_options {
     std::uint64_t subscriber = 0;
 };
 
-enum class publish_status : std::uint8_t { ok, store_failed };
+enum class publish_status : std::uint8_t {
+    ok,
+    store_failed,
+    no_destination,   // a temporary destination that does not exist (any more): nothing was sent
+};
+
+enum class subscribe_status : std::uint8_t {
+    ok,
+    no_destination,   // a temporary destination that does not exist (any more)
+    not_owner,        // a temporary destination of another connection: only its owner consumes
+};
 
 // A local transaction (STOMP BEGIN ... COMMIT, later JMS and AMQP transactions): what a session
 // buffered until the commit.
@@ -98,6 +111,8 @@ struct broker_settings {
     // non-persistent ones hold their producers until the queue drains (flow control).
     std::size_t queue_memory_limit = std::size_t{64} << 20;
     std::size_t topic_max_pending = 10000;
+    // Sends and settled deliveries one kernel transaction may buffer (begin_transaction).
+    std::size_t max_transaction_frames = 100000;
 };
 
 inline constexpr std::string_view shared_dlq_name = "ActiveMQ.DLQ";
@@ -156,6 +171,12 @@ public:
     void subscribe(consumer_id id, const destination& dest, subscribe_options opt,
                    std::weak_ptr<consumer_sink> sink, std::function<void()> done);
 
+    // subscribe, answering whether the subscription was made: always ok but for a temporary
+    // destination that is gone (no_destination) or whose owner is not opt.connection
+    // (not_owner). A temporary topic's subscription lives on its owner shard only.
+    void subscribe_checked(consumer_id id, const destination& dest, subscribe_options opt,
+                           std::weak_ptr<consumer_sink> sink, std::function<void(subscribe_status)> done);
+
     // Durable topic subscriptions. A durable subscription `name` collects every message
     // published to a topic matching `filter` into its own queue (durable_queue(name)), kept by
     // the store and across restarts, whether a consumer is attached or not. subscribe_durable
@@ -203,6 +224,29 @@ public:
     // Redeliver (counted) or dead-letter past max_redeliveries. Topic deliveries are dropped.
     void nack(consumer_id id, std::vector<delivery_tag> tags);
 
+    // A kernel transaction for `connection` (core/transaction.hpp), used on this worker only.
+    // `max_frames` 0: settings().max_transaction_frames. Rolled back by connection_closed.
+    std::unique_ptr<transaction> begin_transaction(std::uint64_t connection, std::size_t max_frames = 0);
+
+    // A temporary queue or topic (`kind` queue / topic, or their temp_ forms) owned by
+    // `connection`, which must live on this worker: named "ID:<broker name>-<connection>-<n>",
+    // unique in this broker. Any connection may send to it; only the owner may consume from it
+    // (subscribe_checked answers not_owner to the others). Nothing sent to it is stored: a
+    // persistent send is accepted as non-persistent (confirmed at once, delivered with
+    // persistent = false, lost by a restart like the destination itself), in a transaction
+    // too. It matches no wildcard subscription, has no retained message and no dead letter
+    // queue (a message past max_redeliveries is dropped, counted dead_lettered). Returned at
+    // once; `done` runs on this worker once it exists on its shard (a send posted from this
+    // worker after the call arrives after it in any case). Deleted with everything it holds,
+    // and its consumers with it, by connection_closed(connection); then a send to it answers
+    // publish_status::no_destination, a subscribe subscribe_status::no_destination.
+    destination create_temporary(std::uint64_t connection, dest_kind kind, std::function<void()> done = {});
+
+    // The end of `connection`, on its worker: rolls back its open transactions and deletes its
+    // temporary destinations. `done` runs on this worker once every shard dropped them.
+    // Harmless for a connection that has neither.
+    void connection_closed(std::uint64_t connection, std::function<void()> done = {});
+
     // Commits a local transaction that the caller (a session) buffered until now: its acks and
     // its sends take effect as one unit. `done` runs on the calling worker once the store holds
     // all of it durably (the removes of the acknowledged persistent messages and the adds of
@@ -221,7 +265,20 @@ public:
     std::size_t shard_of(std::string_view destination_name) const noexcept;
 
 private:
+    friend class transaction;
     struct shard;
+    // What the kernel keeps about a connection that has open transactions or temporary
+    // destinations, on the connection's worker (connections_[worker index]), touched only there.
+    struct connection_entry {
+        std::vector<transaction*> transactions;   // open ones
+        std::vector<destination> temporaries;
+        std::uint64_t temporaries_made = 0;
+    };
+    struct alignas(64) connection_table {
+        std::unordered_map<std::uint64_t, connection_entry> by_id;
+    };
+    void forget_transaction(std::size_t worker, const transaction& tx) noexcept;
+
     struct commit_state;
     void write_commit(std::shared_ptr<commit_state> st);
     void publish_committed(std::shared_ptr<commit_state> st, publish_status status);
@@ -233,6 +290,7 @@ private:
     struct alignas(64) id_counter { std::uint64_t next = 0; };
     std::vector<id_counter> message_ids_;   // one per worker, touched only by that worker
     std::vector<id_counter> consumer_ids_;
+    std::vector<connection_table> connections_;   // one per worker
     std::vector<subscription_record> recovered_subs_;
 };
 

@@ -9,14 +9,19 @@
 
 namespace sb::core {
 
-enum class dest_kind : std::uint8_t { queue, topic };
+// temp_queue / temp_topic: a temporary destination (broker::create_temporary), owned by one
+// connection and deleted with it. It behaves as a queue / topic (is_queue / is_topic), is
+// never stored, matches no wildcard subscription and is distinct from a queue or topic with
+// the same name.
+enum class dest_kind : std::uint8_t { queue, topic, temp_queue, temp_topic };
 
 struct destination {
     dest_kind kind = dest_kind::queue;
     std::string name;
 
-    bool is_queue() const noexcept { return kind == dest_kind::queue; }
-    bool is_topic() const noexcept { return kind == dest_kind::topic; }
+    bool is_queue() const noexcept { return kind == dest_kind::queue || kind == dest_kind::temp_queue; }
+    bool is_topic() const noexcept { return kind == dest_kind::topic || kind == dest_kind::temp_topic; }
+    bool is_temporary() const noexcept { return kind == dest_kind::temp_queue || kind == dest_kind::temp_topic; }
     friend bool operator==(const destination&, const destination&) = default;
 };
 

@@ -223,8 +223,9 @@ std::optional<add_record> decode_add(std::span<const std::uint8_t> payload) {
     if (kind > std::uint8_t(dest_kind::topic)) return std::nullopt;
     m.dest = destination{dest_kind(kind), std::string(r.str())};
     if (flags & has_reply_to) {
+        // A persistent message may name a temporary destination to reply to (JMSReplyTo).
         const auto rk = r.get<std::uint8_t>();
-        if (rk > std::uint8_t(dest_kind::topic)) return std::nullopt;
+        if (rk > std::uint8_t(dest_kind::temp_topic)) return std::nullopt;
         m.reply_to = destination{dest_kind(rk), std::string(r.str())};
     }
     m.correlation_id = std::string(r.str());
