@@ -10,7 +10,7 @@ using namespace kernel;
 
 broker::broker(broker_settings settings, std::vector<executor*> workers, store& st)
     : settings_(std::move(settings)), store_(st), paging_(st.can_load()), message_ids_(workers.size()),
-      consumer_ids_(workers.size()) {
+      consumer_ids_(workers.size()), connections_(workers.size()) {
     assert(!workers.empty() && workers.size() < 256);
     for (std::size_t i = 0; i < workers.size(); ++i)
         shards_.push_back(std::make_unique<shard>(*this, *workers[i], i));
@@ -88,13 +88,19 @@ void broker::publish_counted(message_ptr msg, std::function<void(publish_status,
     }
     auto& s = *shards_[shard_of(msg->dest.name)];
     s.exec.post([&s, msg = std::move(msg), reply = std::move(reply), c = std::move(c)]() mutable {
-        if (msg->dest.is_topic()) s.publish_topic(std::move(msg), std::move(reply), c ? &c->matched : nullptr);
+        if (msg->dest.is_temporary()) s.publish_temporary(std::move(msg), std::move(reply), c ? &c->matched : nullptr);
+        else if (msg->dest.is_topic()) s.publish_topic(std::move(msg), std::move(reply), c ? &c->matched : nullptr);
         else s.publish(std::move(msg), std::move(reply));
     });
 }
 
 void broker::subscribe(consumer_id id, const destination& dest, subscribe_options opt,
                        std::weak_ptr<consumer_sink> sink, std::function<void()> done) {
+    if (dest.is_temporary()) {
+        std::function<void(subscribe_status)> any;
+        if (done) any = [done = std::move(done)](subscribe_status) { done(); };
+        return subscribe_checked(id, dest, std::move(opt), std::move(sink), std::move(any));
+    }
     executor* home = &calling_worker();
     if (dest.is_queue()) {
         auto& s = *shards_[shard_of(dest.name)];
@@ -191,7 +197,7 @@ void broker::resume(consumer_id id, const destination& dest) {
 }
 
 void broker::resend_retained(consumer_id id, const destination& dest) {
-    if (!dest.is_topic()) return;
+    if (!dest.is_topic() || dest.is_temporary()) return;   // a temporary topic retains nothing
     for (auto& sp : shards_) {
         auto& s = *sp;
         s.exec.post([&s, id]() {

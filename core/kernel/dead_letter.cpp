@@ -13,6 +13,7 @@ std::string broker::shard::dlq_for(const std::string& queue_name) const {
 void broker::shard::dead_letter(queue_state& q, entry e) {
     ++q.stats.dead_lettered;
     forget(q, e.msg);
+    if (q.temporary) return;   // lives no longer than its connection: no dead letter queue
     const std::string dlq = dlq_for(q.name);
     if (dlq == q.name || q.name.starts_with(dlq_prefix)) {
         // A message that fails on a DLQ itself has nowhere further to go.

@@ -6,6 +6,7 @@ namespace sb::core {
 using namespace kernel;
 
 void broker::shard::publish(message_ptr msg, std::function<void(publish_status)> reply) {
+    if (msg->dest.is_temporary()) return publish_temporary(std::move(msg), std::move(reply));
     if (msg->dest.is_topic()) return publish_topic(std::move(msg), std::move(reply));
     const std::string& name = msg->dest.name;   // taken before `msg` is moved from
     publish_queue(name, std::move(msg), std::move(reply));

@@ -31,6 +31,27 @@ void broker::shard::collect(std::vector<destination_stats>& out) const {
         if (auto e = exact_subs.find(name); e != exact_subs.end()) s.consumers = e->second.size();
         out.push_back(std::move(s));
     }
+    for (const auto& [name, t] : temporaries) {
+        destination_stats s;
+        s.dest = destination{t.kind, name};
+        if (const auto* q = t.queue.get()) {
+            s.enqueued = q->stats.enqueued;
+            s.dequeued = q->stats.dequeued;
+            s.dead_lettered = q->stats.dead_lettered;
+            s.dropped = q->stats.dropped;
+            s.expired = q->stats.expired;
+            s.depth = q->ready_count + q->held.size();
+            s.inflight = q->inflight;
+            s.consumers = q->consumers.size();
+            s.memory_bytes = q->memory;
+        } else {
+            s.enqueued = t.topic.enqueued;
+            s.dequeued = t.topic.dequeued;
+            s.dropped = t.topic.dropped;
+            s.consumers = t.subs.size();
+        }
+        out.push_back(std::move(s));
+    }
 }
 
 }  // namespace sb::core

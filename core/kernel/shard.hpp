@@ -11,6 +11,7 @@
 //   dead_letter.cpp   dead-letter queues
 //   shard.cpp         statistics
 //   transaction.cpp   broker::commit (local transactions across shards)
+//   temporary.cpp     temporary destinations and the connections that own them
 // and core/broker.cpp holds the public broker:: methods, which post work to the shards.
 #pragma once
 
@@ -134,6 +135,7 @@ struct queue_state {
     std::size_t inflight = 0;
     std::deque<held_publish> held;    // producer flow control: over the memory limit
     std::size_t max_depth = 0;        // > 0: the oldest ready messages are dropped beyond it
+    bool temporary = false;           // a temporary queue (no store, no dead letter queue)
     counters stats;
 
     void push_back(entry e) {
@@ -191,6 +193,16 @@ struct publish_join {
     }
 };
 
+// A temporary destination on the shard that owns its name (broker::create_temporary). Its
+// consumers are all of the owner connection; they live on this shard only.
+struct temporary_state {
+    std::uint64_t owner = 0;                 // the connection that created it
+    dest_kind kind = dest_kind::temp_queue;
+    std::unique_ptr<queue_state> queue;      // temp_queue
+    counters topic;                          // temp_topic
+    std::vector<consumer_state*> subs;       // temp_topic: its subscriptions
+};
+
 // A shared subscription group (MQTT $share/<group>/<filter>) on one shard.
 struct share_group {
     std::string filter;
@@ -234,6 +246,7 @@ struct broker::shard {
     using queue_state = kernel::queue_state;
     using durable_state = kernel::durable_state;
     using share_group = kernel::share_group;
+    using temporary_state = kernel::temporary_state;
 
     broker& owner;
     executor& exec;
@@ -251,6 +264,10 @@ struct broker::shard {
     std::unordered_map<std::string, durable_state> durables;      // by name, on every shard
     std::unordered_map<std::uint64_t, subscriber_mark> subscribers;   // node-based: marks stay put
     std::uint64_t topic_publishes = 0;                            // the current one, for subscriber_mark::last
+    // Temporary destinations whose names this shard owns. Separate from `queues` and `topics`:
+    // a temporary destination is not the queue or topic of the same name.
+    std::unordered_map<std::string, temporary_state> temporaries;
+    counters gone_topic;   // counts for a temporary topic no longer there (never read)
 
     shard(broker& b, executor& e, std::size_t i)
         : owner(b), exec(e), index(i), next_tag((delivery_tag(i) << kernel::tag_shard_shift) + 1) {}
@@ -338,6 +355,9 @@ struct broker::shard {
     static void post_delivery(const consumer_state& c, delivery d);
 
     // ---- subscriptions (subscription.cpp) --------------------------------------------------
+    // A new consumer in `consumers`, registered nowhere yet.
+    consumer_state& add_consumer(consumer_id id, const destination& dest, const subscribe_options& opt,
+                                 const std::weak_ptr<consumer_sink>& sink, executor* home);
     void subscribe(consumer_id id, const destination& dest, const subscribe_options& opt,
                    const std::weak_ptr<consumer_sink>& sink, executor* home);
     void attach(consumer_id id, const std::weak_ptr<consumer_sink>& sink, executor* home);
@@ -356,6 +376,23 @@ struct broker::shard {
     // ---- dead letters (dead_letter.cpp) ----------------------------------------------------
     std::string dlq_for(const std::string& queue_name) const;
     void dead_letter(queue_state& q, entry e);
+
+    // ---- temporary destinations (temporary.cpp) --------------------------------------------
+    void create_temporary(const destination& d, std::uint64_t connection);
+    // Deletes it with what it holds, and its consumers (their deliveries in flight too).
+    void drop_temporary(const std::string& name);
+    // A publish to a temporary destination (msg->dest.is_temporary()); no_destination when it
+    // does not exist. Persistent messages are taken as non-persistent.
+    void publish_temporary(message_ptr msg, std::function<void(publish_status)> reply,
+                           std::size_t* matched = nullptr);
+    subscribe_status subscribe_temporary(consumer_id id, const destination& dest, const subscribe_options& opt,
+                                         const std::weak_ptr<consumer_sink>& sink, executor* home);
+    // The counters of topic `d`, a temporary one's included.
+    counters& topic_counters(const destination& d) {
+        if (!d.is_temporary()) return topics[d.name];
+        auto it = temporaries.find(d.name);
+        return it == temporaries.end() ? gone_topic : it->second.topic;
+    }
 
     // ---- statistics (shard.cpp) ------------------------------------------------------------
     void collect(std::vector<destination_stats>& out) const;

@@ -5,8 +5,9 @@ namespace sb::core {
 
 using namespace kernel;
 
-void broker::shard::subscribe(consumer_id id, const destination& dest, const subscribe_options& opt,
-                              const std::weak_ptr<consumer_sink>& sink, executor* home) {
+broker::shard::consumer_state& broker::shard::add_consumer(consumer_id id, const destination& dest,
+                                                          const subscribe_options& opt,
+                                                          const std::weak_ptr<consumer_sink>& sink, executor* home) {
     auto c = std::make_unique<consumer_state>();
     c->id = id;
     c->home = home;
@@ -16,8 +17,14 @@ void broker::shard::subscribe(consumer_id id, const destination& dest, const sub
     c->connection = opt.connection;
     c->dest = dest;
     c->max_pending = opt.max_pending ? opt.max_pending : settings().topic_max_pending;
-    auto* raw = c.get();
+    auto& added = *c;
     consumers[id] = std::move(c);
+    return added;
+}
+
+void broker::shard::subscribe(consumer_id id, const destination& dest, const subscribe_options& opt,
+                              const std::weak_ptr<consumer_sink>& sink, executor* home) {
+    auto* raw = &add_consumer(id, dest, opt, sink, home);
     if (dest.is_queue()) {
         auto& q = queue(dest.name);
         if (opt.max_pending) q.max_depth = opt.max_pending;
@@ -97,6 +104,8 @@ void broker::shard::unsubscribe(consumer_id id) {
             std::erase(g->second.members, &c);
             if (g->second.members.empty()) shares.erase(g);
         }
+    } else if (c.dest.kind == dest_kind::temp_topic) {
+        if (auto t = temporaries.find(c.dest.name); t != temporaries.end()) std::erase(t->second.subs, &c);
     } else if (c.wildcard) {
         std::erase(wildcard_subs, &c);
     } else if (auto e = exact_subs.find(c.dest.name); e != exact_subs.end()) {

@@ -127,7 +127,7 @@ void broker::shard::drain_pending(consumer_state& sub) {
     while (sub.has_credit() && !sub.pending.empty()) {
         entry e = std::move(sub.pending.front());
         sub.pending.pop_front();
-        ++topics[e.msg->dest.name].dequeued;
+        ++topic_counters(e.msg->dest).dequeued;
         deliver(sub, std::move(e));
     }
     if (!sub.held_replies.empty() && sub.pending.size() <= sub.max_pending / 4) release_replies(sub);

@@ -33,7 +33,7 @@ void broker::commit(local_transaction tx, std::function<void(publish_status)> do
     auto& local = *shards_[home->index()];   // this worker's shard: its durables copy every shard's
     for (std::size_t i = 0; i < st->sends.size(); ++i) {
         const auto& m = st->sends[i];
-        if (!m->persistent) continue;
+        if (!m->persistent || m->dest.is_temporary()) continue;   // a temporary destination stores nothing
         if (m->dest.is_queue()) {
             st->batch.adds.push_back(store_transaction::add_op{m->dest.name, m});
             continue;
@@ -100,7 +100,14 @@ void broker::publish_committed(std::shared_ptr<commit_state> st, publish_status 
             target.exec.post([&target, q, m, part]() { target.publish_queue(q, m, part, false, true); });
         }
         auto& s = *shards_[shard_of(m->dest.name)];
-        if (m->dest.is_queue()) {
+        if (m->dest.is_temporary()) {
+            // Deleted since it was sent: that send is dropped, the rest of the commit stands.
+            s.exec.post([&s, m, part]() {
+                s.publish_temporary(m, [part](publish_status r) {
+                    part(r == publish_status::no_destination ? publish_status::ok : r);
+                });
+            });
+        } else if (m->dest.is_queue()) {
             s.exec.post([&s, m, part]() { s.publish_queue(m->dest.name, m, part, false, m->persistent); });
         } else {
             const bool stored = m->persistent;
