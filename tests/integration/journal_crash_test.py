@@ -5,9 +5,11 @@
 # unacknowledged message is still there, and no acknowledged message ever comes back.
 # Transactions (raw STOMP frames): transacted producers commit groups of sends, some abort;
 # a transacted mover takes each message off one queue and sends it on to another in the same
-# transaction. After kill -9 and restart, every committed send is there, no committed ACK is
-# undone, and every transaction is there whole or not at all (a message is moved exactly once
-# or not at all, never both left and moved).
+# transaction; every fifth move is aborted instead (its ACK rolled back: the message stays and
+# comes again, its SEND dropped). After kill -9 and restart, every committed send is there, no
+# committed ACK is undone, nothing of an aborted transaction is there (neither its sends nor
+# the loss of what it acknowledged), and every transaction is there whole or not at all (a
+# message is moved exactly once or not at all, never both left and moved).
 import collections
 import os
 import random
@@ -205,7 +207,9 @@ def tx_produce(port, prefix, state, stop):
 
 def tx_move(port, state, stop):
     """Takes each message off TX_IN and sends it on to TX_OUT (as moved:<body>) in one
-    transaction: its ACK and the SEND commit together."""
+    transaction: its ACK and the SEND commit together. Every fifth attempt sends
+    aborted:<body> and ACKs, then ABORTs: the message comes back (redelivered) to be moved by
+    a later attempt."""
     try:
         c = StompWire(port)
         c.send(frame("SUBSCRIBE", {"id": "1", "destination": TX_IN, "ack": "client-individual"}))
@@ -223,18 +227,24 @@ def tx_move(port, state, stop):
                     continue
             x = body.decode()
             tx = f"move-{x}-{n}"
+            abort = n % 5 == 4
             n += 1
-            with state.lock:
-                state.moving.add(x)
+            if not abort:
+                with state.lock:
+                    state.moving.add(x)
             c.send(frame("BEGIN", {"transaction": tx})
-                   + frame("SEND", {"destination": TX_OUT, "persistent": "true", "transaction": tx}, "moved:" + x)
+                   + frame("SEND", {"destination": TX_OUT, "persistent": "true", "transaction": tx},
+                           ("aborted:" if abort else "moved:") + x)
                    + frame("ACK", {"id": h["ack"], "transaction": tx})
-                   + frame("COMMIT", {"transaction": tx, "receipt": tx}))
+                   + frame("ABORT" if abort else "COMMIT", {"transaction": tx, "receipt": tx}))
             if not read_receipt(c, tx, backlog):
                 return
             with state.lock:
-                state.moving.discard(x)
-                state.moved.add(x)
+                if abort:
+                    state.aborted_moves.add(x)
+                else:
+                    state.moving.discard(x)
+                    state.moved.add(x)
     except (OSError, ConnectionError, ValueError, KeyError):
         pass
     finally:
@@ -249,6 +259,7 @@ class TxState:
         self.aborted = set()      # tuples: ABORTed, never to be seen
         self.moved = set()        # bodies whose move transaction got its RECEIPT
         self.moving = set()       # bodies whose move COMMIT got no RECEIPT
+        self.aborted_moves = set()   # bodies whose move was ABORTed (RECEIPT): ACK and SEND undone
 
 
 class JournalCrashTest(unittest.TestCase):
@@ -319,8 +330,11 @@ class JournalCrashTest(unittest.TestCase):
 
         self.assertGreater(len(state.committed), 60, "too few committed sends to show anything")
         self.assertGreater(len(state.moved), 20, "too few committed moves to show anything")
+        self.assertGreater(len(state.aborted_moves), 3, "too few aborted moves to show anything")
         self.assertEqual(len(left_in), len(set(left_in)), "a message was recovered twice")
         self.assertEqual(len(left_out), len(set(left_out)), "a message was moved twice")
+        kept = [b for b in left_out if b.startswith("aborted:")]
+        self.assertFalse(kept, f"{len(kept)} sends of aborted moves kept, e.g. {kept[:5]}")
         self.assertTrue(all(b.startswith("moved:") for b in left_out))
         still = set(left_in)
         moved = {b[len("moved:"):] for b in left_out}
@@ -330,6 +344,9 @@ class JournalCrashTest(unittest.TestCase):
         present = still | moved
         lost = state.committed - present
         self.assertFalse(lost, f"{len(lost)} committed sends lost, e.g. {sorted(lost)[:5]}")
+        # An aborted move's ACK was rolled back: its message is still there (or moved later).
+        gone = state.aborted_moves - present
+        self.assertFalse(gone, f"{len(gone)} messages lost by an aborted move, e.g. {sorted(gone)[:5]}")
         undone = state.moved - moved
         self.assertFalse(undone, f"{len(undone)} committed moves undone, e.g. {sorted(undone)[:5]}")
         for group in state.aborted:
@@ -342,7 +359,7 @@ class JournalCrashTest(unittest.TestCase):
             known.update(group)
         self.assertFalse(present - known, f"messages nobody committed: {sorted(present - known)[:5]}")
         print(f"tx committed={len(state.committed)} uncertain={len(state.uncertain)} "
-              f"moved={len(state.moved)} left_in={len(left_in)} left_out={len(left_out)}", file=sys.stderr)
+              f"moved={len(state.moved)} aborted_moves={len(state.aborted_moves)} left_in={len(left_in)} left_out={len(left_out)}", file=sys.stderr)
 
     def test_confirmed_messages_survive_kill_9_and_acked_ones_stay_gone(self):
         confirmed, acked, acking, lock = set(), set(), set(), threading.Lock()
