@@ -196,6 +196,56 @@ void broker::resume(consumer_id id, const destination& dest) {
     }
 }
 
+void broker::grant(consumer_id id, const destination& dest, std::uint32_t n) {
+    for (std::size_t i = 0; i < shards_.size(); ++i) {
+        if (dest.is_queue() && i != shard_of(dest.name)) continue;
+        auto& s = *shards_[i];
+        s.exec.post([&s, id, n]() { s.add_credit(id, n, false); });
+    }
+}
+
+void broker::set_credit(consumer_id id, const destination& dest, std::uint32_t n) {
+    for (std::size_t i = 0; i < shards_.size(); ++i) {
+        if (dest.is_queue() && i != shard_of(dest.name)) continue;
+        auto& s = *shards_[i];
+        s.exec.post([&s, id, n]() { s.add_credit(id, n, true); });
+    }
+}
+
+void broker::drain(consumer_id id, const destination& dest, std::function<void(drain_result)> done) {
+    executor* home = &calling_worker();
+    struct gather {
+        std::atomic<std::uint32_t> delivered{0}, unused{0};
+        std::atomic<std::size_t> left{0};
+        std::function<void(drain_result)> done;
+    };
+    auto g = std::make_shared<gather>();
+    g->left = dest.is_queue() ? 1 : shards_.size();
+    g->done = std::move(done);
+    for (std::size_t i = 0; i < shards_.size(); ++i) {
+        if (dest.is_queue() && i != shard_of(dest.name)) continue;
+        auto& s = *shards_[i];
+        s.exec.post([&s, id, g, home]() {
+            const auto r = s.drain(id);
+            g->delivered += r.delivered;
+            g->unused += r.unused;
+            // Posted after this shard's deliveries to the same worker: they arrive first.
+            if (g->left.fetch_sub(1) == 1 && g->done)
+                home->post([g]() { g->done(drain_result{g->delivered.load(), g->unused.load()}); });
+        });
+    }
+}
+
+void broker::browse(consumer_id id, const destination& dest, subscribe_options opt, std::weak_ptr<consumer_sink> sink,
+                    std::function<void()> done) {
+    executor* home = &calling_worker();
+    auto& s = *shards_[shard_of(dest.name)];
+    s.exec.post([&s, id, dest, opt = std::move(opt), sink = std::move(sink), home, done = std::move(done)]() {
+        s.browse(id, dest, opt, sink, home);
+        if (done) home->post(done);
+    });
+}
+
 void broker::resend_retained(consumer_id id, const destination& dest) {
     if (!dest.is_topic() || dest.is_temporary()) return;   // a temporary topic retains nothing
     for (auto& sp : shards_) {
@@ -247,6 +297,26 @@ void by_shard(std::vector<delivery_tag> tags, std::size_t shards, F&& each) {
 }
 
 }  // namespace
+
+void broker::settle(consumer_id id, std::vector<delivery_tag> tags, settle_outcome outcome,
+                    std::function<void()> done) {
+    if (outcome.what == settle_outcome::kind::accepted) return ack(id, std::move(tags), std::move(done));
+    std::shared_ptr<settle_join> join;
+    if (done) {
+        join = std::make_shared<settle_join>();
+        join->done = [home = &calling_worker(), done = std::move(done)]() { home->post(done); };
+    }
+    auto o = std::make_shared<const settle_outcome>(std::move(outcome));
+    by_shard(std::move(tags), shards_.size(), [&](std::size_t i, std::vector<delivery_tag> t) {
+        auto& s = *shards_[i];
+        if (join) join->add();
+        s.exec.post([&s, id, t = std::move(t), o, join]() {
+            s.settle_with(id, t, *o, join);
+            if (join) join->part();
+        });
+    });
+    if (join) join->part();   // the caller's unit: every part has been started
+}
 
 void broker::ack(consumer_id id, std::vector<delivery_tag> tags, std::function<void()> done) {
     if (!done) {

@@ -7,9 +7,11 @@
 // shards to find subscribers. No locks on the message path.
 //
 // Messages between workers (all closures posted through core::executor):
-//   caller -> owner shard : publish, subscribe, unsubscribe, ack, nack, stats
+//   caller -> owner shard : publish, subscribe, browse, unsubscribe, ack, nack, settle, grant,
+//                           set_credit, drain, stats
 //   owner  -> caller      : publish/subscribe/unsubscribe/stats completions
-//   owner  -> consumer    : consumer_sink::on_delivery (one message per call)
+//   owner  -> consumer    : consumer_sink::on_delivery (one message per call), on_browse_end
+//   topic shard -> credit shard : a topic message for a link-credit subscription (see credit_mode)
 //   shard  -> DLQ owner   : a dead-lettered message
 //   caller -> ack shards  : commit, step 1: settle the transaction's acks; each shard sends
 //                           back the store removes it owes (the messages leave memory now)
@@ -30,6 +32,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -54,18 +57,38 @@ struct delivery {
 };
 
 // Implemented by a protocol session. The kernel calls it on the consumer's home worker (the
-// worker that subscribed). A delivery counts against the consumer's prefetch until it is acked
-// or nacked through the broker.
+// worker that subscribed). A delivery counts against the consumer's credit (see credit_mode)
+// until it is settled through the broker.
 class consumer_sink {
 public:
     virtual void on_delivery(consumer_id id, delivery d) = 0;
+    // A browser (broker::browse) has been sent every message of its snapshot: called once,
+    // after its last on_delivery. Sinks that never browse need not implement it.
+    virtual void on_browse_end(consumer_id id) { (void)id; }
 
 protected:
     ~consumer_sink() = default;
 };
 
+// How a consumer's credit (the deliveries the kernel may send it now) comes back.
+//   window: the JMS / STOMP / MQTT prefetch. At most `prefetch` deliveries are unsettled at a
+//           time: settling one (any outcome) lets another through. grant / set_credit move the
+//           window; a window of 0 dispatches nothing.
+//   link:   AMQP 1.0 link credit. Each delivery uses one unit, settling gives none back: only
+//           grant / set_credit add. The initial credit is `prefetch`.
+// Credit is per consumer and exact on a queue (a durable subscription's too) and for a link
+// credit topic subscription: the latter's messages, matched on the topics' shards, are taken on
+// one shard (its home worker's), where its credit, backlog and deliveries live; it never holds
+// publishers (beyond max_pending its oldest are dropped). A window topic subscription keeps the
+// window on each shard (each shard's topics may have `prefetch` unsettled), holding publishers
+// while congested as before; shared subscriptions are window subscriptions.
+enum class credit_mode : std::uint8_t { window, link };
+
 struct subscribe_options {
-    std::uint32_t prefetch = 0;       // unacked deliveries in flight; 0 = the broker default
+    // Unsettled deliveries (window) or initial credit (link); nullopt = the broker default,
+    // 0 = nothing is dispatched until credit is granted (a pull consumer).
+    std::optional<std::uint32_t> prefetch;
+    credit_mode credit = credit_mode::window;
     bool no_local = false;            // skip messages published by `connection`
     std::uint64_t connection = 0;
     bool want_retained = true;        // topics: receive matching retained messages first
@@ -90,6 +113,38 @@ enum class subscribe_status : std::uint8_t {
     ok,
     no_destination,   // a temporary destination that does not exist (any more)
     not_owner,        // a temporary destination of another connection: only its owner consumes
+};
+
+// How a consumer settles a delivery (AMQP 1.0's outcomes; JMS and STOMP acks map onto them).
+//   accepted: consumed; it leaves the queue (and the store).
+//   released: not processed; back to the head of the queue, its redelivery count unchanged.
+//   modified: delivery_failed counts a redelivery (dead-lettered past max_redeliveries: a
+//             NACK); undeliverable_here: never sent to this consumer again (others get it;
+//             forgotten on a restart). Neither flag: as released.
+//   rejected: invalid; to the dead-letter queue at once, `reason` kept on the dead-lettered copy
+//             as the property dlq_failure_cause_property (when not empty).
+// A topic delivery (not a durable subscription's) has nothing to go back to: any outcome only
+// settles it.
+struct settle_outcome {
+    enum class kind : std::uint8_t { accepted, released, modified, rejected };
+    kind what = kind::accepted;
+    bool delivery_failed = false;
+    bool undeliverable_here = false;
+    std::string reason;
+
+    static settle_outcome accepted() { return {}; }
+    static settle_outcome released() { return {kind::released, false, false, {}}; }
+    static settle_outcome modified(bool delivery_failed, bool undeliverable_here) {
+        return {kind::modified, delivery_failed, undeliverable_here, {}};
+    }
+    static settle_outcome rejected(std::string reason = {}) { return {kind::rejected, false, false, std::move(reason)}; }
+};
+
+// What broker::drain did: `delivered` deliveries were sent within the credit, then `unused`
+// units of credit were left and are now used up (AMQP: the delivery-count advance of the drain).
+struct drain_result {
+    std::uint32_t delivered = 0;
+    std::uint32_t unused = 0;
 };
 
 // A local transaction (STOMP BEGIN ... COMMIT, later JMS and AMQP transactions): what a session
@@ -119,6 +174,8 @@ inline constexpr std::string_view shared_dlq_name = "ActiveMQ.DLQ";
 inline constexpr std::string_view dlq_prefix = "DLQ.";
 // Property set on a dead-lettered copy: where the message came from.
 inline constexpr std::string_view original_destination_property = "original-destination";
+// Property set on a rejected message's dead-lettered copy: the reason (ActiveMQ's name).
+inline constexpr std::string_view dlq_failure_cause_property = "dlqDeliveryFailureCause";
 
 struct destination_stats {
     destination dest;
@@ -200,6 +257,32 @@ public:
     void attach(consumer_id id, const destination& dest, std::weak_ptr<consumer_sink> sink,
                 std::function<void()> done);
 
+    // Consumer credit (see credit_mode), at any time after subscribe (or browse), for a queue
+    // consumer on the queue's shard, for a topic subscription on every shard (window) or on its
+    // credit shard (link). `grant` adds `n`: to the window, or to the link credit. `set_credit`
+    // sets the window, or the link credit, to `n`: lower takes credit back (what is in flight
+    // stays in flight); a window of 0, or a link credit of 0, stops dispatch. Whatever waited
+    // for credit is dispatched at once.
+    void grant(consumer_id id, const destination& dest, std::uint32_t n);
+    void set_credit(consumer_id id, const destination& dest, std::uint32_t n);
+    // Dispatches what is available within the credit, then uses up the rest: a link credit
+    // becomes 0, a window becomes 0 (its unsettled deliveries no longer bring credit back). So
+    // nothing more is dispatched until credit is granted again. `done` runs on the calling
+    // worker after the drain's deliveries reached the sink (they are posted first), with how
+    // many were sent and how much credit was left (on a window topic: summed over the shards).
+    // An unknown consumer: {0, 0}.
+    void drain(consumer_id id, const destination& dest, std::function<void(drain_result)> done);
+
+    // A queue browser: consumer `id` is sent every message in queue `dest` when the call
+    // arrives at the queue's shard (queued or paged out to the store; not those in flight to
+    // consumers), in dispatch order (priority, then arrival), each once, without consuming
+    // them; then sink->on_browse_end(id). Credit applies as to any consumer (opt.prefetch,
+    // opt.credit; settling a browsed delivery only gives its window back). Expired messages,
+    // and paged-out ones consumed meanwhile (no longer in the store), are skipped. A browser
+    // stays registered until unsubscribe(id, dest), and is never counted as a queue consumer.
+    void browse(consumer_id id, const destination& dest, subscribe_options opt, std::weak_ptr<consumer_sink> sink,
+                std::function<void()> done = {});
+
     // Flow from the consumer's side, the first form of consumer credit: a paused consumer is
     // dispatched nothing more (a queue's messages go to its other consumers or wait for it; a
     // topic's wait in the subscription's backlog, the oldest dropped beyond its cap) and holds
@@ -217,11 +300,18 @@ public:
     // a redelivery (dead-lettered past max_redeliveries).
     void unsubscribe(consumer_id id, const destination& dest, std::function<void()> done = {});
 
-    // Settle deliveries of consumer `id`. Unknown tags are ignored. `done` (optional) runs on
-    // the calling worker once the removal of persistent messages is durable, so an
-    // acknowledgement confirmed to a client is never undone by a crash.
+    // Settles deliveries of consumer `id` with one outcome (see settle_outcome). Unknown tags
+    // are ignored. `done` (optional) runs on the calling worker once the outcome took effect,
+    // and what it wrote to the store is durable: the removal of accepted persistent messages
+    // (so an acknowledgement confirmed to a client is never undone by a crash), and for those
+    // dead-lettered (rejected, or modified past max_redeliveries) the removal and the
+    // dead-letter queue's copy.
+    void settle(consumer_id id, std::vector<delivery_tag> tags, settle_outcome outcome,
+                std::function<void()> done = {});
+    // settle(accepted).
     void ack(consumer_id id, std::vector<delivery_tag> tags, std::function<void()> done = {});
-    // Redeliver (counted) or dead-letter past max_redeliveries. Topic deliveries are dropped.
+    // settle(modified{delivery_failed}): redeliver (counted) or dead-letter past
+    // max_redeliveries. Topic deliveries are dropped.
     void nack(consumer_id id, std::vector<delivery_tag> tags);
 
     // A kernel transaction for `connection` (core/transaction.hpp), used on this worker only.

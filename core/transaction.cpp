@@ -22,14 +22,18 @@ tx_status transaction::send(message_ptr msg) {
     return tx_status::ok;
 }
 
-tx_status transaction::ack(consumer_id id, std::vector<delivery_tag> tags) { return settle(id, tags, true); }
+tx_status transaction::ack(consumer_id id, std::vector<delivery_tag> tags) {
+    return settle(id, std::move(tags), settle_outcome::accepted());
+}
 
-tx_status transaction::nack(consumer_id id, std::vector<delivery_tag> tags) { return settle(id, tags, false); }
+tx_status transaction::nack(consumer_id id, std::vector<delivery_tag> tags) {
+    return settle(id, std::move(tags), settle_outcome::modified(true, false));
+}
 
-tx_status transaction::settle(consumer_id id, std::vector<delivery_tag>& tags, bool accepted) {
+tx_status transaction::settle(consumer_id id, std::vector<delivery_tag> tags, settle_outcome outcome) {
     if (!open_) return tx_status::ended;
     if (frames() + tags.size() > max_frames_) return tx_status::too_large;
-    for (auto t : tags) settles_.push_back(settlement{id, t, accepted});
+    for (auto t : tags) settles_.push_back(settlement{id, t, outcome});
     return tx_status::ok;
 }
 
@@ -38,14 +42,31 @@ tx_status transaction::commit(std::function<void(publish_status)> done) {
     end();
     local_transaction work;
     work.sends = std::move(sends_);
-    std::vector<settlement> negative;
-    for (const auto& s : settles_) {
-        if (s.accepted) work.acks.emplace_back(s.consumer, s.tag);
-        else negative.push_back(s);
+    // The other outcomes take effect now, before the acks and sends, in runs of one consumer
+    // and one outcome (what they write to the store, a dead-lettered copy, is not part of
+    // the transaction's store batch: the message leaves its queue either way).
+    std::vector<delivery_tag> run;
+    for (std::size_t i = 0; i < settles_.size(); ++i) {
+        const auto& s = settles_[i];
+        if (s.outcome.what == settle_outcome::kind::accepted) {
+            work.acks.emplace_back(s.consumer, s.tag);
+            continue;
+        }
+        run.push_back(s.tag);
+        std::size_t j = i + 1;
+        while (j < settles_.size() && settles_[j].outcome.what == settle_outcome::kind::accepted) ++j;
+        const bool same = j < settles_.size() && settles_[j].consumer == s.consumer &&
+                          settles_[j].outcome.what == s.outcome.what &&
+                          settles_[j].outcome.delivery_failed == s.outcome.delivery_failed &&
+                          settles_[j].outcome.undeliverable_here == s.outcome.undeliverable_here &&
+                          settles_[j].outcome.reason == s.outcome.reason;
+        if (!same) {
+            std::sort(run.begin(), run.end());
+            broker_.settle(s.consumer, std::move(run), s.outcome);
+            run.clear();
+        }
     }
     settles_.clear();
-    // The NACKs have nothing to make durable: they take effect now, before the acks and sends.
-    give_back(negative);
     broker_.commit(std::move(work), std::move(done));
     return tx_status::ok;
 }

@@ -48,6 +48,10 @@ public:
     // Buffers a negative acknowledgement (STOMP NACK in a transaction): at commit the
     // deliveries go back to their queue, counted as a redelivery.
     tx_status nack(consumer_id id, std::vector<delivery_tag> tags);
+    // Buffers a settlement with any outcome (AMQP transactional dispositions). accepted is
+    // ack(); the others take effect at commit as broker::settle makes them (released,
+    // modified, rejected), before the transaction's acks and sends.
+    tx_status settle(consumer_id id, std::vector<delivery_tag> tags, settle_outcome outcome);
 
     // Ends the transaction: applies its settlements and publishes its sends as one unit (see
     // broker::commit). `done` runs on this worker after the store transaction is durable and
@@ -73,10 +77,9 @@ private:
     struct settlement {
         consumer_id consumer = 0;
         delivery_tag tag = 0;
-        bool accepted = false;
+        settle_outcome outcome;
     };
 
-    tx_status settle(consumer_id id, std::vector<delivery_tag>& tags, bool accepted);
     // Gives `all` back to their consumers' queues, counted as a redelivery.
     void give_back(const std::vector<settlement>& all);
     void end();   // no longer open; leaves its connection's table

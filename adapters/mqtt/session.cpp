@@ -758,7 +758,7 @@ private:
                 // consumer is not. Retained messages are not sent again on a resume.
                 owned->consumer = broker_.next_consumer_id();
                 auto opt = subscribe_options_for(*owned);
-                owned->prefetch = opt.prefetch;
+                owned->prefetch = *opt.prefetch;
                 opt.want_retained = false;
                 broker_.subscribe_durable(owned->consumer, owned->durable, owned->topic, opt, weak_from_this(), {},
                                           durable_data(*owned, session_expiry_s_));
@@ -951,7 +951,7 @@ private:
             sub->subscription_id = sub_id;
             sub->consumer = broker_.next_consumer_id();
             auto opt = subscribe_options_for(*sub);
-            sub->prefetch = opt.prefetch;
+            sub->prefetch = *opt.prefetch;
             // MQTT 5 §3.3.1.3: retain handling 0 sends retained messages, 1 only for a new
             // subscription (this one is new: an existing filter was updated above), 2 never.
             opt.want_retained = t.retain_handling != 2;

@@ -374,7 +374,9 @@ private:
         core::subscribe_options opt;
         opt.connection = conn_;
         if (auto p = f.get("activemq.prefetchSize")) {
-            if (!parse_uint(*p, opt.prefetch) || opt.prefetch == 0) return fail("invalid activemq.prefetchSize", f);
+            std::uint32_t n = 0;
+            if (!parse_uint(*p, n) || n == 0) return fail("invalid activemq.prefetchSize", f);
+            opt.prefetch = n;
         }
         opt.no_local = f.get("activemq.noLocal").value_or("false") == "true";
 

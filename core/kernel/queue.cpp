@@ -72,6 +72,7 @@ consumer_state* broker::shard::next_with_credit(queue_state& q) {
 void broker::shard::dispatch(queue_state& q) {
     if (q.consumers.empty()) return;
     const std::int64_t now = now_ms();
+    std::vector<entry> skipped;   // refused by every consumer with credit: they wait, in order
     for (;;) {
         if (wants_page_in(q)) page_in(q);
         if (q.ready_count == 0) break;
@@ -83,14 +84,34 @@ void broker::shard::dispatch(queue_state& q) {
             forget(q, e.msg);
             continue;
         }
+        if (!q.refused.empty()) {
+            if (auto r = q.refused.find(e.msg->id); r != q.refused.end()) {
+                c = allowed_with_credit(q, *c, r->second);
+                if (!c) {
+                    skipped.push_back(std::move(e));
+                    continue;
+                }
+            }
+        }
         deliver(*c, std::move(e));
     }
+    for (auto it = skipped.rbegin(); it != skipped.rend(); ++it) q.push_front(std::move(*it));
+}
+
+broker::shard::consumer_state* broker::shard::allowed_with_credit(queue_state& q, consumer_state& first,
+                                                                   const std::vector<consumer_id>& refusers) {
+    auto allowed = [&](const consumer_state& c) { return std::find(refusers.begin(), refusers.end(), c.id) == refusers.end(); };
+    if (allowed(first)) return &first;
+    for (auto* c : q.consumers)
+        if (c != &first && c->has_credit() && allowed(*c)) return c;
+    return nullptr;
 }
 
 // The message leaves the queue for good (acked, expired, dead-lettered).
 // With `into`, the store's remove is collected there (a transaction's) instead of made.
 void broker::shard::forget(queue_state& q, const message_ptr& msg, std::vector<store_transaction::remove_op>* into) {
     q.memory -= std::min(q.memory, msg->memory_size());
+    if (!q.refused.empty()) q.refused.erase(msg->id);
     if (!msg->persistent) return;
     if (into) into->push_back(store_transaction::remove_op{q.name, msg->id});
     else owner.store_.remove(q.name, msg->id);
@@ -106,6 +127,7 @@ inflight_entry* broker::shard::find_inflight(consumer_state& c, delivery_tag tag
 void broker::shard::settle(consumer_state& c, inflight_entry& f) {
     f.settled = true;
     --c.unsettled;
+    if (c.window) ++c.credit;   // window: settling gives the credit back
     if (c.queue) --c.queue->inflight;
 }
 
@@ -138,6 +160,11 @@ bool broker::shard::ack(consumer_id id, const std::vector<delivery_tag>& tags,
 }
 
 void broker::shard::nack(consumer_id id, const std::vector<delivery_tag>& tags) {
+    settle_with(id, tags, settle_outcome::modified(true, false), nullptr);
+}
+
+void broker::shard::settle_with(consumer_id id, const std::vector<delivery_tag>& tags, const settle_outcome& o,
+                                const std::shared_ptr<settle_join>& join) {
     auto it = consumers.find(id);
     if (it == consumers.end()) return;
     auto& c = *it->second;
@@ -150,12 +177,36 @@ void broker::shard::nack(consumer_id id, const std::vector<delivery_tag>& tags) 
         f->e.msg.reset();
     }
     trim(c);
-    if (c.queue) requeue(*c.queue, std::move(back));
+    if (c.queue && !back.empty()) {
+        auto& q = *c.queue;
+        using kind = settle_outcome::kind;
+        switch (o.what) {
+        case kind::accepted:   // broker::settle sends accepted to ack(); here for completeness
+            for (auto& e : back) {
+                ++q.stats.dequeued;
+                forget(q, e.msg);
+            }
+            break;
+        case kind::released:
+            requeue(q, std::move(back), false, join);
+            break;
+        case kind::modified:
+            if (o.undeliverable_here)
+                for (const auto& e : back) q.refused[e.msg->id].push_back(c.id);
+            requeue(q, std::move(back), o.delivery_failed, join);
+            break;
+        case kind::rejected:
+            for (auto& e : back) dead_letter(q, std::move(e), o.reason, join);
+            break;
+        }
+    }
     after_settle(c);
 }
 
 void broker::shard::after_settle(consumer_state& c) {
-    if (c.queue) {
+    if (c.browse) {
+        advance_browse(c);
+    } else if (c.queue) {
         release_held(*c.queue);
         dispatch(*c.queue);
     } else {
@@ -163,12 +214,13 @@ void broker::shard::after_settle(consumer_state& c) {
     }
 }
 
-// Puts `back` (in delivery order) at the head of the queue, each counted as a redelivery.
-void broker::shard::requeue(queue_state& q, std::vector<entry> back) {
+// Puts `back` (in delivery order) at the head of the queue, each counted as a redelivery
+// when `counted` (dead-lettered past max_redeliveries).
+void broker::shard::requeue(queue_state& q, std::vector<entry> back, bool counted,
+                            const std::shared_ptr<settle_join>& join) {
     for (auto it = back.rbegin(); it != back.rend(); ++it) {
-        ++it->redeliveries;
-        if (it->redeliveries > settings().max_redeliveries) {
-            dead_letter(q, std::move(*it));
+        if (counted && ++it->redeliveries > settings().max_redeliveries) {
+            dead_letter(q, std::move(*it), {}, join);
             continue;
         }
         q.push_front(std::move(*it));

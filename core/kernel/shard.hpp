@@ -12,6 +12,8 @@
 //   shard.cpp         statistics
 //   transaction.cpp   broker::commit (local transactions across shards)
 //   temporary.cpp     temporary destinations and the connections that own them
+//   credit.cpp        consumer credit: grant, set, drain
+//   browse.cpp        queue browsers
 // and core/broker.cpp holds the public broker:: methods, which post work to the shards.
 #pragma once
 
@@ -65,6 +67,22 @@ struct inflight_entry {
 
 struct queue_state;
 
+// A browser's snapshot of its queue (broker::browse), in dispatch order. Paged-out messages are
+// ids until the cursor reaches them, then loaded from the store.
+struct browse_item {
+    message_ptr msg;                  // null: paged out (load `id`), or `gone`
+    message_id id = 0;
+    std::uint32_t redeliveries = 0;
+    bool gone = false;                // paged out and no longer in the store: skipped
+};
+
+struct browse_cursor {
+    std::string queue;
+    std::vector<browse_item> items;
+    std::size_t next = 0;
+    bool ended = false;               // on_browse_end was posted
+};
+
 // One subscriber's subscriptions on one shard (subscribe_options::subscriber): the publish it
 // last took, so that it takes each only once. Shared by its consumers and durable
 // subscriptions there, and gone with the last of them.
@@ -79,7 +97,13 @@ struct consumer_state {
     consumer_id id = 0;
     executor* home = nullptr;
     std::weak_ptr<consumer_sink> sink;
-    std::uint32_t prefetch = 0;
+    // Credit (credit_mode): `credit` is what may be dispatched now. Window: prefetch - unsettled
+    // (below 0 while a lowered window still has more in flight); link: what grants left.
+    std::int64_t credit = 0;
+    std::uint32_t prefetch = 0;       // the window (window mode)
+    bool window = true;               // credit_mode::window: settling gives credit back
+    // A link credit topic subscription's copies on other shards forward what they match here.
+    std::size_t credit_shard = 0;
     bool no_local = false;
     std::uint64_t connection = 0;
     destination dest;                 // queue name, or topic pattern
@@ -96,18 +120,20 @@ struct consumer_state {
     // Topic producer flow control: publish completions held while this subscriber is
     // congested, released once it drains (so publishers slow down instead of losing messages).
     std::vector<std::function<void(publish_status)>> held_replies;
+    std::unique_ptr<browse_cursor> browse;   // browsers only
 
     // Congested: an attached subscriber whose backlog passed half its limit. A detached one
     // (a persistent session offline) never holds producers: it drops its oldest instead; nor
     // does a paused one (its connection does not take its output): one stalled subscriber
     // must not stop a topic's publishers and its other subscribers.
+    // A link credit subscription holds none either: its credit is the client's to give.
     bool congested() const noexcept {
-        return pending.size() >= std::max<std::size_t>(1, max_pending / 2) && !paused && !sink.expired();
+        return pending.size() >= std::max<std::size_t>(1, max_pending / 2) && !paused && window && !sink.expired();
     }
 
     // A detached consumer (a persistent session offline) takes no deliveries: messages wait in
     // `pending` and are first deliveries (not redeliveries) when it is attached again.
-    bool has_credit() const noexcept { return unsettled < prefetch && !paused && !sink.expired(); }
+    bool has_credit() const noexcept { return credit > 0 && !paused && !sink.expired(); }
 };
 
 struct counters {
@@ -136,6 +162,9 @@ struct queue_state {
     std::deque<held_publish> held;    // producer flow control: over the memory limit
     std::size_t max_depth = 0;        // > 0: the oldest ready messages are dropped beyond it
     bool temporary = false;           // a temporary queue (no store, no dead letter queue)
+    // settle_outcome modified{undeliverable_here}: message -> consumers never to be sent it
+    // again. Empty on the fast path; an entry goes with its message.
+    std::unordered_map<message_id, std::vector<consumer_id>> refused;
     counters stats;
 
     void push_back(entry e) {
@@ -190,6 +219,18 @@ struct publish_join {
     void part(publish_status s) {
         if (s != publish_status::ok) failed = true;
         if (left.fetch_sub(1) == 1 && reply) reply(failed ? publish_status::store_failed : publish_status::ok);
+    }
+};
+
+// Completes a broker::settle once every shard applied its part and what they wrote to the
+// store is durable. Each part takes a unit (add) before it starts and gives it back (part); the
+// caller holds one unit until everything was started, so `left` reaches 0 only at the end.
+struct settle_join {
+    std::atomic<std::size_t> left{1};
+    std::function<void()> done;   // posts the caller's completion to its worker
+    void add() noexcept { left.fetch_add(1); }
+    void part() {
+        if (left.fetch_sub(1) == 1 && done) done();
     }
 };
 
@@ -305,9 +346,32 @@ struct broker::shard {
     bool ack(consumer_id id, const std::vector<delivery_tag>& tags,
              std::vector<store_transaction::remove_op>* into = nullptr);
     void nack(consumer_id id, const std::vector<delivery_tag>& tags);
+    // Any outcome but accepted (broker::settle). `join` (optional) gets a unit for each store
+    // write or dead-letter copy it must wait for.
+    void settle_with(consumer_id id, const std::vector<delivery_tag>& tags, const settle_outcome& o,
+                     const std::shared_ptr<kernel::settle_join>& join);
     void after_settle(consumer_state& c);
-    // Puts `back` (in delivery order) at the head of the queue, each counted as a redelivery.
-    void requeue(queue_state& q, std::vector<entry> back);
+    // Puts `back` (in delivery order) at the head of the queue, each counted as a redelivery
+    // when `counted` (dead-lettered past max_redeliveries).
+    void requeue(queue_state& q, std::vector<entry> back, bool counted = true,
+                 const std::shared_ptr<kernel::settle_join>& join = {});
+    // The next consumer with credit that has not refused the message (modified
+    // undeliverable_here): `first` if it has not, else another; null when none.
+    consumer_state* allowed_with_credit(queue_state& q, consumer_state& first, const std::vector<consumer_id>& refusers);
+
+    // ---- credit (credit.cpp) ---------------------------------------------------------------
+    // Whether this copy of a link credit topic subscription forwards to its credit shard.
+    bool forwards(const consumer_state& c) const noexcept {
+        return !c.window && !c.queue && !c.browse && c.credit_shard != index;
+    }
+    void add_credit(consumer_id id, std::uint32_t n, bool set);
+    drain_result drain(consumer_id id);
+
+    // ---- browsing (browse.cpp) -------------------------------------------------------------
+    void browse(consumer_id id, const destination& dest, const subscribe_options& opt,
+                const std::weak_ptr<consumer_sink>& sink, executor* home);
+    // Sends the browser what its credit allows; the end marker once the snapshot is done.
+    void advance_browse(consumer_state& c);
 
     // ---- paging (paging.cpp) ---------------------------------------------------------------
     // A persistent message beyond the memory limit stays in the store only (when the store
@@ -342,6 +406,10 @@ struct broker::shard {
     consumer_state* offer_shared(share_group& g, counters& c, const message_ptr& msg);
     // Returns the subscriber when it is congested (the publisher should wait for it).
     consumer_state* offer(consumer_state& sub, counters& c, const message_ptr& msg);
+    // A link credit subscription takes a matched message: on its credit shard, delivered or
+    // kept in its backlog (the oldest dropped beyond max_pending); elsewhere forwarded there.
+    void take(consumer_state& sub, entry e);
+    void take_forwarded(consumer_id id, entry e);
     void drain_pending(consumer_state& sub);
     static void release_replies(consumer_state& sub);
     void send_retained(consumer_state& c);
@@ -375,7 +443,10 @@ struct broker::shard {
 
     // ---- dead letters (dead_letter.cpp) ----------------------------------------------------
     std::string dlq_for(const std::string& queue_name) const;
-    void dead_letter(queue_state& q, entry e);
+    // `reason` (rejected): kept on the copy as dlq_failure_cause_property. `join` (optional):
+    // a unit until the removal and the copy are durable.
+    void dead_letter(queue_state& q, entry e, std::string_view reason = {},
+                     const std::shared_ptr<kernel::settle_join>& join = {});
 
     // ---- temporary destinations (temporary.cpp) --------------------------------------------
     void create_temporary(const destination& d, std::uint64_t connection);
@@ -418,6 +489,7 @@ inline void broker::shard::deliver(consumer_state& c, entry e) {
     delivery d{e.msg, tag, e.redeliveries, e.retained};
     c.inflight.push_back(inflight_entry{tag, std::move(e), false});
     ++c.unsettled;
+    --c.credit;
     if (c.queue) ++c.queue->inflight;
     post_delivery(c, std::move(d));
 }

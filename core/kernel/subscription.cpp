@@ -12,7 +12,11 @@ broker::shard::consumer_state& broker::shard::add_consumer(consumer_id id, const
     c->id = id;
     c->home = home;
     c->sink = sink;
-    c->prefetch = opt.prefetch ? opt.prefetch : settings().default_prefetch;
+    // Shared group members are dispatched to by their credit on the topic's shard: window only.
+    c->window = opt.credit == credit_mode::window || !opt.share_group.empty();
+    c->prefetch = opt.prefetch.value_or(settings().default_prefetch);
+    c->credit = c->prefetch;
+    c->credit_shard = home->index();
     c->no_local = opt.no_local;
     c->connection = opt.connection;
     c->dest = dest;
@@ -99,6 +103,8 @@ void broker::shard::unsubscribe(consumer_id id) {
         requeue(q, std::move(back));
         release_held(q);
         dispatch(q);
+    } else if (c.browse) {
+        // A browser is in no queue's consumer list and no subscription index.
     } else if (!c.share_key.empty()) {
         if (auto g = shares.find(c.share_key); g != shares.end()) {
             std::erase(g->second.members, &c);

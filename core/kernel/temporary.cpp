@@ -90,6 +90,7 @@ subscribe_status broker::shard::subscribe_temporary(consumer_id id, const destin
     // As ActiveMQ: only the connection that created a temporary destination consumes from it.
     if (opt.connection != t.owner) return subscribe_status::not_owner;
     auto& c = add_consumer(id, dest, opt, sink, home);
+    c.credit_shard = index;   // its only copy: link credit is granted and taken here
     if (t.queue) {
         c.queue = t.queue.get();
         t.queue->consumers.push_back(&c);

@@ -103,6 +103,11 @@ consumer_state* broker::shard::offer_shared(share_group& g, counters& c, const m
 // Returns the subscriber when it is congested (the publisher should wait for it).
 consumer_state* broker::shard::offer(consumer_state& sub, counters& c, const message_ptr& msg) {
     if (skips(sub, *msg)) return nullptr;
+    if (!sub.window) {
+        ++c.dequeued;   // counted here, on the topic's shard, wherever its credit is
+        take(sub, entry{msg, 0});
+        return nullptr;
+    }
     if (sub.has_credit() && sub.pending.empty()) {
         ++c.dequeued;
         deliver(sub, entry{msg, 0});
@@ -127,7 +132,7 @@ void broker::shard::drain_pending(consumer_state& sub) {
     while (sub.has_credit() && !sub.pending.empty()) {
         entry e = std::move(sub.pending.front());
         sub.pending.pop_front();
-        ++topic_counters(e.msg->dest).dequeued;
+        if (sub.window) ++topic_counters(e.msg->dest).dequeued;   // link: counted when taken
         deliver(sub, std::move(e));
     }
     if (!sub.held_replies.empty() && sub.pending.size() <= sub.max_pending / 4) release_replies(sub);
@@ -143,7 +148,8 @@ void broker::shard::send_retained(consumer_state& c) {
     auto send = [&](const message_ptr& m) {
         if (c.no_local && m->origin_connection == c.connection) return;
         entry e{m, 0, true};
-        if (c.has_credit()) deliver(c, std::move(e));
+        if (!c.window) take(c, std::move(e));
+        else if (c.has_credit()) deliver(c, std::move(e));
         else c.pending.push_back(std::move(e));
     };
     if (!c.wildcard) {
@@ -152,6 +158,29 @@ void broker::shard::send_retained(consumer_state& c) {
     }
     for (const auto& [name, m] : retained)
         if (matches(c.dest.name, name)) send(m);
+}
+
+void broker::shard::take(consumer_state& sub, entry e) {
+    if (sub.credit_shard != index) {
+        auto& target = *owner.shards_[sub.credit_shard];
+        target.exec.post([&target, id = sub.id, e = std::move(e)]() mutable { target.take_forwarded(id, std::move(e)); });
+        return;
+    }
+    if (sub.has_credit() && sub.pending.empty()) return deliver(sub, std::move(e));
+    sub.pending.push_back(std::move(e));
+    if (sub.pending.size() > sub.max_pending) {
+        // Its credit is the client's to give (it holds no publisher): the oldest go, counted
+        // on the topic's own shard when that is this one.
+        const auto& name = sub.pending.front().msg->dest.name;
+        if (owner.shard_of(name) == index) ++topic_counters(sub.pending.front().msg->dest).dropped;
+        sub.pending.pop_front();
+    }
+}
+
+void broker::shard::take_forwarded(consumer_id id, entry e) {
+    auto it = consumers.find(id);
+    if (it == consumers.end()) return;   // unsubscribed meanwhile
+    take(*it->second, std::move(e));
 }
 
 }  // namespace sb::core

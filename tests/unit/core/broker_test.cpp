@@ -45,7 +45,7 @@ struct fixture {
         auto s = std::make_shared<sink>();
         consumer_id id = 0;
         bool done = false;
-        opt.prefetch = prefetch;
+        if (prefetch) opt.prefetch = prefetch;   // 0 here: the broker default
         w[home].call([&] {
             id = b.next_consumer_id();
             b.subscribe(id, d, opt, s, [&] { done = true; });

@@ -219,3 +219,41 @@ TEST_CASE("after a restart of the journal a committed transaction is there whole
     CHECK(f.drain(queue_a) == std::vector<std::string>{"m2", "m3"});
     CHECK(f.drain(queue_out) == std::vector<std::string>{"c1", "c2"});
 }
+
+TEST_CASE("a kernel transaction's other settle outcomes take effect at its commit, and roll back counted",
+          "[core][broker][transaction][ktx]") {
+    kernel_fixture f(store_kind::memory);
+    for (const char* b : {"a1", "a2", "a3"}) REQUIRE(f.publish(queue_a, b) == publish_status::ok);
+    subscribe_options three;
+    three.prefetch = 3;
+    auto sub = f.subscribe(queue_a, three);
+    REQUIRE(sub.s->got.size() == 3);
+    const destination dlq{dest_kind::queue, std::string(shared_dlq_name)};
+
+    auto tx = begin(f, 7);
+    on_worker(f, [&] {
+        REQUIRE(tx->settle(sub.id, {sub.s->got[0].tag}, settle_outcome::released()) == tx_status::ok);
+        REQUIRE(tx->settle(sub.id, {sub.s->got[1].tag}, settle_outcome::rejected("bad")) == tx_status::ok);
+        REQUIRE(tx->settle(sub.id, {sub.s->got[2].tag}, settle_outcome::accepted()) == tx_status::ok);
+    });
+    CHECK(sub.s->got.size() == 3);
+    CHECK(f.stats_of(dlq).enqueued == 0);
+    CHECK(commit(f, *tx) == publish_status::ok);
+    f.w.run();
+    // released: back without a redelivery counted; rejected: dead-lettered; accepted: gone.
+    REQUIRE(sub.s->got.size() == 4);
+    CHECK(sub.s->got[3].msg->body == "a1");
+    CHECK(sub.s->got[3].redeliveries == 0);
+    CHECK(f.stats_of(dlq).enqueued == 1);
+    CHECK(f.stats_of(queue_a).dequeued == 1);
+
+    // Rolled back, even a release counts the redelivery (the transaction's work is undone).
+    auto undone = begin(f, 7);
+    on_worker(f, [&] {
+        REQUIRE(undone->settle(sub.id, {sub.s->got[3].tag}, settle_outcome::released()) == tx_status::ok);
+        REQUIRE(undone->rollback() == tx_status::ok);
+    });
+    REQUIRE(sub.s->got.size() == 5);
+    CHECK(sub.s->got[4].msg->body == "a1");
+    CHECK(sub.s->got[4].redeliveries == 1);
+}

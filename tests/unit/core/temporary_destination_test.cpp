@@ -172,3 +172,29 @@ TEST_CASE("a temporary destination goes with its owner's connection, with what i
     CHECK(f.publish(f.make(plain, "plain", false)) == publish_status::ok);
     CHECK(f.stats_of(plain).enqueued == 1);
 }
+
+TEST_CASE("a link credit subscription of a temporary topic takes what it was granted, wherever it subscribed",
+          "[core][broker][temporary]") {
+    kernel_fixture f(store_kind::memory);
+    const auto t = create(f, owner, dest_kind::topic);
+    subscribe_options pull = of(owner);
+    pull.credit = credit_mode::link;
+    pull.prefetch = 0;
+    // Subscribed from the worker that does not own the name: its only copy is on the owner shard.
+    auto s = std::make_shared<sb::test::sink>();
+    consumer_id id = 0;
+    std::optional<subscribe_status> status;
+    const std::size_t other = f.b->shard_of(t.name) == 0 ? 1 : 0;
+    f.w[other].call([&] {
+        id = f.b->next_consumer_id();
+        f.b->subscribe_checked(id, t, pull, s, [&](subscribe_status st) { status = st; });
+    });
+    REQUIRE(f.w.run_until([&] { return status.has_value(); }));
+    REQUIRE(*status == subscribe_status::ok);
+    for (const char* b : {"m1", "m2", "m3"}) CHECK(f.publish(f.make(t, b, false, stranger)) == publish_status::ok);
+    f.w.run();
+    CHECK(s->got.empty());
+    f.w[other].call([&] { f.b->grant(id, t, 2); });
+    f.w.run();
+    CHECK(s->bodies() == std::vector<std::string>{"m1", "m2"});
+}
