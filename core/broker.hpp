@@ -18,6 +18,11 @@
 //   last shard -> store   : commit, step 2: one store transaction (removes + persistent sends)
 //   store  -> caller      : commit, step 3: durable; the sends are posted, already stored, to
 //                           their destinations' shards; `done` once all accepted them
+//   caller -> name's shard: create_temporary, and connection_closed's deletion of it
+//
+// A connection's own state in the kernel (its open core::transaction objects, its temporary
+// destinations) is kept on the connection's worker, in connections_, and touched only there;
+// connection_closed ends both.
 //
 // Transactions across shards: the sends and acks of one transaction may touch destinations of
 // several shards, but there is one store for all of them, so atomicity is the store's: step 2
@@ -345,6 +350,7 @@ public:
     // The sends become visible to consumers only after that store transaction is durable, so
     // no consumer sees a message that a crash could still take back. Acks of unknown tags are
     // ignored. Rolling back is the caller's: drop the sends and nack the deliveries.
+    // core::transaction (begin_transaction) buffers for the caller and commits through here.
     void commit(local_transaction tx, std::function<void(publish_status)> done);
 
     // A snapshot of every destination's counters, gathered from all shards.
