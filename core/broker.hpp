@@ -326,7 +326,8 @@ public:
     // A temporary queue or topic (`kind` queue / topic, or their temp_ forms) owned by
     // `connection`, which must live on this worker: named "ID:<broker name>-<connection>-<n>",
     // unique in this broker. Any connection may send to it; only the owner may consume from it
-    // (subscribe_checked answers not_owner to the others). Nothing sent to it is stored: a
+    // (subscribe_checked answers not_owner to the others) or browse it (another connection's
+    // browser, opt.connection, sees it empty). Nothing sent to it is stored: a
     // persistent send is accepted as non-persistent (confirmed at once, delivered with
     // persistent = false, lost by a restart like the destination itself), in a transaction
     // too. It matches no wildcard subscription, has no retained message and no dead letter

@@ -19,10 +19,17 @@ void broker::shard::browse(consumer_id id, const destination& dest, const subscr
     c->browse = std::make_unique<browse_cursor>();
     auto& b = *c->browse;
     b.queue = dest.name;
-    if (auto q = queues.find(dest.name); q != queues.end()) {
+    const queue_state* src = nullptr;
+    if (!dest.is_temporary()) {
+        if (auto q = queues.find(dest.name); q != queues.end()) src = q->second.get();
+    } else if (auto t = temporaries.find(dest.name);
+               t != temporaries.end() && t->second.queue && t->second.owner == opt.connection) {
+        src = t->second.queue.get();   // as its consumers, only its owner browses it
+    }
+    if (src) {
         // Dispatch order: by priority, and within one, what is in memory before what is paged
         // out (paged[p] is newer than ready[p]).
-        const auto& qs = *q->second;
+        const auto& qs = *src;
         b.items.reserve(qs.ready_count + qs.paged_count);
         for (std::size_t p = priority_levels; p-- > 0;) {
             for (const auto& e : qs.ready[p]) b.items.push_back(browse_item{e.msg, e.msg->id, e.redeliveries});

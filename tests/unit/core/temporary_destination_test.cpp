@@ -198,3 +198,20 @@ TEST_CASE("a link credit subscription of a temporary topic takes what it was gra
     f.w.run();
     CHECK(s->bodies() == std::vector<std::string>{"m1", "m2"});
 }
+
+TEST_CASE("a temporary queue is browsed by its owner only", "[core][broker][temporary]") {
+    kernel_fixture f(store_kind::memory);
+    const auto q = create(f, owner, dest_kind::queue);
+    REQUIRE(f.publish(f.make(q, "b1", false, stranger)) == publish_status::ok);
+    // A plain queue with the same name is not what is browsed.
+    REQUIRE(f.publish(f.make(destination{dest_kind::queue, q.name}, "plain", false)) == publish_status::ok);
+    auto browse = [&](std::uint64_t connection) {
+        auto s = std::make_shared<sb::test::sink>();
+        f.w[0].call([&] { f.b->browse(f.b->next_consumer_id(), q, of(connection), s, {}); });
+        f.w.run();
+        return s->bodies();
+    };
+    CHECK(browse(owner) == std::vector<std::string>{"b1"});
+    CHECK(browse(stranger).empty());
+    CHECK(f.stats_of(q).depth == 1);   // browsing consumed nothing
+}
