@@ -345,10 +345,7 @@ void broker::ack(consumer_id id, std::vector<delivery_tag> tags, std::function<v
 }
 
 void broker::nack(consumer_id id, std::vector<delivery_tag> tags) {
-    by_shard(std::move(tags), shards_.size(), [&](std::size_t i, std::vector<delivery_tag> t) {
-        auto& s = *shards_[i];
-        s.exec.post([&s, id, t = std::move(t)]() { s.nack(id, t); });
-    });
+    settle(id, std::move(tags), settle_outcome::modified(true, false));
 }
 
 void broker::stats(std::function<void(std::vector<destination_stats>)> done) {
