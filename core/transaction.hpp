@@ -55,9 +55,9 @@ public:
 
     // Ends the transaction: applies its settlements and publishes its sends as one unit (see
     // broker::commit). `done` runs on this worker after the store transaction is durable and
-    // the sends were accepted (store_failed: none of it is stored; the sends are dropped and
-    // the acknowledged deliveries stay in flight, as after a crash). ended: already ended,
-    // `done` is not called.
+    // the sends were accepted (store_failed: the store holds none of it; the sends are dropped,
+    // and the acknowledged messages, gone from memory, come back at the next start as after a
+    // crash). ended: already ended, `done` is not called.
     tx_status commit(std::function<void(publish_status)> done);
 
     // Ends the transaction: drops the sends, gives every delivery it settled back to its queue

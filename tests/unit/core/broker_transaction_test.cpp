@@ -7,6 +7,7 @@
 
 #include "core/broker.hpp"
 #include "core/store/memory_store.hpp"
+#include "core/transaction.hpp"
 #include "tests/unit/core/manual_executor.hpp"
 #include "tests/unit/core/kernel_helpers.hpp"
 
@@ -262,4 +263,31 @@ TEST_CASE("paging in ends when the store's load handles no id: those ids are dro
     CHECK(st.dropped >= 4);
     CHECK(st.depth == 0);
     CHECK(s->got.size() == 5 - st.dropped);
+}
+
+TEST_CASE("a core::transaction completes its commit only after the store transaction, its sends visible only then",
+          "[core][broker][transaction][ktx]") {
+    fixture f;
+    const auto [qa, qb] = queues_on_two_shards(f.b);
+    f.publish(qa, "a1");
+    auto [ca, sa] = f.subscribe(qa);
+    auto [cb, sb] = f.subscribe(qb);
+    std::unique_ptr<transaction> tx;
+    f.w[0].call([&] { tx = f.b.begin_transaction(5); });
+    CHECK(tx->send(f.make(qb, "s1")) == tx_status::ok);
+    CHECK(tx->ack(ca, {sa->got[0].tag}) == tx_status::ok);
+    std::optional<publish_status> result;
+    f.w[0].call([&] { CHECK(tx->commit([&](publish_status s) { result = s; }) == tx_status::ok); });
+    f.w.run();
+    REQUIRE(f.st.commits.size() == 1);
+    CHECK(f.st.commits.front().adds.size() == 1);
+    CHECK(f.st.commits.front().removes.size() == 1);
+    CHECK(!result);         // the store transaction is not durable yet
+    CHECK(sb->got.empty());   // nor is the send visible
+    f.st.release();
+    f.w.run();
+    REQUIRE(result);
+    CHECK(*result == publish_status::ok);
+    CHECK(sb->bodies() == std::vector<std::string>{"s1"});
+    CHECK(f.stored_bodies() == std::vector<std::string>{qb.name + ":s1"});
 }
