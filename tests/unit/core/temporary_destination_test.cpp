@@ -215,3 +215,22 @@ TEST_CASE("a temporary queue is browsed by its owner only", "[core][broker][temp
     CHECK(browse(stranger).empty());
     CHECK(f.stats_of(q).depth == 1);   // browsing consumed nothing
 }
+
+TEST_CASE("a persistent message that names a temporary destination to reply to survives the journal",
+          "[core][broker][temporary]") {
+    kernel_fixture f(store_kind::journal);
+    const auto reply = create(f, owner, dest_kind::queue);
+    const destination requests{dest_kind::queue, "tmp.requests"};
+    auto m = std::make_shared<message>(*f.make(requests, "request", true, owner));
+    m->reply_to = reply;
+    REQUIRE(f.publish(m) == publish_status::ok);
+    f.restart();
+    REQUIRE(f.recovered == 1);
+    auto sub = f.subscribe(requests);
+    f.w.run();
+    REQUIRE(sub.s->got.size() == 1);
+    REQUIRE(sub.s->got[0].msg->reply_to);
+    CHECK(*sub.s->got[0].msg->reply_to == reply);   // kind temp_queue kept
+    // The temporary queue itself did not survive the restart: a reply has nowhere to go.
+    CHECK(f.publish(f.make(reply, "reply", false, stranger)) == publish_status::no_destination);
+}
