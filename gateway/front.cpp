@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "gateway/detect.hpp"
+#include "gateway/kernel_adapters.hpp"
 #include "gateway/log.hpp"
 #include "gateway/relay.hpp"
 #include "gateway/tls_transport.hpp"
@@ -73,12 +74,8 @@ public:
 
 private:
     void begin() {
-        switch (r_->cfg->proto) {
-        case protocol::automatic: return read();
-        case protocol::tcp: return dispatch(std::nullopt);
-        case protocol::stomp: return dispatch(wire::stomp);
-        case protocol::mqtt: return dispatch(wire::mqtt);
-        }
+        if (r_->cfg->proto == protocol::automatic) return read();
+        dispatch(wire_of(r_->cfg->proto));   // nullopt for `tcp`: nothing inspected
     }
 
     void read() {
@@ -138,9 +135,8 @@ std::optional<route> route_for(const listener_config& l, std::optional<wire> w) 
     if (w) r = l.routes[static_cast<std::size_t>(*w)];
     if (!r) r = l.fallback;
     if (!r) r = route{};
-    // The kernel speaks STOMP and MQTT only (`default: kernel` cannot send AMQP there).
-    const bool kernel_speaks = w && (*w == wire::stomp || *w == wire::mqtt);
-    if (r->to_kernel() && !kernel_speaks) return std::nullopt;
+    // Only to a protocol the kernel has an adapter for (`default: kernel` cannot send AMQP there).
+    if (r->to_kernel() && !(w && kernel_speaks(*w))) return std::nullopt;
     return r;
 }
 
