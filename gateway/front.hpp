@@ -37,7 +37,8 @@ std::optional<route> route_for(const listener_config& l, std::optional<wire> w);
 // otherwise they go straight to the kernel session of the listener's protocol.
 bool needs_front(const listener_config& l);
 
-std::shared_ptr<net::session> make_front(std::unique_ptr<socket_transport> t, std::shared_ptr<const front_routes> r,
+// `t`: the connection's stack, TCP alone (the front pushes TLS when the listener terminates it).
+std::shared_ptr<net::session> make_front(transport_stack t, std::shared_ptr<const front_routes> r,
                                          std::uint64_t conn);
 
 }  // namespace sb::gateway

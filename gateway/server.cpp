@@ -184,11 +184,9 @@ private:
                 --shared->live_connections;
                 w.remove_session(conn);
             };
-            std::unique_ptr<socket_transport> t;
-            if (routes && routes->tls) t = make_tls_transport(std::move(socket), routes->tls, std::move(on_destroy));
-            else t = std::make_unique<tcp_transport>(std::move(socket), std::move(on_destroy));
-            log()->debug("conn={} peer={} listener={} accepted", conn, t->peer(), cfg_.name);
-            auto s = routes ? make_front(std::move(t), std::move(routes), conn) : make_(std::move(t), conn);
+            transport_stack t(std::make_unique<tcp_transport>(std::move(socket), std::move(on_destroy)));
+            log()->debug("conn={} peer={} listener={} accepted", conn, t.top().peer(), cfg_.name);
+            auto s = routes ? make_front(std::move(t), std::move(routes), conn) : make_(std::move(t).release(), conn);
             w.add_session(conn, s);
             s->start();
         });
