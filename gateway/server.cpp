@@ -55,13 +55,8 @@ std::string host_port(const std::string& address, std::uint16_t port) {
 }
 
 std::string_view protocol_name(protocol p) {
-    switch (p) {
-    case protocol::stomp: return "stomp";
-    case protocol::mqtt: return "mqtt";
-    case protocol::automatic: return "auto";
-    case protocol::tcp: return "tcp";
-    }
-    return "?";
+    if (const auto w = wire_of(p)) return protocol_of(*w).name;
+    return p == protocol::automatic ? "auto" : "tcp";
 }
 
 struct shared_state {
