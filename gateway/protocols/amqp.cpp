@@ -67,6 +67,6 @@ constexpr std::string_view websocket[] = {"amqp"};
 
 }  // namespace
 
-extern const protocol_descriptor amqp_protocol{wire::amqp, "amqp", detect, &check, nullptr, websocket};
+extern constinit const protocol_descriptor amqp_protocol{wire::amqp, "amqp", detect, &check, nullptr, websocket};
 
 }  // namespace sb::gateway

@@ -41,6 +41,6 @@ constexpr probe_conversation check{check_type::http, request, judge, nullptr};
 
 }  // namespace
 
-extern const protocol_descriptor http_protocol{wire::http, "http", detect, &check, nullptr, {}};
+extern constinit const protocol_descriptor http_protocol{wire::http, "http", detect, &check, nullptr, {}};
 
 }  // namespace sb::gateway

@@ -89,6 +89,6 @@ constexpr std::string_view websocket[] = {"mqtt", "mqttv3.1"};
 
 }  // namespace
 
-extern const protocol_descriptor mqtt_protocol{wire::mqtt, "mqtt", detect, &check, refusal, websocket};
+extern constinit const protocol_descriptor mqtt_protocol{wire::mqtt, "mqtt", detect, &check, refusal, websocket};
 
 }  // namespace sb::gateway

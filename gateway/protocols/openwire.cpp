@@ -47,6 +47,6 @@ constexpr probe_conversation check{check_type::openwire, request, judge, goodbye
 
 }  // namespace
 
-extern const protocol_descriptor openwire_protocol{wire::openwire, "openwire", detect, &check, nullptr, {}};
+extern constinit const protocol_descriptor openwire_protocol{wire::openwire, "openwire", detect, &check, nullptr, {}};
 
 }  // namespace sb::gateway

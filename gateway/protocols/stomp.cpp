@@ -119,6 +119,6 @@ constexpr std::string_view websocket[] = {"v12.stomp", "v11.stomp", "v10.stomp"}
 
 }  // namespace
 
-extern const protocol_descriptor stomp_protocol{wire::stomp, "stomp", detect, &check, refusal, websocket};
+extern constinit const protocol_descriptor stomp_protocol{wire::stomp, "stomp", detect, &check, refusal, websocket};
 
 }  // namespace sb::gateway
