@@ -3,6 +3,8 @@
 // as config_error with the position translated to 1-based line:column.
 
 #include "gateway/config.hpp"
+#include "gateway/kernel_adapters.hpp"
+#include "gateway/registry.hpp"
 
 #include <yaml-cpp/yaml.h>
 
@@ -14,6 +16,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <limits>
+#include <span>
 #include <utility>
 
 namespace sb::gateway {
@@ -43,7 +46,7 @@ struct entry {
     place value_at;
 };
 
-std::string join(std::initializer_list<std::string_view> words, std::string_view sep) {
+std::string join(std::span<const std::string_view> words, std::string_view sep) {
     std::string out;
     for (auto w : words) {
         if (!out.empty()) out += sep;
@@ -235,6 +238,11 @@ private:
     // Unknown keys are errors at every level so that a typo never falls back to a default.
     std::vector<entry> entries(const Node& map, place at, const std::string& path,
                                std::initializer_list<std::string_view> known) const {
+        return entries(map, at, path, std::span(known.begin(), known.size()));
+    }
+
+    std::vector<entry> entries(const Node& map, place at, const std::string& path,
+                               std::span<const std::string_view> known) const {
         std::vector<entry> out;
         if (map.IsNull() || !map.IsDefined()) return out;
         if (!map.IsMap())
@@ -597,16 +605,17 @@ private:
 
     std::array<std::optional<route>, wire_count> load_routes(const entry& section, std::optional<route>& fallback) const {
         std::array<std::optional<route>, wire_count> out{};
-        for (const entry& e : entries(section.value, section.value_at, section.path,
-                                      {"stomp", "mqtt", "amqp", "openwire", "http", "default"})) {
+        std::vector<std::string_view> keys;   // every protocol of the registry, then "default"
+        for (const auto* p : protocols()) keys.push_back(p->name);
+        keys.push_back("default");
+        for (const entry& e : entries(section.value, section.value_at, section.path, keys)) {
             route r = load_route(e);
             if (e.key == "default") {
                 fallback = std::move(r);
                 continue;
             }
-            const wire w = e.key == "stomp" ? wire::stomp : e.key == "mqtt" ? wire::mqtt
-                         : e.key == "amqp" ? wire::amqp : e.key == "openwire" ? wire::openwire : wire::http;
-            if (r.to_kernel() && w != wire::stomp && w != wire::mqtt)
+            const wire w = protocol_named(e.key)->id;
+            if (r.to_kernel() && !kernel_speaks(w))
                 fail(e.value_at, e.path, "the kernel has no " + e.key + " adapter yet: route it to a backend");
             out[static_cast<std::size_t>(w)] = std::move(r);
         }

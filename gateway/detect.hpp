@@ -1,6 +1,7 @@
 // gateway/detect.hpp — which protocol a connection speaks, from its first bytes.
 //
-// Every supported client speaks first, and each protocol's opening is distinctive:
+// Every supported client speaks first, and each protocol's opening is distinctive (each
+// protocol's detector is its descriptor's in the adapter registry, gateway/registry.hpp):
 //   MQTT      0x10 (CONNECT packet type)
 //   STOMP     "CONNECT" or "STOMP" followed by an end of line (after optional heart-beat EOLs)
 //   AMQP 1.0  "AMQP" + protocol id (0 plain, 2 TLS, 3 SASL) + 1.0.0
@@ -34,7 +35,8 @@ detection detect(std::span<const std::byte> head) noexcept;
 
 std::string_view wire_name(wire w) noexcept;
 
-// What a client of `proto` is told when no server is available (empty: just close). `head` is
+// What a client of `proto` is told when no server is available (empty: just close); the
+// protocol's descriptor writes it with its codec. `head` is
 // what it sent so far. An MQTT client gets the CONNACK "server unavailable" of its CONNECT's
 // version (0x88 with properties for MQTT 5, return code 3 before), a STOMP client an ERROR
 // frame: nullopt while `head` does not hold the whole CONNECT yet (read more and ask again), so

@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "gateway/detect.hpp"
+#include "gateway/kernel_adapters.hpp"
 #include "gateway/log.hpp"
 #include "gateway/relay.hpp"
 #include "gateway/tls_transport.hpp"
@@ -22,22 +23,24 @@ constexpr std::size_t head_buffer = 4096;
 
 class front final : public net::session, public net::stream_handler, public std::enable_shared_from_this<front> {
 public:
-    front(std::unique_ptr<socket_transport> t, std::shared_ptr<const front_routes> r, std::uint64_t conn)
-        : t_(std::move(t)), r_(std::move(r)), conn_(conn), timer_(t_->get_executor()) {}
+    front(transport_stack t, std::shared_ptr<const front_routes> r, std::uint64_t conn)
+        : t_(std::move(t)), r_(std::move(r)), conn_(conn), timer_(t_->top().get_executor()) {}
 
     void start() override {
         timer_.expires_after(std::chrono::milliseconds(r_->cfg->detect_timeout_ms));
         timer_.async_wait([self = shared_from_this()](net::error_code ec) {
             if (ec || self->done_) return;
             log()->info("conn={} peer={} listener={} closed: nothing recognisable within {} ms", self->conn_,
-                        self->t_->peer(), self->r_->cfg->name, self->r_->cfg->detect_timeout_ms);
+                        self->peer(), self->r_->cfg->name, self->r_->cfg->detect_timeout_ms);
             self->finish_closed();
         });
         if (!r_->tls) return begin();
-        tls_handshake(*t_, [self = shared_from_this()](net::error_code ec) {
+        // The rest runs on the decrypted stream: TLS is a layer on the TCP one.
+        auto& tls = t_->push([this](std::unique_ptr<net::transport> tcp) { return make_tls_transport(std::move(tcp), r_->tls); });
+        tls.async_handshake(shared_from_this(), [self = shared_from_this()](net::error_code ec) {
             if (self->done_) return;
             if (ec) {
-                log()->info("conn={} peer={} listener={} TLS handshake failed: {}", self->conn_, self->t_->peer(),
+                log()->info("conn={} peer={} listener={} TLS handshake failed: {}", self->conn_, self->peer(),
                             self->r_->cfg->name, ec.message());
                 return self->finish_closed();
             }
@@ -60,10 +63,10 @@ public:
             if (head_.size() < detect_max_bytes) return read();
             [[fallthrough]];
         case sniff_result::unknown:
-            log()->info("conn={} peer={} listener={} closed: unrecognised protocol", conn_, t_->peer(), r_->cfg->name);
+            log()->info("conn={} peer={} listener={} closed: unrecognised protocol", conn_, peer(), r_->cfg->name);
             return finish_closed();
         case sniff_result::tls:
-            log()->info("conn={} peer={} listener={} closed: TLS {} (listener without tls)", conn_, t_->peer(),
+            log()->info("conn={} peer={} listener={} closed: TLS {} (listener without tls)", conn_, peer(),
                         r_->cfg->name, r_->tls ? "inside TLS" : "");
             return finish_closed();
         }
@@ -73,17 +76,13 @@ public:
 
 private:
     void begin() {
-        switch (r_->cfg->proto) {
-        case protocol::automatic: return read();
-        case protocol::tcp: return dispatch(std::nullopt);
-        case protocol::stomp: return dispatch(wire::stomp);
-        case protocol::mqtt: return dispatch(wire::mqtt);
-        }
+        if (r_->cfg->proto == protocol::automatic) return read();
+        dispatch(wire_of(r_->cfg->proto));   // nullopt for `tcp`: nothing inspected
     }
 
     void read() {
         if (!buf_) buf_ = std::make_unique<std::array<std::byte, head_buffer>>();
-        t_->async_read_some(std::span(*buf_), shared_from_this());
+        t_->top().async_read_some(std::span(*buf_), shared_from_this());
     }
 
     void dispatch(std::optional<wire> w) {
@@ -94,23 +93,27 @@ private:
         const std::string proto_text = w ? std::string(wire_name(*w)) : std::string("tcp");
         std::shared_ptr<net::session> s;
         if (!r) {
-            log()->info("conn={} peer={} listener={} closed: no route for {}", conn_, t_->peer(), r_->cfg->name, proto_text);
-            t_->close();
+            log()->info("conn={} peer={} listener={} closed: no route for {}", conn_, peer(), r_->cfg->name, proto_text);
+            t_->top().close();
             return;
         }
         if (r->to_kernel()) {
-            log()->debug("conn={} peer={} listener={} proto={} -> kernel", conn_, t_->peer(), r_->cfg->name, proto_text);
-            s = r_->kernel(*w, std::make_unique<prefixed_transport>(std::move(t_), std::move(head_)), conn_);
+            log()->debug("conn={} peer={} listener={} proto={} -> kernel", conn_, peer(), r_->cfg->name, proto_text);
+            auto stack = std::move(*t_).release();
+            t_.reset();
+            s = r_->kernel(*w, std::make_unique<prefixed_transport>(std::move(stack), std::move(head_)), conn_);
         } else {
             auto b = r_->backend_named(r->backend);
             if (!b) {
-                log()->warn("conn={} peer={} listener={} closed: no backend {}", conn_, t_->peer(), r_->cfg->name, r->backend);
-                t_->close();
+                log()->warn("conn={} peer={} listener={} closed: no backend {}", conn_, peer(), r_->cfg->name, r->backend);
+                t_->top().close();
                 return;
             }
-            log()->debug("conn={} peer={} listener={} proto={} -> backend {}", conn_, t_->peer(), r_->cfg->name,
+            log()->debug("conn={} peer={} listener={} proto={} -> backend {}", conn_, peer(), r_->cfg->name,
                          proto_text, r->backend);
-            s = make_relay(std::move(t_), std::move(head_), std::move(b), w, conn_);
+            transport_stack stack = std::move(*t_);
+            t_.reset();
+            s = make_relay(std::move(stack), std::move(head_), std::move(b), w, conn_);
         }
         r_->adopt(conn_, s);
         s->start();
@@ -119,10 +122,12 @@ private:
     void finish_closed() {
         done_ = true;
         timer_.cancel();
-        if (t_) t_->close();
+        if (t_) t_->top().close();
     }
 
-    std::unique_ptr<socket_transport> t_;
+    const std::string& peer() { return t_->top().peer(); }
+
+    std::optional<transport_stack> t_;   // empty once handed over
     std::shared_ptr<const front_routes> r_;
     std::uint64_t conn_;
     asio::steady_timer timer_;
@@ -138,9 +143,8 @@ std::optional<route> route_for(const listener_config& l, std::optional<wire> w) 
     if (w) r = l.routes[static_cast<std::size_t>(*w)];
     if (!r) r = l.fallback;
     if (!r) r = route{};
-    // The kernel speaks STOMP and MQTT only (`default: kernel` cannot send AMQP there).
-    const bool kernel_speaks = w && (*w == wire::stomp || *w == wire::mqtt);
-    if (r->to_kernel() && !kernel_speaks) return std::nullopt;
+    // Only to a protocol the kernel has an adapter for (`default: kernel` cannot send AMQP there).
+    if (r->to_kernel() && !(w && kernel_speaks(*w))) return std::nullopt;
     return r;
 }
 
@@ -151,7 +155,7 @@ bool needs_front(const listener_config& l) {
     return false;
 }
 
-std::shared_ptr<net::session> make_front(std::unique_ptr<socket_transport> t, std::shared_ptr<const front_routes> r,
+std::shared_ptr<net::session> make_front(transport_stack t, std::shared_ptr<const front_routes> r,
                                          std::uint64_t conn) {
     return std::make_shared<front>(std::move(t), std::move(r), conn);
 }

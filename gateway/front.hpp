@@ -21,7 +21,7 @@ namespace sb::gateway {
 struct front_routes {
     const listener_config* cfg = nullptr;
     std::shared_ptr<boost::asio::ssl::context> tls;   // set when the listener terminates TLS
-    // A kernel session for STOMP or MQTT.
+    // A kernel session for a protocol the kernel speaks (kernel_adapters.hpp).
     std::function<std::shared_ptr<net::session>(wire, std::unique_ptr<net::transport>, std::uint64_t)> kernel;
     // The backend running now under that name (SIGHUP may replace it); null when none.
     std::function<std::shared_ptr<backend>(const std::string&)> backend_named;
@@ -30,14 +30,15 @@ struct front_routes {
 };
 
 // Where a connection with protocol `w` (nullopt: not inspected) goes on listener `l`; nullopt
-// when nowhere (the kernel has no adapter for it and no route names a backend).
+// when nowhere (the kernel has no adapter for it, kernel_speaks, and no route names a backend).
 std::optional<route> route_for(const listener_config& l, std::optional<wire> w);
 
 // True when connections of `l` need the front stage (TLS, detection or a backend route);
 // otherwise they go straight to the kernel session of the listener's protocol.
 bool needs_front(const listener_config& l);
 
-std::shared_ptr<net::session> make_front(std::unique_ptr<socket_transport> t, std::shared_ptr<const front_routes> r,
+// `t`: the connection's stack, TCP alone (the front pushes TLS when the listener terminates it).
+std::shared_ptr<net::session> make_front(transport_stack t, std::shared_ptr<const front_routes> r,
                                          std::uint64_t conn);
 
 }  // namespace sb::gateway

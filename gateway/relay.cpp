@@ -42,10 +42,10 @@ class relay final : public net::session,
                     public bound_connection,
                     public std::enable_shared_from_this<relay> {
 public:
-    relay(std::unique_ptr<socket_transport> client, std::string head, std::shared_ptr<backend> b,
-          std::optional<wire> proto, std::uint64_t conn)
-        : client_(std::move(client)), head_(std::move(head)), keep_(std::move(b)), b_(*keep_), proto_(proto), conn_(conn),
-          backend_(client_->get_executor()), connect_timer_(client_->get_executor()),
+    relay(transport_stack client, std::string head, std::shared_ptr<backend> b, std::optional<wire> proto,
+          std::uint64_t conn)
+        : stack_(std::move(client)), client_(&stack_.top()), head_(std::move(head)), keep_(std::move(b)), b_(*keep_),
+          proto_(proto), conn_(conn), backend_(client_->get_executor()), connect_timer_(client_->get_executor()),
           idle_timer_(client_->get_executor()) {}
 
     ~relay() override {
@@ -184,8 +184,8 @@ private:
                      server_->cfg.name);
         std::string preamble;
         if (b_.config().send_proxy != proxy_protocol::none) {
-            const auto from = client_->socket().remote_endpoint(ec);
-            const auto to = client_->socket().local_endpoint(ec);
+            const auto from = stack_.bottom().socket().remote_endpoint(ec);
+            const auto to = stack_.bottom().socket().local_endpoint(ec);
             if (!ec) preamble = proxy_header(b_.config().send_proxy, from, to);
         }
         preamble += head_;
@@ -205,19 +205,19 @@ private:
 
     void start_pumps() {
         arm_idle_timer();
-        if (client_->plain()) {   // pipes are made when a stream turns out to be a bulk one
+        if (stack_.plain()) {   // pipes are made when a stream turns out to be a bulk one
             net::error_code ec;
             backend_.non_blocking(true, ec);
-            if (!ec) client_->socket().non_blocking(true, ec);
+            if (!ec) stack_.bottom().socket().non_blocking(true, ec);
             if (ec) {   // a blocking read would stall the worker
                 log()->warn("conn={} backend={} closed: cannot set non-blocking mode: {}", conn_, b_.config().name,
                             ec.message());
                 return close("non-blocking mode: " + ec.message());
             }
-            c2b_.src = &client_->socket();
+            c2b_.src = &stack_.bottom().socket();
             c2b_.dst = &backend_;
             b2c_.src = &backend_;
-            b2c_.dst = &client_->socket();
+            b2c_.dst = &stack_.bottom().socket();
             pump(c2b_);
             pump(b2c_);
             return;
@@ -411,7 +411,8 @@ private:
         }
     }
 
-    std::unique_ptr<socket_transport> client_;
+    transport_stack stack_;
+    net::transport* client_;   // the top of stack_
     std::string head_;
     std::shared_ptr<backend> keep_;   // a backend replaced by a reload lives while its relays do
     backend& b_;
@@ -441,7 +442,7 @@ void put16(std::string& s, unsigned v) {
 
 }  // namespace
 
-std::shared_ptr<net::session> make_relay(std::unique_ptr<socket_transport> client, std::string head,
+std::shared_ptr<net::session> make_relay(transport_stack client, std::string head,
                                          std::shared_ptr<backend> b, std::optional<wire> proto, std::uint64_t conn) {
     return std::make_shared<relay>(std::move(client), std::move(head), std::move(b), proto, conn);
 }

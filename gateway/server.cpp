@@ -6,6 +6,7 @@
 #include "gateway/server.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -24,8 +25,6 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "adapters/mqtt/session.hpp"
-#include "adapters/stomp/session.hpp"
 #include "core/broker.hpp"
 #include "core/security/authenticator.hpp"
 #include "core/store/journal_store.hpp"
@@ -34,7 +33,9 @@
 #include "gateway/backend.hpp"
 #include "gateway/front.hpp"
 #include "gateway/health_check.hpp"
+#include "gateway/kernel_adapters.hpp"
 #include "gateway/log.hpp"
+#include "gateway/registry.hpp"
 #include "gateway/tcp_transport.hpp"
 #include "gateway/tls_transport.hpp"
 #include "gateway/worker.hpp"
@@ -54,17 +55,9 @@ std::string host_port(const std::string& address, std::uint16_t port) {
 }
 
 std::string_view protocol_name(protocol p) {
-    switch (p) {
-    case protocol::stomp: return "stomp";
-    case protocol::mqtt: return "mqtt";
-    case protocol::automatic: return "auto";
-    case protocol::tcp: return "tcp";
-    }
-    return "?";
+    if (const auto w = wire_of(p)) return protocol_of(*w).name;
+    return p == protocol::automatic ? "auto" : "tcp";
 }
-
-using session_factory =
-    std::function<std::shared_ptr<net::session>(std::unique_ptr<net::transport>, std::uint64_t conn)>;
 
 struct shared_state {
     std::atomic<std::uint64_t> next_connection{1};
@@ -73,7 +66,7 @@ struct shared_state {
 
 class listener {
 public:
-    // `make` creates the kernel session of a plain STOMP or MQTT listener; `routes` (set when
+    // `make` creates the kernel session of a single-protocol listener; `routes` (set when
     // needs_front) takes connections through TLS, detection and routing instead.
     listener(asio::io_context& ctx, const listener_config& cfg, std::vector<std::unique_ptr<worker>>& workers,
              shared_state& shared, session_factory make, std::shared_ptr<front_routes> routes)
@@ -186,11 +179,9 @@ private:
                 --shared->live_connections;
                 w.remove_session(conn);
             };
-            std::unique_ptr<socket_transport> t;
-            if (routes && routes->tls) t = make_tls_transport(std::move(socket), routes->tls, std::move(on_destroy));
-            else t = std::make_unique<tcp_transport>(std::move(socket), std::move(on_destroy));
-            log()->debug("conn={} peer={} listener={} accepted", conn, t->peer(), cfg_.name);
-            auto s = routes ? make_front(std::move(t), std::move(routes), conn) : make_(std::move(t), conn);
+            transport_stack t(std::make_unique<tcp_transport>(std::move(socket), std::move(on_destroy)));
+            log()->debug("conn={} peer={} listener={} accepted", conn, t.top().peer(), cfg_.name);
+            auto s = routes ? make_front(std::move(t), std::move(routes), conn) : make_(std::move(t).release(), conn);
             w.add_session(conn, s);
             s->start();
         });
@@ -207,57 +198,6 @@ private:
     std::uint64_t refused_ = 0;
     asio::steady_timer retry_;   // after a failed accept
     bool accepting_ = false;
-};
-
-stomp::settings stomp_settings(const config& cfg) {
-    stomp::settings s;
-    s.frame_limits.max_frame_bytes = cfg.stomp.max_frame_bytes;
-    s.frame_limits.max_headers = cfg.stomp.max_headers;
-    s.frame_limits.max_header_bytes = cfg.stomp.max_header_bytes;
-    s.connect_timeout_ms = cfg.stomp.connect_timeout_ms;
-    s.heartbeat_floor_ms = cfg.stomp.heartbeat_floor_ms;
-    s.heartbeat_grace = cfg.stomp.heartbeat_grace;
-    s.output.high_watermark = cfg.stomp.write_high_watermark;
-    s.output.low_watermark = std::min(s.output.low_watermark, s.output.high_watermark / 4);
-    s.output.stall_timeout = std::chrono::milliseconds(cfg.broker.slow_consumer_timeout_ms);
-    s.max_unconfirmed_sends = cfg.stomp.max_unconfirmed_sends;
-    s.broker_name = cfg.broker.name;
-    return s;
-}
-
-mqtt::settings mqtt_settings(const config& cfg) {
-    mqtt::settings s;
-    s.packet_limits.max_packet_size = cfg.mqtt.max_packet_size;
-    s.receive_maximum = cfg.mqtt.receive_maximum;
-    s.topic_alias_maximum = cfg.mqtt.topic_alias_maximum;
-    s.max_keepalive_s = cfg.mqtt.max_keepalive_s;
-    s.connect_timeout_ms = cfg.mqtt.connect_timeout_ms;
-    s.max_queued_messages = cfg.mqtt.max_queued_messages;
-    s.max_session_expiry_s = cfg.mqtt.max_session_expiry_s;
-    s.retain_available = cfg.mqtt.retain_available;
-    s.default_prefetch = cfg.broker.default_prefetch;
-    s.output.stall_timeout = std::chrono::milliseconds(cfg.broker.slow_consumer_timeout_ms);
-    s.broker_name = cfg.broker.name;
-    return s;
-}
-
-// Ends expired persistent MQTT sessions once a second, on worker 0 (kernel calls need a worker).
-class session_sweeper {
-public:
-    session_sweeper(worker& w, std::shared_ptr<mqtt::registry> reg) : timer_(w.context()), reg_(std::move(reg)) {}
-    void start() {
-        timer_.expires_after(std::chrono::seconds(1));
-        timer_.async_wait([this](net::error_code ec) {
-            if (ec) return;
-            mqtt::sweep_expired(*reg_);
-            start();
-        });
-    }
-    void stop() { asio::post(timer_.get_executor(), [this] { timer_.cancel(); }); }
-
-private:
-    asio::steady_timer timer_;
-    std::shared_ptr<mqtt::registry> reg_;
 };
 
 // The users check of the running configuration. Sessions hold a reference to this one for
@@ -329,14 +269,10 @@ struct listener_targets {
 };
 
 listener_targets targets_of(const listener_config& l) {
-    std::vector<std::optional<wire>> wires;
-    switch (l.proto) {
-    case protocol::stomp: wires = {wire::stomp}; break;
-    case protocol::mqtt: wires = {wire::mqtt}; break;
-    case protocol::tcp: wires = {std::nullopt}; break;
-    case protocol::automatic:
+    std::vector<std::optional<wire>> wires{wire_of(l.proto)};   // nullopt: `tcp`
+    if (l.proto == protocol::automatic) {
+        wires.clear();
         for (std::size_t i = 0; i < wire_count; ++i) wires.push_back(static_cast<wire>(i));
-        break;
     }
     listener_targets t;
     for (const auto& w : wires) {
@@ -586,71 +522,36 @@ void reload(reloadable& live, Listeners& listeners, const asio::any_io_executor&
     log()->info("reload: done ({})", path);
 }
 
-// The sweeper's and the health checks' timers belong to worker 0's context: they go first.
-// Sessions still held by handlers die with their worker, while everything they refer to
-// (broker, backends, counters) is still alive.
-void stop_workers(std::vector<std::unique_ptr<worker>>& workers, std::unique_ptr<session_sweeper>& sweeper,
-                  std::vector<std::unique_ptr<health_checker>>& checkers) {
-    for (auto& w : workers) w->stop();
-    for (auto& w : workers) w->join();
-    sweeper.reset();
-    checkers.clear();
-    workers.clear();
+using worker_list = std::vector<std::unique_ptr<worker>>;
+using listener_list = std::vector<std::unique_ptr<listener>>;
+
+// The kernel adapters of the protocols the kernel speaks, by wire (null: it speaks none).
+using kernel_table = std::array<std::unique_ptr<kernel_adapter>, wire_count>;
+
+worker_list make_workers(const config& cfg) {
+    const unsigned n = cfg.workers ? cfg.workers : std::max(1u, std::thread::hardware_concurrency());
+    worker_list workers;
+    for (unsigned i = 0; i < n; ++i) workers.push_back(std::make_unique<worker>(i));
+    return workers;
 }
 
-}  // namespace
+// The store the configuration names. Throws std::runtime_error when it cannot be opened.
+std::unique_ptr<core::store> open_store(const config& cfg) {
+    if (cfg.store.type != store_type::journal) return std::make_unique<core::memory_store>();
+    core::journal_settings js;
+    js.dir = cfg.store.dir;
+    js.sync = cfg.store.sync == sync_policy::always  ? core::sync_mode::always
+              : cfg.store.sync == sync_policy::batch ? core::sync_mode::batch
+                                                     : core::sync_mode::never;
+    js.batch_ms = cfg.store.batch_ms;
+    js.segment_bytes = cfg.store.segment_size;
+    return std::make_unique<core::journal_store>(js);
+}
 
-void check_server(const config& cfg) { (void)load_resources(cfg); }
-
-int run_server(const config& cfg) {
-    // splice(2) into a socket whose peer is gone raises SIGPIPE (it takes no MSG_NOSIGNAL): a
-    // relay must see EPIPE instead, and never the process die.
-    std::signal(SIGPIPE, SIG_IGN);
-    // A SIGHUP before the reload handler is installed (during a long recovery) must not end
-    // the process (its default action); it is ignored until then.
-    std::signal(SIGHUP, SIG_IGN);
-    // First: relays, checks and sessions on the workers refer to them until the workers are gone.
-    resources res = load_resources(cfg);
-    reloadable live{cfg, reloadable_authenticator(std::move(res.auth)), std::move(res.backends), {}, {}};
-    auto& backends = live.backends;
-    live.table.set(backends);
-    const unsigned n = cfg.workers ? cfg.workers : std::max(1u, std::thread::hardware_concurrency());
-    std::vector<std::unique_ptr<worker>> workers;
-    std::vector<core::executor*> executors;
-    for (unsigned i = 0; i < n; ++i) {
-        workers.push_back(std::make_unique<worker>(i));
-        executors.push_back(workers.back().get());
-    }
-
-    core::authenticator* const auth = &live.auth;
-    std::unique_ptr<core::store> store_owner;
-    if (cfg.store.type == store_type::journal) {
-        core::journal_settings js;
-        js.dir = cfg.store.dir;
-        js.sync = cfg.store.sync == sync_policy::always  ? core::sync_mode::always
-                  : cfg.store.sync == sync_policy::batch ? core::sync_mode::batch
-                                                         : core::sync_mode::never;
-        js.batch_ms = cfg.store.batch_ms;
-        js.segment_bytes = cfg.store.segment_size;
-        try {
-            store_owner = std::make_unique<core::journal_store>(js);
-        } catch (const std::exception& e) {
-            log()->error("store: {}", e.what());
-            return 1;
-        }
-    } else {
-        store_owner = std::make_unique<core::memory_store>();
-    }
-    core::store& store = *store_owner;
-    core::broker broker(broker_settings(cfg), executors, store);
+// Replays the store into the broker and logs what was found. Throws when recovery fails.
+void recover(core::broker& broker, core::store& store, const config& cfg) {
     const auto started = std::chrono::steady_clock::now();
-    std::size_t recovered = 0;   // the admin opens once recovery is done: /readyz cannot answer before
-    try {
-        recovered = broker.recover();
-    } catch (const std::exception& e) {
-        log()->error("store: recovery failed: {}", e.what());
-        return 1;
-    }
+    const std::size_t recovered = broker.recover();
     const auto took_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
     if (auto* j = dynamic_cast<core::journal_store*>(&store)) {
@@ -663,122 +564,117 @@ int run_server(const config& cfg) {
     } else {
         log()->info("store={} recovered={} in {} ms", store.kind(), recovered, took_ms);
     }
+}
 
-    auto stomp_cfg = std::make_shared<const stomp::settings>(stomp_settings(cfg));
-    auto mqtt_cfg = std::make_shared<const mqtt::settings>(mqtt_settings(cfg));
-    auto mqtt_registry = mqtt::make_registry(broker);
-    mqtt::restore_sessions(*mqtt_registry, broker.recovered_subscriptions());
-    auto sweeper = std::make_unique<session_sweeper>(*workers.front(), mqtt_registry);
-    // Health checks run on worker 0, like the sweeper: a few timers and short connections.
-    auto& checkers = live.checkers;
-    const asio::any_io_executor checks_ex = workers.front()->context().get_executor();
-    for (auto& b : backends) {
-        checkers.push_back(std::make_unique<health_checker>(checks_ex, b));
-        log_backend(*b);
-    }
-    shared_state shared;
-    asio::io_context main_ctx{1};
-    std::vector<std::unique_ptr<listener>> listeners;
+// Asks the registry which protocols the kernel speaks and starts an adapter for each.
+kernel_table make_kernels(const kernel_env& env) {
+    kernel_table kernels;
+    for (const auto* p : protocols())
+        if (const auto make = kernel_factory_for(p->id)) kernels[static_cast<std::size_t>(p->id)] = make(env);
+    return kernels;
+}
+
+// One listener per configured one: a single-protocol listener without TLS or routes hands its
+// connections straight to its protocol's kernel sessions; the others go through the front stage
+// (TLS, detection, routes), which asks the same kernel adapters for the protocols routed there.
+listener_list make_listeners(asio::io_context& main_ctx, const config& cfg, const resources& res, worker_list& workers,
+                             shared_state& shared, const kernel_table& kernels, const backend_table& table) {
+    std::array<session_factory, wire_count> sessions;
+    for (std::size_t i = 0; i < wire_count; ++i)
+        if (kernels[i]) sessions[i] = kernels[i]->sessions();
+    listener_list listeners;
     for (std::size_t li = 0; li < cfg.listeners.size(); ++li) {
         const auto& l = cfg.listeners[li];
         session_factory make;
-        switch (l.proto) {
-        case protocol::stomp:
-            make = [&, stomp_cfg](std::unique_ptr<net::transport> t, std::uint64_t conn) {
-                return stomp::make_session(std::move(t), stomp_cfg, broker, *auth, conn);
-            };
-            break;
-        case protocol::mqtt:
-            make = [&, mqtt_cfg](std::unique_ptr<net::transport> t, std::uint64_t conn) {
-                return mqtt::make_session(std::move(t), mqtt_cfg, broker, *auth, mqtt_registry, conn);
-            };
-            break;
-        case protocol::automatic:
-        case protocol::tcp:
-            break;
-        }
+        if (const auto w = wire_of(l.proto)) make = sessions[static_cast<std::size_t>(*w)];   // config checked it exists
         std::shared_ptr<front_routes> routes;
         if (needs_front(l)) {
             routes = std::make_shared<front_routes>();
             routes->cfg = &l;
             routes->tls = res.tls[li];
-            routes->kernel = [&, stomp_cfg, mqtt_cfg](wire w, std::unique_ptr<net::transport> t, std::uint64_t conn) {
-                return w == wire::mqtt ? mqtt::make_session(std::move(t), mqtt_cfg, broker, *auth, mqtt_registry, conn)
-                                       : stomp::make_session(std::move(t), stomp_cfg, broker, *auth, conn);
+            routes->kernel = [sessions](wire w, std::unique_ptr<net::transport> t, std::uint64_t conn) {
+                return sessions[static_cast<std::size_t>(w)](std::move(t), conn);   // route_for: the kernel speaks w
             };
-            routes->backend_named = [&table = live.table](const std::string& name) { return table.find(name); };
+            routes->backend_named = [&table](const std::string& name) { return table.find(name); };
             routes->adopt = [](std::uint64_t conn, const std::shared_ptr<net::session>& s) {
                 static_cast<worker*>(core::executor::current())->add_session(conn, s);
             };
         }
         listeners.push_back(std::make_unique<listener>(main_ctx, l, workers, shared, std::move(make), std::move(routes)));
     }
-    // The watchdog ticks a few times per stall_timeout: a stall is seen within about 1.25 x.
-    const auto stall_limit = std::chrono::milliseconds(cfg.admin.stall_timeout_ms);
-    const auto tick = std::clamp(stall_limit / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
-    for (auto& w : workers) w->start_watchdog(tick);
-    for (auto& w : workers) w->start();
-    asio::post(workers.front()->context(), [s = sweeper.get()] { s->start(); });
-    for (auto& c : checkers) c->start();
-    std::unique_ptr<admin_server> admin;
-    if (cfg.admin.port)
-        admin = std::make_unique<admin_server>(
-            main_ctx, cfg.admin,
-            admin_view{[&shared] { return shared.live_connections.load(); }, &backends,
-                       [&broker, w = workers.front().get()](admin_view::destinations_done done) {
-                           asio::post(w->context(), [&broker, done = std::move(done)]() mutable {
-                               broker.stats(std::move(done));
-                           });
-                       },
-                       [&] {
-                           std::vector<std::string> why;
-                           for (const auto& l : listeners)
-                               if (!l->accepting())
-                                   why.push_back("listener " + l->config().name + " (" +
-                                                 host_port(l->config().address, l->config().port) +
-                                                 "): not accepting connections");
-                           if (auto* j = dynamic_cast<core::journal_store*>(&store); j && j->failed())
-                               why.push_back("store: the journal in " + cfg.store.dir +
-                                             " cannot be written (a write failed: disk full or I/O error)");
-                           for (const auto& l : listeners) {
-                               const auto t = targets_of(l->config());
-                               if (t.kernel || t.backends.empty()) continue;
-                               bool any_up = false;
-                               for (const auto& name : t.backends)
-                                   if (auto b = named(backends, name))
-                                       for (const auto& srv : b->servers()) any_up = any_up || srv->up.load();
-                               if (any_up) continue;
-                               for (const auto& name : t.backends)
-                                   why.push_back("listener " + l->config().name + ": backend " + name + " has no server up");
-                           }
-                           return why;
-                       },
-                       [&workers, stall_limit] {
-                           std::vector<std::string> why;
-                           const auto now = std::chrono::steady_clock::now();
-                           for (const auto& w : workers)
-                               if (const auto late = w->stalled_for(now); late >= stall_limit)
-                                   why.push_back("worker " + std::to_string(w->index()) + ": event loop stalled for " +
-                                                 std::to_string(late.count()) + " ms (admin.stall_timeout " +
-                                                 std::to_string(stall_limit.count()) + " ms)");
-                           return why;
-                       }});
-    try {
-        for (auto& l : listeners) l->open();
-        if (admin) admin->open();
-    } catch (const std::exception& e) {
-        log()->error("{}", e.what());
-        // The listeners opened so far have an accept in progress, holding a socket of a
-        // worker's context: it must complete (aborted) before the workers go (as at a stop).
-        for (auto& l : listeners) l->close();
-        if (admin) admin->close();
-        main_ctx.run_for(std::chrono::seconds(5));
-        stop_workers(workers, sweeper, checkers);
-        return 1;
-    }
-    log()->info("switchboard started workers={} listeners={} config={}", n, listeners.size(), cfg.source);
+    return listeners;
+}
 
-    // SIGHUP: reload the configuration file (connections stay).
+// /readyz: why the process is not ready (empty: ready). Main thread.
+std::vector<std::string> not_ready(const config& cfg, const listener_list& listeners,
+                                   const std::vector<std::shared_ptr<backend>>& backends, core::store& store) {
+    std::vector<std::string> why;
+    for (const auto& l : listeners)
+        if (!l->accepting())
+            why.push_back("listener " + l->config().name + " (" + host_port(l->config().address, l->config().port) +
+                          "): not accepting connections");
+    if (auto* j = dynamic_cast<core::journal_store*>(&store); j && j->failed())
+        why.push_back("store: the journal in " + cfg.store.dir +
+                      " cannot be written (a write failed: disk full or I/O error)");
+    for (const auto& l : listeners) {
+        const auto t = targets_of(l->config());
+        if (t.kernel || t.backends.empty()) continue;
+        bool any_up = false;
+        for (const auto& name : t.backends)
+            if (auto b = named(backends, name))
+                for (const auto& srv : b->servers()) any_up = any_up || srv->up.load();
+        if (any_up) continue;
+        for (const auto& name : t.backends)
+            why.push_back("listener " + l->config().name + ": backend " + name + " has no server up");
+    }
+    return why;
+}
+
+// /healthz: the workers whose event loop has not turned for `limit` (empty: alive).
+std::vector<std::string> stalled(const worker_list& workers, std::chrono::milliseconds limit) {
+    std::vector<std::string> why;
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& w : workers)
+        if (const auto late = w->stalled_for(now); late >= limit)
+            why.push_back("worker " + std::to_string(w->index()) + ": event loop stalled for " +
+                          std::to_string(late.count()) + " ms (admin.stall_timeout " + std::to_string(limit.count()) +
+                          " ms)");
+    return why;
+}
+
+// The admin endpoint (null when admin.port is 0); opened by the caller.
+std::unique_ptr<admin_server> make_admin(asio::io_context& main_ctx, const config& cfg, shared_state& shared,
+                                         reloadable& live, core::broker& broker, core::store& store,
+                                         const worker_list& workers, const listener_list& listeners) {
+    if (!cfg.admin.port) return nullptr;
+    const auto stall_limit = std::chrono::milliseconds(cfg.admin.stall_timeout_ms);
+    return std::make_unique<admin_server>(
+        main_ctx, cfg.admin,
+        admin_view{[&shared] { return shared.live_connections.load(); }, &live.backends,
+                   [&broker, w = workers.front().get()](admin_view::destinations_done done) {
+                       asio::post(w->context(), [&broker, done = std::move(done)]() mutable { broker.stats(std::move(done)); });
+                   },
+                   [&cfg, &listeners, &live, &store] { return not_ready(cfg, listeners, live.backends, store); },
+                   [&workers, stall_limit] { return stalled(workers, stall_limit); }});
+}
+
+// The workers' threads end first; then what runs timers on their contexts (the kernel adapters'
+// sweepers, the health checks, on worker 0); then the contexts. Sessions still held by handlers
+// die with their worker, while everything they refer to (broker, backends, counters) is alive.
+void stop_workers(worker_list& workers, kernel_table& kernels, std::vector<std::unique_ptr<health_checker>>& checkers) {
+    for (auto& w : workers) w->stop();
+    for (auto& w : workers) w->join();
+    for (auto& k : kernels) k.reset();
+    checkers.clear();
+    workers.clear();
+}
+
+// Until SIGINT or SIGTERM: SIGHUP reloads; the stop closes the listeners and the admin endpoint
+// and asks every session to finish. Returns once the listeners' aborted accepts have completed
+// (an accept in progress holds a socket of a worker's context, so it must end first).
+void serve(asio::io_context& main_ctx, reloadable& live, listener_list& listeners, admin_server* admin,
+           kernel_table& kernels, worker_list& workers, shared_state& shared) {
+    const asio::any_io_executor checks_ex = workers.front()->context().get_executor();
     asio::signal_set hup(main_ctx, SIGHUP);
     std::function<void()> await_hup = [&] {
         hup.async_wait([&](net::error_code ec, int) {
@@ -800,13 +696,80 @@ int run_server(const config& cfg) {
         log()->info("signal={} stopping: closing listeners and {} connections", sig, shared.live_connections.load());
         for (auto& l : listeners) l->close();
         if (admin) admin->close();
-        sweeper->stop();
-        for (auto& c : checkers) c->stop();
+        for (auto& k : kernels)
+            if (k) k->stop();
+        for (auto& c : live.checkers) c->stop();
         for (auto& w : workers) asio::post(w->context(), [&w] { w->stop_sessions(); });
     });
-    // Returns once the listeners are closed and their aborted accepts have completed (an
-    // accept in progress holds a socket of a worker's context, so it must end first).
     main_ctx.run();
+}
+}  // namespace
+
+void check_server(const config& cfg) { (void)load_resources(cfg); }
+
+int run_server(const config& cfg) {
+    // splice(2) into a socket whose peer is gone raises SIGPIPE (it takes no MSG_NOSIGNAL): a
+    // relay must see EPIPE instead, and never the process die.
+    std::signal(SIGPIPE, SIG_IGN);
+    // A SIGHUP before the reload handler is installed (during a long recovery) must not end
+    // the process (its default action); it is ignored until then.
+    std::signal(SIGHUP, SIG_IGN);
+    // First: relays, checks and sessions on the workers refer to them until the workers are gone.
+    resources res = load_resources(cfg);
+    reloadable live{cfg, reloadable_authenticator(std::move(res.auth)), std::move(res.backends), {}, {}};
+    live.table.set(live.backends);
+    worker_list workers = make_workers(cfg);
+    std::vector<core::executor*> executors;
+    for (auto& w : workers) executors.push_back(w.get());
+
+    std::unique_ptr<core::store> store;
+    try {
+        store = open_store(cfg);
+    } catch (const std::exception& e) {
+        log()->error("store: {}", e.what());
+        return 1;
+    }
+    core::broker broker(broker_settings(cfg), executors, *store);
+    try {   // before the admin opens: /readyz cannot answer during recovery
+        recover(broker, *store, cfg);
+    } catch (const std::exception& e) {
+        log()->error("store: recovery failed: {}", e.what());
+        return 1;
+    }
+    kernel_table kernels = make_kernels(kernel_env{cfg, broker, live.auth, *workers.front()});
+    // Health checks run on worker 0, like the kernel adapters' timers: a few timers and short
+    // connections.
+    for (auto& b : live.backends) {
+        live.checkers.push_back(std::make_unique<health_checker>(workers.front()->context().get_executor(), b));
+        log_backend(*b);
+    }
+    shared_state shared;
+    asio::io_context main_ctx{1};
+    listener_list listeners = make_listeners(main_ctx, cfg, res, workers, shared, kernels, live.table);
+    // The watchdog ticks a few times per stall_timeout: a stall is seen within about 1.25 x.
+    const auto stall_limit = std::chrono::milliseconds(cfg.admin.stall_timeout_ms);
+    const auto tick = std::clamp(stall_limit / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+    for (auto& w : workers) w->start_watchdog(tick);
+    for (auto& w : workers) w->start();
+    for (auto& k : kernels)
+        if (k) k->start();
+    for (auto& c : live.checkers) c->start();
+    auto admin = make_admin(main_ctx, cfg, shared, live, broker, *store, workers, listeners);
+    try {
+        for (auto& l : listeners) l->open();
+        if (admin) admin->open();
+    } catch (const std::exception& e) {
+        log()->error("{}", e.what());
+        // The listeners opened so far have an accept in progress, holding a socket of a
+        // worker's context: it must complete (aborted) before the workers go (as at a stop).
+        for (auto& l : listeners) l->close();
+        if (admin) admin->close();
+        main_ctx.run_for(std::chrono::seconds(5));
+        stop_workers(workers, kernels, live.checkers);
+        return 1;
+    }
+    log()->info("switchboard started workers={} listeners={} config={}", workers.size(), listeners.size(), cfg.source);
+    serve(main_ctx, live, listeners, admin.get(), kernels, workers, shared);
 
     // Sessions flush, shut down their send side and wait briefly for the peer: bounded.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -814,7 +777,7 @@ int run_server(const config& cfg) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     if (const auto left = shared.live_connections.load())
         log()->warn("closing {} connections that did not finish in time", left);
-    stop_workers(workers, sweeper, checkers);
+    stop_workers(workers, kernels, live.checkers);
     log()->info("switchboard stopped");
     return 0;
 }

@@ -1,5 +1,9 @@
-// gateway/tcp_transport.hpp — net::transport over a plain TCP socket, and the socket-level view
-// of a transport that the gateway needs (PROXY headers, splice).
+// gateway/tcp_transport.hpp — the bottom of every connection's transport stack (net::transport
+// over a TCP socket of ours), the stack itself, and the replay of bytes read while detecting.
+//
+// Transports stack: TCP at the bottom, then layers (TLS; WebSocket next), each a net::transport
+// that wraps whatever net::transport is below it. Sessions and relays use the top; what only a
+// socket can do (the PROXY header's addresses, splice(2), socket options) goes to the bottom.
 #pragma once
 
 #include <functional>
@@ -12,14 +16,7 @@
 
 namespace sb::gateway {
 
-// A transport on a TCP socket of ours: plain or TLS.
-class socket_transport : public net::transport {
-public:
-    virtual boost::asio::ip::tcp::socket& socket() noexcept = 0;   // the TCP layer
-    virtual bool plain() const noexcept = 0;                        // bytes on the socket are the stream's
-};
-
-class tcp_transport final : public socket_transport {
+class tcp_transport final : public net::transport {
 public:
     // `on_destroy` runs when the transport (and so its connection) is gone.
     tcp_transport(boost::asio::ip::tcp::socket socket, std::function<void()> on_destroy);
@@ -33,13 +30,45 @@ public:
     void close() noexcept override;
     boost::asio::any_io_executor get_executor() override;
     const std::string& peer() const noexcept override { return peer_; }
-    boost::asio::ip::tcp::socket& socket() noexcept override { return socket_; }
-    bool plain() const noexcept override { return true; }
+    boost::asio::ip::tcp::socket& socket() noexcept { return socket_; }
 
 private:
     boost::asio::ip::tcp::socket socket_;
     std::string peer_;
     std::function<void()> on_destroy_;
+};
+
+// A connection's transports as the gateway holds them: the TCP transport at the bottom and the
+// layers pushed on it; the top owns the layer below it, down to the bottom. Moved, never copied;
+// used on the connection's worker.
+class transport_stack {
+public:
+    explicit transport_stack(std::unique_ptr<tcp_transport> bottom) : bottom_(bottom.get()), top_(std::move(bottom)) {}
+
+    // What sessions and relays read and write.
+    net::transport& top() noexcept { return *top_; }
+    // The TCP layer (owned through the top): socket options, addresses, splice(2).
+    tcp_transport& bottom() noexcept { return *bottom_; }
+    // True while no layer transforms the bytes: those on the socket are the stream's own, so a
+    // relay may move them with splice(2).
+    bool plain() const noexcept { return top_.get() == bottom_; }
+
+    // Puts a layer on top: `make` takes the current top (std::unique_ptr<net::transport>) and
+    // returns a std::unique_ptr to the layer that wraps it; returns that layer.
+    template <class Make>
+    auto& push(Make&& make) {
+        auto layer = std::forward<Make>(make)(std::move(top_));
+        auto& added = *layer;
+        top_ = std::move(layer);
+        return added;
+    }
+
+    // Hands the whole stack to a session (which sees only a net::transport).
+    std::unique_ptr<net::transport> release() && noexcept { return std::move(top_); }
+
+private:
+    tcp_transport* bottom_;
+    std::unique_ptr<net::transport> top_;
 };
 
 // Serves `head` (bytes already read while detecting the protocol) before the inner

@@ -1,4 +1,9 @@
-// gateway/tls_transport.cpp — asio::ssl::stream behind the net::transport interface.
+// gateway/tls_transport.cpp — asio::ssl::stream behind the net::transport interface, over any
+// inner net::transport.
+//
+// The stream's next layer is the TCP socket itself when the inner transport is the stack's TCP
+// bottom (as fast as a TLS socket), and otherwise `transport_stream`: the inner net::transport
+// presented as the Asio AsyncReadStream / AsyncWriteStream that ssl::stream wants.
 //
 // async_wait_readable has no meaning below TLS (readable socket bytes may be a partial record,
 // or decrypt to nothing): it reads into an internal buffer instead, and read_available serves
@@ -8,11 +13,17 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
+#include <type_traits>
 
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
+
+#include "gateway/tcp_transport.hpp"
 
 namespace sb::gateway {
 
@@ -21,24 +32,89 @@ namespace ssl = asio::ssl;
 
 namespace {
 
-class tls_transport final : public socket_transport {
+// A net::transport as an Asio AsyncReadStream / AsyncWriteStream. ssl::stream has at most one
+// read and one write of its next layer pending, which is what a net::transport allows. The inner
+// transport completes to this object (a stream_handler) through a shared_ptr that shares
+// ownership with `owner`: whatever keeps the whole stack alive while an operation is pending.
+class transport_stream final : public net::stream_handler {
 public:
-    tls_transport(asio::ip::tcp::socket socket, std::shared_ptr<ssl::context> ctx, std::function<void()> on_destroy)
-        : ctx_(std::move(ctx)), stream_(std::move(socket), *ctx_), on_destroy_(std::move(on_destroy)) {
-        net::error_code ec;
-        const auto ep = stream_.next_layer().remote_endpoint(ec);
-        peer_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
-        stream_.next_layer().set_option(asio::ip::tcp::no_delay(true), ec);
+    using executor_type = asio::any_io_executor;
+    using lowest_layer_type = transport_stream;
+
+    explicit transport_stream(net::transport& inner) : inner_(inner) {}
+
+    executor_type get_executor() { return inner_.get_executor(); }
+    lowest_layer_type& lowest_layer() noexcept { return *this; }
+
+    // Set by the layer above for as long as one of its operations is pending.
+    std::shared_ptr<void> owner;
+
+    template <class MutableBuffers, class Handler>
+    auto async_read_some(const MutableBuffers& buffers, Handler&& handler) {
+        return asio::async_initiate<Handler, void(net::error_code, std::size_t)>(
+            [this](auto h, const MutableBuffers& b) {
+                const asio::mutable_buffer buf = *asio::buffer_sequence_begin(b);   // ssl::stream passes one
+                handler_type(std::move(h)).swap(read_);
+                if (buf.size() == 0) return asio::post(get_executor(), [this] { on_read({}, 0); });
+                inner_.async_read_some(std::span(static_cast<std::byte*>(buf.data()), buf.size()), self());
+            },
+            handler, buffers);
     }
 
-    ~tls_transport() override {
-        net::error_code ec;
-        stream_.next_layer().close(ec);
-        if (on_destroy_) on_destroy_();
+    template <class ConstBuffers, class Handler>
+    auto async_write_some(const ConstBuffers& buffers, Handler&& handler) {
+        return asio::async_initiate<Handler, void(net::error_code, std::size_t)>(
+            [this](auto h, const ConstBuffers& b) {
+                const asio::const_buffer buf = *asio::buffer_sequence_begin(b);
+                handler_type(std::move(h)).swap(write_);
+                if (buf.size() == 0) return asio::post(get_executor(), [this] { on_write({}, 0); });
+                inner_.async_write(std::span(static_cast<const std::byte*>(buf.data()), buf.size()), self());
+            },
+            handler, buffers);
     }
 
-    void handshake(std::function<void(net::error_code)> done) {
-        stream_.async_handshake(ssl::stream_base::server, std::move(done));
+    void on_read(net::error_code ec, std::size_t n) override { take(read_)(ec, n); }
+    void on_write(net::error_code ec, std::size_t n) override { take(write_)(ec, n); }
+
+private:
+    using handler_type = asio::any_completion_handler<void(net::error_code, std::size_t)>;
+
+    // Moves by swap: Boost 1.81's move assignment of any_completion_handler wraps the handler in
+    // another one, without end.
+    static handler_type take(handler_type& h) {
+        handler_type out;
+        out.swap(h);
+        return out;
+    }
+
+    std::shared_ptr<net::stream_handler> self() { return {owner, this}; }
+
+    net::transport& inner_;
+    // The ssl::stream's pending operations (their memory comes from Asio's per-thread recycling
+    // allocator: nothing is allocated per record in the steady state).
+    handler_type read_;
+    handler_type write_;
+};
+
+// `Next` is the ssl::stream's next layer: the TCP socket (a reference) or a transport_stream.
+template <class Next>
+class tls_layer final : public tls_transport {
+    static constexpr bool over_socket = std::is_same_v<Next, asio::ip::tcp::socket&>;
+
+public:
+    tls_layer(std::unique_ptr<net::transport> inner, std::shared_ptr<ssl::context> ctx, tls_role role)
+        : inner_(std::move(inner)), adapter_(adapter_for(*inner_)), ctx_(std::move(ctx)), stream_(next(), *ctx_),
+          role_(role) {}
+
+    void async_handshake(std::shared_ptr<void> owner, std::function<void(net::error_code)> done) override {
+        set_owner(owner);
+        owned_.handshake = true;
+        stream_.async_handshake(role_ == tls_role::server ? ssl::stream_base::server : ssl::stream_base::client,
+                                [this, owner = std::move(owner), done = std::move(done)](net::error_code ec) {
+                                    owned_.handshake = false;
+                                    release_owner();
+                                    done(ec);
+                                });
     }
 
     void async_read_some(std::span<std::byte> into, std::shared_ptr<net::stream_handler> h) override {
@@ -48,8 +124,14 @@ public:
             asio::post(get_executor(), [h = std::move(h), ec, n] { h->on_read(n ? net::error_code{} : ec, n); });
             return;
         }
+        set_owner(h);
+        owned_.read = true;
         stream_.async_read_some(asio::buffer(into.data(), into.size()),
-                                [h = std::move(h)](net::error_code ec, std::size_t n) { h->on_read(normal(ec), n); });
+                                [this, h = std::move(h)](net::error_code ec, std::size_t n) {
+                                    owned_.read = false;
+                                    release_owner();
+                                    h->on_read(normal(ec), n);
+                                });
     }
 
     void async_wait_readable(std::shared_ptr<net::stream_handler> h) override {
@@ -59,8 +141,12 @@ public:
         }
         if (!buf_) buf_ = std::make_unique<std::array<std::byte, 16 * 1024>>();
         begin_ = end_ = 0;
+        set_owner(h);
+        owned_.read = true;
         stream_.async_read_some(asio::buffer(buf_->data(), buf_->size()),
                                 [this, h = std::move(h)](net::error_code ec, std::size_t n) {
+                                    owned_.read = false;
+                                    release_owner();
                                     if (ec == asio::error::operation_aborted) return h->on_read(ec, 0);
                                     end_ = n;
                                     if (ec) pending_error_ = normal(ec);
@@ -85,26 +171,47 @@ public:
     }
 
     void async_write(std::span<const std::byte> data, std::shared_ptr<net::stream_handler> h) override {
+        set_owner(h);
+        owned_.write = true;
         asio::async_write(stream_, asio::buffer(data.data(), data.size()),
-                          [h = std::move(h)](net::error_code ec, std::size_t n) { h->on_write(ec, n); });
+                          [this, h = std::move(h)](net::error_code ec, std::size_t n) {
+                              owned_.write = false;
+                              release_owner();
+                              h->on_write(ec, n);
+                          });
     }
 
-    void shutdown_send() noexcept override {
-        net::error_code ec;
-        stream_.next_layer().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
-    }
+    // As before TLS was a layer: the send side of what is below ends, without close_notify
+    // (message protocols frame their own ends).
+    void shutdown_send() noexcept override { inner_->shutdown_send(); }
+    void close() noexcept override { inner_->close(); }
 
-    void close() noexcept override {
-        net::error_code ec;
-        stream_.next_layer().close(ec);
-    }
-
-    asio::any_io_executor get_executor() override { return stream_.get_executor(); }
-    const std::string& peer() const noexcept override { return peer_; }
-    asio::ip::tcp::socket& socket() noexcept override { return stream_.next_layer(); }
-    bool plain() const noexcept override { return false; }
+    asio::any_io_executor get_executor() override { return inner_->get_executor(); }
+    const std::string& peer() const noexcept override { return inner_->peer(); }
 
 private:
+    static std::optional<transport_stream> adapter_for(net::transport& inner) {
+        if constexpr (over_socket) return std::nullopt;
+        else return std::optional<transport_stream>(std::in_place, inner);
+    }
+
+    Next next() {
+        if constexpr (over_socket) return static_cast<tcp_transport&>(*inner_).socket();
+        else return *adapter_;
+    }
+
+    // The owner of the stack while an operation of this layer is pending (for the inner
+    // transport's completions; see transport_stream). Released when none is, so that the
+    // stack does not keep its own owner alive.
+    void set_owner(const std::shared_ptr<void>& o) {
+        if constexpr (!over_socket) adapter_->owner = o;
+        else (void)o;
+    }
+    void release_owner() {
+        if constexpr (!over_socket)
+            if (!owned_.read && !owned_.write && !owned_.handshake) adapter_->owner.reset();
+    }
+
     // A peer that closes without close_notify is an ordinary EOF for a message protocol: its
     // frames carry their own lengths or terminators.
     static net::error_code normal(net::error_code ec) {
@@ -112,10 +219,16 @@ private:
     }
     std::size_t buffered() const noexcept { return end_ - begin_; }
 
+    std::unique_ptr<net::transport> inner_;
+    std::optional<transport_stream> adapter_;   // over any transport but the TCP bottom
     std::shared_ptr<ssl::context> ctx_;
-    ssl::stream<asio::ip::tcp::socket> stream_;
-    std::function<void()> on_destroy_;
-    std::string peer_;
+    ssl::stream<Next> stream_;
+    tls_role role_;
+    struct {
+        bool read = false;
+        bool write = false;
+        bool handshake = false;
+    } owned_;
     std::unique_ptr<std::array<std::byte, 16 * 1024>> buf_;
     std::size_t begin_ = 0;
     std::size_t end_ = 0;
@@ -136,13 +249,11 @@ std::shared_ptr<ssl::context> make_tls_context(const tls_config& c) {
     return ctx;
 }
 
-std::unique_ptr<socket_transport> make_tls_transport(asio::ip::tcp::socket socket, std::shared_ptr<ssl::context> ctx,
-                                                     std::function<void()> on_destroy) {
-    return std::make_unique<tls_transport>(std::move(socket), std::move(ctx), std::move(on_destroy));
-}
-
-void tls_handshake(socket_transport& t, std::function<void(net::error_code)> done) {
-    static_cast<tls_transport&>(t).handshake(std::move(done));
+std::unique_ptr<tls_transport> make_tls_transport(std::unique_ptr<net::transport> inner, std::shared_ptr<ssl::context> ctx,
+                                                  tls_role role) {
+    if (dynamic_cast<tcp_transport*>(inner.get()))
+        return std::make_unique<tls_layer<asio::ip::tcp::socket&>>(std::move(inner), std::move(ctx), role);
+    return std::make_unique<tls_layer<transport_stream&>>(std::move(inner), std::move(ctx), role);
 }
 
 }  // namespace sb::gateway

@@ -1,0 +1,31 @@
+// gateway/kernel_adapters.cpp — the protocols the kernel speaks (one line each), and how a
+// listener's `protocol` names one.
+#include "gateway/kernel_adapters.hpp"
+
+namespace sb::gateway {
+
+std::unique_ptr<kernel_adapter> make_stomp_kernel(const kernel_env& env);   // protocols/stomp_kernel.cpp
+std::unique_ptr<kernel_adapter> make_mqtt_kernel(const kernel_env& env);    // protocols/mqtt_kernel.cpp
+
+kernel_factory kernel_factory_for(wire w) noexcept {
+    switch (w) {
+    case wire::stomp: return make_stomp_kernel;
+    case wire::mqtt: return make_mqtt_kernel;
+    case wire::amqp:
+    case wire::openwire:
+    case wire::http: return nullptr;
+    }
+    return nullptr;
+}
+
+std::optional<wire> wire_of(protocol p) noexcept {
+    switch (p) {
+    case protocol::stomp: return wire::stomp;
+    case protocol::mqtt: return wire::mqtt;
+    case protocol::automatic:
+    case protocol::tcp: return std::nullopt;
+    }
+    return std::nullopt;
+}
+
+}  // namespace sb::gateway
