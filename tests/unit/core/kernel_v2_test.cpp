@@ -532,6 +532,24 @@ TEST_CASE("modified undeliverable_here is never sent to that consumer again; oth
     CHECK(e.stats_of(q).dequeued == 2);
 }
 
+TEST_CASE("modified with both flags counts the redelivery and gives the message to another consumer",
+          "[core][kernel_v2][settle]") {
+    const bool journal = GENERATE(false, true);
+    INFO((journal ? "journal" : "memory"));
+    env e(journal);
+    auto [a, sa] = e.subscribe(q, credit(credit_mode::link, 1));
+    auto [b, sb] = e.subscribe(q, credit(credit_mode::link, 0));
+    e.publish(q, "m00");
+    REQUIRE(sa->got.size() == 1);
+    e.grant(a, q, 5);
+    e.settle(a, {sa->got[0].tag}, settle_outcome::modified(true, true));
+    CHECK(sa->got.size() == 1);   // A has credit, but not for this message
+    e.grant(b, q, 1);
+    REQUIRE(sb->got.size() == 1);
+    CHECK(sb->got[0].msg->body == "m00");
+    CHECK(sb->got[0].redeliveries == 1);
+}
+
 TEST_CASE("rejected goes to the dead-letter queue at once with the reason, across a restart",
           "[core][kernel_v2][settle]") {
     const bool journal = GENERATE(false, true);
