@@ -1,0 +1,51 @@
+// core/kernel/durable.cpp — durable topic subscriptions: registered on every shard, each feeding its own queue.
+#include "core/kernel/shard.hpp"
+
+namespace sb::core {
+
+using namespace kernel;
+
+void broker::shard::register_durable(const std::string& name, const destination& filter, std::uint64_t subscriber) {
+    auto& d = durables[name];
+    auto* m = mark(subscriber);   // before the old one goes: it may be the same
+    unmark(d.subscriber, d.mark);
+    d = durable_state{filter, durable_queue(name).name, subscriber, m};
+}
+
+void broker::shard::forget_durable(const std::string& name) {
+    auto it = durables.find(name);
+    if (it == durables.end()) return;
+    unmark(it->second.subscriber, it->second.mark);
+    durables.erase(it);
+}
+
+// A new durable subscription that wants retained messages gets this shard's matching ones
+// as its first queued messages (marked retained).
+void broker::shard::copy_retained(const std::string& queue_name, const destination& filter) {
+    auto& target = *owner.shards_[owner.shard_of(queue_name)];
+    for (const auto& [topic, m] : retained) {
+        if (!matches(filter.name, topic)) continue;
+        target.exec.post([&target, queue_name, m]() { target.publish_queue(queue_name, m, {}, true); });
+    }
+}
+
+// On the durable queue's shard: the queue and what it holds go.
+void broker::shard::drop_durable_queue(const std::string& queue_name) {
+    auto it = queues.find(queue_name);
+    if (it == queues.end()) return;
+    auto& q = *it->second;
+    while (q.ready_count > 0) {
+        entry e = q.pop();
+        forget(q, e.msg);
+    }
+    for (auto& level : q.paged)
+        for (const auto id : level) owner.store_.remove(q.name, id);
+    q.paged = {};
+    q.paged_count = 0;
+    for (auto& h : q.held)   // never enqueued: their producers just go on
+        if (h.reply) h.reply(publish_status::ok);
+    q.held.clear();
+    if (q.consumers.empty() && q.inflight == 0) queues.erase(it);
+}
+
+}  // namespace sb::core

@@ -1,0 +1,177 @@
+// core/kernel/queue.cpp — queues: publish, dispatch to competing consumers, ack / nack, requeue.
+#include "core/kernel/shard.hpp"
+
+namespace sb::core {
+
+using namespace kernel;
+
+void broker::shard::publish(message_ptr msg, std::function<void(publish_status)> reply) {
+    if (msg->dest.is_topic()) return publish_topic(std::move(msg), std::move(reply));
+    const std::string& name = msg->dest.name;   // taken before `msg` is moved from
+    publish_queue(name, std::move(msg), std::move(reply));
+}
+
+// Enqueue on queue `name` (a message's own queue, or a durable subscription's).
+// `stored`: the store already holds it on this queue (a committed transaction's send).
+void broker::shard::publish_queue(const std::string& name, message_ptr msg, std::function<void(publish_status)> reply,
+                                  bool as_retained, bool stored) {
+    auto& q = queue(name);
+    if (pages_out(q, *msg, as_retained)) {
+        page_out(q, std::move(msg), std::move(reply), stored);
+        dispatch(q);
+        return;
+    }
+    if (!q.held.empty() || q.memory >= settings().queue_memory_limit) {
+        q.held.push_back({std::move(msg), std::move(reply), stored});
+        return;
+    }
+    enqueue(q, std::move(msg), std::move(reply), as_retained, stored);
+    dispatch(q);
+}
+
+void broker::shard::enqueue(queue_state& q, message_ptr msg, std::function<void(publish_status)> reply, bool as_retained,
+                            bool stored) {
+    ++q.stats.enqueued;
+    q.memory += msg->memory_size();
+    if (msg->persistent && !stored) {
+        // The reply only posts to its home worker, so the store may run it on any thread.
+        owner.store_.add(q.name, msg, [reply = std::move(reply)](store_status s) {
+            if (reply) reply(s == store_status::ok ? publish_status::ok : publish_status::store_failed);
+        });
+    } else if (reply) {
+        reply(publish_status::ok);
+    }
+    q.push_back(entry{std::move(msg), 0, as_retained});
+    trim_depth(q);
+}
+
+void broker::shard::release_held(queue_state& q) {
+    bool any = false;
+    while (!q.held.empty() && q.memory < settings().queue_memory_limit) {
+        auto h = std::move(q.held.front());
+        q.held.pop_front();
+        enqueue(q, std::move(h.msg), std::move(h.reply), false, h.stored);
+        any = true;
+    }
+    if (any) dispatch(q);
+}
+
+consumer_state* broker::shard::next_with_credit(queue_state& q) {
+    const std::size_t n = q.consumers.size();
+    for (std::size_t i = 0; i < n; ++i) {
+        auto* c = q.consumers[(q.next_consumer + i) % n];
+        if (c->has_credit()) {
+            q.next_consumer = (q.next_consumer + i + 1) % n;
+            return c;
+        }
+    }
+    return nullptr;
+}
+
+void broker::shard::dispatch(queue_state& q) {
+    if (q.consumers.empty()) return;
+    const std::int64_t now = now_ms();
+    for (;;) {
+        if (wants_page_in(q)) page_in(q);
+        if (q.ready_count == 0) break;
+        auto* c = next_with_credit(q);
+        if (!c) break;
+        entry e = q.pop();
+        if (e.msg->expired_at(now)) {
+            ++q.stats.expired;
+            forget(q, e.msg);
+            continue;
+        }
+        deliver(*c, std::move(e));
+    }
+}
+
+// The message leaves the queue for good (acked, expired, dead-lettered).
+// With `into`, the store's remove is collected there (a transaction's) instead of made.
+void broker::shard::forget(queue_state& q, const message_ptr& msg, std::vector<store_transaction::remove_op>* into) {
+    q.memory -= std::min(q.memory, msg->memory_size());
+    if (!msg->persistent) return;
+    if (into) into->push_back(store_transaction::remove_op{q.name, msg->id});
+    else owner.store_.remove(q.name, msg->id);
+}
+
+inflight_entry* broker::shard::find_inflight(consumer_state& c, delivery_tag tag) {
+    auto it = std::lower_bound(c.inflight.begin(), c.inflight.end(), tag,
+                               [](const inflight_entry& f, delivery_tag t) { return f.tag < t; });
+    if (it == c.inflight.end() || it->tag != tag || it->settled) return nullptr;
+    return &*it;
+}
+
+void broker::shard::settle(consumer_state& c, inflight_entry& f) {
+    f.settled = true;
+    --c.unsettled;
+    if (c.queue) --c.queue->inflight;
+}
+
+void broker::shard::trim(consumer_state& c) {
+    while (!c.inflight.empty() && c.inflight.front().settled) c.inflight.pop_front();
+}
+
+// Returns whether a persistent message was removed from the store. With `into` (a
+// transaction's acks), the removes are collected there for one store transaction.
+bool broker::shard::ack(consumer_id id, const std::vector<delivery_tag>& tags,
+                        std::vector<store_transaction::remove_op>* into) {
+    auto it = consumers.find(id);
+    if (it == consumers.end()) return false;
+    auto& c = *it->second;
+    bool stored = false;
+    for (auto tag : tags) {
+        auto* f = find_inflight(c, tag);
+        if (!f) continue;
+        settle(c, *f);
+        if (c.queue) {
+            ++c.queue->stats.dequeued;
+            stored |= f->e.msg->persistent;
+            forget(*c.queue, f->e.msg, into);
+        }
+        f->e.msg.reset();
+    }
+    trim(c);
+    after_settle(c);
+    return stored;
+}
+
+void broker::shard::nack(consumer_id id, const std::vector<delivery_tag>& tags) {
+    auto it = consumers.find(id);
+    if (it == consumers.end()) return;
+    auto& c = *it->second;
+    std::vector<entry> back;
+    for (auto tag : tags) {
+        auto* f = find_inflight(c, tag);
+        if (!f) continue;
+        settle(c, *f);
+        if (c.queue) back.push_back(std::move(f->e));
+        f->e.msg.reset();
+    }
+    trim(c);
+    if (c.queue) requeue(*c.queue, std::move(back));
+    after_settle(c);
+}
+
+void broker::shard::after_settle(consumer_state& c) {
+    if (c.queue) {
+        release_held(*c.queue);
+        dispatch(*c.queue);
+    } else {
+        drain_pending(c);
+    }
+}
+
+// Puts `back` (in delivery order) at the head of the queue, each counted as a redelivery.
+void broker::shard::requeue(queue_state& q, std::vector<entry> back) {
+    for (auto it = back.rbegin(); it != back.rend(); ++it) {
+        ++it->redeliveries;
+        if (it->redeliveries > settings().max_redeliveries) {
+            dead_letter(q, std::move(*it));
+            continue;
+        }
+        q.push_front(std::move(*it));
+    }
+}
+
+}  // namespace sb::core

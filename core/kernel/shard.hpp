@@ -1,0 +1,396 @@
+// core/kernel/shard.hpp — the kernel's internals: one shard's state and the types it is made of.
+//
+// Private to core/ (the kernel's .cpp files include it; nothing outside core/ does). A shard is
+// the part of the kernel one worker owns (see core/broker.hpp); its member functions are
+// defined by part:
+//   queue.cpp         publish to a queue, dispatch to its consumers, ack / nack, requeue
+//   paging.cpp        persistent messages beyond a queue's memory limit, kept in the store only
+//   topic.cpp         topic fan-out, retained messages, shared groups, subscription matching
+//   subscription.cpp  subscribe / attach / pause / unsubscribe of queue and topic consumers
+//   durable.cpp       durable topic subscriptions and their queues
+//   dead_letter.cpp   dead-letter queues
+//   shard.cpp         statistics
+//   transaction.cpp   broker::commit (local transactions across shards)
+// and core/broker.cpp holds the public broker:: methods, which post work to the shards.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cassert>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "core/broker.hpp"
+
+namespace sb::core {
+
+namespace kernel {
+
+constexpr unsigned tag_shard_shift = 56;
+constexpr std::size_t priority_levels = 10;
+// Paging in: ids asked of the store per load() call, and bytes read per round at most.
+constexpr std::size_t page_in_ids = 256;
+constexpr std::size_t page_in_bytes = std::size_t{4} << 20;
+
+inline std::shared_ptr<spdlog::logger> log() {
+    static auto l = [] {
+        auto existing = spdlog::get("core");
+        return existing ? existing : spdlog::default_logger()->clone("core");
+    }();
+    return l;
+}
+
+inline std::size_t level_of(const message& m) noexcept { return std::min<std::size_t>(m.priority, priority_levels - 1); }
+
+struct entry {
+    message_ptr msg;
+    std::uint32_t redeliveries = 0;
+    bool retained = false;
+};
+
+struct inflight_entry {
+    delivery_tag tag = 0;
+    entry e;
+    bool settled = false;
+};
+
+struct queue_state;
+
+// One subscriber's subscriptions on one shard (subscribe_options::subscriber): the publish it
+// last took, so that it takes each only once. Shared by its consumers and durable
+// subscriptions there, and gone with the last of them.
+struct subscriber_mark {
+    std::uint64_t last = 0;
+    std::size_t refs = 0;
+};
+
+// One consumer as one shard sees it. Queue consumers live on the queue's shard only; topic
+// subscriptions have a copy on every shard.
+struct consumer_state {
+    consumer_id id = 0;
+    executor* home = nullptr;
+    std::weak_ptr<consumer_sink> sink;
+    std::uint32_t prefetch = 0;
+    bool no_local = false;
+    std::uint64_t connection = 0;
+    destination dest;                 // queue name, or topic pattern
+    bool wildcard = false;
+    queue_state* queue = nullptr;     // queue consumers
+    std::deque<inflight_entry> inflight;   // delivery order; tags ascend
+    std::uint32_t unsettled = 0;
+    bool paused = false;              // broker::pause: its sink takes nothing more for now
+    std::deque<entry> pending;        // topic subscriptions: waiting for credit
+    std::size_t max_pending = 0;
+    std::string share_key;            // shared subscriptions: group + filter
+    std::uint64_t subscriber = 0;     // subscribe_options::subscriber
+    subscriber_mark* mark = nullptr;  // its mark on this shard (topic subscriptions with a subscriber)
+    // Topic producer flow control: publish completions held while this subscriber is
+    // congested, released once it drains (so publishers slow down instead of losing messages).
+    std::vector<std::function<void(publish_status)>> held_replies;
+
+    // Congested: an attached subscriber whose backlog passed half its limit. A detached one
+    // (a persistent session offline) never holds producers: it drops its oldest instead; nor
+    // does a paused one (its connection does not take its output): one stalled subscriber
+    // must not stop a topic's publishers and its other subscribers.
+    bool congested() const noexcept {
+        return pending.size() >= std::max<std::size_t>(1, max_pending / 2) && !paused && !sink.expired();
+    }
+
+    // A detached consumer (a persistent session offline) takes no deliveries: messages wait in
+    // `pending` and are first deliveries (not redeliveries) when it is attached again.
+    bool has_credit() const noexcept { return unsettled < prefetch && !paused && !sink.expired(); }
+};
+
+struct counters {
+    std::uint64_t enqueued = 0, dequeued = 0, dead_lettered = 0, expired = 0, dropped = 0;
+};
+
+struct held_publish {
+    message_ptr msg;
+    std::function<void(publish_status)> reply;
+    bool stored = false;   // already in the store (a committed transaction's send)
+};
+
+struct queue_state {
+    std::string name;
+    std::array<std::deque<entry>, priority_levels> ready;  // index = priority
+    std::size_t ready_count = 0;
+    // Paged out: persistent messages whose body is only in the store (beyond the memory
+    // limit), by priority. Every id in paged[p] is newer than every entry in ready[p], so
+    // loading from the front of paged[p] onto the back of ready[p] keeps FIFO order.
+    std::array<std::deque<message_id>, priority_levels> paged;
+    std::size_t paged_count = 0;
+    std::vector<consumer_state*> consumers;
+    std::size_t next_consumer = 0;
+    std::size_t memory = 0;
+    std::size_t inflight = 0;
+    std::deque<held_publish> held;    // producer flow control: over the memory limit
+    std::size_t max_depth = 0;        // > 0: the oldest ready messages are dropped beyond it
+    counters stats;
+
+    void push_back(entry e) {
+        auto& level = ready[level_of(*e.msg)];
+        level.push_back(std::move(e));
+        ++ready_count;
+    }
+    void push_front(entry e) {
+        auto& level = ready[level_of(*e.msg)];
+        level.push_front(std::move(e));
+        ++ready_count;
+    }
+    // The highest priority level holding a message in memory / paged out; -1 when none.
+    int top_ready() const noexcept {
+        for (std::size_t p = priority_levels; p-- > 0;)
+            if (!ready[p].empty()) return int(p);
+        return -1;
+    }
+    int top_paged() const noexcept {
+        for (std::size_t p = priority_levels; p-- > 0;)
+            if (!paged[p].empty()) return int(p);
+        return -1;
+    }
+
+    entry pop() {
+        for (std::size_t p = priority_levels; p-- > 0;) {
+            if (ready[p].empty()) continue;
+            entry e = std::move(ready[p].front());
+            ready[p].pop_front();
+            --ready_count;
+            return e;
+        }
+        assert(false && "pop on an empty queue");
+        return {};
+    }
+};
+
+// A durable subscription as every shard sees it: its filter and the queue it feeds.
+struct durable_state {
+    destination filter;
+    std::string queue;
+    std::uint64_t subscriber = 0;     // subscribe_options::subscriber (0 until subscribed again after a restart)
+    subscriber_mark* mark = nullptr;
+};
+
+// Completes a publish once each of its parts (the topic fan-out and one enqueue per durable
+// subscription) is done; parts finish on different workers.
+struct publish_join {
+    std::atomic<std::size_t> left;
+    std::atomic<bool> failed{false};
+    std::function<void(publish_status)> reply;
+    void part(publish_status s) {
+        if (s != publish_status::ok) failed = true;
+        if (left.fetch_sub(1) == 1 && reply) reply(failed ? publish_status::store_failed : publish_status::ok);
+    }
+};
+
+// A shared subscription group (MQTT $share/<group>/<filter>) on one shard.
+struct share_group {
+    std::string filter;
+    std::vector<consumer_state*> members;
+    std::size_t next = 0;
+};
+
+// ---- helpers of the public methods -----------------------------------------------------------
+
+// Wraps `done` so that it runs on `home`, whichever thread calls the wrapper.
+template <typename... Args>
+std::function<void(Args...)> on_home(executor* home, std::function<void(Args...)> done) {
+    if (!done) return {};
+    return [home, done = std::move(done)](Args... args) mutable {
+        home->post([done = std::move(done), args...]() mutable { done(args...); });
+    };
+}
+
+inline executor& calling_worker() {
+    executor* e = executor::current();
+    assert(e && "kernel calls are made on a worker thread");
+    return *e;
+}
+
+// Runs `done` on `home` after `n` shards have each called the returned function.
+inline std::function<void()> countdown(std::size_t n, executor* home, std::function<void()> done) {
+    auto left = std::make_shared<std::atomic<std::size_t>>(n);
+    return [left, home, done = std::move(done)]() {
+        if (left->fetch_sub(1) == 1 && done) home->post(done);
+    };
+}
+
+}  // namespace kernel
+
+struct broker::shard {
+    using entry = kernel::entry;
+    using inflight_entry = kernel::inflight_entry;
+    using subscriber_mark = kernel::subscriber_mark;
+    using consumer_state = kernel::consumer_state;
+    using counters = kernel::counters;
+    using queue_state = kernel::queue_state;
+    using durable_state = kernel::durable_state;
+    using share_group = kernel::share_group;
+
+    broker& owner;
+    executor& exec;
+    std::size_t index;
+    delivery_tag next_tag;
+
+    std::unordered_map<std::string, std::unique_ptr<queue_state>> queues;
+    std::unordered_map<consumer_id, std::unique_ptr<consumer_state>> consumers;
+    // Topic subscriptions: exact names in a map, wildcard patterns in a list.
+    std::unordered_map<std::string, std::vector<consumer_state*>> exact_subs;
+    std::vector<consumer_state*> wildcard_subs;
+    std::unordered_map<std::string, counters> topics;
+    std::unordered_map<std::string, message_ptr> retained;        // topics owned by this shard
+    std::unordered_map<std::string, share_group> shares;          // key: group '\x1f' filter
+    std::unordered_map<std::string, durable_state> durables;      // by name, on every shard
+    std::unordered_map<std::uint64_t, subscriber_mark> subscribers;   // node-based: marks stay put
+    std::uint64_t topic_publishes = 0;                            // the current one, for subscriber_mark::last
+
+    shard(broker& b, executor& e, std::size_t i)
+        : owner(b), exec(e), index(i), next_tag((delivery_tag(i) << kernel::tag_shard_shift) + 1) {}
+
+    const broker_settings& settings() const noexcept { return owner.settings_; }
+
+    queue_state& queue(const std::string& name) {
+        auto& q = queues[name];
+        if (!q) {
+            q = std::make_unique<queue_state>();
+            q->name = name;
+        }
+        return *q;
+    }
+
+    // ---- queues (queue.cpp) ----------------------------------------------------------------
+    void publish(message_ptr msg, std::function<void(publish_status)> reply);
+    // Enqueue on queue `name` (a message's own queue, or a durable subscription's).
+    // `stored`: the store already holds it on this queue (a committed transaction's send).
+    void publish_queue(const std::string& name, message_ptr msg, std::function<void(publish_status)> reply,
+                       bool as_retained = false, bool stored = false);
+    void enqueue(queue_state& q, message_ptr msg, std::function<void(publish_status)> reply, bool as_retained = false,
+                 bool stored = false);
+    void release_held(queue_state& q);
+    consumer_state* next_with_credit(queue_state& q);
+    void dispatch(queue_state& q);
+    // The message leaves the queue for good (acked, expired, dead-lettered).
+    // With `into`, the store's remove is collected there (a transaction's) instead of made.
+    void forget(queue_state& q, const message_ptr& msg, std::vector<store_transaction::remove_op>* into = nullptr);
+    inflight_entry* find_inflight(consumer_state& c, delivery_tag tag);
+    void settle(consumer_state& c, inflight_entry& f);
+    void trim(consumer_state& c);
+    // Returns whether a persistent message was removed from the store. With `into` (a
+    // transaction's acks), the removes are collected there for one store transaction.
+    bool ack(consumer_id id, const std::vector<delivery_tag>& tags,
+             std::vector<store_transaction::remove_op>* into = nullptr);
+    void nack(consumer_id id, const std::vector<delivery_tag>& tags);
+    void after_settle(consumer_state& c);
+    // Puts `back` (in delivery order) at the head of the queue, each counted as a redelivery.
+    void requeue(queue_state& q, std::vector<entry> back);
+
+    // ---- paging (paging.cpp) ---------------------------------------------------------------
+    // A persistent message beyond the memory limit stays in the store only (when the store
+    // can load it back), rather than holding its producer; so does one behind paged-out
+    // messages of its priority, to keep their order. Non-persistent messages are not paged:
+    // they hold producers beyond the limit, and may overtake paged-out persistent ones (JMS
+    // leaves the order across delivery modes open).
+    bool pages_out(const queue_state& q, const message& m, bool as_retained) const noexcept;
+    void page_out(queue_state& q, message_ptr msg, std::function<void(publish_status)> reply, bool stored);
+    // Whether paged-out messages should come back now: the queue has nothing else to deliver,
+    // is below half its memory limit, or a paged-out message outranks every one in memory.
+    bool wants_page_in(const queue_state& q) const noexcept;
+    // Loads paged-out messages back (highest priority first, oldest first) until the queue is
+    // at its memory limit or page_in_bytes were read; at least one id leaves `paged`.
+    void page_in(queue_state& q);
+    // A queue with a depth cap (an offline MQTT session's) keeps the newest, like mosquitto's
+    // max_queued_messages, rather than holding every producer of the topic.
+    void trim_depth(queue_state& q);
+    // Forgets the oldest message of the lowest priority present, in memory or paged out.
+    void drop_oldest(queue_state& q);
+
+    // ---- topics (topic.cpp) ----------------------------------------------------------------
+    // `matched` (optional) gets the number of subscriptions offered the message, before
+    // `reply` can run. `durables_done`: the durable subscriptions' copies are taken care of by
+    // the caller (a committed transaction stored and enqueues them itself).
+    void publish_topic(message_ptr msg, std::function<void(publish_status)> reply, std::size_t* matched = nullptr,
+                       bool durables_done = false);
+    subscriber_mark* mark(std::uint64_t subscriber);
+    void unmark(std::uint64_t subscriber, subscriber_mark* m);
+    consumer_state* offer_once(consumer_state& sub, counters& c, const message_ptr& msg);
+    // One member of the group gets it: the next with credit, else the next in turn buffers it.
+    consumer_state* offer_shared(share_group& g, counters& c, const message_ptr& msg);
+    // Returns the subscriber when it is congested (the publisher should wait for it).
+    consumer_state* offer(consumer_state& sub, counters& c, const message_ptr& msg);
+    void drain_pending(consumer_state& sub);
+    static void release_replies(consumer_state& sub);
+    void send_retained(consumer_state& c);
+    // Whether the subscriber (if any) has not taken the message being published yet; it has now.
+    bool first_for(subscriber_mark* m) noexcept;
+    // No Local: a subscriber never gets what its own connection published.
+    static bool skips(const consumer_state& sub, const message& msg) noexcept;
+    void deliver(consumer_state& c, entry e);
+    // A consumer whose sink is gone (a persistent session offline) keeps the delivery in flight;
+    // attach() sends it again.
+    static void post_delivery(const consumer_state& c, delivery d);
+
+    // ---- subscriptions (subscription.cpp) --------------------------------------------------
+    void subscribe(consumer_id id, const destination& dest, const subscribe_options& opt,
+                   const std::weak_ptr<consumer_sink>& sink, executor* home);
+    void attach(consumer_id id, const std::weak_ptr<consumer_sink>& sink, executor* home);
+    void set_paused(consumer_id id, bool paused);
+    void unsubscribe(consumer_id id);
+
+    // ---- durable subscriptions (durable.cpp) -----------------------------------------------
+    void register_durable(const std::string& name, const destination& filter, std::uint64_t subscriber = 0);
+    void forget_durable(const std::string& name);
+    // A new durable subscription that wants retained messages gets this shard's matching ones
+    // as its first queued messages (marked retained).
+    void copy_retained(const std::string& queue_name, const destination& filter);
+    // On the durable queue's shard: the queue and what it holds go.
+    void drop_durable_queue(const std::string& queue_name);
+
+    // ---- dead letters (dead_letter.cpp) ----------------------------------------------------
+    std::string dlq_for(const std::string& queue_name) const;
+    void dead_letter(queue_state& q, entry e);
+
+    // ---- statistics (shard.cpp) ------------------------------------------------------------
+    void collect(std::vector<destination_stats>& out) const;
+};
+
+// ---- the hot path, inline: every delivery of every part goes through it ----------------------
+
+// Whether the subscriber (if any) has not taken the message being published yet; it has now.
+inline bool broker::shard::first_for(subscriber_mark* m) noexcept {
+    if (!m) return true;
+    if (m->last == topic_publishes) return false;
+    m->last = topic_publishes;
+    return true;
+}
+
+// No Local: a subscriber never gets what its own connection published.
+inline bool broker::shard::skips(const consumer_state& sub, const message& msg) noexcept {
+    return sub.no_local && msg.origin_connection != 0 && msg.origin_connection == sub.connection;
+}
+
+inline void broker::shard::deliver(consumer_state& c, entry e) {
+    const delivery_tag tag = next_tag++;
+    delivery d{e.msg, tag, e.redeliveries, e.retained};
+    c.inflight.push_back(inflight_entry{tag, std::move(e), false});
+    ++c.unsettled;
+    if (c.queue) ++c.queue->inflight;
+    post_delivery(c, std::move(d));
+}
+
+// A consumer whose sink is gone (a persistent session offline) keeps the delivery in flight;
+// attach() sends it again.
+inline void broker::shard::post_delivery(const consumer_state& c, delivery d) {
+    c.home->post([sink = c.sink, id = c.id, d = std::move(d)]() mutable {
+        if (auto s = sink.lock()) s->on_delivery(id, std::move(d));
+    });
+}
+
+}  // namespace sb::core

@@ -1,0 +1,108 @@
+// core/kernel/subscription.cpp — consumers: subscribe, attach, pause, unsubscribe (queues and topics).
+#include "core/kernel/shard.hpp"
+
+namespace sb::core {
+
+using namespace kernel;
+
+void broker::shard::subscribe(consumer_id id, const destination& dest, const subscribe_options& opt,
+                              const std::weak_ptr<consumer_sink>& sink, executor* home) {
+    auto c = std::make_unique<consumer_state>();
+    c->id = id;
+    c->home = home;
+    c->sink = sink;
+    c->prefetch = opt.prefetch ? opt.prefetch : settings().default_prefetch;
+    c->no_local = opt.no_local;
+    c->connection = opt.connection;
+    c->dest = dest;
+    c->max_pending = opt.max_pending ? opt.max_pending : settings().topic_max_pending;
+    auto* raw = c.get();
+    consumers[id] = std::move(c);
+    if (dest.is_queue()) {
+        auto& q = queue(dest.name);
+        if (opt.max_pending) q.max_depth = opt.max_pending;
+        raw->queue = &q;
+        q.consumers.push_back(raw);
+        dispatch(q);
+        return;
+    }
+    if (!opt.share_group.empty()) {
+        // MQTT 5 §4.8.2: retained messages are not sent to shared subscriptions.
+        raw->share_key = opt.share_group + '\x1f' + dest.name;
+        auto& g = shares[raw->share_key];
+        g.filter = dest.name;
+        g.members.push_back(raw);
+        return;
+    }
+    raw->subscriber = opt.subscriber;
+    raw->mark = mark(opt.subscriber);
+    if (has_wildcard(dest.name)) {
+        raw->wildcard = true;
+        wildcard_subs.push_back(raw);
+    } else {
+        exact_subs[dest.name].push_back(raw);
+    }
+    if (opt.want_retained) send_retained(*raw);
+}
+
+void broker::shard::attach(consumer_id id, const std::weak_ptr<consumer_sink>& sink, executor* home) {
+    auto it = consumers.find(id);
+    if (it == consumers.end()) return;
+    auto& c = *it->second;
+    c.sink = sink;
+    c.home = home;
+    c.paused = false;     // a new sink starts ready
+    release_replies(c);   // a new (or no) sink: producers held for the old one go on
+    for (auto& f : c.inflight) {
+        if (f.settled) continue;
+        ++f.e.redeliveries;
+        post_delivery(c, delivery{f.e.msg, f.tag, f.e.redeliveries, f.e.retained});
+    }
+    after_settle(c);
+}
+
+void broker::shard::set_paused(consumer_id id, bool paused) {
+    auto it = consumers.find(id);
+    if (it == consumers.end()) return;
+    auto& c = *it->second;
+    if (c.paused == paused) return;
+    c.paused = paused;
+    if (paused) release_replies(c);   // producers held for it go on: it drops instead
+    else after_settle(c);             // dispatch what waited for it
+}
+
+void broker::shard::unsubscribe(consumer_id id) {
+    auto it = consumers.find(id);
+    if (it == consumers.end()) return;
+    auto owned = std::move(it->second);
+    consumers.erase(it);
+    auto& c = *owned;
+    release_replies(c);
+    unmark(c.subscriber, c.mark);
+    if (c.queue) {
+        auto& q = *c.queue;
+        std::erase(q.consumers, &c);
+        q.next_consumer = q.consumers.empty() ? 0 : q.next_consumer % q.consumers.size();
+        std::vector<entry> back;
+        for (auto& f : c.inflight)
+            if (!f.settled) {
+                --q.inflight;
+                back.push_back(std::move(f.e));
+            }
+        requeue(q, std::move(back));
+        release_held(q);
+        dispatch(q);
+    } else if (!c.share_key.empty()) {
+        if (auto g = shares.find(c.share_key); g != shares.end()) {
+            std::erase(g->second.members, &c);
+            if (g->second.members.empty()) shares.erase(g);
+        }
+    } else if (c.wildcard) {
+        std::erase(wildcard_subs, &c);
+    } else if (auto e = exact_subs.find(c.dest.name); e != exact_subs.end()) {
+        std::erase(e->second, &c);
+        if (e->second.empty()) exact_subs.erase(e);
+    }
+}
+
+}  // namespace sb::core

@@ -1,0 +1,157 @@
+// core/kernel/topic.cpp — topics: fan-out, retained messages, shared groups, subscription matching.
+#include "core/kernel/shard.hpp"
+
+namespace sb::core {
+
+using namespace kernel;
+
+// `matched` (optional) gets the number of subscriptions offered the message, before
+// `reply` can run. `durables_done`: the durable subscriptions' copies are taken care of by
+// the caller (a committed transaction stored and enqueues them itself).
+void broker::shard::publish_topic(message_ptr msg, std::function<void(publish_status)> reply, std::size_t* matched,
+                                  bool durables_done) {
+    if (msg->retain) {
+        // MQTT 5 §3.3.1.3: an empty retained payload removes the retained message.
+        if (msg->body.empty()) {
+            if (retained.erase(msg->dest.name)) owner.store_.remove_retained(msg->dest.name);
+        } else {
+            retained[msg->dest.name] = msg;
+            owner.store_.put_retained(msg);
+        }
+    }
+    // Durable subscriptions get their copy in their own queue (stored when persistent);
+    // the publish completes when every copy is accepted.
+    std::vector<const durable_state*> durable_hits;
+    ++topic_publishes;
+    if (!durables_done)
+        for (const auto& [name, d] : durables)
+            if (matches(d.filter.name, msg->dest.name) && first_for(d.mark)) durable_hits.push_back(&d);
+    // A persistent retained message is confirmed once the store has it too.
+    const bool store_retained = msg->retain && msg->persistent;
+    if (!durable_hits.empty() || store_retained) {
+        auto join = std::make_shared<publish_join>();
+        join->left = durable_hits.size() + 1 + (store_retained ? 1 : 0);
+        join->reply = std::move(reply);
+        if (store_retained) owner.store_.barrier([join] { join->part(publish_status::ok); });
+        for (const auto* d : durable_hits) {
+            auto& target = *owner.shards_[owner.shard_of(d->queue)];
+            target.exec.post([&target, q = d->queue, msg, join]() mutable {
+                target.publish_queue(q, std::move(msg), [join](publish_status s) { join->part(s); });
+            });
+        }
+        reply = [join](publish_status s) { join->part(s); };
+    }
+    auto& c = topics[msg->dest.name];
+    ++c.enqueued;
+    consumer_state* slow = nullptr;
+    std::size_t hits = durable_hits.size();
+    auto note = [&slow](consumer_state* s) { if (s && !slow) slow = s; };
+    auto to = [&](consumer_state& sub) {
+        if (!skips(sub, *msg)) ++hits;
+        note(offer_once(sub, c, msg));
+    };
+    if (auto it = exact_subs.find(msg->dest.name); it != exact_subs.end())
+        for (auto* sub : it->second) to(*sub);
+    for (auto* sub : wildcard_subs)
+        if (matches(sub->dest.name, msg->dest.name)) to(*sub);
+    for (auto& [key, g] : shares)
+        if (!g.members.empty() && matches(g.filter, msg->dest.name)) {
+            ++hits;
+            note(offer_shared(g, c, msg));
+        }
+    if (matched) *matched = hits;
+    if (!reply) return;
+    if (slow) slow->held_replies.push_back(std::move(reply));
+    else reply(publish_status::ok);
+}
+
+subscriber_mark* broker::shard::mark(std::uint64_t subscriber) {
+    if (subscriber == 0) return nullptr;
+    auto& m = subscribers[subscriber];
+    ++m.refs;
+    return &m;
+}
+
+void broker::shard::unmark(std::uint64_t subscriber, subscriber_mark* m) {
+    if (!m || --m->refs > 0) return;
+    subscribers.erase(subscriber);
+}
+
+consumer_state* broker::shard::offer_once(consumer_state& sub, counters& c, const message_ptr& msg) {
+    if (skips(sub, *msg)) return nullptr;   // not taken: another subscription of the subscriber may take it
+    if (!first_for(sub.mark)) return nullptr;
+    return offer(sub, c, msg);
+}
+
+// One member of the group gets it: the next with credit, else the next in turn buffers it.
+consumer_state* broker::shard::offer_shared(share_group& g, counters& c, const message_ptr& msg) {
+    const std::size_t n = g.members.size();
+    for (std::size_t i = 0; i < n; ++i) {
+        auto* m = g.members[(g.next + i) % n];
+        if (m->has_credit() && m->pending.empty()) {
+            g.next = (g.next + i + 1) % n;
+            ++c.dequeued;
+            deliver(*m, entry{msg, 0});
+            return nullptr;
+        }
+    }
+    auto* m = g.members[g.next % n];
+    g.next = (g.next + 1) % n;
+    return offer(*m, c, msg);
+}
+
+// Returns the subscriber when it is congested (the publisher should wait for it).
+consumer_state* broker::shard::offer(consumer_state& sub, counters& c, const message_ptr& msg) {
+    if (skips(sub, *msg)) return nullptr;
+    if (sub.has_credit() && sub.pending.empty()) {
+        ++c.dequeued;
+        deliver(sub, entry{msg, 0});
+        return nullptr;
+    }
+    sub.pending.push_back(entry{msg, 0});
+    // The hard cap: an offline persistent session keeps `max_pending`; an attached
+    // subscriber holds its producers from max_pending / 2 on, and is capped higher so that
+    // what the producers already had in flight still fits.
+    const std::size_t cap = sub.sink.expired() ? sub.max_pending
+                                               : std::max(sub.max_pending, settings().topic_max_pending);
+    if (sub.pending.size() > cap) {
+        // Slow subscriber on a non-durable topic: drop the oldest, as ActiveMQ's
+        // constant pending message limit does, rather than grow without bound.
+        sub.pending.pop_front();
+        ++c.dropped;
+    }
+    return sub.congested() ? &sub : nullptr;
+}
+
+void broker::shard::drain_pending(consumer_state& sub) {
+    while (sub.has_credit() && !sub.pending.empty()) {
+        entry e = std::move(sub.pending.front());
+        sub.pending.pop_front();
+        ++topics[e.msg->dest.name].dequeued;
+        deliver(sub, std::move(e));
+    }
+    if (!sub.held_replies.empty() && sub.pending.size() <= sub.max_pending / 4) release_replies(sub);
+}
+
+void broker::shard::release_replies(consumer_state& sub) {
+    auto held = std::move(sub.held_replies);
+    sub.held_replies.clear();
+    for (auto& r : held) r(publish_status::ok);
+}
+
+void broker::shard::send_retained(consumer_state& c) {
+    auto send = [&](const message_ptr& m) {
+        if (c.no_local && m->origin_connection == c.connection) return;
+        entry e{m, 0, true};
+        if (c.has_credit()) deliver(c, std::move(e));
+        else c.pending.push_back(std::move(e));
+    };
+    if (!c.wildcard) {
+        if (auto it = retained.find(c.dest.name); it != retained.end()) send(it->second);
+        return;
+    }
+    for (const auto& [name, m] : retained)
+        if (matches(c.dest.name, name)) send(m);
+}
+
+}  // namespace sb::core
