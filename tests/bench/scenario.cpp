@@ -621,7 +621,8 @@ run_result run_scenario(const run_options& o) {
     std::vector<std::shared_ptr<background_client>> background;
     std::vector<thread_ctx*> background_home;
     if (o.background_subs > 0) {
-        const std::uint32_t n = std::min(o.background_connections, o.background_subs);
+        const std::uint32_t n = std::min(
+            o.background_connections ? o.background_connections : (o.background_subs + 999) / 1000, o.background_subs);
         for (std::uint32_t i = 0, first = 0; i < n; ++i, ++k) {
             const std::uint32_t count = quota_of(o.background_subs, n, i);
             auto& t = *threads[k % threads.size()];
