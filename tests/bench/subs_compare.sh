@@ -7,8 +7,9 @@
 #
 # Every measurement gets a fresh broker (a run's background subscriptions are not left for the
 # next one to clean up): start, a warm-up run, the measured run, stop. Each scenario's run is a
-# pair, before and after back to back (which goes first alternates), holding the build lock for
-# the pair; the median of --runs is reported, with min and max and the ratio after / before.
+# pair, before and after back to back (which goes first alternates); a round (every scenario
+# once) holds the build lock; the median of --runs is reported, with min and max and the ratio
+# after / before.
 # The same switchboard-bench (--bench) drives both builds.
 #
 #   tests/bench/subs_compare.sh --before BUILD_DIR --after BUILD_DIR [--bench BIN] [--subs N]
@@ -115,11 +116,11 @@ bench() {  # json timeout args... (the caller holds the lock)
 }
 
 for ((r = 1; r <= RUNS; r++)); do
+    take_lock && (( $(remaining) > 60 )) || { log "out of time (--max-minutes $MAX_MINUTES)"; break; }
     for s in "${ORDER[@]}"; do
         IFS='|' read -r workers limit args <<< "${SCEN[$s]}"
         targets=(before after)
         (( r % 2 == 1 )) || targets=(after before)
-        take_lock && (( $(remaining) > 60 )) || { log "out of time (--max-minutes $MAX_MINUTES)"; break 2; }
         for target in "${targets[@]}"; do
             build=$BEFORE
             [[ $target == before ]] || build=$AFTER
@@ -136,8 +137,8 @@ for ((r = 1; r <= RUNS; r++)); do
             BROKER_PID=""
             log "$s $target run $r: $(/usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("%.0f msgs/s, complete=%s, setup %.1f s" % (j["receive_msgs_per_s"], j["complete"], j["setup_s"]))' "$OUT/$s.$target.$r.json" 2>/dev/null || echo "no result")"
         done
-        release_lock
     done
+    release_lock
 done
 
 /usr/bin/python3 - "$OUT" "${ORDER[@]}" <<'PYEOF' | tee "$OUT/summary.md"
