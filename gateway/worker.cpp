@@ -1,4 +1,4 @@
-// gateway/worker.cpp — io_context + thread + a batched inbox for cross-worker posts.
+// gateway/worker.cpp — io_context + thread + a lock-free batched inbox for cross-worker posts.
 #include "gateway/worker.hpp"
 
 #include <algorithm>
@@ -17,26 +17,12 @@ worker::~worker() {
 }
 
 void worker::post(core::task t) {
-    bool wake = false;
-    {
-        std::lock_guard lock(mutex_);
-        inbox_.push_back(std::move(t));
-        wake = !scheduled_;
-        scheduled_ = true;
-    }
-    // One Asio handler per batch, not per task: the cost of crossing threads is shared.
-    if (wake) boost::asio::post(ctx_, [this] { drain(); });
+    // One Asio handler per batch, not per task: the cost of crossing threads is shared. A post
+    // that finds tasks waiting adds to the batch whose drain() is already on its way.
+    if (inbox_.push(std::move(t))) boost::asio::post(ctx_, [this] { drain(); });
 }
 
-void worker::drain() {
-    {
-        std::lock_guard lock(mutex_);
-        running_.swap(inbox_);
-        scheduled_ = false;
-    }
-    for (auto& t : running_) t();
-    running_.clear();
-}
+void worker::drain() { inbox_.run_all(); }
 
 void worker::start() {
     thread_ = std::thread([this] {

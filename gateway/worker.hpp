@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -17,6 +16,7 @@
 
 #include "adapters/net/transport.hpp"
 #include "core/executor.hpp"
+#include "gateway/task_queue.hpp"
 
 namespace sb::gateway {
 
@@ -25,7 +25,8 @@ public:
     explicit worker(std::size_t index);
     ~worker() override;
 
-    // core::executor: thread-safe; tasks posted between two wake-ups run as one batch.
+    // core::executor: thread-safe and lock-free; tasks posted between two wake-ups run as one
+    // batch, and only a post that finds the inbox empty (the loop may be idle) wakes the loop.
     void post(core::task t) override;
     std::size_t index() const noexcept override { return index_; }
 
@@ -54,10 +55,7 @@ private:
     // Declared before the io_context so that they outlive it: handlers destroyed with the
     // context may release the last reference to a session, which then unregisters itself.
     std::unordered_map<std::uint64_t, std::weak_ptr<net::session>> sessions_;
-    std::mutex mutex_;
-    std::vector<core::task> inbox_;
-    std::vector<core::task> running_;
-    bool scheduled_ = false;
+    task_queue inbox_;
 
     boost::asio::io_context ctx_{1};
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_;

@@ -6,16 +6,22 @@ namespace sb::core {
 using namespace kernel;
 
 void broker::shard::register_durable(const std::string& name, const destination& filter, std::uint64_t subscriber) {
-    auto& d = durables[name];
+    auto [it, created] = durables.try_emplace(name);
+    auto& d = it->second;
     auto* m = mark(subscriber);   // before the old one goes: it may be the same
     unmark(d.subscriber, d.mark);
+    // The trie points at `d`, which stays put; a new filter is filed again (and comes last).
+    const bool refile = created || d.filter.name != filter.name;
+    if (refile && !created) durable_filters.erase(d.filter.name, &d);
     d = durable_state{filter, durable_queue(name).name, subscriber, m};
+    if (refile) durable_filters.insert(d.filter.name, &d);
 }
 
 void broker::shard::forget_durable(const std::string& name) {
     auto it = durables.find(name);
     if (it == durables.end()) return;
     unmark(it->second.subscriber, it->second.mark);
+    durable_filters.erase(it->second.filter.name, &it->second);
     durables.erase(it);
 }
 

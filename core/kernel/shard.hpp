@@ -32,6 +32,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/broker.hpp"
+#include "core/destination/subscription_index.hpp"
 
 namespace sb::core {
 
@@ -296,13 +297,22 @@ struct broker::shard {
 
     std::unordered_map<std::string, std::unique_ptr<queue_state>> queues;
     std::unordered_map<consumer_id, std::unique_ptr<consumer_state>> consumers;
-    // Topic subscriptions: exact names in a map, wildcard patterns in a list.
+    // Topic subscriptions: exact names in a map, wildcard filters in a trie (a publish walks
+    // only the branches its name can take, however many other subscriptions there are).
     std::unordered_map<std::string, std::vector<consumer_state*>> exact_subs;
-    std::vector<consumer_state*> wildcard_subs;
+    subscription_index<consumer_state*> wildcard_subs;
     std::unordered_map<std::string, counters> topics;
     std::unordered_map<std::string, message_ptr> retained;        // topics owned by this shard
+    // Shared groups and durable subscriptions: node-based maps (the tries point into them),
+    // exact or wildcard filters alike in a trie.
     std::unordered_map<std::string, share_group> shares;          // key: group '\x1f' filter
+    subscription_index<share_group*> share_filters;
     std::unordered_map<std::string, durable_state> durables;      // by name, on every shard
+    subscription_index<const durable_state*> durable_filters;
+    // Scratch of publish_topic / match_durables, reused so that a publish allocates nothing.
+    std::vector<consumer_state*> matched_subs;
+    std::vector<share_group*> matched_groups;
+    std::vector<const durable_state*> matched_durables;
     std::unordered_map<std::uint64_t, subscriber_mark> subscribers;   // node-based: marks stay put
     std::uint64_t topic_publishes = 0;                            // the current one, for subscriber_mark::last
     // Temporary destinations whose names this shard owns. Separate from `queues` and `topics`:
@@ -399,6 +409,9 @@ struct broker::shard {
     // the caller (a committed transaction stored and enqueues them itself).
     void publish_topic(message_ptr msg, std::function<void(publish_status)> reply, std::size_t* matched = nullptr,
                        bool durables_done = false);
+    // The durable subscriptions whose filter matches topic `name`, in the order they were
+    // registered, that take this publish (first_for: one per subscriber), in matched_durables.
+    const std::vector<const durable_state*>& match_durables(const std::string& name);
     subscriber_mark* mark(std::uint64_t subscriber);
     void unmark(std::uint64_t subscriber, subscriber_mark* m);
     consumer_state* offer_once(consumer_state& sub, counters& c, const message_ptr& msg);

@@ -40,16 +40,19 @@ void broker::shard::subscribe(consumer_id id, const destination& dest, const sub
     if (!opt.share_group.empty()) {
         // MQTT 5 §4.8.2: retained messages are not sent to shared subscriptions.
         raw->share_key = opt.share_group + '\x1f' + dest.name;
-        auto& g = shares[raw->share_key];
-        g.filter = dest.name;
-        g.members.push_back(raw);
+        auto [g, created] = shares.try_emplace(raw->share_key);
+        if (created) {
+            g->second.filter = dest.name;
+            share_filters.insert(dest.name, &g->second);
+        }
+        g->second.members.push_back(raw);
         return;
     }
     raw->subscriber = opt.subscriber;
     raw->mark = mark(opt.subscriber);
     if (has_wildcard(dest.name)) {
         raw->wildcard = true;
-        wildcard_subs.push_back(raw);
+        wildcard_subs.insert(dest.name, raw);
     } else {
         exact_subs[dest.name].push_back(raw);
     }
@@ -108,12 +111,15 @@ void broker::shard::unsubscribe(consumer_id id) {
     } else if (!c.share_key.empty()) {
         if (auto g = shares.find(c.share_key); g != shares.end()) {
             std::erase(g->second.members, &c);
-            if (g->second.members.empty()) shares.erase(g);
+            if (g->second.members.empty()) {
+                share_filters.erase(g->second.filter, &g->second);
+                shares.erase(g);
+            }
         }
     } else if (c.dest.kind == dest_kind::temp_topic) {
         if (auto t = temporaries.find(c.dest.name); t != temporaries.end()) std::erase(t->second.subs, &c);
     } else if (c.wildcard) {
-        std::erase(wildcard_subs, &c);
+        wildcard_subs.erase(c.dest.name, &c);
     } else if (auto e = exact_subs.find(c.dest.name); e != exact_subs.end()) {
         std::erase(e->second, &c);
         if (e->second.empty()) exact_subs.erase(e);

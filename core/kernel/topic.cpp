@@ -21,11 +21,9 @@ void broker::shard::publish_topic(message_ptr msg, std::function<void(publish_st
     }
     // Durable subscriptions get their copy in their own queue (stored when persistent);
     // the publish completes when every copy is accepted.
-    std::vector<const durable_state*> durable_hits;
     ++topic_publishes;
-    if (!durables_done)
-        for (const auto& [name, d] : durables)
-            if (matches(d.filter.name, msg->dest.name) && first_for(d.mark)) durable_hits.push_back(&d);
+    matched_durables.clear();
+    const auto& durable_hits = durables_done ? matched_durables : match_durables(msg->dest.name);
     // A persistent retained message is confirmed once the store has it too.
     const bool store_retained = msg->retain && msg->persistent;
     if (!durable_hits.empty() || store_retained) {
@@ -52,17 +50,28 @@ void broker::shard::publish_topic(message_ptr msg, std::function<void(publish_st
     };
     if (auto it = exact_subs.find(msg->dest.name); it != exact_subs.end())
         for (auto* sub : it->second) to(*sub);
-    for (auto* sub : wildcard_subs)
-        if (matches(sub->dest.name, msg->dest.name)) to(*sub);
-    for (auto& [key, g] : shares)
-        if (!g.members.empty() && matches(g.filter, msg->dest.name)) {
-            ++hits;
-            note(offer_shared(g, c, msg));
-        }
+    // Wildcard subscriptions after the exact ones, in the order they subscribed (the first of
+    // a subscriber's overlapping filters takes the message).
+    matched_subs.clear();
+    wildcard_subs.match(msg->dest.name, matched_subs);
+    for (auto* sub : matched_subs) to(*sub);
+    matched_groups.clear();
+    share_filters.match(msg->dest.name, matched_groups);
+    for (auto* g : matched_groups) {
+        ++hits;
+        note(offer_shared(*g, c, msg));
+    }
     if (matched) *matched = hits;
     if (!reply) return;
     if (slow) slow->held_replies.push_back(std::move(reply));
     else reply(publish_status::ok);
+}
+
+const std::vector<const durable_state*>& broker::shard::match_durables(const std::string& name) {
+    matched_durables.clear();
+    durable_filters.match(name, matched_durables);
+    std::erase_if(matched_durables, [this](const durable_state* d) { return !first_for(d->mark); });
+    return matched_durables;
 }
 
 subscriber_mark* broker::shard::mark(std::uint64_t subscriber) {

@@ -39,10 +39,9 @@ void broker::commit(local_transaction tx, std::function<void(publish_status)> do
             continue;
         }
         ++local.topic_publishes;   // one copy per subscriber, as publish_topic does
-        for (const auto& [name, d] : local.durables) {
-            if (!matches(d.filter.name, m->dest.name) || !local.first_for(d.mark)) continue;
-            st->batch.adds.push_back(store_transaction::add_op{d.queue, m});
-            st->durable_copies[i].push_back(d.queue);
+        for (const auto* d : local.match_durables(m->dest.name)) {
+            st->batch.adds.push_back(store_transaction::add_op{d->queue, m});
+            st->durable_copies[i].push_back(d->queue);
         }
     }
     // Acks by issuing shard, then by consumer.

@@ -1,6 +1,6 @@
 # tests/bench/bench_smoke_test.py — switchboard-bench against the real broker: a STOMP queue
-# round trip (every message received, JSON complete), a topic fan-out, and bad arguments
-# (non-zero exit with a message). Run as: python3 bench_smoke_test.py --bin SWITCHBOARD --bench BENCH
+# round trip (every message received, JSON complete), a topic fan-out, MQTT with background
+# wildcard subscriptions that must match nothing, and bad arguments (non-zero exit with a message). Run as: python3 bench_smoke_test.py --bin SWITCHBOARD --bench BENCH
 import argparse
 import json
 import os
@@ -19,7 +19,7 @@ RUN_TIMEOUT = 60  # seconds; the tool's own --timeout is 30
 class BenchSmokeTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.broker = sbtest.Broker().start()
+        cls.broker = sbtest.Broker(mqtt=True).start()
         cls.tmp = tempfile.mkdtemp(prefix="sbbench-")
 
     @classmethod
@@ -32,9 +32,10 @@ class BenchSmokeTest(unittest.TestCase):
     def bench(self, *args):
         return subprocess.run([BENCH, *args], capture_output=True, text=True, timeout=RUN_TIMEOUT)
 
-    def run_json(self, name, *args):
+    def run_json(self, name, *args, protocol="stomp"):
         out = os.path.join(self.tmp, name + ".json")
-        r = self.bench("--protocol", "stomp", "--port", str(self.broker.port), "--timeout", "30",
+        port = self.broker.port if protocol == "stomp" else self.broker.mqtt_port
+        r = self.bench("--protocol", protocol, "--port", str(port), "--timeout", "30",
                        "--quiet", "--json", out, *args)
         self.assertEqual(r.returncode, 0, f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}\n{self.broker.describe()}")
         with open(out) as f:
@@ -80,6 +81,15 @@ class BenchSmokeTest(unittest.TestCase):
         self.assertEqual(j["sent"], 1000)
         self.assertEqual(j["expected"], 3000)
         self.assertEqual(j["received"], 3000)
+
+    def test_mqtt_background_subscriptions_match_nothing(self):
+        # A background connection fails the run on any PUBLISH: a filter matching wrongly.
+        j, text = self.run_json("background", "--count", "2000", "--background-subs", "5000",
+                                "--background-connections", "3", protocol="mqtt")
+        self.check_common(j)
+        self.assertEqual(j["scenario"]["background_subs"], 5000)
+        self.assertEqual(j["received"], 2000)
+        self.assertIn("background-subs=5000", text)
 
     def test_bad_arguments_exit_non_zero_with_a_message(self):
         for args in (["--size", "8"], ["--protocol", "amqp"], ["--count", "5", "--duration", "1"],

@@ -103,6 +103,11 @@ std::optional<std::uint8_t> mqtt_parse_suback(const mqtt_packet& p) noexcept {
     return p.body[2];
 }
 
+std::optional<mqtt_suback_view> mqtt_parse_suback_all(const mqtt_packet& p) noexcept {
+    if (p.type != mqtt_type::suback || p.body.size() < 3) return std::nullopt;
+    return mqtt_suback_view{get_u16(p.body.data()), p.body.subspan(2)};
+}
+
 std::optional<mqtt_connect_view> mqtt_parse_connect(const mqtt_packet& p) noexcept {
     if (p.type != mqtt_type::connect) return std::nullopt;
     std::size_t pos = 0;
@@ -190,6 +195,18 @@ void mqtt_encode_subscribe(std::string& out, std::uint16_t packet_id, std::strin
     put_u16(out, packet_id);
     put_string(out, filter);
     out.push_back(static_cast<char>(qos));
+}
+
+void mqtt_encode_subscribe(std::string& out, std::uint16_t packet_id, std::span<const std::string> filters,
+                           std::uint8_t qos) {
+    std::size_t remaining = 2;
+    for (const auto& f : filters) remaining += 2 + f.size() + 1;
+    put_fixed_header(out, mqtt_type::subscribe, 0x02, remaining);
+    put_u16(out, packet_id);
+    for (const auto& f : filters) {
+        put_string(out, f);
+        out.push_back(static_cast<char>(qos));
+    }
 }
 
 void mqtt_encode_suback(std::string& out, std::uint16_t packet_id, std::uint8_t return_code) {

@@ -59,6 +59,13 @@ std::optional<std::uint8_t> mqtt_parse_connack(const mqtt_packet& p) noexcept;
 // SUBACK: the return code of the first topic filter (0..2 granted QoS, 0x80 failure).
 std::optional<std::uint8_t> mqtt_parse_suback(const mqtt_packet& p) noexcept;
 
+// SUBACK of a SUBSCRIBE with several filters: its packet identifier and every return code.
+struct mqtt_suback_view {
+    std::uint16_t packet_id = 0;
+    std::span<const std::uint8_t> codes;
+};
+std::optional<mqtt_suback_view> mqtt_parse_suback_all(const mqtt_packet& p) noexcept;
+
 struct mqtt_connect_view {
     std::string_view client_id;
     std::uint16_t keepalive_s = 0;
@@ -87,6 +94,9 @@ void mqtt_encode_publish(std::string& out, std::string_view topic, std::uint8_t 
 // PUBACK, PUBREC, PUBREL (flags 0b0010, §3.6.1), PUBCOMP, UNSUBACK.
 void mqtt_encode_ack(std::string& out, mqtt_type type, std::uint16_t packet_id);
 void mqtt_encode_subscribe(std::string& out, std::uint16_t packet_id, std::string_view filter,
+                           std::uint8_t qos);
+// One SUBSCRIBE carrying every filter of `filters`, each at `qos`.
+void mqtt_encode_subscribe(std::string& out, std::uint16_t packet_id, std::span<const std::string> filters,
                            std::uint8_t qos);
 void mqtt_encode_suback(std::string& out, std::uint16_t packet_id, std::uint8_t return_code);
 void mqtt_encode_pingreq(std::string& out);

@@ -99,6 +99,31 @@ TEST_CASE("SUBSCRIBE, SUBACK and CONNACK round-trip", "[bench][mqtt]") {
     CHECK(mqtt_parse_connack(decode_one(out)) == 5);
 }
 
+TEST_CASE("a SUBSCRIBE with many filters, and a SUBACK with a code for each", "[bench][mqtt]") {
+    std::vector<std::string> filters;
+    for (int i = 0; i < 1000; ++i) filters.push_back("+/bg" + std::to_string(i) + "/#");
+    std::string out;
+    mqtt_encode_subscribe(out, 9, filters, 1);
+    const auto sub = decode_one(out);
+    CHECK(sub.flags == 2);
+    const auto first = mqtt_parse_subscribe(sub);
+    REQUIRE(first);
+    CHECK(first->packet_id == 9);
+    CHECK(first->filter == "+/bg0/#");
+    CHECK(first->qos == 1);
+    std::size_t bytes = 2;
+    for (const auto& f : filters) bytes += 2 + f.size() + 1;
+    CHECK(sub.body.size() == bytes);
+    CHECK(sub.body.back() == 1);   // the last filter's QoS ends the packet
+
+    // A broker's SUBACK: packet id, then one code per filter.
+    const std::string suback{'\x90', 5, 0, 9, 0, '\x80', 1};
+    const auto a = mqtt_parse_suback_all(decode_one(suback));
+    REQUIRE(a);
+    CHECK(a->packet_id == 9);
+    CHECK(std::vector<std::uint8_t>(a->codes.begin(), a->codes.end()) == std::vector<std::uint8_t>{0, 0x80, 1});
+}
+
 TEST_CASE("PINGREQ, PINGRESP and DISCONNECT are two bytes", "[bench][mqtt]") {
     std::string out;
     mqtt_encode_pingreq(out);

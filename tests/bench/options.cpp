@@ -67,6 +67,9 @@ std::string validate(run_options& o) {
     if (!(o.drain_idle_s > 0)) return "--drain-idle: expected a positive number of seconds";
     if (o.threads < 1 || o.threads > 64) return "--threads: expected 1..64";
     if (o.qos > 2) return "--qos: expected 0, 1 or 2";
+    if (o.background_subs > 1000000) return "--background-subs: expected 0..1000000";
+    if (o.background_connections > 10000) return "--background-connections: expected 0..10000";
+    if (o.background_subs > 0 && o.proto != protocol::mqtt) return "--background-subs: MQTT only";
     if (o.proto == protocol::stomp) {
         if (o.qos != 0) return "--qos applies to MQTT; STOMP confirms sends with --confirm (receipts)";
         if (o.window < 1 || o.window > 1000000) return "--window: expected 1..1000000";
@@ -133,6 +136,10 @@ parsed_command parse_args(int argc, const char* const* argv) {
     app.add_flag("--confirm", run.confirm, "STOMP: ask a receipt for every SEND");
     app.add_flag("--persistent", run.persistent, "STOMP: persistent:true on every SEND");
     app.add_option("--threads", run.threads, "client threads, each with its own event loop");
+    app.add_option("--background-subs", run.background_subs,
+                   "MQTT: first make this many idle wildcard subscriptions that match nothing (+/bg<i>/#)");
+    app.add_option("--background-connections", run.background_connections,
+                   "connections the --background-subs are spread over (default 0: one per 1000)");
     app.add_option("--user", run.user, "login (STOMP login / MQTT user name)");
     app.add_option("--password", run.password, "passcode / password");
     app.add_option("--vhost", run.vhost, "STOMP CONNECT host header");

@@ -37,6 +37,12 @@ struct run_options {
     bool confirm = false;                 // STOMP: receipt on every SEND
     bool persistent = false;              // STOMP persistent:true
     unsigned threads = 1;                 // client threads, each with its own io_context
+    // MQTT: wildcard subscriptions that match nothing the run sends ("+/bg<i>/#"), made over
+    // background_connections extra connections before the run starts and held through it:
+    // the broker's cost of subscriptions a publish does not match. 0 connections: one per
+    // 1,000 filters (a session's own cost per subscription may grow with its subscriptions).
+    std::uint32_t background_subs = 0;
+    std::uint32_t background_connections = 0;
     std::string user;
     std::string password;
     std::string vhost = "/";              // STOMP CONNECT host header (RabbitMQ's virtual host)

@@ -97,12 +97,28 @@ TEST_CASE("bad arguments are refused with a message naming the option", "[bench]
     CHECK_THAT(refusal({"--protocol", "mqtt", "--persistent"}), Catch::Contains("--persistent"));
     CHECK_THAT(refusal({"--protocol", "mqtt", "--window", "70000"}), Catch::Contains("--window"));
     CHECK_THAT(refusal({"--window", "0"}), Catch::Contains("--window"));
+    CHECK_THAT(refusal({"--background-subs", "10"}), Catch::Contains("MQTT only"));
+    CHECK_THAT(refusal({"--protocol", "mqtt", "--background-subs", "1000001"}), Catch::Contains("--background-subs"));
+    CHECK_THAT(refusal({"--protocol", "mqtt", "--background-subs", "10", "--background-connections", "10001"}),
+               Catch::Contains("--background-connections"));
     CHECK_THAT(refusal({"--prefix", "a/b"}), Catch::Contains("--prefix"));
     CHECK_THAT(refusal({"--destination", "fifo"}), Catch::Contains("--destination"));
     CHECK_THAT(refusal({"--host", ""}), Catch::Contains("--host"));
     CHECK_THAT(refusal({"sink"}), Catch::Contains("--port"));
     CHECK_THAT(refusal({"idle", "--connections", "0"}), Catch::Contains("--connections"));
     CHECK_THAT(refusal({"idle", "--hold", "200", "--timeout", "100"}), Catch::Contains("--hold"));
+}
+
+TEST_CASE("background subscriptions are parsed for MQTT", "[bench][options]") {
+    const auto r = parse({"--protocol", "mqtt", "--background-subs", "100000", "--background-connections", "8"});
+    const auto* o = std::get_if<run_options>(&r);
+    REQUIRE(o);
+    CHECK(o->background_subs == 100000);
+    CHECK(o->background_connections == 8);
+    const auto d = parse({"--protocol", "mqtt"});
+    REQUIRE(std::get_if<run_options>(&d));
+    CHECK(std::get<run_options>(d).background_subs == 0);
+    CHECK(std::get<run_options>(d).background_connections == 0);   // one per 1,000 filters
 }
 
 TEST_CASE("every refusal points at --help", "[bench][options]") {

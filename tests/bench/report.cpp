@@ -45,6 +45,7 @@ std::string format_table(const run_options& o, const run_result& r) {
     if (o.confirm) s += "  confirm";
     if (o.persistent) s += "  persistent";
     if (o.confirm || o.qos > 0) s += "  window=" + std::to_string(o.window);
+    if (o.background_subs > 0) s += "  background-subs=" + std::to_string(o.background_subs);
     s += "  " + o.host + ":" + std::to_string(o.port) + "\n";
     s += "sent        " + std::to_string(r.sent) + " msgs in " + fmt("%.3f s", r.send_s) + "   " +
          fmt("%.0f msgs/s", r.send_rate()) + "   " + fmt("%.2f MB/s", mb_per_s(r.sent, o.size_bytes, r.send_s));
@@ -80,6 +81,7 @@ nlohmann::json to_json(const run_options& o, const run_result& r) {
         {"size", o.size_bytes}, {"count", o.count}, {"duration_s", o.duration_s},
         {"qos", o.qos}, {"confirm", o.confirm}, {"persistent", o.persistent},
         {"window", o.window}, {"threads", o.threads}, {"timeout_s", o.timeout_s},
+        {"background_subs", o.background_subs},
     };
     j["sent"] = r.sent;
     j["confirmed"] = r.confirmed;

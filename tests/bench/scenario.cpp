@@ -2,6 +2,8 @@
 // spread over --threads client threads (one io_context each), driven by the main thread.
 //
 // Phases, all bounded by --timeout from the start of the run:
+//   0. background (--background-subs): extra MQTT connections subscribe to filters that match
+//      nothing the run sends, and stay idle until the goodbye.
 //   1. connect: every client connects; consumers subscribe (confirmed by a receipt / SUBACK).
 //   2. send: the clock starts (t0); producers send --count messages between them, or send for
 //      --duration, each with at most --window unconfirmed messages when sends are confirmed.
@@ -52,6 +54,7 @@ struct run_state {
     std::atomic<bool> failed{false};
     std::atomic<bool> stopping{false};
     std::atomic<std::uint32_t> ready{0};           // connected (producers) or subscribed (consumers)
+    std::atomic<std::uint32_t> background_ready{0};   // background connections with every SUBACK
     std::atomic<std::uint32_t> producers_done{0};
     std::atomic<std::uint32_t> closed{0};
     std::mutex mu;
@@ -462,6 +465,108 @@ private:
     std::uint32_t id_cursor_ = 0;
 };
 
+// ---- background subscriptions ----------------------------------------------------------------
+
+// One MQTT connection holding `count` subscriptions, filters "+/bg<i>/#" for i in
+// [first, first + count): a wildcard in the first level, as a publish's name can take, but a
+// second level no run's topic has (<prefix>/<n>), so they match nothing. Sent as SUBSCRIBE
+// packets of up to 1000 filters; ready once every filter of every SUBACK was granted.
+class background_client final : public peer {
+public:
+    background_client(run_state& run, asio::io_context& ioc, std::uint32_t index, std::uint32_t first,
+                      std::uint32_t count)
+        : peer(ioc), run_(run), index_(index), first_(first), count_(count),
+          client_id_("sbb" + std::to_string(::getpid() % 1000000) + "g" + std::to_string(index)) {}
+
+    void connect(const tcp::endpoint& ep) {
+        auto self = std::static_pointer_cast<background_client>(shared_from_this());
+        socket().async_connect(ep, [self](const error_code& ec) {
+            if (ec) return self->fail("connect: " + ec.message());
+            error_code ignored;
+            self->socket().set_option(tcp::no_delay(true), ignored);
+            mqtt_encode_connect(self->out_, self->client_id_, 0, true, self->run_.opt.user, self->run_.opt.password);
+            self->flush();
+            self->start_reading();
+        });
+    }
+
+    void goodbye() {
+        if (closed()) return;
+        mqtt_encode_disconnect(out_);
+        close_after_flush();
+    }
+
+private:
+    static constexpr std::uint32_t per_packet = 1000;
+
+    void subscribe_all() {
+        std::vector<std::string> filters;
+        std::uint16_t id = 0;
+        for (std::uint32_t i = 0; i < count_; i += per_packet) {
+            filters.clear();
+            for (std::uint32_t k = i; k < std::min(count_, i + per_packet); ++k)
+                filters.push_back("+/bg" + std::to_string(first_ + k) + "/#");
+            mqtt_encode_subscribe(out_, ++id, filters, 0);
+            ++packets_;
+        }
+        if (packets_ == 0) run_.background_ready.fetch_add(1);
+        flush();
+    }
+
+    std::size_t on_bytes(std::span<const std::uint8_t> in) override {
+        std::size_t used = 0;
+        while (!closed()) {
+            const auto r = mqtt_decode(in.subspan(used), 256u << 20);
+            if (const auto* m = std::get_if<mqtt_malformed>(&r)) {
+                fail("malformed packet from the broker: " + std::string(m->why));
+                break;
+            }
+            const auto* d = std::get_if<mqtt_decoded>(&r);
+            if (!d) break;
+            on_packet(d->packet);
+            used += d->consumed;
+        }
+        return used;
+    }
+
+    void on_packet(const mqtt_packet& p) {
+        if (p.type == mqtt_type::connack) {
+            const auto rc = mqtt_parse_connack(p);
+            if (!rc || *rc != 0) return fail("CONNACK refused the background connection");
+            return subscribe_all();
+        }
+        if (p.type == mqtt_type::suback) {
+            const auto a = mqtt_parse_suback_all(p);
+            if (!a) return fail("malformed SUBACK");
+            for (const auto code : a->codes)
+                if (code == 0x80) return fail("SUBACK refused a background subscription");
+            if (++acked_ == packets_) run_.background_ready.fetch_add(1);
+            return;
+        }
+        if (p.type == mqtt_type::pingresp) return;
+        // A background filter matches nothing: a PUBLISH here means the broker matched wrongly.
+        fail("unexpected packet type " + std::to_string(static_cast<int>(p.type)));
+    }
+
+    void fail(std::string why) {
+        if (!run_.stopping.load()) run_.fail("background connection " + std::to_string(index_) + ": " + why);
+        close();
+    }
+
+    void on_io_error(const error_code& ec, std::string_view op) override {
+        if (run_.stopping.load()) return;
+        fail(std::string(op) + ": " + (ec == asio::error::eof ? "connection closed by the broker" : ec.message()));
+    }
+
+    void on_closed() override { run_.closed.fetch_add(1); }
+
+    run_state& run_;
+    const std::uint32_t index_, first_, count_;
+    const std::string client_id_;
+    std::uint32_t packets_ = 0;   // SUBSCRIBE packets sent
+    std::uint32_t acked_ = 0;     // and their SUBACKs
+};
+
 std::shared_ptr<client> make_client(run_state& run, thread_ctx& t, client::role r, std::uint32_t index,
                                     std::uint32_t dest) {
     if (run.opt.proto == protocol::stomp) return std::make_shared<stomp_client>(run, t, r, index, dest);
@@ -512,6 +617,21 @@ run_result run_scenario(const run_options& o) {
     }
     auto all = consumers;
     all.insert(all.end(), producers.begin(), producers.end());
+    // Background connections (--background-subs), dealt over the threads after the clients.
+    std::vector<std::shared_ptr<background_client>> background;
+    std::vector<thread_ctx*> background_home;
+    if (o.background_subs > 0) {
+        const std::uint32_t n = std::min(
+            o.background_connections ? o.background_connections : (o.background_subs + 999) / 1000, o.background_subs);
+        for (std::uint32_t i = 0, first = 0; i < n; ++i, ++k) {
+            const std::uint32_t count = quota_of(o.background_subs, n, i);
+            auto& t = *threads[k % threads.size()];
+            background.push_back(std::make_shared<background_client>(run, t.ioc, i, first, count));
+            background_home.push_back(&t);
+            first += count;
+        }
+    }
+    const auto background_count = static_cast<std::uint32_t>(background.size());
 
     using guard_t = asio::executor_work_guard<asio::io_context::executor_type>;
     std::vector<guard_t> guards;
@@ -540,15 +660,22 @@ run_result run_scenario(const run_options& o) {
     };
     auto sleep_a_bit = [] { std::this_thread::sleep_for(std::chrono::milliseconds(2)); };
 
+    // 0. background subscriptions, all in place before any client connects
+    for (std::size_t i = 0; i < background.size(); ++i)
+        asio::post(background_home[i]->ioc, [c = background[i], endpoint] { c->connect(endpoint); });
+    while (run.background_ready.load() < background_count && !run.failed.load() && now_ns() < deadline) sleep_a_bit();
+
     // 1. connect and subscribe
     for (std::size_t i = 0; i < all.size(); ++i)
         asio::post(home[i]->ioc, [c = all[i], endpoint] { c->connect(endpoint); });
-    while (run.ready.load() < clients && !run.failed.load() && now_ns() < deadline) sleep_a_bit();
+    while (run.background_ready.load() == background_count && run.ready.load() < clients && !run.failed.load() &&
+           now_ns() < deadline)
+        sleep_a_bit();
     const std::uint64_t t0 = now_ns();
     result.setup_s = seconds(run.setup_start_ns, t0);
 
     // 2. send, 3. drain
-    if (run.ready.load() == clients && !run.failed.load()) {
+    if (run.background_ready.load() == background_count && run.ready.load() == clients && !run.failed.load()) {
         const std::uint64_t stop_at = o.duration_s > 0 ? t0 + static_cast<std::uint64_t>(o.duration_s * 1e9) : 0;
         for (std::uint32_t i = 0; i < o.producers; ++i) {
             const std::uint64_t quota = o.count > 0 ? quota_of(o.count, o.producers, i) : 0;
@@ -588,8 +715,12 @@ run_result run_scenario(const run_options& o) {
         }
     } else if (!run.failed.load()) {
         // Nothing was measured: that is a failure to run, not partial results.
-        run.fail("only " + std::to_string(run.ready.load()) + " of " + std::to_string(clients) +
-                 " clients were connected (and subscribed) within --timeout");
+        if (run.background_ready.load() < background_count)
+            run.fail("only " + std::to_string(run.background_ready.load()) + " of " + std::to_string(background_count) +
+                     " background connections had their subscriptions within --timeout");
+        else
+            run.fail("only " + std::to_string(run.ready.load()) + " of " + std::to_string(clients) +
+                     " clients were connected (and subscribed) within --timeout");
     }
     const std::uint64_t end_ns = now_ns();
     progress(end_ns, true);
@@ -597,8 +728,10 @@ run_result run_scenario(const run_options& o) {
     // 4. goodbye: bounded at 2 s, then the event loops are stopped whatever is pending.
     run.stopping.store(true);
     for (std::size_t i = 0; i < all.size(); ++i) asio::post(home[i]->ioc, [c = all[i]] { c->goodbye(); });
+    for (std::size_t i = 0; i < background.size(); ++i)
+        asio::post(background_home[i]->ioc, [c = background[i]] { c->goodbye(); });
     const std::uint64_t goodbye_deadline = now_ns() + 2'000'000'000;
-    while (run.closed.load() < clients && now_ns() < goodbye_deadline) sleep_a_bit();
+    while (run.closed.load() < clients + background_count && now_ns() < goodbye_deadline) sleep_a_bit();
     for (auto& g : guards) g.reset();
     for (auto& t : threads) t->ioc.stop();
     for (auto& t : threads) t->thread.join();
@@ -632,6 +765,7 @@ run_result run_scenario(const run_options& o) {
     all.clear();
     consumers.clear();
     producers.clear();
+    background.clear();
     return result;
 }
 
