@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "adapters/stomp/session.hpp"
+#include "gateway/engine_driver.hpp"
 #include "gateway/kernel_adapters.hpp"
 
 namespace sb::gateway {
@@ -33,7 +34,7 @@ public:
 
     session_factory sessions() const override {
         return [s = settings_, &broker = broker_, &auth = auth_](std::unique_ptr<net::transport> t, std::uint64_t conn) {
-            return stomp::make_session(std::move(t), s, broker, auth, conn);
+            return drive(stomp::make_session(s, broker, auth, conn), std::move(t));
         };
     }
 
