@@ -26,51 +26,40 @@ std::span<std::byte> scratch() {
     return s;
 }
 
-// The deadlines of one worker's connections: a min-heap of (deadline, weak connection) under
-// one steady_timer. An entry whose connection moved its deadline is left in place and ignored
-// when it comes up (the driver knows which one it asked for); a later deadline is asked for
-// only when the earlier one came up, so a deadline that keeps moving (receive timeouts move
-// with every read) costs nothing per read.
+class engine_driver;
+
+// The deadlines of one worker's connections: a min-heap of their drivers under one
+// steady_timer. Each driver is in it at most once and knows its place (slot), so a deadline
+// moved earlier is moved in place and a connection that wants none (an idle STOMP connection
+// after CONNECT) leaves the heap at once instead of leaving a stale entry behind. A later
+// deadline is not moved: the driver asks for it when the earlier one came up, so a deadline
+// that keeps moving (receive timeouts move with every read) costs nothing per read.
 class deadline_service final : public asio::execution_context::service {
 public:
     using key_type = deadline_service;
     static inline asio::execution_context::id id;
+    static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
     explicit deadline_service(asio::execution_context& ctx) : service(ctx) {}
 
-    void schedule(const asio::any_io_executor& ex, time_point at, std::weak_ptr<engine::connection> c) {
-        heap_.push_back(entry{at, std::move(c)});
-        std::push_heap(heap_.begin(), heap_.end(), later);
-        if (!timer_) timer_ = std::make_unique<asio::steady_timer>(ex);
-        arm();
-    }
+    // Enters `d` at d.scheduled_, or moves it there (earlier than where it was).
+    void schedule(const asio::any_io_executor& ex, engine_driver& d);
+    // Takes `d` out (it no longer wants a deadline, or it is destroyed).
+    void remove(engine_driver& d) noexcept;
 
 private:
-    struct entry {
-        time_point at;
-        std::weak_ptr<engine::connection> c;
-    };
-    static bool later(const entry& a, const entry& b) noexcept { return a.at > b.at; }
-
-    void shutdown() override {
-        heap_.clear();
-        timer_.reset();   // before the timer service is destroyed; its wait is dropped
-    }
-
-    void arm() {
-        if (heap_.empty() || heap_.front().at >= armed_) return;
-        armed_ = heap_.front().at;
-        timer_->expires_at(armed_);
-        timer_->async_wait([this](const boost::system::error_code& ec) {
-            if (!ec) fire();   // aborted: re-armed earlier, or shut down
-        });
-    }
-
+    void shutdown() override;
+    void arm();
     void fire();
+    void place(std::size_t i, engine_driver* d) noexcept;
+    void sift_up(std::size_t i) noexcept;
+    void sift_down(std::size_t i) noexcept;
 
-    std::vector<entry> heap_, due_;
+    std::vector<engine_driver*> heap_;
+    std::vector<std::pair<std::weak_ptr<engine::connection>, time_point>> due_;
     std::unique_ptr<asio::steady_timer> timer_;
     time_point armed_ = engine::never;
+    bool shut_ = false;
 };
 
 class engine_driver final : public engine::driver_hooks, public net::stream_handler, public net::session {
@@ -79,6 +68,9 @@ public:
         : conn_(c), transport_(std::move(t)),
           deadlines_(asio::use_service<deadline_service>(
               asio::query(transport_->get_executor(), asio::execution::context))) {}
+    ~engine_driver() override {
+        if (slot_ != deadline_service::npos) deadlines_.remove(*this);
+    }
 
     // ---- engine::driver_hooks
     time_point now() override { return engine::clock::now(); }
@@ -119,7 +111,7 @@ public:
 
     // A heap entry came up: only the one asked for last counts.
     void on_deadline(time_point at, time_point now) {
-        if (at != scheduled_ || closed_) return;
+        if (at != scheduled_ || slot_ != deadline_service::npos || closed_) return;
         scheduled_ = engine::never;
         conn_.tick(now);
         pump();
@@ -152,7 +144,10 @@ private:
         const auto next = conn_.next_deadline();
         if (next < scheduled_) {
             scheduled_ = next;
-            deadlines_.schedule(transport_->get_executor(), next, conn_.weak_from_this());
+            deadlines_.schedule(transport_->get_executor(), *this);
+        } else if (next == engine::never && slot_ != deadline_service::npos) {
+            scheduled_ = engine::never;   // no stale entry for a connection without deadline
+            deadlines_.remove(*this);
         }
     }
 
@@ -162,26 +157,100 @@ private:
     engine::connection& conn_;
     std::unique_ptr<net::transport> transport_;
     deadline_service& deadlines_;
-    time_point scheduled_ = engine::never;   // the heap entry that counts
+    friend class deadline_service;
+    time_point scheduled_ = engine::never;      // the deadline asked for (heap key)
+    std::size_t slot_ = deadline_service::npos;  // its place in the heap; npos: not in it
     bool reading_ = false, writing_ = false, shut_ = false, closed_ = false;
 };
+
+void deadline_service::schedule(const asio::any_io_executor& ex, engine_driver& d) {
+    if (shut_) return;
+    if (d.slot_ == npos) {
+        d.slot_ = heap_.size();
+        heap_.push_back(&d);
+    }
+    sift_up(d.slot_);
+    if (!timer_) timer_ = std::make_unique<asio::steady_timer>(ex);
+    arm();
+}
+
+void deadline_service::remove(engine_driver& d) noexcept {
+    const std::size_t i = d.slot_;
+    d.slot_ = npos;
+    if (i == npos || i >= heap_.size()) return;
+    engine_driver* last = heap_.back();
+    heap_.pop_back();
+    if (i == heap_.size()) return;
+    place(i, last);
+    sift_down(i);
+    sift_up(last->slot_);
+    // The timer stays armed for an earlier time than needed at worst: fire() finds nothing due.
+}
+
+void deadline_service::place(std::size_t i, engine_driver* d) noexcept {
+    heap_[i] = d;
+    d->slot_ = i;
+}
+
+void deadline_service::sift_up(std::size_t i) noexcept {
+    engine_driver* d = heap_[i];
+    while (i > 0) {
+        const std::size_t parent = (i - 1) / 2;
+        if (!(d->scheduled_ < heap_[parent]->scheduled_)) break;
+        place(i, heap_[parent]);
+        i = parent;
+    }
+    place(i, d);
+}
+
+void deadline_service::sift_down(std::size_t i) noexcept {
+    engine_driver* d = heap_[i];
+    const std::size_t n = heap_.size();
+    for (;;) {
+        std::size_t child = 2 * i + 1;
+        if (child >= n) break;
+        if (child + 1 < n && heap_[child + 1]->scheduled_ < heap_[child]->scheduled_) ++child;
+        if (!(heap_[child]->scheduled_ < d->scheduled_)) break;
+        place(i, heap_[child]);
+        i = child;
+    }
+    place(i, d);
+}
+
+void deadline_service::shutdown() {
+    shut_ = true;
+    for (auto* d : heap_) d->slot_ = npos;   // drivers destroyed later do not look here
+    heap_.clear();
+    due_.clear();
+    timer_.reset();   // before the timer service is destroyed; its wait is dropped
+}
+
+void deadline_service::arm() {
+    if (heap_.empty() || heap_.front()->scheduled_ >= armed_) return;
+    armed_ = heap_.front()->scheduled_;
+    timer_->expires_at(armed_);
+    timer_->async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) fire();   // aborted: re-armed earlier, or shut down
+    });
+}
 
 void deadline_service::fire() {
     armed_ = engine::never;
     const auto now = engine::clock::now();
-    // Take the due entries out first: their connections schedule again while this runs.
-    while (!heap_.empty() && heap_.front().at <= now) {
-        std::pop_heap(heap_.begin(), heap_.end(), later);
-        due_.push_back(std::move(heap_.back()));
-        heap_.pop_back();
+    // Take the due drivers out first: their connections schedule again while this runs, and
+    // one connection's tick may end another's life (hence weak references until the call).
+    while (!heap_.empty() && heap_.front()->scheduled_ <= now) {
+        engine_driver* d = heap_.front();
+        due_.emplace_back(d->conn_.weak_from_this(), d->scheduled_);
+        remove(*d);
     }
     auto due = std::move(due_);
-    for (auto& e : due)
-        if (auto c = e.c.lock())
-            if (auto* d = static_cast<engine_driver*>(c->driver())) d->on_deadline(e.at, now);
+    for (auto& [w, at] : due)
+        if (auto c = w.lock())
+            if (auto* d = static_cast<engine_driver*>(c->driver())) d->on_deadline(at, now);
     due.clear();
     due_ = std::move(due);
-    if (heap_.empty() && heap_.capacity() > 64) std::vector<entry>().swap(heap_);
+    if (heap_.empty() && heap_.capacity() > 64) std::vector<engine_driver*>().swap(heap_);
     arm();
 }
 
