@@ -45,7 +45,7 @@ public:
     relay(transport_stack client, std::string head, std::shared_ptr<backend> b, std::optional<wire> proto,
           std::uint64_t conn)
         : stack_(std::move(client)), client_(&stack_.top()), head_(std::move(head)), keep_(std::move(b)), b_(*keep_),
-          proto_(proto), conn_(conn), backend_(client_->get_executor()), connect_timer_(client_->get_executor()),
+          proto_(proto), conn_(conn), backend_(stack_.bottom().socket().get_executor()), connect_timer_(client_->get_executor()),
           idle_timer_(client_->get_executor()) {}
 
     ~relay() override {
@@ -105,8 +105,8 @@ private:
         bool eof = false;
         bool done = false;
         std::uint64_t bytes = 0;
-        tcp::socket* src = nullptr;
-        tcp::socket* dst = nullptr;
+        tcp_socket* src = nullptr;
+        tcp_socket* dst = nullptr;
     };
 
     std::size_t attempts_allowed() const {
@@ -340,7 +340,7 @@ private:
         close(std::string(client_side ? "client: " : "server: ") + std::strerror(err));
     }
 
-    void wait(direction& d, tcp::socket* s, tcp::socket::wait_type type) {
+    void wait(direction& d, tcp_socket* s, tcp_socket::wait_type type) {
         s->async_wait(type, [self = shared_from_this(), &d](net::error_code ec) {
             if (self->closed_) return;
             if (ec) return self->close("wait: " + ec.message());
@@ -418,7 +418,7 @@ private:
     backend& b_;
     std::optional<wire> proto_;
     std::uint64_t conn_;
-    tcp::socket backend_;
+    tcp_socket backend_;
     asio::steady_timer connect_timer_;
     asio::steady_timer idle_timer_;
     std::chrono::steady_clock::time_point last_activity_{};

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -59,9 +60,25 @@ std::string_view protocol_name(protocol p) {
     return p == protocol::automatic ? "auto" : "tcp";
 }
 
+struct shared_state;
+
+// What a connection's end updates: its listener's count, the process's, its worker's registry.
+// One per listener and worker, kept by shared_state (which outlives every connection, and a
+// listener's connections may outlive the listener after a reload), so that a transport's
+// on_destroy captures a pointer and the connection id: small enough for std::function to hold
+// without allocating.
+struct connection_owner {
+    worker* w;
+    std::atomic<std::size_t>* active;   // the listener's
+    shared_state* shared;
+};
+
 struct shared_state {
     std::atomic<std::uint64_t> next_connection{1};
     std::atomic<std::size_t> live_connections{0};
+    // Main thread adds (listeners are made there); never removed: a few per reload at most.
+    std::deque<std::atomic<std::size_t>> listener_active;
+    std::deque<connection_owner> owners;
 };
 
 class listener {
@@ -71,7 +88,9 @@ public:
     listener(asio::io_context& ctx, const listener_config& cfg, std::vector<std::unique_ptr<worker>>& workers,
              shared_state& shared, session_factory make, std::shared_ptr<front_routes> routes)
         : cfg_(cfg), acceptor_(ctx), workers_(workers), shared_(shared), make_(std::move(make)),
-          routes_(std::move(routes)), active_(std::make_shared<std::atomic<std::size_t>>(0)), retry_(ctx) {}
+          routes_(std::move(routes)), active_(&shared.listener_active.emplace_back(0)), retry_(ctx) {
+        for (auto& w : workers_) owners_.push_back(&shared.owners.emplace_back(connection_owner{w.get(), active_, &shared}));
+    }
 
     // Throws a one-line std::runtime_error naming the listener, its address and port.
     void open() {
@@ -112,7 +131,7 @@ public:
 private:
     void do_accept() {
         auto& w = *workers_[next_worker_++ % workers_.size()];
-        acceptor_.async_accept(w.context(), [this, &w](net::error_code ec, tcp::socket socket) {
+        acceptor_.async_accept(w.context(), [this, &w](net::error_code ec, tcp_socket socket) {
             if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
             if (!ec) {
                 on_accept(w, std::move(socket));
@@ -138,7 +157,7 @@ private:
     // is awaited as usual): accepting again; the same failure: paused for another 100 ms.
     void retry() {
         auto& w = *workers_[next_worker_++ % workers_.size()];
-        tcp::socket socket(w.context());
+        tcp_socket socket(w.context());
         net::error_code ec;
         acceptor_.non_blocking(true, ec);
         if (!ec) acceptor_.accept(socket, ec);
@@ -152,7 +171,7 @@ private:
         do_accept();
     }
 
-    void on_accept(worker& w, tcp::socket socket) {
+    void on_accept(worker& w, tcp_socket socket) {
         // Reads must never block a worker: a socket that cannot be made non-blocking is closed.
         net::error_code nb;
         socket.non_blocking(true, nb);
@@ -173,11 +192,11 @@ private:
         ++shared_.live_connections;
         const std::uint64_t conn = shared_.next_connection++;
         // The session is created on its worker: its timers and socket belong to that loop.
-        asio::post(w.context(), [this, &w, conn, socket = std::move(socket), active = active_, routes = routes_]() mutable {
-            auto on_destroy = [&w, conn, active, shared = &shared_]() {
-                --*active;
-                --shared->live_connections;
-                w.remove_session(conn);
+        asio::post(w.context(), [this, &w, conn, socket = std::move(socket), owner = owners_[w.index()], routes = routes_]() mutable {
+            auto on_destroy = [owner, conn]() {
+                --*owner->active;
+                --owner->shared->live_connections;
+                owner->w->remove_session(conn);
             };
             transport_stack t(std::make_unique<tcp_transport>(std::move(socket), std::move(on_destroy)));
             log()->debug("conn={} peer={} listener={} accepted", conn, t.top().peer(), cfg_.name);
@@ -193,7 +212,8 @@ private:
     shared_state& shared_;
     session_factory make_;
     std::shared_ptr<front_routes> routes_;
-    std::shared_ptr<std::atomic<std::size_t>> active_;
+    std::atomic<std::size_t>* active_;           // in shared_ (outlives this listener's connections)
+    std::vector<connection_owner*> owners_;      // by worker index, in shared_
     std::size_t next_worker_ = 0;
     std::uint64_t refused_ = 0;
     asio::steady_timer retry_;   // after a failed accept

@@ -11,7 +11,25 @@ namespace sb::gateway {
 
 namespace asio = boost::asio;
 
+namespace {
+
+tcp_socket on_own_executor(asio::ip::tcp::socket s) {
+    auto& ctx = static_cast<asio::io_context&>(asio::query(s.get_executor(), asio::execution::context));
+    tcp_socket out(ctx);
+    net::error_code ec;
+    if (!s.is_open()) return out;
+    const auto protocol = s.local_endpoint(ec).protocol();
+    const auto fd = s.release(ec);
+    if (!ec) out.assign(protocol, fd, ec);
+    return out;
+}
+
+}  // namespace
+
 tcp_transport::tcp_transport(asio::ip::tcp::socket socket, std::function<void()> on_destroy)
+    : tcp_transport(on_own_executor(std::move(socket)), std::move(on_destroy)) {}
+
+tcp_transport::tcp_transport(tcp_socket socket, std::function<void()> on_destroy)
     : socket_(std::move(socket)), on_destroy_(std::move(on_destroy)) {
     net::error_code ec;
     const auto ep = socket_.remote_endpoint(ec);
@@ -37,7 +55,7 @@ void tcp_transport::async_write(std::span<const std::byte> data, std::shared_ptr
 }
 
 void tcp_transport::async_wait_readable(std::shared_ptr<net::stream_handler> h) {
-    socket_.async_wait(asio::ip::tcp::socket::wait_read,
+    socket_.async_wait(tcp_socket::wait_read,
                        [h = std::move(h)](net::error_code ec) { h->on_read(ec, 0); });
 }
 
@@ -47,7 +65,7 @@ std::size_t tcp_transport::read_available(std::span<std::byte> into, net::error_
 
 void tcp_transport::shutdown_send() noexcept {
     net::error_code ec;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+    socket_.shutdown(tcp_socket::shutdown_send, ec);
 }
 
 void tcp_transport::close() noexcept {

@@ -10,15 +10,24 @@
 #include <memory>
 #include <string>
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include "adapters/net/transport.hpp"
 
 namespace sb::gateway {
 
+// A TCP socket bound to an io_context's own executor rather than any_io_executor: the socket
+// and every operation pending on it are smaller (no type-erased executor inside; an idle
+// connection's pending wait is one of those), and completions skip the erased dispatch.
+using tcp_socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, boost::asio::io_context::executor_type>;
+
 class tcp_transport final : public net::transport {
 public:
-    // `on_destroy` runs when the transport (and so its connection) is gone.
+    // `on_destroy` runs when the transport (and so its connection) is gone; a function object
+    // of at most 16 trivially copyable bytes is held without an allocation.
+    tcp_transport(tcp_socket socket, std::function<void()> on_destroy);
+    // A socket on any executor of an io_context: moved onto the context's own executor.
     tcp_transport(boost::asio::ip::tcp::socket socket, std::function<void()> on_destroy);
     ~tcp_transport() override;
 
@@ -30,10 +39,10 @@ public:
     void close() noexcept override;
     boost::asio::any_io_executor get_executor() override;
     const std::string& peer() const noexcept override { return peer_; }
-    boost::asio::ip::tcp::socket& socket() noexcept { return socket_; }
+    tcp_socket& socket() noexcept { return socket_; }
 
 private:
-    boost::asio::ip::tcp::socket socket_;
+    tcp_socket socket_;
     std::string peer_;
     std::function<void()> on_destroy_;
 };

@@ -99,7 +99,7 @@ private:
 // `Next` is the ssl::stream's next layer: the TCP socket (a reference) or a transport_stream.
 template <class Next>
 class tls_layer final : public tls_transport {
-    static constexpr bool over_socket = std::is_same_v<Next, asio::ip::tcp::socket&>;
+    static constexpr bool over_socket = std::is_same_v<Next, tcp_socket&>;
 
 public:
     tls_layer(std::unique_ptr<net::transport> inner, std::shared_ptr<ssl::context> ctx, tls_role role)
@@ -252,7 +252,7 @@ std::shared_ptr<ssl::context> make_tls_context(const tls_config& c) {
 std::unique_ptr<tls_transport> make_tls_transport(std::unique_ptr<net::transport> inner, std::shared_ptr<ssl::context> ctx,
                                                   tls_role role) {
     if (dynamic_cast<tcp_transport*>(inner.get()))
-        return std::make_unique<tls_layer<asio::ip::tcp::socket&>>(std::move(inner), std::move(ctx), role);
+        return std::make_unique<tls_layer<tcp_socket&>>(std::move(inner), std::move(ctx), role);
     return std::make_unique<tls_layer<transport_stream&>>(std::move(inner), std::move(ctx), role);
 }
 
