@@ -97,6 +97,7 @@ private:
             t_->top().close();
             return;
         }
+        auto& link = t_->bottom().link();   // the stack's owner changes, not its bottom
         if (r->to_kernel()) {
             log()->debug("conn={} peer={} listener={} proto={} -> kernel", conn_, peer(), r_->cfg->name, proto_text);
             auto stack = std::move(*t_).release();
@@ -115,7 +116,7 @@ private:
             t_.reset();
             s = make_relay(std::move(stack), std::move(head_), std::move(b), w, conn_);
         }
-        r_->adopt(conn_, s);
+        r_->adopt(link, s);
         s->start();
     }
 

@@ -26,7 +26,7 @@ struct front_routes {
     // The backend running now under that name (SIGHUP may replace it); null when none.
     std::function<std::shared_ptr<backend>(const std::string&)> backend_named;
     // Registers the session that takes the connection over (shutdown reaches it).
-    std::function<void(std::uint64_t, const std::shared_ptr<net::session>&)> adopt;
+    std::function<void(session_link&, const std::shared_ptr<net::session>&)> adopt;
 };
 
 // Where a connection with protocol `w` (nullopt: not inspected) goes on listener `l`; nullopt

@@ -62,13 +62,11 @@ std::string_view protocol_name(protocol p) {
 
 struct shared_state;
 
-// What a connection's end updates: its listener's count, the process's, its worker's registry.
-// One per listener and worker, kept by shared_state (which outlives every connection, and a
-// listener's connections may outlive the listener after a reload), so that a transport's
-// on_destroy captures a pointer and the connection id: small enough for std::function to hold
-// without allocating.
+// What a connection's end updates: its listener's count and the process's. One per listener,
+// kept by shared_state (which outlives every connection, and a listener's connections may
+// outlive the listener after a reload), so that a transport's on_destroy captures one pointer:
+// small enough for std::function to hold without allocating.
 struct connection_owner {
-    worker* w;
     std::atomic<std::size_t>* active;   // the listener's
     shared_state* shared;
 };
@@ -89,7 +87,7 @@ public:
              shared_state& shared, session_factory make, std::shared_ptr<front_routes> routes)
         : cfg_(cfg), acceptor_(ctx), workers_(workers), shared_(shared), make_(std::move(make)),
           routes_(std::move(routes)), active_(&shared.listener_active.emplace_back(0)), retry_(ctx) {
-        for (auto& w : workers_) owners_.push_back(&shared.owners.emplace_back(connection_owner{w.get(), active_, &shared}));
+        owner_ = &shared.owners.emplace_back(connection_owner{active_, &shared});
     }
 
     // Throws a one-line std::runtime_error naming the listener, its address and port.
@@ -192,16 +190,16 @@ private:
         ++shared_.live_connections;
         const std::uint64_t conn = shared_.next_connection++;
         // The session is created on its worker: its timers and socket belong to that loop.
-        asio::post(w.context(), [this, &w, conn, socket = std::move(socket), owner = owners_[w.index()], routes = routes_]() mutable {
-            auto on_destroy = [owner, conn]() {
+        asio::post(w.context(), [this, &w, conn, socket = std::move(socket), owner = owner_, routes = routes_]() mutable {
+            auto on_destroy = [owner]() {   // the worker's list: the transport's link leaves it
                 --*owner->active;
                 --owner->shared->live_connections;
-                owner->w->remove_session(conn);
             };
             transport_stack t(std::make_unique<tcp_transport>(std::move(socket), std::move(on_destroy)));
             log()->debug("conn={} peer={} listener={} accepted", conn, t.top().peer(), cfg_.name);
+            auto& link = t.bottom().link();
             auto s = routes ? make_front(std::move(t), std::move(routes), conn) : make_(std::move(t).release(), conn);
-            w.add_session(conn, s);
+            w.add_session(link, s);
             s->start();
         });
     }
@@ -213,7 +211,7 @@ private:
     session_factory make_;
     std::shared_ptr<front_routes> routes_;
     std::atomic<std::size_t>* active_;           // in shared_ (outlives this listener's connections)
-    std::vector<connection_owner*> owners_;      // by worker index, in shared_
+    connection_owner* owner_;                    // in shared_
     std::size_t next_worker_ = 0;
     std::uint64_t refused_ = 0;
     asio::steady_timer retry_;   // after a failed accept
@@ -616,8 +614,8 @@ listener_list make_listeners(asio::io_context& main_ctx, const config& cfg, cons
                 return sessions[static_cast<std::size_t>(w)](std::move(t), conn);   // route_for: the kernel speaks w
             };
             routes->backend_named = [&table](const std::string& name) { return table.find(name); };
-            routes->adopt = [](std::uint64_t conn, const std::shared_ptr<net::session>& s) {
-                static_cast<worker*>(core::executor::current())->add_session(conn, s);
+            routes->adopt = [](session_link& link, const std::shared_ptr<net::session>& s) {
+                static_cast<worker*>(core::executor::current())->add_session(link, s);
             };
         }
         listeners.push_back(std::make_unique<listener>(main_ctx, l, workers, shared, std::move(make), std::move(routes)));

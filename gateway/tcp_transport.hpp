@@ -14,6 +14,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "adapters/net/transport.hpp"
+#include "gateway/worker.hpp"
 
 namespace sb::gateway {
 
@@ -40,11 +41,14 @@ public:
     boost::asio::any_io_executor get_executor() override;
     const std::string& peer() const noexcept override { return peer_; }
     tcp_socket& socket() noexcept { return socket_; }
+    // The connection's place in its worker's list of live sessions (worker::add_session).
+    session_link& link() noexcept { return link_; }
 
 private:
     tcp_socket socket_;
     std::string peer_;
     std::function<void()> on_destroy_;
+    session_link link_;
 };
 
 // A connection's transports as the gateway holds them: the TCP transport at the bottom and the

@@ -9,7 +9,9 @@
 
 namespace sb::gateway {
 
-worker::worker(std::size_t index) : index_(index), guard_(ctx_.get_executor()) {}
+worker::worker(std::size_t index) : index_(index), guard_(ctx_.get_executor()) {
+    sessions_.prev_ = sessions_.next_ = &sessions_;
+}
 
 worker::~worker() {
     stop();
@@ -65,15 +67,20 @@ void worker::join() {
     if (thread_.joinable()) thread_.join();
 }
 
-void worker::add_session(std::uint64_t id, std::weak_ptr<net::session> s) { sessions_[id] = std::move(s); }
-
-void worker::remove_session(std::uint64_t id) { sessions_.erase(id); }
+void worker::add_session(session_link& l, std::weak_ptr<net::session> s) {
+    l.session_ = std::move(s);
+    if (l.prev_) return;
+    l.prev_ = sessions_.prev_;
+    l.next_ = &sessions_;
+    sessions_.prev_->next_ = &l;
+    sessions_.prev_ = &l;
+}
 
 void worker::stop_sessions() {
     // Copy first: stop() may complete synchronously and remove entries.
     std::vector<std::shared_ptr<net::session>> live;
-    for (auto& [id, w] : sessions_)
-        if (auto s = w.lock()) live.push_back(std::move(s));
+    for (auto* l = sessions_.next_; l != &sessions_; l = l->next_)
+        if (auto s = l->session_.lock()) live.push_back(std::move(s));
     for (auto& s : live) s->stop();
 }
 

@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <memory>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -19,6 +18,30 @@
 #include "gateway/task_queue.hpp"
 
 namespace sb::gateway {
+
+// A live connection as its worker lists it, embedded in the connection (its bottom transport):
+// no allocation per connection, and leaving the list is the link's destruction. Linked and
+// unlinked on the worker's thread.
+class session_link {
+public:
+    session_link() = default;
+    session_link(const session_link&) = delete;
+    session_link& operator=(const session_link&) = delete;
+    ~session_link() { unlink(); }
+
+    void unlink() noexcept {
+        if (!prev_) return;
+        prev_->next_ = next_;
+        next_->prev_ = prev_;
+        prev_ = next_ = nullptr;
+    }
+
+private:
+    friend class worker;
+    session_link* prev_ = nullptr;
+    session_link* next_ = nullptr;
+    std::weak_ptr<net::session> session_;
+};
 
 class worker final : public core::executor {
 public:
@@ -36,9 +59,10 @@ public:
     void stop() noexcept;     // the loop returns once current handlers finish
     void join();
 
-    // Live sessions of this worker; called on the worker's thread only.
-    void add_session(std::uint64_t id, std::weak_ptr<net::session> s);
-    void remove_session(std::uint64_t id);
+    // Live sessions of this worker; called on the worker's thread only. `l` (in the
+    // connection) is listed until it is destroyed; adding it again replaces its session (the
+    // front hands a connection to the session its protocol needs).
+    void add_session(session_link& l, std::weak_ptr<net::session> s);
     void stop_sessions();     // graceful stop of every session (shutdown)
 
     // The watchdog: once started, the loop stamps the time every `tick`; a loop held up by a
@@ -52,9 +76,10 @@ private:
     void watchdog_tick();
 
     const std::size_t index_;
-    // Declared before the io_context so that they outlive it: handlers destroyed with the
-    // context may release the last reference to a session, which then unregisters itself.
-    std::unordered_map<std::uint64_t, std::weak_ptr<net::session>> sessions_;
+    // Declared before the io_context so that it outlives it: handlers destroyed with the
+    // context may release the last reference to a session, which then unlinks itself. The
+    // head of a circular list.
+    session_link sessions_;
     task_queue inbox_;
 
     boost::asio::io_context ctx_{1};
