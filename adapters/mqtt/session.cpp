@@ -181,23 +181,23 @@ public:
                                   core::executor* home) {
         std::lock_guard lock(mutex_);
         auto& e = entries_[id];
-        if (e.will_cancel) {
+        if (e.more && e.more->will_cancel) {
             // MQTT 5 §3.1.2.5: a reconnect within the will delay means no will; a clean start
             // ends the session, and a session's end sends the will at once (as Mosquitto does).
-            if (!e.will_cancel->done.exchange(true) && clean) broker_.publish(e.will_cancel->msg, {});
-            e.will_cancel.reset();
+            if (!e.more->will_cancel->done.exchange(true) && clean) broker_.publish(e.more->will_cancel->msg, {});
+            e.more->will_cancel.reset();
         }
         if (auto live = e.live.lock()) {
-            if (e.waiting) {
-                if (auto older = e.waiting->who.lock())
-                    e.waiting->home->post([older, clean] { older->on_taken_over(clean); });
+            auto& m = e.extra();
+            if (m.waiting) {
+                if (auto older = m.waiting->who.lock())
+                    m.waiting->home->post([older, clean] { older->on_taken_over(clean); });
             }
-            e.waiting = waiter{clean, who, home};
+            m.waiting = waiter{clean, who, home};
             e.live_home->post([live, clean] { live->on_taken_over(clean); });
             return std::nullopt;
         }
         e.live = who;
-        e.live_raw = who.get();
         e.live_home = home;
         return decide(e, clean);
     }
@@ -206,38 +206,39 @@ public:
     void release(const std::string& id, const claimant* who, std::shared_ptr<saved_state> state) {
         std::lock_guard lock(mutex_);
         auto it = entries_.find(id);
-        if (it == entries_.end() || it->second.live_raw != who) return;
+        // `who` is alive (it is calling): a live entry that does not lock to it is another's.
+        if (it == entries_.end() || it->second.live.lock().get() != who) return;
         auto& e = it->second;
         e.live.reset();
-        e.live_raw = nullptr;
         if (state) {
             state->disconnected_at = clock::now();
-            e.saved = std::move(state);
+            e.extra().saved = std::move(state);
         }
-        if (e.waiting) {
-            auto w = std::move(*e.waiting);
-            e.waiting.reset();
+        if (e.more && e.more->waiting) {
+            auto w = std::move(*e.more->waiting);
+            e.more->waiting.reset();
             if (auto next = w.who.lock()) {
                 e.live = w.who;
-                e.live_raw = next.get();
                 e.live_home = w.home;
                 w.home->post([next, c = decide(e, w.clean)]() mutable { next->on_claimed(std::move(c)); });
             }
         }
-        if (!e.live_raw && !e.saved && !e.will_cancel) entries_.erase(it);
+        e.shrink();
+        if (e.live.expired() && !e.more) entries_.erase(it);
     }
 
     void set_pending_will(const std::string& id, std::shared_ptr<pending_will> cancel) {
         std::lock_guard lock(mutex_);
-        entries_[id].will_cancel = std::move(cancel);
+        entries_[id].extra().will_cancel = std::move(cancel);
     }
 
     void will_done(const std::string& id) {
         std::lock_guard lock(mutex_);
         auto it = entries_.find(id);
-        if (it == entries_.end()) return;
-        it->second.will_cancel.reset();
-        if (!it->second.live_raw && !it->second.saved) entries_.erase(it);
+        if (it == entries_.end() || !it->second.more) return;
+        it->second.more->will_cancel.reset();
+        it->second.shrink();
+        if (it->second.live.expired() && !it->second.more) entries_.erase(it);
     }
 
     // At start: persistent sessions rebuilt from the durable subscriptions the store kept.
@@ -248,10 +249,10 @@ public:
             const auto sep = r.name.find(durable_separator);
             if (sep == std::string::npos) continue;
             const auto client = r.name.substr(durable_prefix.size(), sep - durable_prefix.size());
-            auto& e = entries_[client];
-            if (!e.saved) {
-                e.saved = std::make_shared<saved_state>();
-                e.saved->disconnected_at = clock::now();
+            auto& saved = entries_[client].extra().saved;
+            if (!saved) {
+                saved = std::make_shared<saved_state>();
+                saved->disconnected_at = clock::now();
             }
             sub_state s;
             s.filter = r.name.substr(sep + 1);
@@ -262,8 +263,8 @@ public:
             s.no_local = data_field(r.data, "nl") != 0;
             s.retain_as_published = data_field(r.data, "rap") != 0;
             s.subscription_id = std::uint32_t(data_field(r.data, "sid"));
-            e.saved->expiry_s = std::uint32_t(data_field(r.data, "exp"));
-            e.saved->subs.push_back(std::move(s));   // consumer 0: subscribed again on resume
+            saved->expiry_s = std::uint32_t(data_field(r.data, "exp"));
+            saved->subs.push_back(std::move(s));   // consumer 0: subscribed again on resume
         }
     }
 
@@ -272,9 +273,10 @@ public:
         std::lock_guard lock(mutex_);
         for (auto it = entries_.begin(); it != entries_.end();) {
             auto& e = it->second;
-            if (!e.live_raw && e.saved && e.saved->expired(now)) {
-                out.push_back(std::move(e.saved));
-                if (!e.will_cancel) {
+            if (e.live.expired() && e.more && e.more->saved && e.more->saved->expired(now)) {
+                out.push_back(std::move(e.more->saved));
+                e.shrink();
+                if (!e.more) {
                     it = entries_.erase(it);
                     continue;
                 }
@@ -290,24 +292,38 @@ private:
         std::weak_ptr<claimant> who;
         core::executor* home;
     };
-    struct entry {
-        std::weak_ptr<claimant> live;
-        const claimant* live_raw = nullptr;
-        core::executor* live_home = nullptr;
+    // What a client id has besides its live connection; most have nothing of it.
+    struct entry_extra {
         std::shared_ptr<saved_state> saved;
         std::optional<waiter> waiting;
         std::shared_ptr<pending_will> will_cancel;
     };
+    // One per connected client id (and per kept session): small, as every idle connection has one.
+    struct entry {
+        std::weak_ptr<claimant> live;
+        core::executor* live_home = nullptr;
+        std::unique_ptr<entry_extra> more;
+
+        entry_extra& extra() {
+            if (!more) more = std::make_unique<entry_extra>();
+            return *more;
+        }
+        void shrink() {
+            if (more && !more->saved && !more->waiting && !more->will_cancel) more.reset();
+        }
+    };
 
     claim decide(entry& e, bool clean) {
         claim c;
-        if (!e.saved) return c;
-        if (clean || e.saved->expired(clock::now())) {
-            c.discard = std::move(e.saved);
+        if (!e.more || !e.more->saved) return c;
+        auto& saved = e.more->saved;
+        if (clean || saved->expired(clock::now())) {
+            c.discard = std::move(saved);
         } else {
-            c.state = std::move(e.saved);
+            c.state = std::move(saved);
             c.resumed = true;
         }
+        e.shrink();
         return c;
     }
 
@@ -345,6 +361,27 @@ struct pending_ack {
 struct delayed_will {
     delayed_will(boost::asio::any_io_executor ex) : timer(ex) {}
     boost::asio::steady_timer timer;
+};
+
+// What a connection holds once it subscribes or sends QoS>0 messages. An idle connection (most
+// of them, in a large deployment) holds none of it: one pointer instead of a dozen containers.
+struct traffic {
+    std::unordered_map<std::string, std::unique_ptr<sub_state>> subs;
+    std::unordered_map<core::consumer_id, sub_state*> by_consumer;
+    std::map<std::uint16_t, outbound> in_flight;   // QoS>0 sent, not yet acknowledged, by packet id
+    std::unordered_map<core::delivery_tag, std::uint16_t> resend_ids;
+    net::lazy_deque<std::pair<core::consumer_id, core::delivery>> waiting;
+    std::uint16_t next_id = 0;
+    std::set<std::uint16_t> inbound_qos2;
+    // Deliveries waiting for an acknowledgement to go out first (see on_delivery), and what
+    // they wait for: consumers whose SUBACK, messages whose PUBACK / PUBREC is still pending.
+    net::lazy_deque<std::pair<core::consumer_id, core::delivery>> held;
+    std::unordered_multiset<core::consumer_id> subscribing;
+    std::unordered_multiset<core::message_id> acking;
+    std::unordered_map<core::consumer_id, std::uint32_t> held_count;
+    std::unordered_map<std::uint16_t, std::string> aliases;
+    std::unordered_map<std::string, std::uint16_t> out_aliases;
+    std::vector<std::string> storage;   // scratch for a delivery's v5 properties
 };
 
 class session final : public net::session,
@@ -408,50 +445,52 @@ public:
 
     void on_delivery(core::consumer_id id, core::delivery d) override {
         if (state_ == state::closing) return;   // a persistent session gets it again on attach
-        if (!held_.empty() || held_back(id, *d.msg)) {
+        if (!tr().held.empty() || held_back(id, *d.msg)) {
             // The acknowledgement of the packet that caused it goes first (MQTT 5 §3.8.4: SUBACK
             // before the retained messages; the PUBACK / PUBREC before the publisher's own copy).
-            held_->push_back({id, std::move(d)});
+            tr().held->push_back({id, std::move(d)});
             // But never at the price of a stall: an acknowledgement can wait for the kernel's
             // flow control, which waits for subscribers to drain, maybe this one. Once held
             // deliveries take a consumer's whole prefetch, the oldest go out as they are.
-            if (++held_count_[id] >= held_limit(id)) release_held(id);
+            if (++tr().held_count[id] >= held_limit(id)) release_held(id);
             return;
         }
         dispatch(id, std::move(d));
     }
 
     std::uint32_t held_limit(core::consumer_id id) const {
-        auto it = by_consumer_.find(id);
-        return it != by_consumer_.end() && it->second->prefetch ? it->second->prefetch : 1;
+        auto it = traffic_->by_consumer.find(id);
+        return it != traffic_->by_consumer.end() && it->second->prefetch ? it->second->prefetch : 1;
     }
 
     bool held_back(core::consumer_id id, const core::message& m) const {
-        return (!subscribing_.empty() && subscribing_.contains(id)) ||
-               (m.origin_connection == conn_ && !acking_.empty() && acking_.contains(m.id));
+        const auto& t = *traffic_;   // a delivery means a subscription
+        return (!t.subscribing.empty() && t.subscribing.contains(id)) ||
+               (m.origin_connection == conn_ && !t.acking.empty() && t.acking.contains(m.id));
     }
 
     // Deliveries whose acknowledgement has gone out, in arrival order; with `starved`, also
     // those before, until consumer `starved` has room in its prefetch again.
     void release_held(core::consumer_id starved = 0) {
+        if (!traffic_) return;
         const auto starving = [&] {
-            auto c = starved ? held_count_.find(starved) : held_count_.end();
-            return c != held_count_.end() && c->second >= held_limit(starved);
+            auto c = starved ? tr().held_count.find(starved) : tr().held_count.end();
+            return c != tr().held_count.end() && c->second >= held_limit(starved);
         };
-        while (!held_.empty()) {
-            auto& [id, d] = held_->front();
+        while (!tr().held.empty()) {
+            auto& [id, d] = tr().held->front();
             if (held_back(id, *d.msg) && !starving()) break;
-            auto item = std::move(held_->front());
-            held_->pop_front();
-            if (auto c = held_count_.find(item.first); c != held_count_.end() && --c->second == 0) held_count_.erase(c);
+            auto item = std::move(tr().held->front());
+            tr().held->pop_front();
+            if (auto c = tr().held_count.find(item.first); c != tr().held_count.end() && --c->second == 0) tr().held_count.erase(c);
             dispatch(item.first, std::move(item.second));
         }
-        held_.release_if_empty();
+        tr().held.release_if_empty();
     }
 
     void dispatch(core::consumer_id id, core::delivery d) {
-        auto it = by_consumer_.find(id);
-        if (it == by_consumer_.end()) return;
+        auto it = tr().by_consumer.find(id);
+        if (it == tr().by_consumer.end()) return;
         if (flow_.hold(id, d, out_.size() + wbuf_.size())) return;   // output full: sent later
         const auto& sub = *it->second;
         const auto matched = match_subscriptions(sub, d, nullptr);
@@ -460,9 +499,9 @@ public:
             return;
         }
         const std::uint8_t qos = matched.qos;
-        if (qos > 0 && (outbound_.size() >= client_receive_max_ || !waiting_.empty())) {
+        if (qos > 0 && (tr().in_flight.size() >= client_receive_max_ || !tr().waiting.empty())) {
             // MQTT 5 §4.9: never more unacknowledged QoS>0 messages than the client allows.
-            waiting_->push_back({id, std::move(d)});
+            tr().waiting->push_back({id, std::move(d)});
             return;
         }
         send_delivery(sub, id, d, qos);
@@ -496,14 +535,15 @@ public:
     // ---- output flow (net::flow_target) -------------------------------------------------
 
     void pause_consumers(bool pause) override {
-        for (auto& [filter, sub] : subs_) {
+        if (!traffic_) return;
+        for (auto& [filter, sub] : traffic_->subs) {
             if (pause) broker_.pause(sub->consumer, sub->dest);
             else broker_.resume(sub->consumer, sub->dest);
         }
     }
 
     bool on_output_stalled(std::chrono::milliseconds stalled) override {
-        if (state_ == state::closing || subs_.empty()) return false;
+        if (state_ == state::closing || !subscribed()) return false;
         log()->warn("conn={} peer={} proto=mqtt client_id={} reason=slow_consumer detail=\"output not read for {} ms\"",
                     conn_, transport_->peer(), client_id_, stalled.count());
         close_now(true);
@@ -633,7 +673,6 @@ private:
         if (c.password) password.assign(reinterpret_cast<const char*>(c.password->data()), c.password->size());
         auto who = auth_.authenticate(user, password);
         if (!who) return refuse(reason::bad_user_name_or_password, connack_v3::bad_user_name_or_password);
-        user_ = who->user;
 
         client_id_ = std::string(c.client_id);
         clean_start_ = c.clean_start;
@@ -740,15 +779,15 @@ private:
     // A resumed persistent session: its subscriptions come back to this connection, unacked
     // messages are sent again (with DUP) and pending PUBRELs repeated.
     void resume_state(saved_state& s) {
-        inbound_qos2_ = std::move(s.inbound_qos2);
+        tr().inbound_qos2 = std::move(s.inbound_qos2);
         for (auto& [id, o] : s.outbound_by_id) {
             if (o.released) {
-                outbound_[id] = o;
+                tr().in_flight[id] = o;
                 pubrel rel;
                 rel.packet_id = id;
                 encode(packet{rel}, version_, out_);
             } else {
-                resend_ids_[o.tag] = id;   // the redelivery reuses its packet id
+                tr().resend_ids[o.tag] = id;   // the redelivery reuses its packet id
             }
         }
         for (auto& sub : s.subs) {
@@ -765,10 +804,10 @@ private:
             } else {
                 broker_.attach(owned->consumer, owned->dest, weak_from_this(), {});
             }
-            by_consumer_[owned->consumer] = owned.get();
+            tr().by_consumer[owned->consumer] = owned.get();
             owned->overlaps = 0;   // counted again among this connection's subscriptions
             link_overlaps(*owned);
-            subs_[owned->filter] = std::move(owned);
+            tr().subs[owned->filter] = std::move(owned);
         }
         flush();
     }
@@ -780,10 +819,10 @@ private:
                 if (*alias == 0 || *alias > settings_->topic_alias_maximum)
                     return fail(reason::topic_alias_invalid, "topic alias out of range");
                 if (!topic.empty()) {
-                    aliases_[*alias] = std::string(topic);
+                    tr().aliases[*alias] = std::string(topic);
                 } else {
-                    auto it = aliases_.find(*alias);
-                    if (it == aliases_.end()) return fail(reason::protocol_error, "unknown topic alias");
+                    auto it = tr().aliases.find(*alias);
+                    if (it == tr().aliases.end()) return fail(reason::protocol_error, "unknown topic alias");
                     topic = it->second;
                 }
             }
@@ -794,13 +833,13 @@ private:
         if (!valid_topic_name(topic)) return fail(reason::topic_name_invalid, "invalid topic name");
         if (p.retain && !settings_->retain_available) return fail(reason::retain_not_supported, "retain not supported");
 
-        if (p.qos == 2 && inbound_qos2_.contains(p.packet_id)) {
+        if (p.qos == 2 && tr().inbound_qos2.contains(p.packet_id)) {
             // A retransmission before PUBREL: already accepted once (exactly once).
             pending_ack a{packet_type::pubrec, p.packet_id, 0, 0, {}};
             acks_->push_back(std::move(a));
             return flush_acks();
         }
-        if (p.qos > 0 && acks_.size() + inbound_qos2_.size() >= settings_->receive_maximum && version_ == version::v5)
+        if (p.qos > 0 && acks_.size() + tr().inbound_qos2.size() >= settings_->receive_maximum && version_ == version::v5)
             return fail(reason::receive_maximum_exceeded, "receive maximum exceeded");
         if (server_topic(topic)) {
             // Not published. v5 is told 0x87; v3 has no way to say it, so (like mosquitto) its
@@ -808,7 +847,7 @@ private:
             log()->debug("conn={} client_id={} publish to server topic refused topic={}", conn_, client_id_, topic);
             if (p.qos == 0) return;
             const auto code = version_ == version::v5 ? std::uint8_t(reason::not_authorized) : std::uint8_t(0);
-            if (p.qos == 2 && code == 0) inbound_qos2_.insert(p.packet_id);
+            if (p.qos == 2 && code == 0) tr().inbound_qos2.insert(p.packet_id);
             acks_->push_back(pending_ack{p.qos == 1 ? packet_type::puback : packet_type::pubrec, p.packet_id, 0, code, {}});
             return flush_acks();
         }
@@ -826,12 +865,12 @@ private:
             });
             return;
         }
-        if (p.qos == 2) inbound_qos2_.insert(p.packet_id);
+        if (p.qos == 2) tr().inbound_qos2.insert(p.packet_id);
         // Only a connection with subscriptions can get its own message back before this ack:
         // a publisher-only one (the common case) tracks nothing.
-        const core::message_id own = subs_.empty() ? 0 : m->id;
+        const core::message_id own = tr().subs.empty() ? 0 : m->id;
         acks_->push_back(pending_ack{p.qos == 1 ? packet_type::puback : packet_type::pubrec, p.packet_id, 1, 0, {}, own, {}});
-        if (own) acking_.insert(own);
+        if (own) tr().acking.insert(own);
         auto* a = &acks_->back();
         auto done = [self = shared_from_this(), a](core::publish_status s, std::size_t matched) {
             if (self->state_ == state::closing) return;
@@ -847,7 +886,7 @@ private:
     }
 
     void on_pubrel(const pubrel& r) {
-        const bool known = inbound_qos2_.erase(r.packet_id) > 0;
+        const bool known = tr().inbound_qos2.erase(r.packet_id) > 0;
         pending_ack a{packet_type::pubcomp, r.packet_id, 0, 0, {}};
         if (!known && version_ == version::v5) a.code = std::uint8_t(reason::packet_identifier_not_found);
         acks_->push_back(std::move(a));
@@ -855,8 +894,8 @@ private:
     }
 
     void on_pubrec(const pubrec& r) {
-        auto it = outbound_.find(r.packet_id);
-        if (it == outbound_.end() || it->second.qos != 2) {
+        auto it = tr().in_flight.find(r.packet_id);
+        if (it == tr().in_flight.end() || it->second.qos != 2) {
             if (version_ == version::v5) {
                 pubrel rel;
                 rel.packet_id = r.packet_id;
@@ -877,10 +916,10 @@ private:
     }
 
     void on_outbound_done(std::uint16_t id) {
-        auto it = outbound_.find(id);
-        if (it == outbound_.end()) return;   // MQTT tolerates a late or repeated ack
+        auto it = tr().in_flight.find(id);
+        if (it == tr().in_flight.end()) return;   // MQTT tolerates a late or repeated ack
         if (!it->second.released) broker_.ack(it->second.consumer, {it->second.tag});
-        outbound_.erase(it);
+        tr().in_flight.erase(it);
         send_waiting();
     }
 
@@ -907,7 +946,7 @@ private:
                 a.codes.push_back(invalid);
                 continue;
             }
-            if (auto old = subs_.find(std::string(t.filter)); old != subs_.end() && old->second->share_group == group) {
+            if (auto old = tr().subs.find(std::string(t.filter)); old != tr().subs.end() && old->second->share_group == group) {
                 // MQTT §3.8.4: the same filter again replaces the options but must not interrupt
                 // the flow of messages (a resumed session re-subscribing keeps what was queued),
                 // so the kernel subscription stays.
@@ -960,16 +999,16 @@ private:
         }
         a.waiting = adds.size();
         for (auto& [sub, opt] : adds) a.consumers.push_back(sub->consumer);
-        subscribing_.insert(a.consumers.begin(), a.consumers.end());
+        tr().subscribing.insert(a.consumers.begin(), a.consumers.end());
         acks_->push_back(std::move(a));
         auto* ack = &acks_->back();
         for (auto& [sub, opt] : adds) {
-            if (auto old = subs_.find(sub->filter); old != subs_.end()) {
+            if (auto old = tr().subs.find(sub->filter); old != tr().subs.end()) {
                 // The same filter twice in one SUBSCRIBE: the later one wins.
                 end_subscription(*old->second);
-                subs_.erase(old);
+                tr().subs.erase(old);
             }
-            by_consumer_[sub->consumer] = sub.get();
+            tr().by_consumer[sub->consumer] = sub.get();
             auto done = [self = shared_from_this(), ack] { self->complete(ack); };
             if (!sub->durable.empty())
                 broker_.subscribe_durable(sub->consumer, sub->durable, sub->topic, opt, weak_from_this(), std::move(done),
@@ -978,7 +1017,7 @@ private:
                 broker_.subscribe(sub->consumer, sub->dest, opt, weak_from_this(), std::move(done));
             auto key = sub->filter;
             link_overlaps(*sub);
-            subs_[key] = std::move(sub);
+            tr().subs[key] = std::move(sub);
         }
         flush_acks();
     }
@@ -988,10 +1027,10 @@ private:
         std::vector<sub_state*> ends;
         std::set<std::string_view> seen;
         for (auto f : u.filters) {
-            auto it = subs_.find(std::string(f));
+            auto it = tr().subs.find(std::string(f));
             // A filter repeated in the same UNSUBSCRIBE finds nothing left the second time
             // (MQTT 5 §3.10.4: one reason code per filter; 0x11 No subscription existed).
-            if (it == subs_.end() || !seen.insert(f).second) {
+            if (it == tr().subs.end() || !seen.insert(f).second) {
                 a.codes.push_back(std::uint8_t(reason::no_subscription_existed));
                 continue;
             }
@@ -1004,7 +1043,7 @@ private:
         for (auto* s : ends) {
             end_subscription(*s, [self = shared_from_this(), ack] { self->complete(ack); });
             const std::string key = s->filter;   // not a reference into the erased element
-            subs_.erase(key);
+            tr().subs.erase(key);
         }
         flush_acks();
     }
@@ -1023,6 +1062,12 @@ private:
     }
 
     // ---- acks to the client, in order ---------------------------------------------------
+
+    traffic& tr() {
+        if (!traffic_) traffic_ = std::make_unique<traffic>();
+        return *traffic_;
+    }
+    bool subscribed() const noexcept { return traffic_ && !traffic_->subs.empty(); }
 
     void complete(pending_ack* a) {
         if (state_ == state::closing) return;
@@ -1045,9 +1090,9 @@ private:
                 break;
             default: break;
             }
-            if (auto m = a.msg ? acking_.find(a.msg) : acking_.end(); m != acking_.end()) acking_.erase(m);
+            if (auto m = a.msg ? tr().acking.find(a.msg) : tr().acking.end(); m != tr().acking.end()) tr().acking.erase(m);
             for (auto c : a.consumers)
-                if (auto it = subscribing_.find(c); it != subscribing_.end()) subscribing_.erase(it);
+                if (auto it = tr().subscribing.find(c); it != tr().subscribing.end()) tr().subscribing.erase(it);
             acks_->pop_front();
         }
         acks_.release_if_empty();   // nothing waits on an element now: idle sessions hold nothing
@@ -1059,8 +1104,8 @@ private:
 
     std::uint16_t next_packet_id() {
         for (;;) {
-            if (++next_id_ == 0) next_id_ = 1;
-            if (!outbound_.contains(next_id_)) return next_id_;
+            if (++tr().next_id == 0) tr().next_id = 1;
+            if (!tr().in_flight.contains(tr().next_id)) return tr().next_id;
         }
     }
 
@@ -1075,10 +1120,10 @@ private:
         return opt;
     }
 
-    // `s` is about to join subs_ (or has just left it): the counts of the filters it may overlap.
+    // `s` is about to join the subscriptions (or has just left it): the counts of the filters it may overlap.
     void link_overlaps(sub_state& s) {
         if (!s.share_group.empty()) return;
-        for (auto& [f, o] : subs_) {
+        for (auto& [f, o] : tr().subs) {
             if (o.get() == &s || !o->share_group.empty() || !may_overlap(o->topic.name, s.topic.name)) continue;
             ++o->overlaps;
             ++s.overlaps;
@@ -1087,7 +1132,7 @@ private:
 
     void unlink_overlaps(sub_state& s) {
         if (!s.share_group.empty() || s.overlaps == 0) return;
-        for (auto& [f, o] : subs_)
+        for (auto& [f, o] : tr().subs)
             if (o.get() != &s && o->share_group.empty() && o->overlaps > 0 && may_overlap(o->topic.name, s.topic.name))
                 --o->overlaps;
         s.overlaps = 0;
@@ -1120,7 +1165,7 @@ private:
             take(via);
             return r;
         }
-        for (const auto& [f, s] : subs_)
+        for (const auto& [f, s] : traffic_->subs)
             if (s->share_group.empty() && core::matches(s->topic.name, m.dest.name)) take(*s);
         return r;
     }
@@ -1136,14 +1181,14 @@ private:
         std::uint16_t alias = 0;
         bool send_topic = true;
         if (version_ == version::v5) {
-            publish_properties(m, now, props, storage_);
+            publish_properties(m, now, props, tr().storage);
             if (client_alias_max_ > 0) {
-                if (auto it = out_aliases_.find(topic); it != out_aliases_.end()) {
+                if (auto it = tr().out_aliases.find(topic); it != tr().out_aliases.end()) {
                     alias = it->second;
                     send_topic = false;
-                } else if (out_aliases_.size() < client_alias_max_) {
-                    alias = std::uint16_t(out_aliases_.size() + 1);
-                    out_aliases_.emplace(topic, alias);
+                } else if (tr().out_aliases.size() < client_alias_max_) {
+                    alias = std::uint16_t(tr().out_aliases.size() + 1);
+                    tr().out_aliases.emplace(topic, alias);
                 }
                 if (alias) props.topic_alias = alias;
             }
@@ -1151,10 +1196,10 @@ private:
         std::uint16_t pid = 0;
         bool dup = false;
         if (qos > 0) {
-            if (auto r = resend_ids_.find(d.tag); r != resend_ids_.end() && !outbound_.contains(r->second)) {
+            if (auto r = tr().resend_ids.find(d.tag); r != tr().resend_ids.end() && !tr().in_flight.contains(r->second)) {
                 pid = r->second;
                 dup = true;
-                resend_ids_.erase(r);
+                tr().resend_ids.erase(r);
             } else {
                 pid = next_packet_id();
                 dup = d.redeliveries > 0;
@@ -1167,25 +1212,25 @@ private:
         if (client_max_packet_ && out_.size() - mark > client_max_packet_) {
             // MQTT 5 §3.1.2.11.4: a packet over the client's maximum is not sent; it is dropped.
             out_.resize(mark);
-            if (alias && send_topic) out_aliases_.erase(topic);   // the alias was never sent
+            if (alias && send_topic) tr().out_aliases.erase(topic);   // the alias was never sent
             return broker_.ack(id, {d.tag});
         }
         if (qos == 0) {
             settlements_.note(id, d.tag);
         } else {
-            outbound_[pid] = outbound{id, d.tag, qos, false};
+            tr().in_flight[pid] = outbound{id, d.tag, qos, false};
         }
     }
 
     void send_waiting() {
-        while (!waiting_.empty() && outbound_.size() < client_receive_max_) {
-            auto [id, d] = std::move(waiting_->front());
-            waiting_->pop_front();
-            auto it = by_consumer_.find(id);
-            if (it == by_consumer_.end()) continue;
+        while (!tr().waiting.empty() && tr().in_flight.size() < client_receive_max_) {
+            auto [id, d] = std::move(tr().waiting->front());
+            tr().waiting->pop_front();
+            auto it = tr().by_consumer.find(id);
+            if (it == tr().by_consumer.end()) continue;
             send_delivery(*it->second, id, d, match_subscriptions(*it->second, d, nullptr).qos);
         }
-        waiting_.release_if_empty();
+        tr().waiting.release_if_empty();
         flush();
     }
 
@@ -1198,7 +1243,7 @@ private:
         writing_ = true;
         std::swap(out_, wbuf_);
         settlements_.write_started();
-        flow_.write_started(transport_->get_executor(), weak_from_this(), !subs_.empty());
+        flow_.write_started(transport_->get_executor(), weak_from_this(), subscribed());
         transport_->async_write(std::as_bytes(std::span(wbuf_.data(), wbuf_.size())), shared_from_this());
     }
 
@@ -1222,14 +1267,14 @@ private:
 
     void end_subscription(sub_state& s, std::function<void()> done = {}) {
         if (state_ != state::closing) unlink_overlaps(s);
-        by_consumer_.erase(s.consumer);
+        tr().by_consumer.erase(s.consumer);
         flow_.forget(s.consumer);   // kept, never encoded: unsettled, the kernel requeues them
         settlements_.settle_consumer(broker_, s.consumer);   // QoS 0 already encoded was sent
-        std::erase_if(outbound_, [&](const auto& o) { return o.second.consumer == s.consumer; });
-        std::erase_if(*waiting_, [&](const auto& w) { return w.first == s.consumer; });
-        if (!held_.empty()) std::erase_if(*held_, [&](const auto& w) { return w.first == s.consumer; });
-        held_count_.erase(s.consumer);
-        subscribing_.erase(s.consumer);
+        std::erase_if(tr().in_flight, [&](const auto& o) { return o.second.consumer == s.consumer; });
+        std::erase_if(*tr().waiting, [&](const auto& w) { return w.first == s.consumer; });
+        if (!tr().held.empty()) std::erase_if(*tr().held, [&](const auto& w) { return w.first == s.consumer; });
+        tr().held_count.erase(s.consumer);
+        tr().subscribing.erase(s.consumer);
         broker_.unsubscribe(s.consumer, s.dest, std::move(done));
         if (!s.durable.empty()) broker_.unsubscribe_durable(s.durable);   // the session no longer wants it
     }
@@ -1262,21 +1307,27 @@ private:
             keep = std::make_shared<saved_state>();
             keep->expiry_s = session_expiry_s_;
             keep->subscriber = subscriber_;
-            keep->inbound_qos2 = std::move(inbound_qos2_);
-            for (auto& [id, o] : outbound_) keep->outbound_by_id[id] = o;
             settlements_.settle_all(broker_);   // QoS 0 in flight was (being) written
-            for (auto& [f, s] : subs_) {
-                keep->subs.push_back(*s);
-                broker_.attach(s->consumer, s->dest, {}, {});   // detached: queue, never hold producers
+            if (traffic_) {
+                auto& t = *traffic_;
+                keep->inbound_qos2 = std::move(t.inbound_qos2);
+                for (auto& [id, o] : t.in_flight) keep->outbound_by_id[id] = o;
+                for (auto& [f, s] : t.subs) {
+                    keep->subs.push_back(*s);
+                    broker_.attach(s->consumer, s->dest, {}, {});   // detached: queue, never hold producers
+                }
             }
-        } else {
-            for (auto& [f, s] : subs_) end_subscription(*s);
+        } else if (traffic_) {
+            for (auto& [f, s] : traffic_->subs) end_subscription(*s);
         }
-        subs_.clear();
-        by_consumer_.clear();
-        waiting_.clear();
-        held_.clear();
-        held_count_.clear();
+        if (traffic_) {
+            auto& t = *traffic_;
+            t.subs.clear();
+            t.by_consumer.clear();
+            t.waiting.clear();
+            t.held.clear();
+            t.held_count.clear();
+        }
         registry_->release(client_id_, this, std::move(keep));
     }
 
@@ -1353,7 +1404,7 @@ private:
 
     state state_ = state::awaiting_connect;
     version version_ = version::v3_1_1;
-    std::string client_id_, user_;
+    std::string client_id_;
     bool clean_start_ = true, assigned_id_ = false, server_keepalive_ = false;
     bool reading_ = false, writing_ = false, paused_ = false, closed_ = false, abnormal_ = false;
     std::uint32_t session_expiry_s_ = 0;
@@ -1370,27 +1421,12 @@ private:
     net::read_buffer in_;
     std::size_t need_ = 0;
     std::string out_, wbuf_;
-    std::vector<std::string> storage_;
     net::write_settlements settlements_;   // QoS 0 deliveries, settled once written
     net::output_flow flow_;                // bounds the output: pauses consumers, ends stalled ones
 
-    std::unordered_map<std::string, std::unique_ptr<sub_state>> subs_;
-    std::unordered_map<core::consumer_id, sub_state*> by_consumer_;
-    std::map<std::uint16_t, outbound> outbound_;
-    std::unordered_map<core::delivery_tag, std::uint16_t> resend_ids_;
-    net::lazy_deque<std::pair<core::consumer_id, core::delivery>> waiting_;
-    std::uint16_t next_id_ = 0;
-    std::set<std::uint16_t> inbound_qos2_;
     net::lazy_deque<pending_ack> acks_;
-    // Deliveries waiting for an acknowledgement to go out first (see on_delivery), and what
-    // they wait for: consumers whose SUBACK, messages whose PUBACK / PUBREC is still pending.
-    net::lazy_deque<std::pair<core::consumer_id, core::delivery>> held_;
-    std::unordered_multiset<core::consumer_id> subscribing_;
-    std::unordered_multiset<core::message_id> acking_;
-    std::unordered_map<core::consumer_id, std::uint32_t> held_count_;
     std::size_t unconfirmed_qos0_ = 0;
-    std::unordered_map<std::uint16_t, std::string> aliases_;
-    std::unordered_map<std::string, std::uint16_t> out_aliases_;
+    std::unique_ptr<traffic> traffic_;   // none until the client subscribes or publishes at QoS>0
 
     clock::time_point last_read_;
 };
