@@ -687,7 +687,7 @@ int run_server(const config& cfg) {
         switch (l.proto) {
         case protocol::stomp:
             make = [&, stomp_cfg](std::unique_ptr<net::transport> t, std::uint64_t conn) {
-                return stomp::make_session(std::move(t), stomp_cfg, broker, *auth, conn);
+                return drive(stomp::make_session(stomp_cfg, broker, *auth, conn), std::move(t));
             };
             break;
         case protocol::mqtt:
@@ -706,7 +706,7 @@ int run_server(const config& cfg) {
             routes->tls = res.tls[li];
             routes->kernel = [&, stomp_cfg, mqtt_cfg](wire w, std::unique_ptr<net::transport> t, std::uint64_t conn) {
                 return w == wire::mqtt ? drive(mqtt::make_session(mqtt_cfg, broker, *auth, mqtt_registry, conn), std::move(t))
-                                       : stomp::make_session(std::move(t), stomp_cfg, broker, *auth, conn);
+                                       : drive(stomp::make_session(stomp_cfg, broker, *auth, conn), std::move(t));
             };
             routes->backend_named = [&table = live.table](const std::string& name) { return table.find(name); };
             routes->adopt = [](std::uint64_t conn, const std::shared_ptr<net::session>& s) {
