@@ -54,48 +54,48 @@ void connection::feed(std::span<const std::uint8_t> bytes) {
     driver_scope scope(*this);
     last_read_ = now();
     if (phase_ >= phase::closing) return;   // lingering: input is drained and dropped
-    if (in_.empty()) {
+    if (!in_) {
         // The usual case: decode straight from the driver's buffer, keep only what is left.
-        const std::size_t used = decode_from(bytes);
-        if (phase_ < phase::closing && used < bytes.size()) in_.assign(bytes.begin() + used, bytes.end());
+        std::size_t need = 0;
+        const std::size_t used = decode_from(bytes, need);
+        if (phase_ < phase::closing && used < bytes.size()) {
+            in_ = std::make_unique<input_state>();
+            in_->bytes.assign(bytes.begin() + static_cast<std::ptrdiff_t>(used), bytes.end());
+            in_->need = need;
+        }
     } else {
-        in_.insert(in_.end(), bytes.begin(), bytes.end());
+        in_->bytes.insert(in_->bytes.end(), bytes.begin(), bytes.end());
         decode_held();
     }
     if (phase_ >= phase::closing) drop_input();
-    if (in_.empty()) on_input_drained();
+    if (!in_) on_input_drained();
 }
 
 void connection::decode_held() {
-    const std::size_t used = decode_from(in_);
-    // Closing during the loop: the frame being handled may still have pointed into in_, so it
-    // is dropped only now.
+    const std::size_t used = decode_from(in_->bytes, in_->need);
+    // Closing during the loop: the frame being handled may still have pointed into the held
+    // bytes, so they are dropped only now.
     if (phase_ >= phase::closing) return drop_input();
-    in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(used));
-    if (in_.empty()) std::vector<std::uint8_t>().swap(in_);   // idle: hold nothing
+    auto& b = in_->bytes;
+    b.erase(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(used));
+    if (b.empty()) in_.reset();   // idle: hold nothing
 }
 
-std::size_t connection::decode_from(std::span<const std::uint8_t> in) {
+std::size_t connection::decode_from(std::span<const std::uint8_t> in, std::size_t& need) {
     std::size_t used = 0;
     while (phase_ < phase::closing && used < in.size() && !blocked()) {
         const auto rest = in.subspan(used);
-        if (need_ > rest.size()) break;
+        if (need > rest.size()) break;
         const step s = decode(rest);
+        need = 0;
         switch (s.what) {
-        case step::kind::need_more: need_ = s.n; return used;
-        case step::kind::skip:
-            need_ = 0;
-            used += s.n;
-            break;
+        case step::kind::need_more: need = s.n; return used;
+        case step::kind::skip: used += s.n; break;
         case step::kind::frame:
-            need_ = 0;
             on_frame();
             used += s.n;
             break;
-        case step::kind::error:
-            need_ = 0;
-            failed(error{error_kind::malformed, s.detail});
-            return used;
+        case step::kind::error: failed(error{error_kind::malformed, s.detail}); return used;
         }
     }
     return used;
@@ -109,29 +109,31 @@ void connection::read_closed() {
 }
 
 std::span<const std::uint8_t> connection::begin_write() {
-    if (writing_ || phase_ == phase::closed) return {};
-    if (wbuf_.empty()) {
-        if (out_.empty()) return {};
-        std::swap(out_, wbuf_);
-        settlements_.write_started();
+    if (writing_ || phase_ == phase::closed || !io_) return {};
+    auto& o = *io_;
+    if (o.wbuf.empty()) {
+        if (o.out.empty()) return {};
+        std::swap(o.out, o.wbuf);
+        o.settlements.write_started();
     }
     writing_ = true;
-    flow_.write_started(now(), !consumers_.empty());
-    return std::span(reinterpret_cast<const std::uint8_t*>(wbuf_.data()), wbuf_.size());
+    flow_.write_started(now(), has_consumers());
+    return std::span(reinterpret_cast<const std::uint8_t*>(o.wbuf.data()), o.wbuf.size());
 }
 
 void connection::write_done(std::size_t n) {
     driver_scope scope(*this);
     writing_ = false;
     last_write_ = now();
-    wbuf_.erase(0, std::min(n, wbuf_.size()));
+    if (!io_) return;
+    io_->wbuf.erase(0, std::min(n, io_->wbuf.size()));
     if (phase_ == phase::closed) return release_output();
-    if (!wbuf_.empty()) return;   // partly written: begin_write() continues with the rest
-    settlements_.write_done(broker_);
+    if (!io_->wbuf.empty()) return;   // partly written: begin_write() continues with the rest
+    io_->settlements.write_done(broker_);
     const bool resume = flow_.written([this] { return queued_output(); },
                                       [this](core::consumer_id id, core::delivery d) { on_delivery(id, std::move(d)); });
     if (resume && phase_ < phase::closing) pause_consumers(false);
-    if (out_.empty()) release_output();
+    if (io_ && io_->out.empty()) release_output();
 }
 
 void connection::write_failed() {
@@ -141,11 +143,12 @@ void connection::write_failed() {
     failed(error{error_kind::peer_closed});
 }
 
+// Nothing queued or being written: an idle connection holds no output storage (the next frame
+// allocates again), unless written deliveries still wait for their settlement.
 void connection::release_output() noexcept {
-    // An idle connection holds no output buffers (the next frame allocates again).
-    std::string().swap(out_);
-    std::string().swap(wbuf_);
-    settlements_.release_if_empty();
+    if (!io_ || writing_ || !io_->wbuf.empty()) return;
+    if (io_->settlements.empty()) io_.reset();
+    else std::string().swap(io_->out);
 }
 
 time_point connection::next_deadline() const noexcept {
@@ -175,7 +178,7 @@ time_point connection::tick(time_point t) {
         case output_flow::verdict::none: break;
         case output_flow::verdict::pause: pause_consumers(true); break;
         case output_flow::verdict::stalled:
-            if (phase_ < phase::closing && !consumers_.empty()) {
+            if (phase_ < phase::closing && has_consumers()) {
                 output_flow::count_slow_consumer();
                 const auto detail = fmt::format("output not read for {} ms", stuck.count());
                 failed(error{error_kind::slow_consumer, detail});
@@ -190,7 +193,7 @@ time_point connection::tick(time_point t) {
         return next_deadline();
     }
     if (send_idle_ms_ && t >= after(last_write_, send_idle_ms_)) {
-        if (!writing_ && out_.empty()) on_send_idle();
+        if (!writing_ && queued_output() == 0) on_send_idle();
         last_write_ = t;   // nothing sent (a write is under way, or nothing to say): look again later
     }
     return next_deadline();
@@ -216,7 +219,6 @@ void connection::close() {
     event_scope scope(*this);
     phase_ = phase::closing;
     phase_deadline_ = after(now(), limits_->linger_ms);
-    need_ = 0;
     flow_.stop();
     on_closing();   // input held is dropped once no decode is under way (feed, decode_held, settle)
 }
@@ -226,13 +228,11 @@ void connection::abort() {
     close();
     phase_ = phase::closed;
     phase_deadline_ = never;
-    std::string().swap(out_);   // never written; wbuf_ may still be the transport's until write_failed
+    if (io_) io_->out.clear();   // never written; wbuf may still be the transport's until write_failed
+    release_output();
 }
 
-void connection::drop_input() noexcept {
-    std::vector<std::uint8_t>().swap(in_);
-    need_ = 0;
-}
+void connection::drop_input() noexcept { in_.reset(); }
 
 // Something ended the normal course: log it, let the protocol answer, and make sure it ends.
 void connection::failed(const error& e) {
@@ -252,15 +252,24 @@ void connection::failed(const error& e) {
     else abort();
 }
 
+void connection::add_consumer(consumer& c) {
+    if (!consumers_) consumers_ = std::make_unique<std::unordered_map<core::consumer_id, consumer*>>();
+    (*consumers_)[c.id] = &c;
+}
+
 consumer* connection::find_consumer(core::consumer_id id) const noexcept {
-    auto it = consumers_.find(id);
-    return it == consumers_.end() ? nullptr : it->second;
+    if (!consumers_) return nullptr;
+    auto it = consumers_->find(id);
+    return it == consumers_->end() ? nullptr : it->second;
 }
 
 void connection::release_consumer(consumer& c) {
-    consumers_.erase(c.id);
+    if (consumers_) {
+        consumers_->erase(c.id);
+        if (consumers_->empty()) consumers_.reset();
+    }
     flow_.forget(c.id);
-    settlements_.settle_consumer(broker_, c.id);
+    if (io_) io_->settlements.settle_consumer(broker_, c.id);
 }
 
 void connection::end_consumer(consumer& c, std::function<void()> done) {
@@ -269,7 +278,8 @@ void connection::end_consumer(consumer& c, std::function<void()> done) {
 }
 
 void connection::pause_consumers(bool pause) {
-    for (auto& [id, c] : consumers_) {
+    if (!consumers_) return;
+    for (auto& [id, c] : *consumers_) {
         if (pause) broker_.pause(id, c->dest);
         else broker_.resume(id, c->dest);
     }
@@ -278,10 +288,10 @@ void connection::pause_consumers(bool pause) {
 void connection::on_delivery(core::consumer_id id, core::delivery d) {
     event_scope scope(*this);
     if (phase_ >= phase::closing) return;   // the kernel requeues it
-    auto it = consumers_.find(id);
-    if (it == consumers_.end()) return;
+    auto* c = find_consumer(id);
+    if (!c) return;
     if (flow_.hold(id, d, queued_output())) return;   // output full: encoded later, in order
-    deliver(*it->second, std::move(d));
+    deliver(*c, std::move(d));
 }
 
 // After an event or a driver call, once the protocol's code returned: pause the consumers if
@@ -289,12 +299,12 @@ void connection::on_delivery(core::consumer_id id, core::delivery d) {
 // tell the driver (unless it is the caller: it looks by itself).
 void connection::settle(bool in_driver) {
     ++depth_;   // nothing below settles again
-    if (phase_ >= phase::closing && !in_.empty()) drop_input();
+    if (phase_ >= phase::closing && in_) drop_input();
     if (phase_ < phase::closing && flow_.grew(queued_output())) pause_consumers(true);
-    if (phase_ < phase::closing && !in_.empty() && need_ <= in_.size() && !blocked()) {
+    if (phase_ < phase::closing && in_ && in_->need <= in_->bytes.size() && !blocked()) {
         decode_held();
         if (phase_ < phase::closing && flow_.grew(queued_output())) pause_consumers(true);
-        if (in_.empty()) on_input_drained();
+        if (!in_) on_input_drained();
     }
     --depth_;
     if (!in_driver && driver_) driver_->wake();

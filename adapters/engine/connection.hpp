@@ -151,7 +151,7 @@ public:
     bool writing() const noexcept { return writing_; }
 
     // Closing, and nothing queued or being written: the driver shuts its send side.
-    bool send_finished() const noexcept { return phase_ == phase::closing && !writing_ && out_.empty() && wbuf_.empty(); }
+    bool send_finished() const noexcept { return phase_ == phase::closing && !writing_ && queued_output() == 0; }
     // The driver closes the transport (pending operations may still complete, with errors).
     bool closed() const noexcept { return phase_ == phase::closed; }
 
@@ -163,10 +163,10 @@ public:
 
     phase state() const noexcept { return phase_; }
     std::uint64_t id() const noexcept { return id_; }
-    std::size_t queued_output() const noexcept { return out_.size() + wbuf_.size(); }
-    std::size_t buffered_input() const noexcept { return in_.size(); }
-    std::size_t held_input_capacity() const noexcept { return in_.capacity(); }
-    std::size_t output_capacity() const noexcept { return out_.capacity() + wbuf_.capacity(); }
+    std::size_t queued_output() const noexcept { return io_ ? io_->out.size() + io_->wbuf.size() : 0; }
+    std::size_t buffered_input() const noexcept { return in_ ? in_->bytes.size() : 0; }
+    // Storage held for input and output (none while idle).
+    bool holds_buffers() const noexcept { return in_ || io_; }
     std::size_t unconfirmed() const noexcept { return unconfirmed_; }
     bool consumers_paused() const noexcept { return flow_.paused(); }
 
@@ -211,7 +211,10 @@ protected:
     // ---- what the engine gives a protocol ---------------------------------------------------
 
     // Encode output here; it is written when the current event returns.
-    std::string& out() noexcept { return out_; }
+    std::string& out() {
+        if (!io_) io_ = std::make_unique<output_state>();
+        return io_->out;
+    }
 
     // The handshake succeeded: the connect deadline ends; `receive_timeout` without input ends
     // the connection, and `send_idle` without output calls on_send_idle() (0: none).
@@ -233,9 +236,9 @@ protected:
     }
 
     // The consumer table: consumer_id -> the protocol's subscription (which outlives its entry).
-    void add_consumer(consumer& c) { consumers_[c.id] = &c; }
+    void add_consumer(consumer& c);
     consumer* find_consumer(core::consumer_id id) const noexcept;
-    bool has_consumers() const noexcept { return !consumers_.empty(); }
+    bool has_consumers() const noexcept { return consumers_ && !consumers_->empty(); }
     // Out of the table, its kept deliveries dropped (the kernel requeues them) and those
     // encoded or being written settled (they were sent). No kernel unsubscribe.
     void release_consumer(consumer& c);
@@ -243,9 +246,14 @@ protected:
     void end_consumer(consumer& c, std::function<void()> done = {});
 
     // A delivery just encoded that counts as consumed once its bytes are written.
-    void settle_on_write(core::consumer_id c, core::delivery_tag t) { settlements_.note(c, t); }
+    void settle_on_write(core::consumer_id c, core::delivery_tag t) {
+        out();
+        io_->settlements.note(c, t);
+    }
     // Settles every noted delivery now (a session handed over with its writes in flight).
-    void settle_written_all() { settlements_.settle_all(broker_); }
+    void settle_written_all() {
+        if (io_) io_->settlements.settle_all(broker_);
+    }
 
     // Wraps a kernel completion: keeps the connection alive until it runs, and runs it as an
     // event (output written, reading resumed, the driver told, once f returned).
@@ -288,7 +296,7 @@ private:
 
     bool blocked() const noexcept;
     void settle(bool in_driver);
-    std::size_t decode_from(std::span<const std::uint8_t> in);
+    std::size_t decode_from(std::span<const std::uint8_t> in, std::size_t& need);
     void decode_held();
     void drop_input() noexcept;
     void pause_consumers(bool pause);
@@ -300,18 +308,27 @@ private:
     std::unique_ptr<driver_hooks> driver_;
     const std::uint64_t id_;
 
-    std::vector<std::uint8_t> in_;   // an unfinished frame's bytes (or input held while paused)
-    std::size_t need_ = 0;           // bytes decode needs before it can progress
-    std::string out_, wbuf_;         // queued; being written
-    write_settlements settlements_;
+    // An idle connection holds none of these blocks: input exists while an unfinished frame's
+    // bytes (or input held while reading is paused) wait, output while anything is queued,
+    // being written, or waiting to be settled once written.
+    struct input_state {
+        std::vector<std::uint8_t> bytes;
+        std::size_t need = 0;   // bytes decode needs before it can progress
+    };
+    struct output_state {
+        std::string out, wbuf;   // queued; being written
+        write_settlements settlements;
+    };
+    std::unique_ptr<input_state> in_;
+    std::unique_ptr<output_state> io_;
+    std::unique_ptr<std::unordered_map<core::consumer_id, consumer*>> consumers_;
     output_flow flow_;
-    std::unordered_map<core::consumer_id, consumer*> consumers_;
-    std::size_t unconfirmed_ = 0;
 
     time_point phase_deadline_ = never;   // opening: connect deadline; closing: linger end
     time_point last_read_{}, last_write_{};
     std::uint32_t receive_timeout_ms_ = 0, send_idle_ms_ = 0;
-    std::uint32_t depth_ = 0;   // events and driver calls on the stack
+    std::uint32_t unconfirmed_ = 0;
+    std::uint16_t depth_ = 0;   // events and driver calls on the stack
     phase phase_ = phase::opening;
     bool writing_ = false;
 };

@@ -24,6 +24,7 @@ public:
     void settle_consumer(core::broker& broker, core::consumer_id c);
     // The connection goes: everything noted is settled.
     void settle_all(core::broker& broker);
+    bool empty() const noexcept { return queued_.empty() && writing_.empty(); }
     // Nothing noted: the storage goes (an idle connection holds none).
     void release_if_empty() noexcept;
 

@@ -62,6 +62,19 @@ spdlog::logger& logger() {
     return *l;
 }
 
+// The frame being decoded and its unescaped text: one per worker thread, since a connection's
+// frame lives only from decode() to the end of on_frame(), and connections of a worker never
+// decode at the same time. Connections hold no decoder storage.
+struct decoder_state {
+    frame f;
+    std::string scratch;
+};
+
+decoder_state& decoding() {
+    thread_local decoder_state d;
+    return d;
+}
+
 template <typename Int>
 bool parse_uint(std::string_view s, Int& out) noexcept {
     if (s.empty()) return false;
@@ -105,14 +118,15 @@ private:
     // ---- engine::connection ------------------------------------------------------------
 
     engine::step decode(std::span<const std::uint8_t> in) override {
-        auto r = stomp::decode(in, settings_->frame_limits, version_, frame_, scratch_);
+        auto& d = decoding();
+        auto r = stomp::decode(in, settings_->frame_limits, version_, d.f, d.scratch);
         if (auto* m = std::get_if<need_more>(&r)) return engine::step::need_more(m->at_least);
         if (auto* h = std::get_if<heartbeat>(&r)) return engine::step::skip(h->consumed);
         if (auto* e = std::get_if<decode_error>(&r)) return engine::step::error(e->message);
         return engine::step::frame(std::get<decoded>(r).consumed);
     }
 
-    void on_frame() override { handle(frame_); }
+    void on_frame() override { handle(decoding().f); }
 
     void deliver(engine::consumer& c, core::delivery d) override {
         auto& sub = static_cast<subscription&>(c);
@@ -134,11 +148,11 @@ private:
 
     // Stops taking frames: the subscriptions end, the transactions roll back.
     void on_closing() override {
-        for (auto& [name, sub] : subs_) end_consumer(*sub);
-        subs_.clear();
-        for (auto& [name, tx] : txs_) give_back(tx.settles);
-        txs_.clear();
         receipts_.clear();
+        if (!more_) return;
+        for (auto& [name, sub] : more_->subs) end_consumer(*sub);
+        for (auto& [name, tx] : more_->txs) give_back(tx.settles);
+        more_.reset();
     }
 
     void on_send_idle() override { out().push_back('\n'); }   // a heart-beat
@@ -146,11 +160,6 @@ private:
     // A COMMIT under way also stops the input: a SEND after it must not overtake the
     // transaction's messages, which the kernel publishes only once the commit is durable.
     bool input_held() const noexcept override { return committing_ > 0; }
-
-    void on_input_drained() override {
-        std::vector<header>().swap(frame_.headers);
-        std::string().swap(scratch_);
-    }
 
     // ---- frames ------------------------------------------------------------------------
 
@@ -193,8 +202,7 @@ private:
         const auto passcode = f.get("passcode").value_or("");
         auto who = auth_.authenticate(login, passcode);
         if (!who) return fail("Authentication failed", f);
-        user_ = who->user;
-        client_id_ = std::string(f.get("client-id").value_or(""));
+        if (auto client_id = f.get("client-id"); client_id && !client_id->empty()) more().client_id = *client_id;
 
         std::uint32_t cx = 0, cy = 0;
         if (auto hb = f.get("heart-beat"); hb && version_ != version::v1_0) {
@@ -220,7 +228,7 @@ private:
         if (version_ != version::v1_0)
             encode_header(out, "heart-beat", std::to_string(sx) + "," + std::to_string(sy), version_, false);
         encode_body(out, {});
-        log(spdlog::level::debug, "user={} version={} heart-beat={},{}", user_, version_text(version_), sx, sy);
+        log(spdlog::level::debug, "user={} version={} heart-beat={},{}", who->user, version_text(version_), sx, sy);
     }
 
     void on_send(const frame& f) {
@@ -259,8 +267,8 @@ private:
         auto id = f.get("id");
         if (!id && version_ != version::v1_0) return fail("SUBSCRIBE requires an id header", f);
         std::string sub_id(id ? *id : *dest_text);   // 1.0: the destination names the subscription
-        if (subs_.contains(sub_id)) return fail("subscription id already in use", f);
-        if (subs_.size() >= settings_->max_subscriptions) return fail("too many subscriptions", f);
+        if (more().subs.contains(sub_id)) return fail("subscription id already in use", f);
+        if (more().subs.size() >= settings_->max_subscriptions) return fail("too many subscriptions", f);
 
         ack_mode mode = ack_mode::auto_;
         const auto ack = f.get("ack").value_or("auto");
@@ -282,13 +290,13 @@ private:
         sub->mode = mode;
         const auto durable = durable_name(f);
         if (durable && !sub->dest.is_topic()) return fail("durable subscriptions are for topics", f);
-        if (durable && client_id_.empty()) return fail("a durable subscription needs a client-id header on CONNECT", f);
+        if (durable && client_id().empty()) return fail("a durable subscription needs a client-id header on CONNECT", f);
         add_consumer(*sub);
         const auto r = add_receipt(f, 1);
         auto done = completion([this, r] { complete(r); });
         if (durable) {
             // ActiveMQ: the subscription is "<client-id>:<name>" and outlives the connection.
-            const auto name = client_id_ + ":" + std::string(*durable);
+            const auto name = std::string(client_id()) + ":" + std::string(*durable);
             const auto topic = sub->dest;
             sub->dest = core::broker::durable_queue(name);   // acks and unsubscribe go there
             opt.want_retained = false;   // a durable subscriber is not retroactive (ActiveMQ)
@@ -296,7 +304,7 @@ private:
         } else {
             broker_.subscribe(sub->id, sub->dest, opt, weak_from_this(), std::move(done));
         }
-        subs_.emplace(std::move(sub_id), std::move(sub));
+        more().subs.emplace(std::move(sub_id), std::move(sub));
     }
 
     // activemq.subscriptionName (ActiveMQ) or durable-subscription-name (Artemis).
@@ -311,18 +319,18 @@ private:
         if (!id && version_ == version::v1_0) id = f.get("destination");
         const auto durable = durable_name(f);
         if (!id && !durable) return fail("UNSUBSCRIBE requires an id header", f);
-        auto it = id ? subs_.find(std::string(*id)) : subs_.end();
-        if (it == subs_.end() && !durable) return fail("no such subscription", f);
+        auto it = id ? more().subs.find(std::string(*id)) : more().subs.end();
+        if (it == more().subs.end() && !durable) return fail("no such subscription", f);
         const auto r = add_receipt(f, 1);
         std::function<void()> done = completion([this, r] { complete(r); });
-        if (it != subs_.end()) {
+        if (it != more().subs.end()) {
             end_consumer(*it->second, durable ? std::function<void()>{} : done);
-            subs_.erase(it);
+            more().subs.erase(it);
         }
         if (durable) {
             // With the subscription name, UNSUBSCRIBE deletes the durable subscription itself.
-            if (client_id_.empty()) return fail("a durable subscription needs a client-id header on CONNECT", f);
-            broker_.unsubscribe_durable(client_id_ + ":" + std::string(*durable), std::move(done));
+            if (client_id().empty()) return fail("a durable subscription needs a client-id header on CONNECT", f);
+            broker_.unsubscribe_durable(std::string(client_id()) + ":" + std::string(*durable), std::move(done));
         }
     }
 
@@ -344,7 +352,7 @@ private:
             if (!mid) return fail("unknown message-id", f), false;
         }
         const auto named_sub = version_ == version::v1_1 ? f.get("subscription") : std::nullopt;
-        for (auto& [sid, sub] : subs_) {
+        for (auto& [sid, sub] : more().subs) {
             if (named_sub && *named_sub != sid) continue;
             auto& list = sub->unacked;
             auto it = std::find_if(list.begin(), list.end(), [&](const unacked_delivery& u) {
@@ -391,27 +399,27 @@ private:
     }
 
     transaction* find_tx(std::string_view id, const frame& f) {
-        auto it = txs_.find(std::string(id));
-        if (it == txs_.end()) return fail("unknown transaction", f), nullptr;
+        auto it = more().txs.find(std::string(id));
+        if (it == more().txs.end()) return fail("unknown transaction", f), nullptr;
         return &it->second;
     }
 
     void on_begin(const frame& f) {
         const auto id = f.get("transaction");
         if (!id) return fail("BEGIN requires a transaction header", f);
-        if (txs_.contains(std::string(*id))) return fail("transaction already started", f);
-        if (txs_.size() >= settings_->max_transactions) return fail("too many transactions", f);
-        txs_.emplace(std::string(*id), transaction{});
+        if (more().txs.contains(std::string(*id))) return fail("transaction already started", f);
+        if (more().txs.size() >= settings_->max_transactions) return fail("too many transactions", f);
+        more().txs.emplace(std::string(*id), transaction{});
         receipt_now(f);
     }
 
     void on_commit(const frame& f) {
         const auto id = f.get("transaction");
         if (!id) return fail("COMMIT requires a transaction header", f);
-        auto it = txs_.find(std::string(*id));
-        if (it == txs_.end()) return fail("unknown transaction", f);
+        auto it = more().txs.find(std::string(*id));
+        if (it == more().txs.end()) return fail("unknown transaction", f);
         auto tx = std::move(it->second);
-        txs_.erase(it);
+        more().txs.erase(it);
         // The kernel commits the sends and acks as one unit: the RECEIPT follows the durable
         // removal of every acked message and the durable storage of every sent one, written
         // together (after a crash, all of the transaction or none of it).
@@ -439,10 +447,10 @@ private:
     void on_abort(const frame& f) {
         const auto id = f.get("transaction");
         if (!id) return fail("ABORT requires a transaction header", f);
-        auto it = txs_.find(std::string(*id));
-        if (it == txs_.end()) return fail("unknown transaction", f);
+        auto it = more().txs.find(std::string(*id));
+        if (it == more().txs.end()) return fail("unknown transaction", f);
         auto tx = std::move(it->second);
-        txs_.erase(it);
+        more().txs.erase(it);
         // ActiveMQ redelivers what an aborted transaction acknowledged.
         give_back(tx.settles);
         receipt_now(f);
@@ -510,14 +518,19 @@ private:
 
     version version_ = version::v1_0;
     bool disconnecting_ = false;
-    std::string user_;
-    std::string client_id_;   // CONNECT client-id: names durable subscriptions
-
-    frame frame_;
-    std::string scratch_;
-
-    std::unordered_map<std::string, std::unique_ptr<subscription>> subs_;
-    std::unordered_map<std::string, transaction> txs_;
+    // What a connection has once it subscribes, begins a transaction or names its client: one
+    // block allocated on first use, so a connection that does none of it holds nothing for them.
+    struct extras {
+        std::string client_id;   // CONNECT client-id: names durable subscriptions
+        std::unordered_map<std::string, std::unique_ptr<subscription>> subs;
+        std::unordered_map<std::string, transaction> txs;
+    };
+    std::unique_ptr<extras> more_;
+    extras& more() {
+        if (!more_) more_ = std::make_unique<extras>();
+        return *more_;
+    }
+    std::string_view client_id() const noexcept { return more_ ? std::string_view(more_->client_id) : std::string_view(); }
     receipts receipts_;
     std::size_t committing_ = 0;   // COMMITs handed to the kernel, not yet completed
 };
