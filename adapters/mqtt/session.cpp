@@ -378,7 +378,7 @@ public:
     session(std::shared_ptr<const settings> s, core::broker& broker, const core::authenticator& auth,
             std::shared_ptr<registry> reg, std::uint64_t conn)
         : engine::connection(broker, *s, conn, logger()), settings_(std::move(s)), auth_(auth),
-          registry_(std::move(reg)), home_(core::executor::current()) {}
+          registry_(std::move(reg)) {}
 
     // ---- registry (posted to this worker) -----------------------------------------------
 
@@ -650,7 +650,8 @@ private:
 
         stage_ = stage::claiming;   // reading pauses until the registry answers
         auto self = std::static_pointer_cast<session>(shared_from_this());
-        auto claimed_now = registry_->claim_id(client_id_, clean_start_, self, home_);
+        // This worker (the connection's) is where the registry's answers come back.
+        auto claimed_now = registry_->claim_id(client_id_, clean_start_, self, core::executor::current());
         if (claimed_now) complete_connect(std::move(*claimed_now));
         // else: on_claimed follows (the old session with this id is closing)
     }
@@ -1248,7 +1249,6 @@ private:
     std::shared_ptr<const settings> settings_;
     const core::authenticator& auth_;
     std::shared_ptr<registry> registry_;
-    core::executor* home_;
 
     std::string client_id_;
     std::shared_ptr<core::message> will_;
