@@ -274,7 +274,22 @@ void connection::release_consumer(consumer& c) {
 
 void connection::end_consumer(consumer& c, std::function<void()> done) {
     release_consumer(c);
+    if (c.subscribing && !c.subscribing->done) {
+        c.subscribing->then = [&b = broker_, id = c.id, dest = c.dest, done = std::move(done)]() mutable {
+            b.unsubscribe(id, dest, std::move(done));
+        };
+        return;
+    }
     broker_.unsubscribe(c.id, c.dest, std::move(done));
+}
+
+std::function<void()> connection::track_subscribe(consumer& c, std::function<void()> done) {
+    c.subscribing = std::make_shared<subscribe_call>();
+    return [call = c.subscribing, done = std::move(done)]() mutable {
+        call->done = true;
+        if (done) done();
+        if (call->then) std::exchange(call->then, {})();
+    };
 }
 
 void connection::pause_consumers(bool pause) {
