@@ -139,6 +139,7 @@ void connection::write_done(std::size_t n) {
 void connection::write_failed() {
     driver_scope scope(*this);
     writing_ = false;
+    if (io_) io_->wbuf.clear();   // gone with the transport
     if (phase_ == phase::closed) return release_output();
     failed(error{error_kind::peer_closed});
 }
