@@ -723,8 +723,8 @@ private:
                 auto opt = subscribe_options_for(*owned);
                 owned->prefetch = opt.prefetch;
                 opt.want_retained = false;
-                broker_.subscribe_durable(owned->id, owned->durable, owned->topic, opt, weak_from_this(), {},
-                                          durable_data(*owned, session_expiry_s_));
+                broker_.subscribe_durable(owned->id, owned->durable, owned->topic, opt, weak_from_this(),
+                                          track_subscribe(*owned, {}), durable_data(*owned, session_expiry_s_));
             } else {
                 broker_.attach(owned->id, owned->dest, weak_from_this(), {});
             }
@@ -933,7 +933,8 @@ private:
                 t.subs.erase(old);
             }
             add_consumer(*sub);
-            auto done = completion([this, ticket] { complete(ticket); });
+            // Tracked: an UNSUBSCRIBE (or a close) before it completes waits for it.
+            auto done = track_subscribe(*sub, completion([this, ticket] { complete(ticket); }));
             if (!sub->durable.empty())
                 broker_.subscribe_durable(sub->id, sub->durable, sub->topic, opt, weak_from_this(), std::move(done),
                                           durable_data(*sub, session_expiry_s_));
