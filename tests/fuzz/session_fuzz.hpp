@@ -23,6 +23,8 @@
 #include <string_view>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
 #include "tests/unit/adapters/engine_harness.hpp"
 
 #define SB_FUZZ_CHECK(cond)              \
@@ -30,7 +32,19 @@
         if (!(cond)) __builtin_trap();   \
     } while (0)
 
+// A whole-session target logs nothing (each includes this header once).
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+    spdlog::set_level(spdlog::level::off);
+    spdlog::default_logger()->set_level(spdlog::level::off);
+    return 0;
+}
+
 namespace sb::fuzz {
+
+// A protocol's logger is made on its first use, after LLVMFuzzerInitialize: silence it too.
+inline void quiet(const char* logger) {
+    if (auto l = spdlog::get(logger)) l->set_level(spdlog::level::off);
+}
 
 // xorshift64*: the schedule, from the input's seed bytes.
 struct schedule {

@@ -86,15 +86,9 @@ struct output_check {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    spdlog::set_level(spdlog::level::off);
-    spdlog::default_logger()->set_level(spdlog::level::off);
-    return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size < 8) return 0;
-    if (auto l = spdlog::get("stomp")) l->set_level(spdlog::level::off);
+    sb::fuzz::quiet("stomp");
     auto sched = sb::fuzz::schedule::of(data);
     const auto settings = settings_for(data[0]);
     std::string_view stream(reinterpret_cast<const char*>(data + 8), size - 8);
