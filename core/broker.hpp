@@ -292,7 +292,7 @@ public:
     // dispatched nothing more (a queue's messages go to its other consumers or wait for it; a
     // topic's wait in the subscription's backlog, the oldest dropped beyond its cap) and holds
     // no topic producer, until it is resumed. A session pauses its consumers while its
-    // connection cannot take more output (adapters/net/output_flow.hpp). A new subscription,
+    // connection cannot take more output (adapters/engine/output_flow.hpp). A new subscription,
     // and one attached to a new sink, starts resumed.
     void pause(consumer_id id, const destination& dest);
     void resume(consumer_id id, const destination& dest);

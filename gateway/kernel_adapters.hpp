@@ -8,7 +8,7 @@
 #include <functional>
 #include <memory>
 
-#include "adapters/net/transport.hpp"
+#include "gateway/transport.hpp"
 #include "gateway/config.hpp"
 
 namespace sb::core {

@@ -13,7 +13,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
-#include "adapters/net/transport.hpp"
+#include "gateway/transport.hpp"
 #include "gateway/worker.hpp"
 
 namespace sb::gateway {

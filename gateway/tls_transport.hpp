@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "adapters/net/transport.hpp"
+#include "gateway/transport.hpp"
 #include "gateway/config.hpp"
 
 namespace boost::asio::ssl {

@@ -13,7 +13,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "adapters/net/transport.hpp"
+#include "gateway/transport.hpp"
 #include "core/executor.hpp"
 #include "gateway/task_queue.hpp"
 

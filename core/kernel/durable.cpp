@@ -31,7 +31,7 @@ void broker::shard::copy_retained(const std::string& queue_name, const destinati
     auto& target = *owner.shards_[owner.shard_of(queue_name)];
     for (const auto& [topic, m] : retained) {
         if (!matches(filter.name, topic)) continue;
-        target.exec.post([&target, queue_name, m]() { target.publish_queue(queue_name, m, {}, true); });
+        target.exec.post([&target, queue_name, m = m]() { target.publish_queue(queue_name, m, {}, true); });
     }
 }
 

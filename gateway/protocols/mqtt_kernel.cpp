@@ -6,6 +6,7 @@
 
 #include "adapters/mqtt/session.hpp"
 #include "core/broker.hpp"
+#include "gateway/engine_driver.hpp"
 #include "gateway/kernel_adapters.hpp"
 #include "gateway/worker.hpp"
 
@@ -22,6 +23,7 @@ mqtt::settings settings_of(const config& cfg) {
     s.topic_alias_maximum = cfg.mqtt.topic_alias_maximum;
     s.max_keepalive_s = cfg.mqtt.max_keepalive_s;
     s.connect_timeout_ms = cfg.mqtt.connect_timeout_ms;
+    s.max_unconfirmed_sends = s.receive_maximum;   // reading stops there (see mqtt::settings)
     s.max_queued_messages = cfg.mqtt.max_queued_messages;
     s.max_session_expiry_s = cfg.mqtt.max_session_expiry_s;
     s.retain_available = cfg.mqtt.retain_available;
@@ -63,7 +65,7 @@ public:
     session_factory sessions() const override {
         return [s = settings_, &broker = broker_, &auth = auth_, reg = registry_](std::unique_ptr<net::transport> t,
                                                                                  std::uint64_t conn) {
-            return mqtt::make_session(std::move(t), s, broker, auth, reg, conn);
+            return drive(mqtt::make_session(s, broker, auth, reg, conn), std::move(t));
         };
     }
 
