@@ -64,8 +64,8 @@ struct shared_state;
 
 // What a connection's end updates: its listener's count and the process's. One per listener,
 // kept by shared_state (which outlives every connection, and a listener's connections may
-// outlive the listener after a reload), so that a transport's on_destroy captures one pointer:
-// small enough for std::function to hold without allocating.
+// outlive the listener after a reload), so that a transport's on_destroy captures one pointer
+// (tcp_transport's destroy_hook holds that much, in place).
 struct connection_owner {
     std::atomic<std::size_t>* active;   // the listener's
     shared_state* shared;
@@ -195,7 +195,7 @@ private:
                 --*owner->active;
                 --owner->shared->live_connections;
             };
-            transport_stack t(std::make_unique<tcp_transport>(std::move(socket), std::move(on_destroy)));
+            transport_stack t(std::make_unique<tcp_transport>(std::move(socket), on_destroy));
             log()->debug("conn={} peer={} listener={} accepted", conn, t.top().peer(), cfg_.name);
             auto& link = t.bottom().link();
             auto s = routes ? make_front(std::move(t), std::move(routes), conn) : make_(std::move(t).release(), conn);

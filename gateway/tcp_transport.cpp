@@ -26,11 +26,11 @@ tcp_socket on_own_executor(asio::ip::tcp::socket s) {
 
 }  // namespace
 
-tcp_transport::tcp_transport(asio::ip::tcp::socket socket, std::function<void()> on_destroy)
-    : tcp_transport(on_own_executor(std::move(socket)), std::move(on_destroy)) {}
+tcp_transport::tcp_transport(asio::ip::tcp::socket socket, destroy_hook on_destroy)
+    : tcp_transport(on_own_executor(std::move(socket)), on_destroy) {}
 
-tcp_transport::tcp_transport(tcp_socket socket, std::function<void()> on_destroy)
-    : socket_(std::move(socket)), on_destroy_(std::move(on_destroy)) {
+tcp_transport::tcp_transport(tcp_socket socket, destroy_hook on_destroy)
+    : socket_(std::move(socket)), on_destroy_(on_destroy) {
     net::error_code ec;
     const auto ep = socket_.remote_endpoint(ec);
     peer_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -41,7 +41,7 @@ tcp_transport::tcp_transport(tcp_socket socket, std::function<void()> on_destroy
 tcp_transport::~tcp_transport() {
     net::error_code ec;
     socket_.close(ec);
-    if (on_destroy_) on_destroy_();
+    on_destroy_();
 }
 
 void tcp_transport::async_read_some(std::span<std::byte> into, std::shared_ptr<net::stream_handler> h) {
