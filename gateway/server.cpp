@@ -32,6 +32,7 @@
 #include "core/store/memory_store.hpp"
 #include "gateway/admin.hpp"
 #include "gateway/backend.hpp"
+#include "gateway/engine_driver.hpp"
 #include "gateway/front.hpp"
 #include "gateway/health_check.hpp"
 #include "gateway/log.hpp"
@@ -685,7 +686,7 @@ int run_server(const config& cfg) {
         switch (l.proto) {
         case protocol::stomp:
             make = [&, stomp_cfg](std::unique_ptr<net::transport> t, std::uint64_t conn) {
-                return stomp::make_session(std::move(t), stomp_cfg, broker, *auth, conn);
+                return drive(stomp::make_session(stomp_cfg, broker, *auth, conn), std::move(t));
             };
             break;
         case protocol::mqtt:
@@ -704,7 +705,7 @@ int run_server(const config& cfg) {
             routes->tls = res.tls[li];
             routes->kernel = [&, stomp_cfg, mqtt_cfg](wire w, std::unique_ptr<net::transport> t, std::uint64_t conn) {
                 return w == wire::mqtt ? mqtt::make_session(std::move(t), mqtt_cfg, broker, *auth, mqtt_registry, conn)
-                                       : stomp::make_session(std::move(t), stomp_cfg, broker, *auth, conn);
+                                       : drive(stomp::make_session(stomp_cfg, broker, *auth, conn), std::move(t));
             };
             routes->backend_named = [&table = live.table](const std::string& name) { return table.find(name); };
             routes->adopt = [](std::uint64_t conn, const std::shared_ptr<net::session>& s) {

@@ -2,20 +2,20 @@
 #include "adapters/net/output_flow.hpp"
 
 #include <algorithm>
-#include <atomic>
 
 namespace sb::net {
 
 namespace {
-
-std::atomic<std::uint64_t> slow_consumers{0};
 
 // A write pending this long pauses the consumers (the peer is not reading for now).
 constexpr auto stuck_pause = std::chrono::seconds(1);
 
 }  // namespace
 
-std::uint64_t output_flow::slow_consumers_disconnected() noexcept { return slow_consumers.load(std::memory_order_relaxed); }
+// One process-wide count with the engine's.
+std::uint64_t output_flow::slow_consumers_disconnected() noexcept {
+    return engine::output_flow::slow_consumers_disconnected();
+}
 
 output_flow::clock::duration output_flow::stuck_after() const noexcept {
     const clock::duration pause = stuck_pause;
@@ -57,7 +57,7 @@ void output_flow::on_timer(const std::weak_ptr<flow_target>& weak) {
     const clock::duration stall = limits_->stall_timeout;
     if (stall.count() > 0 && stuck >= stall) {
         if (t->on_output_stalled(std::chrono::duration_cast<std::chrono::milliseconds>(stuck)))
-            slow_consumers.fetch_add(1, std::memory_order_relaxed);
+            engine::output_flow::count_slow_consumer();
         return;
     }
     if (!paused_ && stuck >= stuck_after()) set_paused(*t, true);

@@ -24,16 +24,13 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "adapters/engine/output_flow.hpp"
 #include "adapters/net/lazy_deque.hpp"
 #include "core/broker.hpp"
 
 namespace sb::net {
 
-struct output_limits {
-    std::size_t high_watermark = std::size_t{4} << 20;   // bytes queued: pause (and stop reading)
-    std::size_t low_watermark = std::size_t{1} << 20;    // bytes queued: resume
-    std::chrono::milliseconds stall_timeout{30000};      // no write progress: disconnect (0: never)
-};
+using output_limits = engine::output_limits;   // one type for the sessions on and off the engine
 
 // What a session does for its output_flow.
 class flow_target {

@@ -1,9 +1,12 @@
 // tests/unit/adapters/session_test.cpp — the STOMP and MQTT sessions on an in-memory transport
-// with a real one-worker kernel: no sockets, bounded waits.
+// with a real one-worker kernel: no sockets, bounded waits. The STOMP ones run the engine under
+// the gateway's Asio driver (gateway/engine_driver); the session's own behaviour is covered
+// deterministically in tests/unit/adapters/stomp/session_test.cpp.
 #include <catch2/catch.hpp>
 
 #include "adapters/mqtt/session.hpp"
 #include "adapters/stomp/session.hpp"
+#include "gateway/engine_driver.hpp"
 #include "tests/unit/adapters/memory_transport.hpp"
 
 using namespace std::string_literals;
@@ -18,7 +21,7 @@ auto has(std::string needle) {
 session_harness::factory stomp_factory() {
     auto settings = std::make_shared<const sb::stomp::settings>();
     return [settings](std::unique_ptr<sb::net::transport> t, sb::core::broker& b, const sb::core::authenticator& a) {
-        return sb::stomp::make_session(std::move(t), settings, b, a, 1);
+        return sb::gateway::drive(sb::stomp::make_session(settings, b, a, 1), std::move(t));
     };
 }
 

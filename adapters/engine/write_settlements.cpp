@@ -1,9 +1,9 @@
-// adapters/net/write_settlements.cpp — batching the kernel acks of written deliveries.
-#include "adapters/net/write_settlements.hpp"
+// adapters/engine/write_settlements.cpp — batching the kernel acks of written deliveries.
+#include "adapters/engine/write_settlements.hpp"
 
 #include <algorithm>
 
-namespace sb::net {
+namespace sb::engine {
 
 void write_settlements::ack_grouped(core::broker& broker,
                                     std::vector<std::pair<core::consumer_id, core::delivery_tag>>& v) {
@@ -39,4 +39,9 @@ void write_settlements::settle_all(core::broker& broker) {
     ack_grouped(broker, writing_);
 }
 
-}  // namespace sb::net
+void write_settlements::release_if_empty() noexcept {
+    if (queued_.empty() && queued_.capacity()) std::vector<std::pair<core::consumer_id, core::delivery_tag>>().swap(queued_);
+    if (writing_.empty() && writing_.capacity()) std::vector<std::pair<core::consumer_id, core::delivery_tag>>().swap(writing_);
+}
+
+}  // namespace sb::engine

@@ -1,0 +1,261 @@
+// tests/unit/adapters/stomp/session_test.cpp — the STOMP session in its connection engine,
+// driven deterministically: a manual clock, the manual executor with the memory store, no
+// threads and no sleeps (tests/unit/adapters/engine_harness.hpp).
+#include <catch2/catch.hpp>
+
+#include <initializer_list>
+#include <string>
+#include <utility>
+
+#include "adapters/stomp/session.hpp"
+#include "tests/unit/adapters/engine_harness.hpp"
+
+using namespace std::chrono_literals;
+using sb::engine::phase;
+using sb::test::engine_harness;
+
+namespace {
+
+using headers = std::initializer_list<std::pair<std::string_view, std::string_view>>;
+
+std::string frame(std::string_view cmd, headers hs = {}, std::string_view body = {}) {
+    std::string f(cmd);
+    f += '\n';
+    for (const auto& [k, v] : hs) {
+        f += k;
+        f += ':';
+        f += v;
+        f += '\n';
+    }
+    f += '\n';
+    f += body;
+    f += '\0';
+    return f;
+}
+
+std::shared_ptr<sb::stomp::settings> settings() {
+    auto s = std::make_shared<sb::stomp::settings>();
+    s->connect_timeout_ms = 1000;
+    s->linger_ms = 500;
+    return s;
+}
+
+void open(engine_harness& h, std::shared_ptr<const sb::stomp::settings> s = settings()) {
+    h.open(sb::stomp::make_session(std::move(s), h.broker(), h.auth(), 7));
+}
+
+std::string connect_frame(std::string_view heart_beat = "0,0", std::string_view login = "guest") {
+    return frame("CONNECT", {{"accept-version", "1.0,1.1,1.2"}, {"host", "x"}, {"login", login}, {"heart-beat", heart_beat}});
+}
+
+std::size_t count(const std::string& s, std::string_view what) {
+    std::size_t n = 0;
+    for (auto at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("STOMP CONNECT negotiates the highest common version and opens the connection", "[stomp][session][engine]") {
+    engine_harness h;
+    open(h);
+    CHECK(h.conn->state() == phase::opening);
+    h.send(connect_frame());
+    const auto out = h.take();
+    CHECK(out.rfind("CONNECTED\n", 0) == 0);
+    CHECK_THAT(out, Catch::Contains("version:1.2"));
+    CHECK_THAT(out, Catch::Contains("session:7"));
+    CHECK(h.conn->state() == phase::open);
+    CHECK(h.conn->next_deadline() == sb::engine::never);   // no heart-beats: nothing to wait for
+    CHECK_FALSE(h.conn->holds_buffers());                    // idle: no input, no output storage
+}
+
+TEST_CASE("STOMP CONNECT without a common version gets ERROR and the connection closes", "[stomp][session][engine]") {
+    engine_harness h;
+    open(h);
+    h.send(frame("CONNECT", {{"accept-version", "2.0"}}));
+    const auto out = h.take();
+    CHECK(out.rfind("ERROR\n", 0) == 0);
+    CHECK_THAT(out, Catch::Contains("version:1.0,1.1,1.2"));
+    CHECK(h.conn->state() == phase::closing);
+    CHECK(h.shut);   // ERROR written, the send side shut
+}
+
+TEST_CASE("STOMP CONNECT with refused credentials gets ERROR and closes", "[stomp][session][engine]") {
+    engine_harness h;
+    open(h);
+    h.send(connect_frame("0,0", "intruder"));
+    const auto out = h.take();
+    CHECK(out.rfind("ERROR\n", 0) == 0);
+    CHECK_THAT(out, Catch::Contains("message:Authentication failed"));
+    CHECK(h.conn->state() == phase::closing);
+}
+
+TEST_CASE("a STOMP connection without CONNECT in time is closed at the connect deadline", "[stomp][session][engine]") {
+    engine_harness h;
+    open(h);
+    h.advance(999ms);
+    CHECK(h.conn->state() == phase::opening);
+    h.send("CONN");   // a partial frame does not count as connecting
+    h.advance(1ms);
+    CHECK(h.conn->closed());
+    CHECK(h.take().empty());
+}
+
+TEST_CASE("STOMP heart-beats: silence past the grace period closes, our own go out when idle", "[stomp][session][engine]") {
+    engine_harness h;
+    open(h);
+    // The client sends every 400 ms and wants ours every 300 ms.
+    h.send(connect_frame("400,300"));
+    CHECK_THAT(h.take(), Catch::Contains("heart-beat:300,400"));
+
+    SECTION("our heart-beats") {
+        h.advance(299ms);
+        CHECK(h.take().empty());
+        h.advance(1ms);
+        CHECK(h.take() == "\n");
+        h.send("\n");   // the client's, in time
+        h.advance(300ms);
+        CHECK(h.take() == "\n");
+    }
+    SECTION("the client's expire after 1.5 x 400 ms without input") {
+        h.advance(500ms);
+        h.send("\n");   // a heart-beat resets the expiry
+        h.advance(599ms);
+        CHECK(h.conn->state() == phase::open);
+        h.advance(1ms);
+        CHECK(h.conn->closed());
+    }
+}
+
+TEST_CASE("STOMP stops reading at max_unconfirmed_sends and resumes as publishes complete", "[stomp][session][engine]") {
+    auto s = settings();
+    s->max_unconfirmed_sends = 2;
+    engine_harness h;
+    open(h, s);
+    h.send(connect_frame());
+    h.take();
+    std::string sends;
+    for (const char* r : {"r1", "r2", "r3"}) sends += frame("SEND", {{"destination", "/queue/a"}, {"receipt", r}}, "x");
+    h.feed_only(sends);   // the kernel has not answered yet
+    CHECK(h.conn->unconfirmed() == 2);
+    CHECK_FALSE(h.conn->wants_read());
+    CHECK(h.conn->buffered_input() > 0);   // the third SEND waits, decoded later
+    h.pump();
+    const auto out = h.take();
+    CHECK(count(out, "RECEIPT") == 3);
+    CHECK(out.find("receipt-id:r1") < out.find("receipt-id:r2"));
+    CHECK(out.find("receipt-id:r2") < out.find("receipt-id:r3"));
+    CHECK(h.conn->wants_read());
+    CHECK(h.conn->unconfirmed() == 0);
+    CHECK(h.conn->buffered_input() == 0);
+}
+
+TEST_CASE("STOMP output over the high watermark pauses consumers and reading until it drains", "[stomp][session][engine]") {
+    auto s = settings();
+    s->output.high_watermark = 400;
+    s->output.low_watermark = 100;
+    engine_harness h;
+    open(h, s);
+    h.send(connect_frame());
+    h.send(frame("SUBSCRIBE", {{"id", "s"}, {"destination", "/queue/a"}, {"receipt", "sub"}}));
+    CHECK_THAT(h.take(), Catch::Contains("receipt-id:sub"));
+
+    h.hold_writes = true;   // the peer stops reading
+    const std::string body(150, 'b');
+    for (int i = 0; i < 6; ++i) h.send(frame("SEND", {{"destination", "/queue/a"}}, body));
+    const auto first = h.start_held_write();
+    CHECK(first > 0);
+    h.pump();
+    CHECK(h.conn->queued_output() > 400);
+    CHECK(h.conn->consumers_paused());
+    CHECK_FALSE(h.conn->wants_read());
+    h.send(frame("SEND", {{"destination", "/queue/a"}, {"receipt", "late"}}, "y"));   // waits in the socket
+    CHECK(h.unread.size() > 0);
+
+    // The peer reads: the output drains, the consumers resume, the waiting SEND is decoded.
+    h.hold_writes = false;
+    h.finish_held_write();
+    const auto out = h.take();
+    CHECK_FALSE(h.conn->consumers_paused());
+    CHECK(h.conn->wants_read());
+    CHECK(h.unread.empty());
+    CHECK(count(out, "MESSAGE\n") >= 6);
+    CHECK_THAT(out, Catch::Contains("receipt-id:late"));
+}
+
+TEST_CASE("STOMP receipts go out in frame order: a ready one waits behind one awaiting the kernel", "[stomp][session][engine]") {
+    engine_harness h;
+    open(h);
+    h.send(connect_frame());
+    h.take();
+    h.feed_only(frame("SEND", {{"destination", "/queue/a"}, {"receipt", "r1"}}, "x") +
+                frame("BEGIN", {{"transaction", "t"}, {"receipt", "r2"}}));
+    // BEGIN's receipt is ready now, but the SEND's publish has not completed: nothing goes yet.
+    CHECK(h.conn->queued_output() == 0);
+    h.pump();
+    const auto out = h.take();
+    REQUIRE(out.find("receipt-id:r1") != std::string::npos);
+    CHECK(out.find("receipt-id:r1") < out.find("receipt-id:r2"));
+}
+
+TEST_CASE("STOMP protocol error: ERROR, the send side shut, input drained during the linger, then closed", "[stomp][session][engine]") {
+    engine_harness h;
+    open(h);
+    h.send(connect_frame());
+    h.take();
+    h.send(std::string("SEND\nno colon here\n\nx\0", 22));
+    const auto out = h.take();
+    CHECK(out.rfind("ERROR\n", 0) == 0);
+    CHECK_THAT(out, Catch::Contains("message:malformed header"));
+    CHECK(h.shut);
+    CHECK(h.conn->state() == phase::closing);
+
+    SECTION("the linger ends") {
+        h.send(frame("SEND", {{"destination", "/queue/a"}, {"receipt", "r10"}}, "x"));   // dropped
+        CHECK(h.take().empty());
+        CHECK(h.conn->wants_read());   // still draining
+        h.advance(499ms);
+        CHECK(h.conn->state() == phase::closing);
+        h.advance(1ms);
+        CHECK(h.conn->closed());
+    }
+    SECTION("the peer closes first") {
+        h.peer_close();
+        CHECK(h.conn->closed());
+    }
+}
+
+TEST_CASE("STOMP DISCONNECT with a receipt: the RECEIPT after every earlier one, then closing", "[stomp][session][engine]") {
+    engine_harness h;
+    open(h);
+    h.send(connect_frame());
+    h.take();
+    h.feed_only(frame("SEND", {{"destination", "/queue/a"}, {"receipt", "s1"}}, "x") +
+                frame("DISCONNECT", {{"receipt", "bye"}}));
+    CHECK(h.conn->state() == phase::open);   // the publish is not confirmed yet
+    h.pump();
+    const auto out = h.take();
+    CHECK(out.find("receipt-id:s1") < out.find("receipt-id:bye"));
+    CHECK(h.conn->state() == phase::closing);
+    CHECK(h.shut);
+}
+
+TEST_CASE("a STOMP subscription delivers, and its auto-ack deliveries settle once written", "[stomp][session][engine]") {
+    engine_harness h;
+    open(h);
+    h.send(connect_frame());
+    h.send(frame("SUBSCRIBE", {{"id", "s"}, {"destination", "/queue/a"}}) +
+           frame("SEND", {{"destination", "/queue/a"}}, "hello"));
+    const auto out = h.take();
+    CHECK_THAT(out, Catch::Contains("MESSAGE\nsubscription:s"));
+    CHECK_THAT(out, Catch::Contains("hello"));
+    // Written and settled: the queue holds nothing in flight any more.
+    std::vector<sb::core::destination_stats> stats;
+    h.on_worker([&] { h.broker().stats([&](std::vector<sb::core::destination_stats> s) { stats = std::move(s); }); });
+    h.run_kernel();
+    REQUIRE(stats.size() == 1);
+    CHECK(stats[0].inflight == 0);
+    CHECK(stats[0].dequeued == 1);
+    CHECK_FALSE(h.conn->holds_buffers());
+}
