@@ -11,7 +11,7 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
-#include "adapters/net/output_flow.hpp"
+#include "adapters/engine/output_flow.hpp"
 #include "gateway/health_check.hpp"
 #include "gateway/log.hpp"
 
@@ -174,7 +174,7 @@ std::string render_metrics(const admin_view& v, const std::vector<core::destinat
     family("switchboard_slow_consumers_disconnected_total", "counter",
            "Connections closed because their output was not read for broker.slow_consumer_timeout.");
     out += "switchboard_slow_consumers_disconnected_total " +
-           std::to_string(net::output_flow::slow_consumers_disconnected()) + "\n";
+           std::to_string(engine::output_flow::slow_consumers_disconnected()) + "\n";
 
     struct dest_metric {
         std::string_view name, type, help;
@@ -242,7 +242,7 @@ std::string render_metrics(const admin_view& v, const std::vector<core::destinat
 std::string render_status(const admin_view& v, const std::vector<core::destination_stats>& dests) {
     nlohmann::json j;
     j["connections"] = v.live_connections ? v.live_connections() : 0;
-    j["slow_consumers_disconnected"] = net::output_flow::slow_consumers_disconnected();
+    j["slow_consumers_disconnected"] = engine::output_flow::slow_consumers_disconnected();
     j["destinations"] = nlohmann::json::array();
     for (const auto& d : dests)
         j["destinations"].push_back({{"type", d.dest.is_queue() ? "queue" : "topic"},

@@ -15,7 +15,7 @@
 #include <memory>
 
 #include "adapters/engine/connection.hpp"
-#include "adapters/net/transport.hpp"
+#include "gateway/transport.hpp"
 
 namespace sb::gateway {
 

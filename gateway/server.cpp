@@ -233,6 +233,7 @@ mqtt::settings mqtt_settings(const config& cfg) {
     s.topic_alias_maximum = cfg.mqtt.topic_alias_maximum;
     s.max_keepalive_s = cfg.mqtt.max_keepalive_s;
     s.connect_timeout_ms = cfg.mqtt.connect_timeout_ms;
+    s.max_unconfirmed_sends = s.receive_maximum;   // reading stops there (see mqtt::settings)
     s.max_queued_messages = cfg.mqtt.max_queued_messages;
     s.max_session_expiry_s = cfg.mqtt.max_session_expiry_s;
     s.retain_available = cfg.mqtt.retain_available;
@@ -691,7 +692,7 @@ int run_server(const config& cfg) {
             break;
         case protocol::mqtt:
             make = [&, mqtt_cfg](std::unique_ptr<net::transport> t, std::uint64_t conn) {
-                return mqtt::make_session(std::move(t), mqtt_cfg, broker, *auth, mqtt_registry, conn);
+                return drive(mqtt::make_session(mqtt_cfg, broker, *auth, mqtt_registry, conn), std::move(t));
             };
             break;
         case protocol::automatic:
@@ -704,7 +705,7 @@ int run_server(const config& cfg) {
             routes->cfg = &l;
             routes->tls = res.tls[li];
             routes->kernel = [&, stomp_cfg, mqtt_cfg](wire w, std::unique_ptr<net::transport> t, std::uint64_t conn) {
-                return w == wire::mqtt ? mqtt::make_session(std::move(t), mqtt_cfg, broker, *auth, mqtt_registry, conn)
+                return w == wire::mqtt ? drive(mqtt::make_session(mqtt_cfg, broker, *auth, mqtt_registry, conn), std::move(t))
                                        : drive(stomp::make_session(stomp_cfg, broker, *auth, conn), std::move(t));
             };
             routes->backend_named = [&table = live.table](const std::string& name) { return table.find(name); };

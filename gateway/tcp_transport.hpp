@@ -8,7 +8,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
-#include "adapters/net/transport.hpp"
+#include "gateway/transport.hpp"
 
 namespace sb::gateway {
 

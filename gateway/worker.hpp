@@ -15,7 +15,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "adapters/net/transport.hpp"
+#include "gateway/transport.hpp"
 #include "core/executor.hpp"
 
 namespace sb::gateway {

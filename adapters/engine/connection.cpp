@@ -36,6 +36,7 @@ void connection::start() {
 
 void connection::stop() {
     driver_scope scope(*this);
+    if (phase_ < phase::closing) on_stop();
     close();
 }
 

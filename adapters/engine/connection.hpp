@@ -194,6 +194,9 @@ protected:
     // end at once. When it does neither, the engine closes: malformed and receive_timeout
     // gracefully, the others at once.
     virtual void fail(const error& e) = 0;
+    // stop() (a shutdown), before close(): a last word to the peer (MQTT 5's DISCONNECT 0x8B)
+    // and what a shutdown does not do (publish wills). Not called once closing.
+    virtual void on_stop() {}
     // Once, when closing begins: end the subscriptions, give back transactions...
     virtual void on_closing() {}
     // Open, nothing written for the send-idle interval: send a heart-beat.

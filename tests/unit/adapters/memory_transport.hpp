@@ -17,7 +17,7 @@
 #include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
 
-#include "adapters/net/transport.hpp"
+#include "gateway/transport.hpp"
 #include "core/broker.hpp"
 #include "core/security/authenticator.hpp"
 #include "core/store/memory_store.hpp"

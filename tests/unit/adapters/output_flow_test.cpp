@@ -5,17 +5,23 @@
 
 #include <vector>
 
-#include "adapters/net/output_flow.hpp"
+#include "adapters/engine/output_flow.hpp"
 
-using sb::net::output_flow;
-using sb::net::output_limits;
+using sb::engine::output_flow;
+using sb::engine::output_limits;
 
 namespace {
 
-struct target final : sb::net::flow_target {
+// The pause transitions output_flow reports (the engine applies them to its consumers).
+struct target {
     std::vector<bool> signals;   // true: pause, false: resume
-    void pause_consumers(bool pause) override { signals.push_back(pause); }
-    bool on_output_stalled(std::chrono::milliseconds) override { return false; }
+    void grew(output_flow& f, std::size_t queued) {
+        if (f.grew(queued)) signals.push_back(true);
+    }
+    template <typename Queued, typename Deliver>
+    void written(output_flow& f, Queued&& queued, Deliver&& deliver) {
+        if (f.written(std::forward<Queued>(queued), std::forward<Deliver>(deliver))) signals.push_back(false);
+    }
 };
 
 sb::core::delivery delivery_of(sb::core::delivery_tag tag) {
@@ -43,7 +49,7 @@ TEST_CASE("output past the high watermark keeps deliveries, pauses, and resumes 
     auto d1 = delivery_of(1);
     CHECK_FALSE(flow.hold(7, d1, queued));     // room: encode now
     queued = 120;
-    flow.grew(t, queued);
+    t.grew(flow, queued);
     CHECK(t.signals == std::vector<bool>{true});
     CHECK(flow.paused());
     for (sb::core::delivery_tag tag = 2; tag <= 5; ++tag) {
@@ -60,7 +66,7 @@ TEST_CASE("output past the high watermark keeps deliveries, pauses, and resumes 
         handed.push_back(d.tag);
         queued += 30;
     };
-    flow.written(t, [&] { return queued; }, deliver);
+    t.written(flow, [&] { return queued; }, deliver);
     CHECK(handed == std::vector<sb::core::delivery_tag>{2, 3});   // up to the high watermark
     CHECK(t.signals == std::vector<bool>{true});                  // still paused
 
@@ -69,11 +75,11 @@ TEST_CASE("output past the high watermark keeps deliveries, pauses, and resumes 
     auto d6 = delivery_of(6);
     CHECK(flow.hold(7, d6, queued));
     flow.forget(8);   // consumer 8's subscription ended: nothing of it is handed back
-    flow.written(t, [&] { return queued; }, deliver);
+    t.written(flow, [&] { return queued; }, deliver);
     CHECK(handed == std::vector<sb::core::delivery_tag>{2, 3, 4, 5, 6});
     CHECK(t.signals == std::vector<bool>{true});   // 90 bytes queued: above the low watermark
     queued = 20;
-    flow.written(t, [&] { return queued; }, deliver);
+    t.written(flow, [&] { return queued; }, deliver);
     CHECK(t.signals == std::vector<bool>{true, false});
     CHECK_FALSE(flow.paused());
 }
@@ -88,8 +94,8 @@ TEST_CASE("a consumer whose subscription ended has its kept deliveries dropped",
     }
     flow.forget(7);
     std::vector<sb::core::delivery_tag> handed;
-    flow.written(t, [] { return std::size_t(0); },
-                 [&](sb::core::consumer_id, sb::core::delivery d) { handed.push_back(d.tag); });
+    t.written(flow, [] { return std::size_t(0); },
+              [&](sb::core::consumer_id, sb::core::delivery d) { handed.push_back(d.tag); });
     CHECK(handed == std::vector<sb::core::delivery_tag>{2});
     flow.stop();
     auto d = delivery_of(9);

@@ -1,7 +1,7 @@
 // tests/unit/adapters/session_test.cpp — the STOMP and MQTT sessions on an in-memory transport
-// with a real one-worker kernel: no sockets, bounded waits. The STOMP ones run the engine under
-// the gateway's Asio driver (gateway/engine_driver); the session's own behaviour is covered
-// deterministically in tests/unit/adapters/stomp/session_test.cpp.
+// with a real one-worker kernel: no sockets, bounded waits. Both run the engine under the
+// gateway's Asio driver (gateway/engine_driver); the sessions' own behaviour is covered
+// deterministically in tests/unit/adapters/{stomp,mqtt}/session_test.cpp.
 #include <catch2/catch.hpp>
 
 #include "adapters/mqtt/session.hpp"
@@ -31,7 +31,7 @@ session_harness::factory mqtt_factory() {
     auto reg = std::make_shared<std::shared_ptr<sb::mqtt::registry>>();
     return [settings, reg](std::unique_ptr<sb::net::transport> t, sb::core::broker& b, const sb::core::authenticator& a) {
         if (!*reg) *reg = sb::mqtt::make_registry(b);
-        return sb::mqtt::make_session(std::move(t), settings, b, a, *reg, 2);
+        return sb::gateway::drive(sb::mqtt::make_session(settings, b, a, *reg, 2), std::move(t));
     };
 }
 
@@ -103,7 +103,7 @@ TEST_CASE("an MQTT session lingers for its linger_ms setting, then closes", "[mq
     auto p = h.open([settings = std::shared_ptr<const sb::mqtt::settings>(settings), reg](
                         std::unique_ptr<sb::net::transport> t, sb::core::broker& b, const sb::core::authenticator& a) {
         if (!*reg) *reg = sb::mqtt::make_registry(b);
-        return sb::mqtt::make_session(std::move(t), settings, b, a, *reg, 3);
+        return sb::gateway::drive(sb::mqtt::make_session(settings, b, a, *reg, 3), std::move(t));
     });
     h.send(p, "\x10\x0e\x00\x04MQTT\x05\x02\x00\x00\x00\x00\x01\x63"s);
     h.wait_for(p, [](const std::string& o) { return !o.empty(); });

@@ -1,5 +1,7 @@
-// adapters/net/transport.hpp — the byte stream a protocol session runs on (TCP, TLS, WebSocket,
-// or an in-memory pair in tests). Sessions never know which one they have.
+// gateway/transport.hpp — the byte stream a connection runs on (TCP, TLS, WebSocket, or an
+// in-memory pair in tests), and the gateway's handle on a live connection. The engine driver
+// (gateway/engine_driver) pumps a protocol's engine over it; protocols never see it (adapters/
+// has no Asio). Its namespace is still sb::net, the name every transport already uses.
 //
 // All calls and completions happen on the connection's worker thread. One read and one write
 // may be in flight at a time. Completions go to the session through `stream_handler`; the
