@@ -27,6 +27,7 @@
 #include "adapters/mqtt/session.hpp"
 #include "adapters/stomp/session.hpp"
 #include "core/broker.hpp"
+#include "core/security/auth_pool.hpp"
 #include "core/security/authenticator.hpp"
 #include "core/store/journal_store.hpp"
 #include "core/store/memory_store.hpp"
@@ -278,6 +279,17 @@ public:
         return a->authenticate(user, password);
     }
 
+    // Asked by core::auth_pool before authenticate(): whether the authenticator of the moment
+    // hashes (a reload may swap one that does for one that does not; either answer is safe).
+    bool hashes(std::string_view user) const noexcept override {
+        std::shared_ptr<const core::authenticator> a;
+        {
+            std::lock_guard lock(mutex_);
+            a = current_;
+        }
+        return a->hashes(user);
+    }
+
     void replace(std::shared_ptr<const core::authenticator> a) {
         std::lock_guard lock(mutex_);
         current_ = std::move(a);
@@ -357,6 +369,7 @@ std::vector<std::string> changes_needing_restart(const config& now, const config
     if (now.workers != next.workers) out.push_back("workers");
     if (!(now.broker == next.broker)) out.push_back("broker");
     if (!(now.store == next.store)) out.push_back("store");
+    if (now.security.auth_threads != next.security.auth_threads) out.push_back("security.auth_threads");
     if (!(now.stomp == next.stomp)) out.push_back("stomp");
     if (!(now.mqtt == next.mqtt)) out.push_back("mqtt");
     if (!(now.admin == next.admin)) out.push_back("admin");
@@ -531,7 +544,9 @@ void reload(reloadable& live, Listeners& listeners, const asio::any_io_executor&
         live.running.log = next.log;
     }
     live.auth.replace(auth);
+    const auto auth_threads = live.running.security.auth_threads;   // the pool's threads stay
     live.running.security = next.security;
+    live.running.security.auth_threads = auth_threads;
     if (auto* u = dynamic_cast<const core::users_authenticator*>(auth.get()))
         log()->info("reload: users file {} ({} users), allow_anonymous={}", next.security.users_file, u->user_count(),
                     next.security.allow_anonymous);
@@ -592,9 +607,11 @@ void reload(reloadable& live, Listeners& listeners, const asio::any_io_executor&
 // Sessions still held by handlers die with their worker, while everything they refer to
 // (broker, backends, counters) is still alive.
 void stop_workers(std::vector<std::unique_ptr<worker>>& workers, std::unique_ptr<session_sweeper>& sweeper,
-                  std::vector<std::unique_ptr<health_checker>>& checkers) {
+                  std::vector<std::unique_ptr<health_checker>>& checkers, std::unique_ptr<core::auth_pool>& auth) {
     for (auto& w : workers) w->stop();
     for (auto& w : workers) w->join();
+    // Its threads post answers to the workers: they end (and its queue is dropped) first.
+    auth.reset();
     sweeper.reset();
     checkers.clear();
     workers.clear();
@@ -624,7 +641,9 @@ int run_server(const config& cfg) {
         executors.push_back(workers.back().get());
     }
 
-    core::authenticator* const auth = &live.auth;
+    // Password checks run off the workers (CONNECT of STOMP and MQTT), over the reloadable users.
+    auto auth_owner = std::make_unique<core::auth_pool>(live.auth, core::auth_pool_settings{cfg.security.auth_threads});
+    core::auth_pool* const auth = auth_owner.get();
     std::unique_ptr<core::store> store_owner;
     if (cfg.store.type == store_type::journal) {
         core::journal_settings js;
@@ -775,7 +794,7 @@ int run_server(const config& cfg) {
         for (auto& l : listeners) l->close();
         if (admin) admin->close();
         main_ctx.run_for(std::chrono::seconds(5));
-        stop_workers(workers, sweeper, checkers);
+        stop_workers(workers, sweeper, checkers, auth_owner);
         return 1;
     }
     log()->info("switchboard started workers={} listeners={} config={}", n, listeners.size(), cfg.source);
@@ -816,7 +835,7 @@ int run_server(const config& cfg) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     if (const auto left = shared.live_connections.load())
         log()->warn("closing {} connections that did not finish in time", left);
-    stop_workers(workers, sweeper, checkers);
+    stop_workers(workers, sweeper, checkers, auth_owner);
     log()->info("switchboard stopped");
     return 0;
 }
