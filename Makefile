@@ -23,11 +23,12 @@ configure: deps
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-# libFuzzer targets in their own clang build tree (codecs only: small and quick).
-fuzz: deps
+# libFuzzer targets in their own clang build tree: the codecs, and whole sessions (these link
+# the kernel of the main build, so it is built first).
+fuzz: build
 	@if [ ! -f $(FUZZ_BUILD)/CMakeCache.txt ]; then \
 	  cmake -S . -B $(FUZZ_BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	        -DCMAKE_CXX_COMPILER=clang++ -DSB_FUZZ=ON; \
+	        -DCMAKE_CXX_COMPILER=clang++ -DSB_FUZZ=ON -DSB_MAIN_BUILD_DIR=$(abspath $(BUILD)); \
 	fi
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 

@@ -139,6 +139,7 @@ void connection::write_done(std::size_t n) {
 void connection::write_failed() {
     driver_scope scope(*this);
     writing_ = false;
+    if (io_) io_->wbuf.clear();   // gone with the transport
     if (phase_ == phase::closed) return release_output();
     failed(error{error_kind::peer_closed});
 }
@@ -278,7 +279,22 @@ void connection::release_consumer(consumer& c) {
 
 void connection::end_consumer(consumer& c, std::function<void()> done) {
     release_consumer(c);
+    if (c.subscribing && !c.subscribing->done) {
+        c.subscribing->then = [&b = broker_, id = c.id, dest = c.dest, done = std::move(done)]() mutable {
+            b.unsubscribe(id, dest, std::move(done));
+        };
+        return;
+    }
     broker_.unsubscribe(c.id, c.dest, std::move(done));
+}
+
+std::function<void()> connection::track_subscribe(consumer& c, std::function<void()> done) {
+    c.subscribing = std::make_shared<subscribe_call>();
+    return [call = c.subscribing, done = std::move(done)]() mutable {
+        call->done = true;
+        if (done) done();
+        if (call->then) std::exchange(call->then, {})();
+    };
 }
 
 void connection::pause_consumers(bool pause) {

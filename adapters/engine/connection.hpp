@@ -109,10 +109,17 @@ public:
     virtual std::string_view peer() const noexcept = 0;
 };
 
+// A kernel subscribe under way (see connection::track_subscribe).
+struct subscribe_call {
+    bool done = false;
+    std::function<void()> then;   // the unsubscribe that waits for it
+};
+
 // The part of a protocol's subscription the engine knows; the protocol's own derives from it.
 struct consumer {
     core::consumer_id id = 0;
     core::destination dest;
+    std::shared_ptr<subscribe_call> subscribing;   // set by track_subscribe
 };
 
 enum class phase : std::uint8_t { opening, open, closing, closed };
@@ -244,8 +251,14 @@ protected:
     // Out of the table, its kept deliveries dropped (the kernel requeues them) and those
     // encoded or being written settled (they were sent). No kernel unsubscribe.
     void release_consumer(consumer& c);
-    // release_consumer, then the kernel unsubscribe (`done` as broker::unsubscribe's).
+    // release_consumer, then the kernel unsubscribe (`done` as broker::unsubscribe's); after a
+    // track_subscribe'd subscribe that has not completed, the unsubscribe waits for it.
     void end_consumer(consumer& c, std::function<void()> done = {});
+    // Wraps the `done` of the kernel subscribe of `c`: ending `c` before it ran defers the kernel
+    // unsubscribe until then. (A durable subscribe attaches its consumer only once every shard
+    // registered the subscription; an unsubscribe sent meanwhile would overtake the attach and
+    // leave a consumer nobody ends, its deliveries in flight for good.)
+    std::function<void()> track_subscribe(consumer& c, std::function<void()> done);
 
     // A delivery just encoded that counts as consumed once its bytes are written.
     void settle_on_write(core::consumer_id c, core::delivery_tag t) {

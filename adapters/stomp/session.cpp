@@ -306,7 +306,7 @@ private:
         if (durable && client_id().empty()) return fail("a durable subscription needs a client-id header on CONNECT", f);
         add_consumer(*sub);
         const auto r = add_receipt(f, 1);
-        auto done = completion([this, r] { complete(r); });
+        auto done = track_subscribe(*sub, completion([this, r] { complete(r); }));
         if (durable) {
             // ActiveMQ: the subscription is "<client-id>:<name>" and outlives the connection.
             const auto name = std::string(client_id()) + ":" + std::string(*durable);

@@ -479,3 +479,24 @@ TEST_CASE("a STOMP connection's close rolls its open transaction back and delete
     REQUIRE_THAT(out, Catch::Contains("MESSAGE\n"));
     CHECK_THAT(out, Catch::Contains("redelivered:true"));
 }
+
+TEST_CASE("a STOMP durable subscription ended before the kernel attached it leaves no consumer behind", "[stomp][session][engine]") {
+    // The kernel attaches a durable consumer only after every shard registered the subscription:
+    // the session's unsubscribe must not overtake that (found by stomp_session_fuzz).
+    engine_harness h;
+    open(h);
+    h.send(frame("CONNECT", {{"accept-version", "1.2"}, {"client-id", "c"}}));
+    h.feed_only(frame("SUBSCRIBE", {{"id", "d"}, {"destination", "/topic/t"}, {"activemq.subscriptionName", "n"}}) +
+                frame("UNSUBSCRIBE", {{"id", "d"}}));
+    h.pump();
+    std::vector<sb::core::destination_stats> stats;
+    h.on_worker([&] { h.broker().stats([&](std::vector<sb::core::destination_stats> s) { stats = std::move(s); }); });
+    h.run_kernel();
+    bool found = false;
+    for (const auto& st : stats) {
+        if (st.dest.name.find("c:n") == std::string::npos) continue;
+        found = true;
+        CHECK(st.consumers == 0);   // the subscription stays (no name on UNSUBSCRIBE), its consumer went
+    }
+    CHECK(found);
+}
