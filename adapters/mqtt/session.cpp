@@ -372,6 +372,7 @@ struct traffic {
     std::unordered_map<std::uint16_t, std::string> aliases;
     std::unordered_map<std::string, std::uint16_t> out_aliases;
     std::vector<std::string> storage;   // scratch for a delivery's v5 properties
+    std::uint64_t subscriber = 0;       // subscribe_options::subscriber of every subscription
 };
 
 // The packet decode() just reported, for on_frame() right after it. The engine calls the two
@@ -700,7 +701,7 @@ private:
     void complete_connect(claim c) {
         if (c.discard) end_state(broker_, *c.discard);
         stage_ = stage::active;
-        subscriber_ = c.resumed && c.state->subscriber ? c.state->subscriber : broker_.next_consumer_id();
+        if (c.resumed && c.state->subscriber) tr().subscriber = c.state->subscriber;
         connack ack;
         // MQTT 3.1 has no session present flag: its CONNACK's first byte is always 0.
         ack.session_present = c.resumed && version_ != version::v3_1;
@@ -749,8 +750,8 @@ private:
                 auto opt = subscribe_options_for(*owned);
                 owned->prefetch = *opt.prefetch;
                 opt.want_retained = false;
-                broker_.subscribe_durable(owned->id, owned->durable, owned->topic, opt, weak_from_this(), {},
-                                          durable_data(*owned, session_expiry_s_));
+                broker_.subscribe_durable(owned->id, owned->durable, owned->topic, opt, weak_from_this(),
+                                          track_subscribe(*owned, {}), durable_data(*owned, session_expiry_s_));
             } else {
                 broker_.attach(owned->id, owned->dest, weak_from_this(), {});
             }
@@ -959,7 +960,8 @@ private:
                 t.subs.erase(old);
             }
             add_consumer(*sub);
-            auto done = completion([this, ticket] { complete(ticket); });
+            // Tracked: an UNSUBSCRIBE (or a close) before it completes waits for it.
+            auto done = track_subscribe(*sub, completion([this, ticket] { complete(ticket); }));
             if (!sub->durable.empty())
                 broker_.subscribe_durable(sub->id, sub->durable, sub->topic, opt, weak_from_this(), std::move(done),
                                           durable_data(*sub, session_expiry_s_));
@@ -1058,12 +1060,14 @@ private:
         }
     }
 
-    core::subscribe_options subscribe_options_for(const sub_state& s) const {
+    core::subscribe_options subscribe_options_for(const sub_state& s) {
         core::subscribe_options opt;
         opt.connection = id();
         opt.no_local = s.no_local;
         opt.share_group = s.share_group;
-        opt.subscriber = subscriber_;
+        auto& t = tr();
+        if (!t.subscriber) t.subscriber = broker_.next_consumer_id();   // on the first subscription
+        opt.subscriber = t.subscriber;
         opt.prefetch = std::min<std::uint32_t>(settings_->default_prefetch, client_receive_max_);
         opt.max_pending = settings_->max_queued_messages;
         return opt;
@@ -1221,7 +1225,7 @@ private:
         if (session_expiry_s_ != 0) {
             keep = std::make_shared<saved_state>();
             keep->expiry_s = session_expiry_s_;
-            keep->subscriber = subscriber_;
+            keep->subscriber = traffic_ ? traffic_->subscriber : 0;
             settle_written_all();   // QoS 0 in flight was (being) written
             if (traffic_) {
                 auto& t = *traffic_;
@@ -1272,13 +1276,12 @@ private:
         return *l;
     }
 
-    std::shared_ptr<const settings> settings_;
+    std::shared_ptr<const settings> settings_;   // also the engine's limits: held here
     core::auth_pool& auth_;
     std::shared_ptr<registry> registry_;
 
     std::string client_id_;
     std::shared_ptr<core::message> will_;
-    std::uint64_t subscriber_ = 0;   // subscribe_options::subscriber of every subscription
     std::uint32_t will_delay_s_ = 0;
     std::uint32_t session_expiry_s_ = 0;
     std::uint32_t asked_session_expiry_s_ = 0;   // v5: the client's, for CONNACK
