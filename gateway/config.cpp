@@ -424,12 +424,14 @@ private:
         security_config out;
         place anonymous_at = section.key_at;
         for (const entry& e : entries(section.value, section.key_at, section.path,
-                                      {"allow_anonymous", "users_file"})) {
+                                      {"allow_anonymous", "users_file", "auth_threads"})) {
             if (e.key == "allow_anonymous") {
                 out.allow_anonymous = boolean(e);
                 anonymous_at = e.value_at;
             } else if (e.key == "users_file") {
                 out.users_file = text(e);
+            } else if (e.key == "auth_threads") {
+                out.auth_threads = static_cast<std::uint32_t>(integer(e, 1, 64));
             }
         }
         // Without a users file there is nobody to check a password against; refusing here

@@ -128,6 +128,8 @@ struct store_config {
 struct security_config {
     bool allow_anonymous = true;
     std::string users_file;  // empty: no users file (allow_anonymous must then be true)
+    // Threads checking passwords (PBKDF2) for CONNECT off the workers (core::auth_pool).
+    std::uint32_t auth_threads = 2;
 
     bool operator==(const security_config&) const = default;
 };

@@ -13,7 +13,7 @@
 
 namespace sb::core {
 class broker;
-class authenticator;
+class auth_pool;
 }  // namespace sb::core
 
 namespace sb::gateway {
@@ -24,7 +24,7 @@ class worker;
 struct kernel_env {
     const config& cfg;
     core::broker& broker;
-    core::authenticator& auth;   // outlives every session
+    core::auth_pool& auth;   // outlives every session
     worker& housekeeping;        // runs the adapter's process-wide timers (worker 0)
 };
 

@@ -27,6 +27,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "core/broker.hpp"
+#include "core/security/auth_pool.hpp"
 #include "core/security/authenticator.hpp"
 #include "core/store/journal_store.hpp"
 #include "core/store/memory_store.hpp"
@@ -234,6 +235,17 @@ public:
         return a->authenticate(user, password);
     }
 
+    // Asked by core::auth_pool before authenticate(): whether the authenticator of the moment
+    // hashes (a reload may swap one that does for one that does not; either answer is safe).
+    bool hashes(std::string_view user) const noexcept override {
+        std::shared_ptr<const core::authenticator> a;
+        {
+            std::lock_guard lock(mutex_);
+            a = current_;
+        }
+        return a->hashes(user);
+    }
+
     void replace(std::shared_ptr<const core::authenticator> a) {
         std::lock_guard lock(mutex_);
         current_ = std::move(a);
@@ -309,6 +321,7 @@ std::vector<std::string> changes_needing_restart(const config& now, const config
     if (now.workers != next.workers) out.push_back("workers");
     if (!(now.broker == next.broker)) out.push_back("broker");
     if (!(now.store == next.store)) out.push_back("store");
+    if (now.security.auth_threads != next.security.auth_threads) out.push_back("security.auth_threads");
     if (!(now.stomp == next.stomp)) out.push_back("stomp");
     if (!(now.mqtt == next.mqtt)) out.push_back("mqtt");
     if (!(now.admin == next.admin)) out.push_back("admin");
@@ -483,7 +496,9 @@ void reload(reloadable& live, Listeners& listeners, const asio::any_io_executor&
         live.running.log = next.log;
     }
     live.auth.replace(auth);
+    const auto auth_threads = live.running.security.auth_threads;   // the pool's threads stay
     live.running.security = next.security;
+    live.running.security.auth_threads = auth_threads;
     if (auto* u = dynamic_cast<const core::users_authenticator*>(auth.get()))
         log()->info("reload: users file {} ({} users), allow_anonymous={}", next.security.users_file, u->user_count(),
                     next.security.allow_anonymous);
@@ -676,12 +691,15 @@ std::unique_ptr<admin_server> make_admin(asio::io_context& main_ctx, const confi
                    [&workers, stall_limit] { return stalled(workers, stall_limit); }});
 }
 
-// The workers' threads end first; then what runs timers on their contexts (the kernel adapters'
-// sweepers, the health checks, on worker 0); then the contexts. Sessions still held by handlers
-// die with their worker, while everything they refer to (broker, backends, counters) is alive.
-void stop_workers(worker_list& workers, kernel_table& kernels, std::vector<std::unique_ptr<health_checker>>& checkers) {
+// The workers' threads end first; then the password-checking pool (its threads post answers to
+// the workers); then what runs timers on their contexts (the kernel adapters' sweepers, the
+// health checks, on worker 0); then the contexts. Sessions still held by handlers die with their
+// worker, while everything they refer to (broker, backends, counters) is alive.
+void stop_workers(worker_list& workers, std::unique_ptr<core::auth_pool>& auth, kernel_table& kernels,
+                  std::vector<std::unique_ptr<health_checker>>& checkers) {
     for (auto& w : workers) w->stop();
     for (auto& w : workers) w->join();
+    auth.reset();
     for (auto& k : kernels) k.reset();
     checkers.clear();
     workers.clear();
@@ -739,6 +757,8 @@ int run_server(const config& cfg) {
     worker_list workers = make_workers(cfg);
     std::vector<core::executor*> executors;
     for (auto& w : workers) executors.push_back(w.get());
+    // Password checks run off the workers (CONNECT of STOMP and MQTT), over the reloadable users.
+    auto auth = std::make_unique<core::auth_pool>(live.auth, core::auth_pool_settings{cfg.security.auth_threads});
 
     std::unique_ptr<core::store> store;
     try {
@@ -754,7 +774,7 @@ int run_server(const config& cfg) {
         log()->error("store: recovery failed: {}", e.what());
         return 1;
     }
-    kernel_table kernels = make_kernels(kernel_env{cfg, broker, live.auth, *workers.front()});
+    kernel_table kernels = make_kernels(kernel_env{cfg, broker, *auth, *workers.front()});
     // Health checks run on worker 0, like the kernel adapters' timers: a few timers and short
     // connections.
     for (auto& b : live.backends) {
@@ -783,7 +803,7 @@ int run_server(const config& cfg) {
         for (auto& l : listeners) l->close();
         if (admin) admin->close();
         main_ctx.run_for(std::chrono::seconds(5));
-        stop_workers(workers, kernels, live.checkers);
+        stop_workers(workers, auth, kernels, live.checkers);
         return 1;
     }
     log()->info("switchboard started workers={} listeners={} config={}", workers.size(), listeners.size(), cfg.source);
@@ -795,7 +815,7 @@ int run_server(const config& cfg) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     if (const auto left = shared.live_connections.load())
         log()->warn("closing {} connections that did not finish in time", left);
-    stop_workers(workers, kernels, live.checkers);
+    stop_workers(workers, auth, kernels, live.checkers);
     log()->info("switchboard stopped");
     return 0;
 }

@@ -222,6 +222,10 @@ void connection::close() {
     phase_deadline_ = after(now(), limits_->linger_ms);
     flow_.stop();
     on_closing();   // input held is dropped once no decode is under way (feed, decode_held, settle)
+    // What the kernel keeps for the connection (open transactions: rolled back; temporary
+    // destinations: deleted) ends with it, here once for every protocol, after the protocol
+    // ended its subscriptions.
+    broker_.connection_closed(id_);
 }
 
 void connection::abort() {

@@ -229,8 +229,10 @@ protected:
     void set_receive_timeout(std::chrono::milliseconds t) noexcept;
     void set_send_idle(std::chrono::milliseconds t) noexcept;
 
-    // Stops taking frames, calls on_closing(), writes what is queued, shuts the send side and
-    // drains input for linger_ms, then closed. Idempotent.
+    // Stops taking frames, calls on_closing(), then broker::connection_closed(id()) (the
+    // kernel rolls back the connection's open transactions and deletes its temporary
+    // destinations), writes what is queued, shuts the send side and drains input for
+    // linger_ms, then closed. Idempotent: the kernel hears of the end once.
     void close();
     // Closed at once (what is queued is not written). Idempotent.
     void abort();

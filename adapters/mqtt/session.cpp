@@ -31,7 +31,7 @@
 #include "adapters/engine/reply_queue.hpp"
 #include "adapters/mqtt/mapping.hpp"
 #include "core/broker.hpp"
-#include "core/security/authenticator.hpp"
+#include "core/security/auth_pool.hpp"
 
 namespace sb::mqtt {
 
@@ -334,7 +334,13 @@ void sweep_expired(registry& r) {
 
 namespace {
 
-enum class stage : std::uint8_t { awaiting_connect, claiming, active, closing };
+// authenticating: CONNECT read, its credentials being checked (core::auth_pool); claiming: its
+// client id being claimed in the registry. Reading pauses in both.
+enum class stage : std::uint8_t { awaiting_connect, authenticating, claiming, active, closing };
+
+// What a CONNECT is refused for besides its credentials: found while reading it, answered once
+// the authentication answered (credentials are refused first, as they always were).
+enum class connect_refusal : std::uint8_t { none, client_id, retain, will_topic };
 
 // An acknowledgement to the client that waits for kernel completions (in arrival order).
 struct pending_ack {
@@ -376,7 +382,7 @@ thread_local packet current_packet;
 
 class session final : public engine::connection, public claimant {
 public:
-    session(std::shared_ptr<const settings> s, core::broker& broker, const core::authenticator& auth,
+    session(std::shared_ptr<const settings> s, core::broker& broker, core::auth_pool& auth,
             std::shared_ptr<registry> reg, std::uint64_t conn)
         : engine::connection(broker, *s, conn, logger()), settings_(std::move(s)), auth_(auth),
           registry_(std::move(reg)) {}
@@ -409,7 +415,7 @@ private:
 
     void on_frame() override { on_packet(current_packet); }
 
-    bool input_held() const noexcept override { return stage_ == stage::claiming; }
+    bool input_held() const noexcept override { return stage_ == stage::authenticating || stage_ == stage::claiming; }
 
     void fail(const engine::error& e) override {
         switch (e.kind) {
@@ -592,25 +598,57 @@ private:
         return b[i + 6];
     }
 
+    // CONNECT: everything but the credentials is read and checked now (the packet lives only
+    // during this call); the credentials are checked off the worker (core::auth_pool), and
+    // the answer follows theirs.
     void on_connect(connect& c) {
         version_ = c.ver;
         if (c.props.authentication_method) return refuse(reason::bad_authentication_method, connack_v3::not_authorized);
-        std::string user = c.username ? std::string(*c.username) : std::string();
-        std::string password;
-        if (c.password) password.assign(reinterpret_cast<const char*>(c.password->data()), c.password->size());
-        if (!auth_.authenticate(user, password))
-            return refuse(reason::bad_user_name_or_password, connack_v3::bad_user_name_or_password);
+        const std::string_view user = c.username ? *c.username : std::string_view();
+        std::string_view password;
+        if (c.password) password = std::string_view(reinterpret_cast<const char*>(c.password->data()), c.password->size());
+        refusal_ = read_connect(c);
+        stage_ = stage::authenticating;   // reading pauses until the answer
+        auth_.authenticate_async(user, password,
+                                 completion([this](core::auth_result r) { on_authenticated(r.status); }));
+    }
 
+    void on_authenticated(core::auth_status status) {
+        if (stage_ != stage::authenticating) return;   // closed meanwhile
+        if (status == core::auth_status::busy) return refuse(reason::server_busy, connack_v3::server_unavailable);
+        if (status != core::auth_status::accepted)
+            return refuse(reason::bad_user_name_or_password, connack_v3::bad_user_name_or_password);
+        switch (refusal_) {
+        case connect_refusal::none: break;
+        case connect_refusal::client_id: return refuse(reason::client_identifier_not_valid, connack_v3::identifier_rejected);
+        case connect_refusal::retain: return refuse(reason::retain_not_supported, connack_v3::not_authorized);
+        case connect_refusal::will_topic:
+            // 3.1.1 [MQTT-4.7.3-1], §4.8: a malformed CONNECT is closed without a CONNACK
+            // (as mosquitto does); v5 is told why (§4.13.1 allows a CONNACK first).
+            if (version_ != version::v5) return close_malformed_connect("invalid will topic");
+            return refuse(reason::topic_name_invalid, connack_v3::not_authorized);
+        }
+
+        stage_ = stage::claiming;   // reading pauses until the registry answers
+        auto self = std::static_pointer_cast<session>(shared_from_this());
+        // This worker (the connection's) is where the registry's answers come back.
+        auto claimed_now = registry_->claim_id(client_id_, clean_start_, self, core::executor::current());
+        if (claimed_now) complete_connect(std::move(*claimed_now));
+        // else: on_claimed follows (the old session with this id is closing)
+    }
+
+    // The session's settings from CONNECT (the client id, expiry, limits, keep-alive, will),
+    // and the first reason it must be refused, if any.
+    connect_refusal read_connect(connect& c) {
         client_id_ = std::string(c.client_id);
         clean_start_ = c.clean_start;
         if (client_id_.empty()) {
             // MQTT 3.1.1 §3.1.3.1: an empty id needs a clean session; 3.1 needs an id.
             if (version_ == version::v3_1 || (version_ == version::v3_1_1 && !c.clean_start))
-                return refuse(reason::client_identifier_not_valid, connack_v3::identifier_rejected);
+                return connect_refusal::client_id;
             client_id_ = "sb-" + std::to_string(id()) + "-" + std::to_string(std::random_device{}());
             assigned_id_ = true;
         }
-
         if (version_ == version::v5) {
             asked_session_expiry_s_ = c.props.session_expiry_interval.value_or(0);
             session_expiry_s_ = std::min(asked_session_expiry_s_, settings_->max_session_expiry_s);
@@ -628,14 +666,8 @@ private:
             server_keepalive_ = true;
         }
         if (c.will_msg) {
-            if (c.will_msg->retain && !settings_->retain_available)
-                return refuse(reason::retain_not_supported, connack_v3::not_authorized);
-            if (!valid_topic_name(c.will_msg->topic)) {
-                // 3.1.1 [MQTT-4.7.3-1], §4.8: a malformed CONNECT is closed without a CONNACK
-                // (as mosquitto does); v5 is told why (§4.13.1 allows a CONNACK first).
-                if (version_ != version::v5) return close_malformed_connect("invalid will topic");
-                return refuse(reason::topic_name_invalid, connack_v3::not_authorized);
-            }
+            if (c.will_msg->retain && !settings_->retain_available) return connect_refusal::retain;
+            if (!valid_topic_name(c.will_msg->topic)) return connect_refusal::will_topic;
             publish wp;
             wp.qos = c.will_msg->qos;
             wp.retain = c.will_msg->retain;
@@ -648,13 +680,7 @@ private:
 
         // Mosquitto accepts such a will and never publishes it: clients do not write there.
         if (c.will_msg && server_topic(c.will_msg->topic)) will_.reset();
-
-        stage_ = stage::claiming;   // reading pauses until the registry answers
-        auto self = std::static_pointer_cast<session>(shared_from_this());
-        // This worker (the connection's) is where the registry's answers come back.
-        auto claimed_now = registry_->claim_id(client_id_, clean_start_, self, core::executor::current());
-        if (claimed_now) complete_connect(std::move(*claimed_now));
-        // else: on_claimed follows (the old session with this id is closing)
+        return connect_refusal::none;
     }
 
     void refuse(reason v5, connack_v3 v3) {
@@ -1251,7 +1277,7 @@ private:
     }
 
     std::shared_ptr<const settings> settings_;   // also the engine's limits: held here
-    const core::authenticator& auth_;
+    core::auth_pool& auth_;
     std::shared_ptr<registry> registry_;
 
     std::string client_id_;
@@ -1267,6 +1293,7 @@ private:
     version version_ = version::v3_1_1;
     reason decode_error_ = reason::success;   // what decode() refused, for fail()
     std::uint8_t connect_level_ = 0;          // of a refused CONNECT
+    connect_refusal refusal_ = connect_refusal::none;   // CONNECT, while authenticating
     bool clean_start_ = true, assigned_id_ = false, server_keepalive_ = false, abnormal_ = false;
 
     engine::reply_queue<pending_ack> acks_;
@@ -1276,7 +1303,7 @@ private:
 }  // namespace
 
 std::shared_ptr<engine::connection> make_session(std::shared_ptr<const settings> s, core::broker& broker,
-                                                 const core::authenticator& auth, std::shared_ptr<registry> reg,
+                                                 core::auth_pool& auth, std::shared_ptr<registry> reg,
                                                  std::uint64_t connection_id) {
     return std::make_shared<session>(std::move(s), broker, auth, std::move(reg), connection_id);
 }

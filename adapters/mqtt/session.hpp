@@ -14,7 +14,7 @@
 
 namespace sb::core {
 class broker;
-class authenticator;
+class auth_pool;
 }  // namespace sb::core
 
 namespace sb::mqtt {
@@ -49,9 +49,11 @@ void sweep_expired(registry& r);
 void restore_sessions(registry& r, const std::vector<core::subscription_record>& records);
 
 // A session for one connection, to be driven (engine::connection::attach, start) on the worker
-// that creates it.
+// that creates it. CONNECT's credentials are checked through `auth` (off the worker; the
+// packets after CONNECT wait for the answer; `busy` is refused: v5 CONNACK 0x89 Server busy,
+// v3 return code 3 Server unavailable).
 std::shared_ptr<engine::connection> make_session(std::shared_ptr<const settings> s, core::broker& broker,
-                                                 const core::authenticator& auth, std::shared_ptr<registry> reg,
+                                                 core::auth_pool& auth, std::shared_ptr<registry> reg,
                                                  std::uint64_t connection_id);
 
 }  // namespace sb::mqtt

@@ -17,7 +17,8 @@
 #include "adapters/engine/reply_queue.hpp"
 #include "adapters/stomp/mapping.hpp"
 #include "core/broker.hpp"
-#include "core/security/authenticator.hpp"
+#include "core/security/auth_pool.hpp"
+#include "core/transaction.hpp"
 
 namespace sb::stomp {
 
@@ -35,18 +36,6 @@ struct subscription : engine::consumer {
     std::string name;   // the STOMP subscription id
     ack_mode mode = ack_mode::auto_;
     std::deque<unacked_delivery> unacked;   // client modes: delivered, not yet acked, in order
-};
-
-// A kernel ack/nack the transaction applies at COMMIT.
-struct tx_settle {
-    core::consumer_id consumer;
-    core::delivery_tag tag;
-    bool ack;
-};
-
-struct transaction {
-    std::vector<core::message_ptr> sends;
-    std::vector<tx_settle> settles;
 };
 
 // RECEIPTs waiting for the operations before them; an entry is the receipt id.
@@ -108,10 +97,17 @@ std::string_view version_text(version v) {
     return "1.0";
 }
 
+// A CONNECT waiting for its authentication (core::auth_pool): what it asked for besides.
+struct connecting {
+    std::string client_id;
+    std::optional<std::string> receipt;   // a STOMP frame's receipt header: named by its ERROR
+    const char* problem = nullptr;     // refused after the credentials (a bad heart-beat header)
+    std::uint32_t sx = 0, sy = 0;      // heart-beats: we send every sx, expect every sy
+};
+
 class session final : public engine::connection {
 public:
-    session(std::shared_ptr<const settings> s, core::broker& broker, const core::authenticator& auth,
-            std::uint64_t conn)
+    session(std::shared_ptr<const settings> s, core::broker& broker, core::auth_pool& auth, std::uint64_t conn)
         : engine::connection(broker, *s, conn, logger()), settings_(std::move(s)), auth_(auth) {}
 
 private:
@@ -146,20 +142,22 @@ private:
         abort();   // timeouts, a slow consumer, the peer gone: nothing more to say
     }
 
-    // Stops taking frames: the subscriptions end, the transactions roll back.
+    // Stops taking frames: the subscriptions end. The open transactions roll back in the
+    // kernel (the engine's broker::connection_closed follows; dropping them here would too).
     void on_closing() override {
         receipts_.clear();
+        connecting_.reset();
         if (!more_) return;
         for (auto& [name, sub] : more_->subs) end_consumer(*sub);
-        for (auto& [name, tx] : more_->txs) give_back(tx.settles);
         more_.reset();
     }
 
     void on_send_idle() override { out().push_back('\n'); }   // a heart-beat
 
     // A COMMIT under way also stops the input: a SEND after it must not overtake the
-    // transaction's messages, which the kernel publishes only once the commit is durable.
-    bool input_held() const noexcept override { return committing_ > 0; }
+    // transaction's messages, which the kernel publishes only once the commit is durable. So
+    // does a CONNECT being authenticated: the frames after it wait for the answer.
+    bool input_held() const noexcept override { return committing_ > 0 || connecting_ != nullptr; }
 
     // ---- frames ------------------------------------------------------------------------
 
@@ -198,24 +196,39 @@ private:
             return close();
         }
         version_ = *v;
-        const auto login = f.get("login").value_or("");
-        const auto passcode = f.get("passcode").value_or("");
-        auto who = auth_.authenticate(login, passcode);
-        if (!who) return fail("Authentication failed", f);
-        if (auto client_id = f.get("client-id"); client_id && !client_id->empty()) more().client_id = *client_id;
-
+        // The password is checked off the worker (core::auth_pool); the rest of CONNECT is read
+        // now (the frame lives only during this call) and its answer given with the
+        // authentication's, in the order as before: credentials first.
+        auto c = std::make_unique<connecting>();
+        if (f.cmd == command::stomp) {   // CONNECT's ERROR never names a receipt (see fail)
+            if (auto r = f.get("receipt")) c->receipt = std::string(*r);
+        }
+        if (auto client_id = f.get("client-id"); client_id && !client_id->empty()) c->client_id = *client_id;
         std::uint32_t cx = 0, cy = 0;
         if (auto hb = f.get("heart-beat"); hb && version_ != version::v1_0) {
             const auto comma = hb->find(',');
             if (comma == std::string_view::npos || !parse_uint(hb->substr(0, comma), cx) ||
                 !parse_uint(hb->substr(comma + 1), cy))
-                return fail("invalid heart-beat header", f);
+                c->problem = "invalid heart-beat header";
         }
         // STOMP 1.2 §Heart-beating: each side uses the larger of what one can do and the
         // other wants; we accept the client's rates, bounded below by the floor.
         const std::uint32_t floor = settings_->heartbeat_floor_ms;
-        const std::uint32_t sx = cy ? std::max(cy, floor) : 0;  // we send every sx
-        const std::uint32_t sy = cx ? std::max(cx, floor) : 0;  // we expect every sy
+        c->sx = cy ? std::max(cy, floor) : 0;  // we send every sx
+        c->sy = cx ? std::max(cx, floor) : 0;  // we expect every sy
+        connecting_ = std::move(c);   // input is held until the answer
+        auth_.authenticate_async(f.get("login").value_or(""), f.get("passcode").value_or(""),
+                                 completion([this](core::auth_result r) { on_authenticated(std::move(r)); }));
+    }
+
+    void on_authenticated(core::auth_result r) {
+        if (!connecting_ || state() != engine::phase::opening) return;   // closed meanwhile
+        const auto c = std::move(connecting_);
+        if (r.status == core::auth_status::busy) return fail_connect("server busy", *c);
+        if (r.status != core::auth_status::accepted) return fail_connect("Authentication failed", *c);
+        if (c->problem) return fail_connect(c->problem, *c);
+        if (!c->client_id.empty()) more().client_id = std::move(c->client_id);
+        const std::uint32_t sx = c->sx, sy = c->sy;
         // Silence past `grace` times the interval we expect ends the connection.
         const auto receive_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(sy * settings_->heartbeat_grace));
         open(receive_timeout, std::chrono::milliseconds(sx));
@@ -228,7 +241,7 @@ private:
         if (version_ != version::v1_0)
             encode_header(out, "heart-beat", std::to_string(sx) + "," + std::to_string(sy), version_, false);
         encode_body(out, {});
-        log(spdlog::level::debug, "user={} version={} heart-beat={},{}", who->user, version_text(version_), sx, sy);
+        log(spdlog::level::debug, "user={} version={} heart-beat={},{}", r.who.user, version_text(version_), sx, sy);
     }
 
     void on_send(const frame& f) {
@@ -241,9 +254,7 @@ private:
         if (auto txid = f.get("transaction")) {
             auto* tx = find_tx(*txid, f);
             if (!tx) return;
-            if (tx->sends.size() + tx->settles.size() >= settings_->max_transaction_frames)
-                return fail("transaction too large", f);
-            tx->sends.push_back(std::move(m));
+            if (tx->send(std::move(m)) != core::tx_status::ok) return fail("transaction too large", f);
             return receipt_now(f);
         }
         const auto r = add_receipt(f, 1);
@@ -378,14 +389,16 @@ private:
     void on_ack(const frame& f, bool positive) {
         subscription* sub = nullptr;
         std::vector<core::delivery_tag> tags;
-        transaction* tx = nullptr;
+        core::transaction* tx = nullptr;
         if (auto txid = f.get("transaction")) {
             tx = find_tx(*txid, f);
             if (!tx) return;
         }
         if (!take_acked(f, sub, tags)) return;
         if (tx) {
-            for (auto t : tags) tx->settles.push_back(tx_settle{sub->id, t, positive});
+            // Buffered in the kernel transaction: until COMMIT the deliveries stay in flight.
+            const auto st = positive ? tx->ack(sub->id, std::move(tags)) : tx->nack(sub->id, std::move(tags));
+            if (st != core::tx_status::ok) return fail("transaction too large", f);
         } else if (positive) {
             // The RECEIPT follows the durable removal: an ACK confirmed to the client is never
             // undone by a crash (the message does not come back).
@@ -400,10 +413,10 @@ private:
         receipt_now(f);
     }
 
-    transaction* find_tx(std::string_view id, const frame& f) {
+    core::transaction* find_tx(std::string_view id, const frame& f) {
         auto it = more().txs.find(std::string(id));
         if (it == more().txs.end()) return fail("unknown transaction", f), nullptr;
-        return &it->second;
+        return it->second.get();
     }
 
     void on_begin(const frame& f) {
@@ -411,7 +424,9 @@ private:
         if (!id) return fail("BEGIN requires a transaction header", f);
         if (more().txs.contains(std::string(*id))) return fail("transaction already started", f);
         if (more().txs.size() >= settings_->max_transactions) return fail("too many transactions", f);
-        more().txs.emplace(std::string(*id), transaction{});
+        // The kernel keeps it (core::transaction): bounded by stomp.max_transaction_frames, and
+        // rolled back by broker::connection_closed if the connection ends with it open.
+        more().txs.emplace(std::string(*id), broker_.begin_transaction(this->id(), settings_->max_transaction_frames));
         receipt_now(f);
     }
 
@@ -424,18 +439,11 @@ private:
         more().txs.erase(it);
         // The kernel commits the sends and acks as one unit: the RECEIPT follows the durable
         // removal of every acked message and the durable storage of every sent one, written
-        // together (after a crash, all of the transaction or none of it).
-        core::local_transaction work;
-        work.sends = std::move(tx.sends);
-        std::vector<tx_settle> nacks;
-        for (const auto& s : tx.settles) {
-            if (s.ack) work.acks.emplace_back(s.consumer, s.tag);
-            else nacks.push_back(s);
-        }
-        give_back(nacks);   // the transaction's NACKs: nothing to make durable
+        // together (after a crash, all of the transaction or none of it). Its NACKs give their
+        // deliveries back at once (nothing to make durable).
         const auto r = add_receipt(f, 1);
         ++committing_;
-        broker_.commit(std::move(work), completion([this, r](core::publish_status s) { on_committed(s, r); }));
+        tx->commit(completion([this, r](core::publish_status s) { on_committed(s, r); }));
     }
 
     void on_committed(core::publish_status s, receipt r) {
@@ -453,17 +461,10 @@ private:
         if (it == more().txs.end()) return fail("unknown transaction", f);
         auto tx = std::move(it->second);
         more().txs.erase(it);
-        // ActiveMQ redelivers what an aborted transaction acknowledged.
-        give_back(tx.settles);
+        // ActiveMQ redelivers what an aborted transaction acknowledged: the kernel gives each
+        // delivery back to its queue, counted as a redelivery.
+        tx->rollback();
         receipt_now(f);
-    }
-
-    // Hands a transaction's deliveries back to the kernel, each counted as a redelivery (ABORT,
-    // the connection closing, or the transaction's own NACKs at COMMIT).
-    void give_back(const std::vector<tx_settle>& all) {
-        std::unordered_map<core::consumer_id, std::vector<core::delivery_tag>> by;
-        for (const auto& s : all) by[s.consumer].push_back(s.tag);
-        for (auto& [consumer, tags] : by) broker_.nack(consumer, std::move(tags));
     }
 
     void on_disconnect(const frame& f) {
@@ -502,21 +503,33 @@ private:
 
     // The STOMP answer to a protocol error: an ERROR frame, then close this connection only.
     void fail(std::string_view message, const frame& f) {
+        std::optional<std::string_view> receipt_id;
+        if (state() != engine::phase::opening || f.cmd != command::connect) receipt_id = f.get("receipt");
+        send_error(message, receipt_id);
+    }
+
+    // A CONNECT refused once its authentication answered (the frame is gone: what it said is
+    // in `c`).
+    void fail_connect(std::string_view message, const connecting& c) {
+        std::optional<std::string_view> receipt_id;
+        if (c.receipt) receipt_id = *c.receipt;
+        send_error(message, receipt_id);
+    }
+
+    void send_error(std::string_view message, std::optional<std::string_view> receipt_id) {
         if (state() >= engine::phase::closing) return;
         log(spdlog::level::warn, "reason=protocol_error detail=\"{}\"", message);
         auto& out = this->out();
         encode_command(out, command::error);
         encode_header(out, "content-type", "text/plain", version_, false);
         encode_header(out, "message", message, version_, true);
-        if (state() != engine::phase::opening || f.cmd != command::connect) {
-            if (auto r = f.get("receipt")) encode_header(out, "receipt-id", *r, version_, true);
-        }
+        if (receipt_id) encode_header(out, "receipt-id", *receipt_id, version_, true);
         encode_body(out, std::span(reinterpret_cast<const std::uint8_t*>(message.data()), message.size()));
         close();
     }
 
     std::shared_ptr<const settings> settings_;
-    const core::authenticator& auth_;
+    core::auth_pool& auth_;
 
     version version_ = version::v1_0;
     bool disconnecting_ = false;
@@ -525,7 +538,7 @@ private:
     struct extras {
         std::string client_id;   // CONNECT client-id: names durable subscriptions
         std::unordered_map<std::string, std::unique_ptr<subscription>> subs;
-        std::unordered_map<std::string, transaction> txs;
+        std::unordered_map<std::string, std::unique_ptr<core::transaction>> txs;   // kernel transactions
     };
     std::unique_ptr<extras> more_;
     extras& more() {
@@ -533,6 +546,8 @@ private:
         return *more_;
     }
     std::string_view client_id() const noexcept { return more_ ? std::string_view(more_->client_id) : std::string_view(); }
+    // While a CONNECT is being authenticated: what else it asked for.
+    std::unique_ptr<connecting> connecting_;
     receipts receipts_;
     std::size_t committing_ = 0;   // COMMITs handed to the kernel, not yet completed
 };
@@ -540,7 +555,7 @@ private:
 }  // namespace
 
 std::shared_ptr<engine::connection> make_session(std::shared_ptr<const settings> s, core::broker& broker,
-                                                 const core::authenticator& auth, std::uint64_t connection_id) {
+                                                 core::auth_pool& auth, std::uint64_t connection_id) {
     return std::make_shared<session>(std::move(s), broker, auth, connection_id);
 }
 

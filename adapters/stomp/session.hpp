@@ -13,7 +13,7 @@
 
 namespace sb::core {
 class broker;
-class authenticator;
+class auth_pool;
 }  // namespace sb::core
 
 namespace sb::stomp {
@@ -26,13 +26,16 @@ struct settings : engine::limits {
     std::uint32_t heartbeat_floor_ms = 100;
     double heartbeat_grace = 1.5;
     std::size_t max_subscriptions = 1000;
-    std::size_t max_transactions = 100;
-    std::size_t max_transaction_frames = 100000;
+    std::size_t max_transactions = 100;            // open at once per connection
+    std::size_t max_transaction_frames = 100000;   // the kernel transaction's max_frames
     std::string broker_name = "switchboard";
     std::string server = "Switchboard/0.1";
 };
 
+// CONNECT's credentials are checked through `auth` (off the worker; the frames after CONNECT
+// wait for the answer; `busy` is refused with ERROR "server busy"). Transactions are kernel
+// transactions (broker::begin_transaction) of connection `connection_id`.
 std::shared_ptr<engine::connection> make_session(std::shared_ptr<const settings> s, core::broker& broker,
-                                                 const core::authenticator& auth, std::uint64_t connection_id);
+                                                 core::auth_pool& auth, std::uint64_t connection_id);
 
 }  // namespace sb::stomp

@@ -75,7 +75,7 @@ public:
 private:
     std::shared_ptr<const mqtt::settings> settings_;
     core::broker& broker_;
-    core::authenticator& auth_;
+    core::auth_pool& auth_;
     std::shared_ptr<mqtt::registry> registry_;
     session_sweeper sweeper_;
     worker& housekeeping_;

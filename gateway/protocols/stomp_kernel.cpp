@@ -41,7 +41,7 @@ public:
 private:
     std::shared_ptr<const stomp::settings> settings_;
     core::broker& broker_;
-    core::authenticator& auth_;
+    core::auth_pool& auth_;
 };
 
 }  // namespace

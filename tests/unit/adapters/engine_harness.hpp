@@ -15,6 +15,7 @@
 
 #include "adapters/engine/connection.hpp"
 #include "core/broker.hpp"
+#include "core/security/auth_pool.hpp"
 #include "core/security/authenticator.hpp"
 #include "core/store/memory_store.hpp"
 #include "tests/unit/core/manual_executor.hpp"
@@ -30,17 +31,22 @@ struct manual_driver final : engine::driver_hooks {
     std::string_view peer() const noexcept override { return "test:1"; }
 };
 
-// Accepts everyone but the user "intruder".
+// Accepts everyone but the user "intruder". A lookup (no hashing): the auth_pool answers at
+// once, posting the answer to the worker, so sessions authenticate deterministically; with
+// `hashing`, every request goes to the pool's queue (which the busy tests make full).
 struct test_authenticator final : core::authenticator {
     std::optional<core::principal> authenticate(std::string_view user, std::string_view) const noexcept override {
         if (user == "intruder") return std::nullopt;
         return core::principal{std::string(user), user.empty()};
     }
+    bool hashes(std::string_view) const noexcept override { return hashing; }
+    bool hashing = false;
 };
 
 class engine_harness {
 public:
-    explicit engine_harness(core::broker_settings bs = {}) : broker_(std::move(bs), workers_.ptrs, store_) {}
+    explicit engine_harness(core::broker_settings bs = {}, core::auth_pool_settings as = {1, 16})
+        : broker_(std::move(bs), workers_.ptrs, store_), pool_(auth_, as) {}
     ~engine_harness() {
         // The connection's completions may still be queued: let them go before the kernel.
         if (conn) on_worker([&] { conn->stop(); });
@@ -49,7 +55,9 @@ public:
     }
 
     core::broker& broker() noexcept { return broker_; }
-    const core::authenticator& auth() const noexcept { return auth_; }
+    // The sessions' authentication: an auth_pool over test_authenticator.
+    core::auth_pool& auth() noexcept { return pool_; }
+    test_authenticator& authenticator() noexcept { return auth_; }
     manual_executor& worker() { return workers_[0]; }
 
     // Attaches the manual driver and starts `c` (made by a protocol's factory on this broker).
@@ -167,6 +175,7 @@ private:
     core::memory_store store_;
     core::broker broker_;
     test_authenticator auth_;
+    core::auth_pool pool_;
 };
 
 }  // namespace sb::test

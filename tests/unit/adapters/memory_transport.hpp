@@ -19,6 +19,7 @@
 
 #include "gateway/transport.hpp"
 #include "core/broker.hpp"
+#include "core/security/auth_pool.hpp"
 #include "core/security/authenticator.hpp"
 #include "core/store/memory_store.hpp"
 #include "gateway/worker.hpp"
@@ -107,11 +108,11 @@ private:
 class session_harness {
 public:
     using factory = std::function<std::shared_ptr<net::session>(std::unique_ptr<net::transport>, core::broker&,
-                                                                const core::authenticator&)>;
+                                                                core::auth_pool&)>;
 
     session_harness()
         : worker_(0), broker_({}, std::vector<core::executor*>{&worker_}, store_),
-          auth_(core::make_authenticator(true, "")) {
+          auth_(core::make_authenticator(true, "")), pool_(*auth_, {1, 16}) {
         worker_.start();
     }
     ~session_harness() {
@@ -129,7 +130,7 @@ public:
         std::promise<void> started;
         boost::asio::post(worker_.context(), [&, p] {
             auto t = std::make_unique<memory_transport>(worker_.context().get_executor(), p);
-            auto s = make(std::move(t), broker_, *auth_);
+            auto s = make(std::move(t), broker_, pool_);
             sessions_.push_back(s);
             s->start();
             started.set_value();
@@ -167,6 +168,7 @@ private:
     core::memory_store store_;
     core::broker broker_;
     std::unique_ptr<core::authenticator> auth_;
+    core::auth_pool pool_;   // stopped before the worker's context goes (after its thread)
     std::vector<std::shared_ptr<net::session>> sessions_;   // touched on the worker only
     std::vector<std::shared_ptr<pipe_state>> pipes_;
 };

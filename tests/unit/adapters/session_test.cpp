@@ -20,7 +20,7 @@ auto has(std::string needle) {
 
 session_harness::factory stomp_factory() {
     auto settings = std::make_shared<const sb::stomp::settings>();
-    return [settings](std::unique_ptr<sb::net::transport> t, sb::core::broker& b, const sb::core::authenticator& a) {
+    return [settings](std::unique_ptr<sb::net::transport> t, sb::core::broker& b, sb::core::auth_pool& a) {
         return sb::gateway::drive(sb::stomp::make_session(settings, b, a, 1), std::move(t));
     };
 }
@@ -29,7 +29,7 @@ session_harness::factory stomp_factory() {
 session_harness::factory mqtt_factory() {
     auto settings = std::make_shared<const sb::mqtt::settings>();
     auto reg = std::make_shared<std::shared_ptr<sb::mqtt::registry>>();
-    return [settings, reg](std::unique_ptr<sb::net::transport> t, sb::core::broker& b, const sb::core::authenticator& a) {
+    return [settings, reg](std::unique_ptr<sb::net::transport> t, sb::core::broker& b, sb::core::auth_pool& a) {
         if (!*reg) *reg = sb::mqtt::make_registry(b);
         return sb::gateway::drive(sb::mqtt::make_session(settings, b, a, *reg, 2), std::move(t));
     };
@@ -101,7 +101,7 @@ TEST_CASE("an MQTT session lingers for its linger_ms setting, then closes", "[mq
     auto reg = std::make_shared<std::shared_ptr<sb::mqtt::registry>>();
     session_harness h;
     auto p = h.open([settings = std::shared_ptr<const sb::mqtt::settings>(settings), reg](
-                        std::unique_ptr<sb::net::transport> t, sb::core::broker& b, const sb::core::authenticator& a) {
+                        std::unique_ptr<sb::net::transport> t, sb::core::broker& b, sb::core::auth_pool& a) {
         if (!*reg) *reg = sb::mqtt::make_registry(b);
         return sb::gateway::drive(sb::mqtt::make_session(settings, b, a, *reg, 3), std::move(t));
     });

@@ -416,3 +416,11 @@ listeners:
     CHECK(error_of("listeners:\n  - { name: a, port: 1, tls: { cert: a.pem } }\n") ==
           "conf/x.yaml:2:30: listeners[0].tls.key: missing (a PEM private key file)");
 }
+
+TEST_CASE("security.auth_threads sizes the password-checking pool, validated", "[gateway][config]") {
+    CHECK(config{}.security.auth_threads == 2);
+    CHECK(load_config_text("security:\n  auth_threads: 4\n", "a.yaml").security.auth_threads == 4);
+    CHECK_THAT(error_of("security:\n  auth_threads: 0\n"),
+               Catch::Contains("conf/x.yaml:2:17: security.auth_threads: expected an integer"));
+    CHECK_THAT(error_of("security:\n  auth_threads: 65\n"), Catch::Contains("security.auth_threads"));
+}

@@ -405,3 +405,131 @@ TEST_CASE("MQTT 5 at a broker shutdown: DISCONNECT 0x8B and no will", "[mqtt][se
     h.send(subscribe(mqtt::version::v3_1_1, 1, "wills/#", 0));
     CHECK(h.take() == "\x90\x03\x00\x01\x00"s);   // SUBACK alone: no retained will
 }
+
+// ---- the kernel API v2: asynchronous authentication, connection_closed ----------------------
+
+namespace {
+
+// A kernel whose auth_pool lets no request wait for its hashing thread: every CONNECT with a
+// user name is answered busy.
+struct busy_harness : engine_harness {
+    busy_harness() : engine_harness({}, {1, 0}) { authenticator().hashing = true; }
+    std::shared_ptr<mqtt::registry> reg = mqtt::make_registry(broker());
+};
+
+std::string connect_as(mqtt::version v, std::string_view client_id, std::string_view user, bool clean = true) {
+    mqtt::connect c;
+    c.ver = v;
+    c.protocol_name = "MQTT";
+    c.client_id = client_id;
+    c.clean_start = clean;
+    c.keep_alive = 60;
+    c.username = user;
+    return bytes(mqtt::packet{c}, v);
+}
+
+}  // namespace
+
+TEST_CASE("MQTT packets right after CONNECT wait for the asynchronous authentication, then go in order",
+          "[mqtt][session][engine][auth]") {
+    mqtt_harness h;
+    open(h);
+    const auto v = mqtt::version::v5;
+    h.feed_only(connect(v, "early", 60) + publish(v, "t", 1, 1, "a") + publish(v, "t", 1, 2, "b"));
+    // The answer is posted to the worker: until it runs, no CONNACK, and the packets after
+    // CONNECT wait undecoded with reading paused.
+    CHECK(h.conn->state() == phase::opening);
+    CHECK(h.conn->queued_output() == 0);
+    CHECK_FALSE(h.conn->wants_read());
+    CHECK(h.conn->buffered_input() > 0);
+    CHECK(h.conn->unconfirmed() == 0);
+    REQUIRE(h.worker().run_one());   // the authentication's answer
+    CHECK(h.conn->state() == phase::open);
+    CHECK(h.conn->buffered_input() == 0);
+    h.pump();
+    const auto wire = h.take();
+    const auto ps = packets(wire, v);
+    REQUIRE(ps.size() == 3);
+    CHECK(as<mqtt::connack>(ps[0]).code == 0);
+    CHECK(as<mqtt::puback>(ps[1]).packet_id == 1);
+    CHECK(as<mqtt::puback>(ps[2]).packet_id == 2);
+}
+
+TEST_CASE("MQTT CONNECT is refused as busy when the authentication queue is full", "[mqtt][session][engine][auth]") {
+    busy_harness h;
+    auto make = [&] { h.open(mqtt::make_session(settings(), h.broker(), h.auth(), h.reg, 9)); };
+    make();
+    SECTION("v5: CONNACK 0x89 Server busy") {
+        h.send(connect_as(mqtt::version::v5, "b5", "someone") + bytes(mqtt::packet{mqtt::pingreq{}}, mqtt::version::v5));
+        const auto wire = h.take();
+        const auto ps = packets(wire, mqtt::version::v5);
+        REQUIRE(ps.size() == 1);   // the PINGREQ after it was never handled
+        CHECK(as<mqtt::connack>(ps[0]).code == 0x89);
+    }
+    SECTION("v3.1.1: return code 3, Server unavailable") {
+        h.send(connect_as(mqtt::version::v3_1_1, "b3", "someone"));
+        CHECK(h.take() == "\x20\x02\x00\x03"s);
+    }
+    CHECK(h.conn->state() == phase::closing);
+    CHECK(h.shut);
+}
+
+TEST_CASE("MQTT CONNECT refusals keep their order with the asynchronous check: credentials first",
+          "[mqtt][session][engine][auth]") {
+    mqtt_harness h;
+    open(h);
+    // v3.1.1: an empty client id needs a clean session (return code 2) ...
+    SECTION("good credentials: identifier rejected") {
+        h.send(connect_as(mqtt::version::v3_1_1, "", "someone", false));
+        CHECK(h.take() == "\x20\x02\x00\x02"s);
+    }
+    SECTION("refused credentials: bad user name or password") {   // ... but credentials go first
+        h.send(connect_as(mqtt::version::v3_1_1, "", "intruder", false));
+        CHECK(h.take() == "\x20\x02\x00\x04"s);
+    }
+    CHECK(h.conn->state() == phase::closing);
+}
+
+TEST_CASE("an MQTT connection that closes while its authentication is pending ignores the answer",
+          "[mqtt][session][engine][auth]") {
+    mqtt_harness h;
+    open(h);
+    h.feed_only(connect(mqtt::version::v3_1_1, "gone", 60, will_args{"wills/gone", "w", true}));
+    h.on_worker([&] { h.conn->read_closed(); });
+    CHECK(h.conn->closed());
+    h.pump();
+    CHECK(h.conn->closed());
+    CHECK(h.take().empty());
+    // Never connected: no will, and the client id is free.
+    open(h);
+    connected(h, "watcher");
+    h.send(subscribe(mqtt::version::v3_1_1, 1, "wills/#", 0));
+    CHECK(h.take() == "\x90\x03\x00\x01\x00"s);
+    open(h);
+    connected(h, "gone");
+}
+
+TEST_CASE("an MQTT connection's close deletes the temporary queue the kernel kept for it",
+          "[mqtt][session][engine][auth]") {
+    mqtt_harness h;
+    open(h);
+    connected(h, "t");
+    sb::core::destination temp;
+    h.on_worker([&] { temp = h.broker().create_temporary(9, sb::core::dest_kind::temp_queue); });
+    h.run_kernel();
+    auto publish_to_temp = [&] {
+        std::optional<sb::core::publish_status> st;
+        h.on_worker([&] {
+            auto m = std::make_shared<sb::core::message>();
+            m->dest = temp;
+            m->id = h.broker().next_message_id();
+            h.broker().publish(m, [&](sb::core::publish_status s) { st = s; });
+        });
+        h.run_kernel();
+        return st;
+    };
+    CHECK(publish_to_temp() == sb::core::publish_status::ok);
+    h.send(bytes(mqtt::packet{mqtt::disconnect{}}, mqtt::version::v3_1_1));
+    REQUIRE(h.conn->state() >= phase::closing);
+    CHECK(publish_to_temp() == sb::core::publish_status::no_destination);
+}

@@ -260,6 +260,226 @@ TEST_CASE("a STOMP subscription delivers, and its auto-ack deliveries settle onc
     CHECK_FALSE(h.conn->holds_buffers());
 }
 
+// ---- the kernel API v2: asynchronous authentication, kernel transactions, connection_closed ----
+
+namespace {
+
+// The value of header `name` in the first frame of `out` that has it.
+std::string header(const std::string& out, std::string_view name) {
+    const auto key = "\n" + std::string(name) + ":";
+    const auto at = out.find(key);
+    if (at == std::string::npos) return {};
+    const auto from = at + key.size();
+    return out.substr(from, out.find('\n', from) - from);
+}
+
+std::vector<sb::core::destination_stats> stats_of(engine_harness& h) {
+    std::vector<sb::core::destination_stats> stats;
+    h.on_worker([&] { h.broker().stats([&](std::vector<sb::core::destination_stats> s) { stats = std::move(s); }); });
+    h.run_kernel();
+    return stats;
+}
+
+const sb::core::destination_stats* stats_for(const std::vector<sb::core::destination_stats>& all, std::string_view name) {
+    for (const auto& s : all)
+        if (s.dest.name == name) return &s;
+    return nullptr;
+}
+
+// A client-individual subscriber of /queue/q that received one message; returns its ack id.
+std::string received_one(engine_harness& h) {
+    h.send(connect_frame());
+    h.send(frame("SUBSCRIBE", {{"id", "s"}, {"destination", "/queue/q"}, {"ack", "client-individual"}}) +
+           frame("SEND", {{"destination", "/queue/q"}}, "m1"));
+    const auto out = h.take();
+    REQUIRE_THAT(out, Catch::Contains("MESSAGE\n"));
+    CHECK(out.find("redelivered:true") == std::string::npos);
+    return header(out, "ack");
+}
+
+}  // namespace
+
+TEST_CASE("STOMP frames right after CONNECT wait for the asynchronous authentication, then go in order",
+          "[stomp][session][engine][auth]") {
+    engine_harness h;
+    open(h);
+    h.feed_only(connect_frame() + frame("SEND", {{"destination", "/queue/a"}, {"receipt", "r1"}}, "x") +
+                frame("BEGIN", {{"transaction", "t"}, {"receipt", "r2"}}));
+    // The answer is posted to the worker: until it runs, nothing is answered and the frames
+    // after CONNECT wait, undecoded, with reading paused.
+    CHECK(h.conn->state() == phase::opening);
+    CHECK(h.conn->queued_output() == 0);
+    CHECK_FALSE(h.conn->wants_read());
+    CHECK(h.conn->buffered_input() > 0);
+    CHECK(h.conn->unconfirmed() == 0);   // the SEND was not handled
+    REQUIRE(h.worker().run_one());       // the authentication's answer
+    CHECK(h.conn->state() == phase::open);
+    CHECK(h.conn->buffered_input() == 0);   // then the held frames were handled
+    h.pump();
+    const auto out = h.take();
+    REQUIRE(out.rfind("CONNECTED\n", 0) == 0);
+    REQUIRE(out.find("receipt-id:r1") != std::string::npos);
+    CHECK(out.find("receipt-id:r1") < out.find("receipt-id:r2"));
+    CHECK(h.conn->wants_read());
+}
+
+TEST_CASE("STOMP CONNECT is refused with ERROR server busy when the authentication queue is full",
+          "[stomp][session][engine][auth]") {
+    engine_harness h({}, {1, 0});   // no request may wait for the hashing thread
+    h.authenticator().hashing = true;
+    open(h);
+    h.send(connect_frame() + frame("SEND", {{"destination", "/queue/a"}, {"receipt", "r1"}}, "x"));
+    const auto out = h.take();
+    CHECK(out.rfind("ERROR\n", 0) == 0);
+    CHECK_THAT(out, Catch::Contains("message:server busy"));
+    CHECK(out.find("RECEIPT") == std::string::npos);   // nothing after CONNECT was handled
+    CHECK(h.conn->state() == phase::closing);
+}
+
+TEST_CASE("STOMP CONNECT refusals after the credentials keep their order: credentials first",
+          "[stomp][session][engine][auth]") {
+    engine_harness h;
+    open(h);
+    SECTION("a bad heart-beat with good credentials") {
+        h.send(connect_frame("x,y"));
+        CHECK_THAT(h.take(), Catch::Contains("message:invalid heart-beat header"));
+    }
+    SECTION("a bad heart-beat with refused credentials") {
+        h.send(connect_frame("x,y", "intruder"));
+        CHECK_THAT(h.take(), Catch::Contains("message:Authentication failed"));
+    }
+    SECTION("a STOMP frame's receipt is named by its ERROR") {
+        h.send(frame("STOMP", {{"accept-version", "1.2"}, {"host", "x"}, {"login", "intruder"}, {"receipt", "c1"}}));
+        const auto out = h.take();
+        CHECK_THAT(out, Catch::Contains("message:Authentication failed"));
+        CHECK_THAT(out, Catch::Contains("receipt-id:c1"));
+    }
+    CHECK(h.conn->state() == phase::closing);
+}
+
+TEST_CASE("a STOMP connection that closes while its authentication is pending ignores the answer",
+          "[stomp][session][engine][auth]") {
+    engine_harness h;
+    open(h);
+    h.feed_only(connect_frame());
+    h.on_worker([&] { h.conn->read_closed(); });   // the peer leaves before the answer
+    CHECK(h.conn->closed());
+    h.pump();   // the answer arrives: the connection stays closed, says nothing
+    CHECK(h.conn->closed());
+    CHECK(h.take().empty());
+}
+
+TEST_CASE("a STOMP transaction's sends are invisible until COMMIT, whose RECEIPT follows the commit",
+          "[stomp][session][engine][transaction]") {
+    engine_harness h;
+    open(h);
+    h.send(connect_frame());
+    h.send(frame("SUBSCRIBE", {{"id", "s"}, {"destination", "/queue/t"}}) + frame("BEGIN", {{"transaction", "t1"}}) +
+           frame("SEND", {{"destination", "/queue/t"}, {"transaction", "t1"}, {"receipt", "s1"}}, "one") +
+           frame("SEND", {{"destination", "/queue/t"}, {"transaction", "t1"}}, "two"));
+    auto out = h.take();
+    CHECK_THAT(out, Catch::Contains("receipt-id:s1"));
+    CHECK(out.find("MESSAGE") == std::string::npos);
+    const auto* t = stats_for(stats_of(h), "t");
+    CHECK((t == nullptr || t->enqueued == 0));   // the kernel transaction holds them
+
+    h.feed_only(frame("COMMIT", {{"transaction", "t1"}, {"receipt", "c1"}}) +
+                frame("SEND", {{"destination", "/queue/t"}}, "three"));
+    CHECK_FALSE(h.conn->wants_read());   // a commit under way holds the input
+    h.pump();
+    out = h.take();
+    CHECK_THAT(out, Catch::Contains("receipt-id:c1"));
+    REQUIRE(count(out, "MESSAGE\n") == 3);
+    // The SEND after COMMIT never overtakes the transaction's messages.
+    CHECK(out.find("one") < out.find("two"));
+    CHECK(out.find("two") < out.find("three"));
+}
+
+TEST_CASE("STOMP ABORT gives what the transaction acknowledged back, counted as a redelivery",
+          "[stomp][session][engine][transaction]") {
+    engine_harness h;
+    open(h);
+    const auto ack = received_one(h);
+    h.send(frame("BEGIN", {{"transaction", "t"}}) + frame("ACK", {{"id", ack}, {"transaction", "t"}}) +
+           frame("ABORT", {{"transaction", "t"}, {"receipt", "a"}}));
+    const auto out = h.take();
+    CHECK_THAT(out, Catch::Contains("receipt-id:a"));
+    // Back to the queue and to its consumer again, marked redelivered.
+    REQUIRE_THAT(out, Catch::Contains("MESSAGE\n"));
+    CHECK_THAT(out, Catch::Contains("redelivered:true"));
+    const auto* q = stats_for(stats_of(h), "q");
+    REQUIRE(q);
+    CHECK(q->dequeued == 0);
+    CHECK(q->inflight == 1);
+
+    SECTION("a committed ACK consumes it") {
+        const auto again = header(out, "ack");
+        h.send(frame("BEGIN", {{"transaction", "t2"}}) + frame("ACK", {{"id", again}, {"transaction", "t2"}}) +
+               frame("COMMIT", {{"transaction", "t2"}, {"receipt", "c"}}));
+        CHECK_THAT(h.take(), Catch::Contains("receipt-id:c"));
+        q = stats_for(stats_of(h), "q");
+        REQUIRE(q);
+        CHECK(q->dequeued == 1);
+        CHECK(q->inflight == 0);
+    }
+}
+
+TEST_CASE("a STOMP transaction is bounded by stomp max_transaction_frames, SENDs and ACKs together",
+          "[stomp][session][engine][transaction]") {
+    auto s = settings();
+    s->max_transaction_frames = 2;
+    engine_harness h;
+    open(h, s);
+    const auto ack = received_one(h);
+    h.send(frame("BEGIN", {{"transaction", "t"}}) + frame("ACK", {{"id", ack}, {"transaction", "t"}}) +
+           frame("SEND", {{"destination", "/queue/q"}, {"transaction", "t"}}, "a") +
+           frame("SEND", {{"destination", "/queue/q"}, {"transaction", "t"}}, "b"));
+    const auto out = h.take();
+    CHECK_THAT(out, Catch::Contains("message:transaction too large"));
+    CHECK(h.conn->state() == phase::closing);
+}
+
+TEST_CASE("a STOMP connection's close rolls its open transaction back and deletes its temporary queue",
+          "[stomp][session][engine][transaction]") {
+    engine_harness h;
+    open(h);
+    const auto ack = received_one(h);
+    h.send(frame("BEGIN", {{"transaction", "t"}}) + frame("ACK", {{"id", ack}, {"transaction", "t"}}));
+    // A temporary queue the kernel keeps for this connection (id 7).
+    sb::core::destination temp;
+    h.on_worker([&] { temp = h.broker().create_temporary(7, sb::core::dest_kind::temp_queue); });
+    h.run_kernel();
+    REQUIRE(stats_for(stats_of(h), temp.name));
+
+    h.peer_close();
+    REQUIRE(h.conn->closed());
+    // The transaction's ACK never took effect: the message is back, waiting.
+    const auto all = stats_of(h);
+    const auto* q = stats_for(all, "q");
+    REQUIRE(q);
+    CHECK(q->dequeued == 0);
+    CHECK(q->depth == 1);
+    CHECK(q->inflight == 0);
+    CHECK_FALSE(stats_for(all, temp.name));   // gone with its connection
+    std::optional<sb::core::publish_status> sent;
+    h.on_worker([&] {
+        auto m = std::make_shared<sb::core::message>();
+        m->dest = temp;
+        m->id = h.broker().next_message_id();
+        h.broker().publish(m, [&](sb::core::publish_status st) { sent = st; });
+    });
+    h.run_kernel();
+    CHECK(sent == sb::core::publish_status::no_destination);
+
+    // The next consumer gets it marked redelivered (counted once).
+    open(h);
+    h.send(connect_frame());
+    h.send(frame("SUBSCRIBE", {{"id", "s"}, {"destination", "/queue/q"}}));
+    const auto out = h.take();
+    REQUIRE_THAT(out, Catch::Contains("MESSAGE\n"));
+    CHECK_THAT(out, Catch::Contains("redelivered:true"));
+}
+
 TEST_CASE("a STOMP durable subscription ended before the kernel attached it leaves no consumer behind", "[stomp][session][engine]") {
     // The kernel attaches a durable consumer only after every shard registered the subscription:
     // the session's unsubscribe must not overtake that (found by stomp_session_fuzz).
