@@ -866,7 +866,7 @@ print(text)
 PYEOF
 if [[ $PERSISTENT == 1 ]]; then
     # The brokers' stores (hundreds of MB after a few runs); configs and logs stay.
-    rm -rf "$WORK/switchboard/data" "$WORK/activemq/data" "$WORK/rabbitmq/mnesia"
+    rm -rf "$WORK/switchboard/data" "$WORK/before/data" "$WORK/activemq/data" "$WORK/rabbitmq/mnesia"
     log "removed the brokers' stores under $WORK"
 fi
 log "results: $OUT (summary.md, summary.json, machine.txt, runs/, idle/, logs/)"
