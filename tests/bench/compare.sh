@@ -3,6 +3,8 @@
 # the same switchboard-bench scenarios against each broker (and against the bench's own sink,
 # the client's ceiling), alternating brokers, median of N runs with min and max, ratios vs
 # Switchboard; then K idle connections per broker (connect rate, resident memory per connection).
+# --before DIR adds an earlier Switchboard build as one more target, `before` (same config, its
+# own ports and dir), so a change is measured against its base in the same run.
 # --persistent instead: confirmed persistent STOMP sends (a receipt per SEND, 16 producers) with
 # every broker storing them on disk (journal, KahaDB, durable queues), the disk's raw fdatasync rate,
 # each broker's sync calls per run, and a kill -9 check that Switchboard kept what it confirmed.
@@ -13,7 +15,7 @@
 #
 #   tests/bench/compare.sh [--quick] [--install] [--build DIR] [--out DIR] [--runs N]
 #                          [--count N] [--connections K] [--brokers LIST] [--no-idle]
-#                          [--base-port P] [--max-minutes M]
+#                          [--base-port P] [--max-minutes M] [--before DIR]
 #   tests/bench/compare.sh --persistent [--duration S] [--runs N] [--brokers LIST] [--max-minutes M] ...
 set -euo pipefail
 
@@ -37,23 +39,29 @@ WINDOW=1000
 PERSISTENT=0
 DURATION=""
 BROKERS_GIVEN=0
+BEFORE=""   # --before: the build directory of an earlier Switchboard, run as target `before`
 # Another engineer's build holding this lock would distort the numbers: each run waits for it
 # and holds it while it runs (a build waits a few seconds at most).
 LOCK_FILE=/tmp/sb-build.lock
 
 usage() {
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
     cat <<EOF
 
 Options:
   --quick            shorter runs (--count 20000, 2000 idle connections), still 3 runs each
   --install          apt-get install the missing Debian packages (services kept from starting)
   --build DIR        build tree with switchboard and switchboard-bench (default: $BUILD)
+  --before DIR       also run DIR/switchboard (an earlier build, e.g. the base of a change) as
+                     the target \`before\`: the same config as \`switchboard\`, its own ports and
+                     temp dir, alternating with the others; driven by --build's switchboard-bench;
+                     every row shows the ratio switchboard ÷ before. Added to the default
+                     brokers; with --brokers, name it there (e.g. switchboard,before,mosquitto)
   --out DIR          keep results here (default: a new temp dir, printed at the end)
   --runs N           runs per scenario and broker (default 3; the median is reported)
   --count N          messages per run (default 100000)
   --connections K    idle connections per broker (default 10000)
-  --brokers LIST     comma-separated subset of: $BROKERS
+  --brokers LIST     comma-separated subset of: $BROKERS (and before, with --before)
   --no-idle          skip the idle-connection scenario
   --base-port P      first of the ~40 loopback ports used, outside the ephemeral range (default $BASE_PORT)
   --max-minutes M    hard bound on the whole comparison (default $MAX_MINUTES)
@@ -77,6 +85,7 @@ while [[ $# -gt 0 ]]; do
         --quick) QUICK=1 ;;
         --install) INSTALL=1 ;;
         --build) BUILD=$2; shift ;;
+        --before) BEFORE=$2; shift ;;
         --out) OUT=$2; shift ;;
         --runs) RUNS=$2; shift ;;
         --count) COUNT=$2; shift ;;
@@ -114,6 +123,13 @@ SWITCHBOARD="$BUILD/switchboard"
 BENCH="$BUILD/switchboard-bench"
 [[ -x $SWITCHBOARD ]] || die "no $SWITCHBOARD: build first (cmake --build build)"
 [[ -x $BENCH ]] || die "no $BENCH: build first (cmake --build build --target switchboard-bench)"
+SWITCHBOARD_BEFORE=""
+if [[ -n $BEFORE ]]; then
+    SWITCHBOARD_BEFORE="$BEFORE/switchboard"
+    [[ -x $SWITCHBOARD_BEFORE ]] || die "--before: no $SWITCHBOARD_BEFORE"
+    [[ $BROKERS_GIVEN == 1 ]] || BROKERS="switchboard,before,${BROKERS#switchboard,}"
+fi
+[[ ",$BROKERS," != *",before,"* || -n $BEFORE ]] || die "--brokers: before needs --before DIR"
 
 START_TS=$(date +%s)
 DEADLINE=$((START_TS + MAX_MINUTES * 60))
@@ -162,6 +178,7 @@ have() {
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 P_SB_STOMP=$((BASE_PORT + 1)); P_SB_MQTT=$((BASE_PORT + 2))
+P_BEFORE_STOMP=$((BASE_PORT + 3)); P_BEFORE_MQTT=$((BASE_PORT + 4))
 P_SINK_STOMP=$((BASE_PORT + 5)); P_SINK_MQTT=$((BASE_PORT + 6))
 P_MOSQ_MQTT=$((BASE_PORT + 10))
 P_RMQ_AMQP=$((BASE_PORT + 20)); P_RMQ_DIST=$((BASE_PORT + 21)); P_RMQ_MQTT=$((BASE_PORT + 22))
@@ -175,8 +192,8 @@ if (( BASE_PORT + 40 >= EPH_LO && BASE_PORT <= EPH_HI )); then
     die "--base-port $BASE_PORT overlaps the ephemeral port range $EPH_LO-$EPH_HI: choose one below $((EPH_LO - 40))"
 fi
 
-for p in $P_SB_STOMP $P_SB_MQTT $P_SINK_STOMP $P_SINK_MQTT $P_MOSQ_MQTT $P_RMQ_AMQP $P_RMQ_DIST \
-         $P_RMQ_MQTT $P_RMQ_STOMP $P_RMQ_EPMD $P_AMQ_STOMP $P_AMQ_MQTT; do
+for p in $P_SB_STOMP $P_SB_MQTT $P_BEFORE_STOMP $P_BEFORE_MQTT $P_SINK_STOMP $P_SINK_MQTT $P_MOSQ_MQTT \
+         $P_RMQ_AMQP $P_RMQ_DIST $P_RMQ_MQTT $P_RMQ_STOMP $P_RMQ_EPMD $P_AMQ_STOMP $P_AMQ_MQTT; do
     port_open "$p" && die "port $p is in use: choose another --base-port"
 done
 
@@ -207,18 +224,21 @@ set_rabbit_env
 # A target is a broker or the sink. start_<t> sets PID, VM_PID and the ports it serves, and
 # returns non-zero (after printing why) when it cannot run here.
 
-start_switchboard() {
-    local d=$WORK/switchboard
+# A Switchboard build as target NAME: start_sb NAME BINARY STOMP_PORT MQTT_PORT (the current
+# build as `switchboard`, --before's as `before`: the same config, their own ports and dirs).
+start_sb() {
+    local t=$1 bin=$2 p_stomp=$3 p_mqtt=$4
+    local d=$WORK/$t
     mkdir -p "$d"
     # MQTT rows only when this build has the MQTT listener (`switchboard check` accepts it).
     cat > "$d/mqtt.yaml" <<EOF
 listeners:
-  - {name: mqtt, protocol: mqtt, address: 127.0.0.1, port: $P_SB_MQTT}
+  - {name: mqtt, protocol: mqtt, address: 127.0.0.1, port: $p_mqtt}
 EOF
     local mqtt_listener=""
-    if "$SWITCHBOARD" check -c "$d/mqtt.yaml" >/dev/null 2>&1; then
-        mqtt_listener="  - {name: mqtt, protocol: mqtt, address: 127.0.0.1, port: $P_SB_MQTT, max_connections: 100000}"
-        MQTT_PORT[switchboard]=$P_SB_MQTT
+    if "$bin" check -c "$d/mqtt.yaml" >/dev/null 2>&1; then
+        mqtt_listener="  - {name: mqtt, protocol: mqtt, address: 127.0.0.1, port: $p_mqtt, max_connections: 100000}"
+        MQTT_PORT[$t]=$p_mqtt
     fi
     # Defaults, except: memory store (as the others run without persistence), warnings only,
     # no per-subscriber drop on topics (mosquitto and RabbitMQ do not drop either).
@@ -245,18 +265,21 @@ broker:
   topic_max_pending: 100000000
 $queue_limit
 listeners:
-  - {name: stomp, protocol: stomp, address: 127.0.0.1, port: $P_SB_STOMP, max_connections: 100000}
+  - {name: stomp, protocol: stomp, address: 127.0.0.1, port: $p_stomp, max_connections: 100000}
 $mqtt_listener
 EOF
-    "$SWITCHBOARD" run -c "$d/switchboard.yaml" > "$LOGS/switchboard.log" 2>&1 &
-    PID[switchboard]=$!
-    VM_PID[switchboard]=$!
-    STOMP_PORT[switchboard]=$P_SB_STOMP
+    "$bin" run -c "$d/switchboard.yaml" > "$LOGS/$t.log" 2>&1 &
+    PID[$t]=$!
+    VM_PID[$t]=$!
+    STOMP_PORT[$t]=$p_stomp
     # SB_START_WAIT: a restart on a big journal replays it before it listens.
-    wait_port "$P_SB_STOMP" "${PID[switchboard]}" "${SB_START_WAIT:-10}" || { tail -20 "$LOGS/switchboard.log" >&2; return 1; }
-    [[ -z ${MQTT_PORT[switchboard]:-} ]] || wait_port "$P_SB_MQTT" "${PID[switchboard]}" 10
+    wait_port "$p_stomp" "${PID[$t]}" "${SB_START_WAIT:-10}" || { tail -20 "$LOGS/$t.log" >&2; return 1; }
+    [[ -z ${MQTT_PORT[$t]:-} ]] || wait_port "$p_mqtt" "${PID[$t]}" 10
 }
+start_switchboard() { start_sb switchboard "$SWITCHBOARD" "$P_SB_STOMP" "$P_SB_MQTT"; }
 stop_switchboard() { stop_pid "${PID[switchboard]}" 10; }
+start_before() { start_sb before "$SWITCHBOARD_BEFORE" "$P_BEFORE_STOMP" "$P_BEFORE_MQTT"; }
+stop_before() { [[ -z ${PID[before]:-} ]] || stop_pid "${PID[before]}" 10; }
 
 start_sink() {
     "$BENCH" sink --protocol stomp --port "$P_SINK_STOMP" > "$LOGS/sink-stomp.log" 2>&1 &
@@ -526,6 +549,8 @@ port_for() {  # target scenario
     echo "switchboard: $("$SWITCHBOARD" version 2>/dev/null | head -1)" \
          "(commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)," \
          "binary built $(date -u -r "$SWITCHBOARD" +%Y-%m-%dT%H:%MZ))"
+    [[ -z $BEFORE ]] || echo "before: $SWITCHBOARD_BEFORE: $("$SWITCHBOARD_BEFORE" version 2>/dev/null | head -1)" \
+         "(binary built $(date -u -r "$SWITCHBOARD_BEFORE" +%Y-%m-%dT%H:%MZ))"
     for p in mosquitto rabbitmq-server activemq; do
         echo "$p: $(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || echo 'not installed')"
     done
@@ -539,7 +564,7 @@ port_for() {  # target scenario
 cat "$OUT/machine.txt" >&2
 
 TARGETS=(sink)
-for b in switchboard mosquitto rabbitmq activemq; do wanted "$b" && TARGETS+=("$b"); done
+for b in switchboard before mosquitto rabbitmq activemq; do wanted "$b" && TARGETS+=("$b"); done
 
 # ---- idle connections: each broker fresh, alone, one protocol at a time ------------------------
 
@@ -841,7 +866,7 @@ print(text)
 PYEOF
 if [[ $PERSISTENT == 1 ]]; then
     # The brokers' stores (hundreds of MB after a few runs); configs and logs stay.
-    rm -rf "$WORK/switchboard/data" "$WORK/activemq/data" "$WORK/rabbitmq/mnesia"
+    rm -rf "$WORK/switchboard/data" "$WORK/before/data" "$WORK/activemq/data" "$WORK/rabbitmq/mnesia"
     log "removed the brokers' stores under $WORK"
 fi
 log "results: $OUT (summary.md, summary.json, machine.txt, runs/, idle/, logs/)"
