@@ -341,6 +341,7 @@ private:
 
     time_point phase_deadline_ = never;   // opening: connect deadline; closing: linger end
     time_point last_read_{}, last_write_{};
+    time_point last_write_done_{};   // the previous write's completion: busy connections keep their output storage
     std::uint32_t receive_timeout_ms_ = 0, send_idle_ms_ = 0;
     std::uint32_t unconfirmed_ = 0;
     std::uint16_t depth_ = 0;   // events and driver calls on the stack

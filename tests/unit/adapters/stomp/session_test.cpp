@@ -257,6 +257,12 @@ TEST_CASE("a STOMP subscription delivers, and its auto-ack deliveries settle onc
     REQUIRE(stats.size() == 1);
     CHECK(stats[0].inflight == 0);
     CHECK(stats[0].dequeued == 1);
+    // Writing again and again, it keeps its output storage; after a quiet second, the next
+    // write done leaves it holding nothing (idle connections hold no buffers).
+    CHECK(h.conn->holds_buffers());
+    h.advance(std::chrono::seconds(2));
+    h.send(frame("SEND", {{"destination", "/queue/b"}, {"receipt", "r"}}, "x"));
+    CHECK_THAT(h.take(), Catch::Contains("receipt-id:r"));
     CHECK_FALSE(h.conn->holds_buffers());
 }
 
