@@ -1,6 +1,7 @@
 // tests/unit/adapters/stomp/session_test.cpp — the STOMP session in its connection engine,
 // driven deterministically: a manual clock, the manual executor with the memory store, no
 // threads and no sleeps (tests/unit/adapters/engine_harness.hpp).
+#include <optional>
 #include <catch2/catch.hpp>
 
 #include <initializer_list>
@@ -286,10 +287,12 @@ std::vector<sb::core::destination_stats> stats_of(engine_harness& h) {
     return stats;
 }
 
-const sb::core::destination_stats* stats_for(const std::vector<sb::core::destination_stats>& all, std::string_view name) {
+// A copy: the snapshot it comes from is often a temporary.
+std::optional<sb::core::destination_stats> stats_for(const std::vector<sb::core::destination_stats>& all,
+                                                     std::string_view name) {
     for (const auto& s : all)
-        if (s.dest.name == name) return &s;
-    return nullptr;
+        if (s.dest.name == name) return s;
+    return std::nullopt;
 }
 
 // A client-individual subscriber of /queue/q that received one message; returns its ack id.
@@ -386,8 +389,8 @@ TEST_CASE("a STOMP transaction's sends are invisible until COMMIT, whose RECEIPT
     auto out = h.take();
     CHECK_THAT(out, Catch::Contains("receipt-id:s1"));
     CHECK(out.find("MESSAGE") == std::string::npos);
-    const auto* t = stats_for(stats_of(h), "t");
-    CHECK((t == nullptr || t->enqueued == 0));   // the kernel transaction holds them
+    const auto t = stats_for(stats_of(h), "t");
+    CHECK((!t || t->enqueued == 0));   // the kernel transaction holds them
 
     h.feed_only(frame("COMMIT", {{"transaction", "t1"}, {"receipt", "c1"}}) +
                 frame("SEND", {{"destination", "/queue/t"}}, "three"));
@@ -413,7 +416,7 @@ TEST_CASE("STOMP ABORT gives what the transaction acknowledged back, counted as 
     // Back to the queue and to its consumer again, marked redelivered.
     REQUIRE_THAT(out, Catch::Contains("MESSAGE\n"));
     CHECK_THAT(out, Catch::Contains("redelivered:true"));
-    const auto* q = stats_for(stats_of(h), "q");
+    auto q = stats_for(stats_of(h), "q");
     REQUIRE(q);
     CHECK(q->dequeued == 0);
     CHECK(q->inflight == 1);
@@ -455,18 +458,18 @@ TEST_CASE("a STOMP connection's close rolls its open transaction back and delete
     sb::core::destination temp;
     h.on_worker([&] { temp = h.broker().create_temporary(7, sb::core::dest_kind::temp_queue); });
     h.run_kernel();
-    REQUIRE(stats_for(stats_of(h), temp.name));
+    REQUIRE(stats_for(stats_of(h), temp.name).has_value());
 
     h.peer_close();
     REQUIRE(h.conn->closed());
     // The transaction's ACK never took effect: the message is back, waiting.
     const auto all = stats_of(h);
-    const auto* q = stats_for(all, "q");
+    const auto q = stats_for(all, "q");
     REQUIRE(q);
     CHECK(q->dequeued == 0);
     CHECK(q->depth == 1);
     CHECK(q->inflight == 0);
-    CHECK_FALSE(stats_for(all, temp.name));   // gone with its connection
+    CHECK_FALSE(stats_for(all, temp.name).has_value());   // gone with its connection
     std::optional<sb::core::publish_status> sent;
     h.on_worker([&] {
         auto m = std::make_shared<sb::core::message>();
