@@ -59,6 +59,8 @@ struct delivery {
     delivery_tag tag = 0;
     std::uint32_t redeliveries = 0;  // times this message was delivered before
     bool retained = false;           // sent because it is a topic's retained message
+    // Its message group was assigned to this consumer with it (JMS JMSXGroupFirstForConsumer).
+    bool group_first = false;
 };
 
 // Implemented by a protocol session. The kernel calls it on the consumer's home worker (the
@@ -106,6 +108,14 @@ struct subscribe_options {
     // matches several of them is delivered once, to the first that takes it; the subscriber
     // finds the others itself (MQTT 5 §3.3.4). Retained messages still go to each new one.
     std::uint64_t subscriber = 0;
+
+    // Queues: consumer choice (ActiveMQ's). While an exclusive consumer is subscribed, it alone
+    // is dispatched to (the first exclusive one, or a later one of higher priority or of 127);
+    // when it leaves, the exclusive one of highest priority left, else every consumer.
+    // Messages go to the consumers of the highest `priority` that have credit, round robin
+    // among them; lower ones get messages only while those are full.
+    bool exclusive = false;
+    std::int8_t priority = 0;
 };
 
 enum class publish_status : std::uint8_t {
@@ -173,6 +183,9 @@ struct broker_settings {
     std::size_t topic_max_pending = 10000;
     // Sends and settled deliveries one kernel transaction may buffer (begin_transaction).
     std::size_t max_transaction_frames = 100000;
+    // Message groups a queue remembers (their owners); beyond, the least recently used is
+    // forgotten and gets a new owner with its next message (ActiveMQ: 1024).
+    std::size_t max_message_groups = 1024;
 };
 
 inline constexpr std::string_view shared_dlq_name = "ActiveMQ.DLQ";

@@ -14,10 +14,10 @@ constexpr std::string_view queue_prefix = "/queue/";
 constexpr std::string_view topic_prefix = "/topic/";
 
 // Headers that describe the frame or map to message fields, never copied as properties.
-constexpr std::array<std::string_view, 16> reserved_headers = {
+constexpr std::array<std::string_view, 17> reserved_headers = {
     "destination", "content-length", "content-type", "receipt", "transaction", "persistent",
     "priority", "expires", "reply-to", "correlation-id", "type", "JMSXGroupID", "JMSXGroupSeq",
-    "message-id", "subscription", "ack"};
+    "message-id", "subscription", "ack", "JMSXGroupFirstForConsumer"};
 
 bool reserved(std::string_view name) noexcept {
     for (auto r : reserved_headers)
@@ -149,6 +149,7 @@ void encode_message(std::string& out, version v, const core::message& m, std::ui
     if (!m.group_id.empty()) {
         encode_header(out, "JMSXGroupID", m.group_id, v, true);
         header_int(out, "JMSXGroupSeq", m.group_seq, v);
+        if (args.group_first) encode_header(out, "JMSXGroupFirstForConsumer", "true", v, false);
     }
     if (!m.content_type.empty()) encode_header(out, "content-type", m.content_type, v, true);
     for (const auto& p : m.properties) {

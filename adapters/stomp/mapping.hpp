@@ -28,6 +28,7 @@ struct message_frame_args {
     std::string_view subscription;
     std::string_view ack;          // 1.2 `ack` header value; empty = none
     std::string_view broker_name;  // message-id prefix
+    bool group_first = false;      // JMSXGroupFirstForConsumer:true (core::delivery::group_first)
 };
 void encode_message(std::string& out, version v, const core::message& m, std::uint32_t redeliveries,
                     const message_frame_args& args);

@@ -134,7 +134,7 @@ private:
         }
         if (version_ == version::v1_2) ack_value = std::to_string(d.tag);
         encode_message(out(), version_, *d.msg, d.redeliveries,
-                       message_frame_args{sub.name, ack_value, settings_->broker_name});
+                       message_frame_args{sub.name, ack_value, settings_->broker_name, d.group_first});
     }
 
     void fail(const engine::error& e) override {
@@ -295,6 +295,7 @@ private:
             opt.prefetch = n;
         }
         opt.no_local = f.get("activemq.noLocal").value_or("false") == "true";
+        if (auto problem = consumer_choice(f, opt)) return fail(problem, f);
 
         auto sub = std::make_unique<subscription>();
         sub->name = sub_id;
@@ -318,6 +319,20 @@ private:
             broker_.subscribe(sub->id, sub->dest, opt, weak_from_this(), std::move(done));
         }
         more().subs.emplace(std::move(sub_id), std::move(sub));
+    }
+
+    // ActiveMQ's consumer choice on queues: activemq.exclusive (true / false) and
+    // activemq.priority (a byte, as ActiveMQ parses it; higher first). Returns the problem, if any.
+    static const char* consumer_choice(const frame& f, core::subscribe_options& opt) {
+        opt.exclusive = f.get("activemq.exclusive").value_or("false") == "true";
+        if (auto p = f.get("activemq.priority")) {
+            int n = 0;
+            const auto [end, ec] = std::from_chars(p->data(), p->data() + p->size(), n);
+            if (p->empty() || ec != std::errc{} || end != p->data() + p->size() || n < -128 || n > 127)
+                return "invalid activemq.priority";
+            opt.priority = std::int8_t(n);
+        }
+        return nullptr;
     }
 
     // activemq.subscriptionName (ActiveMQ) or durable-subscription-name (Artemis).

@@ -71,6 +71,7 @@ consumer_state* broker::shard::next_with_credit(queue_state& q) {
 
 void broker::shard::dispatch(queue_state& q) {
     if (q.consumers.empty()) return;
+    if (q.choice) return dispatch_chosen(q);   // groups, exclusive consumers, priorities
     const std::int64_t now = now_ms();
     std::vector<entry> skipped;   // refused by every consumer with credit: they wait, in order
     for (;;) {
@@ -79,6 +80,11 @@ void broker::shard::dispatch(queue_state& q) {
         auto* c = next_with_credit(q);
         if (!c) break;
         entry e = q.pop();
+        if (!e.msg->group_id.empty()) {   // the first grouped message: consumer choice from now on
+            q.push_front(std::move(e));
+            start_choice(q, c);
+            break;
+        }
         if (e.msg->expired_at(now)) {
             ++q.stats.expired;
             forget(q, e.msg);
@@ -96,6 +102,7 @@ void broker::shard::dispatch(queue_state& q) {
         deliver(*c, std::move(e));
     }
     for (auto it = skipped.rbegin(); it != skipped.rend(); ++it) q.push_front(std::move(*it));
+    if (q.choice) dispatch_chosen(q);
 }
 
 broker::shard::consumer_state* broker::shard::allowed_with_credit(queue_state& q, consumer_state& first,

@@ -14,6 +14,7 @@
 //   temporary.cpp     temporary destinations and the connections that own them
 //   credit.cpp        consumer credit: grant, set, drain
 //   browse.cpp        queue browsers
+//   groups.cpp        consumer choice on queues: message groups, exclusive consumers, priority
 // and core/broker.cpp holds the public broker:: methods, which post work to the shards.
 #pragma once
 
@@ -33,6 +34,7 @@
 
 #include "core/broker.hpp"
 #include "core/destination/subscription_index.hpp"
+#include "core/kernel/groups.hpp"
 
 namespace sb::core {
 
@@ -58,6 +60,9 @@ struct entry {
     message_ptr msg;
     std::uint32_t redeliveries = 0;
     bool retained = false;
+    // Its group was assigned to a consumer with it (JMSXGroupFirstForConsumer); like ActiveMQ's
+    // flag on the message, it stays set for its redeliveries.
+    bool group_first = false;
 };
 
 struct inflight_entry {
@@ -122,6 +127,10 @@ struct consumer_state {
     // congested, released once it drains (so publishers slow down instead of losing messages).
     std::vector<std::function<void(publish_status)>> held_replies;
     std::unique_ptr<browse_cursor> browse;   // browsers only
+    // Queue consumers: consumer choice (groups.cpp, subscribe_options::exclusive / priority).
+    bool exclusive = false;
+    std::int8_t priority = 0;
+    std::uint32_t groups = 0;         // message groups assigned to it (ActiveMQ's count)
 
     // Congested: an attached subscriber whose backlog passed half its limit. A detached one
     // (a persistent session offline) never holds producers: it drops its oldest instead; nor
@@ -166,6 +175,8 @@ struct queue_state {
     // settle_outcome modified{undeliverable_here}: message -> consumers never to be sent it
     // again. Empty on the fast path; an entry goes with its message.
     std::unordered_map<message_id, std::vector<consumer_id>> refused;
+    // Groups, exclusive consumers, priorities (groups.cpp); null: plain round robin.
+    std::unique_ptr<consumer_choice> choice;
     counters stats;
 
     void push_back(entry e) {
@@ -369,6 +380,23 @@ struct broker::shard {
     // undeliverable_here): `first` if it has not, else another; null when none.
     consumer_state* allowed_with_credit(queue_state& q, consumer_state& first, const std::vector<consumer_id>& refusers);
 
+    // ---- consumer choice (groups.cpp) ------------------------------------------------------
+    // A queue consumer joins / leaves q.consumers (its groups are forgotten, the exclusive
+    // consumer chosen again); the caller requeues and dispatches.
+    void add_queue_consumer(queue_state& q, consumer_state& c, const subscribe_options& opt);
+    void remove_queue_consumer(queue_state& q, consumer_state& c);
+    // Turns q's consumer choice on (it stays on): the consumers in ActiveMQ's order, from
+    // `in_turn` (the round robin's next; null: q.next_consumer).
+    void start_choice(queue_state& q, const consumer_state* in_turn = nullptr);
+    // dispatch() of a queue with a consumer_choice.
+    void dispatch_chosen(queue_state& q);
+    // The consumer that takes `e` now, null when none may (see groups.hpp).
+    consumer_state* choose(queue_state& q, const entry& e);
+    // After `c` was chosen for `e`: the group's bookkeeping (e.group_first when assigned).
+    void take_group(queue_state& q, consumer_state& c, entry& e);
+    // `c` moves behind the others of its rank (round robin), unless exclusive.
+    void rotate(queue_state& q, consumer_state& c);
+
     // ---- credit (credit.cpp) ---------------------------------------------------------------
     // Whether this copy of a link credit topic subscription forwards to its credit shard.
     bool forwards(const consumer_state& c) const noexcept {
@@ -499,7 +527,7 @@ inline bool broker::shard::skips(const consumer_state& sub, const message& msg) 
 
 inline void broker::shard::deliver(consumer_state& c, entry e) {
     const delivery_tag tag = next_tag++;
-    delivery d{e.msg, tag, e.redeliveries, e.retained};
+    delivery d{e.msg, tag, e.redeliveries, e.retained, e.group_first};
     c.inflight.push_back(inflight_entry{tag, std::move(e), false});
     ++c.unsettled;
     --c.credit;

@@ -33,7 +33,7 @@ void broker::shard::subscribe(consumer_id id, const destination& dest, const sub
         auto& q = queue(dest.name);
         if (opt.max_pending) q.max_depth = opt.max_pending;
         raw->queue = &q;
-        q.consumers.push_back(raw);
+        add_queue_consumer(q, *raw, opt);
         dispatch(q);
         return;
     }
@@ -70,7 +70,7 @@ void broker::shard::attach(consumer_id id, const std::weak_ptr<consumer_sink>& s
     for (auto& f : c.inflight) {
         if (f.settled) continue;
         ++f.e.redeliveries;
-        post_delivery(c, delivery{f.e.msg, f.tag, f.e.redeliveries, f.e.retained});
+        post_delivery(c, delivery{f.e.msg, f.tag, f.e.redeliveries, f.e.retained, f.e.group_first});
     }
     after_settle(c);
 }
@@ -95,8 +95,7 @@ void broker::shard::unsubscribe(consumer_id id) {
     unmark(c.subscriber, c.mark);
     if (c.queue) {
         auto& q = *c.queue;
-        std::erase(q.consumers, &c);
-        q.next_consumer = q.consumers.empty() ? 0 : q.next_consumer % q.consumers.size();
+        remove_queue_consumer(q, c);
         std::vector<entry> back;
         for (auto& f : c.inflight)
             if (!f.settled) {
