@@ -295,7 +295,7 @@ private:
             opt.prefetch = n;
         }
         opt.no_local = f.get("activemq.noLocal").value_or("false") == "true";
-        if (auto problem = consumer_choice(f, opt)) return fail(problem, f);
+        consumer_choice(f, opt);
 
         auto sub = std::make_unique<subscription>();
         sub->name = sub_id;
@@ -322,17 +322,15 @@ private:
     }
 
     // ActiveMQ's consumer choice on queues: activemq.exclusive (true / false) and
-    // activemq.priority (a byte, as ActiveMQ parses it; higher first). Returns the problem, if any.
-    static const char* consumer_choice(const frame& f, core::subscribe_options& opt) {
+    // activemq.priority (a byte; higher first). A priority that is not a byte is ignored, as
+    // ActiveMQ ignores it (the subscription gets the default, 0).
+    static void consumer_choice(const frame& f, core::subscribe_options& opt) {
         opt.exclusive = f.get("activemq.exclusive").value_or("false") == "true";
         if (auto p = f.get("activemq.priority")) {
             int n = 0;
             const auto [end, ec] = std::from_chars(p->data(), p->data() + p->size(), n);
-            if (p->empty() || ec != std::errc{} || end != p->data() + p->size() || n < -128 || n > 127)
-                return "invalid activemq.priority";
-            opt.priority = std::int8_t(n);
+            if (ec == std::errc{} && end == p->data() + p->size() && n >= -128 && n <= 127) opt.priority = std::int8_t(n);
         }
-        return nullptr;
     }
 
     // activemq.subscriptionName (ActiveMQ) or durable-subscription-name (Artemis).
