@@ -113,7 +113,11 @@ struct subscribe_options {
     // is dispatched to (the first exclusive one, or a later one of higher priority or of 127);
     // when it leaves, the exclusive one of highest priority left, else every consumer.
     // Messages go to the consumers of the highest `priority` that have credit, round robin
-    // among them; lower ones get messages only while those are full.
+    // among them; lower ones get messages only while those are full. A message with a
+    // group_id goes to its group's owner only (the consumer that took the group's first
+    // message, delivered with group_first); group_seq 1 opens the group anew, a negative one
+    // closes it after its owner got it; an owner that leaves leaves its groups to others.
+    // docs/activemq-groups.md has the details.
     bool exclusive = false;
     std::int8_t priority = 0;
 };
