@@ -190,6 +190,10 @@ struct broker_settings {
     // Message groups a queue remembers (their owners); beyond, the least recently used is
     // forgotten and gets a new owner with its next message (ActiveMQ: 1024).
     std::size_t max_message_groups = 1024;
+    // Advisory topics (ActiveMQ.Advisory.Consumer.*, .TempQueue, .TempTopic, .Expired.*,
+    // .MessageDLQd.*; docs/activemq-advisories.md). ActiveMQ has them on by default; here they
+    // are off unless configured (a `>` or `#` subscriber would otherwise see them).
+    bool advisories = false;
 };
 
 inline constexpr std::string_view shared_dlq_name = "ActiveMQ.DLQ";

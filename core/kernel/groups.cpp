@@ -179,6 +179,7 @@ void broker::shard::dispatch_chosen(queue_state& q) {
         entry e = q.pop();
         if (e.msg->expired_at(now)) {
             ++q.stats.expired;
+            advise_message("Expired", q, *e.msg);
             forget(q, e.msg);
             continue;
         }

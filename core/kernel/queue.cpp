@@ -87,6 +87,7 @@ void broker::shard::dispatch(queue_state& q) {
         }
         if (e.msg->expired_at(now)) {
             ++q.stats.expired;
+            advise_message("Expired", q, *e.msg);
             forget(q, e.msg);
             continue;
         }

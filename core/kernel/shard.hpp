@@ -15,6 +15,7 @@
 //   credit.cpp        consumer credit: grant, set, drain
 //   browse.cpp        queue browsers
 //   groups.cpp        consumer choice on queues: message groups, exclusive consumers, priority
+//   advisory.cpp      advisory topics (ActiveMQ.Advisory.*)
 // and core/broker.cpp holds the public broker:: methods, which post work to the shards.
 #pragma once
 
@@ -396,6 +397,18 @@ struct broker::shard {
     void take_group(queue_state& q, consumer_state& c, entry& e);
     // `c` moves behind the others of its rank (round robin), unless exclusive.
     void rotate(queue_state& q, consumer_state& c);
+
+    // ---- advisory topics (advisory.cpp) ----------------------------------------------------
+    // Each publishes its advisory (when broker_settings::advisories and a subscription matches
+    // the advisory topic): a consumer came or went (on the queue's shard, or for a topic
+    // subscription on the topic's shard), a temporary destination was created or deleted, a
+    // queue message expired or was dead-lettered (`what`: "Expired", "MessageDLQd").
+    void advise_consumer(const consumer_state& c, bool added);
+    void advise_temporary(const destination& d, std::uint64_t connection, bool added);
+    void advise_message(std::string_view what, const queue_state& q, const message& m);
+    static bool advisory_topic(const destination& d) noexcept;
+    bool watched(const std::string& topic);
+    void advise(std::string topic, std::string body, std::vector<property> props);
 
     // ---- credit (credit.cpp) ---------------------------------------------------------------
     // Whether this copy of a link credit topic subscription forwards to its credit shard.

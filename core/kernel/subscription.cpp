@@ -34,6 +34,7 @@ void broker::shard::subscribe(consumer_id id, const destination& dest, const sub
         if (opt.max_pending) q.max_depth = opt.max_pending;
         raw->queue = &q;
         add_queue_consumer(q, *raw, opt);
+        advise_consumer(*raw, true);
         dispatch(q);
         return;
     }
@@ -46,6 +47,7 @@ void broker::shard::subscribe(consumer_id id, const destination& dest, const sub
             share_filters.insert(dest.name, &g->second);
         }
         g->second.members.push_back(raw);
+        if (owner.shard_of(dest.name) == index) advise_consumer(*raw, true);
         return;
     }
     raw->subscriber = opt.subscriber;
@@ -56,6 +58,7 @@ void broker::shard::subscribe(consumer_id id, const destination& dest, const sub
     } else {
         exact_subs[dest.name].push_back(raw);
     }
+    if (owner.shard_of(dest.name) == index) advise_consumer(*raw, true);
     if (opt.want_retained) send_retained(*raw);
 }
 
@@ -123,6 +126,7 @@ void broker::shard::unsubscribe(consumer_id id) {
         std::erase(e->second, &c);
         if (e->second.empty()) exact_subs.erase(e);
     }
+    if (c.queue || owner.shard_of(c.dest.name) == index) advise_consumer(c, false);
 }
 
 }  // namespace sb::core

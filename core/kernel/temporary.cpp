@@ -18,6 +18,7 @@ void broker::shard::create_temporary(const destination& d, std::uint64_t connect
         t.queue->name = d.name;
         t.queue->temporary = true;
     }
+    advise_temporary(d, connection, true);
 }
 
 void broker::shard::drop_temporary(const std::string& name) {
@@ -36,6 +37,7 @@ void broker::shard::drop_temporary(const std::string& name) {
         for (auto& h : t.queue->held)   // never enqueued: their producers learn it is gone
             if (h.reply) h.reply(publish_status::no_destination);
     }
+    advise_temporary(destination{t.kind, name}, t.owner, false);
     temporaries.erase(it);
 }
 
