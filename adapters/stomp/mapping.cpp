@@ -146,6 +146,9 @@ void encode_message(std::string& out, version v, const core::message& m, std::ui
     if (m.reply_to) encode_header(out, "reply-to", format_destination(*m.reply_to), v, true);
     if (!m.correlation_id.empty()) encode_header(out, "correlation-id", m.correlation_id, v, true);
     if (!m.type.empty()) encode_header(out, "type", m.type, v, true);
+    // ActiveMQ's STOMP marks its advisory messages' JSON bodies so (the kernel's advisories).
+    if (m.type == "Advisory" && m.dest.name.starts_with("ActiveMQ.Advisory."))
+        encode_header(out, "transformation", "jms-advisory-json", v, false);
     if (!m.group_id.empty()) {
         encode_header(out, "JMSXGroupID", m.group_id, v, true);
         header_int(out, "JMSXGroupSeq", m.group_seq, v);
