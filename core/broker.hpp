@@ -45,6 +45,7 @@
 
 #include "core/executor.hpp"
 #include "core/message/message.hpp"
+#include "core/selector/selector.hpp"
 #include "core/store/store.hpp"
 
 namespace sb::core {
@@ -106,6 +107,14 @@ struct subscribe_options {
     // matches several of them is delivered once, to the first that takes it; the subscriber
     // finds the others itself (MQTT 5 §3.3.4). Retained messages still go to each new one.
     std::uint64_t subscriber = 0;
+
+    // ---- selectors (issue 18; core/selector, core/kernel/selective.cpp) ----
+    // A JMS message selector; null = every message. A queue consumer is dispatched only the
+    // messages it selects (the others stay queued for other consumers, without holding up those
+    // behind them); a topic subscription skips the others; a durable subscription takes only
+    // selected messages into its queue and keeps the selector in the store (re-subscribing with
+    // another selector makes it a new subscription: what it held is dropped, as ActiveMQ does).
+    selector_ptr selector;
 };
 
 enum class publish_status : std::uint8_t {

@@ -71,6 +71,7 @@ consumer_state* broker::shard::next_with_credit(queue_state& q) {
 
 void broker::shard::dispatch(queue_state& q) {
     if (q.consumers.empty()) return;
+    if (q.selective) return dispatch_selective(q);   // a consumer has a selector (selective.cpp)
     const std::int64_t now = now_ms();
     std::vector<entry> skipped;   // refused by every consumer with credit: they wait, in order
     for (;;) {

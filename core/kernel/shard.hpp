@@ -14,6 +14,7 @@
 //   temporary.cpp     temporary destinations and the connections that own them
 //   credit.cpp        consumer credit: grant, set, drain
 //   browse.cpp        queue browsers
+//   selective.cpp     message selectors: queue dispatch past unselected messages, topic filtering
 // and core/broker.cpp holds the public broker:: methods, which post work to the shards.
 #pragma once
 
@@ -122,6 +123,10 @@ struct consumer_state {
     // congested, released once it drains (so publishers slow down instead of losing messages).
     std::vector<std::function<void(publish_status)>> held_replies;
     std::unique_ptr<browse_cursor> browse;   // browsers only
+    // Selectors (selective.cpp): null = every message. `awaited`: a queue message this consumer
+    // selects may be waiting for its credit (see selective_queue).
+    selector_ptr selector;
+    bool awaited = false;
 
     // Congested: an attached subscriber whose backlog passed half its limit. A detached one
     // (a persistent session offline) never holds producers: it drops its oldest instead; nor
@@ -147,6 +152,17 @@ struct held_publish {
     bool stored = false;   // already in the store (a committed transaction's send)
 };
 
+// A queue with a consumer that has a selector (selective.cpp). Messages stay in ready[], in
+// order; ready[p][0 .. waiting[p]) were looked at and no consumer with credit selected them.
+// Dispatch goes on from waiting[p], and looks at the waiting ones again only for a consumer that
+// is `awaited` and has credit now (a new one, or one that had none), so a message nobody selects
+// costs nothing per dispatch and never holds up those behind it.
+struct selective_queue {
+    std::array<std::size_t, priority_levels> waiting{};
+    std::uint64_t epoch = ~std::uint64_t{0};   // queue_state::front_epoch that `waiting` counts from
+    std::size_t selectors = 0;                 // consumers with a selector
+};
+
 struct queue_state {
     std::string name;
     std::array<std::deque<entry>, priority_levels> ready;  // index = priority
@@ -167,6 +183,10 @@ struct queue_state {
     // again. Empty on the fast path; an entry goes with its message.
     std::unordered_map<message_id, std::vector<consumer_id>> refused;
     counters stats;
+    // Selectors: set while a consumer with a selector is on the queue. front_epoch counts
+    // changes at the head of ready[] (a push_front or pop), which void selective->waiting.
+    std::unique_ptr<selective_queue> selective;
+    std::uint64_t front_epoch = 0;
 
     void push_back(entry e) {
         auto& level = ready[level_of(*e.msg)];
@@ -177,6 +197,7 @@ struct queue_state {
         auto& level = ready[level_of(*e.msg)];
         level.push_front(std::move(e));
         ++ready_count;
+        ++front_epoch;
     }
     // The highest priority level holding a message in memory / paged out; -1 when none.
     int top_ready() const noexcept {
@@ -196,6 +217,7 @@ struct queue_state {
             entry e = std::move(ready[p].front());
             ready[p].pop_front();
             --ready_count;
+            ++front_epoch;
             return e;
         }
         assert(false && "pop on an empty queue");
@@ -209,6 +231,7 @@ struct durable_state {
     std::string queue;
     std::uint64_t subscriber = 0;     // subscribe_options::subscriber (0 until subscribed again after a restart)
     subscriber_mark* mark = nullptr;
+    selector_ptr selector;            // only selected messages enter its queue
 };
 
 // Completes a publish once each of its parts (the topic fan-out and one enqueue per durable
@@ -412,6 +435,8 @@ struct broker::shard {
     // The durable subscriptions whose filter matches topic `name`, in the order they were
     // registered, that take this publish (first_for: one per subscriber), in matched_durables.
     const std::vector<const durable_state*>& match_durables(const std::string& name);
+    // match_durables(msg.dest.name) less those whose selector does not select `msg`.
+    const std::vector<const durable_state*>& match_durables(const message& msg);
     subscriber_mark* mark(std::uint64_t subscriber);
     void unmark(std::uint64_t subscriber, subscriber_mark* m);
     consumer_state* offer_once(consumer_state& sub, counters& c, const message_ptr& msg);
@@ -446,7 +471,9 @@ struct broker::shard {
     void unsubscribe(consumer_id id);
 
     // ---- durable subscriptions (durable.cpp) -----------------------------------------------
-    void register_durable(const std::string& name, const destination& filter, std::uint64_t subscriber = 0);
+    // Returns whether the subscription existed with another selector (it is then a new one).
+    bool register_durable(const std::string& name, const destination& filter, std::uint64_t subscriber = 0,
+                          selector_ptr selector = {});
     void forget_durable(const std::string& name);
     // A new durable subscription that wants retained messages gets this shard's matching ones
     // as its first queued messages (marked retained).
@@ -477,6 +504,19 @@ struct broker::shard {
         auto it = temporaries.find(d.name);
         return it == temporaries.end() ? gone_topic : it->second.topic;
     }
+
+    // ---- selectors (selective.cpp) ---------------------------------------------------------
+    // Whether consumer `c` takes `msg` (no selector: yes).
+    bool selects(const consumer_state& c, const message& msg, std::uint32_t redeliveries = 0) const noexcept;
+    bool selects(const selector_ptr& s, const message& msg, std::uint32_t redeliveries = 0) const noexcept;
+    // A queue consumer joins / leaves queue `q` (its selective state begins and ends here).
+    void selective_joined(queue_state& q, consumer_state& c);
+    void selective_left(queue_state& q, consumer_state& c);
+    // dispatch() of a queue with selective state.
+    void dispatch_selective(queue_state& q);
+    // The next consumer (round robin) with credit that selects `e` and has not refused it; with
+    // `awaited_only`, among the awaited ones only.
+    consumer_state* choose_selecting(queue_state& q, const entry& e, bool awaited_only);
 
     // ---- statistics (shard.cpp) ------------------------------------------------------------
     void collect(std::vector<destination_stats>& out) const;

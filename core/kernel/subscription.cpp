@@ -21,6 +21,7 @@ broker::shard::consumer_state& broker::shard::add_consumer(consumer_id id, const
     c->connection = opt.connection;
     c->dest = dest;
     c->max_pending = opt.max_pending ? opt.max_pending : settings().topic_max_pending;
+    c->selector = opt.selector;
     auto& added = *c;
     consumers[id] = std::move(c);
     return added;
@@ -34,6 +35,7 @@ void broker::shard::subscribe(consumer_id id, const destination& dest, const sub
         if (opt.max_pending) q.max_depth = opt.max_pending;
         raw->queue = &q;
         q.consumers.push_back(raw);
+        selective_joined(q, *raw);
         dispatch(q);
         return;
     }
@@ -96,6 +98,7 @@ void broker::shard::unsubscribe(consumer_id id) {
     if (c.queue) {
         auto& q = *c.queue;
         std::erase(q.consumers, &c);
+        selective_left(q, c);
         q.next_consumer = q.consumers.empty() ? 0 : q.next_consumer % q.consumers.size();
         std::vector<entry> back;
         for (auto& f : c.inflight)
