@@ -295,6 +295,7 @@ private:
             opt.prefetch = n;
         }
         opt.no_local = f.get("activemq.noLocal").value_or("false") == "true";
+        if (!parse_selector(f, opt)) return;
 
         auto sub = std::make_unique<subscription>();
         sub->name = sub_id;
@@ -318,6 +319,17 @@ private:
             broker_.subscribe(sub->id, sub->dest, opt, weak_from_this(), std::move(done));
         }
         more().subs.emplace(std::move(sub_id), std::move(sub));
+    }
+
+    // The `selector` header (ActiveMQ's, a JMS message selector), compiled once for the kernel.
+    // Blank = none. Invalid: ERROR with the compiler's message (what and at which position).
+    bool parse_selector(const frame& f, core::subscribe_options& opt) {
+        const auto text = f.get("selector");
+        if (!text || text->find_first_not_of(" \t\r\n") == std::string_view::npos) return true;
+        core::selector_error err;
+        opt.selector = core::selector::compile(*text, err, settings_->selector_limits);
+        if (!opt.selector) fail("invalid selector: " + err.message, f);
+        return opt.selector != nullptr;
     }
 
     // activemq.subscriptionName (ActiveMQ) or durable-subscription-name (Artemis).
