@@ -93,7 +93,7 @@ void broker::shard::dispatch_selective(queue_state& q) {
                     continue;
                 }
                 --s.waiting[p];
-                deliver(*c, take(p, i));
+                deliver(*c, take(p, i), &q);
                 if (!c->has_credit()) --eligible;
             }
         }
@@ -117,7 +117,7 @@ void broker::shard::dispatch_selective(queue_state& q) {
                     continue;
                 }
                 if (auto* c = choose_selecting(q, e, false)) {
-                    deliver(*c, take(p, i));
+                    deliver(*c, take(p, i), &q);
                     if (!c->has_credit()) --with_credit;
                     continue;
                 }
