@@ -45,6 +45,7 @@
 
 #include "core/executor.hpp"
 #include "core/message/message.hpp"
+#include "core/selector/selector.hpp"
 #include "core/store/store.hpp"
 
 namespace sb::core {
@@ -120,6 +121,13 @@ struct subscribe_options {
     // docs/activemq-groups.md has the details.
     bool exclusive = false;
     std::int8_t priority = 0;
+    // ---- selectors (issue 18; core/selector, core/kernel/selective.cpp) ----
+    // A JMS message selector; null = every message. A queue consumer is dispatched only the
+    // messages it selects (the others stay queued for other consumers, without holding up those
+    // behind them); a topic subscription skips the others; a durable subscription takes only
+    // selected messages into its queue and keeps the selector in the store (re-subscribing with
+    // another selector makes it a new subscription: what it held is dropped, as ActiveMQ does).
+    selector_ptr selector;
 };
 
 enum class publish_status : std::uint8_t {
@@ -251,6 +259,10 @@ public:
 
     // A queue consumer competes with the queue's other consumers; a topic subscription (the
     // name may have wildcards) receives every matching message published after `done` runs.
+    // A queue name with wildcards (ActiveMQ's "orders.>") makes one consumer that competes in
+    // every matching queue, existing or created later (not "$..." kernel queues, nor temporary
+    // ones); its credit is a window per shard, as a window topic subscription's, and an ack,
+    // nack or its end settles each delivery on the queue it came from.
     void subscribe(consumer_id id, const destination& dest, subscribe_options opt,
                    std::weak_ptr<consumer_sink> sink, std::function<void()> done);
 

@@ -93,8 +93,10 @@ void broker::shard::advise(std::string topic, std::string body, std::vector<prop
 }
 
 void broker::shard::advise_consumer(const consumer_state& c, bool added) {
-    // Temporary destinations' consumers are their owner's own: not advised.
+    // Temporary destinations' consumers are their owner's own, and a wildcard queue consumer
+    // (a queue pattern, no queue of its own) is in many queues: not advised.
     if (!settings().advisories || advisory_topic(c.dest) || c.browse || c.dest.is_temporary()) return;
+    if (c.dest.is_queue() && !c.queue) return;
     std::string topic(prefix);
     topic += "Consumer.";
     topic += type_name(c.dest.kind);

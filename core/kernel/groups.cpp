@@ -130,6 +130,7 @@ consumer_state* broker::shard::choose(queue_state& q, const entry& e) {
         if (!c->has_credit()) continue;
         if (ch.exclusive && c != ch.exclusive) continue;
         if (refusers && std::find(refusers->begin(), refusers->end(), c->id) != refusers->end()) continue;
+        if (c->selector && !selects(*c, *e.msg, e.redeliveries)) continue;   // selective.cpp
         // ActiveMQ's assignMessageGroup: sequence 1 opens the group anew (with whoever takes
         // it); otherwise only the owner takes it, or anyone when the group has none.
         if (m.group_id.empty() || m.group_seq == 1) return c;
@@ -189,7 +190,7 @@ void broker::shard::dispatch_chosen(queue_state& q) {
             continue;
         }
         take_group(q, *c, e);
-        deliver(*c, std::move(e));
+        deliver(*c, std::move(e), &q);
         rotate(q, *c);
     }
     for (auto it = waiting.rbegin(); it != waiting.rend(); ++it) q.push_front(std::move(*it));

@@ -12,8 +12,11 @@
 //     (the exclusive consumer only, while there is one; a group's owner only); the consumer
 //     that took it moves behind the others of its rank (round robin within a priority), unless
 //     it is the exclusive consumer;
-//   - a message nobody may take now (its group's owner has no credit) waits, in order, while
-//     the messages behind it (up to choice_lookahead of them) go to others.
+//   - a message nobody may take now (its group's owner has no credit, no consumer with credit
+//     selects it) waits, in order, while the messages behind it (up to choice_lookahead of
+//     them) go to others. Selectors (selective.cpp) apply here too once a queue has a choice;
+//     unlike selective.cpp's dispatch, more than choice_lookahead messages nobody selects hold
+//     up those behind them (as in ActiveMQ, whose dispatch looks at a page of 200).
 #pragma once
 
 #include <cstddef>

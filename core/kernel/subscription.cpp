@@ -21,6 +21,7 @@ broker::shard::consumer_state& broker::shard::add_consumer(consumer_id id, const
     c->connection = opt.connection;
     c->dest = dest;
     c->max_pending = opt.max_pending ? opt.max_pending : settings().topic_max_pending;
+    c->selector = opt.selector;
     auto& added = *c;
     consumers[id] = std::move(c);
     return added;
@@ -29,11 +30,13 @@ broker::shard::consumer_state& broker::shard::add_consumer(consumer_id id, const
 void broker::shard::subscribe(consumer_id id, const destination& dest, const subscribe_options& opt,
                               const std::weak_ptr<consumer_sink>& sink, executor* home) {
     auto* raw = &add_consumer(id, dest, opt, sink, home);
+    if (dest.is_queue() && has_wildcard(dest.name)) return subscribe_wildcard_queue(*raw);
     if (dest.is_queue()) {
         auto& q = queue(dest.name);
         if (opt.max_pending) q.max_depth = opt.max_pending;
         raw->queue = &q;
         add_queue_consumer(q, *raw, opt);
+        selective_joined(q, *raw);
         advise_consumer(*raw, true);
         dispatch(q);
         return;
@@ -99,6 +102,7 @@ void broker::shard::unsubscribe(consumer_id id) {
     if (c.queue) {
         auto& q = *c.queue;
         remove_queue_consumer(q, c);
+        selective_left(q, c);
         std::vector<entry> back;
         for (auto& f : c.inflight)
             if (!f.settled) {
@@ -108,6 +112,8 @@ void broker::shard::unsubscribe(consumer_id id) {
         requeue(q, std::move(back));
         release_held(q);
         dispatch(q);
+    } else if (c.wild_queues) {
+        unsubscribe_wildcard_queue(c);
     } else if (c.browse) {
         // A browser is in no queue's consumer list and no subscription index.
     } else if (!c.share_key.empty()) {

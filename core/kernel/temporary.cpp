@@ -74,6 +74,7 @@ void broker::shard::publish_temporary(message_ptr msg, std::function<void(publis
     consumer_state* slow = nullptr;
     std::size_t hits = 0;
     for (auto* sub : t.subs) {
+        if (!selects(*sub, *msg)) continue;
         if (!skips(*sub, *msg)) ++hits;
         if (auto* congested = offer(*sub, t.topic, msg); congested && !slow) slow = congested;
     }
@@ -96,6 +97,7 @@ subscribe_status broker::shard::subscribe_temporary(consumer_id id, const destin
     if (t.queue) {
         c.queue = t.queue.get();
         t.queue->consumers.push_back(&c);
+        selective_joined(*t.queue, c);
         dispatch(*t.queue);
     } else {
         t.subs.push_back(&c);

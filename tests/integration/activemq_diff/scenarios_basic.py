@@ -82,3 +82,15 @@ def queue_competing_consumers_prefetch_1(ctx):
     a.ack(got_a[0])
     after = ctx.bodies(a.receive(1))
     return {"held": held, "before_ack": extra, "after_ack_to_a": after}
+
+
+@scenario
+def queue_priority_order(ctx):
+    """Messages of priorities 1, 9, 4 sent before a consumer subscribes: the order it gets them."""
+    q = ctx.queue("prio")
+    p = ctx.client()
+    for i, prio in enumerate([1, 9, 4]):
+        p.send(q, f"m{i}", headers={"priority": str(prio)})
+    c = ctx.client()
+    c.subscribe(q, "c")
+    return ctx.bodies(c.receive(3))

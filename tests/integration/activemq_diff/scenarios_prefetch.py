@@ -89,3 +89,17 @@ def prefetch_topic_subscriber_client_ack(ctx):
             c.ack(got[-1])
         got += c.receive(1)
     return {"first": ctx.bodies(first), "extra_before_ack": ctx.bodies(extra), "all": ctx.bodies(got)}
+
+
+@scenario
+def prefetch_zero_topic(ctx):
+    """A topic subscriber with activemq.prefetchSize:0 gets nothing (STOMP cannot pull); the
+    publisher is not held by it and another subscriber gets everything."""
+    t = ctx.topic("zt")
+    z, n = ctx.client(), ctx.client()
+    z.subscribe(t, "z", headers={"activemq.prefetchSize": "0"})
+    n.subscribe(t, "n")
+    p = ctx.client()
+    for i in range(3):
+        p.send(t, f"m{i}")
+    return {"normal": ctx.bodies(n.receive(3)), "zero": ctx.bodies(z.quiet())}
