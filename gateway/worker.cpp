@@ -7,6 +7,8 @@
 #include <boost/asio/post.hpp>
 #include <pthread.h>
 
+#include "gateway/engine_driver.hpp"
+
 namespace sb::gateway {
 
 worker::worker(std::size_t index) : index_(index), guard_(ctx_.get_executor()) {
@@ -24,7 +26,10 @@ void worker::post(core::task t) {
     if (inbox_.push(std::move(t))) boost::asio::post(ctx_, [this] { drain(); });
 }
 
-void worker::drain() { inbox_.run_all(); }
+void worker::drain() {
+    wake_batch batch;   // a connection woken by many of the tasks writes once, after them
+    inbox_.run_all();
+}
 
 void worker::start() {
     thread_ = std::thread([this] {
