@@ -311,7 +311,7 @@ private:
 
     bool blocked() const noexcept;
     void settle(bool in_driver);
-    std::size_t decode_from(std::span<const std::uint8_t> in, std::size_t& need);
+    std::size_t decode_from(std::span<const std::uint8_t> in, std::size_t& need, bool& starved);
     void decode_held();
     void drop_input() noexcept;
     void pause_consumers(bool pause);
@@ -329,6 +329,9 @@ private:
     struct input_state {
         std::vector<std::uint8_t> bytes;
         std::size_t need = 0;   // bytes decode needs before it can progress
+        // The decoder stopped at an unfinished frame (not because reading was paused): only new
+        // bytes can make progress, so no event decodes the held bytes again.
+        bool starved = false;
     };
     struct output_state {
         std::string out, wbuf;   // queued; being written
