@@ -86,9 +86,9 @@ public:
     // ---- engine::driver_hooks
     time_point now() override { return engine::clock::now(); }
     void wake() override {
+        if (woken_) return;   // already listed for this batch
         auto& w = wakes();
         if (w.depth == 0) return pump();
-        if (woken_) return;   // already listed for this batch
         woken_ = true;
         w.woken.emplace_back(conn_.shared_from_this(), this);
     }
