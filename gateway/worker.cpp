@@ -8,11 +8,15 @@
 #include <pthread.h>
 
 #include "gateway/engine_driver.hpp"
+#include "gateway/fd_reactor.hpp"
 
 namespace sb::gateway {
 
 worker::worker(std::size_t index) : index_(index), guard_(ctx_.get_executor()) {
     sessions_.prev_ = sessions_.next_ = &sessions_;
+    // The epoll set of the worker's TCP connections, made now rather than with the first
+    // connection: the process's descriptors are all open once the workers are up.
+    fd_reactor::of(ctx_);
 }
 
 worker::~worker() {

@@ -96,6 +96,17 @@ public:
     // `clean_start`: the new connection's; a taken-over session that lives on sends no will.
     virtual void on_taken_over(bool clean_start) = 0;
     virtual void on_claimed(claim c) = 0;
+    // The connection while it lives; empty once its last reference is gone (it is going).
+    virtual std::shared_ptr<claimant> alive() noexcept = 0;
+    // Its client id, unchanged from claim_id on.
+    virtual const std::string& claimed_id() const noexcept = 0;
+
+    // The registry's, under its mutex: a live connection whose client id has nothing else
+    // there (no kept session, waiter or delayed will: most connections) is listed here, in
+    // place, so that a connected client costs the registry no allocation. home_ is its worker,
+    // set while it is listed.
+    claimant* next_listed_ = nullptr;
+    core::executor* home_ = nullptr;
 
 protected:
     ~claimant() = default;
@@ -170,15 +181,28 @@ public:
     // `who->on_claimed` follows on `home` once it has gone.
     std::optional<claim> claim_id(const std::string& id, bool clean, const std::shared_ptr<claimant>& who,
                                   core::executor* home) {
+        // References taken under the mutex are dropped after it: a connection's last reference
+        // ends it, and its end (forget) takes the mutex.
+        std::shared_ptr<claimant> live;
         std::lock_guard lock(mutex_);
-        auto& e = entries_[id];
+        if (!entries_.contains(id)) {
+            // Nothing kept for this id: listed in place, unless a live connection has it.
+            claimant* listed = find_listed(id);
+            if (listed) live = listed->alive();
+            if (!live) {
+                if (listed) unlist(id);   // going: its end has nothing left to release
+                list(*who, home);
+                return claim{};
+            }
+        }
+        auto& e = entry_of(id, live);
         if (e.more && e.more->will) {
             // MQTT 5 §3.1.2.5: a reconnect within the will delay means no will; a clean start
             // ends the session, and a session's end sends the will at once (as Mosquitto does).
             if (clean) broker_.publish(std::move(e.more->will->msg), {});
             e.more->will.reset();
         }
-        if (auto live = e.live.lock()) {
+        if ((live = e.live.lock())) {
             auto& m = e.extra();
             if (m.waiting) {
                 m.waiting->home->post([older = std::move(m.waiting->who), clean] { older->on_taken_over(clean); });
@@ -189,12 +213,25 @@ public:
         }
         e.live = who;
         e.live_home = home;
-        return decide(e, clean);
+        auto c = decide(e, clean);
+        if (!e.more) {   // nothing else kept for the id: listed in place instead
+            entries_.erase(id);
+            list(*who, home);
+        }
+        return c;
     }
 
     // On close. `state` is the session to keep (persistent) or null (clean).
     void release(const std::string& id, const claimant* who, std::shared_ptr<saved_state> state) {
         std::lock_guard lock(mutex_);
+        if (who->home_) {   // listed: the live connection of `id`, with nothing else kept
+            unlist(id);
+            if (state) {
+                state->disconnected_at = clock::now();
+                entries_[id].extra().saved = std::move(state);
+            }
+            return;
+        }
         auto it = entries_.find(id);
         // `who` is alive (it is calling): a live entry that does not lock to it is another's.
         if (it == entries_.end() || it->second.live.lock().get() != who) return;
@@ -216,8 +253,16 @@ public:
     }
 
     void set_pending_will(const std::string& id, pending_will w) {
+        std::shared_ptr<claimant> live;   // dropped after the mutex (see claim_id)
         std::lock_guard lock(mutex_);
-        entries_[id].extra().will = std::move(w);
+        entry_of(id, live).extra().will = std::move(w);
+    }
+
+    // A connection that claimed an id is destroyed: it is no longer listed (first thing in its
+    // destructor, so that it is whole while another thread may still find it listed).
+    void forget(claimant& c) {
+        std::lock_guard lock(mutex_);
+        if (c.home_) unlist(c.claimed_id());
     }
 
     // At start: persistent sessions rebuilt from the durable subscriptions the store kept.
@@ -300,6 +345,64 @@ private:
         }
     };
 
+    // The entry of `id`; a connection listed for it moves into it (`live` holds it, to be
+    // dropped after the mutex).
+    entry& entry_of(const std::string& id, std::shared_ptr<claimant>& live) {
+        auto& e = entries_[id];
+        if (claimant* c = find_listed(id)) {
+            live = c->alive();
+            e.live = live;   // empty when it is going
+            e.live_home = c->home_;
+            unlist(id);
+        }
+        return e;
+    }
+
+    // ---- the listed connections: an intrusive hash table (chains through next_listed_)
+    static std::size_t hash(std::string_view id) noexcept { return std::hash<std::string_view>{}(id); }
+
+    claimant** slot_of(std::string_view id) noexcept {
+        if (buckets_.empty()) return nullptr;
+        claimant** p = &buckets_[hash(id) & (buckets_.size() - 1)];
+        while (*p && (*p)->claimed_id() != id) p = &(*p)->next_listed_;
+        return *p ? p : nullptr;
+    }
+    claimant* find_listed(std::string_view id) noexcept {
+        claimant** p = slot_of(id);
+        return p ? *p : nullptr;
+    }
+    void list(claimant& c, core::executor* home) {
+        if (listed_ >= buckets_.size()) rehash(std::max<std::size_t>(16, buckets_.size() * 2));
+        claimant*& b = buckets_[hash(c.claimed_id()) & (buckets_.size() - 1)];
+        c.next_listed_ = b;
+        c.home_ = home;
+        b = &c;
+        ++listed_;
+    }
+    void unlist(std::string_view id) {
+        claimant** p = slot_of(id);
+        if (!p) return;
+        claimant* c = *p;
+        *p = c->next_listed_;
+        c->next_listed_ = nullptr;
+        c->home_ = nullptr;
+        --listed_;
+        if (buckets_.size() > 64 && listed_ < buckets_.size() / 8) rehash(buckets_.size() / 4);
+    }
+    void rehash(std::size_t n) {   // n: a power of two
+        std::vector<claimant*> next(n, nullptr);
+        for (claimant* b : buckets_) {
+            while (b) {
+                claimant* c = b;
+                b = c->next_listed_;
+                claimant*& to = next[hash(c->claimed_id()) & (n - 1)];
+                c->next_listed_ = to;
+                to = c;
+            }
+        }
+        buckets_.swap(next);
+    }
+
     claim decide(entry& e, bool clean) {
         claim c;
         if (!e.more || !e.more->saved) return c;
@@ -316,7 +419,9 @@ private:
 
     core::broker& broker_;
     std::mutex mutex_;
-    std::unordered_map<std::string, entry> entries_;
+    std::unordered_map<std::string, entry> entries_;   // ids with more than a live connection
+    std::vector<claimant*> buckets_;                   // listed connections (a power of two)
+    std::size_t listed_ = 0;
 };
 
 std::shared_ptr<registry> make_registry(core::broker& broker) { return std::make_shared<registry>(broker); }
@@ -400,7 +505,16 @@ public:
         : engine::connection(broker, *s, conn, logger()), settings_(std::move(s)), auth_(auth),
           registry_(std::move(reg)) {}
 
+    ~session() override {
+        if (claimed_) registry_->forget(*this);
+    }
+
     // ---- registry (posted to this worker) -----------------------------------------------
+
+    std::shared_ptr<claimant> alive() noexcept override {
+        return std::static_pointer_cast<session>(weak_from_this().lock());
+    }
+    const std::string& claimed_id() const noexcept override { return client_id_; }
 
     void on_taken_over(bool clean_start) override {
         completion([this, clean_start] { taken_over(clean_start); })();
@@ -643,6 +757,7 @@ private:
         stage_ = stage::claiming;   // reading pauses until the registry answers
         auto self = std::static_pointer_cast<session>(shared_from_this());
         // This worker (the connection's) is where the registry's answers come back.
+        claimed_ = true;
         auto claimed_now = registry_->claim_id(client_id_, clean_start_, self, core::executor::current());
         if (claimed_now) complete_connect(std::move(*claimed_now));
         // else: on_claimed follows (the old session with this id is closing)
@@ -1306,6 +1421,7 @@ private:
     std::uint8_t connect_level_ = 0;          // of a refused CONNECT
     connect_refusal refusal_ = connect_refusal::none;   // CONNECT, while authenticating
     bool clean_start_ = true, assigned_id_ = false, server_keepalive_ = false, abnormal_ = false;
+    bool claimed_ = false;   // claim_id was called: the registry may list this connection
 
     engine::reply_queue<pending_ack> acks_;
     std::unique_ptr<traffic> traffic_;   // none until the client subscribes or publishes at QoS>0
