@@ -13,7 +13,8 @@
 # after=build/switchboard); runs alternate between them, a fresh broker per run (memory store,
 # journal for `persist`; the bench client is this tree's build/switchboard-bench, window 1000,
 # 128-byte messages). Scenarios: sq (STOMP queue 1→1, receipts), sq0 (STOMP queue 1→1),
-# st (STOMP topic 1→1, receipts), m0 / m1 (MQTT QoS 0 / 1, 1→1), persist (STOMP persistent
+# st (STOMP topic 1→1, receipts), m0 / m1 (MQTT QoS 0 / 1, 1→1), m04 / m14 (the same 4→1,
+# not run unless named in --scenarios), persist (STOMP persistent
 # sends with receipts, journal synced, 4 producers, window 16, 1 consumer). Prints one line per
 # run and a table of medians with the ratio of each binary to the first.
 # Every broker runs as a child of this script on 127.0.0.1 and is stopped by PID.
@@ -67,6 +68,8 @@ bench_args() {  # scenario port
     st) echo "$S --destination topic --confirm --producers 1 --window 1000" ;;
     m0) echo "$M --qos 0 --producers 1 --window 1000" ;;
     m1) echo "$M --qos 1 --producers 1 --window 1000" ;;
+    m04) echo "$M --qos 0 --producers 4 --window 1000" ;;
+    m14) echo "$M --qos 1 --producers 4 --window 1000" ;;
     persist) echo "$S --destination queue --confirm --persistent --producers 4 --window 16" ;;
     *) echo "cpu_cost.sh: unknown scenario $1" >&2; exit 2 ;;
     esac
