@@ -643,7 +643,7 @@ private:
         // ...per §3.1.2.5: not at all when the session goes on in the new connection (it is
         // back within any delay), at once when the takeover ends the session (Mosquitto 2.0).
         if (!clean_start && session_expiry_s_ != 0) will_.reset();
-        else will_delay_s_ = 0;
+        else if (will_) will_->delay_s = 0;
         close();
     }
 
@@ -776,8 +776,9 @@ private:
             assigned_id_ = true;
         }
         if (version_ == version::v5) {
-            asked_session_expiry_s_ = c.props.session_expiry_interval.value_or(0);
-            session_expiry_s_ = std::min(asked_session_expiry_s_, settings_->max_session_expiry_s);
+            const std::uint32_t asked = c.props.session_expiry_interval.value_or(0);
+            session_expiry_s_ = std::min(asked, settings_->max_session_expiry_s);
+            expiry_capped_ = session_expiry_s_ != asked;
             client_receive_max_ = c.props.receive_maximum.value_or(65535);
             client_alias_max_ = c.props.topic_alias_maximum.value_or(0);
             client_max_packet_ = c.props.maximum_packet_size.value_or(0);
@@ -800,8 +801,9 @@ private:
             wp.topic = c.will_msg->topic;
             wp.props = c.will_msg->props;
             wp.payload = c.will_msg->payload;
-            will_ = std::make_shared<core::message>(message_from_publish(wp, wp.topic, core::now_ms()));
-            will_delay_s_ = c.will_msg->props.will_delay_interval.value_or(0);
+            will_ = std::make_unique<will_state>(
+                std::make_shared<core::message>(message_from_publish(wp, wp.topic, core::now_ms())),
+                c.will_msg->props.will_delay_interval.value_or(0));
         }
 
         // Mosquitto accepts such a will and never publishes it: clients do not write there.
@@ -843,7 +845,7 @@ private:
             if (assigned_id_) p.assigned_client_identifier = client_id_;
             if (server_keepalive_) p.server_keep_alive = keepalive_s_;
             // §3.2.2.3.2: only a value other than the client's is sent (mosquitto sends none).
-            if (session_expiry_s_ != asked_session_expiry_s_) p.session_expiry_interval = session_expiry_s_;
+            if (expiry_capped_) p.session_expiry_interval = session_expiry_s_;
         }
         encode(packet{ack}, version_, out());
         // MQTT §3.1.2.10: one and a half keep-alive periods without a packet end the connection.
@@ -1378,9 +1380,11 @@ private:
 
     void publish_will() {
         if (!will_ || !abnormal_) return;
-        auto msg = std::move(will_);
+        auto msg = std::move(will_->msg);
+        const std::uint32_t will_delay_s = will_->delay_s;
+        will_.reset();
         msg->id = broker_.next_message_id();
-        std::uint32_t delay = will_delay_s_;
+        std::uint32_t delay = will_delay_s;
         if (session_expiry_s_ < delay) delay = session_expiry_s_;   // MQTT 5 §3.1.3.2.2
         if (delay == 0) {
             broker_.publish(msg, {});
@@ -1407,12 +1411,15 @@ private:
     std::shared_ptr<registry> registry_;
 
     std::string client_id_;
-    std::shared_ptr<core::message> will_;
-    std::uint32_t will_delay_s_ = 0;
+    // The will of CONNECT, with its delay (v5): held apart, as most clients have none.
+    struct will_state {
+        std::shared_ptr<core::message> msg;
+        std::uint32_t delay_s = 0;
+    };
+    std::unique_ptr<will_state> will_;
     std::uint32_t session_expiry_s_ = 0;
-    std::uint32_t asked_session_expiry_s_ = 0;   // v5: the client's, for CONNACK
-    std::uint32_t client_receive_max_ = 65535;
     std::uint32_t client_max_packet_ = 0;
+    std::uint16_t client_receive_max_ = 65535;
     std::uint16_t keepalive_s_ = 0;
     std::uint16_t client_alias_max_ = 0;
     stage stage_ = stage::awaiting_connect;
@@ -1422,6 +1429,7 @@ private:
     connect_refusal refusal_ = connect_refusal::none;   // CONNECT, while authenticating
     bool clean_start_ = true, assigned_id_ = false, server_keepalive_ = false, abnormal_ = false;
     bool claimed_ = false;   // claim_id was called: the registry may list this connection
+    bool expiry_capped_ = false;   // v5: the session expiry is not the client's (CONNACK says which)
 
     engine::reply_queue<pending_ack> acks_;
     std::unique_ptr<traffic> traffic_;   // none until the client subscribes or publishes at QoS>0
