@@ -130,7 +130,16 @@ void broker::shard::forget(queue_state& q, const message_ptr& msg, std::vector<s
 }
 
 inflight_entry* broker::shard::find_inflight(consumer_state& c, delivery_tag tag) {
-    auto it = std::lower_bound(c.inflight.begin(), c.inflight.end(), tag,
+    if (c.inflight.empty() || tag < c.inflight.front().tag) return nullptr;
+    // Tags ascend by at least one per entry, so `tag` is at most `tag - front` places in; with
+    // this consumer the shard's only one taking deliveries (the usual case) it is exactly there,
+    // found without the search (a binary search over a 1000-entry deque cost ~350 instructions
+    // per settled delivery).
+    const auto span = tag - c.inflight.front().tag;
+    if (span < c.inflight.size() && c.inflight[span].tag == tag)
+        return c.inflight[span].settled ? nullptr : &c.inflight[span];
+    const auto end = span < c.inflight.size() ? c.inflight.begin() + static_cast<std::ptrdiff_t>(span) : c.inflight.end();
+    auto it = std::lower_bound(c.inflight.begin(), end, tag,
                                [](const inflight_entry& f, delivery_tag t) { return f.tag < t; });
     if (it == c.inflight.end() || it->tag != tag || it->settled) return nullptr;
     return &*it;
