@@ -183,6 +183,30 @@ TEST_CASE("STOMP frames split across reads: each decoded once, in order, only an
         CHECK(out.find("receipt-id:r" + std::to_string(i) + "\n") < out.find("receipt-id:r" + std::to_string(i + 1) + "\n"));
 }
 
+TEST_CASE("STOMP input held while reading is paused is decoded a frame per completion, in order, then released",
+          "[stomp][session][engine]") {
+    auto s = settings();
+    s->max_unconfirmed_sends = 1;
+    engine_harness h;
+    open(h, s);
+    h.send(connect_frame());
+    h.take();
+    std::string sends;
+    for (int i = 1; i <= 20; ++i)
+        sends += frame("SEND", {{"destination", "/queue/held"}, {"receipt", "r" + std::to_string(i)}}, std::string(40, 'x'));
+    h.feed_only(sends);
+    CHECK(h.conn->unconfirmed() == 1);
+    const auto first = frame("SEND", {{"destination", "/queue/held"}, {"receipt", "r1"}}, std::string(40, 'x')).size();
+    CHECK(h.conn->buffered_input() == sends.size() - first);   // 19 frames wait
+    h.pump();   // each completion lets one more frame through
+    const auto out = h.take();
+    REQUIRE(count(out, "RECEIPT") == 20);
+    for (int i = 1; i < 20; ++i)
+        CHECK(out.find("receipt-id:r" + std::to_string(i) + "\n") < out.find("receipt-id:r" + std::to_string(i + 1) + "\n"));
+    CHECK(h.conn->buffered_input() == 0);
+    CHECK(h.conn->wants_read());
+}
+
 TEST_CASE("STOMP output over the high watermark pauses consumers and reading until it drains", "[stomp][session][engine]") {
     auto s = settings();
     s->output.high_watermark = 400;
