@@ -106,10 +106,11 @@ struct consumer_headers {
 };
 const char* read_consumer_headers(const frame& f, core::subscribe_options& opt, consumer_headers& out) {
     if (auto p = f.get("activemq.prefetchSize")) {
-        // 0 is ActiveMQ's pull consumer: STOMP has no pull, so nothing is ever dispatched to it
-        // (as ActiveMQ does); the kernel's window of 0.
+        // 0 is ActiveMQ's pull consumer, and STOMP has no pull: ActiveMQ accepts it and never
+        // dispatches anything to it; refused here so that the client learns it at once (see
+        // docs/activemq-differences.md).
         std::uint32_t n = 0;
-        if (!parse_uint(*p, n)) return "invalid activemq.prefetchSize";
+        if (!parse_uint(*p, n) || n == 0) return "invalid activemq.prefetchSize";
         opt.prefetch = n;
     }
     opt.no_local = f.get("activemq.noLocal").value_or("false") == "true";
