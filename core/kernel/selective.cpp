@@ -62,6 +62,7 @@ void broker::shard::dispatch_selective(queue_state& q) {
     if (s.epoch != q.front_epoch) {
         // Messages were put back at (or taken from) the head: look at all of them again.
         s.waiting.fill(0);
+        s.waiting_total = 0;
         s.epoch = q.front_epoch;
         for (auto* c : q.consumers) c->awaited = true;
     }
@@ -74,9 +75,9 @@ void broker::shard::dispatch_selective(queue_state& q) {
         return e;
     };
 
-    std::size_t eligible = 0;
-    for (auto* c : q.consumers) eligible += c->awaited && c->has_credit();
-    if (eligible > 0) {
+    if (s.waiting_total > 0) {
+        std::size_t eligible = 0;
+        for (auto* c : q.consumers) eligible += c->awaited && c->has_credit();
         for (std::size_t p = priority_levels; p-- > 0 && eligible > 0;) {
             for (std::size_t i = 0; i < s.waiting[p] && eligible > 0;) {
                 const entry& e = q.ready[p][i];
@@ -84,6 +85,7 @@ void broker::shard::dispatch_selective(queue_state& q) {
                     ++q.stats.expired;
                     entry gone = take(p, i);
                     --s.waiting[p];
+                    --s.waiting_total;
                     forget(q, gone.msg);
                     continue;
                 }
@@ -93,6 +95,7 @@ void broker::shard::dispatch_selective(queue_state& q) {
                     continue;
                 }
                 --s.waiting[p];
+                --s.waiting_total;
                 deliver(*c, take(p, i), &q);
                 if (!c->has_credit()) --eligible;
             }
@@ -102,12 +105,14 @@ void broker::shard::dispatch_selective(queue_state& q) {
             if (c->awaited && c->has_credit()) c->awaited = false;
     }
 
+    // Consumers with credit are counted only when a message finds none that selects it (the
+    // common case, a message that some consumer takes, costs one choose_selecting).
+    auto any_credit = [&q] {
+        return std::any_of(q.consumers.begin(), q.consumers.end(), [](const consumer_state* c) { return c->has_credit(); });
+    };
     for (;;) {
-        std::size_t with_credit = 0;
-        for (auto* c : q.consumers) with_credit += c->has_credit();
-        if (with_credit == 0) return;
-        for (std::size_t p = priority_levels; p-- > 0 && with_credit > 0;) {
-            while (s.waiting[p] < q.ready[p].size() && with_credit > 0) {
+        for (std::size_t p = priority_levels; p-- > 0;) {
+            while (s.waiting[p] < q.ready[p].size()) {
                 const std::size_t i = s.waiting[p];
                 const entry& e = q.ready[p][i];
                 if (e.msg->expired_at(now)) {
@@ -118,20 +123,19 @@ void broker::shard::dispatch_selective(queue_state& q) {
                 }
                 if (auto* c = choose_selecting(q, e, false)) {
                     deliver(*c, take(p, i), &q);
-                    if (!c->has_credit()) --with_credit;
                     continue;
                 }
+                if (!any_credit()) return;
                 for (auto* c : q.consumers)
                     if (!c->awaited && !c->has_credit() && selects(*c, *e.msg, e.redeliveries)) c->awaited = true;
                 ++s.waiting[p];
+                ++s.waiting_total;
             }
         }
-        if (with_credit == 0 || q.paged_count == 0) return;
+        if (q.paged_count == 0 || !any_credit()) return;
         // Paged-out messages come back when the queue wants them, or when everything in memory
         // waits (what is paged out may be selected).
-        std::size_t waiting = 0;
-        for (auto w : s.waiting) waiting += w;
-        if (!wants_page_in(q) && waiting < q.ready_count) return;
+        if (!wants_page_in(q) && s.waiting_total < q.ready_count) return;
         const std::size_t before = q.paged_count;
         page_in(q);
         if (q.paged_count == before) return;

@@ -174,6 +174,7 @@ struct held_publish {
 // costs nothing per dispatch and never holds up those behind it.
 struct selective_queue {
     std::array<std::size_t, priority_levels> waiting{};
+    std::size_t waiting_total = 0;             // the sum of waiting[]
     std::uint64_t epoch = ~std::uint64_t{0};   // queue_state::front_epoch that `waiting` counts from
     std::size_t selectors = 0;                 // consumers with a selector
 };

@@ -654,10 +654,13 @@ struct selector_evaluator {
     const selector& s;
     const message& m;
     const selector_context& ctx;
-    std::array<char, 320> id_buf{};   // JMSMessageID's text
+    std::array<char, 320> id_buf;   // JMSMessageID's text (written before it is read; not zeroed per call)
+
+    selector_evaluator(const selector& sel, const message& msg, const selector_context& context) noexcept
+        : s(sel), m(msg), ctx(context) {}
 
     std::string_view pool(std::uint32_t off, std::uint32_t len) const noexcept {
-        return std::string_view(s.pool_).substr(off, len);
+        return std::string_view(s.pool_.data() + off, len);   // the compiler made them in range
     }
 
     static val of(const property_value& v) noexcept {

@@ -237,3 +237,19 @@ def keywords_any_case_identifiers_exact(ctx):
     for body, h in (("c2", {"color": "2"}), ("C-x", {"Color": "x"}), ("c-x", {"color": "x"}), ("c5", {"color": "5"})):
         p.send(q, body, headers=h)
     return ctx.bodies(c.receive(2)) + ctx.bodies(c.quiet())
+
+
+@scenario
+def browse_with_selector(ctx):
+    """A queue browser with a selector sees only the messages it selects (then the end marker);
+    nothing is consumed."""
+    q = ctx.queue("browse")
+    p = ctx.client()
+    for i in range(4):
+        p.send(q, f"m{i}", headers={"k": "a" if i % 2 else "b"})
+    b = ctx.client()
+    b.subscribe(q, "br", headers={"browser": "true", "selector": "k = 'a'"})
+    seen = [ctx.msg(m, ["browser", "k"]) for m in b.receive(3)]
+    c = ctx.client()
+    c.subscribe(q, "c")
+    return {"browsed": seen, "browser_more": ctx.bodies(b.quiet(0.2)), "consumed": ctx.bodies(c.receive(4))}

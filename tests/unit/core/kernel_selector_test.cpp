@@ -310,3 +310,15 @@ TEST_CASE("selector: a subscription record keeps its selector in the journal enc
     REQUIRE(back);
     CHECK(back->selector.empty());
 }
+
+TEST_CASE("selector: a queue browser is sent only what it selects", "[core][selector][kernel]") {
+    fixture f;
+    for (int i = 0; i < 4; ++i) f.publish(q, "m" + std::to_string(i), i % 2 ? "a" : "b");
+    auto s = std::make_shared<sink>();
+    subscribe_options opt;
+    opt.selector = sel("k = 'a'");
+    f.w[0].call([&] { f.b.browse(f.b.next_consumer_id(), q, opt, s, {}); });
+    f.w.run();
+    CHECK(s->bodies() == bodies{"m1", "m3"});
+    CHECK(sb::test::stats_of(f.w, f.b, q).depth == 4);   // nothing consumed
+}
