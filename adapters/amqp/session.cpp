@@ -30,6 +30,7 @@
 #include <proton/delivery.h>
 #include <proton/disposition.h>
 #include <proton/link.h>
+#include <proton/terminus.h>
 #include <proton/transport.h>
 
 #include <proton/binary.hpp>
@@ -48,7 +49,6 @@
 #include <proton/sender_options.hpp>
 #include <proton/session.hpp>
 #include <proton/source.hpp>
-#include <proton/source_options.hpp>
 #include <proton/symbol.hpp>
 #include <proton/target.hpp>
 #include <proton/tracker.hpp>
@@ -497,9 +497,9 @@ private:
         so.auto_settle(false);
         if (o->presettled) so.delivery_mode(proton::delivery_mode::AT_MOST_ONCE);
         if (dynamic) {
-            proton::source_options dyn;
-            dyn.address(format_address(dest)).dynamic(true).capabilities(src.capabilities());
-            so.source(dyn);
+            // The node's address goes back in our source (AMQP 1.0 §3.5.3). Set on the C terminus:
+            // Proton's source_options do not set an address on a terminus that is dynamic.
+            pn_terminus_set_address(pn_link_source(raw(s)), format_address(dest).c_str());
         }
         s.open(so);
 
