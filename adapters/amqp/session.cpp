@@ -138,6 +138,7 @@ private:
         header,           // the protocol header: SASL or AMQP
         sasl,             // mechanisms sent, waiting for sasl-init
         authenticating,   // the authenticator has the credentials: input held
+        amqp_header,      // SASL done: the AMQP header must follow
         amqp,             // Proton has the connection
         done,             // refused or finished: input dropped
     };
@@ -163,6 +164,17 @@ private:
             init_ = d.value;
             pending_ = pending::sasl_init;
             return engine::step::frame(d.consumed);
+        }
+        case stage::amqp_header: {
+            // Only the AMQP header goes to Proton: another SASL header would start Proton's own
+            // SASL layer, which must never see a client.
+            const std::string_view got(reinterpret_cast<const char*>(in.data()), std::min<std::size_t>(in.size(), 8));
+            if (!sasl::amqp_header.starts_with(got)) return engine::step::error("expected the AMQP header after SASL");
+            if (got.size() < 8) return engine::step::need_more(8);
+            pending_ = pending::bytes;
+            input_ = in.first(8);
+            stage_ = stage::amqp;
+            return engine::step::frame(8);
         }
         case stage::amqp:
             pending_ = pending::bytes;
@@ -276,7 +288,7 @@ private:
         }
         if (with_sasl) sasl::encode_outcome(out(), sasl::code::ok);
         user_ = std::move(r.who.user);
-        stage_ = stage::amqp;
+        stage_ = with_sasl ? stage::amqp_header : stage::amqp;
         start_proton();
         if (!with_sasl) {
             // The AMQP header that started it all belongs to Proton.
