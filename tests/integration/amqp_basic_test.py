@@ -380,16 +380,77 @@ class NoSaslTest(AmqpTestCase):
     def test_wrong_protocol_header_gets_ours_then_the_end(self):
         with socket.create_connection((HOST, self.amqp_port), timeout=WAIT) as s:
             s.sendall(b"AMQP\x01\x01\x00\x0a")
-            got = b""
-            while True:
-                chunk = s.recv(64)
-                if not chunk:
-                    break
-                got += chunk
+            got = read_until_closed(s)
         self.assertEqual(got, b"AMQP\x03\x01\x00\x00")
         # Only that connection: the broker still serves others.
         c = self.connect()
         c.create_sender("q.after").send(Message(body="ok"))
+
+
+def read_until_closed(s):
+    got = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            return got
+        got += chunk
+
+
+# The AMQP header and an open(container-id "raw") on channel 0, as gateway/protocols/amqp.cpp's probe.
+RAW_OPEN = (b"AMQP\x00\x01\x00\x00" + b"\x00\x00\x00\x13\x02\x00\x00\x00"
+            + b"\x00\x53\x10\xc0\x06\x01\xa1\x03raw")
+
+
+class ConnectionTest(AmqpTestCase):
+    broker_config = {"amqp": {"idle_timeout_ms": 600}}
+
+    def test_silent_connection_is_closed_with_resource_limit_exceeded(self):
+        with socket.create_connection((HOST, self.amqp_port), timeout=WAIT) as s:
+            s.sendall(RAW_OPEN)
+            got = read_until_closed(s)   # then nothing: the idle timeout ends it
+        self.assertTrue(got.startswith(b"AMQP\x00\x01\x00\x00"), got[:16])
+        self.assertIn(b"\x00\x53\x10", got, "no open")
+        self.assertIn(b"\x00\x53\x18", got, "no close")
+        self.assertIn(b"amqp:resource-limit-exceeded", got)
+
+    def test_client_heartbeats_keep_the_connection(self):
+        c = self.connect(heartbeat=0.2)   # empty frames every 0.1 s, well within 0.6 s
+        s = c.create_sender("q.hb")
+        r = c.create_receiver("q.hb", credit=1)
+        with self.assertRaises(Timeout):
+            c.wait(lambda: False, timeout=1.5, msg="idle")   # idle for over twice the broker's timeout
+        s.send(Message(body="still here"))
+        self.assertEqual(r.receive().body, "still here")
+        r.accept()
+
+    def test_a_second_sasl_header_after_sasl_ends_the_connection_only(self):
+        # SASL ANONYMOUS by hand, then a SASL header again where the AMQP header belongs.
+        init = b"\x00\x53\x41\xc0\x0c\x01\xa3\x09ANONYMOUS"
+        frame = (8 + len(init)).to_bytes(4, "big") + b"\x02\x01\x00\x00" + init
+        with socket.create_connection((HOST, self.amqp_port), timeout=WAIT) as s:
+            s.sendall(b"AMQP\x03\x01\x00\x00" + frame + b"AMQP\x03\x01\x00\x00" + frame)
+            got = read_until_closed(s)
+        self.assertTrue(got.startswith(b"AMQP\x03\x01\x00\x00"), got[:16])
+        self.assertIn(b"\x00\x53\x44\xc0\x03\x01\x50\x00", got, "no sasl-outcome ok")
+        self.assertNotIn(b"\x00\x53\x10", got, "Proton must not have opened")
+        c = self.connect()
+        c.create_sender("q.alive").send(Message(body="alive"))
+
+
+class AutoListenerTest(AmqpTestCase):
+
+    def _start_broker(self, workdir=None):
+        broker = sbtest.Broker({}, workdir=workdir)
+        broker.config["listeners"].append({"name": "front", "protocol": "auto", "address": HOST,
+                                           "port": self.amqp_port})
+        return broker
+
+    def test_amqp_on_an_auto_port_reaches_the_kernel(self):
+        c = self.connect()
+        c.create_sender("q.auto").send(Message(body="detected"))
+        stomp = self.stomp_client()
+        stomp.subscribe("/queue/q.auto", "s")
+        self.assertEqual(stomp.get_message().body, "detected")
 
 
 class CrossProtocolTest(AmqpTestCase):

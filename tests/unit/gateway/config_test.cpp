@@ -432,3 +432,20 @@ TEST_CASE("security.auth_threads sizes the password-checking pool, validated", "
                Catch::Contains("conf/x.yaml:2:17: security.auth_threads: expected an integer"));
     CHECK_THAT(error_of("security:\n  auth_threads: 65\n"), Catch::Contains("security.auth_threads"));
 }
+
+TEST_CASE("the amqp section: limits and their ranges", "[gateway][config]") {
+    const config c = load_config_text(
+        "amqp:\n  max_frame_size: 4096\n  channel_max: 8\n  idle_timeout_ms: 0\n  connect_timeout_ms: 500\n"
+        "  link_credit: 5\n  max_unconfirmed_sends: 7\n",
+        "a.yaml");
+    CHECK(c.amqp.max_frame_size == 4096);
+    CHECK(c.amqp.channel_max == 8);
+    CHECK(c.amqp.idle_timeout_ms == 0);
+    CHECK(c.amqp.connect_timeout_ms == 500);
+    CHECK(c.amqp.link_credit == 5);
+    CHECK(c.amqp.max_unconfirmed_sends == 7);
+    CHECK(load_config_text("", "e.yaml").amqp == amqp_config{});
+    CHECK_THAT(error_of("amqp:\n  max_frame_size: 100\n"), Catch::Contains("amqp.max_frame_size"));
+    CHECK_THAT(error_of("amqp:\n  link_credit: 0\n"), Catch::Contains("amqp.link_credit"));
+    CHECK_THAT(error_of("amqp:\n  credit: 5\n"), Catch::Contains("unknown key 'credit'"));
+}
