@@ -8,6 +8,16 @@ namespace sb::core {
 
 using namespace kernel;
 
+namespace {
+
+// A queue consumer (or browser) lives on its queue's shard only; a topic subscription, and a
+// wildcard queue consumer (its queues are on every shard), on every shard.
+bool on_one_shard(const destination& dest) noexcept {
+    return dest.is_queue() && !has_wildcard(dest.name);
+}
+
+}  // namespace
+
 broker::broker(broker_settings settings, std::vector<executor*> workers, store& st)
     : settings_(std::move(settings)), store_(st), paging_(st.can_load()), message_ids_(workers.size()),
       consumer_ids_(workers.size()), connections_(workers.size()) {
@@ -43,7 +53,13 @@ std::size_t broker::recover() {
     });
     store_.recover_subscriptions([&](const subscription_record& r) {
         recovered_subs_.push_back(r);
-        for (auto& s : shards_) s->register_durable(r.name, r.filter);
+        selector_ptr sel;
+        if (!r.selector.empty()) {
+            selector_error err;
+            sel = selector::compile(r.selector, err, selector_limits{std::max<std::size_t>(r.selector.size(), 4096), 64});
+            if (!sel) log()->error("durable subscription {}: its stored selector no longer compiles ({}); it takes every message", r.name, err.message);
+        }
+        for (auto& s : shards_) s->register_durable(r.name, r.filter, 0, sel);
     });
     // New ids must not collide with recovered ones.
     for (auto& c : message_ids_) c.next = std::max(c.next, highest);
@@ -102,7 +118,7 @@ void broker::subscribe(consumer_id id, const destination& dest, subscribe_option
         return subscribe_checked(id, dest, std::move(opt), std::move(sink), std::move(any));
     }
     executor* home = &calling_worker();
-    if (dest.is_queue()) {
+    if (on_one_shard(dest)) {
         auto& s = *shards_[shard_of(dest.name)];
         s.exec.post([&s, id, dest, opt, sink = std::move(sink), home, done = std::move(done)]() {
             s.subscribe(id, dest, opt, sink, home);
@@ -123,7 +139,7 @@ void broker::subscribe(consumer_id id, const destination& dest, subscribe_option
 void broker::attach(consumer_id id, const destination& dest, std::weak_ptr<consumer_sink> sink,
                     std::function<void()> done) {
     executor* home = &calling_worker();
-    const bool all = dest.is_topic();
+    const bool all = !on_one_shard(dest);
     auto one_done = countdown(all ? shards_.size() : 1, home, std::move(done));
     for (std::size_t i = 0; i < shards_.size(); ++i) {
         if (!all && i != shard_of(dest.name)) continue;
@@ -143,7 +159,10 @@ void broker::subscribe_durable(consumer_id id, const std::string& name, const de
                                subscribe_options opt, std::weak_ptr<consumer_sink> sink, std::function<void()> done,
                                std::string data) {
     executor* home = &calling_worker();
-    store_.put_subscription(subscription_record{name, filter, std::move(data)});
+    // The selector filters what enters the subscription's queue; its consumer takes it all.
+    selector_ptr sel = std::move(opt.selector);
+    opt.selector.reset();
+    store_.put_subscription(subscription_record{name, filter, std::move(data), sel ? sel->text() : std::string()});
     // Registered on every shard first, then the consumer attaches to the durable queue.
     auto attach = [this, id, name, opt, sink = std::move(sink), done = std::move(done)]() mutable {
         subscribe(id, durable_queue(name), opt, std::move(sink), std::move(done));
@@ -151,9 +170,11 @@ void broker::subscribe_durable(consumer_id id, const std::string& name, const de
     auto one_done = countdown(shards_.size(), home, std::move(attach));
     for (auto& sp : shards_) {
         auto& s = *sp;
-        s.exec.post([&s, name, filter, want = opt.want_retained, subscriber = opt.subscriber, one_done]() {
-            s.register_durable(name, filter, subscriber);
-            if (want) s.copy_retained(durable_queue(name).name, filter);
+        s.exec.post([this, &s, name, filter, want = opt.want_retained, subscriber = opt.subscriber, sel, one_done]() {
+            const auto q = durable_queue(name).name;
+            // Another selector than before: a new subscription (ActiveMQ), what it held goes.
+            if (s.register_durable(name, filter, subscriber, sel) && shard_of(q) == s.index) s.drop_durable_queue(q);
+            if (want) s.copy_retained(q, filter);
             one_done();
         });
     }
@@ -182,7 +203,7 @@ void broker::unsubscribe_durable(const std::string& name, std::function<void()> 
 
 void broker::pause(consumer_id id, const destination& dest) {
     for (std::size_t i = 0; i < shards_.size(); ++i) {
-        if (dest.is_queue() && i != shard_of(dest.name)) continue;
+        if (on_one_shard(dest) && i != shard_of(dest.name)) continue;
         auto& s = *shards_[i];
         s.exec.post([&s, id]() { s.set_paused(id, true); });
     }
@@ -190,7 +211,7 @@ void broker::pause(consumer_id id, const destination& dest) {
 
 void broker::resume(consumer_id id, const destination& dest) {
     for (std::size_t i = 0; i < shards_.size(); ++i) {
-        if (dest.is_queue() && i != shard_of(dest.name)) continue;
+        if (on_one_shard(dest) && i != shard_of(dest.name)) continue;
         auto& s = *shards_[i];
         s.exec.post([&s, id]() { s.set_paused(id, false); });
     }
@@ -198,7 +219,7 @@ void broker::resume(consumer_id id, const destination& dest) {
 
 void broker::grant(consumer_id id, const destination& dest, std::uint32_t n) {
     for (std::size_t i = 0; i < shards_.size(); ++i) {
-        if (dest.is_queue() && i != shard_of(dest.name)) continue;
+        if (on_one_shard(dest) && i != shard_of(dest.name)) continue;
         auto& s = *shards_[i];
         s.exec.post([&s, id, n]() { s.add_credit(id, n, false); });
     }
@@ -206,7 +227,7 @@ void broker::grant(consumer_id id, const destination& dest, std::uint32_t n) {
 
 void broker::set_credit(consumer_id id, const destination& dest, std::uint32_t n) {
     for (std::size_t i = 0; i < shards_.size(); ++i) {
-        if (dest.is_queue() && i != shard_of(dest.name)) continue;
+        if (on_one_shard(dest) && i != shard_of(dest.name)) continue;
         auto& s = *shards_[i];
         s.exec.post([&s, id, n]() { s.add_credit(id, n, true); });
     }
@@ -220,10 +241,10 @@ void broker::drain(consumer_id id, const destination& dest, std::function<void(d
         std::function<void(drain_result)> done;
     };
     auto g = std::make_shared<gather>();
-    g->left = dest.is_queue() ? 1 : shards_.size();
+    g->left = on_one_shard(dest) ? 1 : shards_.size();
     g->done = std::move(done);
     for (std::size_t i = 0; i < shards_.size(); ++i) {
-        if (dest.is_queue() && i != shard_of(dest.name)) continue;
+        if (on_one_shard(dest) && i != shard_of(dest.name)) continue;
         auto& s = *shards_[i];
         s.exec.post([&s, id, g, home]() {
             const auto r = s.drain(id);
@@ -259,7 +280,7 @@ void broker::resend_retained(consumer_id id, const destination& dest) {
 
 void broker::unsubscribe(consumer_id id, const destination& dest, std::function<void()> done) {
     executor* home = &calling_worker();
-    if (dest.is_queue()) {
+    if (on_one_shard(dest)) {
         auto& s = *shards_[shard_of(dest.name)];
         s.exec.post([&s, id, home, done = std::move(done)]() {
             s.unsubscribe(id);

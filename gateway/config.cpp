@@ -370,7 +370,9 @@ private:
         for (const entry& e :
              entries(section.value, section.key_at, section.path,
                      {"name", "max_redeliveries", "dead_letter", "default_prefetch",
-                      "queue_memory_limit", "topic_max_pending", "slow_consumer_timeout"})) {
+                      "queue_memory_limit", "topic_max_pending", "slow_consumer_timeout",
+                      // grp
+                      "advisories"})) {
             if (e.key == "name") {
                 out.name = text(e);
                 if (out.name.empty()) expected(e, "a non-empty name");
@@ -388,6 +390,8 @@ private:
                 out.topic_max_pending = count(e, 1);
             } else if (e.key == "slow_consumer_timeout") {
                 out.slow_consumer_timeout_ms = duration_ms(e, 0);
+            } else if (e.key == "advisories") {
+                out.advisories = boolean(e);
             }
         }
         return out;

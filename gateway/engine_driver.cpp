@@ -29,6 +29,18 @@ std::span<std::byte> scratch() {
 
 class engine_driver;
 
+// The drivers woken inside the current wake_batch scopes of this thread, kept alive until
+// they looked.
+struct wake_state {
+    unsigned depth = 0;
+    std::vector<std::pair<std::shared_ptr<engine::connection>, engine_driver*>> woken;
+};
+
+wake_state& wakes() noexcept {
+    thread_local wake_state w;
+    return w;
+}
+
 // The deadlines of one worker's connections: a min-heap of their drivers under one
 // steady_timer. Each driver is in it at most once and knows its place (slot), so a deadline
 // moved earlier is moved in place and a connection that wants none (an idle STOMP connection
@@ -73,7 +85,18 @@ public:
 
     // ---- engine::driver_hooks
     time_point now() override { return engine::clock::now(); }
-    void wake() override { pump(); }
+    void wake() override {
+        if (woken_) return;   // already listed for this batch
+        auto& w = wakes();
+        if (w.depth == 0) return pump();
+        woken_ = true;
+        w.woken.emplace_back(conn_.shared_from_this(), this);
+    }
+    // The end of the wake_batch that listed it.
+    void woken() {
+        woken_ = false;
+        pump();
+    }
     std::string_view peer() const noexcept override { return transport_->peer(); }
 
     // ---- net::session
@@ -89,6 +112,7 @@ public:
     // ---- net::stream_handler
     // Readable (or EOF/error): take what is there into the scratch buffer, feed the engine.
     void on_read(net::error_code ec, std::size_t) override {
+        wake_batch batch;
         reading_ = false;
         if (closed_) return;
         if (!ec) {
@@ -102,6 +126,7 @@ public:
     }
 
     void on_write(net::error_code ec, std::size_t n) override {
+        wake_batch batch;
         writing_ = false;
         if (ec) conn_.write_failed();
         else conn_.write_done(n);
@@ -166,7 +191,8 @@ private:
     // Its place in the heap; npos: not in it. With the flags, one word: an idle connection's
     // driver is 56 bytes (a 64-byte malloc chunk).
     std::uint32_t slot_ = deadline_service::npos;
-    bool reading_ = false, writing_ = false, shut_ = false, closed_ = false;
+    bool reading_ : 1 = false, writing_ : 1 = false, shut_ : 1 = false, closed_ : 1 = false;
+    bool woken_ : 1 = false;   // listed by the current wake_batch
 };
 
 // Every idle connection has one (see the member comment); a larger one costs a malloc size class.
@@ -254,6 +280,7 @@ void deadline_service::fire() {
         remove(*d);
     }
     auto due = std::move(due_);
+    wake_batch batch;
     for (auto& [w, at] : due)
         if (auto c = w.lock())
             if (auto* d = static_cast<engine_driver*>(c->driver())) d->on_deadline(at, now);
@@ -264,6 +291,22 @@ void deadline_service::fire() {
 }
 
 }  // namespace
+
+wake_batch::wake_batch() noexcept { ++wakes().depth; }
+
+wake_batch::~wake_batch() {
+    auto& w = wakes();
+    if (w.depth == 1) {
+        // Still inside the scope while the drivers look: what they do wakes nobody at once, and
+        // a driver woken meanwhile is appended and looks in this loop too.
+        for (std::size_t i = 0; i < w.woken.size(); ++i) {
+            auto [keep, d] = std::move(w.woken[i]);
+            d->woken();
+        }
+        w.woken.clear();
+    }
+    --w.depth;
+}
 
 std::shared_ptr<net::session> drive(std::shared_ptr<engine::connection> c, std::unique_ptr<net::transport> t) {
     auto d = std::make_unique<engine_driver>(*c, std::move(t));

@@ -23,4 +23,18 @@ namespace sb::gateway {
 // and start()s.
 std::shared_ptr<net::session> drive(std::shared_ptr<engine::connection> c, std::unique_ptr<net::transport> t);
 
+// While one lives on this thread, a driver woken by its engine (a kernel completion or delivery:
+// engine::driver_hooks::wake) looks at its connection once when the outermost scope ends,
+// however many events woke it: a worker running a batch of posted deliveries encodes them all
+// and starts one write, instead of a write (and a look at reading and deadlines) per event.
+// Wakes outside any scope are handled at once. Scopes: a worker's inbox batch, and each driver
+// callback (input decoded there may complete kernel calls for other connections).
+class wake_batch {
+public:
+    wake_batch() noexcept;
+    ~wake_batch();
+    wake_batch(const wake_batch&) = delete;
+    wake_batch& operator=(const wake_batch&) = delete;
+};
+
 }  // namespace sb::gateway

@@ -10,7 +10,11 @@
 //
 // Nodes are recycled through a small per-thread cache instead of the allocator: a worker runs
 // the nodes it was posted and reuses them for the posts it makes, so in steady state (a worker
-// posting to itself or to a peer that posts back) a post allocates nothing.
+// posting to itself or to a peer that posts back) a post allocates nothing. Where the traffic
+// is one-way (a shard delivering to a consumer's worker that posts little back), the consumer's
+// cache fills up; the nodes it runs then go to the queue's spare stack, which a producer that
+// finds its own cache empty takes whole (one exchange, no ABA either): a post allocates nothing
+// there too (before, one malloc on the producer's thread and a free on the consumer's).
 #pragma once
 
 #include <atomic>
@@ -31,13 +35,14 @@ public:
     ~task_queue() {
         free_list(head_.exchange(nullptr, std::memory_order_acquire));
         free_list(batch_);
+        free_list(spare_.exchange(nullptr, std::memory_order_acquire));
     }
 
     // Any thread. True when the queue was empty before this push: the consumer has taken
     // everything pushed earlier (or nothing was), so it may be idle and must be woken; false
     // when an earlier push, whose wake-up has not been consumed yet, will take this one along.
     bool push(core::task t) {
-        node* n = take_node();
+        node* n = take_node(spare_);
         n->t = std::move(t);
         node* old = head_.load(std::memory_order_relaxed);
         do {
@@ -65,15 +70,23 @@ public:
         }
         std::size_t ran = 0;
         batch_ = fifo;   // owned by the queue while it runs: a task that throws leaks nothing
+        struct release {
+            task_queue& q;
+            node* n = nullptr;                                     // running
+            node *spare_first = nullptr, *spare_last = nullptr;   // run, beyond this thread's cache
+            ~release() {
+                if (n) give_node(n, spare_first, spare_last);
+                if (spare_first) q.give_spare(spare_first, spare_last);
+            }
+        } r{*this};
         while (batch_) {
             node* cur = batch_;
             batch_ = cur->next;
             ++ran;
-            struct release {
-                node* n;
-                ~release() { give_node(n); }
-            } r{cur};
+            r.n = cur;
             cur->t();
+            r.n = nullptr;
+            give_node(cur, r.spare_first, r.spare_last);
         }
         return ran;
     }
@@ -100,20 +113,32 @@ private:
         return c;
     }
 
-    static node* take_node() {
+    static node* take_node(std::atomic<node*>& spare) {
         node_cache& c = cache();
-        if (!c.head) return new node{{}, nullptr};
+        if (!c.head) {
+            // The queue's whole spare stack, if any (acquire: pairs with give_spare's release).
+            node* s = spare.load(std::memory_order_relaxed) ? spare.exchange(nullptr, std::memory_order_acquire) : nullptr;
+            if (!s) return new node{{}, nullptr};
+            std::size_t n = 0;
+            for (node* i = s; i; i = i->next) ++n;
+            c.head = s;
+            c.size = n;
+        }
         node* n = c.head;
         c.head = n->next;
         --c.size;
         return n;
     }
 
-    static void give_node(node* n) noexcept {
+    // The consumer's thread: `n` has run. Into this thread's cache, or else onto the chain
+    // [first, last] for give_spare().
+    static void give_node(node* n, node*& first, node*& last) noexcept {
         n->t = nullptr;   // what the task held goes now, not when the node is reused
         node_cache& c = cache();
         if (c.size >= cache_limit) {
-            delete n;
+            n->next = first;
+            first = n;
+            if (!last) last = n;
             return;
         }
         n->next = c.head;
@@ -121,6 +146,13 @@ private:
         ++c.size;
     }
 
+    // The consumer's thread: the one that pushes onto spare_ (producers only take it whole).
+    void give_spare(node* first, node* last) noexcept {
+        node* old = spare_.load(std::memory_order_relaxed);
+        do {
+            last->next = old;
+        } while (!spare_.compare_exchange_weak(old, first, std::memory_order_release, std::memory_order_relaxed));
+    }
     static void free_list(node* n) noexcept {
         while (n) {
             node* next = n->next;
@@ -131,6 +163,7 @@ private:
 
     std::atomic<node*> head_{nullptr};
     node* batch_ = nullptr;   // the batch being run (consumer only)
+    std::atomic<node*> spare_{nullptr};   // nodes run here, for the producers (header comment)
 };
 
 }  // namespace sb::gateway

@@ -10,10 +10,12 @@
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "gateway/fd_reactor.hpp"
 #include "gateway/transport.hpp"
 #include "gateway/worker.hpp"
 
@@ -46,11 +48,17 @@ private:
     alignas(void*) unsigned char state_[sizeof(void*)] = {};
 };
 
+// Plain TCP. The descriptor is watched by its worker's fd_reactor (no Asio socket, so no Asio
+// reactor entry and no operation object while it waits: an idle connection is this object);
+// writes go straight to the socket, and what it cannot take yet waits for it to be writable.
+// socket() hands the descriptor to an Asio socket for what needs one (TLS, the relay's
+// splice(2), socket options): every operation is then the Asio socket's.
 class tcp_transport final : public net::transport {
 public:
-    // `on_destroy` runs when the transport (and so its connection) is gone.
+    // `on_destroy` runs when the transport (and so its connection) is gone. The socket is
+    // taken from Asio and watched by the fd_reactor of its io_context.
     tcp_transport(tcp_socket socket, destroy_hook on_destroy);
-    // A socket on any executor of an io_context: moved onto the context's own executor.
+    // A socket on any executor of an io_context.
     tcp_transport(boost::asio::ip::tcp::socket socket, destroy_hook on_destroy);
     ~tcp_transport() override;
 
@@ -62,12 +70,33 @@ public:
     void close() noexcept override;
     boost::asio::any_io_executor get_executor() override;
     const std::string& peer() const noexcept override { return peer_; }
-    tcp_socket& socket() noexcept { return socket_; }
+    // The socket as an Asio one (created on first use; no read or write of this transport may
+    // be pending then). From then on the transport is a thin layer over it.
+    tcp_socket& socket();
     // The connection's place in its worker's list of live sessions (worker::add_session).
     session_link& link() noexcept { return link_; }
 
 private:
-    tcp_socket socket_;
+    friend class fd_reactor;
+    struct extra;   // what few connections need: a write waiting for room, an Asio socket
+
+    tcp_transport(boost::asio::io_context& ctx, int fd, destroy_hook on_destroy);
+    // From the fd_reactor: epoll events of the descriptor.
+    void on_events(std::uint32_t events) noexcept;
+    // Shutdown of the reactor: the handlers waiting here go to `out`.
+    void take_handlers(std::vector<std::shared_ptr<net::stream_handler>>& out) noexcept;
+    bool send_some(std::size_t& done, std::span<const std::byte> data, net::error_code& ec) noexcept;
+    void post_read(std::shared_ptr<net::stream_handler> h, net::error_code ec);
+    void post_write(std::shared_ptr<net::stream_handler> h, net::error_code ec, std::size_t n);
+    tcp_socket* asio_socket() const noexcept;
+
+    fd_reactor* reactor_;
+    int fd_ = -1;                       // -1: closed, or handed to the Asio socket
+    std::uint32_t slot_;                // in the reactor (fd_reactor::npos: not watched)
+    bool readable_ = false;             // input (or EOF) may be there: a wait completes at once
+    bool hangup_ = false;               // EOF or an error seen: stays readable
+    std::shared_ptr<net::stream_handler> reader_;   // waiting for input
+    std::unique_ptr<extra> extra_;
     std::string peer_;
     destroy_hook on_destroy_;
     session_link link_;

@@ -7,10 +7,16 @@
 #include <boost/asio/post.hpp>
 #include <pthread.h>
 
+#include "gateway/engine_driver.hpp"
+#include "gateway/fd_reactor.hpp"
+
 namespace sb::gateway {
 
 worker::worker(std::size_t index) : index_(index), guard_(ctx_.get_executor()) {
     sessions_.prev_ = sessions_.next_ = &sessions_;
+    // The epoll set of the worker's TCP connections, made now rather than with the first
+    // connection: the process's descriptors are all open once the workers are up.
+    fd_reactor::of(ctx_);
 }
 
 worker::~worker() {
@@ -24,7 +30,10 @@ void worker::post(core::task t) {
     if (inbox_.push(std::move(t))) boost::asio::post(ctx_, [this] { drain(); });
 }
 
-void worker::drain() { inbox_.run_all(); }
+void worker::drain() {
+    wake_batch batch;   // a connection woken by many of the tasks writes once, after them
+    inbox_.run_all();
+}
 
 void worker::start() {
     thread_ = std::thread([this] {

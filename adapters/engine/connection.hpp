@@ -171,7 +171,7 @@ public:
     phase state() const noexcept { return phase_; }
     std::uint64_t id() const noexcept { return id_; }
     std::size_t queued_output() const noexcept { return io_ ? io_->out.size() + io_->wbuf.size() : 0; }
-    std::size_t buffered_input() const noexcept { return in_ ? in_->bytes.size() : 0; }
+    std::size_t buffered_input() const noexcept { return in_ ? in_->bytes.size() - in_->start : 0; }
     // Storage held for input and output (none while idle).
     bool holds_buffers() const noexcept { return in_ || io_; }
     std::size_t unconfirmed() const noexcept { return unconfirmed_; }
@@ -311,7 +311,7 @@ private:
 
     bool blocked() const noexcept;
     void settle(bool in_driver);
-    std::size_t decode_from(std::span<const std::uint8_t> in, std::size_t& need);
+    std::size_t decode_from(std::span<const std::uint8_t> in, std::size_t& need, bool& starved);
     void decode_held();
     void drop_input() noexcept;
     void pause_consumers(bool pause);
@@ -328,7 +328,11 @@ private:
     // being written, or waiting to be settled once written.
     struct input_state {
         std::vector<std::uint8_t> bytes;
+        std::size_t start = 0;  // bytes[start..] are held; those before it are decoded
         std::size_t need = 0;   // bytes decode needs before it can progress
+        // The decoder stopped at an unfinished frame (not because reading was paused): only new
+        // bytes can make progress, so no event decodes the held bytes again.
+        bool starved = false;
     };
     struct output_state {
         std::string out, wbuf;   // queued; being written

@@ -11,7 +11,7 @@ template <typename T>
 class lazy_deque {
 public:
     std::deque<T>& operator*() {
-        if (!d_) d_ = std::make_unique<std::deque<T>>();
+        if (!d_) [[unlikely]] make();   // the rest inlines: queues are touched per message
         return *d_;
     }
     std::deque<T>* operator->() { return &**this; }
@@ -25,6 +25,8 @@ public:
     }
 
 private:
+    [[gnu::noinline]] void make() { d_ = std::make_unique<std::deque<T>>(); }
+
     std::unique_ptr<std::deque<T>> d_;
 };
 

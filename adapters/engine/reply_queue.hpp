@@ -26,7 +26,7 @@ public:
 
     // Queues `v` behind every earlier entry; it is ready once `waiting` completions came.
     ticket push(T v, std::size_t waiting) {
-        q_->push_back(entry{std::move(v), waiting});
+        q_->emplace_back(std::move(v), waiting);
         return front_ + q_.size() - 1;
     }
 

@@ -22,6 +22,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <type_traits>
 #include <unordered_set>
 #include <unordered_map>
 
@@ -95,6 +96,17 @@ public:
     // `clean_start`: the new connection's; a taken-over session that lives on sends no will.
     virtual void on_taken_over(bool clean_start) = 0;
     virtual void on_claimed(claim c) = 0;
+    // The connection while it lives; empty once its last reference is gone (it is going).
+    virtual std::shared_ptr<claimant> alive() noexcept = 0;
+    // Its client id, unchanged from claim_id on.
+    virtual const std::string& claimed_id() const noexcept = 0;
+
+    // The registry's, under its mutex: a live connection whose client id has nothing else
+    // there (no kept session, waiter or delayed will: most connections) is listed here, in
+    // place, so that a connected client costs the registry no allocation. home_ is its worker,
+    // set while it is listed.
+    claimant* next_listed_ = nullptr;
+    core::executor* home_ = nullptr;
 
 protected:
     ~claimant() = default;
@@ -169,15 +181,28 @@ public:
     // `who->on_claimed` follows on `home` once it has gone.
     std::optional<claim> claim_id(const std::string& id, bool clean, const std::shared_ptr<claimant>& who,
                                   core::executor* home) {
+        // References taken under the mutex are dropped after it: a connection's last reference
+        // ends it, and its end (forget) takes the mutex.
+        std::shared_ptr<claimant> live;
         std::lock_guard lock(mutex_);
-        auto& e = entries_[id];
+        if (!entries_.contains(id)) {
+            // Nothing kept for this id: listed in place, unless a live connection has it.
+            claimant* listed = find_listed(id);
+            if (listed) live = listed->alive();
+            if (!live) {
+                if (listed) unlist(id);   // going: its end has nothing left to release
+                list(*who, home);
+                return claim{};
+            }
+        }
+        auto& e = entry_of(id, live);
         if (e.more && e.more->will) {
             // MQTT 5 §3.1.2.5: a reconnect within the will delay means no will; a clean start
             // ends the session, and a session's end sends the will at once (as Mosquitto does).
             if (clean) broker_.publish(std::move(e.more->will->msg), {});
             e.more->will.reset();
         }
-        if (auto live = e.live.lock()) {
+        if ((live = e.live.lock())) {
             auto& m = e.extra();
             if (m.waiting) {
                 m.waiting->home->post([older = std::move(m.waiting->who), clean] { older->on_taken_over(clean); });
@@ -188,12 +213,25 @@ public:
         }
         e.live = who;
         e.live_home = home;
-        return decide(e, clean);
+        auto c = decide(e, clean);
+        if (!e.more) {   // nothing else kept for the id: listed in place instead
+            entries_.erase(id);
+            list(*who, home);
+        }
+        return c;
     }
 
     // On close. `state` is the session to keep (persistent) or null (clean).
     void release(const std::string& id, const claimant* who, std::shared_ptr<saved_state> state) {
         std::lock_guard lock(mutex_);
+        if (who->home_) {   // listed: the live connection of `id`, with nothing else kept
+            unlist(id);
+            if (state) {
+                state->disconnected_at = clock::now();
+                entries_[id].extra().saved = std::move(state);
+            }
+            return;
+        }
         auto it = entries_.find(id);
         // `who` is alive (it is calling): a live entry that does not lock to it is another's.
         if (it == entries_.end() || it->second.live.lock().get() != who) return;
@@ -215,8 +253,16 @@ public:
     }
 
     void set_pending_will(const std::string& id, pending_will w) {
+        std::shared_ptr<claimant> live;   // dropped after the mutex (see claim_id)
         std::lock_guard lock(mutex_);
-        entries_[id].extra().will = std::move(w);
+        entry_of(id, live).extra().will = std::move(w);
+    }
+
+    // A connection that claimed an id is destroyed: it is no longer listed (first thing in its
+    // destructor, so that it is whole while another thread may still find it listed).
+    void forget(claimant& c) {
+        std::lock_guard lock(mutex_);
+        if (c.home_) unlist(c.claimed_id());
     }
 
     // At start: persistent sessions rebuilt from the durable subscriptions the store kept.
@@ -299,6 +345,64 @@ private:
         }
     };
 
+    // The entry of `id`; a connection listed for it moves into it (`live` holds it, to be
+    // dropped after the mutex).
+    entry& entry_of(const std::string& id, std::shared_ptr<claimant>& live) {
+        auto& e = entries_[id];
+        if (claimant* c = find_listed(id)) {
+            live = c->alive();
+            e.live = live;   // empty when it is going
+            e.live_home = c->home_;
+            unlist(id);
+        }
+        return e;
+    }
+
+    // ---- the listed connections: an intrusive hash table (chains through next_listed_)
+    static std::size_t hash(std::string_view id) noexcept { return std::hash<std::string_view>{}(id); }
+
+    claimant** slot_of(std::string_view id) noexcept {
+        if (buckets_.empty()) return nullptr;
+        claimant** p = &buckets_[hash(id) & (buckets_.size() - 1)];
+        while (*p && (*p)->claimed_id() != id) p = &(*p)->next_listed_;
+        return *p ? p : nullptr;
+    }
+    claimant* find_listed(std::string_view id) noexcept {
+        claimant** p = slot_of(id);
+        return p ? *p : nullptr;
+    }
+    void list(claimant& c, core::executor* home) {
+        if (listed_ >= buckets_.size()) rehash(std::max<std::size_t>(16, buckets_.size() * 2));
+        claimant*& b = buckets_[hash(c.claimed_id()) & (buckets_.size() - 1)];
+        c.next_listed_ = b;
+        c.home_ = home;
+        b = &c;
+        ++listed_;
+    }
+    void unlist(std::string_view id) {
+        claimant** p = slot_of(id);
+        if (!p) return;
+        claimant* c = *p;
+        *p = c->next_listed_;
+        c->next_listed_ = nullptr;
+        c->home_ = nullptr;
+        --listed_;
+        if (buckets_.size() > 64 && listed_ < buckets_.size() / 8) rehash(buckets_.size() / 4);
+    }
+    void rehash(std::size_t n) {   // n: a power of two
+        std::vector<claimant*> next(n, nullptr);
+        for (claimant* b : buckets_) {
+            while (b) {
+                claimant* c = b;
+                b = c->next_listed_;
+                claimant*& to = next[hash(c->claimed_id()) & (n - 1)];
+                c->next_listed_ = to;
+                to = c;
+            }
+        }
+        buckets_.swap(next);
+    }
+
     claim decide(entry& e, bool clean) {
         claim c;
         if (!e.more || !e.more->saved) return c;
@@ -315,7 +419,9 @@ private:
 
     core::broker& broker_;
     std::mutex mutex_;
-    std::unordered_map<std::string, entry> entries_;
+    std::unordered_map<std::string, entry> entries_;   // ids with more than a live connection
+    std::vector<claimant*> buckets_;                   // listed connections (a power of two)
+    std::size_t listed_ = 0;
 };
 
 std::shared_ptr<registry> make_registry(core::broker& broker) { return std::make_shared<registry>(broker); }
@@ -378,7 +484,19 @@ struct traffic {
 // The packet decode() just reported, for on_frame() right after it. The engine calls the two
 // back to back on the connection's worker, one connection at a time, so one per thread serves
 // every connection: no idle connection holds the 800-odd bytes of a packet.
-thread_local packet current_packet;
+// Built in place by decode(), not moved there (moving a packet cost ~100 instructions for its
+// v5 properties alone).
+thread_local std::optional<decode_result> current_decode;
+
+// Converts to what `f` returns, so that optional::emplace constructs it from f's result in
+// place (guaranteed copy elision) instead of moving it.
+template <typename F>
+struct elide {
+    F f;
+    operator std::invoke_result_t<F&>() { return f(); }
+};
+template <typename F>
+elide(F) -> elide<F>;
 
 class session final : public engine::connection, public claimant {
 public:
@@ -387,7 +505,16 @@ public:
         : engine::connection(broker, *s, conn, logger()), settings_(std::move(s)), auth_(auth),
           registry_(std::move(reg)) {}
 
+    ~session() override {
+        if (claimed_) registry_->forget(*this);
+    }
+
     // ---- registry (posted to this worker) -----------------------------------------------
+
+    std::shared_ptr<claimant> alive() noexcept override {
+        return std::static_pointer_cast<session>(weak_from_this().lock());
+    }
+    const std::string& claimed_id() const noexcept override { return client_id_; }
 
     void on_taken_over(bool clean_start) override {
         completion([this, clean_start] { taken_over(clean_start); })();
@@ -401,19 +528,17 @@ private:
     // ---- engine ------------------------------------------------------------------------
 
     engine::step decode(std::span<const std::uint8_t> in) override {
-        auto r = mqtt::decode(in, settings_->packet_limits, version_);
+        auto& r = current_decode.emplace(elide{[&] { return mqtt::decode(in, settings_->packet_limits, version_); }});
         if (auto* m = std::get_if<need_more>(&r)) return engine::step::need_more(m->at_least);
         if (auto* e = std::get_if<decode_error>(&r)) {
             decode_error_ = e->code;
             connect_level_ = stage_ == stage::awaiting_connect ? std::uint8_t(connect_level(in)) : 0;
             return engine::step::error(e->detail);
         }
-        auto& d = std::get<decoded>(r);
-        current_packet = std::move(d.frame);
-        return engine::step::frame(d.consumed);
+        return engine::step::frame(std::get<decoded>(r).consumed);
     }
 
-    void on_frame() override { on_packet(current_packet); }
+    void on_frame() override { on_packet(std::get<decoded>(*current_decode).frame); }
 
     bool input_held() const noexcept override { return stage_ == stage::authenticating || stage_ == stage::claiming; }
 
@@ -518,7 +643,7 @@ private:
         // ...per §3.1.2.5: not at all when the session goes on in the new connection (it is
         // back within any delay), at once when the takeover ends the session (Mosquitto 2.0).
         if (!clean_start && session_expiry_s_ != 0) will_.reset();
-        else will_delay_s_ = 0;
+        else if (will_) will_->delay_s = 0;
         close();
     }
 
@@ -632,6 +757,7 @@ private:
         stage_ = stage::claiming;   // reading pauses until the registry answers
         auto self = std::static_pointer_cast<session>(shared_from_this());
         // This worker (the connection's) is where the registry's answers come back.
+        claimed_ = true;
         auto claimed_now = registry_->claim_id(client_id_, clean_start_, self, core::executor::current());
         if (claimed_now) complete_connect(std::move(*claimed_now));
         // else: on_claimed follows (the old session with this id is closing)
@@ -650,8 +776,9 @@ private:
             assigned_id_ = true;
         }
         if (version_ == version::v5) {
-            asked_session_expiry_s_ = c.props.session_expiry_interval.value_or(0);
-            session_expiry_s_ = std::min(asked_session_expiry_s_, settings_->max_session_expiry_s);
+            const std::uint32_t asked = c.props.session_expiry_interval.value_or(0);
+            session_expiry_s_ = std::min(asked, settings_->max_session_expiry_s);
+            expiry_capped_ = session_expiry_s_ != asked;
             client_receive_max_ = c.props.receive_maximum.value_or(65535);
             client_alias_max_ = c.props.topic_alias_maximum.value_or(0);
             client_max_packet_ = c.props.maximum_packet_size.value_or(0);
@@ -674,8 +801,9 @@ private:
             wp.topic = c.will_msg->topic;
             wp.props = c.will_msg->props;
             wp.payload = c.will_msg->payload;
-            will_ = std::make_shared<core::message>(message_from_publish(wp, wp.topic, core::now_ms()));
-            will_delay_s_ = c.will_msg->props.will_delay_interval.value_or(0);
+            will_ = std::make_unique<will_state>(
+                std::make_shared<core::message>(message_from_publish(wp, wp.topic, core::now_ms())),
+                c.will_msg->props.will_delay_interval.value_or(0));
         }
 
         // Mosquitto accepts such a will and never publishes it: clients do not write there.
@@ -717,7 +845,7 @@ private:
             if (assigned_id_) p.assigned_client_identifier = client_id_;
             if (server_keepalive_) p.server_keep_alive = keepalive_s_;
             // §3.2.2.3.2: only a value other than the client's is sent (mosquitto sends none).
-            if (session_expiry_s_ != asked_session_expiry_s_) p.session_expiry_interval = session_expiry_s_;
+            if (expiry_capped_) p.session_expiry_interval = session_expiry_s_;
         }
         encode(packet{ack}, version_, out());
         // MQTT §3.1.2.10: one and a half keep-alive periods without a packet end the connection.
@@ -1252,9 +1380,11 @@ private:
 
     void publish_will() {
         if (!will_ || !abnormal_) return;
-        auto msg = std::move(will_);
+        auto msg = std::move(will_->msg);
+        const std::uint32_t will_delay_s = will_->delay_s;
+        will_.reset();
         msg->id = broker_.next_message_id();
-        std::uint32_t delay = will_delay_s_;
+        std::uint32_t delay = will_delay_s;
         if (session_expiry_s_ < delay) delay = session_expiry_s_;   // MQTT 5 §3.1.3.2.2
         if (delay == 0) {
             broker_.publish(msg, {});
@@ -1281,12 +1411,15 @@ private:
     std::shared_ptr<registry> registry_;
 
     std::string client_id_;
-    std::shared_ptr<core::message> will_;
-    std::uint32_t will_delay_s_ = 0;
+    // The will of CONNECT, with its delay (v5): held apart, as most clients have none.
+    struct will_state {
+        std::shared_ptr<core::message> msg;
+        std::uint32_t delay_s = 0;
+    };
+    std::unique_ptr<will_state> will_;
     std::uint32_t session_expiry_s_ = 0;
-    std::uint32_t asked_session_expiry_s_ = 0;   // v5: the client's, for CONNACK
-    std::uint32_t client_receive_max_ = 65535;
     std::uint32_t client_max_packet_ = 0;
+    std::uint16_t client_receive_max_ = 65535;
     std::uint16_t keepalive_s_ = 0;
     std::uint16_t client_alias_max_ = 0;
     stage stage_ = stage::awaiting_connect;
@@ -1295,6 +1428,8 @@ private:
     std::uint8_t connect_level_ = 0;          // of a refused CONNECT
     connect_refusal refusal_ = connect_refusal::none;   // CONNECT, while authenticating
     bool clean_start_ = true, assigned_id_ = false, server_keepalive_ = false, abnormal_ = false;
+    bool claimed_ = false;   // claim_id was called: the registry may list this connection
+    bool expiry_capped_ = false;   // v5: the session expiry is not the client's (CONNACK says which)
 
     engine::reply_queue<pending_ack> acks_;
     std::unique_ptr<traffic> traffic_;   // none until the client subscribes or publishes at QoS>0

@@ -13,6 +13,7 @@ std::string broker::shard::dlq_for(const std::string& queue_name) const {
 void broker::shard::dead_letter(queue_state& q, entry e, std::string_view reason,
                                 const std::shared_ptr<settle_join>& join) {
     ++q.stats.dead_lettered;
+    advise_message("MessageDLQd", q, *e.msg);
     forget(q, e.msg);
     if (join && e.msg->persistent) {
         join->add();

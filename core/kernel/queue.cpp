@@ -34,6 +34,7 @@ void broker::shard::enqueue(queue_state& q, message_ptr msg, std::function<void(
                             bool stored) {
     ++q.stats.enqueued;
     q.memory += msg->memory_size();
+    if (!q.choice && !msg->group_id.empty()) start_choice(q);   // groups.cpp
     if (msg->persistent && !stored) {
         // The reply only posts to its home worker, so the store may run it on any thread.
         owner.store_.add(q.name, msg, [reply = std::move(reply)](store_status s) {
@@ -71,6 +72,10 @@ consumer_state* broker::shard::next_with_credit(queue_state& q) {
 
 void broker::shard::dispatch(queue_state& q) {
     if (q.consumers.empty()) return;
+    // Groups, exclusive consumers, priorities (groups.cpp; selectors too, when some consumer
+    // has one), else selectors (selective.cpp), else round robin here.
+    if (q.choice) return dispatch_chosen(q);
+    if (q.selective) return dispatch_selective(q);
     const std::int64_t now = now_ms();
     std::vector<entry> skipped;   // refused by every consumer with credit: they wait, in order
     for (;;) {
@@ -79,8 +84,14 @@ void broker::shard::dispatch(queue_state& q) {
         auto* c = next_with_credit(q);
         if (!c) break;
         entry e = q.pop();
+        if (!e.msg->group_id.empty()) {   // the first grouped message: consumer choice from now on
+            q.push_front(std::move(e));
+            start_choice(q, c);
+            break;
+        }
         if (e.msg->expired_at(now)) {
             ++q.stats.expired;
+            advise_message("Expired", q, *e.msg);
             forget(q, e.msg);
             continue;
         }
@@ -93,9 +104,10 @@ void broker::shard::dispatch(queue_state& q) {
                 }
             }
         }
-        deliver(*c, std::move(e));
+        deliver(*c, std::move(e), &q);
     }
     for (auto it = skipped.rbegin(); it != skipped.rend(); ++it) q.push_front(std::move(*it));
+    if (q.choice) dispatch_chosen(q);
 }
 
 broker::shard::consumer_state* broker::shard::allowed_with_credit(queue_state& q, consumer_state& first,
@@ -118,7 +130,16 @@ void broker::shard::forget(queue_state& q, const message_ptr& msg, std::vector<s
 }
 
 inflight_entry* broker::shard::find_inflight(consumer_state& c, delivery_tag tag) {
-    auto it = std::lower_bound(c.inflight.begin(), c.inflight.end(), tag,
+    if (c.inflight.empty() || tag < c.inflight.front().tag) return nullptr;
+    // Tags ascend by at least one per entry, so `tag` is at most `tag - front` places in; with
+    // this consumer the shard's only one taking deliveries (the usual case) it is exactly there,
+    // found without the search (a binary search over a 1000-entry deque cost ~350 instructions
+    // per settled delivery).
+    const auto span = tag - c.inflight.front().tag;
+    if (span < c.inflight.size() && c.inflight[span].tag == tag)
+        return c.inflight[span].settled ? nullptr : &c.inflight[span];
+    const auto end = span < c.inflight.size() ? c.inflight.begin() + static_cast<std::ptrdiff_t>(span) : c.inflight.end();
+    auto it = std::lower_bound(c.inflight.begin(), end, tag,
                                [](const inflight_entry& f, delivery_tag t) { return f.tag < t; });
     if (it == c.inflight.end() || it->tag != tag || it->settled) return nullptr;
     return &*it;
@@ -128,7 +149,7 @@ void broker::shard::settle(consumer_state& c, inflight_entry& f) {
     f.settled = true;
     --c.unsettled;
     if (c.window) ++c.credit;   // window: settling gives the credit back
-    if (c.queue) --c.queue->inflight;
+    if (f.from) --f.from->inflight;
 }
 
 void broker::shard::trim(consumer_state& c) {
@@ -147,10 +168,10 @@ bool broker::shard::ack(consumer_id id, const std::vector<delivery_tag>& tags,
         auto* f = find_inflight(c, tag);
         if (!f) continue;
         settle(c, *f);
-        if (c.queue) {
-            ++c.queue->stats.dequeued;
+        if (auto* q = f->from) {
+            ++q->stats.dequeued;
             stored |= f->e.msg->persistent;
-            forget(*c.queue, f->e.msg, into);
+            forget(*q, f->e.msg, into);
         }
         f->e.msg.reset();
     }
@@ -169,35 +190,53 @@ void broker::shard::settle_with(consumer_id id, const std::vector<delivery_tag>&
     if (it == consumers.end()) return;
     auto& c = *it->second;
     std::vector<entry> back;
+    std::vector<queue_state*> back_from;   // each entry's queue (a wildcard consumer has several)
     for (auto tag : tags) {
         auto* f = find_inflight(c, tag);
         if (!f) continue;
         settle(c, *f);
-        if (c.queue) back.push_back(std::move(f->e));
+        if (f->from) {
+            back.push_back(std::move(f->e));
+            back_from.push_back(f->from);
+        }
         f->e.msg.reset();
     }
     trim(c);
-    if (c.queue && !back.empty()) {
-        auto& q = *c.queue;
+    auto apply = [&](queue_state& q, std::vector<entry> some) {
         using kind = settle_outcome::kind;
         switch (o.what) {
         case kind::accepted:   // broker::settle sends accepted to ack(); here for completeness
-            for (auto& e : back) {
+            for (auto& e : some) {
                 ++q.stats.dequeued;
                 forget(q, e.msg);
             }
             break;
         case kind::released:
-            requeue(q, std::move(back), false, join);
+            requeue(q, std::move(some), false, join);
             break;
         case kind::modified:
             if (o.undeliverable_here)
-                for (const auto& e : back) q.refused[e.msg->id].push_back(c.id);
-            requeue(q, std::move(back), o.delivery_failed, join);
+                for (const auto& e : some) q.refused[e.msg->id].push_back(c.id);
+            requeue(q, std::move(some), o.delivery_failed, join);
             break;
         case kind::rejected:
-            for (auto& e : back) dead_letter(q, std::move(e), o.reason, join);
+            for (auto& e : some) dead_letter(q, std::move(e), o.reason, join);
             break;
+        }
+    };
+    if (!back.empty()) {
+        if (std::all_of(back_from.begin(), back_from.end(), [&](queue_state* q) { return q == back_from[0]; })) {
+            apply(*back_from[0], std::move(back));
+        } else {
+            // Per queue, in delivery order within each.
+            for (std::size_t i = 0; i < back.size(); ++i) {
+                if (!back[i].msg) continue;
+                queue_state* q = back_from[i];
+                std::vector<entry> some;
+                for (std::size_t j = i; j < back.size(); ++j)
+                    if (back_from[j] == q && back[j].msg) some.push_back(std::move(back[j]));
+                apply(*q, std::move(some));
+            }
         }
     }
     after_settle(c);
@@ -209,6 +248,8 @@ void broker::shard::after_settle(consumer_state& c) {
     } else if (c.queue) {
         release_held(*c.queue);
         dispatch(*c.queue);
+    } else if (c.wild_queues) {
+        dispatch_wildcard(c);
     } else {
         drain_pending(c);
     }

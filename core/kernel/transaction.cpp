@@ -39,7 +39,7 @@ void broker::commit(local_transaction tx, std::function<void(publish_status)> do
             continue;
         }
         ++local.topic_publishes;   // one copy per subscriber, as publish_topic does
-        for (const auto* d : local.match_durables(m->dest.name)) {
+        for (const auto* d : local.match_durables(*m)) {
             st->batch.adds.push_back(store_transaction::add_op{d->queue, m});
             st->durable_copies[i].push_back(d->queue);
         }

@@ -144,3 +144,21 @@ TEST_CASE("worker::post from several threads runs every task once, in order per 
     CHECK(off_thread.load() == 0);
     CHECK(inside_post.load() == 0);
 }
+
+TEST_CASE("task_queue: nodes beyond the consumer's cache are reused by later pushes, their tasks released once run",
+          "[gateway][task_queue]") {
+    task_queue q;
+    auto token = std::make_shared<int>(0);
+    std::vector<int> ran;
+    // More than the per-thread cache holds: the rest of the nodes go to the queue's spare stack.
+    for (int round = 0; round < 3; ++round) {
+        for (int i = 0; i < 3000; ++i) q.push([token, &ran, i] { ran.push_back(i); });
+        CHECK(token.use_count() == 3001);
+        CHECK(q.run_all() == 3000);
+        CHECK(token.use_count() == 1);   // what each task held went when it ran
+        REQUIRE(ran.size() == 3000);
+        for (int i = 0; i < 3000; ++i) REQUIRE(ran[static_cast<std::size_t>(i)] == i);
+        ran.clear();
+        CHECK(q.empty());
+    }
+}

@@ -310,3 +310,71 @@ TEST_CASE("transports: a stack over TCP, plain until TLS is pushed; the socket s
     whole.reset();
     CHECK(destroyed == 1);
 }
+
+TEST_CASE("transports: plain TCP on the worker's epoll set: a write bigger than the socket takes, reads, EOF, close",
+          "[gateway][transport]") {
+    asio::io_context io;
+    using asio::ip::tcp;
+    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    tcp::socket out(io);
+    out.connect(acceptor.local_endpoint());
+    const auto client_port = out.local_endpoint().port();
+    tcp::socket in = acceptor.accept();
+    int destroyed = 0;
+    // No socket() call: both ends stay on the fd_reactor, with no Asio socket.
+    auto server = std::make_unique<tcp_transport>(std::move(in), [&] { ++destroyed; });
+    auto client = std::make_unique<tcp_transport>(std::move(out), [&] { ++destroyed; });
+    CHECK(server->peer() == "127.0.0.1:" + std::to_string(client_port));
+
+    // Far more than the socket buffers hold: the write completes once the reader took it all
+    // (the rest waited for the socket to be writable again).
+    const std::string up = pattern(16 * 1024 * 1024);
+    CHECK(transfer(io, *client, *server, up) == up);
+    CHECK(transfer(io, *server, *client, "pong") == "pong");
+
+    // async_read_some: a wait, then a read.
+    auto h = std::make_shared<probe_handler>();
+    std::array<std::byte, 64> buf;
+    std::size_t got = 0;
+    h->read = [&](net::error_code ec, std::size_t n) {
+        CHECK_FALSE(ec);
+        got = n;
+    };
+    h->write = [](net::error_code ec, std::size_t) { CHECK_FALSE(ec); };
+    client->async_write(std::as_bytes(std::span(std::string_view("abc"))), h);
+    server->async_read_some(buf, h);
+    REQUIRE(run_until(io, [&] { return got > 0; }));
+    CHECK(std::string(reinterpret_cast<const char*>(buf.data()), got) == "abc");
+
+    // The client's send side ends: the server's wait completes and its read says EOF.
+    client->shutdown_send();
+    net::error_code end;
+    bool ended = false;
+    h->read = [&](net::error_code ec, std::size_t) {
+        CHECK_FALSE(ec);
+        end = {};
+        server->read_available(buf, end);
+        ended = true;
+    };
+    server->async_wait_readable(h);
+    REQUIRE(run_until(io, [&] { return ended; }));
+    CHECK(end == asio::error::eof);
+
+    // A wait pending when the transport closes completes with operation_aborted and is let go.
+    auto w = std::make_shared<probe_handler>();
+    net::error_code aborted;
+    bool done = false;
+    w->read = [&](net::error_code ec, std::size_t) {
+        aborted = ec;
+        done = true;
+    };
+    client->async_wait_readable(w);
+    client->close();
+    REQUIRE(run_until(io, [&] { return done; }));
+    CHECK(aborted == asio::error::operation_aborted);
+    CHECK(w.use_count() == 1);
+
+    client.reset();
+    server.reset();
+    CHECK(destroyed == 2);
+}

@@ -152,6 +152,61 @@ TEST_CASE("STOMP stops reading at max_unconfirmed_sends and resumes as publishes
     CHECK(h.conn->buffered_input() == 0);
 }
 
+TEST_CASE("STOMP frames split across reads: each decoded once, in order, only an unfinished frame's bytes kept",
+          "[stomp][session][engine]") {
+    engine_harness h;
+    open(h);
+    h.send(connect_frame());
+    h.take();
+    // A large first frame (held over several 4 KiB steps), whole frames after it in the same
+    // read, and an unfinished one at the read's end.
+    std::string all, last;
+    for (int i = 1; i <= 12; ++i) {
+        const auto r = "r" + std::to_string(i);
+        const auto f = frame("SEND", {{"destination", "/queue/split"}, {"receipt", r}},
+                             i == 1 ? std::string(10000, 'a') : std::string(static_cast<std::size_t>(i), 'b'));
+        if (i == 12) last = f;
+        all += f;
+    }
+    const std::size_t cut1 = 5000, cut2 = all.size() - last.size() / 2;
+    h.send(all.substr(0, cut1));
+    CHECK(h.conn->buffered_input() == cut1);
+    h.send(all.substr(cut1, cut2 - cut1));
+    CHECK(h.conn->buffered_input() == last.size() - last.size() / 2);   // frame 12's first half
+    auto out = h.take();
+    CHECK(count(out, "RECEIPT") == 11);
+    h.send(all.substr(cut2));
+    CHECK(h.conn->buffered_input() == 0);
+    out += h.take();
+    REQUIRE(count(out, "RECEIPT") == 12);
+    for (int i = 1; i < 12; ++i)
+        CHECK(out.find("receipt-id:r" + std::to_string(i) + "\n") < out.find("receipt-id:r" + std::to_string(i + 1) + "\n"));
+}
+
+TEST_CASE("STOMP input held while reading is paused is decoded a frame per completion, in order, then released",
+          "[stomp][session][engine]") {
+    auto s = settings();
+    s->max_unconfirmed_sends = 1;
+    engine_harness h;
+    open(h, s);
+    h.send(connect_frame());
+    h.take();
+    std::string sends;
+    for (int i = 1; i <= 20; ++i)
+        sends += frame("SEND", {{"destination", "/queue/held"}, {"receipt", "r" + std::to_string(i)}}, std::string(40, 'x'));
+    h.feed_only(sends);
+    CHECK(h.conn->unconfirmed() == 1);
+    const auto first = frame("SEND", {{"destination", "/queue/held"}, {"receipt", "r1"}}, std::string(40, 'x')).size();
+    CHECK(h.conn->buffered_input() == sends.size() - first);   // 19 frames wait
+    h.pump();   // each completion lets one more frame through
+    const auto out = h.take();
+    REQUIRE(count(out, "RECEIPT") == 20);
+    for (int i = 1; i < 20; ++i)
+        CHECK(out.find("receipt-id:r" + std::to_string(i) + "\n") < out.find("receipt-id:r" + std::to_string(i + 1) + "\n"));
+    CHECK(h.conn->buffered_input() == 0);
+    CHECK(h.conn->wants_read());
+}
+
 TEST_CASE("STOMP output over the high watermark pauses consumers and reading until it drains", "[stomp][session][engine]") {
     auto s = settings();
     s->output.high_watermark = 400;
