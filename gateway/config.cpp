@@ -171,7 +171,7 @@ public:
         bool has_listeners = false;
         for (const entry& e : entries(root, {}, "",
                                       {"workers", "log", "broker", "store", "security", "stomp",
-                                       "mqtt", "listeners", "backends", "admin"})) {
+                                       "mqtt", "amqp", "listeners", "backends", "admin"})) {
             if (e.key == "workers") cfg.workers = static_cast<unsigned>(integer(e, 0, 256));
             else if (e.key == "log") cfg.log = load_log(e);
             else if (e.key == "broker") cfg.broker = load_broker(e);
@@ -179,6 +179,7 @@ public:
             else if (e.key == "security") cfg.security = load_security(e);
             else if (e.key == "stomp") cfg.stomp = load_stomp(e);
             else if (e.key == "mqtt") cfg.mqtt = load_mqtt(e);
+            else if (e.key == "amqp") cfg.amqp = load_amqp(e);
             else if (e.key == "listeners") {
                 cfg.listeners = load_listeners(e);
                 has_listeners = true;
@@ -210,6 +211,11 @@ public:
             m.port = 1883;
             m.max_connections = 100000;
             cfg.listeners.push_back(std::move(m));
+            listener_config a;
+            a.name = "amqp";
+            a.proto = protocol::amqp;
+            a.port = 5672;
+            cfg.listeners.push_back(std::move(a));
         }
         return cfg;
     }
@@ -482,6 +488,22 @@ private:
         return out;
     }
 
+    amqp_config load_amqp(const entry& section) const {
+        amqp_config out;
+        for (const entry& e : entries(section.value, section.key_at, section.path,
+                                      {"max_frame_size", "channel_max", "idle_timeout_ms", "connect_timeout_ms",
+                                       "link_credit", "max_unconfirmed_sends"})) {
+            // AMQP 1.0 §2.7.1: max-frame-size is at least 512.
+            if (e.key == "max_frame_size") out.max_frame_size = static_cast<std::uint32_t>(integer(e, 512, 0xFFFFFFFF));
+            else if (e.key == "channel_max") out.channel_max = static_cast<std::uint16_t>(integer(e, 1, 65535));
+            else if (e.key == "idle_timeout_ms") out.idle_timeout_ms = uint32(e);
+            else if (e.key == "connect_timeout_ms") out.connect_timeout_ms = uint32(e, 1);
+            else if (e.key == "link_credit") out.link_credit = static_cast<std::uint32_t>(integer(e, 1, 1000000));
+            else if (e.key == "max_unconfirmed_sends") out.max_unconfirmed_sends = count(e, 1);
+        }
+        return out;
+    }
+
     std::vector<listener_config> load_listeners(const entry& section) const {
         if (!section.value.IsSequence() || section.value.size() == 0)
             fail(section.value_at, section.path,
@@ -518,8 +540,9 @@ private:
                     at.name_at = e.value_at;
                 } else if (e.key == "protocol") {
                     l.proto = choice<protocol>(e, {{"stomp", protocol::stomp}, {"mqtt", protocol::mqtt},
-                                                   {"auto", protocol::automatic}, {"tcp", protocol::tcp}},
-                                               {"amqp", "openwire", "websocket"});
+                                                   {"amqp", protocol::amqp}, {"auto", protocol::automatic},
+                                                   {"tcp", protocol::tcp}},
+                                               {"openwire", "websocket"});
                     proto_at = e.value_at;
                 } else if (e.key == "tls") {
                     l.tls = true;

@@ -15,7 +15,7 @@ namespace sb::gateway {
 
 // What a listener speaks: one protocol, `automatic` (detected from the first bytes: `auto` in
 // YAML), or `tcp` (bytes relayed to a backend as they are, nothing inspected).
-enum class protocol { stomp, mqtt, automatic, tcp };
+enum class protocol { stomp, mqtt, automatic, tcp, amqp };
 
 // A protocol recognised on the wire; the keys of a listener's `routes`.
 enum class wire { stomp, mqtt, amqp, openwire, http };
@@ -44,7 +44,7 @@ struct listener_config {
     bool tls = false;        // tls_settings holds the files when true
     tls_config tls_settings;
     // Per detected protocol; unset entries fall back to `fallback`, then to the kernel for
-    // the protocols it speaks (STOMP, MQTT). `backend: X` on a listener sets `fallback`.
+    // the protocols it speaks (STOMP, MQTT, AMQP). `backend: X` on a listener sets `fallback`.
     std::array<std::optional<route>, wire_count> routes{};
     std::optional<route> fallback;
     std::uint32_t detect_timeout_ms = 5000;   // auto: the first bytes must arrive within this
@@ -162,6 +162,17 @@ struct mqtt_config {
     bool operator==(const mqtt_config&) const = default;
 };
 
+struct amqp_config {
+    std::uint32_t max_frame_size = 1u << 20;     // announced in open; bigger frames close the connection
+    std::uint16_t channel_max = 1024;            // sessions per connection
+    std::uint32_t idle_timeout_ms = 60000;       // announced in open; silence this long closes (0: none)
+    std::uint32_t connect_timeout_ms = 10000;    // SASL and open must be done within this
+    std::uint32_t link_credit = 1000;            // credit per client sender link, refilled as messages are accepted
+    std::size_t max_unconfirmed_sends = 1024;    // messages awaiting the kernel before input stops
+
+    bool operator==(const amqp_config&) const = default;
+};
+
 // The admin HTTP endpoint: GET /metrics (Prometheus text), GET /status (JSON), GET /healthz
 // and /readyz. Off when port is 0. Bind it to loopback or a management network: it has no
 // authentication.
@@ -193,6 +204,7 @@ struct config {
     security_config security;
     stomp_config stomp;
     mqtt_config mqtt;
+    amqp_config amqp;
     std::vector<listener_config> listeners;  // never empty after loading
     std::vector<backend_config> backends;
     admin_config admin;

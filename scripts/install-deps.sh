@@ -7,8 +7,9 @@ packages=(
   # build
   cmake ninja-build ccache g++ clang libclang-rt-14-dev
   libboost1.81-dev libssl-dev libspdlog-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev catch2
+  libqpid-proton-cpp12-dev   # AMQP 1.0 engine (adapters/amqp)
   # integration-test clients
-  python3 python3-stomp python3-paho-mqtt python3-yaml mosquitto-clients libpaho-mqtt-dev libpaho-mqttpp-dev
+  python3 python3-stomp python3-paho-mqtt python3-yaml python3-qpid-proton mosquitto-clients libpaho-mqtt-dev libpaho-mqttpp-dev
   openssl   # the gateway tests make a self-signed certificate
   # integration-test backends behind the gateway (run by the tests on their own ports, never as
   # services): mosquitto, ActiveMQ 5.17 with its JMS client jars, a JDK to compile the test's client

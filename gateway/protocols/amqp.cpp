@@ -1,7 +1,7 @@
 // gateway/protocols/amqp.cpp — AMQP 1.0 as the gateway sees it: "AMQP" + protocol id first, and
-// a header + open health check. The kernel has no AMQP adapter yet, so the handshake bytes are
-// written here; they move onto adapters/amqp's codec when it exists. No refusal: a client is
-// closed (an AMQP close frame needs the open exchange first).
+// a header + open health check (the probe's few bytes are written here). The kernel's side is
+// protocols/amqp_kernel.cpp (adapters/amqp). No refusal: a client is closed (an AMQP close frame
+// needs the open exchange first).
 #include "gateway/registry.hpp"
 
 namespace sb::gateway {

@@ -24,7 +24,7 @@ std::string error_of(std::string_view yaml) {
     return {};
 }
 
-// The listeners of conf/switchboard.yaml: STOMP on 61613 and MQTT on 1883.
+// The listeners of conf/switchboard.yaml: STOMP on 61613, MQTT on 1883 and AMQP on 5672.
 config defaults_with_default_listeners(std::string source) {
     config c;
     c.source = std::move(source);
@@ -38,6 +38,11 @@ config defaults_with_default_listeners(std::string source) {
     m.port = 1883;
     m.max_connections = 100000;
     c.listeners.push_back(m);
+    listener_config a;
+    a.name = "amqp";
+    a.proto = protocol::amqp;
+    a.port = 5672;
+    c.listeners.push_back(a);
     return c;
 }
 
@@ -48,16 +53,18 @@ std::string with_listener(std::string_view body) {
 
 }  // namespace
 
-TEST_CASE("the embedded default loads and equals the struct defaults plus STOMP and MQTT listeners",
+TEST_CASE("the embedded default loads and equals the struct defaults plus STOMP, MQTT and AMQP listeners",
           "[gateway][config]") {
     const config c = load_config_text(default_config_text(), std::string(embedded_source_name));
     CHECK(c == defaults_with_default_listeners("<embedded default>"));
-    REQUIRE(c.listeners.size() == 2);
+    REQUIRE(c.listeners.size() == 3);
     CHECK(c.listeners[0].proto == protocol::stomp);
     CHECK(c.listeners[0].address == "0.0.0.0");
     CHECK(c.listeners[0].port == 61613);
     CHECK(c.listeners[1].proto == protocol::mqtt);
     CHECK(c.listeners[1].port == 1883);
+    CHECK(c.listeners[2].proto == protocol::amqp);
+    CHECK(c.listeners[2].port == 5672);
 }
 
 TEST_CASE("omitted sections keep their defaults", "[gateway][config]") {
@@ -178,7 +185,7 @@ TEST_CASE("STOMP watermarks are settings, validated", "[gateway][config]") {
 TEST_CASE("an unknown key is an error at every level", "[gateway][config]") {
     CHECK(error_of("workers: 1\n\nwrokers: 2\n") ==
           "conf/x.yaml:3:1: unknown key 'wrokers' (known: workers, log, broker, store, security, "
-          "stomp, mqtt, listeners, backends, admin)");
+          "stomp, mqtt, amqp, listeners, backends, admin)");
     CHECK(error_of("broker:\n  name: b\n  nmae: c\n") ==
           "conf/x.yaml:3:3: broker: unknown key 'nmae' (known: name, max_redeliveries, dead_letter, "
           "default_prefetch, queue_memory_limit, topic_max_pending, slow_consumer_timeout, advisories)");
@@ -261,9 +268,10 @@ TEST_CASE("a value of the wrong type or out of range names line, column and key 
 
 TEST_CASE("listener protocols must be known", "[gateway][config]") {
     CHECK(error_of(with_listener("    protocol: stomp2\n    port: 1\n")) ==
-          "conf/x.yaml:3:15: listeners[0].protocol: expected one of stomp, mqtt, auto, tcp, got \"stomp2\"");
-    CHECK(error_of(with_listener("    protocol: amqp\n    port: 1\n")) ==
-          "conf/x.yaml:3:15: listeners[0].protocol: 'amqp' is not supported yet (supported: stomp, mqtt, auto, tcp)");
+          "conf/x.yaml:3:15: listeners[0].protocol: expected one of stomp, mqtt, amqp, auto, tcp, got \"stomp2\"");
+    CHECK(error_of(with_listener("    protocol: openwire\n    port: 1\n")) ==
+          "conf/x.yaml:3:15: listeners[0].protocol: 'openwire' is not supported yet (supported: stomp, mqtt, amqp, auto, tcp)");
+    CHECK(error_of(with_listener("    protocol: amqp\n    port: 1\n")).empty());
     CHECK(error_of(with_listener("    protocol: mqtt\n    port: 1\n")).empty());
 }
 
@@ -398,8 +406,8 @@ listeners:
     CHECK(error_of("listeners:\n  - { name: a, port: 1, protocol: tcp }\n") ==
           "conf/x.yaml:2:35: listeners[0].protocol: tcp relays bytes to a backend: set backend: NAME");
     CHECK(error_of("backends:\n  - name: b\n" + servers +
-                   "listeners:\n  - { name: a, port: 1, routes: { amqp: kernel } }\n") ==
-          "conf/x.yaml:5:41: listeners[0].routes.amqp: the kernel has no amqp adapter yet: route it to a backend");
+                   "listeners:\n  - { name: a, port: 1, routes: { openwire: kernel } }\n") ==
+          "conf/x.yaml:5:45: listeners[0].routes.openwire: the kernel has no openwire adapter yet: route it to a backend");
     CHECK(error_of("backends:\n  - name: b\n    servers: [{ address: 127.0.0.1 }]\n") ==
           "conf/x.yaml:3:26: backends[0].servers[0].address: expected HOST:PORT (\"127.0.0.1:61616\", \"[::1]:1883\", "
           "\"broker-a:5672\"), got \"127.0.0.1\"");
@@ -423,4 +431,21 @@ TEST_CASE("security.auth_threads sizes the password-checking pool, validated", "
     CHECK_THAT(error_of("security:\n  auth_threads: 0\n"),
                Catch::Contains("conf/x.yaml:2:17: security.auth_threads: expected an integer"));
     CHECK_THAT(error_of("security:\n  auth_threads: 65\n"), Catch::Contains("security.auth_threads"));
+}
+
+TEST_CASE("the amqp section: limits and their ranges", "[gateway][config]") {
+    const config c = load_config_text(
+        "amqp:\n  max_frame_size: 4096\n  channel_max: 8\n  idle_timeout_ms: 0\n  connect_timeout_ms: 500\n"
+        "  link_credit: 5\n  max_unconfirmed_sends: 7\n",
+        "a.yaml");
+    CHECK(c.amqp.max_frame_size == 4096);
+    CHECK(c.amqp.channel_max == 8);
+    CHECK(c.amqp.idle_timeout_ms == 0);
+    CHECK(c.amqp.connect_timeout_ms == 500);
+    CHECK(c.amqp.link_credit == 5);
+    CHECK(c.amqp.max_unconfirmed_sends == 7);
+    CHECK(load_config_text("", "e.yaml").amqp == amqp_config{});
+    CHECK_THAT(error_of("amqp:\n  max_frame_size: 100\n"), Catch::Contains("amqp.max_frame_size"));
+    CHECK_THAT(error_of("amqp:\n  link_credit: 0\n"), Catch::Contains("amqp.link_credit"));
+    CHECK_THAT(error_of("amqp:\n  credit: 5\n"), Catch::Contains("unknown key 'credit'"));
 }

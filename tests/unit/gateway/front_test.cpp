@@ -67,23 +67,26 @@ TEST_CASE("detection: each protocol from its first bytes, decided as early as po
     CHECK(known_as("\n\n\n\r\n\n\n\nCONNECT\n", wire::stomp));
 }
 
-TEST_CASE("routing: per-protocol route, then the default, then the kernel for STOMP and MQTT", "[gateway][detect]") {
+TEST_CASE("routing: per-protocol route, then the default, then the kernel for STOMP, MQTT and AMQP", "[gateway][detect]") {
     listener_config l;
     l.proto = protocol::automatic;
     CHECK(route_for(l, wire::mqtt) == route{});
     CHECK(route_for(l, wire::stomp) == route{});
+    CHECK(route_for(l, wire::amqp) == route{});
     CHECK(!route_for(l, wire::openwire));
     CHECK(!route_for(l, std::nullopt));
     l.routes[static_cast<std::size_t>(wire::openwire)] = route{"amq"};
     CHECK(route_for(l, wire::openwire) == route{"amq"});
-    CHECK(!route_for(l, wire::amqp));
+    CHECK(!route_for(l, wire::http));
     l.fallback = route{"other"};
     CHECK(route_for(l, wire::amqp) == route{"other"});
+    CHECK(route_for(l, wire::http) == route{"other"});
     CHECK(route_for(l, wire::mqtt) == route{"other"});
     CHECK(route_for(l, std::nullopt) == route{"other"});
     l.fallback = route{};   // `default: kernel`: only for what the kernel speaks
     CHECK(route_for(l, wire::mqtt) == route{});
-    CHECK(!route_for(l, wire::amqp));
+    CHECK(route_for(l, wire::amqp) == route{});
+    CHECK(!route_for(l, wire::http));
     CHECK(!route_for(l, std::nullopt));
     l.fallback = route{"other"};
     CHECK(needs_front(l));
