@@ -3,8 +3,10 @@
 
 #include <array>
 #include <charconv>
+#include <vector>
 
 #include "adapters/stomp/codec.hpp"
+#include "core/destination/composite.hpp"
 
 namespace sb::stomp {
 
@@ -60,6 +62,30 @@ std::variant<core::destination, mapping_error> parse_destination(std::string_vie
     return d;
 }
 
+std::variant<core::destination, mapping_error> parse_send_destination(std::string_view text) {
+    if (text.find(',') == std::string_view::npos) return parse_destination(text, true);
+    // ActiveMQ's composite destination: "/queue/a,/topic/b", a part without a prefix of the
+    // kind of the one before it ("/queue/a,b": two queues).
+    std::vector<core::destination> parts;
+    while (true) {
+        const auto comma = text.find(',');
+        std::string_view part = text.substr(0, comma);
+        if (part.starts_with('/') || parts.empty()) {
+            auto d = parse_destination(part, true);
+            if (auto* e = std::get_if<mapping_error>(&d)) return *e;
+            parts.push_back(std::move(std::get<core::destination>(d)));
+        } else {
+            if (!core::valid_name(part) || core::has_wildcard(part)) return mapping_error{"invalid destination name"};
+            parts.push_back(core::destination{parts.back().kind, std::string(part)});
+        }
+        if (comma == std::string_view::npos) break;
+        text.remove_prefix(comma + 1);
+    }
+    core::destination d{parts.front().kind, core::composite_name(parts)};
+    if (core::composite_parts(d.name).size() == 1) return parts.front();   // "/queue/a,/queue/a"
+    return d;
+}
+
 std::string format_destination(const core::destination& d) {
     std::string s(d.is_queue() ? queue_prefix : topic_prefix);
     s += d.name;
@@ -70,7 +96,7 @@ std::variant<core::message, mapping_error> message_from_send(const frame& f) {
     core::message m;
     const auto dest = f.get("destination");
     if (!dest) return mapping_error{"SEND requires a destination header"};
-    auto parsed = parse_destination(*dest, true);
+    auto parsed = parse_send_destination(*dest);
     if (auto* e = std::get_if<mapping_error>(&parsed)) return *e;
     m.dest = std::move(std::get<core::destination>(parsed));
 

@@ -80,8 +80,7 @@ void broker::shard::dispatch(queue_state& q) {
         if (!c) break;
         entry e = q.pop();
         if (e.msg->expired_at(now)) {
-            ++q.stats.expired;
-            forget(q, e.msg);
+            expire(q, std::move(e));   // to the DLQ or dropped (dead_letter.cpp)
             continue;
         }
         if (!q.refused.empty()) {

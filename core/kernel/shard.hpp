@@ -209,6 +209,7 @@ struct durable_state {
     std::string queue;
     std::uint64_t subscriber = 0;     // subscribe_options::subscriber (0 until subscribed again after a restart)
     subscriber_mark* mark = nullptr;
+    bool virtual_queue = false;       // sched: a virtual topic's consumer queue (gets a copy addressed to it)
 };
 
 // Completes a publish once each of its parts (the topic fan-out and one enqueue per durable
@@ -460,6 +461,16 @@ struct broker::shard {
     // a unit until the removal and the copy are durable.
     void dead_letter(queue_state& q, entry e, std::string_view reason = {},
                      const std::shared_ptr<kernel::settle_join>& join = {});
+
+    // ---- sched: virtual topics (virtual.cpp), dead-letter policies (dead_letter.cpp) ---------
+    void register_virtual(const std::string& queue, const std::string& topic);
+    // What a durable subscription's queue gets of `msg`: the message itself, or for a virtual
+    // topic's consumer queue a copy addressed to that queue.
+    static message_ptr copy_for(const durable_state& d, const message_ptr& msg);
+    const dead_letter_rule& dead_letter_rule_for(const std::string& queue_name) const;
+    bool is_dead_letter_queue(const std::string& queue_name) const;
+    // An expired message leaves `q`: to its DLQ (process_expired), else dropped.
+    void expire(queue_state& q, entry e);
 
     // ---- temporary destinations (temporary.cpp) --------------------------------------------
     void create_temporary(const destination& d, std::uint64_t connection);
