@@ -366,9 +366,7 @@ private:
                      {"name", "max_redeliveries", "dead_letter", "default_prefetch",
                       "queue_memory_limit", "topic_max_pending", "slow_consumer_timeout",
                       // sched
-                      "scheduler_support", "virtual_topic", "dead_letter_queue", "dead_letter_prefix",
-                      "dead_letter_suffix", "dead_letter_expired", "dead_letter_non_persistent",
-                      "dead_letter_policies"})) {
+                      "scheduler_support", "virtual_topic", "dead_letter_policy"})) {
             if (e.key == "name") {
                 out.name = text(e);
                 if (out.name.empty()) expected(e, "a non-empty name");
@@ -393,7 +391,7 @@ private:
         return out;
     }
 
-    // sched: broker.scheduler_support, .virtual_topic, .dead_letter_* (docs/activemq-*.md).
+    // sched: broker.scheduler_support, .virtual_topic, .dead_letter_policy (docs/activemq-*.md).
     void load_broker_sched(const entry& e, broker_config& out) const {
         auto pattern = [&](const entry& p) {
             std::string v = text(p);
@@ -408,28 +406,33 @@ private:
                 else if (v.key == "prefix") out.virtual_topic_prefix = text(v);
                 else out.virtual_topic_postfix = text(v);
             }
-        } else if (e.key == "dead_letter_queue") {
-            out.dead_letter_queue = pattern(e);
-        } else if (e.key == "dead_letter_prefix") {
-            out.dead_letter_prefix = text(e);
-        } else if (e.key == "dead_letter_suffix") {
-            out.dead_letter_suffix = text(e);
-        } else if (e.key == "dead_letter_expired") {
-            out.dead_letter_expired = boolean(e);
-        } else if (e.key == "dead_letter_non_persistent") {
-            out.dead_letter_non_persistent = boolean(e);
-        } else if (e.key == "dead_letter_policies") {
-            if (!e.value.IsSequence()) expected(e, "a list of policies");
-            for (std::size_t i = 0; i < e.value.size(); ++i) {
-                const std::string path = e.path + "[" + std::to_string(i) + "]";
+        } else if (e.key == "dead_letter_policy") {
+            // The broker-wide values first: rules start from them.
+            const entry* rules = nullptr;
+            const auto all = entries(e.value, e.value_at, e.path,
+                                     {"queue", "prefix", "suffix", "expired", "non_persistent", "rules"});
+            for (const entry& p : all) {
+                if (p.key == "queue") out.dead_letter_queue = pattern(p);
+                else if (p.key == "prefix") out.dead_letter_prefix = text(p);
+                else if (p.key == "suffix") out.dead_letter_suffix = text(p);
+                else if (p.key == "expired") out.dead_letter_expired = boolean(p);
+                else if (p.key == "non_persistent") out.dead_letter_non_persistent = boolean(p);
+                else rules = &p;
+            }
+            if (!rules) return;
+            if (!rules->value.IsSequence()) expected(*rules, "a list of rules");
+            for (std::size_t i = 0; i < rules->value.size(); ++i) {
+                const std::string path = rules->path + "[" + std::to_string(i) + "]";
+                const place at = place_of(rules->value[i], rules->value_at);
                 broker_config::dead_letter_rule r;
+                r.strategy = out.dead_letter;
                 r.queue = out.dead_letter_queue;
                 r.prefix = out.dead_letter_prefix;
                 r.suffix = out.dead_letter_suffix;
                 r.expired = out.dead_letter_expired;
                 r.non_persistent = out.dead_letter_non_persistent;
                 bool has_pattern = false;
-                for (const entry& p : entries(e.value[i], place_of(e.value[i], e.value_at), path,
+                for (const entry& p : entries(rules->value[i], at, path,
                                               {"pattern", "strategy", "queue", "prefix", "suffix", "expired",
                                                "non_persistent"})) {
                     if (p.key == "pattern") {
@@ -451,7 +454,7 @@ private:
                         r.non_persistent = boolean(p);
                     }
                 }
-                if (!has_pattern) fail(place_of(e.value[i], e.value_at), path + ".pattern", "missing (expected a queue name pattern)");
+                if (!has_pattern) fail(at, path + ".pattern", "missing (expected a queue name pattern)");
                 out.dead_letter_policies.push_back(std::move(r));
             }
         }

@@ -152,7 +152,8 @@ void broker::schedule(message_ptr msg, std::function<void(publish_status)> reply
     const bool durable = job->persistent && !job->dest.is_temporary();
     if (!durable) {
         if (job->dest.is_temporary()) job->persistent = false;
-        scheduler_->add(due, job->id, std::move(job));
+        const auto id = job->id;   // before the move
+        scheduler_->add(due, id, std::move(job));
         if (reply) reply(publish_status::ok);
         return;
     }
@@ -220,7 +221,7 @@ void broker::fire_one(scheduler::job j) {
         }
     } else if (spec && spec->repeat != 0) {
         auto again = std::make_shared<message>(m);
-        again->deliver_at_ms = std::max(j.due + spec->period, now - 0);
+        again->deliver_at_ms = std::max(j.due + spec->period, now);
         if (spec->repeat > 0) set_property(*again, scheduled_repeat_property, std::int64_t(spec->repeat - 1));
         next.push_back(std::move(again));
     }
@@ -229,7 +230,11 @@ void broker::fire_one(scheduler::job j) {
     // Files the next occurrences once they are stored (with the removal of this one).
     auto reschedule = [this, durable, old = j.id, next = std::move(next)]() mutable {
         if (!durable) {
-            for (auto& n : next) scheduler_->add(n->deliver_at_ms, n->id, std::move(n));
+            for (auto& n : next) {
+                const std::int64_t due = n->deliver_at_ms;   // before the move
+                const message_id id = n->id;
+                scheduler_->add(due, id, std::move(n));
+            }
             return;
         }
         store_transaction tx;
