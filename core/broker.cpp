@@ -9,6 +9,16 @@ namespace sb::core {
 
 using namespace kernel;
 
+namespace {
+
+// A queue consumer (or browser) lives on its queue's shard only; a topic subscription, and a
+// wildcard queue consumer (its queues are on every shard), on every shard.
+bool on_one_shard(const destination& dest) noexcept {
+    return dest.is_queue() && !has_wildcard(dest.name);
+}
+
+}  // namespace
+
 broker::broker(broker_settings settings, std::vector<executor*> workers, store& st)
     : settings_(std::move(settings)), store_(st), paging_(st.can_load()), message_ids_(workers.size()),
       consumer_ids_(workers.size()), connections_(workers.size()) {
@@ -129,7 +139,7 @@ void broker::subscribe(consumer_id id, const destination& dest, subscribe_option
 void broker::subscribe_registered(consumer_id id, const destination& dest, subscribe_options opt,
                                   std::weak_ptr<consumer_sink> sink, std::function<void()> done) {
     executor* home = &calling_worker();
-    if (dest.is_queue()) {
+    if (on_one_shard(dest)) {
         auto& s = *shards_[shard_of(dest.name)];
         s.exec.post([&s, id, dest, opt, sink = std::move(sink), home, done = std::move(done)]() {
             s.subscribe(id, dest, opt, sink, home);
@@ -150,7 +160,7 @@ void broker::subscribe_registered(consumer_id id, const destination& dest, subsc
 void broker::attach(consumer_id id, const destination& dest, std::weak_ptr<consumer_sink> sink,
                     std::function<void()> done) {
     executor* home = &calling_worker();
-    const bool all = dest.is_topic();
+    const bool all = !on_one_shard(dest);
     auto one_done = countdown(all ? shards_.size() : 1, home, std::move(done));
     for (std::size_t i = 0; i < shards_.size(); ++i) {
         if (!all && i != shard_of(dest.name)) continue;
@@ -209,7 +219,7 @@ void broker::unsubscribe_durable(const std::string& name, std::function<void()> 
 
 void broker::pause(consumer_id id, const destination& dest) {
     for (std::size_t i = 0; i < shards_.size(); ++i) {
-        if (dest.is_queue() && i != shard_of(dest.name)) continue;
+        if (on_one_shard(dest) && i != shard_of(dest.name)) continue;
         auto& s = *shards_[i];
         s.exec.post([&s, id]() { s.set_paused(id, true); });
     }
@@ -217,7 +227,7 @@ void broker::pause(consumer_id id, const destination& dest) {
 
 void broker::resume(consumer_id id, const destination& dest) {
     for (std::size_t i = 0; i < shards_.size(); ++i) {
-        if (dest.is_queue() && i != shard_of(dest.name)) continue;
+        if (on_one_shard(dest) && i != shard_of(dest.name)) continue;
         auto& s = *shards_[i];
         s.exec.post([&s, id]() { s.set_paused(id, false); });
     }
@@ -225,7 +235,7 @@ void broker::resume(consumer_id id, const destination& dest) {
 
 void broker::grant(consumer_id id, const destination& dest, std::uint32_t n) {
     for (std::size_t i = 0; i < shards_.size(); ++i) {
-        if (dest.is_queue() && i != shard_of(dest.name)) continue;
+        if (on_one_shard(dest) && i != shard_of(dest.name)) continue;
         auto& s = *shards_[i];
         s.exec.post([&s, id, n]() { s.add_credit(id, n, false); });
     }
@@ -233,7 +243,7 @@ void broker::grant(consumer_id id, const destination& dest, std::uint32_t n) {
 
 void broker::set_credit(consumer_id id, const destination& dest, std::uint32_t n) {
     for (std::size_t i = 0; i < shards_.size(); ++i) {
-        if (dest.is_queue() && i != shard_of(dest.name)) continue;
+        if (on_one_shard(dest) && i != shard_of(dest.name)) continue;
         auto& s = *shards_[i];
         s.exec.post([&s, id, n]() { s.add_credit(id, n, true); });
     }
@@ -247,10 +257,10 @@ void broker::drain(consumer_id id, const destination& dest, std::function<void(d
         std::function<void(drain_result)> done;
     };
     auto g = std::make_shared<gather>();
-    g->left = dest.is_queue() ? 1 : shards_.size();
+    g->left = on_one_shard(dest) ? 1 : shards_.size();
     g->done = std::move(done);
     for (std::size_t i = 0; i < shards_.size(); ++i) {
-        if (dest.is_queue() && i != shard_of(dest.name)) continue;
+        if (on_one_shard(dest) && i != shard_of(dest.name)) continue;
         auto& s = *shards_[i];
         s.exec.post([&s, id, g, home]() {
             const auto r = s.drain(id);
@@ -286,7 +296,7 @@ void broker::resend_retained(consumer_id id, const destination& dest) {
 
 void broker::unsubscribe(consumer_id id, const destination& dest, std::function<void()> done) {
     executor* home = &calling_worker();
-    if (dest.is_queue()) {
+    if (on_one_shard(dest)) {
         auto& s = *shards_[shard_of(dest.name)];
         s.exec.post([&s, id, home, done = std::move(done)]() {
             s.unsubscribe(id);

@@ -277,6 +277,10 @@ public:
 
     // A queue consumer competes with the queue's other consumers; a topic subscription (the
     // name may have wildcards) receives every matching message published after `done` runs.
+    // A queue name with wildcards (ActiveMQ's "orders.>") makes one consumer that competes in
+    // every matching queue, existing or created later (not "$..." kernel queues, nor temporary
+    // ones); its credit is a window per shard, as a window topic subscription's, and an ack,
+    // nack or its end settles each delivery on the queue it came from.
     void subscribe(consumer_id id, const destination& dest, subscribe_options opt,
                    std::weak_ptr<consumer_sink> sink, std::function<void()> done);
 

@@ -14,6 +14,10 @@ namespace {
 
 constexpr std::string_view queue_prefix = "/queue/";
 constexpr std::string_view topic_prefix = "/topic/";
+constexpr std::string_view temp_queue_prefix = "/temp-queue/";
+constexpr std::string_view temp_topic_prefix = "/temp-topic/";
+constexpr std::string_view remote_temp_queue_prefix = "/remote-temp-queue/";
+constexpr std::string_view remote_temp_topic_prefix = "/remote-temp-topic/";
 
 // Headers that describe the frame or map to message fields, never copied as properties.
 constexpr std::array<std::string_view, 16> reserved_headers = {
@@ -38,6 +42,14 @@ void header_int(std::string& out, std::string_view name, std::int64_t value, ver
     std::array<char, 24> buf;
     const auto [p, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), value);
     encode_header(out, name, std::string_view(buf.data(), std::size_t(p - buf.data())), v, false);
+}
+
+// A destination as this connection calls it: its own temporary ones by the client's name.
+std::string name_of(const core::destination& d, const temp_destinations* temps) {
+    if (d.is_temporary() && temps) {
+        if (auto own = temps->own_name(d); !own.empty()) return std::string(own);
+    }
+    return format_destination(d);
 }
 
 }  // namespace
@@ -87,16 +99,55 @@ std::variant<core::destination, mapping_error> parse_send_destination(std::strin
 }
 
 std::string format_destination(const core::destination& d) {
-    std::string s(d.is_queue() ? queue_prefix : topic_prefix);
+    std::string s(d.is_temporary() ? (d.is_queue() ? remote_temp_queue_prefix : remote_temp_topic_prefix)
+                                   : (d.is_queue() ? queue_prefix : topic_prefix));
     s += d.name;
     return s;
 }
 
-std::variant<core::message, mapping_error> message_from_send(const frame& f) {
+std::optional<temp_reference> parse_temp_destination(std::string_view text) noexcept {
+    constexpr std::array<std::pair<std::string_view, temp_reference>, 4> forms = {{
+        {temp_queue_prefix, {core::dest_kind::temp_queue, {}, false}},
+        {temp_topic_prefix, {core::dest_kind::temp_topic, {}, false}},
+        {remote_temp_queue_prefix, {core::dest_kind::temp_queue, {}, true}},
+        {remote_temp_topic_prefix, {core::dest_kind::temp_topic, {}, true}},
+    }};
+    for (const auto& [prefix, ref] : forms) {
+        if (!text.starts_with(prefix) || text.size() == prefix.size()) continue;
+        auto r = ref;
+        r.name = text.substr(prefix.size());
+        return r;
+    }
+    return std::nullopt;
+}
+
+std::variant<core::destination, mapping_error> parse_stomp_destination(std::string_view text, bool for_send,
+                                                                       temp_destinations* temps) {
+    if (auto t = parse_temp_destination(text)) {
+        if (!temps) return mapping_error{"temporary destinations are not available here"};
+        auto d = temps->resolve(*t);
+        if (!d) return mapping_error{"too many temporary destinations"};
+        return std::move(*d);
+    }
+    if (!for_send && text.starts_with(queue_prefix)) {
+        // ActiveMQ's wildcard queue consumers: parse as a topic pattern, then make it a queue.
+        std::string as_topic(topic_prefix);
+        as_topic += text.substr(queue_prefix.size());
+        auto r = parse_destination(as_topic, false);
+        if (auto* d = std::get_if<core::destination>(&r)) d->kind = core::dest_kind::queue;
+        return r;
+    }
+    return parse_destination(text, for_send);
+}
+
+std::variant<core::message, mapping_error> message_from_send(const frame& f, temp_destinations* temps) {
     core::message m;
     const auto dest = f.get("destination");
     if (!dest) return mapping_error{"SEND requires a destination header"};
-    auto parsed = parse_send_destination(*dest);
+    // A composite destination ("/queue/a,/topic/b") names no temporary one (sched).
+    auto parsed = dest->find(',') != std::string_view::npos ? parse_send_destination(*dest)
+                  : temps ? parse_stomp_destination(*dest, true, temps)
+                          : parse_destination(*dest, true);
     if (auto* e = std::get_if<mapping_error>(&parsed)) return *e;
     m.dest = std::move(std::get<core::destination>(parsed));
 
@@ -117,7 +168,7 @@ std::variant<core::message, mapping_error> message_from_send(const frame& f) {
             if (!parse_int(h.value, e) || e < 0) return mapping_error{"expires must be a time in ms"};
             m.expiration_ms = e;
         } else if (h.name == "reply-to") {
-            auto r = parse_destination(h.value, true);
+            auto r = temps ? parse_stomp_destination(h.value, true, temps) : parse_destination(h.value, true);
             if (auto* d = std::get_if<core::destination>(&r)) m.reply_to = std::move(*d);
             else m.properties.push_back({"reply-to", std::string(h.value)});  // foreign naming
         } else if (h.name == "correlation-id") {
@@ -162,14 +213,14 @@ void encode_message(std::string& out, version v, const core::message& m, std::ui
     encode_command(out, command::message);
     encode_header(out, "subscription", args.subscription, v, true);
     encode_header(out, "message-id", format_message_id(args.broker_name, m.id), v, true);
-    encode_header(out, "destination", format_destination(m.dest), v, true);
+    encode_header(out, "destination", name_of(m.dest, args.temps), v, true);
     if (!args.ack.empty()) encode_header(out, "ack", args.ack, v, false);
     if (m.persistent) encode_header(out, "persistent", "true", v, false);
     if (m.priority != core::default_priority) header_int(out, "priority", m.priority, v);
     header_int(out, "expires", m.expiration_ms, v);
     header_int(out, "timestamp", m.timestamp_ms, v);
     if (redeliveries > 0) encode_header(out, "redelivered", "true", v, false);
-    if (m.reply_to) encode_header(out, "reply-to", format_destination(*m.reply_to), v, true);
+    if (m.reply_to) encode_header(out, "reply-to", name_of(*m.reply_to, args.temps), v, true);
     if (!m.correlation_id.empty()) encode_header(out, "correlation-id", m.correlation_id, v, true);
     if (!m.type.empty()) encode_header(out, "type", m.type, v, true);
     if (!m.group_id.empty()) {
@@ -183,6 +234,17 @@ void encode_message(std::string& out, version v, const core::message& m, std::ui
     }
     header_int(out, "content-length", std::int64_t(m.body.size()), v);
     encode_body(out, std::span(reinterpret_cast<const std::uint8_t*>(m.body.data()), m.body.size()));
+}
+
+void encode_browse_end(std::string& out, version v, std::string_view subscription, const core::destination& dest,
+                       const temp_destinations* temps) {
+    encode_command(out, command::message);
+    encode_header(out, "subscription", subscription, v, true);
+    encode_header(out, "destination", name_of(dest, temps), v, true);
+    encode_header(out, "message-id", "0", v, false);
+    encode_header(out, "browser", "end", v, false);
+    header_int(out, "content-length", 0, v);
+    encode_body(out, {});
 }
 
 }  // namespace sb::stomp

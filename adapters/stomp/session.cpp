@@ -35,6 +35,7 @@ struct unacked_delivery {
 struct subscription : engine::consumer {
     std::string name;   // the STOMP subscription id
     ack_mode mode = ack_mode::auto_;
+    bool browser = false;   // browser:true: a queue browser (every delivery settled once written)
     std::deque<unacked_delivery> unacked;   // client modes: delivered, not yet acked, in order
 };
 
@@ -97,6 +98,26 @@ std::string_view version_text(version v) {
     return "1.0";
 }
 
+// ActiveMQ's consumer headers on SUBSCRIBE that shape the kernel subscription (the ack mode,
+// the destination and the durable name are read by on_subscribe). nullptr, or why the frame is
+// refused.
+struct consumer_headers {
+    bool browser = false;   // browser:true (queues only)
+};
+const char* read_consumer_headers(const frame& f, core::subscribe_options& opt, consumer_headers& out) {
+    if (auto p = f.get("activemq.prefetchSize")) {
+        // 0 is ActiveMQ's pull consumer, and STOMP has no pull: ActiveMQ accepts it and never
+        // dispatches anything to it; refused here so that the client learns it at once (see
+        // docs/activemq-differences.md).
+        std::uint32_t n = 0;
+        if (!parse_uint(*p, n) || n == 0) return "invalid activemq.prefetchSize";
+        opt.prefetch = n;
+    }
+    opt.no_local = f.get("activemq.noLocal").value_or("false") == "true";
+    out.browser = f.get("browser").value_or("false") == "true";
+    return nullptr;
+}
+
 // A CONNECT waiting for its authentication (core::auth_pool): what it asked for besides.
 struct connecting {
     std::string client_id;
@@ -105,7 +126,7 @@ struct connecting {
     std::uint32_t sx = 0, sy = 0;      // heart-beats: we send every sx, expect every sy
 };
 
-class session final : public engine::connection {
+class session final : public engine::connection, public temp_destinations {
 public:
     session(std::shared_ptr<const settings> s, core::broker& broker, core::auth_pool& auth, std::uint64_t conn)
         : engine::connection(broker, *s, conn, logger()), settings_(std::move(s)), auth_(auth) {}
@@ -126,15 +147,42 @@ private:
 
     void deliver(engine::consumer& c, core::delivery d) override {
         auto& sub = static_cast<subscription&>(c);
+        if (!d.msg) return encode_browse_end(out(), version_, sub.name, sub.dest, this);   // see on_browse_end
         std::string ack_value;
-        if (sub.mode != ack_mode::auto_) {
+        if (sub.mode != ack_mode::auto_ && !sub.browser) {
             sub.unacked.push_back(unacked_delivery{d.tag, d.msg->id});
         } else {
             settle_on_write(sub.id, d.tag);
         }
         if (version_ == version::v1_2) ack_value = std::to_string(d.tag);
         encode_message(out(), version_, *d.msg, d.redeliveries,
-                       message_frame_args{sub.name, ack_value, settings_->broker_name});
+                       message_frame_args{sub.name, ack_value, settings_->broker_name, this});
+    }
+
+    // The end of a browse: a delivery without a message, through the engine's on_delivery so
+    // that it follows the browser's last message (kept by output flow or not).
+    void on_browse_end(core::consumer_id id) override { on_delivery(id, core::delivery{}); }
+
+    // ---- temporary destinations (mapping's temp_destinations) --------------------------
+
+    std::optional<core::destination> resolve(const temp_reference& r) override {
+        if (r.remote) return core::destination{r.kind, std::string(r.name)};
+        auto& x = more();
+        std::string key(r.kind == core::dest_kind::temp_queue ? "/temp-queue/" : "/temp-topic/");
+        key += r.name;
+        if (auto it = x.temps.find(key); it != x.temps.end()) return it->second;
+        if (x.temps.size() >= settings_->max_subscriptions) return std::nullopt;
+        // Returned at once; what this connection sends or subscribes to it next arrives after it.
+        auto d = broker_.create_temporary(id(), r.kind);
+        x.temp_names.emplace(d.name, key);
+        x.temps.emplace(std::move(key), d);
+        return d;
+    }
+
+    std::string_view own_name(const core::destination& d) const noexcept override {
+        if (!more_) return {};
+        auto it = more_->temp_names.find(d.name);
+        return it == more_->temp_names.end() ? std::string_view() : std::string_view(it->second);
     }
 
     void fail(const engine::error& e) override {
@@ -245,7 +293,7 @@ private:
     }
 
     void on_send(const frame& f) {
-        auto built = message_from_send(f);
+        auto built = message_from_send(f, this);
         if (auto* e = std::get_if<mapping_error>(&built)) return fail(e->message, f);
         auto m = std::make_shared<core::message>(std::move(std::get<core::message>(built)));
         m->id = broker_.next_message_id();
@@ -266,6 +314,7 @@ private:
         end_unconfirmed();
         if (state() >= engine::phase::closing) return;
         if (s == core::publish_status::invalid) return fail("invalid AMQ_SCHEDULED_* property or destination", {});
+        if (s == core::publish_status::no_destination) return fail("the temporary destination does not exist", {});
         if (s != core::publish_status::ok) return fail("the broker could not store the message", {});
         receipts_.complete(r);
         if (r != no_receipt || disconnecting_) flush_receipts();
@@ -274,13 +323,13 @@ private:
     void on_subscribe(const frame& f) {
         const auto dest_text = f.get("destination");
         if (!dest_text) return fail("SUBSCRIBE requires a destination header", f);
-        auto parsed = parse_destination(*dest_text, false);
-        if (auto* e = std::get_if<mapping_error>(&parsed)) return fail(e->message, f);
         auto id = f.get("id");
         if (!id && version_ != version::v1_0) return fail("SUBSCRIBE requires an id header", f);
         std::string sub_id(id ? *id : *dest_text);   // 1.0: the destination names the subscription
         if (more().subs.contains(sub_id)) return fail("subscription id already in use", f);
         if (more().subs.size() >= settings_->max_subscriptions) return fail("too many subscriptions", f);
+        auto parsed = parse_stomp_destination(*dest_text, false, this);
+        if (auto* e = std::get_if<mapping_error>(&parsed)) return fail(e->message, f);
 
         ack_mode mode = ack_mode::auto_;
         const auto ack = f.get("ack").value_or("auto");
@@ -290,31 +339,47 @@ private:
 
         core::subscribe_options opt;
         opt.connection = this->id();
-        if (auto p = f.get("activemq.prefetchSize")) {
-            std::uint32_t n = 0;
-            if (!parse_uint(*p, n) || n == 0) return fail("invalid activemq.prefetchSize", f);
-            opt.prefetch = n;
-        }
-        opt.no_local = f.get("activemq.noLocal").value_or("false") == "true";
+        consumer_headers extra;
+        if (const char* problem = read_consumer_headers(f, opt, extra)) return fail(problem, f);
 
         auto sub = std::make_unique<subscription>();
         sub->name = sub_id;
         sub->id = broker_.next_consumer_id();
         sub->dest = std::move(std::get<core::destination>(parsed));
         sub->mode = mode;
+        sub->browser = extra.browser;
         const auto durable = durable_name(f);
         if (durable && !sub->dest.is_topic()) return fail("durable subscriptions are for topics", f);
         if (durable && client_id().empty()) return fail("a durable subscription needs a client-id header on CONNECT", f);
+        if (sub->browser && (!sub->dest.is_queue() || core::has_wildcard(sub->dest.name)))
+            return fail("browsing is for one queue", f);
         add_consumer(*sub);
         const auto r = add_receipt(f, 1);
         auto done = track_subscribe(*sub, completion([this, r] { complete(r); }));
-        if (durable) {
+        if (sub->browser) {
+            broker_.browse(sub->id, sub->dest, opt, weak_from_this(), std::move(done));
+        } else if (durable) {
             // ActiveMQ: the subscription is "<client-id>:<name>" and outlives the connection.
             const auto name = std::string(client_id()) + ":" + std::string(*durable);
             const auto topic = sub->dest;
             sub->dest = core::broker::durable_queue(name);   // acks and unsubscribe go there
             opt.want_retained = false;   // a durable subscriber is not retroactive (ActiveMQ)
             broker_.subscribe_durable(sub->id, name, topic, opt, weak_from_this(), std::move(done));
+        } else if (sub->dest.is_temporary()) {
+            // Refused for a temporary destination that is gone, or another connection's (only
+            // its owner consumes from it): an ERROR naming the receipt, and no RECEIPT.
+            std::optional<std::string> rid;
+            if (auto x = f.get("receipt")) rid = std::string(*x);
+            broker_.subscribe_checked(
+                sub->id, sub->dest, opt, weak_from_this(),
+                completion([this, done = std::move(done), rid = std::move(rid)](core::subscribe_status st) {
+                    if (st == core::subscribe_status::ok) return done();
+                    if (state() >= engine::phase::closing) return;
+                    send_error(st == core::subscribe_status::not_owner
+                                   ? "only the connection that created a temporary destination consumes from it"
+                                   : "the temporary destination does not exist",
+                               rid ? std::optional<std::string_view>(*rid) : std::nullopt);
+                }));
         } else {
             broker_.subscribe(sub->id, sub->dest, opt, weak_from_this(), std::move(done));
         }
@@ -540,6 +605,11 @@ private:
         std::string client_id;   // CONNECT client-id: names durable subscriptions
         std::unordered_map<std::string, std::unique_ptr<subscription>> subs;
         std::unordered_map<std::string, std::unique_ptr<core::transaction>> txs;   // kernel transactions
+        // Temporary destinations this connection made ("/temp-queue/<name>" -> kernel
+        // destination) and back (kernel name -> "/temp-queue/<name>"); the kernel deletes them
+        // when the connection closes (broker::connection_closed).
+        std::unordered_map<std::string, core::destination> temps;
+        std::unordered_map<std::string, std::string> temp_names;
     };
     std::unique_ptr<extras> more_;
     extras& more() {

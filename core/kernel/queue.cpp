@@ -92,7 +92,7 @@ void broker::shard::dispatch(queue_state& q) {
                 }
             }
         }
-        deliver(*c, std::move(e));
+        deliver(*c, std::move(e), &q);
     }
     for (auto it = skipped.rbegin(); it != skipped.rend(); ++it) q.push_front(std::move(*it));
 }
@@ -127,7 +127,7 @@ void broker::shard::settle(consumer_state& c, inflight_entry& f) {
     f.settled = true;
     --c.unsettled;
     if (c.window) ++c.credit;   // window: settling gives the credit back
-    if (c.queue) --c.queue->inflight;
+    if (f.from) --f.from->inflight;
 }
 
 void broker::shard::trim(consumer_state& c) {
@@ -146,10 +146,10 @@ bool broker::shard::ack(consumer_id id, const std::vector<delivery_tag>& tags,
         auto* f = find_inflight(c, tag);
         if (!f) continue;
         settle(c, *f);
-        if (c.queue) {
-            ++c.queue->stats.dequeued;
+        if (auto* q = f->from) {
+            ++q->stats.dequeued;
             stored |= f->e.msg->persistent;
-            forget(*c.queue, f->e.msg, into);
+            forget(*q, f->e.msg, into);
         }
         f->e.msg.reset();
     }
@@ -168,35 +168,53 @@ void broker::shard::settle_with(consumer_id id, const std::vector<delivery_tag>&
     if (it == consumers.end()) return;
     auto& c = *it->second;
     std::vector<entry> back;
+    std::vector<queue_state*> back_from;   // each entry's queue (a wildcard consumer has several)
     for (auto tag : tags) {
         auto* f = find_inflight(c, tag);
         if (!f) continue;
         settle(c, *f);
-        if (c.queue) back.push_back(std::move(f->e));
+        if (f->from) {
+            back.push_back(std::move(f->e));
+            back_from.push_back(f->from);
+        }
         f->e.msg.reset();
     }
     trim(c);
-    if (c.queue && !back.empty()) {
-        auto& q = *c.queue;
+    auto apply = [&](queue_state& q, std::vector<entry> some) {
         using kind = settle_outcome::kind;
         switch (o.what) {
         case kind::accepted:   // broker::settle sends accepted to ack(); here for completeness
-            for (auto& e : back) {
+            for (auto& e : some) {
                 ++q.stats.dequeued;
                 forget(q, e.msg);
             }
             break;
         case kind::released:
-            requeue(q, std::move(back), false, join);
+            requeue(q, std::move(some), false, join);
             break;
         case kind::modified:
             if (o.undeliverable_here)
-                for (const auto& e : back) q.refused[e.msg->id].push_back(c.id);
-            requeue(q, std::move(back), o.delivery_failed, join);
+                for (const auto& e : some) q.refused[e.msg->id].push_back(c.id);
+            requeue(q, std::move(some), o.delivery_failed, join);
             break;
         case kind::rejected:
-            for (auto& e : back) dead_letter(q, std::move(e), o.reason, join);
+            for (auto& e : some) dead_letter(q, std::move(e), o.reason, join);
             break;
+        }
+    };
+    if (!back.empty()) {
+        if (std::all_of(back_from.begin(), back_from.end(), [&](queue_state* q) { return q == back_from[0]; })) {
+            apply(*back_from[0], std::move(back));
+        } else {
+            // Per queue, in delivery order within each.
+            for (std::size_t i = 0; i < back.size(); ++i) {
+                if (!back[i].msg) continue;
+                queue_state* q = back_from[i];
+                std::vector<entry> some;
+                for (std::size_t j = i; j < back.size(); ++j)
+                    if (back_from[j] == q && back[j].msg) some.push_back(std::move(back[j]));
+                apply(*q, std::move(some));
+            }
         }
     }
     after_settle(c);
@@ -208,6 +226,8 @@ void broker::shard::after_settle(consumer_state& c) {
     } else if (c.queue) {
         release_held(*c.queue);
         dispatch(*c.queue);
+    } else if (c.wild_queues) {
+        dispatch_wildcard(c);
     } else {
         drain_pending(c);
     }

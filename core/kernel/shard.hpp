@@ -14,6 +14,7 @@
 //   temporary.cpp     temporary destinations and the connections that own them
 //   credit.cpp        consumer credit: grant, set, drain
 //   browse.cpp        queue browsers
+//   wildcard_queue.cpp  wildcard queue consumers (one consumer in every matching queue)
 // and core/broker.cpp holds the public broker:: methods, which post work to the shards.
 #pragma once
 
@@ -60,13 +61,14 @@ struct entry {
     bool retained = false;
 };
 
+struct queue_state;
+
 struct inflight_entry {
     delivery_tag tag = 0;
     entry e;
     bool settled = false;
+    queue_state* from = nullptr;      // queue deliveries: the queue it came from (it goes back there)
 };
-
-struct queue_state;
 
 // A browser's snapshot of its queue (broker::browse), in dispatch order. Paged-out messages are
 // ids until the cursor reaches them, then loaded from the store.
@@ -122,6 +124,9 @@ struct consumer_state {
     // congested, released once it drains (so publishers slow down instead of losing messages).
     std::vector<std::function<void(publish_status)>> held_replies;
     std::unique_ptr<browse_cursor> browse;   // browsers only
+    // A wildcard queue consumer (a queue pattern such as "a.>"): the queues of this shard it is a
+    // consumer of (`queue` stays null); set on every shard, empty where none matches yet.
+    std::unique_ptr<std::vector<queue_state*>> wild_queues;
 
     // Congested: an attached subscriber whose backlog passed half its limit. A detached one
     // (a persistent session offline) never holds producers: it drops its oldest instead; nor
@@ -316,6 +321,8 @@ struct broker::shard {
     std::vector<const durable_state*> matched_durables;
     std::unordered_map<std::uint64_t, subscriber_mark> subscribers;   // node-based: marks stay put
     std::uint64_t topic_publishes = 0;                            // the current one, for subscriber_mark::last
+    // Wildcard queue consumers, by pattern: a new queue whose name matches gets them.
+    subscription_index<consumer_state*> queue_wildcards;
     // Temporary destinations whose names this shard owns. Separate from `queues` and `topics`:
     // a temporary destination is not the queue or topic of the same name.
     std::unordered_map<std::string, temporary_state> temporaries;
@@ -331,6 +338,7 @@ struct broker::shard {
         if (!q) {
             q = std::make_unique<queue_state>();
             q->name = name;
+            if (!queue_wildcards.empty()) join_wildcards(*q);
         }
         return *q;
     }
@@ -373,7 +381,7 @@ struct broker::shard {
     // ---- credit (credit.cpp) ---------------------------------------------------------------
     // Whether this copy of a link credit topic subscription forwards to its credit shard.
     bool forwards(const consumer_state& c) const noexcept {
-        return !c.window && !c.queue && !c.browse && c.credit_shard != index;
+        return !c.window && !c.queue && !c.browse && !c.wild_queues && c.credit_shard != index;
     }
     void add_credit(consumer_id id, std::uint32_t n, bool set);
     drain_result drain(consumer_id id);
@@ -431,7 +439,8 @@ struct broker::shard {
     bool first_for(subscriber_mark* m) noexcept;
     // No Local: a subscriber never gets what its own connection published.
     static bool skips(const consumer_state& sub, const message& msg) noexcept;
-    void deliver(consumer_state& c, entry e);
+    // `from`: the queue a queue delivery comes from (settling it acts there).
+    void deliver(consumer_state& c, entry e, queue_state* from = nullptr);
     // A consumer whose sink is gone (a persistent session offline) keeps the delivery in flight;
     // attach() sends it again.
     static void post_delivery(const consumer_state& c, delivery d);
@@ -461,6 +470,19 @@ struct broker::shard {
     // a unit until the removal and the copy are durable.
     void dead_letter(queue_state& q, entry e, std::string_view reason = {},
                      const std::shared_ptr<kernel::settle_join>& join = {});
+
+    // ---- wildcard queue consumers (wildcard_queue.cpp) --------------------------------------
+    // Whether a queue pattern can match queue `name` (kernel-internal queues, "$...", never).
+    static bool wildcard_may_match(std::string_view pattern, std::string_view name) noexcept;
+    // The new consumer `c` (pattern c.dest.name) joins every matching queue of this shard, now
+    // and as they are created.
+    void subscribe_wildcard_queue(consumer_state& c);
+    // A new queue gets the wildcard consumers whose pattern matches it.
+    void join_wildcards(queue_state& q);
+    // `c` leaves its queues (its unsettled deliveries go back to theirs, counted as redelivered).
+    void unsubscribe_wildcard_queue(consumer_state& c);
+    // Dispatches the queues of `c` (after its credit came back), starting after the last one.
+    void dispatch_wildcard(consumer_state& c);
 
     // ---- sched: virtual topics (virtual.cpp), dead-letter policies (dead_letter.cpp) ---------
     void register_virtual(const std::string& queue, const std::string& topic);
@@ -508,13 +530,13 @@ inline bool broker::shard::skips(const consumer_state& sub, const message& msg) 
     return sub.no_local && msg.origin_connection != 0 && msg.origin_connection == sub.connection;
 }
 
-inline void broker::shard::deliver(consumer_state& c, entry e) {
+inline void broker::shard::deliver(consumer_state& c, entry e, queue_state* from) {
     const delivery_tag tag = next_tag++;
     delivery d{e.msg, tag, e.redeliveries, e.retained};
-    c.inflight.push_back(inflight_entry{tag, std::move(e), false});
+    c.inflight.push_back(inflight_entry{tag, std::move(e), false, from});
     ++c.unsettled;
     --c.credit;
-    if (c.queue) ++c.queue->inflight;
+    if (from) ++from->inflight;
     post_delivery(c, std::move(d));
 }
 

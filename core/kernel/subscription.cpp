@@ -29,6 +29,7 @@ broker::shard::consumer_state& broker::shard::add_consumer(consumer_id id, const
 void broker::shard::subscribe(consumer_id id, const destination& dest, const subscribe_options& opt,
                               const std::weak_ptr<consumer_sink>& sink, executor* home) {
     auto* raw = &add_consumer(id, dest, opt, sink, home);
+    if (dest.is_queue() && has_wildcard(dest.name)) return subscribe_wildcard_queue(*raw);
     if (dest.is_queue()) {
         auto& q = queue(dest.name);
         if (opt.max_pending) q.max_depth = opt.max_pending;
@@ -106,6 +107,8 @@ void broker::shard::unsubscribe(consumer_id id) {
         requeue(q, std::move(back));
         release_held(q);
         dispatch(q);
+    } else if (c.wild_queues) {
+        unsubscribe_wildcard_queue(c);
     } else if (c.browse) {
         // A browser is in no queue's consumer list and no subscription index.
     } else if (!c.share_key.empty()) {

@@ -6,9 +6,9 @@
 # real ActiveMQ JMS client, tests/integration/java/OpenWireClient.java) and STOMP (stomp.py) go to
 # ActiveMQ.
 #
-# Two ActiveMQ brokers (a, b) run as children of this test, in parallel, each with its own temp
-# dir and loopback ports (OpenWire and STOMP only: no web console, no JMX), 256 MiB heap, shared by
-# every test (an ActiveMQ start takes seconds). Where a message went is proven by reading it
+# Two ActiveMQ brokers (a, b) run as children of this test (amqtest.py), in parallel, each with its
+# own temp dir and loopback ports (OpenWire and STOMP only: no web console, no JMX), 256 MiB heap,
+# shared by every test (an ActiveMQ start takes seconds). Where a message went is proven by reading it
 # straight from a broker's own port; which broker a JMS connection reached, by the broker name it
 # reports. Every wait is bounded.
 
@@ -16,8 +16,6 @@ import os
 import queue
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,20 +28,19 @@ sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sbtest  # noqa: E402
 from sbtest import HOST, StompClient, free_port  # noqa: E402
+import amqtest  # noqa: E402
+from amqtest import ActiveMQ, port_open  # noqa: E402
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
-ACTIVEMQ_HOME = "/usr/share/activemq"
-ACTIVEMQ_JAR = os.path.join(ACTIVEMQ_HOME, "bin", "activemq.jar")
-JAVA_LIB = "/usr/share/java"
+JAVA_LIB = amqtest.JAVA_LIB
 # ActiveMQ's JMS client and what it needs (Debian: libactivemq-java and its dependencies);
 # slf4j-nop keeps the client quiet.
 CLIENT_JARS = ["activemq-client.jar", "geronimo-jms_1.1_spec.jar", "geronimo-j2ee-management-1.1-spec.jar",
                "hawtbuf.jar", "slf4j-api.jar", "slf4j-nop.jar"]
 CLIENT_SOURCE = os.path.join(_HERE, "java", "OpenWireClient.java")
 
-AMQ_START_TIMEOUT = 60.0   # a JVM start on a busy 2-core machine; usually 3 s
-JVM_FAST = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]   # quicker starts, fewer threads
+JVM_FAST = amqtest.JVM_FAST
 
 # The health checks: every INTERVAL, FALL failures in a row → down, RISE passes in a row → up.
 INTERVAL = 0.5
@@ -53,153 +50,6 @@ RISE = 2
 # Thread and process scheduling on a loaded machine (clients noticing a close, log lines read
 # back): added to the bounds computed from the check settings, never to be relied upon otherwise.
 SLACK = 1.0
-
-
-# ---------------------------------------------------------------------------------------------
-# ActiveMQ: Debian's launcher (/usr/bin/activemq) runs `java -jar activemq.jar start xbean:...`
-# through two shells; we run that java command ourselves so that its PID is the broker's (for
-# SIGKILL / SIGSTOP) and the heap is ours to choose.
-
-ACTIVEMQ_XML = """<!-- written by tests/integration/gateway_activemq_test.py -->
-<beans xmlns="http://www.springframework.org/schema/beans"
-       xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
-       xsi:schemaLocation="http://www.springframework.org/schema/beans http://www.springframework.org/schema/beans/spring-beans.xsd
-                           http://activemq.apache.org/schema/core http://activemq.apache.org/schema/core/activemq-core.xsd">
-  <broker xmlns="http://activemq.apache.org/schema/core" brokerName="{name}" persistent="false"
-          useJmx="false" advisorySupport="false" schedulerSupport="false" dataDirectory="{data}">
-    <systemUsage><systemUsage>
-      <memoryUsage><memoryUsage limit="64 mb"/></memoryUsage>
-    </systemUsage></systemUsage>
-    <transportConnectors>
-      <transportConnector name="openwire" uri="tcp://127.0.0.1:{openwire}"/>
-      <transportConnector name="stomp" uri="stomp://127.0.0.1:{stomp}"/>
-    </transportConnectors>
-  </broker>
-</beans>
-"""
-
-LOG4J = """log4j.rootLogger=WARN, stdout
-log4j.appender.stdout=org.apache.log4j.ConsoleAppender
-log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
-log4j.appender.stdout.layout.ConversionPattern=%d{HH:mm:ss.SSS} %-5p %c{1} - %m%n
-"""
-
-# What Debian's launcher passes to a Java > 8.
-JAVA_MODULE_FLAGS = [
-    "--add-reads=java.xml=java.logging",
-    "--add-opens", "java.base/java.security=ALL-UNNAMED",
-    "--add-opens", "java.base/java.net=ALL-UNNAMED",
-    "--add-opens", "java.base/java.lang=ALL-UNNAMED",
-    "--add-opens", "java.base/java.util=ALL-UNNAMED",
-    "--add-opens", "java.naming/javax.naming.spi=ALL-UNNAMED",
-    "--add-opens", "java.rmi/sun.rmi.transport.tcp=ALL-UNNAMED",
-    "--add-opens", "java.base/java.util.concurrent=ALL-UNNAMED",
-    "--add-opens", "java.base/java.util.concurrent.atomic=ALL-UNNAMED",
-]
-
-
-def port_open(port):
-    try:
-        with socket.create_connection((HOST, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-class ActiveMQ:
-    def __init__(self, name, root):
-        self.name = name
-        self.dir = os.path.join(root, "activemq-" + name)
-        self.conf = os.path.join(self.dir, "conf")
-        self.data = os.path.join(self.dir, "data")
-        self.tmp = os.path.join(self.dir, "tmp")
-        for d in (self.conf, self.data, self.tmp):
-            os.makedirs(d, exist_ok=True)
-        self.openwire = free_port()
-        self.stomp = free_port()
-        self.log_path = os.path.join(self.dir, "activemq.log")
-        self.proc = None
-        self.starts = 0
-        with open(os.path.join(self.conf, "activemq.xml"), "w") as f:
-            f.write(ACTIVEMQ_XML.format(name=name, data=self.data, openwire=self.openwire, stomp=self.stomp))
-        with open(os.path.join(self.conf, "log4j.properties"), "w") as f:
-            f.write(LOG4J)
-
-    @property
-    def url(self):
-        return f"tcp://{HOST}:{self.openwire}"
-
-    def start(self):
-        """Starts the JVM (returns at once; wait_ready() waits for its ports)."""
-        self.starts += 1
-        cmd = [shutil.which("java"), "-Xms64m", "-Xmx256m"] + JVM_FAST + JAVA_MODULE_FLAGS + [
-            f"-Dactivemq.classpath={self.conf}", f"-Dactivemq.home={ACTIVEMQ_HOME}",
-            f"-Dactivemq.base={self.dir}", f"-Dactivemq.conf={self.conf}", f"-Dactivemq.data={self.data}",
-            f"-Djava.io.tmpdir={self.tmp}",
-            "-jar", ACTIVEMQ_JAR, "start", "xbean:file:" + os.path.join(self.conf, "activemq.xml")]
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n===== start {self.starts} =====\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(cmd, cwd=self.dir, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT)
-        self.started_at = time.monotonic()
-
-    def wait_ready(self, timeout=AMQ_START_TIMEOUT):
-        """Both transports accept (the STOMP one starts last); fails early if the JVM exited."""
-        deadline = time.monotonic() + timeout
-        waiting = [self.openwire, self.stomp]
-        while waiting:
-            code = self.proc.poll()
-            if code is not None:
-                raise AssertionError(f"ActiveMQ {self.name} exited with code {code} while starting\n"
-                                     f"{self.describe()}")
-            if port_open(waiting[0]):
-                waiting.pop(0)
-                continue
-            if time.monotonic() > deadline:
-                raise AssertionError(f"ActiveMQ {self.name} did not accept on {HOST}:{waiting[0]} "
-                                     f"within {timeout}s\n{self.describe()}")
-            time.sleep(0.05)   # polling with a deadline: nothing to await on a port opening
-        return time.monotonic() - self.started_at
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self):
-        """SIGKILL the JVM (the kernel closes its sockets at once) and reap it."""
-        if self.alive():
-            self.proc.send_signal(signal.SIGCONT)   # a frozen one dies too
-            self.proc.kill()
-        if self.proc is not None:
-            self.proc.wait(timeout=10)
-
-    def freeze(self):
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def thaw(self):
-        if self.alive():
-            self.proc.send_signal(signal.SIGCONT)
-
-    def stop(self):
-        """At the end: SIGTERM (a clean broker stop), SIGKILL after 15 s."""
-        if not self.alive():
-            return
-        self.proc.send_signal(signal.SIGCONT)
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def describe(self, lines=30):
-        try:
-            with open(self.log_path, "rb") as f:
-                text = f.read().decode("utf-8", errors="replace").splitlines()
-        except OSError:
-            text = ["(no log)"]
-        return (f"--- ActiveMQ {self.name} log tail ({self.log_path}) ---\n" + "\n".join(text[-lines:]) +
-                "\n--- end ---")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,7 +164,7 @@ def unique(prefix):
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-@unittest.skipUnless(os.path.isfile(ACTIVEMQ_JAR) and shutil.which("java") and shutil.which("javac"),
+@unittest.skipUnless(amqtest.missing() is None and shutil.which("javac"),
                      "needs Debian's activemq package and a JDK (scripts/install-deps.sh installs them)")
 class GatewayActiveMQTest(unittest.TestCase):
     """One Switchboard and two ActiveMQ brokers for the whole class. Every test leaves a and b
