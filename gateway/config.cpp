@@ -419,7 +419,7 @@ private:
                 else if (p.key == "non_persistent") out.dead_letter_non_persistent = boolean(p);
                 else rules = &p;
             }
-            if (!rules) return;
+            if (!rules || rules->value.IsNull()) return;
             if (!rules->value.IsSequence()) expected(*rules, "a list of rules");
             for (std::size_t i = 0; i < rules->value.size(); ++i) {
                 const std::string path = rules->path + "[" + std::to_string(i) + "]";

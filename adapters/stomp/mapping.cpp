@@ -52,6 +52,16 @@ std::string name_of(const core::destination& d, const temp_destinations* temps) 
     return format_destination(d);
 }
 
+// The kernel writes a dead-lettered or virtual topic copy's origin as "queue://x" / "topic://x";
+// STOMP clients read destinations as "/queue/x" / "/topic/x" (ActiveMQ's header).
+std::string original_destination_text(std::string value) {
+    if (value.starts_with(core::composite_queue_prefix))
+        return std::string(queue_prefix) + value.substr(core::composite_queue_prefix.size());
+    if (value.starts_with(core::composite_topic_prefix))
+        return std::string(topic_prefix) + value.substr(core::composite_topic_prefix.size());
+    return value;
+}
+
 }  // namespace
 
 std::variant<core::destination, mapping_error> parse_destination(std::string_view text, bool for_send) {
@@ -230,6 +240,10 @@ void encode_message(std::string& out, version v, const core::message& m, std::ui
     if (!m.content_type.empty()) encode_header(out, "content-type", m.content_type, v, true);
     for (const auto& p : m.properties) {
         if (reserved(p.name)) continue;
+        if (p.name == "original-destination") {   // sched: as ActiveMQ writes it, "/queue/x"
+            encode_header(out, p.name, original_destination_text(core::to_text(p.value)), v, true);
+            continue;
+        }
         encode_header(out, p.name, core::to_text(p.value), v, true);
     }
     header_int(out, "content-length", std::int64_t(m.body.size()), v);
