@@ -147,7 +147,9 @@ void broker::schedule(message_ptr msg, std::function<void(publish_status)> reply
     due += spec->delay > 0 ? spec->delay : spec->period;
     auto job = std::make_shared<message>(*msg);
     job->deliver_at_ms = due;
-    if (!job->find_property(scheduled_job_id_property))
+    // A job that fires more than once keeps its id in its record (its record's id changes with
+    // each occurrence); a one-shot job's id is its message's, written when it fires.
+    if ((spec->repeat != 0 || spec->parsed) && !job->find_property(scheduled_job_id_property))
         set_property(*job, scheduled_job_id_property, "ID:" + settings_.name + "-" + std::to_string(msg->id));
     const bool durable = job->persistent && !job->dest.is_temporary();
     if (!durable) {
@@ -252,6 +254,9 @@ void broker::fire_one(scheduler::job j) {
 
     auto copy = std::make_shared<message>(m);
     std::erase_if(copy->properties, [](const property& p) { return is_schedule_property(p.name); });
+    if (!copy->find_property(scheduled_job_id_property))
+        copy->properties.push_back(
+            property{std::string(scheduled_job_id_property), "ID:" + settings_.name + "-" + std::to_string(m.id)});
     copy->deliver_at_ms = 0;
     if (spec && (spec->repeat != 0 || spec->parsed)) copy->id = next_scheduler_id();
     if (copy->timestamp_ms > 0 && copy->expiration_ms > 0) {

@@ -2,6 +2,9 @@
 #include "core/schedule/scheduler.hpp"
 
 #include <chrono>
+#include <cstring>
+
+#include "core/store/record.hpp"
 
 namespace sb::core {
 
@@ -30,7 +33,8 @@ std::uint32_t scheduler::slab::alloc() {
 
 void scheduler::slab::release(std::uint32_t h) {
     auto& s = at(h);
-    s.msg.reset();
+    s.packed.reset();
+    s.packed_size = 0;
     s.next = free_head;
     free_head = h;
 }
@@ -53,6 +57,16 @@ void scheduler::use(time_source& time, bool threaded) {
 }
 
 void scheduler::add(std::int64_t due, message_id id, message_ptr msg) {
+    std::unique_ptr<std::uint8_t[]> packed;
+    std::uint32_t size = 0;
+    if (msg) {
+        std::string bytes;
+        encode_add(bytes, {}, *msg);
+        size = std::uint32_t(bytes.size());
+        packed = std::make_unique_for_overwrite<std::uint8_t[]>(bytes.size());
+        std::memcpy(packed.get(), bytes.data(), bytes.size());
+        msg.reset();
+    }
     bool wake = false;
     {
         std::lock_guard lock(mutex_);
@@ -61,7 +75,8 @@ void scheduler::add(std::int64_t due, message_id id, message_ptr msg) {
         auto& s = slab_.at(h);
         s.due = due;
         s.id = id;
-        s.msg = std::move(msg);
+        s.packed = std::move(packed);
+        s.packed_size = size;
         wheel_.insert(h);
         if (threaded_ && !thread_.joinable()) thread_ = std::thread([this] { loop(); });
         wake = threaded_ && due < sleeping_until_;
@@ -69,23 +84,38 @@ void scheduler::add(std::int64_t due, message_id id, message_ptr msg) {
     if (wake) wake_.notify_one();
 }
 
-void scheduler::collect(std::int64_t now, std::vector<job>& out) {
+void scheduler::collect(std::int64_t now, std::vector<packed_job>& out) {
     std::vector<std::uint32_t> due;
     wheel_.advance(now, due);
     out.reserve(out.size() + due.size());
     for (const auto h : due) {
         auto& s = slab_.at(h);
-        out.push_back(job{s.due, s.id, std::move(s.msg)});
+        out.push_back(packed_job{s.due, s.id, s.packed_size, std::move(s.packed)});
         slab_.release(h);
     }
 }
 
+void scheduler::unpack(std::vector<packed_job>& in, std::vector<job>& out) {
+    out.reserve(out.size() + in.size());
+    for (auto& p : in) {
+        job j{p.due, p.id, nullptr};
+        if (p.bytes) {
+            if (auto rec = decode_add(std::span<const std::uint8_t>(p.bytes.get(), p.size)))
+                j.msg = std::make_shared<const message>(std::move(rec->msg));
+        }
+        out.push_back(std::move(j));
+    }
+    in.clear();
+}
+
 std::size_t scheduler::run_due() {
+    std::vector<packed_job> packed;
     std::vector<job> fired;
     {
         std::lock_guard lock(mutex_);
-        collect(time_->now_ms(), fired);
+        collect(time_->now_ms(), packed);
     }
+    unpack(packed, fired);
     const auto n = fired.size();
     if (!fired.empty()) fire_(fired);
     return n;
@@ -98,14 +128,16 @@ std::size_t scheduler::size() const {
 
 void scheduler::loop() {
     using namespace std::chrono;
+    std::vector<packed_job> packed;
     std::vector<job> fired;
     std::unique_lock lock(mutex_);
     while (!stopping_) {
         const auto now = time_->now_ms();
-        collect(now, fired);
-        if (!fired.empty()) {
+        collect(now, packed);
+        if (!packed.empty()) {
             sleeping_until_ = 0;   // an add meanwhile need not wake us: we look again first
             lock.unlock();
+            unpack(packed, fired);
             fire_(fired);
             fired.clear();
             lock.lock();

@@ -2,8 +2,10 @@
 // every job, and a thread that sleeps until the next one is due (or none: the caller fires
 // them, with a time source of its own, in tests).
 //
-// A job is 40 bytes here: its due time, its id and either its message or nothing (a persistent
-// job whose record the store can load back: its body stays on disk until it fires). What a job
+// A job is 32 bytes here: its due time, its id and either its message, packed in the journal's
+// binary form (one allocation of about the encoded size, not a message object and its
+// strings), or nothing (a persistent job whose record the store can load back: its body stays
+// on disk until it fires). Jobs are unpacked outside the lock, just before they fire. What a job
 // means (AMQ_SCHEDULED_* properties, repeats, cron) is the kernel's (core/kernel/schedule.cpp):
 // the scheduler only keeps jobs and hands the due ones to its `fire` function, outside its lock,
 // on the firing thread. Thread-safe: add() may be called from any thread.
@@ -66,8 +68,16 @@ private:
         std::int64_t due = 0;
         message_id id = 0;
         std::uint32_t next = 0;
-        message_ptr msg;
+        std::uint32_t packed_size = 0;
+        std::unique_ptr<std::uint8_t[]> packed;   // null: in the store
     };
+    struct packed_job {
+        std::int64_t due;
+        message_id id;
+        std::uint32_t size;
+        std::unique_ptr<std::uint8_t[]> bytes;
+    };
+    static void unpack(std::vector<packed_job>& in, std::vector<job>& out);
     // Jobs in chunks, so that a million of them never need one reallocation of everything.
     struct slab {
         static constexpr std::size_t chunk = 1u << 14;
@@ -80,7 +90,7 @@ private:
         std::uint32_t alloc();
         void release(std::uint32_t h);
     };
-    void collect(std::int64_t now, std::vector<job>& out);
+    void collect(std::int64_t now, std::vector<packed_job>& out);
     void loop();
 
     time_source* time_;
