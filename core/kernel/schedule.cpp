@@ -151,6 +151,10 @@ void broker::schedule(message_ptr msg, std::function<void(publish_status)> reply
     // each occurrence); a one-shot job's id is its message's, written when it fires.
     if ((spec->repeat != 0 || spec->parsed) && !job->find_property(scheduled_job_id_property))
         set_property(*job, scheduled_job_id_property, "ID:" + settings_.name + "-" + std::to_string(msg->id));
+    // A one-shot job needs its schedule no more (its time is deliver_at_ms), and the delivered
+    // copy has none: dropped here, the job's record and packed form are that much smaller.
+    if (spec->repeat == 0 && !spec->parsed)
+        std::erase_if(job->properties, [](const property& p) { return is_schedule_property(p.name); });
     const bool durable = job->persistent && !job->dest.is_temporary();
     if (!durable) {
         if (job->dest.is_temporary()) job->persistent = false;
