@@ -62,7 +62,13 @@ std::size_t broker::recover() {
     store_.recover_subscriptions([&](const subscription_record& r) {
         if (recover_virtual(r)) return;   // a virtual topic's consumer queue (sched)
         recovered_subs_.push_back(r);
-        for (auto& s : shards_) s->register_durable(r.name, r.filter);
+        selector_ptr sel;
+        if (!r.selector.empty()) {
+            selector_error err;
+            sel = selector::compile(r.selector, err, selector_limits{std::max<std::size_t>(r.selector.size(), 4096), 64});
+            if (!sel) log()->error("durable subscription {}: its stored selector no longer compiles ({}); it takes every message", r.name, err.message);
+        }
+        for (auto& s : shards_) s->register_durable(r.name, r.filter, 0, sel);
     });
     // New ids must not collide with recovered ones.
     for (auto& c : message_ids_) c.next = std::max(c.next, highest);
@@ -180,7 +186,10 @@ void broker::subscribe_durable(consumer_id id, const std::string& name, const de
                                subscribe_options opt, std::weak_ptr<consumer_sink> sink, std::function<void()> done,
                                std::string data) {
     executor* home = &calling_worker();
-    store_.put_subscription(subscription_record{name, filter, std::move(data)});
+    // The selector filters what enters the subscription's queue; its consumer takes it all.
+    selector_ptr sel = std::move(opt.selector);
+    opt.selector.reset();
+    store_.put_subscription(subscription_record{name, filter, std::move(data), sel ? sel->text() : std::string()});
     // Registered on every shard first, then the consumer attaches to the durable queue.
     auto attach = [this, id, name, opt, sink = std::move(sink), done = std::move(done)]() mutable {
         subscribe(id, durable_queue(name), opt, std::move(sink), std::move(done));
@@ -188,9 +197,11 @@ void broker::subscribe_durable(consumer_id id, const std::string& name, const de
     auto one_done = countdown(shards_.size(), home, std::move(attach));
     for (auto& sp : shards_) {
         auto& s = *sp;
-        s.exec.post([&s, name, filter, want = opt.want_retained, subscriber = opt.subscriber, one_done]() {
-            s.register_durable(name, filter, subscriber);
-            if (want) s.copy_retained(durable_queue(name).name, filter);
+        s.exec.post([this, &s, name, filter, want = opt.want_retained, subscriber = opt.subscriber, sel, one_done]() {
+            const auto q = durable_queue(name).name;
+            // Another selector than before: a new subscription (ActiveMQ), what it held goes.
+            if (s.register_durable(name, filter, subscriber, sel) && shard_of(q) == s.index) s.drop_durable_queue(q);
+            if (want) s.copy_retained(q, filter);
             one_done();
         });
     }

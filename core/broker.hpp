@@ -48,6 +48,7 @@
 
 #include "core/executor.hpp"
 #include "core/message/message.hpp"
+#include "core/selector/selector.hpp"
 #include "core/schedule/scheduler.hpp"
 #include "core/store/store.hpp"
 
@@ -63,6 +64,8 @@ struct delivery {
     delivery_tag tag = 0;
     std::uint32_t redeliveries = 0;  // times this message was delivered before
     bool retained = false;           // sent because it is a topic's retained message
+    // Its message group was assigned to this consumer with it (JMS JMSXGroupFirstForConsumer).
+    bool group_first = false;
 };
 
 // Implemented by a protocol session. The kernel calls it on the consumer's home worker (the
@@ -110,6 +113,25 @@ struct subscribe_options {
     // matches several of them is delivered once, to the first that takes it; the subscriber
     // finds the others itself (MQTT 5 §3.3.4). Retained messages still go to each new one.
     std::uint64_t subscriber = 0;
+
+    // Queues: consumer choice (ActiveMQ's). While an exclusive consumer is subscribed, it alone
+    // is dispatched to (the first exclusive one, or a later one of higher priority or of 127);
+    // when it leaves, the exclusive one of highest priority left, else every consumer.
+    // Messages go to the consumers of the highest `priority` that have credit, round robin
+    // among them; lower ones get messages only while those are full. A message with a
+    // group_id goes to its group's owner only (the consumer that took the group's first
+    // message, delivered with group_first); group_seq 1 opens the group anew, a negative one
+    // closes it after its owner got it; an owner that leaves leaves its groups to others.
+    // docs/activemq-groups.md has the details.
+    bool exclusive = false;
+    std::int8_t priority = 0;
+    // ---- selectors (issue 18; core/selector, core/kernel/selective.cpp) ----
+    // A JMS message selector; null = every message. A queue consumer is dispatched only the
+    // messages it selects (the others stay queued for other consumers, without holding up those
+    // behind them); a topic subscription skips the others; a durable subscription takes only
+    // selected messages into its queue and keeps the selector in the store (re-subscribing with
+    // another selector makes it a new subscription: what it held is dropped, as ActiveMQ does).
+    selector_ptr selector;
 };
 
 enum class publish_status : std::uint8_t {
@@ -191,6 +213,13 @@ struct broker_settings {
     std::size_t topic_max_pending = 10000;
     // Sends and settled deliveries one kernel transaction may buffer (begin_transaction).
     std::size_t max_transaction_frames = 100000;
+    // Message groups a queue remembers (their owners); beyond, the least recently used is
+    // forgotten and gets a new owner with its next message (ActiveMQ: 1024).
+    std::size_t max_message_groups = 1024;
+    // Advisory topics (ActiveMQ.Advisory.Consumer.*, .TempQueue, .TempTopic, .Expired.*,
+    // .MessageDLQd.*; docs/activemq-advisories.md). ActiveMQ has them on by default; here they
+    // are off unless configured (a `>` or `#` subscriber would otherwise see them).
+    bool advisories = false;
 
     // ---- sched: scheduled delivery, virtual topics, composite destinations, dead letters ----
     // ActiveMQ's schedulerSupport: a message with AMQ_SCHEDULED_DELAY / _PERIOD / _CRON is held

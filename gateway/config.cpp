@@ -365,6 +365,8 @@ private:
              entries(section.value, section.key_at, section.path,
                      {"name", "max_redeliveries", "dead_letter", "default_prefetch",
                       "queue_memory_limit", "topic_max_pending", "slow_consumer_timeout",
+                      // grp
+                      "advisories",
                       // sched
                       "scheduler_support", "virtual_topic", "dead_letter_policy"})) {
             if (e.key == "name") {
@@ -384,6 +386,8 @@ private:
                 out.topic_max_pending = count(e, 1);
             } else if (e.key == "slow_consumer_timeout") {
                 out.slow_consumer_timeout_ms = duration_ms(e, 0);
+            } else if (e.key == "advisories") {
+                out.advisories = boolean(e);
             } else {
                 load_broker_sched(e, out);
             }

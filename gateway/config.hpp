@@ -109,6 +109,8 @@ struct broker_config {
     std::size_t topic_max_pending = 10000;
     // A consumer's connection whose output has not been read for this long is closed (0: never).
     std::uint32_t slow_consumer_timeout_ms = 30000;
+    // Advisory topics (ActiveMQ.Advisory.*), off by default (docs/activemq-advisories.md).
+    bool advisories = false;
 
     // ---- sched: scheduled delivery, virtual topics, dead-letter policies (core::broker_settings) ----
     bool scheduler_support = true;

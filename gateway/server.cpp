@@ -357,6 +357,7 @@ core::broker_settings broker_settings(const config& cfg) {
     b.default_prefetch = cfg.broker.default_prefetch;
     b.queue_memory_limit = cfg.broker.queue_memory_limit;
     b.topic_max_pending = cfg.broker.topic_max_pending;
+    b.advisories = cfg.broker.advisories;
     // sched
     b.scheduler_support = cfg.broker.scheduler_support;
     b.virtual_topic_name = cfg.broker.virtual_topic_name;

@@ -13,6 +13,7 @@ packages=(
   # integration-test backends behind the gateway (run by the tests on their own ports, never as
   # services): mosquitto, ActiveMQ 5.17 with its JMS client jars, a JDK to compile the test's client
   mosquitto activemq libactivemq-java openjdk-17-jdk-headless
+  libxstream-java libjettison-java   # ActiveMQ's STOMP advisory messages (JSON) need them
 )
 # Packages whose service must not run: the tests start their own instances on free loopback
 # ports, and a system broker on 1883 or 61616 would only get in the way.

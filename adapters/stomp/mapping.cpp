@@ -20,10 +20,10 @@ constexpr std::string_view remote_temp_queue_prefix = "/remote-temp-queue/";
 constexpr std::string_view remote_temp_topic_prefix = "/remote-temp-topic/";
 
 // Headers that describe the frame or map to message fields, never copied as properties.
-constexpr std::array<std::string_view, 16> reserved_headers = {
+constexpr std::array<std::string_view, 17> reserved_headers = {
     "destination", "content-length", "content-type", "receipt", "transaction", "persistent",
     "priority", "expires", "reply-to", "correlation-id", "type", "JMSXGroupID", "JMSXGroupSeq",
-    "message-id", "subscription", "ack"};
+    "message-id", "subscription", "ack", "JMSXGroupFirstForConsumer"};
 
 bool reserved(std::string_view name) noexcept {
     for (auto r : reserved_headers)
@@ -233,9 +233,13 @@ void encode_message(std::string& out, version v, const core::message& m, std::ui
     if (m.reply_to) encode_header(out, "reply-to", name_of(*m.reply_to, args.temps), v, true);
     if (!m.correlation_id.empty()) encode_header(out, "correlation-id", m.correlation_id, v, true);
     if (!m.type.empty()) encode_header(out, "type", m.type, v, true);
+    // ActiveMQ's STOMP marks its advisory messages' JSON bodies so (the kernel's advisories).
+    if (m.type == "Advisory" && m.dest.name.starts_with("ActiveMQ.Advisory."))
+        encode_header(out, "transformation", "jms-advisory-json", v, false);
     if (!m.group_id.empty()) {
         encode_header(out, "JMSXGroupID", m.group_id, v, true);
         header_int(out, "JMSXGroupSeq", m.group_seq, v);
+        if (args.group_first) encode_header(out, "JMSXGroupFirstForConsumer", "true", v, false);
     }
     if (!m.content_type.empty()) encode_header(out, "content-type", m.content_type, v, true);
     for (const auto& p : m.properties) {

@@ -70,6 +70,7 @@ struct message_frame_args {
     std::string_view ack;          // 1.2 `ack` header value; empty = none
     std::string_view broker_name;  // message-id prefix
     const temp_destinations* temps = nullptr;   // names the connection's own temporary destinations
+    bool group_first = false;      // JMSXGroupFirstForConsumer:true (core::delivery::group_first)
 };
 // The end of a browse (SUBSCRIBE browser:true), as ActiveMQ writes it: a MESSAGE with
 // `browser:end`, message-id 0 and no body.

@@ -156,7 +156,7 @@ private:
         }
         if (version_ == version::v1_2) ack_value = std::to_string(d.tag);
         encode_message(out(), version_, *d.msg, d.redeliveries,
-                       message_frame_args{sub.name, ack_value, settings_->broker_name, this});
+                       message_frame_args{sub.name, ack_value, settings_->broker_name, this, d.group_first});
     }
 
     // The end of a browse: a delivery without a message, through the engine's on_delivery so
@@ -341,6 +341,8 @@ private:
         opt.connection = this->id();
         consumer_headers extra;
         if (const char* problem = read_consumer_headers(f, opt, extra)) return fail(problem, f);
+        if (!parse_selector(f, opt)) return;
+        consumer_choice(f, opt);
 
         auto sub = std::make_unique<subscription>();
         sub->name = sub_id;
@@ -384,6 +386,29 @@ private:
             broker_.subscribe(sub->id, sub->dest, opt, weak_from_this(), std::move(done));
         }
         more().subs.emplace(std::move(sub_id), std::move(sub));
+    }
+
+    // ActiveMQ's consumer choice on queues: activemq.exclusive (true / false) and
+    // activemq.priority (a byte; higher first). A priority that is not a byte is ignored, as
+    // ActiveMQ ignores it (the subscription gets the default, 0).
+    static void consumer_choice(const frame& f, core::subscribe_options& opt) {
+        opt.exclusive = f.get("activemq.exclusive").value_or("false") == "true";
+        if (auto p = f.get("activemq.priority")) {
+            int n = 0;
+            const auto [end, ec] = std::from_chars(p->data(), p->data() + p->size(), n);
+            if (ec == std::errc{} && end == p->data() + p->size() && n >= -128 && n <= 127) opt.priority = std::int8_t(n);
+        }
+    }
+
+    // The `selector` header (ActiveMQ's, a JMS message selector), compiled once for the kernel.
+    // Blank = none. Invalid: ERROR with the compiler's message (what and at which position).
+    bool parse_selector(const frame& f, core::subscribe_options& opt) {
+        const auto text = f.get("selector");
+        if (!text || text->find_first_not_of(" \t\r\n") == std::string_view::npos) return true;
+        core::selector_error err;
+        opt.selector = core::selector::compile(*text, err, settings_->selector_limits);
+        if (!opt.selector) fail("invalid selector: " + err.message, f);
+        return opt.selector != nullptr;
     }
 
     // activemq.subscriptionName (ActiveMQ) or durable-subscription-name (Artemis).

@@ -10,6 +10,7 @@
 
 #include "adapters/engine/connection.hpp"
 #include "adapters/stomp/codec.hpp"
+#include "core/selector/selector.hpp"
 
 namespace sb::core {
 class broker;
@@ -26,6 +27,7 @@ struct settings : engine::limits {
     std::uint32_t heartbeat_floor_ms = 100;
     double heartbeat_grace = 1.5;
     std::size_t max_subscriptions = 1000;
+    core::selector_limits selector_limits;         // SUBSCRIBE's `selector` header: length, nesting
     std::size_t max_transactions = 100;            // open at once per connection
     std::size_t max_transaction_frames = 100000;   // the kernel transaction's max_frames
     std::string broker_name = "switchboard";

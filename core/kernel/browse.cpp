@@ -16,6 +16,7 @@ void broker::shard::browse(consumer_id id, const destination& dest, const subscr
     c->credit = c->prefetch;
     c->credit_shard = index;
     c->dest = dest;
+    c->selector = opt.selector;   // applied as the snapshot is sent (advance_browse)
     c->browse = std::make_unique<browse_cursor>();
     auto& b = *c->browse;
     b.queue = dest.name;
@@ -75,7 +76,8 @@ void broker::shard::advance_browse(consumer_state& c) {
             }
             continue;
         }
-        if (item.gone || item.msg->expired_at(now)) {
+        // Expired, gone, or not selected by the browser's selector (selective.cpp): skipped.
+        if (item.gone || item.msg->expired_at(now) || !selects(c, *item.msg, item.redeliveries)) {
             item.msg.reset();
             ++b.next;
             continue;

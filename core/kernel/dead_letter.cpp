@@ -60,14 +60,20 @@ void broker::shard::expire(queue_state& q, entry e) {
         forget(q, e.msg);
         return;
     }
+    // Counted and advised as expired, not as a delivery failure.
     const std::string reason = "Message Expired. Expiration:" + std::to_string(e.msg->expiration_ms);
-    --q.stats.dead_lettered;   // counted as expired, not as a delivery failure
-    dead_letter(q, std::move(e), reason);
+    to_dead_letter_queue(q, std::move(e), reason, {});
 }
 
 void broker::shard::dead_letter(queue_state& q, entry e, std::string_view reason,
                                 const std::shared_ptr<settle_join>& join) {
     ++q.stats.dead_lettered;
+    advise_message("MessageDLQd", q, *e.msg);
+    to_dead_letter_queue(q, std::move(e), reason, join);
+}
+
+void broker::shard::to_dead_letter_queue(queue_state& q, entry e, std::string_view reason,
+                                         const std::shared_ptr<settle_join>& join) {
     forget(q, e.msg);
     if (join && e.msg->persistent) {
         join->add();

@@ -5,16 +5,20 @@ namespace sb::core {
 
 using namespace kernel;
 
-void broker::shard::register_durable(const std::string& name, const destination& filter, std::uint64_t subscriber) {
+bool broker::shard::register_durable(const std::string& name, const destination& filter, std::uint64_t subscriber,
+                                     selector_ptr selector) {
     auto [it, created] = durables.try_emplace(name);
     auto& d = it->second;
+    const auto text = [](const selector_ptr& s) { return s ? std::string_view(s->text()) : std::string_view(); };
+    const bool reselected = !created && text(d.selector) != text(selector);
     auto* m = mark(subscriber);   // before the old one goes: it may be the same
     unmark(d.subscriber, d.mark);
     // The trie points at `d`, which stays put; a new filter is filed again (and comes last).
     const bool refile = created || d.filter.name != filter.name;
     if (refile && !created) durable_filters.erase(d.filter.name, &d);
-    d = durable_state{filter, durable_queue(name).name, subscriber, m};
+    d = durable_state{filter, durable_queue(name).name, subscriber, m, std::move(selector)};
     if (refile) durable_filters.insert(d.filter.name, &d);
+    return reselected;
 }
 
 void broker::shard::forget_durable(const std::string& name) {
@@ -29,8 +33,10 @@ void broker::shard::forget_durable(const std::string& name) {
 // as its first queued messages (marked retained).
 void broker::shard::copy_retained(const std::string& queue_name, const destination& filter) {
     auto& target = *owner.shards_[owner.shard_of(queue_name)];
+    const auto d = durables.find(queue_name.substr(durable_queue("").name.size()));
+    const selector_ptr sel = d != durables.end() ? d->second.selector : selector_ptr{};
     for (const auto& [topic, m] : retained) {
-        if (!matches(filter.name, topic)) continue;
+        if (!matches(filter.name, topic) || !selects(sel, *m)) continue;
         target.exec.post([&target, queue_name, m = m]() { target.publish_queue(queue_name, m, {}, true); });
     }
 }

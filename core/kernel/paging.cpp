@@ -94,6 +94,7 @@ void broker::shard::drop_oldest(queue_state& q) {
             entry e = std::move(q.ready[p].front());
             q.ready[p].pop_front();
             --q.ready_count;
+            ++q.front_epoch;
             forget(q, e.msg);
             return;
         }

@@ -34,6 +34,7 @@ void broker::shard::enqueue(queue_state& q, message_ptr msg, std::function<void(
                             bool stored) {
     ++q.stats.enqueued;
     q.memory += msg->memory_size();
+    if (!q.choice && !msg->group_id.empty()) start_choice(q);   // groups.cpp
     if (msg->persistent && !stored) {
         // The reply only posts to its home worker, so the store may run it on any thread.
         owner.store_.add(q.name, msg, [reply = std::move(reply)](store_status s) {
@@ -71,6 +72,10 @@ consumer_state* broker::shard::next_with_credit(queue_state& q) {
 
 void broker::shard::dispatch(queue_state& q) {
     if (q.consumers.empty()) return;
+    // Groups, exclusive consumers, priorities (groups.cpp; selectors too, when some consumer
+    // has one), else selectors (selective.cpp), else round robin here.
+    if (q.choice) return dispatch_chosen(q);
+    if (q.selective) return dispatch_selective(q);
     const std::int64_t now = now_ms();
     std::vector<entry> skipped;   // refused by every consumer with credit: they wait, in order
     for (;;) {
@@ -79,7 +84,13 @@ void broker::shard::dispatch(queue_state& q) {
         auto* c = next_with_credit(q);
         if (!c) break;
         entry e = q.pop();
+        if (!e.msg->group_id.empty()) {   // the first grouped message: consumer choice from now on
+            q.push_front(std::move(e));
+            start_choice(q, c);
+            break;
+        }
         if (e.msg->expired_at(now)) {
+            advise_message("Expired", q, *e.msg);
             expire(q, std::move(e));   // to the DLQ or dropped (dead_letter.cpp)
             continue;
         }
@@ -95,6 +106,7 @@ void broker::shard::dispatch(queue_state& q) {
         deliver(*c, std::move(e), &q);
     }
     for (auto it = skipped.rbegin(); it != skipped.rend(); ++it) q.push_front(std::move(*it));
+    if (q.choice) dispatch_chosen(q);
 }
 
 broker::shard::consumer_state* broker::shard::allowed_with_credit(queue_state& q, consumer_state& first,

@@ -14,7 +14,10 @@
 //   temporary.cpp     temporary destinations and the connections that own them
 //   credit.cpp        consumer credit: grant, set, drain
 //   browse.cpp        queue browsers
+//   groups.cpp        consumer choice on queues: message groups, exclusive consumers, priority
+//   advisory.cpp      advisory topics (ActiveMQ.Advisory.*)
 //   wildcard_queue.cpp  wildcard queue consumers (one consumer in every matching queue)
+//   selective.cpp     message selectors: queue dispatch past unselected messages, topic filtering
 // and core/broker.cpp holds the public broker:: methods, which post work to the shards.
 #pragma once
 
@@ -34,6 +37,7 @@
 
 #include "core/broker.hpp"
 #include "core/destination/subscription_index.hpp"
+#include "core/kernel/groups.hpp"
 
 namespace sb::core {
 
@@ -59,6 +63,9 @@ struct entry {
     message_ptr msg;
     std::uint32_t redeliveries = 0;
     bool retained = false;
+    // Its group was assigned to a consumer with it (JMSXGroupFirstForConsumer); like ActiveMQ's
+    // flag on the message, it stays set for its redeliveries.
+    bool group_first = false;
 };
 
 struct queue_state;
@@ -124,9 +131,17 @@ struct consumer_state {
     // congested, released once it drains (so publishers slow down instead of losing messages).
     std::vector<std::function<void(publish_status)>> held_replies;
     std::unique_ptr<browse_cursor> browse;   // browsers only
+    // Queue consumers: consumer choice (groups.cpp, subscribe_options::exclusive / priority).
+    bool exclusive = false;
+    std::int8_t priority = 0;
+    std::uint32_t groups = 0;         // message groups assigned to it (ActiveMQ's count)
     // A wildcard queue consumer (a queue pattern such as "a.>"): the queues of this shard it is a
     // consumer of (`queue` stays null); set on every shard, empty where none matches yet.
     std::unique_ptr<std::vector<queue_state*>> wild_queues;
+    // Selectors (selective.cpp): null = every message. `awaited`: a queue message this consumer
+    // selects may be waiting for its credit (see selective_queue).
+    selector_ptr selector;
+    bool awaited = false;
 
     // Congested: an attached subscriber whose backlog passed half its limit. A detached one
     // (a persistent session offline) never holds producers: it drops its oldest instead; nor
@@ -152,6 +167,18 @@ struct held_publish {
     bool stored = false;   // already in the store (a committed transaction's send)
 };
 
+// A queue with a consumer that has a selector (selective.cpp). Messages stay in ready[], in
+// order; ready[p][0 .. waiting[p]) were looked at and no consumer with credit selected them.
+// Dispatch goes on from waiting[p], and looks at the waiting ones again only for a consumer that
+// is `awaited` and has credit now (a new one, or one that had none), so a message nobody selects
+// costs nothing per dispatch and never holds up those behind it.
+struct selective_queue {
+    std::array<std::size_t, priority_levels> waiting{};
+    std::size_t waiting_total = 0;             // the sum of waiting[]
+    std::uint64_t epoch = ~std::uint64_t{0};   // queue_state::front_epoch that `waiting` counts from
+    std::size_t selectors = 0;                 // consumers with a selector
+};
+
 struct queue_state {
     std::string name;
     std::array<std::deque<entry>, priority_levels> ready;  // index = priority
@@ -171,7 +198,13 @@ struct queue_state {
     // settle_outcome modified{undeliverable_here}: message -> consumers never to be sent it
     // again. Empty on the fast path; an entry goes with its message.
     std::unordered_map<message_id, std::vector<consumer_id>> refused;
+    // Groups, exclusive consumers, priorities (groups.cpp); null: plain round robin.
+    std::unique_ptr<consumer_choice> choice;
     counters stats;
+    // Selectors: set while a consumer with a selector is on the queue. front_epoch counts
+    // changes at the head of ready[] (a push_front or pop), which void selective->waiting.
+    std::unique_ptr<selective_queue> selective;
+    std::uint64_t front_epoch = 0;
 
     void push_back(entry e) {
         auto& level = ready[level_of(*e.msg)];
@@ -182,6 +215,7 @@ struct queue_state {
         auto& level = ready[level_of(*e.msg)];
         level.push_front(std::move(e));
         ++ready_count;
+        ++front_epoch;
     }
     // The highest priority level holding a message in memory / paged out; -1 when none.
     int top_ready() const noexcept {
@@ -201,6 +235,7 @@ struct queue_state {
             entry e = std::move(ready[p].front());
             ready[p].pop_front();
             --ready_count;
+            ++front_epoch;
             return e;
         }
         assert(false && "pop on an empty queue");
@@ -214,6 +249,7 @@ struct durable_state {
     std::string queue;
     std::uint64_t subscriber = 0;     // subscribe_options::subscriber (0 until subscribed again after a restart)
     subscriber_mark* mark = nullptr;
+    selector_ptr selector;            // only selected messages enter its queue
     bool virtual_queue = false;       // sched: a virtual topic's consumer queue (gets a copy addressed to it)
 };
 
@@ -378,6 +414,35 @@ struct broker::shard {
     // undeliverable_here): `first` if it has not, else another; null when none.
     consumer_state* allowed_with_credit(queue_state& q, consumer_state& first, const std::vector<consumer_id>& refusers);
 
+    // ---- consumer choice (groups.cpp) ------------------------------------------------------
+    // A queue consumer joins / leaves q.consumers (its groups are forgotten, the exclusive
+    // consumer chosen again); the caller requeues and dispatches.
+    void add_queue_consumer(queue_state& q, consumer_state& c, const subscribe_options& opt);
+    void remove_queue_consumer(queue_state& q, consumer_state& c);
+    // Turns q's consumer choice on (it stays on): the consumers in ActiveMQ's order, from
+    // `in_turn` (the round robin's next; null: q.next_consumer).
+    void start_choice(queue_state& q, const consumer_state* in_turn = nullptr);
+    // dispatch() of a queue with a consumer_choice.
+    void dispatch_chosen(queue_state& q);
+    // The consumer that takes `e` now, null when none may (see groups.hpp).
+    consumer_state* choose(queue_state& q, const entry& e);
+    // After `c` was chosen for `e`: the group's bookkeeping (e.group_first when assigned).
+    void take_group(queue_state& q, consumer_state& c, entry& e);
+    // `c` moves behind the others of its rank (round robin), unless exclusive.
+    void rotate(queue_state& q, consumer_state& c);
+
+    // ---- advisory topics (advisory.cpp) ----------------------------------------------------
+    // Each publishes its advisory (when broker_settings::advisories and a subscription matches
+    // the advisory topic): a consumer came or went (on the queue's shard, or for a topic
+    // subscription on the topic's shard), a temporary destination was created or deleted, a
+    // queue message expired or was dead-lettered (`what`: "Expired", "MessageDLQd").
+    void advise_consumer(const consumer_state& c, bool added);
+    void advise_temporary(const destination& d, std::uint64_t connection, bool added);
+    void advise_message(std::string_view what, const queue_state& q, const message& m);
+    static bool advisory_topic(const destination& d) noexcept;
+    bool watched(const std::string& topic);
+    void advise(std::string topic, std::string body, std::vector<property> props);
+
     // ---- credit (credit.cpp) ---------------------------------------------------------------
     // Whether this copy of a link credit topic subscription forwards to its credit shard.
     bool forwards(const consumer_state& c) const noexcept {
@@ -421,6 +486,8 @@ struct broker::shard {
     // The durable subscriptions whose filter matches topic `name`, in the order they were
     // registered, that take this publish (first_for: one per subscriber), in matched_durables.
     const std::vector<const durable_state*>& match_durables(const std::string& name);
+    // match_durables(msg.dest.name) less those whose selector does not select `msg`.
+    const std::vector<const durable_state*>& match_durables(const message& msg);
     subscriber_mark* mark(std::uint64_t subscriber);
     void unmark(std::uint64_t subscriber, subscriber_mark* m);
     consumer_state* offer_once(consumer_state& sub, counters& c, const message_ptr& msg);
@@ -456,7 +523,9 @@ struct broker::shard {
     void unsubscribe(consumer_id id);
 
     // ---- durable subscriptions (durable.cpp) -----------------------------------------------
-    void register_durable(const std::string& name, const destination& filter, std::uint64_t subscriber = 0);
+    // Returns whether the subscription existed with another selector (it is then a new one).
+    bool register_durable(const std::string& name, const destination& filter, std::uint64_t subscriber = 0,
+                          selector_ptr selector = {});
     void forget_durable(const std::string& name);
     // A new durable subscription that wants retained messages gets this shard's matching ones
     // as its first queued messages (marked retained).
@@ -493,6 +562,10 @@ struct broker::shard {
     bool is_dead_letter_queue(const std::string& queue_name) const;
     // An expired message leaves `q`: to its DLQ (process_expired), else dropped.
     void expire(queue_state& q, entry e);
+    // dead_letter without its counting and advisory: the message leaves `q` for its DLQ (if it
+    // has one and the policy takes it).
+    void to_dead_letter_queue(queue_state& q, entry e, std::string_view reason,
+                              const std::shared_ptr<kernel::settle_join>& join);
 
     // ---- temporary destinations (temporary.cpp) --------------------------------------------
     void create_temporary(const destination& d, std::uint64_t connection);
@@ -510,6 +583,19 @@ struct broker::shard {
         auto it = temporaries.find(d.name);
         return it == temporaries.end() ? gone_topic : it->second.topic;
     }
+
+    // ---- selectors (selective.cpp) ---------------------------------------------------------
+    // Whether consumer `c` takes `msg` (no selector: yes).
+    bool selects(const consumer_state& c, const message& msg, std::uint32_t redeliveries = 0) const noexcept;
+    bool selects(const selector_ptr& s, const message& msg, std::uint32_t redeliveries = 0) const noexcept;
+    // A queue consumer joins / leaves queue `q` (its selective state begins and ends here).
+    void selective_joined(queue_state& q, consumer_state& c);
+    void selective_left(queue_state& q, consumer_state& c);
+    // dispatch() of a queue with selective state.
+    void dispatch_selective(queue_state& q);
+    // The next consumer (round robin) with credit that selects `e` and has not refused it; with
+    // `awaited_only`, among the awaited ones only.
+    consumer_state* choose_selecting(queue_state& q, const entry& e, bool awaited_only);
 
     // ---- statistics (shard.cpp) ------------------------------------------------------------
     void collect(std::vector<destination_stats>& out) const;
@@ -532,7 +618,7 @@ inline bool broker::shard::skips(const consumer_state& sub, const message& msg) 
 
 inline void broker::shard::deliver(consumer_state& c, entry e, queue_state* from) {
     const delivery_tag tag = next_tag++;
-    delivery d{e.msg, tag, e.redeliveries, e.retained};
+    delivery d{e.msg, tag, e.redeliveries, e.retained, e.group_first};
     c.inflight.push_back(inflight_entry{tag, std::move(e), false, from});
     ++c.unsettled;
     --c.credit;

@@ -21,6 +21,7 @@ broker::shard::consumer_state& broker::shard::add_consumer(consumer_id id, const
     c->connection = opt.connection;
     c->dest = dest;
     c->max_pending = opt.max_pending ? opt.max_pending : settings().topic_max_pending;
+    c->selector = opt.selector;
     auto& added = *c;
     consumers[id] = std::move(c);
     return added;
@@ -34,7 +35,9 @@ void broker::shard::subscribe(consumer_id id, const destination& dest, const sub
         auto& q = queue(dest.name);
         if (opt.max_pending) q.max_depth = opt.max_pending;
         raw->queue = &q;
-        q.consumers.push_back(raw);
+        add_queue_consumer(q, *raw, opt);
+        selective_joined(q, *raw);
+        advise_consumer(*raw, true);
         dispatch(q);
         return;
     }
@@ -47,6 +50,7 @@ void broker::shard::subscribe(consumer_id id, const destination& dest, const sub
             share_filters.insert(dest.name, &g->second);
         }
         g->second.members.push_back(raw);
+        if (owner.shard_of(dest.name) == index) advise_consumer(*raw, true);
         return;
     }
     raw->subscriber = opt.subscriber;
@@ -57,6 +61,7 @@ void broker::shard::subscribe(consumer_id id, const destination& dest, const sub
     } else {
         exact_subs[dest.name].push_back(raw);
     }
+    if (owner.shard_of(dest.name) == index) advise_consumer(*raw, true);
     if (opt.want_retained) send_retained(*raw);
 }
 
@@ -71,7 +76,7 @@ void broker::shard::attach(consumer_id id, const std::weak_ptr<consumer_sink>& s
     for (auto& f : c.inflight) {
         if (f.settled) continue;
         ++f.e.redeliveries;
-        post_delivery(c, delivery{f.e.msg, f.tag, f.e.redeliveries, f.e.retained});
+        post_delivery(c, delivery{f.e.msg, f.tag, f.e.redeliveries, f.e.retained, f.e.group_first});
     }
     after_settle(c);
 }
@@ -96,8 +101,8 @@ void broker::shard::unsubscribe(consumer_id id) {
     unmark(c.subscriber, c.mark);
     if (c.queue) {
         auto& q = *c.queue;
-        std::erase(q.consumers, &c);
-        q.next_consumer = q.consumers.empty() ? 0 : q.next_consumer % q.consumers.size();
+        remove_queue_consumer(q, c);
+        selective_left(q, c);
         std::vector<entry> back;
         for (auto& f : c.inflight)
             if (!f.settled) {
@@ -127,6 +132,7 @@ void broker::shard::unsubscribe(consumer_id id) {
         std::erase(e->second, &c);
         if (e->second.empty()) exact_subs.erase(e);
     }
+    if (c.queue || owner.shard_of(c.dest.name) == index) advise_consumer(c, false);
 }
 
 }  // namespace sb::core

@@ -18,6 +18,7 @@ void broker::shard::create_temporary(const destination& d, std::uint64_t connect
         t.queue->name = d.name;
         t.queue->temporary = true;
     }
+    advise_temporary(d, connection, true);
 }
 
 void broker::shard::drop_temporary(const std::string& name) {
@@ -36,6 +37,7 @@ void broker::shard::drop_temporary(const std::string& name) {
         for (auto& h : t.queue->held)   // never enqueued: their producers learn it is gone
             if (h.reply) h.reply(publish_status::no_destination);
     }
+    advise_temporary(destination{t.kind, name}, t.owner, false);
     temporaries.erase(it);
 }
 
@@ -72,6 +74,7 @@ void broker::shard::publish_temporary(message_ptr msg, std::function<void(publis
     consumer_state* slow = nullptr;
     std::size_t hits = 0;
     for (auto* sub : t.subs) {
+        if (!selects(*sub, *msg)) continue;
         if (!skips(*sub, *msg)) ++hits;
         if (auto* congested = offer(*sub, t.topic, msg); congested && !slow) slow = congested;
     }
@@ -94,6 +97,7 @@ subscribe_status broker::shard::subscribe_temporary(consumer_id id, const destin
     if (t.queue) {
         c.queue = t.queue.get();
         t.queue->consumers.push_back(&c);
+        selective_joined(*t.queue, c);
         dispatch(*t.queue);
     } else {
         t.subs.push_back(&c);

@@ -23,7 +23,7 @@ void broker::shard::publish_topic(message_ptr msg, std::function<void(publish_st
     // the publish completes when every copy is accepted.
     ++topic_publishes;
     matched_durables.clear();
-    const auto& durable_hits = durables_done ? matched_durables : match_durables(msg->dest.name);
+    const auto& durable_hits = durables_done ? matched_durables : match_durables(*msg);
     // A persistent retained message is confirmed once the store has it too.
     const bool store_retained = msg->retain && msg->persistent;
     if (!durable_hits.empty() || store_retained) {
@@ -45,6 +45,7 @@ void broker::shard::publish_topic(message_ptr msg, std::function<void(publish_st
     std::size_t hits = durable_hits.size();
     auto note = [&slow](consumer_state* s) { if (s && !slow) slow = s; };
     auto to = [&](consumer_state& sub) {
+        if (sub.selector && !selects(sub, *msg)) return;   // not selected: as if not subscribed
         if (!skips(sub, *msg)) ++hits;
         note(offer_once(sub, c, msg));
     };
@@ -71,6 +72,12 @@ const std::vector<const durable_state*>& broker::shard::match_durables(const std
     matched_durables.clear();
     durable_filters.match(name, matched_durables);
     std::erase_if(matched_durables, [this](const durable_state* d) { return !first_for(d->mark); });
+    return matched_durables;
+}
+
+const std::vector<const durable_state*>& broker::shard::match_durables(const message& msg) {
+    match_durables(msg.dest.name);
+    std::erase_if(matched_durables, [&](const durable_state* d) { return d->selector && !selects(d->selector, msg); });
     return matched_durables;
 }
 

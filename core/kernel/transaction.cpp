@@ -56,7 +56,7 @@ void broker::commit(local_transaction tx, std::function<void(publish_status)> do
             continue;
         }
         ++local.topic_publishes;   // one copy per subscriber, as publish_topic does
-        for (const auto* d : local.match_durables(m->dest.name)) {
+        for (const auto* d : local.match_durables(*m)) {
             auto copy = shard::copy_for(*d, m);
             st->batch.adds.push_back(store_transaction::add_op{d->queue, copy});
             st->durable_copies[i].emplace_back(d->queue, std::move(copy));

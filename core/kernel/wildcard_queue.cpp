@@ -21,6 +21,7 @@ void broker::shard::subscribe_wildcard_queue(consumer_state& c) {
     for (auto& [name, q] : queues) {
         if (!wildcard_may_match(c.dest.name, name)) continue;
         q->consumers.push_back(&c);
+        selective_joined(*q, c);
         c.wild_queues->push_back(q.get());
     }
     for (auto* q : *c.wild_queues) dispatch(*q);
@@ -32,6 +33,7 @@ void broker::shard::join_wildcards(queue_state& q) {
     queue_wildcards.match(q.name, matched);
     for (auto* c : matched) {
         q.consumers.push_back(c);
+        selective_joined(q, *c);
         c->wild_queues->push_back(&q);
     }
 }
@@ -39,8 +41,8 @@ void broker::shard::join_wildcards(queue_state& q) {
 void broker::shard::unsubscribe_wildcard_queue(consumer_state& c) {
     queue_wildcards.erase(c.dest.name, &c);
     for (auto* q : *c.wild_queues) {
-        std::erase(q->consumers, &c);
-        q->next_consumer = q->consumers.empty() ? 0 : q->next_consumer % q->consumers.size();
+        remove_queue_consumer(*q, c);   // its groups too (groups.cpp)
+        selective_left(*q, c);
     }
     // Unsettled deliveries go back to their own queues, in delivery order within each.
     for (auto* q : *c.wild_queues) {

@@ -169,6 +169,7 @@ void encode_subscription(std::string& out, const subscription_record& s) {
     put(out, std::uint8_t(s.filter.kind));
     put_str(out, s.filter.name);
     put_str(out, s.data);
+    if (!s.selector.empty()) put_str(out, s.selector);   // absent in records written before selectors
 }
 
 std::optional<subscription_record> decode_subscription(std::span<const std::uint8_t> payload) {
@@ -178,6 +179,7 @@ std::optional<subscription_record> decode_subscription(std::span<const std::uint
     const auto kind = r.get<std::uint8_t>();
     s.filter = destination{dest_kind(kind > 1 ? 1 : kind), std::string(r.str())};
     s.data = std::string(r.str());
+    if (!r.done()) s.selector = std::string(r.str());
     if (!r.done() || kind > std::uint8_t(dest_kind::topic)) return std::nullopt;
     return s;
 }

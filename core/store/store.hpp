@@ -33,6 +33,7 @@ struct subscription_record {
     std::string name;          // unique (STOMP: "<client-id>:<subscription name>")
     destination filter;        // the topic (pattern) it collects from
     std::string data;          // the owner's (an adapter's) own settings, kept as they are
+    std::string selector = {}; // its message selector's text; empty = none (records may omit it)
 };
 
 // One pending message as recovery reports it. `msg` is null when the store left the body on

@@ -75,6 +75,10 @@ def port_open(port):
         return False
 
 
+# Debian's libxstream-java and libjettison-java (with xpp3, a dependency of the former).
+ADVISORY_JARS = ("xstream.jar", "jettison.jar", "xpp3.jar")
+
+
 class ActiveMQ:
     """One broker in root/activemq-<name>.
 
@@ -117,6 +121,15 @@ class ActiveMQ:
                                         scheduler=flag(scheduler), elements=elements_xml))
         with open(os.path.join(self.conf, "log4j.properties"), "w") as f:
             f.write(LOG4J)
+        # ActiveMQ's STOMP sends advisory messages as JSON through XStream and Jettison, which
+        # Debian's activemq package does not put on its classpath (without them a STOMP advisory
+        # subscriber gets nothing): the broker's own lib/ takes them when installed.
+        lib = os.path.join(self.dir, "lib")
+        os.makedirs(lib, exist_ok=True)
+        for jar in ADVISORY_JARS:
+            path = os.path.join("/usr/share/java", jar)
+            if os.path.isfile(path) and not os.path.exists(os.path.join(lib, jar)):
+                os.symlink(path, os.path.join(lib, jar))
 
     @property
     def url(self):

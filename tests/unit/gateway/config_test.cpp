@@ -181,7 +181,7 @@ TEST_CASE("an unknown key is an error at every level", "[gateway][config]") {
           "stomp, mqtt, listeners, backends, admin)");
     CHECK(error_of("broker:\n  name: b\n  nmae: c\n") ==
           "conf/x.yaml:3:3: broker: unknown key 'nmae' (known: name, max_redeliveries, dead_letter, "
-          "default_prefetch, queue_memory_limit, topic_max_pending, slow_consumer_timeout, "
+          "default_prefetch, queue_memory_limit, topic_max_pending, slow_consumer_timeout, advisories, "
           "scheduler_support, virtual_topic, dead_letter_policy)");
     CHECK(error_of("log: {lvl: info}\n") == "conf/x.yaml:1:7: log: unknown key 'lvl' (known: level)");
     CHECK(error_of(with_listener("    port: 1\n    prot: stomp\n")) ==

@@ -107,3 +107,30 @@ TEST_CASE("a MESSAGE frame carries the message back out, escaped and decodable",
     CHECK(parse_message_id(*f.get("message-id")) == core::message_id{42});
     CHECK(std::string_view(reinterpret_cast<const char*>(f.body.data()), f.body.size()) == "body");
 }
+
+TEST_CASE("group headers: JMSXGroupSeq on SEND, JMSXGroupFirstForConsumer only on MESSAGE", "[stomp][mapping][groups]") {
+    auto m = from_send(
+        "SEND\ndestination:/queue/q\nJMSXGroupID:g\nJMSXGroupSeq:-1\nJMSXGroupFirstForConsumer:true\n\nx\0"s);
+    CHECK(m.group_id == "g");
+    CHECK(m.group_seq == -1);
+    CHECK(m.properties.empty());   // the broker's to set, not a property
+    CHECK_FALSE(send_error("SEND\ndestination:/queue/a\nJMSXGroupID:g\nJMSXGroupSeq:one\n\n\0"s).empty());
+
+    std::string out;
+    message_frame_args first{"s", "", "sb"};
+    first.group_first = true;
+    encode_message(out, version::v1_2, m, 0, first);
+    frame f;
+    std::string scratch;
+    decode_one(out, version::v1_2, f, scratch);
+    CHECK(f.get("JMSXGroupID") == "g");
+    CHECK(f.get("JMSXGroupSeq") == "-1");
+    CHECK(f.get("JMSXGroupFirstForConsumer") == "true");
+
+    out.clear();
+    encode_message(out, version::v1_2, m, 0, message_frame_args{"s", "", "sb"});
+    frame later;
+    decode_one(out, version::v1_2, later, scratch);
+    CHECK(later.get("JMSXGroupID") == "g");
+    CHECK_FALSE(later.get("JMSXGroupFirstForConsumer").has_value());
+}
