@@ -2,6 +2,7 @@
 // what it touches (core/kernel/shard.hpp; the shards' parts are in core/kernel/*.cpp).
 #include "core/broker.hpp"
 
+#include "core/destination/composite.hpp"
 #include "core/kernel/shard.hpp"
 
 namespace sb::core {
@@ -24,6 +25,7 @@ broker::broker(broker_settings settings, std::vector<executor*> workers, store& 
     assert(!workers.empty() && workers.size() < 256);
     for (std::size_t i = 0; i < workers.size(); ++i)
         shards_.push_back(std::make_unique<shard>(*this, *workers[i], i));
+    scheduler_ = std::make_unique<scheduler>(system_time(), [this](std::vector<scheduler::job>& jobs) { fire(jobs); });
 }
 
 broker::~broker() = default;
@@ -31,7 +33,13 @@ broker::~broker() = default;
 std::size_t broker::recover() {
     std::size_t n = 0;
     message_id highest = 0;
+    std::vector<recovered_message> jobs;   // the scheduler's (sched)
     store_.recover([&](std::string_view queue, recovered_message r) {
+        if (queue == scheduled_store_queue) {
+            highest = std::max(highest, r.id & ((message_id(1) << tag_shard_shift) - 1));
+            jobs.push_back(std::move(r));
+            return;
+        }
         auto& s = *shards_[shard_of(queue)];
         auto& q = s.queue(std::string(queue));
         ++q.stats.enqueued;
@@ -52,6 +60,7 @@ std::size_t broker::recover() {
         s.retained[m->dest.name] = std::move(m);
     });
     store_.recover_subscriptions([&](const subscription_record& r) {
+        if (recover_virtual(r)) return;   // a virtual topic's consumer queue (sched)
         recovered_subs_.push_back(r);
         selector_ptr sel;
         if (!r.selector.empty()) {
@@ -63,6 +72,8 @@ std::size_t broker::recover() {
     });
     // New ids must not collide with recovered ones.
     for (auto& c : message_ids_) c.next = std::max(c.next, highest);
+    scheduler_ids_ = std::max<std::uint64_t>(scheduler_ids_, highest);
+    recover_scheduled(std::move(jobs));
     return n;
 }
 
@@ -82,10 +93,8 @@ consumer_id broker::next_consumer_id() noexcept {
 
 void broker::publish(message_ptr msg, std::function<void(publish_status)> done) {
     auto reply = on_home(&calling_worker(), std::move(done));
-    auto& s = *shards_[shard_of(msg->dest.name)];
-    s.exec.post([&s, msg = std::move(msg), reply = std::move(reply)]() mutable {
-        s.publish(std::move(msg), std::move(reply));
-    });
+    if (scheduled(*msg)) return schedule(std::move(msg), std::move(reply));
+    route(std::move(msg), std::move(reply));
 }
 
 void broker::publish_counted(message_ptr msg, std::function<void(publish_status, std::size_t)> done) {
@@ -102,6 +111,10 @@ void broker::publish_counted(message_ptr msg, std::function<void(publish_status,
         c = std::make_shared<counted>(counted{&calling_worker(), 1, std::move(done)});
         reply = [c](publish_status st) { c->home->post([c, st] { c->done(st, c->matched); }); };
     }
+    if (scheduled(*msg) || is_composite(msg->dest.name)) {
+        if (scheduled(*msg)) return schedule(std::move(msg), std::move(reply));
+        return route(std::move(msg), std::move(reply));
+    }
     auto& s = *shards_[shard_of(msg->dest.name)];
     s.exec.post([&s, msg = std::move(msg), reply = std::move(reply), c = std::move(c)]() mutable {
         if (msg->dest.is_temporary()) s.publish_temporary(std::move(msg), std::move(reply), c ? &c->matched : nullptr);
@@ -117,6 +130,20 @@ void broker::subscribe(consumer_id id, const destination& dest, subscribe_option
         if (done) any = [done = std::move(done)](subscribe_status) { done(); };
         return subscribe_checked(id, dest, std::move(opt), std::move(sink), std::move(any));
     }
+    if (dest.is_queue() && !dest.is_temporary()) {
+        if (auto topic = virtual_topic_of(dest.name)) {
+            // A virtual topic's consumer queue: registered on every shard first (sched).
+            return register_virtual(dest.name, *topic, [this, id, dest, opt, sink = std::move(sink),
+                                                         done = std::move(done)]() mutable {
+                subscribe_registered(id, dest, std::move(opt), std::move(sink), std::move(done));
+            });
+        }
+    }
+    subscribe_registered(id, dest, std::move(opt), std::move(sink), std::move(done));
+}
+
+void broker::subscribe_registered(consumer_id id, const destination& dest, subscribe_options opt,
+                                  std::weak_ptr<consumer_sink> sink, std::function<void()> done) {
     executor* home = &calling_worker();
     if (on_one_shard(dest)) {
         auto& s = *shards_[shard_of(dest.name)];

@@ -34,18 +34,22 @@
 // visible to consumers until then, so nobody can consume a message a crash could take back.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "core/executor.hpp"
 #include "core/message/message.hpp"
 #include "core/selector/selector.hpp"
+#include "core/schedule/scheduler.hpp"
 #include "core/store/store.hpp"
 
 namespace sb::core {
@@ -134,6 +138,7 @@ enum class publish_status : std::uint8_t {
     ok,
     store_failed,
     no_destination,   // a temporary destination that does not exist (any more): nothing was sent
+    invalid,          // a property the kernel acts on is malformed (AMQ_SCHEDULED_*): nothing was sent
 };
 
 enum class subscribe_status : std::uint8_t {
@@ -183,6 +188,19 @@ struct local_transaction {
 
 enum class dead_letter_policy : std::uint8_t { shared, per_destination };
 
+// sched: a dead-letter policy for the queues whose names match `pattern` (ActiveMQ's
+// policyEntry deadLetterStrategy): the first rule of broker_settings::dead_letter_rules whose
+// pattern matches a queue applies to it, else the broker-wide settings.
+struct dead_letter_rule {
+    std::string pattern = ">";               // queue name pattern ('*' one level, '>' the rest)
+    dead_letter_policy strategy = dead_letter_policy::shared;
+    std::string queue = "ActiveMQ.DLQ";      // shared: the dead-letter queue
+    std::string prefix = "DLQ.";             // per_destination: <prefix><queue><suffix>
+    std::string suffix;
+    bool process_expired = true;             // expired messages go to the DLQ (else dropped)
+    bool process_non_persistent = true;      // non-persistent ones too (else dropped)
+};
+
 struct broker_settings {
     std::string name = "switchboard";
     std::uint32_t max_redeliveries = 6;
@@ -202,6 +220,25 @@ struct broker_settings {
     // .MessageDLQd.*; docs/activemq-advisories.md). ActiveMQ has them on by default; here they
     // are off unless configured (a `>` or `#` subscriber would otherwise see them).
     bool advisories = false;
+
+    // ---- sched: scheduled delivery, virtual topics, composite destinations, dead letters ----
+    // ActiveMQ's schedulerSupport: a message with AMQ_SCHEDULED_DELAY / _PERIOD / _CRON is held
+    // by the scheduler until its time (core/kernel/schedule.cpp). Off: delivered at once.
+    bool scheduler_support = true;
+    // ActiveMQ's virtualTopic: a publish to a topic matching virtual_topic_name also goes to
+    // every queue <virtual_topic_prefix with '*' = a consumer name><topic><virtual_topic_postfix>
+    // that has had a consumer (core/kernel/virtual.cpp). Empty name: no virtual topics.
+    std::string virtual_topic_name = "VirtualTopic.>";
+    std::string virtual_topic_prefix = "Consumer.*.";
+    std::string virtual_topic_postfix;
+    // Broker-wide dead-letter policy beyond `dead_letter` (queue names, expired and
+    // non-persistent messages), and per-queue rules before it (first match wins).
+    std::string dead_letter_queue = std::string("ActiveMQ.DLQ");
+    std::string dead_letter_prefix = "DLQ.";
+    std::string dead_letter_suffix;
+    bool dead_letter_expired = true;
+    bool dead_letter_non_persistent = true;
+    std::vector<dead_letter_rule> dead_letter_rules;
 };
 
 inline constexpr std::string_view shared_dlq_name = "ActiveMQ.DLQ";
@@ -210,6 +247,16 @@ inline constexpr std::string_view dlq_prefix = "DLQ.";
 inline constexpr std::string_view original_destination_property = "original-destination";
 // Property set on a rejected message's dead-lettered copy: the reason (ActiveMQ's name).
 inline constexpr std::string_view dlq_failure_cause_property = "dlqDeliveryFailureCause";
+// sched: scheduled delivery's message properties (ActiveMQ's ScheduledMessage names).
+inline constexpr std::string_view scheduled_delay_property = "AMQ_SCHEDULED_DELAY";
+inline constexpr std::string_view scheduled_period_property = "AMQ_SCHEDULED_PERIOD";
+inline constexpr std::string_view scheduled_repeat_property = "AMQ_SCHEDULED_REPEAT";
+inline constexpr std::string_view scheduled_cron_property = "AMQ_SCHEDULED_CRON";
+inline constexpr std::string_view scheduled_id_property = "AMQ_SCHEDULED_ID";
+// Set on every message a scheduled job delivers: the job's id.
+inline constexpr std::string_view scheduled_job_id_property = "scheduledJobId";
+// The store's queue name for scheduled jobs (not a kernel queue).
+inline constexpr std::string_view scheduled_store_queue = "$scheduled";
 
 struct destination_stats {
     destination dest;
@@ -390,6 +437,15 @@ public:
     // A snapshot of every destination's counters, gathered from all shards.
     void stats(std::function<void(std::vector<destination_stats>)> done);
 
+    // ---- sched: scheduled delivery (core/kernel/schedule.cpp) ----
+    // The scheduler reads time from `t` (outliving the broker) instead of the wall clock, and no
+    // thread fires jobs: run_scheduled() fires what is due by t's now (tests). Before recover().
+    void use_time_source(time_source& t);
+    // Fires the jobs due by the time source's now (with use_time_source); returns how many.
+    std::size_t run_scheduled();
+    // Jobs waiting in the scheduler (each scheduled message once, until its last firing).
+    std::size_t scheduled_count() const;
+
     const broker_settings& settings() const noexcept { return settings_; }
     std::size_t shard_count() const noexcept { return shards_.size(); }
     std::size_t shard_of(std::string_view destination_name) const noexcept;
@@ -422,6 +478,34 @@ private:
     std::vector<id_counter> consumer_ids_;
     std::vector<connection_table> connections_;   // one per worker
     std::vector<subscription_record> recovered_subs_;
+
+    // ---- sched (core/kernel/schedule.cpp, virtual.cpp) ----
+    // Posts `msg` to its destination's shard (a composite destination: to each part's), from
+    // any thread; `reply` runs on the thread that completes it.
+    void route(message_ptr msg, std::function<void(publish_status)> reply);
+    // Whether `m` is for the scheduler (its AMQ_SCHEDULED_* properties, scheduler_support).
+    bool scheduled(const message& m) const noexcept;
+    // Holds `msg` as a new job (stored first when persistent); reply once accepted.
+    void schedule(message_ptr msg, std::function<void(publish_status)> reply);
+    void fire(std::vector<scheduler::job>& jobs);
+    void fire_one(scheduler::job j);
+    void recover_scheduled(std::vector<recovered_message> jobs);
+    void subscribe_registered(consumer_id id, const destination& dest, subscribe_options opt,
+                              std::weak_ptr<consumer_sink> sink, std::function<void()> done);
+    // Virtual topics: the topic whose consumer queue `queue` is (virtual_topic_* settings).
+    std::optional<std::string> virtual_topic_of(std::string_view queue) const;
+    // Registers consumer queue `queue` of virtual topic `topic` on every shard (and in the
+    // store, as a subscription record named "$virtual:<queue>"), then `done` on this worker.
+    void register_virtual(const std::string& queue, const std::string& topic, std::function<void()> done);
+    bool recover_virtual(const subscription_record& r);
+    // A transaction's sends: composite ones split, scheduled ones taken out into `later`.
+    void expand_sends(std::vector<message_ptr>& sends, std::vector<message_ptr>& later) const;
+    std::mutex virtual_mutex_;
+    std::unordered_set<std::string> virtual_queues_;   // registered consumer queues
+    message_id next_scheduler_id() noexcept;
+    std::atomic<std::uint64_t> scheduler_ids_{0};
+    // Last member: destroyed first, so its thread stops before anything it fires into goes.
+    std::unique_ptr<scheduler> scheduler_;
 };
 
 }  // namespace sb::core

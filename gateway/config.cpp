@@ -372,7 +372,9 @@ private:
                      {"name", "max_redeliveries", "dead_letter", "default_prefetch",
                       "queue_memory_limit", "topic_max_pending", "slow_consumer_timeout",
                       // grp
-                      "advisories"})) {
+                      "advisories",
+                      // sched
+                      "scheduler_support", "virtual_topic", "dead_letter_policy"})) {
             if (e.key == "name") {
                 out.name = text(e);
                 if (out.name.empty()) expected(e, "a non-empty name");
@@ -392,9 +394,80 @@ private:
                 out.slow_consumer_timeout_ms = duration_ms(e, 0);
             } else if (e.key == "advisories") {
                 out.advisories = boolean(e);
+            } else {
+                load_broker_sched(e, out);
             }
         }
         return out;
+    }
+
+    // sched: broker.scheduler_support, .virtual_topic, .dead_letter_policy (docs/activemq-*.md).
+    void load_broker_sched(const entry& e, broker_config& out) const {
+        auto pattern = [&](const entry& p) {
+            std::string v = text(p);
+            if (v.empty() || v.find_first_of(" ,/") != std::string::npos) expected(p, "a destination name pattern");
+            return v;
+        };
+        if (e.key == "scheduler_support") {
+            out.scheduler_support = boolean(e);
+        } else if (e.key == "virtual_topic") {
+            for (const entry& v : entries(e.value, e.value_at, e.path, {"name", "prefix", "postfix"})) {
+                if (v.key == "name") out.virtual_topic_name = text(v);   // "" = no virtual topics
+                else if (v.key == "prefix") out.virtual_topic_prefix = text(v);
+                else out.virtual_topic_postfix = text(v);
+            }
+        } else if (e.key == "dead_letter_policy") {
+            // The broker-wide values first: rules start from them.
+            const entry* rules = nullptr;
+            const auto all = entries(e.value, e.value_at, e.path,
+                                     {"queue", "prefix", "suffix", "expired", "non_persistent", "rules"});
+            for (const entry& p : all) {
+                if (p.key == "queue") out.dead_letter_queue = pattern(p);
+                else if (p.key == "prefix") out.dead_letter_prefix = text(p);
+                else if (p.key == "suffix") out.dead_letter_suffix = text(p);
+                else if (p.key == "expired") out.dead_letter_expired = boolean(p);
+                else if (p.key == "non_persistent") out.dead_letter_non_persistent = boolean(p);
+                else rules = &p;
+            }
+            if (!rules || rules->value.IsNull()) return;
+            if (!rules->value.IsSequence()) expected(*rules, "a list of rules");
+            for (std::size_t i = 0; i < rules->value.size(); ++i) {
+                const std::string path = rules->path + "[" + std::to_string(i) + "]";
+                const place at = place_of(rules->value[i], rules->value_at);
+                broker_config::dead_letter_rule r;
+                r.strategy = out.dead_letter;
+                r.queue = out.dead_letter_queue;
+                r.prefix = out.dead_letter_prefix;
+                r.suffix = out.dead_letter_suffix;
+                r.expired = out.dead_letter_expired;
+                r.non_persistent = out.dead_letter_non_persistent;
+                bool has_pattern = false;
+                for (const entry& p : entries(rules->value[i], at, path,
+                                              {"pattern", "strategy", "queue", "prefix", "suffix", "expired",
+                                               "non_persistent"})) {
+                    if (p.key == "pattern") {
+                        r.pattern = pattern(p);
+                        has_pattern = true;
+                    } else if (p.key == "strategy") {
+                        r.strategy = choice<dead_letter_policy>(
+                            p, {{"shared", dead_letter_policy::shared},
+                                {"per_destination", dead_letter_policy::per_destination}});
+                    } else if (p.key == "queue") {
+                        r.queue = pattern(p);
+                    } else if (p.key == "prefix") {
+                        r.prefix = text(p);
+                    } else if (p.key == "suffix") {
+                        r.suffix = text(p);
+                    } else if (p.key == "expired") {
+                        r.expired = boolean(p);
+                    } else {
+                        r.non_persistent = boolean(p);
+                    }
+                }
+                if (!has_pattern) fail(at, path + ".pattern", "missing (expected a queue name pattern)");
+                out.dead_letter_policies.push_back(std::move(r));
+            }
+        }
     }
 
     store_config load_store(const entry& section) const {

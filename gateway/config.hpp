@@ -112,6 +112,28 @@ struct broker_config {
     // Advisory topics (ActiveMQ.Advisory.*), off by default (docs/activemq-advisories.md).
     bool advisories = false;
 
+    // ---- sched: scheduled delivery, virtual topics, dead-letter policies (core::broker_settings) ----
+    bool scheduler_support = true;
+    std::string virtual_topic_name = "VirtualTopic.>";
+    std::string virtual_topic_prefix = "Consumer.*.";
+    std::string virtual_topic_postfix;
+    std::string dead_letter_queue = "ActiveMQ.DLQ";
+    std::string dead_letter_prefix = "DLQ.";
+    std::string dead_letter_suffix;
+    bool dead_letter_expired = true;
+    bool dead_letter_non_persistent = true;
+    struct dead_letter_rule {
+        std::string pattern;
+        dead_letter_policy strategy = dead_letter_policy::shared;
+        std::string queue = "ActiveMQ.DLQ";
+        std::string prefix = "DLQ.";
+        std::string suffix;
+        bool expired = true;
+        bool non_persistent = true;
+        bool operator==(const dead_letter_rule&) const = default;
+    };
+    std::vector<dead_letter_rule> dead_letter_policies;
+
     bool operator==(const broker_config&) const = default;
 };
 

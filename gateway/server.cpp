@@ -358,6 +358,22 @@ core::broker_settings broker_settings(const config& cfg) {
     b.queue_memory_limit = cfg.broker.queue_memory_limit;
     b.topic_max_pending = cfg.broker.topic_max_pending;
     b.advisories = cfg.broker.advisories;
+    // sched
+    b.scheduler_support = cfg.broker.scheduler_support;
+    b.virtual_topic_name = cfg.broker.virtual_topic_name;
+    b.virtual_topic_prefix = cfg.broker.virtual_topic_prefix;
+    b.virtual_topic_postfix = cfg.broker.virtual_topic_postfix;
+    b.dead_letter_queue = cfg.broker.dead_letter_queue;
+    b.dead_letter_prefix = cfg.broker.dead_letter_prefix;
+    b.dead_letter_suffix = cfg.broker.dead_letter_suffix;
+    b.dead_letter_expired = cfg.broker.dead_letter_expired;
+    b.dead_letter_non_persistent = cfg.broker.dead_letter_non_persistent;
+    for (const auto& r : cfg.broker.dead_letter_policies)
+        b.dead_letter_rules.push_back(core::dead_letter_rule{
+            r.pattern,
+            r.strategy == dead_letter_policy::shared ? core::dead_letter_policy::shared
+                                                     : core::dead_letter_policy::per_destination,
+            r.queue, r.prefix, r.suffix, r.expired, r.non_persistent});
     return b;
 }
 

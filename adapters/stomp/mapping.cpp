@@ -3,8 +3,10 @@
 
 #include <array>
 #include <charconv>
+#include <vector>
 
 #include "adapters/stomp/codec.hpp"
+#include "core/destination/composite.hpp"
 
 namespace sb::stomp {
 
@@ -50,6 +52,16 @@ std::string name_of(const core::destination& d, const temp_destinations* temps) 
     return format_destination(d);
 }
 
+// The kernel writes a dead-lettered or virtual topic copy's origin as "queue://x" / "topic://x";
+// STOMP clients read destinations as "/queue/x" / "/topic/x" (ActiveMQ's header).
+std::string original_destination_text(std::string value) {
+    if (value.starts_with(core::composite_queue_prefix))
+        return std::string(queue_prefix) + value.substr(core::composite_queue_prefix.size());
+    if (value.starts_with(core::composite_topic_prefix))
+        return std::string(topic_prefix) + value.substr(core::composite_topic_prefix.size());
+    return value;
+}
+
 }  // namespace
 
 std::variant<core::destination, mapping_error> parse_destination(std::string_view text, bool for_send) {
@@ -69,6 +81,30 @@ std::variant<core::destination, mapping_error> parse_destination(std::string_vie
         if (d.kind == core::dest_kind::queue) return mapping_error{"wildcards are only supported on topics"};
     }
     d.name = std::string(text);
+    return d;
+}
+
+std::variant<core::destination, mapping_error> parse_send_destination(std::string_view text) {
+    if (text.find(',') == std::string_view::npos) return parse_destination(text, true);
+    // ActiveMQ's composite destination: "/queue/a,/topic/b", a part without a prefix of the
+    // kind of the one before it ("/queue/a,b": two queues).
+    std::vector<core::destination> parts;
+    while (true) {
+        const auto comma = text.find(',');
+        std::string_view part = text.substr(0, comma);
+        if (part.starts_with('/') || parts.empty()) {
+            auto d = parse_destination(part, true);
+            if (auto* e = std::get_if<mapping_error>(&d)) return *e;
+            parts.push_back(std::move(std::get<core::destination>(d)));
+        } else {
+            if (!core::valid_name(part) || core::has_wildcard(part)) return mapping_error{"invalid destination name"};
+            parts.push_back(core::destination{parts.back().kind, std::string(part)});
+        }
+        if (comma == std::string_view::npos) break;
+        text.remove_prefix(comma + 1);
+    }
+    core::destination d{parts.front().kind, core::composite_name(parts)};
+    if (core::composite_parts(d.name).size() == 1) return parts.front();   // "/queue/a,/queue/a"
     return d;
 }
 
@@ -118,7 +154,10 @@ std::variant<core::message, mapping_error> message_from_send(const frame& f, tem
     core::message m;
     const auto dest = f.get("destination");
     if (!dest) return mapping_error{"SEND requires a destination header"};
-    auto parsed = temps ? parse_stomp_destination(*dest, true, temps) : parse_destination(*dest, true);
+    // A composite destination ("/queue/a,/topic/b") names no temporary one (sched).
+    auto parsed = dest->find(',') != std::string_view::npos ? parse_send_destination(*dest)
+                  : temps ? parse_stomp_destination(*dest, true, temps)
+                          : parse_destination(*dest, true);
     if (auto* e = std::get_if<mapping_error>(&parsed)) return *e;
     m.dest = std::move(std::get<core::destination>(parsed));
 
@@ -205,6 +244,10 @@ void encode_message(std::string& out, version v, const core::message& m, std::ui
     if (!m.content_type.empty()) encode_header(out, "content-type", m.content_type, v, true);
     for (const auto& p : m.properties) {
         if (reserved(p.name)) continue;
+        if (p.name == "original-destination") {   // sched: as ActiveMQ writes it, "/queue/x"
+            encode_header(out, p.name, original_destination_text(core::to_text(p.value)), v, true);
+            continue;
+        }
         encode_header(out, p.name, core::to_text(p.value), v, true);
     }
     header_int(out, "content-length", std::int64_t(m.body.size()), v);

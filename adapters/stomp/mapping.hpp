@@ -19,6 +19,11 @@ struct mapping_error { std::string_view message; };
 // destination); subscriptions accept them on topics.
 std::variant<core::destination, mapping_error> parse_destination(std::string_view text, bool for_send);
 
+// A SEND's destination: one as parse_destination(text, true), or ActiveMQ's composite
+// destination "/queue/a,/topic/b" (a part without a prefix has the kind of the one before),
+// mapped to the kernel's composite name (core/destination/composite.hpp).
+std::variant<core::destination, mapping_error> parse_send_destination(std::string_view text);
+
 // Temporary destinations are written "/remote-temp-queue/<name>" (see temp_reference).
 std::string format_destination(const core::destination& d);
 

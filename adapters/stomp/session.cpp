@@ -313,6 +313,7 @@ private:
     void on_published(core::publish_status s, receipt r) {
         end_unconfirmed();
         if (state() >= engine::phase::closing) return;
+        if (s == core::publish_status::invalid) return fail("invalid AMQ_SCHEDULED_* property or destination", {});
         if (s == core::publish_status::no_destination) return fail("the temporary destination does not exist", {});
         if (s != core::publish_status::ok) return fail("the broker could not store the message", {});
         receipts_.complete(r);

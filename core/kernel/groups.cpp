@@ -179,9 +179,8 @@ void broker::shard::dispatch_chosen(queue_state& q) {
         if (q.ready_count == 0 || !can_take()) break;
         entry e = q.pop();
         if (e.msg->expired_at(now)) {
-            ++q.stats.expired;
             advise_message("Expired", q, *e.msg);
-            forget(q, e.msg);
+            expire(q, std::move(e));   // to the DLQ or dropped (dead_letter.cpp)
             continue;
         }
         auto* c = choose(q, e);

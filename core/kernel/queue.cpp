@@ -90,9 +90,8 @@ void broker::shard::dispatch(queue_state& q) {
             break;
         }
         if (e.msg->expired_at(now)) {
-            ++q.stats.expired;
             advise_message("Expired", q, *e.msg);
-            forget(q, e.msg);
+            expire(q, std::move(e));   // to the DLQ or dropped (dead_letter.cpp)
             continue;
         }
         if (!q.refused.empty()) {

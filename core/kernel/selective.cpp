@@ -82,11 +82,10 @@ void broker::shard::dispatch_selective(queue_state& q) {
             for (std::size_t i = 0; i < s.waiting[p] && eligible > 0;) {
                 const entry& e = q.ready[p][i];
                 if (e.msg->expired_at(now)) {
-                    ++q.stats.expired;
                     entry gone = take(p, i);
                     --s.waiting[p];
                     --s.waiting_total;
-                    forget(q, gone.msg);
+                    expire(q, std::move(gone));   // to the DLQ or dropped (dead_letter.cpp)
                     continue;
                 }
                 auto* c = choose_selecting(q, e, true);
@@ -116,9 +115,8 @@ void broker::shard::dispatch_selective(queue_state& q) {
                 const std::size_t i = s.waiting[p];
                 const entry& e = q.ready[p][i];
                 if (e.msg->expired_at(now)) {
-                    ++q.stats.expired;
                     entry gone = take(p, i);
-                    forget(q, gone.msg);
+                    expire(q, std::move(gone));   // to the DLQ or dropped (dead_letter.cpp)
                     continue;
                 }
                 if (auto* c = choose_selecting(q, e, false)) {

@@ -250,6 +250,7 @@ struct durable_state {
     std::uint64_t subscriber = 0;     // subscribe_options::subscriber (0 until subscribed again after a restart)
     subscriber_mark* mark = nullptr;
     selector_ptr selector;            // only selected messages enter its queue
+    bool virtual_queue = false;       // sched: a virtual topic's consumer queue (gets a copy addressed to it)
 };
 
 // Completes a publish once each of its parts (the topic fan-out and one enqueue per durable
@@ -551,6 +552,20 @@ struct broker::shard {
     void unsubscribe_wildcard_queue(consumer_state& c);
     // Dispatches the queues of `c` (after its credit came back), starting after the last one.
     void dispatch_wildcard(consumer_state& c);
+
+    // ---- sched: virtual topics (virtual.cpp), dead-letter policies (dead_letter.cpp) ---------
+    void register_virtual(const std::string& queue, const std::string& topic);
+    // What a durable subscription's queue gets of `msg`: the message itself, or for a virtual
+    // topic's consumer queue a copy addressed to that queue.
+    static message_ptr copy_for(const durable_state& d, const message_ptr& msg);
+    const dead_letter_rule& dead_letter_rule_for(const std::string& queue_name) const;
+    bool is_dead_letter_queue(const std::string& queue_name) const;
+    // An expired message leaves `q`: to its DLQ (process_expired), else dropped.
+    void expire(queue_state& q, entry e);
+    // dead_letter without its counting and advisory: the message leaves `q` for its DLQ (if it
+    // has one and the policy takes it).
+    void to_dead_letter_queue(queue_state& q, entry e, std::string_view reason,
+                              const std::shared_ptr<kernel::settle_join>& join);
 
     // ---- temporary destinations (temporary.cpp) --------------------------------------------
     void create_temporary(const destination& d, std::uint64_t connection);

@@ -33,7 +33,7 @@ void broker::shard::publish_topic(message_ptr msg, std::function<void(publish_st
         if (store_retained) owner.store_.barrier([join] { join->part(publish_status::ok); });
         for (const auto* d : durable_hits) {
             auto& target = *owner.shards_[owner.shard_of(d->queue)];
-            target.exec.post([&target, q = d->queue, msg, join]() mutable {
+            target.exec.post([&target, q = d->queue, msg = copy_for(*d, msg), join]() mutable {
                 target.publish_queue(q, std::move(msg), [join](publish_status s) { join->part(s); });
             });
         }

@@ -16,7 +16,8 @@ struct broker::commit_state {
     std::size_t shards_left = 0;
     std::vector<message_ptr> sends;
     // Per send: the durable subscription queues a persistent topic message was stored for.
-    std::vector<std::vector<std::string>> durable_copies;
+    // (sched: with the message that queue gets: a virtual topic's consumer queue a copy of its own)
+    std::vector<std::vector<std::pair<std::string, message_ptr>>> durable_copies;
     executor* home = nullptr;
     std::function<void(publish_status)> done;
 };
@@ -25,6 +26,22 @@ void broker::commit(local_transaction tx, std::function<void(publish_status)> do
     executor* home = &calling_worker();
     auto st = std::make_shared<commit_state>();
     st->home = home;
+    // sched: composite sends are split into their parts; scheduled sends go to the scheduler
+    // once the rest of the transaction is committed (as ActiveMQ schedules them after commit).
+    std::vector<message_ptr> later;
+    expand_sends(tx.sends, later);
+    if (!later.empty()) {
+        done = [this, home, later = std::move(later), done = std::move(done)](publish_status s) mutable {
+            if (s != publish_status::ok) {
+                if (done) done(s);
+                return;
+            }
+            auto join = std::make_shared<publish_join>();
+            join->left = later.size();
+            join->reply = on_home(home, std::move(done));
+            for (auto& m : later) schedule(std::move(m), [join](publish_status r) { join->part(r); });
+        };
+    }
     st->done = std::move(done);
     st->sends = std::move(tx.sends);
     st->durable_copies.resize(st->sends.size());
@@ -40,8 +57,9 @@ void broker::commit(local_transaction tx, std::function<void(publish_status)> do
         }
         ++local.topic_publishes;   // one copy per subscriber, as publish_topic does
         for (const auto* d : local.match_durables(*m)) {
-            st->batch.adds.push_back(store_transaction::add_op{d->queue, m});
-            st->durable_copies[i].push_back(d->queue);
+            auto copy = shard::copy_for(*d, m);
+            st->batch.adds.push_back(store_transaction::add_op{d->queue, copy});
+            st->durable_copies[i].emplace_back(d->queue, std::move(copy));
         }
     }
     // Acks by issuing shard, then by consumer.
@@ -94,9 +112,9 @@ void broker::publish_committed(std::shared_ptr<commit_state> st, publish_status 
     auto part = [join](publish_status s) { join->part(s); };
     for (std::size_t i = 0; i < st->sends.size(); ++i) {
         auto& m = st->sends[i];
-        for (const auto& q : st->durable_copies[i]) {
+        for (const auto& [q, copy] : st->durable_copies[i]) {
             auto& target = *shards_[shard_of(q)];
-            target.exec.post([&target, q, m, part]() { target.publish_queue(q, m, part, false, true); });
+            target.exec.post([&target, q, m = copy, part]() { target.publish_queue(q, m, part, false, true); });
         }
         auto& s = *shards_[shard_of(m->dest.name)];
         if (m->dest.is_temporary()) {

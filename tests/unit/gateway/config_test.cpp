@@ -188,7 +188,8 @@ TEST_CASE("an unknown key is an error at every level", "[gateway][config]") {
           "stomp, mqtt, amqp, listeners, backends, admin)");
     CHECK(error_of("broker:\n  name: b\n  nmae: c\n") ==
           "conf/x.yaml:3:3: broker: unknown key 'nmae' (known: name, max_redeliveries, dead_letter, "
-          "default_prefetch, queue_memory_limit, topic_max_pending, slow_consumer_timeout, advisories)");
+          "default_prefetch, queue_memory_limit, topic_max_pending, slow_consumer_timeout, advisories, "
+          "scheduler_support, virtual_topic, dead_letter_policy)");
     CHECK(error_of("log: {lvl: info}\n") == "conf/x.yaml:1:7: log: unknown key 'lvl' (known: level)");
     CHECK(error_of(with_listener("    port: 1\n    prot: stomp\n")) ==
           "conf/x.yaml:4:5: listeners[0]: unknown key 'prot' (known: name, protocol, address, port, "
@@ -448,4 +449,36 @@ TEST_CASE("the amqp section: limits and their ranges", "[gateway][config]") {
     CHECK_THAT(error_of("amqp:\n  max_frame_size: 100\n"), Catch::Contains("amqp.max_frame_size"));
     CHECK_THAT(error_of("amqp:\n  link_credit: 0\n"), Catch::Contains("amqp.link_credit"));
     CHECK_THAT(error_of("amqp:\n  credit: 5\n"), Catch::Contains("unknown key 'credit'"));
+}
+
+TEST_CASE("broker: scheduler, virtual topic and dead-letter policy keys (sched)", "[gateway][config]") {
+    const auto c = load_config_text("broker:\n"
+                                    "  scheduler_support: false\n"
+                                    "  virtual_topic: {name: \">\", prefix: \"VTC.*.\", postfix: .m}\n"
+                                    "  dead_letter_policy:\n"
+                                    "    queue: All.DLQ\n"
+                                    "    expired: false\n"
+                                    "    rules:\n"
+                                    "      - {pattern: orders.>, strategy: per_destination, prefix: D., suffix: .x}\n"
+                                    "      - {pattern: \">\", non_persistent: false}\n",
+                                    "conf/x.yaml");
+    CHECK_FALSE(c.broker.scheduler_support);
+    CHECK(c.broker.virtual_topic_name == ">");
+    CHECK(c.broker.virtual_topic_prefix == "VTC.*.");
+    CHECK(c.broker.virtual_topic_postfix == ".m");
+    CHECK(c.broker.dead_letter_queue == "All.DLQ");
+    CHECK_FALSE(c.broker.dead_letter_expired);
+    REQUIRE(c.broker.dead_letter_policies.size() == 2);
+    const auto& r0 = c.broker.dead_letter_policies[0];
+    CHECK(r0.pattern == "orders.>");
+    CHECK(r0.strategy == dead_letter_policy::per_destination);
+    CHECK(r0.prefix == "D.");
+    CHECK(r0.suffix == ".x");
+    CHECK_FALSE(r0.expired);   // from the broker-wide value
+    const auto& r1 = c.broker.dead_letter_policies[1];
+    CHECK(r1.queue == "All.DLQ");
+    CHECK_FALSE(r1.non_persistent);
+    CHECK_THAT(error_of("broker:\n  dead_letter_policy:\n    rules: [{queue: X}]\n"),
+               Catch::Contains("broker.dead_letter_policy.rules[0].pattern: missing"));
+    CHECK_THAT(error_of("broker:\n  virtual_topic: {nam: x}\n"), Catch::Contains("unknown key 'nam'"));
 }

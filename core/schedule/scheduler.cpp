@@ -1,0 +1,156 @@
+// core/schedule/scheduler.cpp — the job slab, the wheel under a lock, the firing thread.
+#include "core/schedule/scheduler.hpp"
+
+#include <chrono>
+#include <cstring>
+
+#include "core/store/record.hpp"
+
+namespace sb::core {
+
+namespace {
+
+struct wall_clock final : time_source {
+    std::int64_t now_ms() const noexcept override { return core::now_ms(); }
+};
+
+}  // namespace
+
+time_source& system_time() noexcept {
+    static wall_clock c;
+    return c;
+}
+
+std::uint32_t scheduler::slab::alloc() {
+    if (free_head != timer_wheel<slab>::none) {
+        const auto h = free_head;
+        free_head = at(h).next;
+        return h;
+    }
+    if (count % chunk == 0) chunks.push_back(std::make_unique<slot[]>(chunk));
+    return count++;
+}
+
+void scheduler::slab::release(std::uint32_t h) {
+    auto& s = at(h);
+    s.packed.reset();
+    s.packed_size = 0;
+    s.next = free_head;
+    free_head = h;
+}
+
+scheduler::scheduler(time_source& time, fire_fn fire) : time_(&time), fire_(std::move(fire)) {}
+
+scheduler::~scheduler() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+}
+
+void scheduler::use(time_source& time, bool threaded) {
+    std::lock_guard lock(mutex_);
+    time_ = &time;
+    threaded_ = threaded;
+}
+
+void scheduler::add(std::int64_t due, message_id id, message_ptr msg) {
+    std::unique_ptr<std::uint8_t[]> packed;
+    std::uint32_t size = 0;
+    if (msg) {
+        std::string bytes;
+        encode_add(bytes, {}, *msg);
+        size = std::uint32_t(bytes.size());
+        packed = std::make_unique_for_overwrite<std::uint8_t[]>(bytes.size());
+        std::memcpy(packed.get(), bytes.data(), bytes.size());
+        msg.reset();
+    }
+    bool wake = false;
+    {
+        std::lock_guard lock(mutex_);
+        wheel_.start(time_->now_ms());
+        const auto h = slab_.alloc();
+        auto& s = slab_.at(h);
+        s.due = due;
+        s.id = id;
+        s.packed = std::move(packed);
+        s.packed_size = size;
+        wheel_.insert(h);
+        if (threaded_ && !thread_.joinable()) thread_ = std::thread([this] { loop(); });
+        wake = threaded_ && due < sleeping_until_;
+    }
+    if (wake) wake_.notify_one();
+}
+
+void scheduler::collect(std::int64_t now, std::vector<packed_job>& out) {
+    std::vector<std::uint32_t> due;
+    wheel_.advance(now, due);
+    out.reserve(out.size() + due.size());
+    for (const auto h : due) {
+        auto& s = slab_.at(h);
+        out.push_back(packed_job{s.due, s.id, s.packed_size, std::move(s.packed)});
+        slab_.release(h);
+    }
+}
+
+void scheduler::unpack(std::vector<packed_job>& in, std::vector<job>& out) {
+    out.reserve(out.size() + in.size());
+    for (auto& p : in) {
+        job j{p.due, p.id, nullptr};
+        if (p.bytes) {
+            if (auto rec = decode_add(std::span<const std::uint8_t>(p.bytes.get(), p.size)))
+                j.msg = std::make_shared<const message>(std::move(rec->msg));
+        }
+        out.push_back(std::move(j));
+    }
+    in.clear();
+}
+
+std::size_t scheduler::run_due() {
+    std::vector<packed_job> packed;
+    std::vector<job> fired;
+    {
+        std::lock_guard lock(mutex_);
+        collect(time_->now_ms(), packed);
+    }
+    unpack(packed, fired);
+    const auto n = fired.size();
+    if (!fired.empty()) fire_(fired);
+    return n;
+}
+
+std::size_t scheduler::size() const {
+    std::lock_guard lock(mutex_);
+    return wheel_.size();
+}
+
+void scheduler::loop() {
+    using namespace std::chrono;
+    std::vector<packed_job> packed;
+    std::vector<job> fired;
+    std::unique_lock lock(mutex_);
+    while (!stopping_) {
+        const auto now = time_->now_ms();
+        collect(now, packed);
+        if (!packed.empty()) {
+            sleeping_until_ = 0;   // an add meanwhile need not wake us: we look again first
+            lock.unlock();
+            unpack(packed, fired);
+            fire_(fired);
+            fired.clear();
+            lock.lock();
+            continue;
+        }
+        const auto next = wheel_.next_deadline();
+        sleeping_until_ = next;
+        if (next == timer_wheel<slab>::never) {
+            wake_.wait(lock);
+        } else {
+            wake_.wait_until(lock, system_clock::time_point(milliseconds(next)));
+        }
+    }
+}
+
+}  // namespace sb::core
