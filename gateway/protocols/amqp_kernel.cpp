@@ -1,8 +1,7 @@
 // gateway/protocols/amqp_kernel.cpp — AMQP 1.0 served by the kernel: the session settings from
 // the `amqp`, `broker` and `security` sections, and the sessions' factory.
 #include "adapters/amqp/session.hpp"
-#include "gateway/engine_driver.hpp"
-#include "gateway/kernel_adapters.hpp"
+#include "gateway/protocols/engine_kernel.hpp"
 
 namespace sb::gateway {
 
@@ -22,26 +21,10 @@ amqp::settings settings_of(const config& cfg) {
     return s;
 }
 
-class amqp_kernel final : public kernel_adapter {
-public:
-    explicit amqp_kernel(const kernel_env& env)
-        : settings_(std::make_shared<const amqp::settings>(settings_of(env.cfg))), broker_(env.broker),
-          auth_(env.auth) {}
-
-    session_factory sessions() const override {
-        return [s = settings_, &broker = broker_, &auth = auth_](std::unique_ptr<net::transport> t, std::uint64_t conn) {
-            return drive(amqp::make_session(s, broker, auth, conn), std::move(t));
-        };
-    }
-
-private:
-    std::shared_ptr<const amqp::settings> settings_;
-    core::broker& broker_;
-    core::auth_pool& auth_;
-};
-
 }  // namespace
 
-std::unique_ptr<kernel_adapter> make_amqp_kernel(const kernel_env& env) { return std::make_unique<amqp_kernel>(env); }
+std::unique_ptr<kernel_adapter> make_amqp_kernel(const kernel_env& env) {
+    return std::make_unique<engine_kernel<amqp::settings, &amqp::make_session>>(settings_of(env.cfg), env);
+}
 
 }  // namespace sb::gateway

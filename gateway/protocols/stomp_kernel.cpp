@@ -3,8 +3,7 @@
 #include <algorithm>
 
 #include "adapters/stomp/session.hpp"
-#include "gateway/engine_driver.hpp"
-#include "gateway/kernel_adapters.hpp"
+#include "gateway/protocols/engine_kernel.hpp"
 
 namespace sb::gateway {
 
@@ -26,26 +25,10 @@ stomp::settings settings_of(const config& cfg) {
     return s;
 }
 
-class stomp_kernel final : public kernel_adapter {
-public:
-    explicit stomp_kernel(const kernel_env& env)
-        : settings_(std::make_shared<const stomp::settings>(settings_of(env.cfg))), broker_(env.broker),
-          auth_(env.auth) {}
-
-    session_factory sessions() const override {
-        return [s = settings_, &broker = broker_, &auth = auth_](std::unique_ptr<net::transport> t, std::uint64_t conn) {
-            return drive(stomp::make_session(s, broker, auth, conn), std::move(t));
-        };
-    }
-
-private:
-    std::shared_ptr<const stomp::settings> settings_;
-    core::broker& broker_;
-    core::auth_pool& auth_;
-};
-
 }  // namespace
 
-std::unique_ptr<kernel_adapter> make_stomp_kernel(const kernel_env& env) { return std::make_unique<stomp_kernel>(env); }
+std::unique_ptr<kernel_adapter> make_stomp_kernel(const kernel_env& env) {
+    return std::make_unique<engine_kernel<stomp::settings, &stomp::make_session>>(settings_of(env.cfg), env);
+}
 
 }  // namespace sb::gateway
