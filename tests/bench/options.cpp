@@ -70,6 +70,11 @@ std::string validate(run_options& o) {
     if (o.background_subs > 1000000) return "--background-subs: expected 0..1000000";
     if (o.background_connections > 10000) return "--background-connections: expected 0..10000";
     if (o.background_subs > 0 && o.proto != protocol::mqtt) return "--background-subs: MQTT only";
+    if (o.selectors > 0) {
+        if (o.proto != protocol::stomp || o.dest != dest_kind::queue) return "--selectors: STOMP queues only";
+        if (o.destinations != 1) return "--selectors: one destination only";
+        if (o.selectors > o.consumers) return "--selectors: at most --consumers (every k needs a consumer)";
+    }
     if (o.proto == protocol::stomp) {
         if (o.qos != 0) return "--qos applies to MQTT; STOMP confirms sends with --confirm (receipts)";
         if (o.window < 1 || o.window > 1000000) return "--window: expected 1..1000000";
@@ -140,6 +145,8 @@ parsed_command parse_args(int argc, const char* const* argv) {
                    "MQTT: first make this many idle wildcard subscriptions that match nothing (+/bg<i>/#)");
     app.add_option("--background-connections", run.background_connections,
                    "connections the --background-subs are spread over (default 0: one per 1000)");
+    app.add_option("--selectors", run.selectors,
+                   "STOMP queue: consumer j selects k = j mod N; messages scatter k over 0..N-1");
     app.add_option("--user", run.user, "login (STOMP login / MQTT user name)");
     app.add_option("--password", run.password, "passcode / password");
     app.add_option("--vhost", run.vhost, "STOMP CONNECT host header");

@@ -43,6 +43,10 @@ struct run_options {
     // 1,000 filters (a session's own cost per subscription may grow with its subscriptions).
     std::uint32_t background_subs = 0;
     std::uint32_t background_connections = 0;
+    // STOMP queues: consumer j subscribes with the selector "k = <j mod selectors>" and every
+    // message carries a header k scattered over 0..selectors-1 by a hash of its sequence, so
+    // each consumer selects 1/selectors of the traffic. 0: no selectors.
+    std::uint32_t selectors = 0;
     std::string user;
     std::string password;
     std::string vhost = "/";              // STOMP CONNECT host header (RabbitMQ's virtual host)

@@ -171,3 +171,14 @@ TEST_CASE("consumers and messages are shared out evenly, the first ones taking t
     for (std::uint32_t i = 0; i < 7; ++i) total += quota_of(100003, 7, i);
     CHECK(total == 100003);
 }
+
+TEST_CASE("selectors are parsed for one STOMP queue with enough consumers", "[bench][options]") {
+    const auto r = parse({"--consumers", "16", "--selectors", "16"});
+    REQUIRE(std::holds_alternative<run_options>(r));
+    CHECK(std::get<run_options>(r).selectors == 16);
+    CHECK_THAT(refusal({"--consumers", "4", "--selectors", "16"}), Catch::Contains("--selectors"));
+    CHECK_THAT(refusal({"--consumers", "16", "--selectors", "16", "--destination", "topic"}),
+               Catch::Contains("STOMP queues only"));
+    CHECK_THAT(refusal({"--consumers", "16", "--selectors", "16", "--destinations", "2"}),
+               Catch::Contains("one destination"));
+}

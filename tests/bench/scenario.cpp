@@ -278,6 +278,8 @@ private:
         encode_header(out_, "id", "0", version_, true);
         encode_header(out_, "ack", "auto", version_, true);
         encode_header(out_, "receipt", "sub", version_, true);
+        if (const std::uint32_t n = run_.opt.selectors; n > 0)
+            encode_header(out_, "selector", "k = " + std::to_string(index_ % n), version_, true);
         encode_body(out_, {});
     }
 
@@ -336,6 +338,15 @@ private:
             char buf[24];
             const auto end = std::to_chars(buf, buf + sizeof buf, ++receipt_seq_).ptr;
             out_.append("receipt:");
+            out_.append(buf, end);
+            out_.push_back('\n');
+        }
+        if (const std::uint32_t n = run_.opt.selectors; n > 0) {
+            // Scattered, not round robin: a counter would always match the next consumer in
+            // the queue's rotation first, the selectors' best case.
+            char buf[24];
+            const auto end = std::to_chars(buf, buf + sizeof buf, (seq * 0x9E3779B97F4A7C15ull >> 32) % n).ptr;
+            out_.append("k:");
             out_.append(buf, end);
             out_.push_back('\n');
         }
