@@ -70,6 +70,9 @@ public:
 
 private:
     struct entry {
+        // A constructor, not an aggregate: emplace_back builds it in place, and clang 14 (the
+        // fuzz build) has no parenthesized aggregate initialization.
+        entry(T v, std::size_t w) : value(std::move(v)), waiting(w) {}
         T value;
         std::size_t waiting;
     };

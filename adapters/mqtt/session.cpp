@@ -801,9 +801,9 @@ private:
             wp.topic = c.will_msg->topic;
             wp.props = c.will_msg->props;
             wp.payload = c.will_msg->payload;
-            will_ = std::make_unique<will_state>(
+            will_ = std::make_unique<will_state>(will_state{
                 std::make_shared<core::message>(message_from_publish(wp, wp.topic, core::now_ms())),
-                c.will_msg->props.will_delay_interval.value_or(0));
+                c.will_msg->props.will_delay_interval.value_or(0)});
         }
 
         // Mosquitto accepts such a will and never publishes it: clients do not write there.
