@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <random>
 #include <thread>
@@ -78,6 +79,15 @@ struct sched_fixture {
     }
     void stop() {
         w.run();
+        // A firing's store completions run on the journal's thread and use the broker: wait for
+        // them (a barrier completes after every earlier completion) before it goes, twice since
+        // one may commit the next occurrence (found by ASan).
+        for (int i = 0; i < 2; ++i) {
+            std::promise<void> quiet;
+            st->barrier([&quiet] { quiet.set_value(); });
+            quiet.get_future().wait();
+            w.run();
+        }
         b.reset();
         st.reset();
         w.run();
