@@ -9,28 +9,15 @@
 
 #include "adapters/stomp/session.hpp"
 #include "tests/unit/adapters/engine_harness.hpp"
+#include "tests/unit/adapters/stomp/frame_text.hpp"
 
 using sb::engine::phase;
 using sb::test::engine_harness;
 
 namespace {
 
-using headers = std::initializer_list<std::pair<std::string_view, std::string_view>>;
-
-std::string frame(std::string_view cmd, headers hs = {}, std::string_view body = {}) {
-    std::string f(cmd);
-    f += '\n';
-    for (const auto& [k, v] : hs) {
-        f += k;
-        f += ':';
-        f += v;
-        f += '\n';
-    }
-    f += '\n';
-    f += body;
-    f += '\0';
-    return f;
-}
+using headers = sb::test::stomp_headers;
+using sb::test::frame;
 
 void open(engine_harness& h) {
     auto s = std::make_shared<sb::stomp::settings>();

@@ -10,6 +10,7 @@
 
 #include "adapters/stomp/session.hpp"
 #include "tests/unit/adapters/engine_harness.hpp"
+#include "tests/unit/adapters/stomp/frame_text.hpp"
 
 using namespace std::chrono_literals;
 using sb::engine::phase;
@@ -17,22 +18,8 @@ using sb::test::engine_harness;
 
 namespace {
 
-using headers = std::initializer_list<std::pair<std::string_view, std::string_view>>;
-
-std::string frame(std::string_view cmd, headers hs = {}, std::string_view body = {}) {
-    std::string f(cmd);
-    f += '\n';
-    for (const auto& [k, v] : hs) {
-        f += k;
-        f += ':';
-        f += v;
-        f += '\n';
-    }
-    f += '\n';
-    f += body;
-    f += '\0';
-    return f;
-}
+using headers = sb::test::stomp_headers;
+using sb::test::frame;
 
 std::shared_ptr<sb::stomp::settings> settings() {
     auto s = std::make_shared<sb::stomp::settings>();
