@@ -41,7 +41,10 @@ DURATION=""
 BROKERS_GIVEN=0
 BEFORE=""   # --before: the build directory of an earlier Switchboard, run as target `before`
 # Another engineer's build holding this lock would distort the numbers: each run waits for it
-# and holds it while it runs (a build waits a few seconds at most).
+# and holds it while it runs (a build waits a few seconds at most). On a busy machine the waits
+# make a comparison last long and put builds between the runs it compares; then hold the lock
+# for the whole script instead: `flock /tmp/sb-build.lock env SB_BENCH_LOCK_HELD=1 compare.sh ...`
+# (tests/bench/lib.sh; keep such a run short, e.g. --no-idle).
 LOCK_FILE=/tmp/sb-build.lock
 
 usage() {
