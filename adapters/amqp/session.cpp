@@ -27,6 +27,7 @@
 #include <vector>
 
 #include <proton/condition.h>
+#include <proton/connection.h>
 #include <proton/delivery.h>
 #include <proton/disposition.h>
 #include <proton/link.h>
@@ -91,6 +92,31 @@ T* raw_as(const W& w) {
 pn_link_t* raw(const proton::link& l) { return raw_as<pn_link_t>(l); }
 pn_delivery_t* raw(const proton::transfer& t) { return raw_as<pn_delivery_t>(t); }
 pn_transport_t* raw(const proton::transport& t) { return raw_as<pn_transport_t>(t); }
+pn_connection_t* raw(const proton::connection& c) { return raw_as<pn_connection_t>(c); }
+
+// A close frame on channel 0 with error(condition, description), as Proton would encode it
+// (both strings cut short enough for sym8 / str8 inside list8s).
+void encode_close(std::string& out, std::string_view condition, std::string_view description) {
+    condition = condition.substr(0, 64);
+    description = description.substr(0, 160);
+    std::string error("\x00\x53\x1d\xc0", 4);
+    error += char(1 + 2 + condition.size() + 2 + description.size());   // list8 size: count + fields
+    error += '\x02';
+    error += '\xa3';
+    error += char(condition.size());
+    error += condition;
+    error += '\xa1';
+    error += char(description.size());
+    error += description;
+    std::string body("\x00\x53\x18\xc0", 4);
+    body += char(1 + error.size());
+    body += '\x01';
+    body += error;
+    const std::uint32_t size = std::uint32_t(8 + body.size());
+    for (int shift = 24; shift >= 0; shift -= 8) out += char((size >> shift) & 0xFF);
+    out += std::string("\x02\x00\x00\x00", 4);   // doff 2, AMQP frame, channel 0
+    out += body;
+}
 
 std::vector<std::string> capabilities_of(const std::vector<proton::symbol>& caps) {
     return std::vector<std::string>(caps.begin(), caps.end());
@@ -349,6 +375,15 @@ private:
             } catch (const std::exception&) {
             }
         }
+        // Proton stops reading at a frame it cannot dispatch (an unknown performative, a body
+        // that does not decode) without closing the connection or saying why (other protocol
+        // errors get its own close, with the transport's condition set): that close is ours.
+        if (auto* t = raw(driver_->transport());
+            stage_ == stage::amqp && pn_transport_tail_closed(t) && !pn_condition_is_set(pn_transport_condition(t)) &&
+            !(pn_connection_state(raw(driver_->connection())) & (PN_LOCAL_CLOSED | PN_REMOTE_CLOSED))) {
+            log(spdlog::level::warn, "reason=protocol_error detail=\"undecodable frame\"");
+            driver_->connection().close(proton::error_condition("amqp:decode-error", "a frame could not be decoded"));
+        }
         for (;;) {
             const auto b = driver_->write_buffer();
             if (b.size == 0) break;
@@ -365,8 +400,17 @@ private:
     void close_with(const char* condition, const char* description) {
         if (driver_ && stage_ == stage::amqp) {
             log(spdlog::level::warn, "reason=closed condition={} detail=\"{}\"", condition, description);
-            driver_->connection().close(proton::error_condition(condition, description));
-            pump();
+            auto c = driver_->connection();
+            if (c.uninitialized()) {
+                // The client never sent open: Proton sends no close before it has one, so our
+                // open goes out through Proton and the close is written here.
+                c.open();
+                pump();
+                encode_close(out(), condition, description);
+            } else {
+                c.close(proton::error_condition(condition, description));
+                pump();
+            }
         }
         stage_ = stage::done;
         close();
@@ -440,6 +484,15 @@ private:
         const auto it = ins_.find(raw(d.receiver()));
         if (it == ins_.end()) return;
         auto& in = *it->second;
+        if (in.link.credit() < 0) {
+            // More transfers than the credit we granted (AMQP 1.0 §2.6.7): the link ends, the
+            // message is not taken.
+            reject(d, "amqp:link:transfer-limit-exceeded", "transfer beyond the link credit");
+            log(spdlog::level::warn, "reason=credit_exceeded link={}", in.link.name());
+            in.link.close(proton::error_condition("amqp:link:transfer-limit-exceeded", "transfer beyond the link credit"));
+            ins_.erase(it);
+            return;
+        }
         auto built = message_from_amqp(m, in.target, core::now_ms());
         if (auto* e = std::get_if<mapping_error>(&built)) {
             reject(d, e->condition.data(), e->message);
