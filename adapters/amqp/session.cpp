@@ -304,6 +304,9 @@ private:
         // Only within the client's credit: a delivery the kernel sent before the client took its
         // credit back goes back to the queue, not counted as a redelivery.
         if (!o.link.active() || o.link.credit() <= 0) {
+            // The kernel used a unit of credit the client no longer gives: `granted` follows,
+            // so that the client's next credit reaches the kernel again.
+            if (o.granted > o.sent) --o.granted;
             broker_.settle(o.id, {d.tag}, core::settle_outcome::released());
             return;
         }
@@ -1193,6 +1196,7 @@ private:
         }
         if (o && tag && !tx->failed && tx->tx->settle(o->id, {*tag}, std::move(oc)) != core::tx_status::ok)
             tx->failed = true;
+        log(spdlog::level::debug, "txn={} disposition outcome={:#x}", *txid, code);
         t.settle();
     }
 
