@@ -178,10 +178,19 @@ struct link_owner {
     pn_link_t* key = nullptr;
     std::uint64_t serial = 0;
 };
+// What a durable subscription collects: for a link that names it without a source (Qpid JMS
+// looks a subscription up that way before unsubscribing).
+struct known_subscription {
+    core::destination filter;
+    std::string selector;
+};
+// Keys are scoped by the broker (a process may hold several: tests, fuzzers).
 struct link_registry {
     std::mutex mutex;
     std::unordered_map<std::string, link_owner> links;
     std::unordered_map<std::string, std::size_t> subscriptions;   // kernel subscription name -> links
+    std::unordered_map<std::string, known_subscription> durables;   // durable ones, by kernel name
+    std::vector<const core::broker*> loaded;   // brokers whose recovered subscriptions were read
     std::atomic<std::uint64_t> serials{0};
 };
 link_registry& registry() {
@@ -213,6 +222,8 @@ struct incoming {
 
 // The data of a kernel durable subscription that is a shared non-durable one.
 constexpr std::string_view volatile_subscription_data = "amqp:volatile";
+// ... and one made by an AMQP link (durable).
+constexpr std::string_view durable_subscription_data = "amqp:durable";
 
 // A transaction declared on a coordinator link (kernel core::transaction).
 struct amqp_transaction {
@@ -480,7 +491,7 @@ private:
         c.open(proton::connection_options().offered_capabilities(
             {proton::symbol("ANONYMOUS-RELAY"), proton::symbol("SHARED-SUBS"), proton::symbol("DELAYED_DELIVERY")}));
         if (const char* id = pn_connection_remote_container(raw_as<pn_connection_t>(c))) container_ = id;
-        forget_volatile_subscriptions();
+        load_subscriptions();
         // The peer's idle-time-out: we send something within half of it.
         const std::uint32_t peer_idle = c.idle_timeout();
         open(std::chrono::milliseconds(settings_->idle_timeout_ms), std::chrono::milliseconds(peer_idle / 2));
@@ -568,35 +579,62 @@ private:
         pump();
     }
 
-    static void hold_subscription(const std::string& name) {
+    std::string scoped(std::string_view name) const {
+        return fmt::format("{}\x1f{}", static_cast<const void*>(&broker_), name);
+    }
+
+    void hold_subscription(const std::string& name) {
         auto& reg = registry();
         std::lock_guard lock(reg.mutex);
-        ++reg.subscriptions[name];
+        ++reg.subscriptions[scoped(name)];
     }
     // One link less on subscription `name`: how many are left in the process.
-    static std::size_t drop_subscription(const std::string& name) {
+    std::size_t drop_subscription(const std::string& name) {
         auto& reg = registry();
         std::lock_guard lock(reg.mutex);
-        const auto it = reg.subscriptions.find(name);
+        const auto it = reg.subscriptions.find(scoped(name));
         if (it == reg.subscriptions.end()) return 0;
         if (--it->second > 0) return it->second;
         reg.subscriptions.erase(it);
         return 0;
     }
 
-    // Shared non-durable subscriptions are kernel durable ones that go with their last link; a
-    // restart (or a crash) leaves those that were open then with no link: the first connection
-    // after the start deletes them.
-    void forget_volatile_subscriptions() {
-        static std::mutex m;
-        static std::vector<const core::broker*> done;
+    void remember_durable(const std::string& name, const core::destination& filter, const core::selector_ptr& sel) {
+        auto& reg = registry();
+        std::lock_guard lock(reg.mutex);
+        reg.durables[scoped(name)] = known_subscription{filter, sel ? sel->text() : std::string()};
+    }
+    void forget_durable(const std::string& name) {
+        auto& reg = registry();
+        std::lock_guard lock(reg.mutex);
+        reg.durables.erase(scoped(name));
+    }
+    std::optional<known_subscription> find_durable(const std::string& name) {
+        auto& reg = registry();
+        std::lock_guard lock(reg.mutex);
+        const auto it = reg.durables.find(scoped(name));
+        if (it == reg.durables.end()) return std::nullopt;
+        return it->second;
+    }
+
+    // Once per broker, at the first connection: the durable subscriptions the store kept are
+    // known by name; the shared non-durable ones (kernel durable subscriptions that go with
+    // their last link) that a restart or a crash left without links are deleted.
+    void load_subscriptions() {
+        std::vector<std::string> stale;
         {
-            std::lock_guard lock(m);
-            if (std::find(done.begin(), done.end(), &broker_) != done.end()) return;
-            done.push_back(&broker_);
+            auto& reg = registry();
+            std::lock_guard lock(reg.mutex);
+            if (std::find(reg.loaded.begin(), reg.loaded.end(), &broker_) != reg.loaded.end()) return;
+            reg.loaded.push_back(&broker_);
+            for (const auto& r : broker_.recovered_subscriptions()) {
+                if (r.data == volatile_subscription_data)
+                    stale.push_back(r.name);
+                else if (r.data == durable_subscription_data)
+                    reg.durables[scoped(r.name)] = known_subscription{r.filter, r.selector};
+            }
         }
-        for (const auto& r : broker_.recovered_subscriptions())
-            if (r.data == volatile_subscription_data) broker_.unsubscribe_durable(r.name);
+        for (const auto& name : stale) broker_.unsubscribe_durable(name);
     }
 
     // Refuses a link: attached (as the peer expects an answer) and closed with `condition`.
@@ -800,6 +838,39 @@ private:
         pn_delivery_settle(dl);
     }
 
+    // Transactional dispositions the client left unsettled (python-qpid-proton's
+    // Transaction.accept does): Proton reports no event for them, so the discharge collects
+    // them from the outgoing links' unsettled deliveries, into the transaction, and settles them.
+    void collect_unsettled(std::uint64_t txid, amqp_transaction& t) {
+        for (auto& [key, o] : outs_) {
+            for (pn_delivery_t* dl = pn_unsettled_head(key); dl;) {
+                pn_delivery_t* next = pn_unsettled_next(dl);
+                if (pn_delivery_remote_state(dl) == transactional_state_code && !pn_delivery_settled(dl)) {
+                    const auto [id, code] = transactional_state(pn_disposition_data(pn_delivery_remote(dl)));
+                    const auto tag = pn_delivery_tag(dl);
+                    const auto kernel_tag =
+                        tag_of(proton::binary(reinterpret_cast<const std::uint8_t*>(tag.start),
+                                              reinterpret_cast<const std::uint8_t*>(tag.start) + tag.size));
+                    if (id == txid && kernel_tag) {
+                        if (!t.failed && t.tx->settle(o->id, {*kernel_tag}, outcome_of(code)) != core::tx_status::ok)
+                            t.failed = true;
+                        pn_delivery_settle(dl);
+                    }
+                }
+                dl = next;
+            }
+        }
+    }
+
+    static core::settle_outcome outcome_of(std::uint64_t code) {
+        switch (code) {
+        case rejected_code: return core::settle_outcome::rejected("rejected by the AMQP consumer");
+        case released_code: return core::settle_outcome::released();
+        case modified_code: return core::settle_outcome::modified(true, false);
+        default: return core::settle_outcome::accepted();   // accepted, or none given
+        }
+    }
+
     // A declare or a discharge on the coordinator link.
     void on_control(proton::delivery& d, proton::message& m, incoming& in) {
         auto link = in.link;
@@ -858,6 +929,7 @@ private:
         }
         auto t = std::move(it->second);
         txs_.erase(it);
+        collect_unsettled(*txid, t);
         if (fail || t.failed) {
             // Rolled back: the sends are dropped, the deliveries it settled go back to their
             // queues counted as a redelivery.
@@ -965,7 +1037,15 @@ private:
         const auto hint = hint_of(caps);
         core::destination dest;
         const bool dynamic = src.dynamic();
-        if (dynamic) {
+        auto* rsrc = pn_link_remote_source(key);
+        // No source (nor address): a durable subscription looked up by its link name (Qpid JMS,
+        // before an unsubscribe, which then closes the link).
+        std::optional<std::pair<std::string, known_subscription>> found;
+        if (!dynamic && pn_terminus_get_type(rsrc) == PN_UNSPECIFIED) {
+            found = lookup_durable(s.name());
+            if (!found) return refuse_link(s, "amqp:not-found", "no durable subscription of that name");
+            dest = found->second.filter;
+        } else if (dynamic) {
             // A temporary queue (or topic) of this connection, deleted with it: request/reply.
             dest = broker_.create_temporary(id(), hint == capability_hint::topic ? core::dest_kind::temp_topic
                                                                                  : core::dest_kind::temp_queue);
@@ -978,6 +1058,7 @@ private:
         link_filters filters;
         if (!read_filters(pn_terminus_filter(pn_link_remote_source(key)), filters))
             return refuse_link(s, "amqp:decode-error", "the source's filter set is not a map");
+        if (found && !found->second.selector.empty()) filters.selector = found->second.selector;
         if (filters.selector) {
             // The kernel's selectors, on queues and topics (as Artemis: a bad one refuses the link).
             core::selector_error err;
@@ -990,12 +1071,14 @@ private:
 
         // A durable source on a topic, or the `shared` capability: a subscription named by the
         // container and the link (Qpid JMS), kept in the kernel apart from the link.
-        auto* rsrc = pn_link_remote_source(key);
-        const bool durable = dest.is_topic() && !dynamic && pn_terminus_get_durability(rsrc) != PN_NONDURABLE;
+        const bool durable =
+            found || (dest.is_topic() && !dynamic && pn_terminus_get_durability(rsrc) != PN_NONDURABLE);
         const bool shared = dest.is_topic() && !dynamic && has_capability(caps, "shared");
         const bool global = has_capability(caps, "global");
         std::string subscription;
-        if (durable || shared) {
+        if (found) {
+            subscription = found->first;
+        } else if (durable || shared) {
             if (!global && container_.empty())
                 return refuse_link(s, "amqp:invalid-field", "a durable or shared subscription needs a container-id");
             subscription = subscription_name(container_, s.name(), shared, global, durable);
@@ -1017,9 +1100,18 @@ private:
         s.open(so);
         auto* lsrc = pn_link_source(key);
         echo_filters(pn_terminus_filter(lsrc), filters);
+        if (found) {
+            // The subscription's source, as it was attached.
+            pn_terminus_set_type(lsrc, PN_SOURCE);
+            pn_terminus_set_address(lsrc, format_address(dest).c_str());
+            pn_terminus_set_durability(lsrc, PN_DELIVERIES);
+            pn_terminus_set_expiry_policy(lsrc, PN_EXPIRE_NEVER);
+        }
         if (!subscription.empty()) {
-            pn_terminus_set_durability(lsrc, pn_terminus_get_durability(rsrc));
-            pn_terminus_set_expiry_policy(lsrc, pn_terminus_get_expiry_policy(rsrc));
+            if (!found) {
+                pn_terminus_set_durability(lsrc, pn_terminus_get_durability(rsrc));
+                pn_terminus_set_expiry_policy(lsrc, pn_terminus_get_expiry_policy(rsrc));
+            }
             o->subscription = subscription;
             o->durable = durable;
             hold_subscription(subscription);
@@ -1039,8 +1131,9 @@ private:
             opt.want_retained = false;   // a durable subscriber is not retroactive (ActiveMQ)
             add_consumer(*o);
             auto done = track_subscribe(*o, completion([this, status, key] { on_subscribed(*status, key); }));
+            if (durable) remember_durable(subscription, dest, opt.selector);
             broker_.subscribe_durable(o->id, subscription, dest, std::move(opt), weak_from_this(), std::move(done),
-                                      durable ? std::string() : std::string(volatile_subscription_data));
+                                      std::string(durable ? durable_subscription_data : volatile_subscription_data));
         } else {
             add_consumer(*o);
             auto done = track_subscribe(*o, completion([this, status, key] { on_subscribed(*status, key); }));
@@ -1053,6 +1146,17 @@ private:
         log(spdlog::level::debug, "link=sender address={} dynamic={} subscription={}", format_address(dest), dynamic,
             subscription);
         outs_[key] = std::move(o);
+    }
+
+    // The durable subscription a link name (of this container, or global) names.
+    std::optional<std::pair<std::string, known_subscription>> lookup_durable(std::string_view link_name) {
+        for (const auto& name : {subscription_name(container_, link_name, false, false, true),
+                                 subscription_name(container_, link_name, true, false, true),
+                                 subscription_name({}, link_name, true, true, true)}) {
+            if (container_.empty() && name.front() != ':') continue;
+            if (auto k = find_durable(name)) return std::pair{name, std::move(*k)};
+        }
+        return std::nullopt;
     }
 
     static bool has_capability(const std::vector<std::string>& caps, std::string_view c) {
@@ -1125,6 +1229,7 @@ private:
         std::function<void()> then;
         if (!o.subscription.empty() && drop_subscription(o.subscription) == 0 && (closed || !o.durable)) {
             log(spdlog::level::debug, "subscription={} deleted", o.subscription);
+            if (o.durable) forget_durable(o.subscription);
             then = [b = &broker_, name = o.subscription] { b->unsubscribe_durable(name); };
         }
         end_consumer(o, std::move(then));   // what it had unsettled goes back to the queue
@@ -1185,16 +1290,7 @@ private:
             }
             return;
         }
-        core::settle_outcome oc;
-        switch (code) {
-        case 0:
-        case accepted_code: oc = core::settle_outcome::accepted(); break;
-        case rejected_code: oc = core::settle_outcome::rejected("rejected by the AMQP consumer"); break;
-        case released_code: oc = core::settle_outcome::released(); break;
-        case modified_code: oc = core::settle_outcome::modified(true, false); break;
-        default: oc = core::settle_outcome::accepted(); break;
-        }
-        if (o && tag && !tx->failed && tx->tx->settle(o->id, {*tag}, std::move(oc)) != core::tx_status::ok)
+        if (o && tag && !tx->failed && tx->tx->settle(o->id, {*tag}, outcome_of(code)) != core::tx_status::ok)
             tx->failed = true;
         log(spdlog::level::debug, "txn={} disposition outcome={:#x}", *txid, code);
         t.settle();

@@ -92,13 +92,16 @@ class Coordinator:
         return dlv
 
     @staticmethod
-    def accept(receiver, txid):
-        """Accepts (and settles) the oldest unsettled delivery of a BlockingReceiver in the
-        transaction."""
+    def accept(receiver, txid, settle=True):
+        """Accepts the oldest unsettled delivery of a BlockingReceiver in the transaction:
+        settled (Qpid JMS), or left unsettled until the discharge (python-qpid-proton's own
+        Transaction.accept)."""
         dlv = receiver.fetcher.unsettled.popleft()
         dlv.local.data = [txid, Described(ACCEPTED, [])]
         dlv.update(TRANSACTIONAL_STATE)
-        dlv.settle()
+        if settle:
+            dlv.settle()
+        return dlv
 
 
 class FeaturesTestCase(AmqpTestCase):
@@ -146,12 +149,13 @@ class TransactionTest(FeaturesTestCase):
         self.assertEqual(r.receive().body, "old1")
         txn.accept(r, txid)
         self.assertEqual(r.receive().body, "old2")
-        txn.accept(r, txid)
+        unsettled = txn.accept(r, txid, settle=False)
         # Nothing of the transaction is visible before the commit.
         watcher = self.connect().create_receiver("q.tx", credit=10)
         self.assert_nothing(watcher, "before the commit")
         dlv = txn.discharge(txid)
         self.assertEqual(dlv.remote_state, Delivery.ACCEPTED, "the commit completed")
+        c.wait(lambda: unsettled.settled, msg="the unsettled transactional ack settled by the discharge")
         self.assertEqual(self.drain(watcher, 2), ["t0", "t1"])
         # The acks took effect: the acked messages are gone once their receiver is.
         r.close()
@@ -281,6 +285,11 @@ class DurableSubscriptionTest(FeaturesTestCase):
         c = self.connect_as("app1")
         r = c.create_receiver("topic://news", name="sub1", options=DurableSubscription(), credit=10)
         self.assertEqual(self.drain(r, 1), ["n3"], "kept across the restart")
+        # Known by name after the restart too (the store's record).
+        r.link.detach()
+        c.close()
+        c = self.connect_as("app1")
+        self.assertEqual(c.create_receiver(None, name="sub1", credit=0).link.remote_source.address, "topic://news")
         # Another container's link of the same name is another subscription.
         other = self.connect_as("app2").create_receiver("topic://news", name="sub1",
                                                         options=DurableSubscription(), credit=10)
@@ -296,6 +305,27 @@ class DurableSubscriptionTest(FeaturesTestCase):
         self.assert_nothing(r, "a deleted subscription kept a message")
         pub.send(Message(body="new"))
         self.assertEqual(self.drain(r, 1), ["new"])
+
+    def test_lookup_by_link_name_then_unsubscribe(self):
+        # Qpid JMS's unsubscribe: a link with the subscription's name and no source gets the
+        # subscription's source back; closing it deletes the subscription.
+        c = self.connect_as("app7")
+        c.create_receiver("topic://looked.up", name="mysub", options=DurableSubscription(), credit=1)
+        c.close()
+        c = self.connect_as("app7")
+        r = c.create_receiver(None, name="mysub", credit=0)
+        self.assertEqual(r.link.remote_source.address, "topic://looked.up")
+        self.assertEqual(r.link.remote_source.durability, Terminus.DELIVERIES)
+        r.close()
+        pub = self.connect().create_sender("topic://looked.up")
+        pub.send(Message(body="nobody subscribed"))
+        with self.assertRaises(LinkDetached) as cm:
+            c.create_receiver(None, name="mysub", credit=0)
+        self.assertEqual(cm.exception.link.remote_condition.name, "amqp:not-found")
+        # (On a new connection: the client does not detach its side of the refused link.)
+        r = self.connect_as("app7").create_receiver("topic://looked.up", name="mysub",
+                                                     options=DurableSubscription(), credit=10)
+        self.assert_nothing(r, "the deleted subscription kept a message")
 
     def test_shared_durable_subscription_across_reconnect_and_restart(self):
         # Qpid JMS without a client id: the `global` capability, links "name|global", "name|global2".
