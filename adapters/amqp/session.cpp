@@ -545,9 +545,9 @@ private:
         }
         if (auto prev = std::static_pointer_cast<session>(old.session.lock())) {
             if (prev.get() == this)
-                steal(old.key, old.serial);
+                steal(old.key, old.serial, false);   // within Proton's dispatch: its output follows
             else if (old.worker)
-                old.worker->post(prev->completion([prev, k = old.key, sr = old.serial] { prev->steal(k, sr); }));
+                old.worker->post(prev->completion([prev, k = old.key, sr = old.serial] { prev->steal(k, sr, true); }));
         }
         return {std::move(name_key), serial};
     }
@@ -559,8 +559,9 @@ private:
         if (auto it = reg.links.find(name_key); it != reg.links.end() && it->second.serial == serial) reg.links.erase(it);
     }
 
-    // Another link of the same container took this one's name.
-    void steal(pn_link_t* key, std::uint64_t serial) {
+    // Another link of the same container took this one's name. `pump`: called outside Proton's
+    // dispatch (a kernel-style event), so the detach is written here.
+    void steal(pn_link_t* key, std::uint64_t serial, bool pump_now) {
         if (state() >= engine::phase::closing || stage_ != stage::amqp) return;
         const proton::error_condition why("amqp:link:stolen", "the link name was attached again by its container");
         if (auto it = outs_.find(key); it != outs_.end() && it->second->serial == serial) {
@@ -576,7 +577,7 @@ private:
             return;
         }
         log(spdlog::level::info, "reason=link_stolen");
-        pump();
+        if (pump_now) pump();
     }
 
     std::string scoped(std::string_view name) const {
@@ -1065,10 +1066,6 @@ private:
             opt.selector = core::selector::compile(*filters.selector, err);
             if (!opt.selector) return refuse_link(s, "amqp:invalid-field", "invalid selector: " + err.message);
         }
-        // No-local applies to topics (JMS); a queue's receiver ignores it and it is not echoed.
-        filters.no_local = filters.no_local && dest.is_topic();
-        opt.no_local = filters.no_local;
-
         // A durable source on a topic, or the `shared` capability: a subscription named by the
         // container and the link (Qpid JMS), kept in the kernel apart from the link.
         const bool durable =
@@ -1083,6 +1080,11 @@ private:
                 return refuse_link(s, "amqp:invalid-field", "a durable or shared subscription needs a container-id");
             subscription = subscription_name(container_, s.name(), shared, global, durable);
         }
+        // No-local applies to a topic subscription (JMS); a queue's receiver, and a durable or
+        // shared subscription (whose queue the kernel fills from every publisher), ignore it,
+        // and it is not echoed to them.
+        filters.no_local = filters.no_local && dest.is_topic() && subscription.empty();
+        opt.no_local = filters.no_local;
 
         auto o = std::make_unique<outgoing>();
         o->link = s;
