@@ -472,6 +472,27 @@ class LinkTest(FeaturesTestCase):
         s2.send(Message(body="x"))
         self.assertEqual(r2.link.state & Endpoint.REMOTE_ACTIVE, Endpoint.REMOTE_ACTIVE)
 
+    def test_stolen_within_one_connection(self):
+        # Another session of the same connection attaches the name: the old link goes.
+        c = self.connect_as("thief-2")
+        r1 = c.create_receiver("q.steal2", name="named", credit=10)
+        ssn = c.conn.session()
+        ssn.open()
+        r2 = ssn.receiver("named")
+        r2.source.address = "q.steal2"
+        r2.flow(10)
+        r2.open()
+        with self.assertRaises(LinkDetached) as cm:
+            c.wait(lambda: r1.link.state & Endpoint.REMOTE_CLOSED, msg="the stolen link's detach")
+        self.assertEqual(cm.exception.link.remote_condition.name, "amqp:link:stolen")
+        c.wait(lambda: r2.state & Endpoint.REMOTE_ACTIVE, msg="the new link attached")
+        s = c.create_sender("q.steal2")
+        s.send(Message(body="for r2"))
+        c.wait(lambda: r2.current is not None, msg="delivery on the new link")
+        m = Message()
+        m.decode(r2.recv(r2.current.pending))
+        self.assertEqual(m.body, "for r2")
+
     def test_offered_capabilities(self):
         c = self.connect()
         caps = set(c.conn.remote_offered_capabilities or [])
