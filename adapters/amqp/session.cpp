@@ -100,8 +100,26 @@ pn_link_t* raw(const proton::link& l) { return raw_as<pn_link_t>(l); }
 pn_delivery_t* raw(const proton::transfer& t) { return raw_as<pn_delivery_t>(t); }
 pn_transport_t* raw(const proton::transport& t) { return raw_as<pn_transport_t>(t); }
 
-std::vector<std::string> capabilities_of(const std::vector<proton::symbol>& caps) {
-    return std::vector<std::string>(caps.begin(), caps.end());
+// A terminus's capabilities: AMQP's `multiple` symbol, an array or one symbol alone (Proton's
+// C++ terminus::capabilities() throws on the latter, and would take the connection down).
+std::vector<std::string> capabilities_of(pn_data_t* d) {
+    std::vector<std::string> out;
+    pn_data_rewind(d);
+    if (!pn_data_next(d)) return out;
+    const auto take = [&] {
+        if (pn_data_type(d) != PN_SYMBOL) return;
+        const auto b = pn_data_get_symbol(d);
+        out.emplace_back(b.start, b.size);
+    };
+    if (pn_data_type(d) == PN_ARRAY) {
+        pn_data_enter(d);
+        while (pn_data_next(d)) take();
+        pn_data_exit(d);
+    } else {
+        take();
+    }
+    pn_data_rewind(d);
+    return out;
 }
 
 // Kernel delivery tags travel as the AMQP delivery tag (8 bytes, big-endian).
@@ -657,7 +675,7 @@ private:
         const auto address = t.address();
         if (t.dynamic()) return refuse_link(r, "amqp:not-implemented", "dynamic targets are not supported");
         if (!address.empty()) {
-            const auto caps = capabilities_of(t.capabilities());
+            const auto caps = capabilities_of(pn_terminus_capabilities(pn_link_remote_target(key)));
             auto parsed = parse_address(address, hint_of(caps), true);
             if (auto* e = std::get_if<address_error>(&parsed)) return refuse_link(r, "amqp:invalid-field", e->message);
             in->target = std::move(std::get<core::destination>(parsed));
@@ -1034,7 +1052,7 @@ private:
     void on_sender_open(proton::sender& s) override {
         auto* key = raw(s);
         const auto src = s.source();
-        const auto caps = capabilities_of(src.capabilities());
+        const auto caps = capabilities_of(pn_terminus_capabilities(pn_link_remote_source(key)));
         const auto hint = hint_of(caps);
         core::destination dest;
         const bool dynamic = src.dynamic();

@@ -493,6 +493,16 @@ class LinkTest(FeaturesTestCase):
         m.decode(r2.recv(r2.current.pending))
         self.assertEqual(m.body, "for r2")
 
+    def test_one_capability_alone_is_read(self):
+        # AMQP's `multiple`: one symbol needs no array (a receiver of a bare name with `topic`).
+        class One(ReceiverOption):
+            def apply(self, receiver):
+                receiver.source.capabilities.put_symbol(symbol("topic"))
+        c = self.connect()
+        r = c.create_receiver("single.cap", options=One(), credit=5)
+        c.create_sender("topic://single.cap").send(Message(body="to the topic"))
+        self.assertEqual(self.drain(r, 1), ["to the topic"])
+
     def test_offered_capabilities(self):
         c = self.connect()
         caps = set(c.conn.remote_offered_capabilities or [])
