@@ -470,12 +470,15 @@ private:
         try {
             driver_->dispatch();
         } catch (const std::exception& e) {
-            // Proton's C++ layer throws on what it cannot decode (a message, a property map).
-            log(spdlog::level::warn, "reason=protocol_error detail=\"{}\"", e.what());
-            try {
-                driver_->connection().close(proton::error_condition("amqp:decode-error", e.what()));
-            } catch (const std::exception&) {
-            }
+            close_on_exception(e.what());
+        }
+        // Proton's C++ layer throws on what it cannot decode (a message, a property map, a
+        // terminus field), and its dispatch catches that itself, only noting it on the transport
+        // as condition "exception": the event went unhandled, so the connection ends.
+        if (auto* cond = pn_transport_condition(raw(driver_->transport()));
+            !decode_failed_ && pn_condition_is_set(cond) && std::string_view(pn_condition_get_name(cond)) == "exception") {
+            const char* what = pn_condition_get_description(cond);
+            close_on_exception(what ? what : "undecodable input");
         }
         for (;;) {
             const auto b = driver_->write_buffer();
@@ -486,6 +489,16 @@ private:
         if (stage_ == stage::amqp && pn_transport_head_closed(raw(driver_->transport()))) {
             stage_ = stage::done;
             close();
+        }
+    }
+
+    void close_on_exception(const char* what) {
+        if (decode_failed_) return;
+        decode_failed_ = true;
+        log(spdlog::level::warn, "reason=protocol_error detail=\"{}\"", what);
+        try {
+            driver_->connection().close(proton::error_condition("amqp:decode-error", what));
+        } catch (const std::exception&) {
         }
     }
 
@@ -1330,6 +1343,7 @@ private:
     std::unordered_map<std::uint64_t, amqp_transaction> txs_;   // declared, by txn-id
     std::uint64_t next_txn_ = 0;
     std::uint32_t committing_ = 0;   // discharges waiting for the kernel's commit
+    bool decode_failed_ = false;     // a handler threw: the connection is closing with amqp:decode-error
 };
 
 }  // namespace

@@ -20,7 +20,7 @@ from proton import (Array, Data, Delivery, Described, Endpoint, Message, Terminu
                     ulong, UNDESCRIBED)
 from proton import Timeout  # noqa: E402
 from proton.reactor import Container, DurableSubscription, Filter, ReceiverOption, Selector  # noqa: E402
-from proton.utils import BlockingConnection, LinkDetached  # noqa: E402
+from proton.utils import BlockingConnection, ConnectionClosed, LinkDetached  # noqa: E402
 
 from amqp_basic_test import AmqpTestCase  # noqa: E402
 
@@ -502,6 +502,20 @@ class LinkTest(FeaturesTestCase):
         r = c.create_receiver("single.cap", options=One(), credit=5)
         c.create_sender("topic://single.cap").send(Message(body="to the topic"))
         self.assertEqual(self.drain(r, 1), ["to the topic"])
+
+    def test_undecodable_message_closes_with_decode_error(self):
+        # Proton's C++ layer throws decoding it (application-properties that are a string), and
+        # its dispatch swallows that: the session notices and closes the connection.
+        c = self.connect()
+        s = c.create_sender("q.garbage")
+        c.wait(lambda: s.link.credit > 0, msg="credit")
+        s.link.delivery("t1")
+        s.link.stream(b"\x00\x53\x74\xa1\x03abc\x00\x53\x77\xa1\x01x")
+        s.link.advance()
+        with self.assertRaises(ConnectionClosed) as cm:
+            c.wait(lambda: False, msg="the broker's close")
+        self.assertEqual(cm.exception.connection.remote_condition.name, "amqp:decode-error")
+        self.connect().create_sender("q.garbage").send(Message(body="others unaffected"))
 
     def test_offered_capabilities(self):
         c = self.connect()
