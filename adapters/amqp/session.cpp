@@ -725,8 +725,7 @@ private:
         amqp_transaction* tx = nullptr;
         std::uint64_t txid = 0;
         if (pn_delivery_remote_state(dl) == transactional_state_code) {
-            const auto [id, outcome] = transactional_state(pn_disposition_data(pn_delivery_remote(dl)));
-            (void)outcome;
+            const auto id = transactional_state(pn_disposition_data(pn_delivery_remote(dl))).id;
             if (id) tx = find_tx(*id);
             if (!tx) {
                 reject(d, "amqp:transaction:unknown-id", "no such transaction");
@@ -835,22 +834,33 @@ private:
         return it == txs_.end() ? nullptr : &it->second;
     }
 
-    // A transactional-state's txn-id and outcome (0: none) from a delivery state's fields.
-    static std::pair<std::optional<std::uint64_t>, std::uint64_t> transactional_state(pn_data_t* d) {
+    // A transactional-state's fields: the txn-id, and the outcome (code 0: none; a modified
+    // one's flags).
+    struct txn_state {
         std::optional<std::uint64_t> id;
-        std::uint64_t outcome = 0;
+        std::uint64_t code = 0;
+        bool delivery_failed = false, undeliverable_here = false;
+    };
+    static txn_state transactional_state(pn_data_t* d) {
+        txn_state st;
         pn_data_rewind(d);
         if (pn_data_next(d) && pn_data_type(d) == PN_LIST) {
             pn_data_enter(d);
-            if (pn_data_next(d)) id = txn_id_of(d);
+            if (pn_data_next(d)) st.id = txn_id_of(d);
             if (pn_data_next(d) && pn_data_type(d) == PN_DESCRIBED) {
-                outcome = enter_described(d, {});
+                st.code = enter_described(d, {});
+                if (st.code == modified_code && pn_data_type(d) == PN_LIST) {
+                    pn_data_enter(d);
+                    if (pn_data_next(d) && pn_data_type(d) == PN_BOOL) st.delivery_failed = pn_data_get_bool(d);
+                    if (pn_data_next(d) && pn_data_type(d) == PN_BOOL) st.undeliverable_here = pn_data_get_bool(d);
+                    pn_data_exit(d);
+                }
                 pn_data_exit(d);
             }
             pn_data_exit(d);
         }
         pn_data_rewind(d);
-        return {id, outcome};
+        return st;
     }
 
     // Settles delivery `dl` with a transactional-state (txn-id, outcome `code`).
@@ -878,13 +888,13 @@ private:
             for (pn_delivery_t* dl = pn_unsettled_head(key); dl;) {
                 pn_delivery_t* next = pn_unsettled_next(dl);
                 if (pn_delivery_remote_state(dl) == transactional_state_code && !pn_delivery_settled(dl)) {
-                    const auto [id, code] = transactional_state(pn_disposition_data(pn_delivery_remote(dl)));
+                    const auto st = transactional_state(pn_disposition_data(pn_delivery_remote(dl)));
                     const auto tag = pn_delivery_tag(dl);
                     const auto kernel_tag =
                         tag_of(proton::binary(reinterpret_cast<const std::uint8_t*>(tag.start),
                                               reinterpret_cast<const std::uint8_t*>(tag.start) + tag.size));
-                    if (id == txid && kernel_tag) {
-                        if (!t.failed && t.tx->settle(o->id, {*kernel_tag}, outcome_of(code)) != core::tx_status::ok)
+                    if (st.id == txid && kernel_tag) {
+                        if (!t.failed && t.tx->settle(o->id, {*kernel_tag}, outcome_of(st)) != core::tx_status::ok)
                             t.failed = true;
                         pn_delivery_settle(dl);
                     }
@@ -894,11 +904,11 @@ private:
         }
     }
 
-    static core::settle_outcome outcome_of(std::uint64_t code) {
-        switch (code) {
+    static core::settle_outcome outcome_of(const txn_state& st) {
+        switch (st.code) {
         case rejected_code: return core::settle_outcome::rejected("rejected by the AMQP consumer");
         case released_code: return core::settle_outcome::released();
-        case modified_code: return core::settle_outcome::modified(true, false);
+        case modified_code: return core::settle_outcome::modified(st.delivery_failed, st.undeliverable_here);
         default: return core::settle_outcome::accepted();   // accepted, or none given
         }
     }
@@ -1309,7 +1319,8 @@ private:
     // when the client settles it.
     void settle_transactional_ack(proton::tracker& t) {
         auto* dl = raw(t);
-        const auto [txid, code] = transactional_state(pn_disposition_data(pn_delivery_remote(dl)));
+        const auto st = transactional_state(pn_disposition_data(pn_delivery_remote(dl)));
+        const auto txid = st.id;
         auto* tx = txid ? find_tx(*txid) : nullptr;
         auto* o = find_out(t.sender());
         const auto tag = tag_of(t.tag());
@@ -1323,9 +1334,9 @@ private:
             }
             return;
         }
-        if (o && tag && !tx->failed && tx->tx->settle(o->id, {*tag}, outcome_of(code)) != core::tx_status::ok)
+        if (o && tag && !tx->failed && tx->tx->settle(o->id, {*tag}, outcome_of(st)) != core::tx_status::ok)
             tx->failed = true;
-        log(spdlog::level::debug, "txn={} disposition outcome={:#x}", *txid, code);
+        log(spdlog::level::debug, "txn={} disposition outcome={:#x}", *txid, st.code);
         t.settle();
     }
 

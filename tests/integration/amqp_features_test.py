@@ -92,6 +92,15 @@ class Coordinator:
         return dlv
 
     @staticmethod
+    def settle(receiver, txid, outcome):
+        """Settles the oldest unsettled delivery of a BlockingReceiver with `outcome` (a
+        described outcome) in the transaction."""
+        dlv = receiver.fetcher.unsettled.popleft()
+        dlv.local.data = [txid, outcome]
+        dlv.update(TRANSACTIONAL_STATE)
+        dlv.settle()
+
+    @staticmethod
     def accept(receiver, txid, settle=True):
         """Accepts the oldest unsettled delivery of a BlockingReceiver in the transaction:
         settled (Qpid JMS), or left unsettled until the discharge (python-qpid-proton's own
@@ -178,6 +187,27 @@ class TransactionTest(FeaturesTestCase):
         r.link.flow(1)
         m = r.receive()
         self.assertEqual((m.body, m.delivery_count), ("keep-me", 1))
+        r.accept()
+
+    def test_other_outcomes_take_effect_at_the_commit(self):
+        c = self.connect()
+        s = c.create_sender("q.outcomes")
+        s.send(Message(body="bad"))
+        s.send(Message(body="retry"))
+        txn = Coordinator(c)
+        txid = txn.declare()
+        r = c.create_receiver("q.outcomes", credit=2)
+        self.assertEqual(r.receive().body, "bad")
+        txn.settle(r, txid, Described(ulong(0x25), [None]))             # rejected
+        self.assertEqual(r.receive().body, "retry")
+        txn.settle(r, txid, Described(ulong(0x27), [True, False]))      # modified, delivery-failed
+        dlq = self.connect().create_receiver("ActiveMQ.DLQ", credit=10)
+        self.assert_nothing(dlq, "a rejection before the commit")
+        self.assertEqual(txn.discharge(txid).remote_state, Delivery.ACCEPTED)
+        self.assertEqual(self.drain(dlq, 1), ["bad"])
+        r.link.flow(1)
+        m = r.receive()
+        self.assertEqual((m.body, m.delivery_count), ("retry", 1), "redelivered, the failure counted")
         r.accept()
 
     def test_unknown_transaction_ids_are_refused(self):
