@@ -519,8 +519,9 @@ private:
         // What clients look for before using the feature (Qpid JMS: SHARED-SUBS for shared
         // subscriptions, DELAYED_DELIVERY for a delivery delay; ANONYMOUS-RELAY for a sender
         // without a target).
-        c.open(proton::connection_options().offered_capabilities(
-            {proton::symbol("ANONYMOUS-RELAY"), proton::symbol("SHARED-SUBS"), proton::symbol("DELAYED_DELIVERY")}));
+        std::vector<proton::symbol> caps{proton::symbol("ANONYMOUS-RELAY"), proton::symbol("SHARED-SUBS")};
+        if (broker_.settings().scheduler_support) caps.emplace_back("DELAYED_DELIVERY");   // the kernel's scheduler
+        c.open(proton::connection_options().offered_capabilities(caps));
         if (const char* id = pn_connection_remote_container(raw_as<pn_connection_t>(c))) container_ = id;
         load_subscriptions();
         // The peer's idle-time-out: we send something within half of it.
