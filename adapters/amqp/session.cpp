@@ -64,6 +64,7 @@
 #include "adapters/amqp/address.hpp"
 #include "adapters/amqp/mapping.hpp"
 #include "adapters/amqp/sasl.hpp"
+#include "adapters/amqp/terminus.hpp"
 #include "core/broker.hpp"
 #include "core/executor.hpp"
 #include "core/security/auth_pool.hpp"
@@ -100,28 +101,6 @@ pn_link_t* raw(const proton::link& l) { return raw_as<pn_link_t>(l); }
 pn_delivery_t* raw(const proton::transfer& t) { return raw_as<pn_delivery_t>(t); }
 pn_transport_t* raw(const proton::transport& t) { return raw_as<pn_transport_t>(t); }
 
-// A terminus's capabilities: AMQP's `multiple` symbol, an array or one symbol alone (Proton's
-// C++ terminus::capabilities() throws on the latter, and would take the connection down).
-std::vector<std::string> capabilities_of(pn_data_t* d) {
-    std::vector<std::string> out;
-    pn_data_rewind(d);
-    if (!pn_data_next(d)) return out;
-    const auto take = [&] {
-        if (pn_data_type(d) != PN_SYMBOL) return;
-        const auto b = pn_data_get_symbol(d);
-        out.emplace_back(b.start, b.size);
-    };
-    if (pn_data_type(d) == PN_ARRAY) {
-        pn_data_enter(d);
-        while (pn_data_next(d)) take();
-        pn_data_exit(d);
-    } else {
-        take();
-    }
-    pn_data_rewind(d);
-    return out;
-}
-
 // Kernel delivery tags travel as the AMQP delivery tag (8 bytes, big-endian).
 proton::binary tag_bytes(core::delivery_tag t) {
     proton::binary b(8);
@@ -137,52 +116,6 @@ std::optional<core::delivery_tag> tag_of(const proton::binary& b) {
     core::delivery_tag t = 0;
     for (auto c : b) t = t << 8 | c;
     return t;
-}
-
-// ---- AMQP 1.0 codes Proton's C++ API does not name --------------------------------------------
-
-// Transactions (AMQP 1.0 part 4): the coordinator's control messages and delivery states.
-constexpr std::uint64_t declare_code = 0x31, discharge_code = 0x32, declared_code = 0x33,
-                        transactional_state_code = 0x34;
-constexpr std::uint64_t accepted_code = 0x24, rejected_code = 0x25, released_code = 0x26, modified_code = 0x27;
-// Apache's filters (the AMQP filter registry): a JMS selector, and JMS no-local.
-constexpr std::uint64_t no_local_filter_code = 0x0000468C00000003, selector_filter_code = 0x0000468C00000004;
-constexpr std::string_view no_local_filter_name = "apache.org:no-local-filter",
-                           selector_filter_name = "apache.org:selector-filter:string";
-
-// A transaction id travels as 8 bytes (big-endian), like delivery tags.
-std::optional<std::uint64_t> txn_id_of(pn_data_t* d) {
-    if (pn_data_type(d) != PN_BINARY) return std::nullopt;
-    const auto b = pn_data_get_binary(d);
-    if (b.size != 8) return std::nullopt;
-    std::uint64_t t = 0;
-    for (std::size_t i = 0; i < 8; ++i) t = t << 8 | std::uint8_t(b.start[i]);
-    return t;
-}
-
-void put_txn_id(pn_data_t* d, std::uint64_t id) {
-    char b[8];
-    for (int i = 7; i >= 0; --i, id >>= 8) b[i] = char(id & 0xFF);
-    pn_data_put_binary(d, pn_bytes(8, b));
-}
-
-// The descriptor of the described value at the cursor (entered afterwards, at its value):
-// a ulong code, or the symbol `name` read as `code` (0 for any other).
-std::uint64_t enter_described(pn_data_t* d, std::initializer_list<std::pair<std::string_view, std::uint64_t>> names) {
-    if (pn_data_type(d) != PN_DESCRIBED) return 0;
-    pn_data_enter(d);
-    if (!pn_data_next(d)) return 0;
-    std::uint64_t code = 0;
-    if (pn_data_type(d) == PN_ULONG) {
-        code = pn_data_get_ulong(d);
-    } else if (pn_data_type(d) == PN_SYMBOL) {
-        const auto sym = pn_data_get_symbol(d);
-        const std::string_view text(sym.start, sym.size);
-        for (const auto& [n, c] : names)
-            if (n == text) code = c;
-    }
-    pn_data_next(d);   // to the value
-    return code;
 }
 
 // Links by (container-id, role, link name), process-wide: a name attached again by the same
@@ -835,48 +768,9 @@ private:
         return it == txs_.end() ? nullptr : &it->second;
     }
 
-    // A transactional-state's fields: the txn-id, and the outcome (code 0: none; a modified
-    // one's flags).
-    struct txn_state {
-        std::optional<std::uint64_t> id;
-        std::uint64_t code = 0;
-        bool delivery_failed = false, undeliverable_here = false;
-    };
-    static txn_state transactional_state(pn_data_t* d) {
-        txn_state st;
-        pn_data_rewind(d);
-        if (pn_data_next(d) && pn_data_type(d) == PN_LIST) {
-            pn_data_enter(d);
-            if (pn_data_next(d)) st.id = txn_id_of(d);
-            if (pn_data_next(d) && pn_data_type(d) == PN_DESCRIBED) {
-                st.code = enter_described(d, {});
-                if (st.code == modified_code && pn_data_type(d) == PN_LIST) {
-                    pn_data_enter(d);
-                    if (pn_data_next(d) && pn_data_type(d) == PN_BOOL) st.delivery_failed = pn_data_get_bool(d);
-                    if (pn_data_next(d) && pn_data_type(d) == PN_BOOL) st.undeliverable_here = pn_data_get_bool(d);
-                    pn_data_exit(d);
-                }
-                pn_data_exit(d);
-            }
-            pn_data_exit(d);
-        }
-        pn_data_rewind(d);
-        return st;
-    }
-
     // Settles delivery `dl` with a transactional-state (txn-id, outcome `code`).
     static void settle_transactional(pn_delivery_t* dl, std::uint64_t txid, std::uint64_t code) {
-        auto* data = pn_disposition_data(pn_delivery_local(dl));
-        pn_data_clear(data);
-        pn_data_put_list(data);
-        pn_data_enter(data);
-        put_txn_id(data, txid);
-        pn_data_put_described(data);
-        pn_data_enter(data);
-        pn_data_put_ulong(data, code);
-        pn_data_put_list(data);
-        pn_data_exit(data);
-        pn_data_exit(data);
+        put_transactional_state(pn_disposition_data(pn_delivery_local(dl)), txid, code);
         pn_delivery_update(dl, transactional_state_code);
         pn_delivery_settle(dl);
     }
@@ -925,37 +819,17 @@ private:
         std::vector<char> bytes;
         m.encode(bytes);
         std::unique_ptr<pn_message_t, void (*)(pn_message_t*)> pm(pn_message(), pn_message_free);
-        std::uint64_t code = 0;
-        std::optional<std::uint64_t> txid;
-        bool fail = false;
-        if (pn_message_decode(pm.get(), bytes.data(), bytes.size()) == 0) {
-            auto* body = pn_message_body(pm.get());
-            pn_data_rewind(body);
-            if (pn_data_next(body)) {
-                code = enter_described(body, {{"amqp:declare:list", declare_code}, {"amqp:discharge:list", discharge_code}});
-                if (code && pn_data_type(body) == PN_LIST) {
-                    pn_data_enter(body);
-                    if (code == discharge_code) {
-                        if (pn_data_next(body)) txid = txn_id_of(body);
-                        if (pn_data_next(body) && pn_data_type(body) == PN_BOOL) fail = pn_data_get_bool(body);
-                    }
-                    pn_data_exit(body);
-                } else {
-                    code = 0;
-                }
-            }
-        }
+        control ctl;
+        if (pn_message_decode(pm.get(), bytes.data(), bytes.size()) == 0) ctl = read_control(pn_message_body(pm.get()));
+        const auto code = ctl.code;
+        const auto txid = ctl.txid;
+        const bool fail = ctl.fail;
         auto* dl = raw(d);
         if (code == declare_code) {
             // A local transaction of the kernel, bounded by broker.max_transaction_frames.
             const std::uint64_t id = ++next_txn_;
             txs_.emplace(id, amqp_transaction{broker_.begin_transaction(this->id()), raw(link), false});
-            auto* data = pn_disposition_data(pn_delivery_local(dl));
-            pn_data_clear(data);
-            pn_data_put_list(data);
-            pn_data_enter(data);
-            put_txn_id(data, id);
-            pn_data_exit(data);
+            put_declared(pn_disposition_data(pn_delivery_local(dl)), id);
             pn_delivery_update(dl, declared_code);
             pn_delivery_settle(dl);
             log(spdlog::level::debug, "txn={} declared", id);
@@ -1006,72 +880,6 @@ private:
     }
 
     // ---- outgoing links: deliveries to the client -----------------------------------------------
-
-    // The filters of a source this broker applies (the others are not echoed, so the client
-    // knows they are not in force).
-    struct link_filters {
-        std::optional<std::string> selector;   // apache.org:selector-filter:string
-        bool no_local = false;                 // apache.org:no-local-filter
-        std::string selector_key, no_local_key;
-    };
-
-    // false: the filter set is not a map.
-    static bool read_filters(pn_data_t* d, link_filters& f) {
-        pn_data_rewind(d);
-        if (!pn_data_next(d)) return true;
-        if (pn_data_type(d) != PN_MAP) return false;
-        pn_data_enter(d);
-        while (pn_data_next(d)) {
-            std::string key;
-            if (pn_data_type(d) == PN_SYMBOL || pn_data_type(d) == PN_STRING) {
-                const auto b = pn_data_type(d) == PN_SYMBOL ? pn_data_get_symbol(d) : pn_data_get_string(d);
-                key.assign(b.start, b.size);
-            }
-            if (!pn_data_next(d)) break;
-            if (pn_data_type(d) != PN_DESCRIBED) continue;
-            const auto code = enter_described(d, {{selector_filter_name, selector_filter_code},
-                                                  {no_local_filter_name, no_local_filter_code},
-                                                  {"apache.org:no-local-filter:list", no_local_filter_code}});
-            if (code == selector_filter_code && pn_data_type(d) == PN_STRING) {
-                const auto b = pn_data_get_string(d);
-                f.selector.emplace(b.start, b.size);
-                f.selector_key = std::move(key);
-            } else if (code == no_local_filter_code) {
-                f.no_local = true;
-                f.no_local_key = std::move(key);
-            }
-            pn_data_exit(d);
-        }
-        pn_data_exit(d);
-        pn_data_rewind(d);
-        return true;
-    }
-
-    // Our source's filter set: those of the client's we apply (AMQP 1.0 §3.5.3).
-    static void echo_filters(pn_data_t* d, const link_filters& f) {
-        pn_data_clear(d);
-        if (!f.selector && !f.no_local) return;
-        const auto put_symbol = [d](std::string_view s) { pn_data_put_symbol(d, pn_bytes(s.size(), s.data())); };
-        pn_data_put_map(d);
-        pn_data_enter(d);
-        if (f.selector) {
-            put_symbol(f.selector_key.empty() ? std::string_view("jms-selector") : std::string_view(f.selector_key));
-            pn_data_put_described(d);
-            pn_data_enter(d);
-            pn_data_put_ulong(d, selector_filter_code);
-            pn_data_put_string(d, pn_bytes(f.selector->size(), f.selector->data()));
-            pn_data_exit(d);
-        }
-        if (f.no_local) {
-            put_symbol(f.no_local_key.empty() ? std::string_view("no-local") : std::string_view(f.no_local_key));
-            pn_data_put_described(d);
-            pn_data_enter(d);
-            pn_data_put_ulong(d, no_local_filter_code);
-            pn_data_put_list(d);
-            pn_data_exit(d);
-        }
-        pn_data_exit(d);
-    }
 
     void on_sender_open(proton::sender& s) override {
         auto* key = raw(s);
