@@ -118,11 +118,6 @@ std::optional<core::delivery_tag> tag_of(const proton::binary& b) {
     return t;
 }
 
-// Links by (container-id, role, link name), process-wide: a name attached again by the same
-// container steals the link (amqp:link:stolen, AMQP 1.0 §2.6.1 link names are unique per
-// container pair). And the links attached to each subscription made from a link (durable,
-// shared), so that the last one to go deletes what should go with it. Touched on attach and
-// detach only: one mutex.
 struct link_owner {
     std::weak_ptr<engine::connection> session;
     core::executor* worker = nullptr;
@@ -135,19 +130,24 @@ struct known_subscription {
     core::destination filter;
     std::string selector;
 };
-// Keys are scoped by the broker (a process may hold several: tests, fuzzers).
+}  // namespace
+
+// Links by (container-id, role, link name): a name attached again by the same container steals
+// the link (amqp:link:stolen; AMQP 1.0 §2.6.1, link names are unique per container pair). The
+// links attached to each subscription made from a link (durable, shared), so that the last one
+// to go deletes what should go with it. Touched on attach and detach only: one mutex.
 struct link_registry {
     std::mutex mutex;
     std::unordered_map<std::string, link_owner> links;
     std::unordered_map<std::string, std::size_t> subscriptions;   // kernel subscription name -> links
     std::unordered_map<std::string, known_subscription> durables;   // durable ones, by kernel name
-    std::vector<const core::broker*> loaded;   // brokers whose recovered subscriptions were read
+    bool loaded = false;   // the recovered subscriptions were read
     std::atomic<std::uint64_t> serials{0};
 };
-link_registry& registry() {
-    static link_registry r;
-    return r;
-}
+
+std::shared_ptr<link_registry> make_link_registry() { return std::make_shared<link_registry>(); }
+
+namespace {
 
 // An outgoing link (the client's receiver): a kernel consumer with link credit.
 struct outgoing : engine::consumer {
@@ -156,7 +156,7 @@ struct outgoing : engine::consumer {
     std::uint64_t granted = 0;   // the kernel's credit limit, in `sent` terms: sent + credit when last told
     bool presettled = false;     // the client asked for settled deliveries (at most once)
     bool draining = false;
-    std::string name_key;        // its entry in registry().links (empty: none)
+    std::string name_key;        // its entry in link_registry::links (empty: none)
     std::uint64_t serial = 0;
     std::string subscription;    // a durable (or shared) subscription's kernel name, else empty
     bool durable = false;        // the subscription outlives its links (else: it goes with the last)
@@ -499,9 +499,9 @@ private:
     // with amqp:link:stolen, on its own connection's worker. Returns the registry key and serial.
     std::pair<std::string, std::uint64_t> claim_name(pn_link_t* key) {
         if (container_.empty()) return {};
-        std::string name_key = fmt::format("{}\x1f{}\x1f{}\x1f{}", static_cast<const void*>(&broker_), container_,
-                                           pn_link_is_sender(key) ? 's' : 'r', pn_link_name(key));
-        auto& reg = registry();
+        std::string name_key =
+            fmt::format("{}\x1f{}\x1f{}", container_, pn_link_is_sender(key) ? 's' : 'r', pn_link_name(key));
+        auto& reg = *settings_->registry;
         const std::uint64_t serial = ++reg.serials;
         link_owner old;
         {
@@ -517,9 +517,9 @@ private:
         return {std::move(name_key), serial};
     }
 
-    static void release_name(const std::string& name_key, std::uint64_t serial) {
+    void release_name(const std::string& name_key, std::uint64_t serial) {
         if (name_key.empty()) return;
-        auto& reg = registry();
+        auto& reg = *settings_->registry;
         std::lock_guard lock(reg.mutex);
         if (auto it = reg.links.find(name_key); it != reg.links.end() && it->second.serial == serial) reg.links.erase(it);
     }
@@ -545,20 +545,16 @@ private:
         if (pump_now) pump();
     }
 
-    std::string scoped(std::string_view name) const {
-        return fmt::format("{}\x1f{}", static_cast<const void*>(&broker_), name);
-    }
-
     void hold_subscription(const std::string& name) {
-        auto& reg = registry();
+        auto& reg = *settings_->registry;
         std::lock_guard lock(reg.mutex);
-        ++reg.subscriptions[scoped(name)];
+        ++reg.subscriptions[name];
     }
     // One link less on subscription `name`: how many are left in the process.
     std::size_t drop_subscription(const std::string& name) {
-        auto& reg = registry();
+        auto& reg = *settings_->registry;
         std::lock_guard lock(reg.mutex);
-        const auto it = reg.subscriptions.find(scoped(name));
+        const auto it = reg.subscriptions.find(name);
         if (it == reg.subscriptions.end()) return 0;
         if (--it->second > 0) return it->second;
         reg.subscriptions.erase(it);
@@ -566,38 +562,38 @@ private:
     }
 
     void remember_durable(const std::string& name, const core::destination& filter, const core::selector_ptr& sel) {
-        auto& reg = registry();
+        auto& reg = *settings_->registry;
         std::lock_guard lock(reg.mutex);
-        reg.durables[scoped(name)] = known_subscription{filter, sel ? sel->text() : std::string()};
+        reg.durables[name] = known_subscription{filter, sel ? sel->text() : std::string()};
     }
     void forget_durable(const std::string& name) {
-        auto& reg = registry();
+        auto& reg = *settings_->registry;
         std::lock_guard lock(reg.mutex);
-        reg.durables.erase(scoped(name));
+        reg.durables.erase(name);
     }
     std::optional<known_subscription> find_durable(const std::string& name) {
-        auto& reg = registry();
+        auto& reg = *settings_->registry;
         std::lock_guard lock(reg.mutex);
-        const auto it = reg.durables.find(scoped(name));
+        const auto it = reg.durables.find(name);
         if (it == reg.durables.end()) return std::nullopt;
         return it->second;
     }
 
-    // Once per broker, at the first connection: the durable subscriptions the store kept are
+    // Once per broker (registry), at the first connection: the durable subscriptions the store kept are
     // known by name; the shared non-durable ones (kernel durable subscriptions that go with
     // their last link) that a restart or a crash left without links are deleted.
     void load_subscriptions() {
         std::vector<std::string> stale;
         {
-            auto& reg = registry();
+            auto& reg = *settings_->registry;
             std::lock_guard lock(reg.mutex);
-            if (std::find(reg.loaded.begin(), reg.loaded.end(), &broker_) != reg.loaded.end()) return;
-            reg.loaded.push_back(&broker_);
+            if (reg.loaded) return;
+            reg.loaded = true;
             for (const auto& r : broker_.recovered_subscriptions()) {
                 if (r.data == volatile_subscription_data)
                     stale.push_back(r.name);
                 else if (r.data == durable_subscription_data)
-                    reg.durables[scoped(r.name)] = known_subscription{r.filter, r.selector};
+                    reg.durables[r.name] = known_subscription{r.filter, r.selector};
             }
         }
         for (const auto& name : stale) broker_.unsubscribe_durable(name);
