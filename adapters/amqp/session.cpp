@@ -21,15 +21,20 @@
 #include "adapters/amqp/session.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <mutex>
 #include <optional>
 #include <unordered_map>
 #include <vector>
 
+#include <proton/codec.h>
 #include <proton/condition.h>
+#include <proton/connection.h>
 #include <proton/delivery.h>
 #include <proton/disposition.h>
 #include <proton/link.h>
+#include <proton/message.h>
 #include <proton/terminus.h>
 #include <proton/transport.h>
 
@@ -41,6 +46,7 @@
 #include <proton/error_condition.hpp>
 #include <proton/io/connection_driver.hpp>
 #include <proton/link.hpp>
+#include <proton/annotation_key.hpp>
 #include <proton/message.hpp>
 #include <proton/messaging_handler.hpp>
 #include <proton/receiver.hpp>
@@ -59,7 +65,9 @@
 #include "adapters/amqp/mapping.hpp"
 #include "adapters/amqp/sasl.hpp"
 #include "core/broker.hpp"
+#include "core/executor.hpp"
 #include "core/security/auth_pool.hpp"
+#include "core/transaction.hpp"
 
 namespace sb::amqp {
 
@@ -113,6 +121,74 @@ std::optional<core::delivery_tag> tag_of(const proton::binary& b) {
     return t;
 }
 
+// ---- AMQP 1.0 codes Proton's C++ API does not name --------------------------------------------
+
+// Transactions (AMQP 1.0 part 4): the coordinator's control messages and delivery states.
+constexpr std::uint64_t declare_code = 0x31, discharge_code = 0x32, declared_code = 0x33,
+                        transactional_state_code = 0x34;
+constexpr std::uint64_t accepted_code = 0x24, rejected_code = 0x25, released_code = 0x26, modified_code = 0x27;
+// Apache's filters (the AMQP filter registry): a JMS selector, and JMS no-local.
+constexpr std::uint64_t no_local_filter_code = 0x0000468C00000003, selector_filter_code = 0x0000468C00000004;
+constexpr std::string_view no_local_filter_name = "apache.org:no-local-filter",
+                           selector_filter_name = "apache.org:selector-filter:string";
+
+// A transaction id travels as 8 bytes (big-endian), like delivery tags.
+std::optional<std::uint64_t> txn_id_of(pn_data_t* d) {
+    if (pn_data_type(d) != PN_BINARY) return std::nullopt;
+    const auto b = pn_data_get_binary(d);
+    if (b.size != 8) return std::nullopt;
+    std::uint64_t t = 0;
+    for (std::size_t i = 0; i < 8; ++i) t = t << 8 | std::uint8_t(b.start[i]);
+    return t;
+}
+
+void put_txn_id(pn_data_t* d, std::uint64_t id) {
+    char b[8];
+    for (int i = 7; i >= 0; --i, id >>= 8) b[i] = char(id & 0xFF);
+    pn_data_put_binary(d, pn_bytes(8, b));
+}
+
+// The descriptor of the described value at the cursor (entered afterwards, at its value):
+// a ulong code, or the symbol `name` read as `code` (0 for any other).
+std::uint64_t enter_described(pn_data_t* d, std::initializer_list<std::pair<std::string_view, std::uint64_t>> names) {
+    if (pn_data_type(d) != PN_DESCRIBED) return 0;
+    pn_data_enter(d);
+    if (!pn_data_next(d)) return 0;
+    std::uint64_t code = 0;
+    if (pn_data_type(d) == PN_ULONG) {
+        code = pn_data_get_ulong(d);
+    } else if (pn_data_type(d) == PN_SYMBOL) {
+        const auto sym = pn_data_get_symbol(d);
+        const std::string_view text(sym.start, sym.size);
+        for (const auto& [n, c] : names)
+            if (n == text) code = c;
+    }
+    pn_data_next(d);   // to the value
+    return code;
+}
+
+// Links by (container-id, role, link name), process-wide: a name attached again by the same
+// container steals the link (amqp:link:stolen, AMQP 1.0 §2.6.1 link names are unique per
+// container pair). And the links attached to each subscription made from a link (durable,
+// shared), so that the last one to go deletes what should go with it. Touched on attach and
+// detach only: one mutex.
+struct link_owner {
+    std::weak_ptr<engine::connection> session;
+    core::executor* worker = nullptr;
+    pn_link_t* key = nullptr;
+    std::uint64_t serial = 0;
+};
+struct link_registry {
+    std::mutex mutex;
+    std::unordered_map<std::string, link_owner> links;
+    std::unordered_map<std::string, std::size_t> subscriptions;   // kernel subscription name -> links
+    std::atomic<std::uint64_t> serials{0};
+};
+link_registry& registry() {
+    static link_registry r;
+    return r;
+}
+
 // An outgoing link (the client's receiver): a kernel consumer with link credit.
 struct outgoing : engine::consumer {
     proton::sender link;
@@ -120,12 +196,29 @@ struct outgoing : engine::consumer {
     std::uint64_t granted = 0;   // the kernel's credit limit, in `sent` terms: sent + credit when last told
     bool presettled = false;     // the client asked for settled deliveries (at most once)
     bool draining = false;
+    std::string name_key;        // its entry in registry().links (empty: none)
+    std::uint64_t serial = 0;
+    std::string subscription;    // a durable (or shared) subscription's kernel name, else empty
+    bool durable = false;        // the subscription outlives its links (else: it goes with the last)
 };
 
 // An incoming link (the client's sender): where its messages go.
 struct incoming {
     proton::receiver link;
     std::optional<core::destination> target;   // nullopt: the anonymous relay (each message's `to`)
+    bool coordinator = false;                  // the transaction coordinator (declare / discharge)
+    std::string name_key;
+    std::uint64_t serial = 0;
+};
+
+// The data of a kernel durable subscription that is a shared non-durable one.
+constexpr std::string_view volatile_subscription_data = "amqp:volatile";
+
+// A transaction declared on a coordinator link (kernel core::transaction).
+struct amqp_transaction {
+    std::unique_ptr<core::transaction> tx;
+    pn_link_t* coordinator = nullptr;
+    bool failed = false;   // an operation was refused (too large): it can only roll back
 };
 
 class session final : public engine::connection, private proton::messaging_handler {
@@ -211,6 +304,9 @@ private:
         // Only within the client's credit: a delivery the kernel sent before the client took its
         // credit back goes back to the queue, not counted as a redelivery.
         if (!o.link.active() || o.link.credit() <= 0) {
+            // The kernel used a unit of credit the client no longer gives: `granted` follows,
+            // so that the client's next credit reaches the kernel again.
+            if (o.granted > o.sent) --o.granted;
             broker_.settle(o.id, {d.tag}, core::settle_outcome::released());
             return;
         }
@@ -242,16 +338,19 @@ private:
     }
 
     void on_closing() override {
-        for (auto& [key, o] : outs_) end_consumer(*o);
+        for (auto& [key, o] : outs_) finish_outgoing(*o, false);
         outs_.clear();
+        for (auto& [key, in] : ins_) release_name(in->name_key, in->serial);
         ins_.clear();
+        txs_.clear();   // open transactions roll back (so would connection_closed)
     }
 
     void on_send_idle() override {
         if (stage_ == stage::amqp) out() += sasl::empty_frame;   // AMQP's heart-beat
     }
 
-    bool input_held() const noexcept override { return stage_ == stage::authenticating; }
+    // Authenticating, or a discharge committing: what follows it waits for the commit.
+    bool input_held() const noexcept override { return stage_ == stage::authenticating || committing_ > 0; }
 
     // ---- SASL and the anonymous path -----------------------------------------------------
 
@@ -375,7 +474,13 @@ private:
     // ---- proton::messaging_handler: connection and sessions --------------------------------
 
     void on_connection_open(proton::connection& c) override {
-        c.open();
+        // What clients look for before using the feature (Qpid JMS: SHARED-SUBS for shared
+        // subscriptions, DELAYED_DELIVERY for a delivery delay; ANONYMOUS-RELAY for a sender
+        // without a target).
+        c.open(proton::connection_options().offered_capabilities(
+            {proton::symbol("ANONYMOUS-RELAY"), proton::symbol("SHARED-SUBS"), proton::symbol("DELAYED_DELIVERY")}));
+        if (const char* id = pn_connection_remote_container(raw_as<pn_connection_t>(c))) container_ = id;
+        forget_volatile_subscriptions();
         // The peer's idle-time-out: we send something within half of it.
         const std::uint32_t peer_idle = c.idle_timeout();
         open(std::chrono::milliseconds(settings_->idle_timeout_ms), std::chrono::milliseconds(peer_idle / 2));
@@ -393,16 +498,105 @@ private:
     }
 
     void on_session_close(proton::session& s) override {
-        // The session's links end with it (no link events follow).
+        // The session's links end with it (no link events follow), detached, not closed.
         for (auto it = outs_.begin(); it != outs_.end();) {
             if (it->second->link.session() == s) {
-                end_consumer(*it->second);
+                finish_outgoing(*it->second, false);
                 it = outs_.erase(it);
             } else {
                 ++it;
             }
         }
-        std::erase_if(ins_, [&](const auto& e) { return e.second->link.session() == s; });
+        for (auto it = ins_.begin(); it != ins_.end();) {
+            if (it->second->link.session() == s) {
+                finish_incoming(*it->second);
+                it = ins_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+
+    // ---- link names and subscriptions shared between connections ---------------------------
+
+    // Claims the link name of `key` for this container; a link holding it is stolen: detached
+    // with amqp:link:stolen, on its own connection's worker. Returns the registry key and serial.
+    std::pair<std::string, std::uint64_t> claim_name(pn_link_t* key) {
+        if (container_.empty()) return {};
+        std::string name_key = fmt::format("{}\x1f{}\x1f{}\x1f{}", static_cast<const void*>(&broker_), container_,
+                                           pn_link_is_sender(key) ? 's' : 'r', pn_link_name(key));
+        auto& reg = registry();
+        const std::uint64_t serial = ++reg.serials;
+        link_owner old;
+        {
+            std::lock_guard lock(reg.mutex);
+            old = std::exchange(reg.links[name_key], link_owner{weak_from_this(), core::executor::current(), key, serial});
+        }
+        if (auto prev = std::static_pointer_cast<session>(old.session.lock())) {
+            if (prev.get() == this)
+                steal(old.key, old.serial);
+            else if (old.worker)
+                old.worker->post(prev->completion([prev, k = old.key, sr = old.serial] { prev->steal(k, sr); }));
+        }
+        return {std::move(name_key), serial};
+    }
+
+    static void release_name(const std::string& name_key, std::uint64_t serial) {
+        if (name_key.empty()) return;
+        auto& reg = registry();
+        std::lock_guard lock(reg.mutex);
+        if (auto it = reg.links.find(name_key); it != reg.links.end() && it->second.serial == serial) reg.links.erase(it);
+    }
+
+    // Another link of the same container took this one's name.
+    void steal(pn_link_t* key, std::uint64_t serial) {
+        if (state() >= engine::phase::closing || stage_ != stage::amqp) return;
+        const proton::error_condition why("amqp:link:stolen", "the link name was attached again by its container");
+        if (auto it = outs_.find(key); it != outs_.end() && it->second->serial == serial) {
+            auto link = it->second->link;
+            end_outgoing(link, false);   // a durable subscription stays for the new link
+            link.close(why);
+        } else if (auto in = ins_.find(key); in != ins_.end() && in->second->serial == serial) {
+            auto link = in->second->link;
+            finish_incoming(*in->second);
+            ins_.erase(in);
+            link.close(why);
+        } else {
+            return;
+        }
+        log(spdlog::level::info, "reason=link_stolen");
+        pump();
+    }
+
+    static void hold_subscription(const std::string& name) {
+        auto& reg = registry();
+        std::lock_guard lock(reg.mutex);
+        ++reg.subscriptions[name];
+    }
+    // One link less on subscription `name`: how many are left in the process.
+    static std::size_t drop_subscription(const std::string& name) {
+        auto& reg = registry();
+        std::lock_guard lock(reg.mutex);
+        const auto it = reg.subscriptions.find(name);
+        if (it == reg.subscriptions.end()) return 0;
+        if (--it->second > 0) return it->second;
+        reg.subscriptions.erase(it);
+        return 0;
+    }
+
+    // Shared non-durable subscriptions are kernel durable ones that go with their last link; a
+    // restart (or a crash) leaves those that were open then with no link: the first connection
+    // after the start deletes them.
+    void forget_volatile_subscriptions() {
+        static std::mutex m;
+        static std::vector<const core::broker*> done;
+        {
+            std::lock_guard lock(m);
+            if (std::find(done.begin(), done.end(), &broker_) != done.end()) return;
+            done.push_back(&broker_);
+        }
+        for (const auto& r : broker_.recovered_subscriptions())
+            if (r.data == volatile_subscription_data) broker_.unsubscribe_durable(r.name);
     }
 
     // Refuses a link: attached (as the peer expects an answer) and closed with `condition`.
@@ -418,6 +612,8 @@ private:
     void on_receiver_open(proton::receiver& r) override {
         auto in = std::make_unique<incoming>();
         in->link = r;
+        auto* key = raw(r);
+        if (pn_terminus_get_type(pn_link_remote_target(key)) == PN_COORDINATOR) return open_coordinator(r, std::move(in));
         const auto t = r.target();
         const auto address = t.address();
         if (t.dynamic()) return refuse_link(r, "amqp:not-implemented", "dynamic targets are not supported");
@@ -430,16 +626,45 @@ private:
         // Our own credit and settlement: each message is accepted once the kernel took it.
         r.open(proton::receiver_options().auto_accept(false).credit_window(0));
         r.add_credit(settings_->link_credit);
-        ins_[raw(r)] = std::move(in);
+        std::tie(in->name_key, in->serial) = claim_name(key);
+        ins_[key] = std::move(in);
     }
 
-    void on_receiver_close(proton::receiver& r) override { ins_.erase(raw(r)); }
-    void on_receiver_detach(proton::receiver& r) override { ins_.erase(raw(r)); }
+    void end_incoming(const proton::receiver& r) {
+        const auto it = ins_.find(raw(r));
+        if (it == ins_.end()) return;
+        finish_incoming(*it->second);
+        ins_.erase(it);
+    }
+    void finish_incoming(incoming& in) {
+        release_name(in.name_key, in.serial);
+        // The transactions declared on a coordinator link roll back when it goes.
+        if (in.coordinator) std::erase_if(txs_, [&](const auto& e) { return e.second.coordinator == raw(in.link); });
+    }
+
+    void on_receiver_close(proton::receiver& r) override { end_incoming(r); }
+    void on_receiver_detach(proton::receiver& r) override { end_incoming(r); }
 
     void on_message(proton::delivery& d, proton::message& m) override {
         const auto it = ins_.find(raw(d.receiver()));
         if (it == ins_.end()) return;
         auto& in = *it->second;
+        if (in.coordinator) return on_control(d, m, in);
+        // A transactional send: the transfer's state names the transaction.
+        auto* dl = raw(d);
+        amqp_transaction* tx = nullptr;
+        std::uint64_t txid = 0;
+        if (pn_delivery_remote_state(dl) == transactional_state_code) {
+            const auto [id, outcome] = transactional_state(pn_disposition_data(pn_delivery_remote(dl)));
+            (void)outcome;
+            if (id) tx = find_tx(*id);
+            if (!tx) {
+                reject(d, "amqp:transaction:unknown-id", "no such transaction");
+                in.link.add_credit(1);
+                return;
+            }
+            txid = *id;
+        }
         auto built = message_from_amqp(m, in.target, core::now_ms());
         if (auto* e = std::get_if<mapping_error>(&built)) {
             reject(d, e->condition.data(), e->message);
@@ -450,6 +675,20 @@ private:
         msg->id = broker_.next_message_id();
         msg->timestamp_ms = core::now_ms();
         msg->origin_connection = id();
+        delivery_delay(m, *msg);
+        if (tx) {
+            // Buffered in the kernel transaction: published when the discharge commits it.
+            if (tx->failed || tx->tx->send(std::move(msg)) != core::tx_status::ok) {
+                tx->failed = true;
+                reject(d, "amqp:transaction:rollback", "the transaction is too large");
+            } else if (d.settled()) {
+                d.settle();
+            } else {
+                settle_transactional(dl, txid, accepted_code);
+            }
+            in.link.add_credit(1);
+            return;
+        }
         begin_unconfirmed();
         broker_.publish(std::move(msg), completion([this, d, link = in.link](core::publish_status s) mutable {
                             end_unconfirmed();
@@ -483,9 +722,244 @@ private:
         pn_delivery_settle(dl);
     }
 
+    // Qpid JMS's delivery delay (the DELAYED_DELIVERY capability): the message annotation
+    // x-opt-delivery-time (an absolute time) or x-opt-delivery-delay (ms) becomes the kernel's
+    // scheduled delivery (AMQ_SCHEDULED_DELAY, held by the scheduler until then).
+    static void delivery_delay(const proton::message& m, core::message& msg) {
+        if (m.message_annotations().empty()) return;
+        std::int64_t delay = 0;
+        try {
+            const auto& a = m.message_annotations();
+            if (a.exists(proton::annotation_key(proton::symbol("x-opt-delivery-delay")))) {
+                delay = proton::coerce<std::int64_t>(a.get(proton::annotation_key(proton::symbol("x-opt-delivery-delay"))));
+            } else if (a.exists(proton::annotation_key(proton::symbol("x-opt-delivery-time")))) {
+                const auto v = a.get(proton::annotation_key(proton::symbol("x-opt-delivery-time")));
+                const std::int64_t at = v.type() == proton::TIMESTAMP ? proton::get<proton::timestamp>(v).milliseconds()
+                                                                      : proton::coerce<std::int64_t>(v);
+                delay = at - core::now_ms();
+            }
+        } catch (const std::exception&) {
+            return;   // not a number: no delay
+        }
+        if (delay > 0) msg.properties.push_back({std::string(core::scheduled_delay_property), delay});
+    }
+
+    // ---- transactions: the coordinator link --------------------------------------------------
+
+    // A sender whose target is a coordinator (AMQP 1.0 §4.2): its messages are declare and
+    // discharge controls, one unit of credit at a time.
+    void open_coordinator(proton::receiver& r, std::unique_ptr<incoming> in) {
+        auto* key = raw(r);
+        in->coordinator = true;
+        // Our target is a coordinator too (with the client's capabilities, e.g.
+        // amqp:local-transactions): that it is there tells the client transactions work.
+        pn_terminus_copy(pn_link_target(key), pn_link_remote_target(key));
+        r.open(proton::receiver_options().auto_accept(false).credit_window(0));
+        r.add_credit(1);
+        std::tie(in->name_key, in->serial) = claim_name(key);
+        ins_[key] = std::move(in);
+    }
+
+    amqp_transaction* find_tx(std::uint64_t id) {
+        const auto it = txs_.find(id);
+        return it == txs_.end() ? nullptr : &it->second;
+    }
+
+    // A transactional-state's txn-id and outcome (0: none) from a delivery state's fields.
+    static std::pair<std::optional<std::uint64_t>, std::uint64_t> transactional_state(pn_data_t* d) {
+        std::optional<std::uint64_t> id;
+        std::uint64_t outcome = 0;
+        pn_data_rewind(d);
+        if (pn_data_next(d) && pn_data_type(d) == PN_LIST) {
+            pn_data_enter(d);
+            if (pn_data_next(d)) id = txn_id_of(d);
+            if (pn_data_next(d) && pn_data_type(d) == PN_DESCRIBED) {
+                outcome = enter_described(d, {});
+                pn_data_exit(d);
+            }
+            pn_data_exit(d);
+        }
+        pn_data_rewind(d);
+        return {id, outcome};
+    }
+
+    // Settles delivery `dl` with a transactional-state (txn-id, outcome `code`).
+    static void settle_transactional(pn_delivery_t* dl, std::uint64_t txid, std::uint64_t code) {
+        auto* data = pn_disposition_data(pn_delivery_local(dl));
+        pn_data_clear(data);
+        pn_data_put_list(data);
+        pn_data_enter(data);
+        put_txn_id(data, txid);
+        pn_data_put_described(data);
+        pn_data_enter(data);
+        pn_data_put_ulong(data, code);
+        pn_data_put_list(data);
+        pn_data_exit(data);
+        pn_data_exit(data);
+        pn_delivery_update(dl, transactional_state_code);
+        pn_delivery_settle(dl);
+    }
+
+    // A declare or a discharge on the coordinator link.
+    void on_control(proton::delivery& d, proton::message& m, incoming& in) {
+        auto link = in.link;
+        auto more_credit = [&] {
+            if (link.active()) link.add_credit(1);
+        };
+        // The body is one amqp-value: declare(global-id?) or discharge(txn-id, fail?). Read
+        // through Proton's C codec, which keeps described types.
+        std::vector<char> bytes;
+        m.encode(bytes);
+        std::unique_ptr<pn_message_t, void (*)(pn_message_t*)> pm(pn_message(), pn_message_free);
+        std::uint64_t code = 0;
+        std::optional<std::uint64_t> txid;
+        bool fail = false;
+        if (pn_message_decode(pm.get(), bytes.data(), bytes.size()) == 0) {
+            auto* body = pn_message_body(pm.get());
+            pn_data_rewind(body);
+            if (pn_data_next(body)) {
+                code = enter_described(body, {{"amqp:declare:list", declare_code}, {"amqp:discharge:list", discharge_code}});
+                if (code && pn_data_type(body) == PN_LIST) {
+                    pn_data_enter(body);
+                    if (code == discharge_code) {
+                        if (pn_data_next(body)) txid = txn_id_of(body);
+                        if (pn_data_next(body) && pn_data_type(body) == PN_BOOL) fail = pn_data_get_bool(body);
+                    }
+                    pn_data_exit(body);
+                } else {
+                    code = 0;
+                }
+            }
+        }
+        auto* dl = raw(d);
+        if (code == declare_code) {
+            // A local transaction of the kernel, bounded by broker.max_transaction_frames.
+            const std::uint64_t id = ++next_txn_;
+            txs_.emplace(id, amqp_transaction{broker_.begin_transaction(this->id()), raw(link), false});
+            auto* data = pn_disposition_data(pn_delivery_local(dl));
+            pn_data_clear(data);
+            pn_data_put_list(data);
+            pn_data_enter(data);
+            put_txn_id(data, id);
+            pn_data_exit(data);
+            pn_delivery_update(dl, declared_code);
+            pn_delivery_settle(dl);
+            log(spdlog::level::debug, "txn={} declared", id);
+            return more_credit();
+        }
+        if (code != discharge_code) {
+            reject(d, "amqp:decode-error", "not a declare or discharge");
+            return more_credit();
+        }
+        const auto it = txid ? txs_.find(*txid) : txs_.end();
+        if (it == txs_.end()) {
+            reject(d, "amqp:transaction:unknown-id", "no such transaction");
+            return more_credit();
+        }
+        auto t = std::move(it->second);
+        txs_.erase(it);
+        if (fail || t.failed) {
+            // Rolled back: the sends are dropped, the deliveries it settled go back to their
+            // queues counted as a redelivery.
+            t.tx->rollback();
+            log(spdlog::level::debug, "txn={} rolled back", *txid);
+            if (fail) {
+                d.accept();
+                d.settle();
+            } else {
+                reject(d, "amqp:transaction:rollback", "the transaction was too large and is rolled back");
+            }
+            return more_credit();
+        }
+        // The commit completes once the store transaction (acks' removes, sends' adds) is
+        // durable: only then is the discharge accepted. Input waits for it, so what the client
+        // sends next comes after the transaction.
+        ++committing_;
+        t.tx->commit(completion([this, d, link, id = *txid](core::publish_status s) mutable {
+            --committing_;
+            if (state() >= engine::phase::closing || stage_ != stage::amqp) return;
+            log(spdlog::level::debug, "txn={} committed status={}", id, int(s));
+            if (s == core::publish_status::ok) {
+                d.accept();
+                d.settle();
+            } else {
+                reject(d, "amqp:transaction:rollback", "the broker could not store the transaction");
+            }
+            if (link.active()) link.add_credit(1);
+            pump();
+        }));
+    }
+
     // ---- outgoing links: deliveries to the client -----------------------------------------------
 
+    // The filters of a source this broker applies (the others are not echoed, so the client
+    // knows they are not in force).
+    struct link_filters {
+        std::optional<std::string> selector;   // apache.org:selector-filter:string
+        bool no_local = false;                 // apache.org:no-local-filter
+        std::string selector_key, no_local_key;
+    };
+
+    // false: the filter set is not a map.
+    static bool read_filters(pn_data_t* d, link_filters& f) {
+        pn_data_rewind(d);
+        if (!pn_data_next(d)) return true;
+        if (pn_data_type(d) != PN_MAP) return false;
+        pn_data_enter(d);
+        while (pn_data_next(d)) {
+            std::string key;
+            if (pn_data_type(d) == PN_SYMBOL || pn_data_type(d) == PN_STRING) {
+                const auto b = pn_data_type(d) == PN_SYMBOL ? pn_data_get_symbol(d) : pn_data_get_string(d);
+                key.assign(b.start, b.size);
+            }
+            if (!pn_data_next(d)) break;
+            if (pn_data_type(d) != PN_DESCRIBED) continue;
+            const auto code = enter_described(d, {{selector_filter_name, selector_filter_code},
+                                                  {no_local_filter_name, no_local_filter_code},
+                                                  {"apache.org:no-local-filter:list", no_local_filter_code}});
+            if (code == selector_filter_code && pn_data_type(d) == PN_STRING) {
+                const auto b = pn_data_get_string(d);
+                f.selector.emplace(b.start, b.size);
+                f.selector_key = std::move(key);
+            } else if (code == no_local_filter_code) {
+                f.no_local = true;
+                f.no_local_key = std::move(key);
+            }
+            pn_data_exit(d);
+        }
+        pn_data_exit(d);
+        pn_data_rewind(d);
+        return true;
+    }
+
+    // Our source's filter set: those of the client's we apply (AMQP 1.0 §3.5.3).
+    static void echo_filters(pn_data_t* d, const link_filters& f) {
+        pn_data_clear(d);
+        if (!f.selector && !f.no_local) return;
+        const auto put_symbol = [d](std::string_view s) { pn_data_put_symbol(d, pn_bytes(s.size(), s.data())); };
+        pn_data_put_map(d);
+        pn_data_enter(d);
+        if (f.selector) {
+            put_symbol(f.selector_key.empty() ? std::string_view("jms-selector") : std::string_view(f.selector_key));
+            pn_data_put_described(d);
+            pn_data_enter(d);
+            pn_data_put_ulong(d, selector_filter_code);
+            pn_data_put_string(d, pn_bytes(f.selector->size(), f.selector->data()));
+            pn_data_exit(d);
+        }
+        if (f.no_local) {
+            put_symbol(f.no_local_key.empty() ? std::string_view("no-local") : std::string_view(f.no_local_key));
+            pn_data_put_described(d);
+            pn_data_enter(d);
+            pn_data_put_ulong(d, no_local_filter_code);
+            pn_data_put_list(d);
+            pn_data_exit(d);
+        }
+        pn_data_exit(d);
+    }
+
     void on_sender_open(proton::sender& s) override {
+        auto* key = raw(s);
         const auto src = s.source();
         const auto caps = capabilities_of(src.capabilities());
         const auto hint = hint_of(caps);
@@ -500,37 +974,89 @@ private:
             if (auto* e = std::get_if<address_error>(&parsed)) return refuse_link(s, "amqp:invalid-field", e->message);
             dest = std::move(std::get<core::destination>(parsed));
         }
+        core::subscribe_options opt;
+        link_filters filters;
+        if (!read_filters(pn_terminus_filter(pn_link_remote_source(key)), filters))
+            return refuse_link(s, "amqp:decode-error", "the source's filter set is not a map");
+        if (filters.selector) {
+            // The kernel's selectors, on queues and topics (as Artemis: a bad one refuses the link).
+            core::selector_error err;
+            opt.selector = core::selector::compile(*filters.selector, err);
+            if (!opt.selector) return refuse_link(s, "amqp:invalid-field", "invalid selector: " + err.message);
+        }
+        // No-local applies to topics (JMS); a queue's receiver ignores it and it is not echoed.
+        filters.no_local = filters.no_local && dest.is_topic();
+        opt.no_local = filters.no_local;
+
+        // A durable source on a topic, or the `shared` capability: a subscription named by the
+        // container and the link (Qpid JMS), kept in the kernel apart from the link.
+        auto* rsrc = pn_link_remote_source(key);
+        const bool durable = dest.is_topic() && !dynamic && pn_terminus_get_durability(rsrc) != PN_NONDURABLE;
+        const bool shared = dest.is_topic() && !dynamic && has_capability(caps, "shared");
+        const bool global = has_capability(caps, "global");
+        std::string subscription;
+        if (durable || shared) {
+            if (!global && container_.empty())
+                return refuse_link(s, "amqp:invalid-field", "a durable or shared subscription needs a container-id");
+            subscription = subscription_name(container_, s.name(), shared, global, durable);
+        }
+
         auto o = std::make_unique<outgoing>();
         o->link = s;
         o->dest = dest;
         o->id = broker_.next_consumer_id();
-        o->presettled = pn_link_remote_snd_settle_mode(raw(s)) == PN_SND_SETTLED;
+        o->presettled = pn_link_remote_snd_settle_mode(key) == PN_SND_SETTLED;
         proton::sender_options so;
         so.auto_settle(false);
         if (o->presettled) so.delivery_mode(proton::delivery_mode::AT_MOST_ONCE);
         if (dynamic) {
             // The node's address goes back in our source (AMQP 1.0 §3.5.3). Set on the C terminus:
             // Proton's source_options do not set an address on a terminus that is dynamic.
-            pn_terminus_set_address(pn_link_source(raw(s)), format_address(dest).c_str());
+            pn_terminus_set_address(pn_link_source(key), format_address(dest).c_str());
         }
         s.open(so);
+        auto* lsrc = pn_link_source(key);
+        echo_filters(pn_terminus_filter(lsrc), filters);
+        if (!subscription.empty()) {
+            pn_terminus_set_durability(lsrc, pn_terminus_get_durability(rsrc));
+            pn_terminus_set_expiry_policy(lsrc, pn_terminus_get_expiry_policy(rsrc));
+            o->subscription = subscription;
+            o->durable = durable;
+            hold_subscription(subscription);
+        }
+        std::tie(o->name_key, o->serial) = claim_name(key);
 
-        core::subscribe_options opt;
         opt.credit = core::credit_mode::link;
         opt.prefetch = std::uint32_t(std::max(0, s.credit()));
         opt.connection = id();
         o->granted = *opt.prefetch;
-        add_consumer(*o);
-        auto* key = raw(s);
         auto status = std::make_shared<core::subscribe_status>(core::subscribe_status::ok);
-        auto done = track_subscribe(*o, completion([this, status, key] { on_subscribed(*status, key); }));
-        broker_.subscribe_checked(o->id, o->dest, opt, weak_from_this(),
-                                  [status, done = std::move(done)](core::subscribe_status st) {
-                                      *status = st;
-                                      done();
-                                  });
-        log(spdlog::level::debug, "link=sender address={} dynamic={}", format_address(dest), dynamic);
+        if (!subscription.empty()) {
+            // The kernel's durable subscription (a queue fed by the topic), attached to as a
+            // queue: each link sharing it competes for its messages. A non-durable shared one is
+            // one too, deleted with its last link (volatile_subscription_data marks it).
+            o->dest = core::broker::durable_queue(subscription);
+            opt.want_retained = false;   // a durable subscriber is not retroactive (ActiveMQ)
+            add_consumer(*o);
+            auto done = track_subscribe(*o, completion([this, status, key] { on_subscribed(*status, key); }));
+            broker_.subscribe_durable(o->id, subscription, dest, std::move(opt), weak_from_this(), std::move(done),
+                                      durable ? std::string() : std::string(volatile_subscription_data));
+        } else {
+            add_consumer(*o);
+            auto done = track_subscribe(*o, completion([this, status, key] { on_subscribed(*status, key); }));
+            broker_.subscribe_checked(o->id, o->dest, std::move(opt), weak_from_this(),
+                                      [status, done = std::move(done)](core::subscribe_status st) {
+                                          *status = st;
+                                          done();
+                                      });
+        }
+        log(spdlog::level::debug, "link=sender address={} dynamic={} subscription={}", format_address(dest), dynamic,
+            subscription);
         outs_[key] = std::move(o);
+    }
+
+    static bool has_capability(const std::vector<std::string>& caps, std::string_view c) {
+        return std::find(caps.begin(), caps.end(), c) != caps.end();
     }
 
     void on_subscribed(core::subscribe_status st, pn_link_t* key) {
@@ -539,6 +1065,7 @@ private:
         if (it == outs_.end()) return;
         auto o = std::move(it->second);
         outs_.erase(it);
+        release_name(o->name_key, o->serial);
         release_consumer(*o);
         if (o->link.active())
             o->link.close(proton::error_condition(st == core::subscribe_status::not_owner ? "amqp:unauthorized-access"
@@ -583,15 +1110,28 @@ private:
                       }));
     }
 
-    void end_outgoing(const proton::sender& s) {
+    // `closed`: the client closed the link (detach with closed=true), which ends a durable
+    // subscription once no other link is attached to it (JMS unsubscribe); a detach keeps it.
+    void end_outgoing(const proton::sender& s, bool closed) {
         const auto it = outs_.find(raw(s));
         if (it == outs_.end()) return;
-        end_consumer(*it->second);   // what it had unsettled goes back to the queue
+        auto o = std::move(it->second);
         outs_.erase(it);
+        finish_outgoing(*o, closed);
     }
 
-    void on_sender_close(proton::sender& s) override { end_outgoing(s); }
-    void on_sender_detach(proton::sender& s) override { end_outgoing(s); }
+    void finish_outgoing(outgoing& o, bool closed) {
+        release_name(o.name_key, o.serial);
+        std::function<void()> then;
+        if (!o.subscription.empty() && drop_subscription(o.subscription) == 0 && (closed || !o.durable)) {
+            log(spdlog::level::debug, "subscription={} deleted", o.subscription);
+            then = [b = &broker_, name = o.subscription] { b->unsubscribe_durable(name); };
+        }
+        end_consumer(o, std::move(then));   // what it had unsettled goes back to the queue
+    }
+
+    void on_sender_close(proton::sender& s) override { end_outgoing(s, true); }
+    void on_sender_detach(proton::sender& s) override { end_outgoing(s, false); }
 
     // A disposition from the client. Outcomes are applied once: when the delivery is settled
     // remotely (on_tracker_settle), or at once when the client keeps it unsettled (second mode:
@@ -605,6 +1145,7 @@ private:
         auto* dl = raw(t);
         core::settle_outcome oc;
         auto* remote = pn_delivery_remote(dl);
+        if (pn_delivery_remote_state(dl) == transactional_state_code) return settle_transactional_ack(t);
         switch (pn_delivery_remote_state(dl)) {
         case 0:   // settled without an outcome: consumed
         case PN_ACCEPTED: oc = core::settle_outcome::accepted(); break;
@@ -625,6 +1166,40 @@ private:
         t.settle();
     }
 
+    // A transactional disposition: its outcome is buffered in the transaction (until then the
+    // delivery stays in flight); a rollback gives it back, counted as a redelivery. Applied
+    // when the client settles it.
+    void settle_transactional_ack(proton::tracker& t) {
+        auto* dl = raw(t);
+        const auto [txid, code] = transactional_state(pn_disposition_data(pn_delivery_remote(dl)));
+        auto* tx = txid ? find_tx(*txid) : nullptr;
+        auto* o = find_out(t.sender());
+        const auto tag = tag_of(t.tag());
+        if (!tx) {
+            // Nothing to apply it to: the link ends (as Artemis does), its deliveries go back.
+            t.settle();
+            if (o) {
+                auto link = o->link;
+                end_outgoing(link, false);
+                link.close(proton::error_condition("amqp:transaction:unknown-id", "no such transaction"));
+            }
+            return;
+        }
+        core::settle_outcome oc;
+        switch (code) {
+        case 0:
+        case accepted_code: oc = core::settle_outcome::accepted(); break;
+        case rejected_code: oc = core::settle_outcome::rejected("rejected by the AMQP consumer"); break;
+        case released_code: oc = core::settle_outcome::released(); break;
+        case modified_code: oc = core::settle_outcome::modified(true, false); break;
+        default: oc = core::settle_outcome::accepted(); break;
+        }
+        if (o && tag && !tx->failed && tx->tx->settle(o->id, {*tag}, std::move(oc)) != core::tx_status::ok)
+            tx->failed = true;
+        log(spdlog::level::debug, "txn={} disposition outcome={:#x}", *txid, code);
+        t.settle();
+    }
+
     std::shared_ptr<const settings> settings_;
     core::auth_pool& auth_;
     stage stage_ = stage::header;
@@ -635,6 +1210,10 @@ private:
     std::unique_ptr<proton::io::connection_driver> driver_;
     std::unordered_map<pn_link_t*, std::unique_ptr<outgoing>> outs_;
     std::unordered_map<pn_link_t*, std::unique_ptr<incoming>> ins_;
+    std::string container_;   // the client's container-id (open): link names are unique within it
+    std::unordered_map<std::uint64_t, amqp_transaction> txs_;   // declared, by txn-id
+    std::uint64_t next_txn_ = 0;
+    std::uint32_t committing_ = 0;   // discharges waiting for the kernel's commit
 };
 
 }  // namespace
