@@ -2,6 +2,8 @@
 #include "adapters/amqp/mapping.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <cstring>
 #include <map>
 
 #include <proton/binary.hpp>
@@ -174,6 +176,193 @@ void message_to_amqp(const core::message& m, std::uint32_t redeliveries, std::st
     default:
         out.body(proton::binary(m.body.begin(), m.body.end()));
         out.inferred(true);   // a data section, not an amqp-value
+        break;
+    }
+}
+
+namespace {
+
+// AMQP 1.0 part 1 encodings, written by hand for the delivery path.
+class encoder {
+public:
+    explicit encoder(std::string& out) : o_(out) {}
+
+    void byte(std::uint8_t b) { o_.push_back(static_cast<char>(b)); }
+    void be(std::uint64_t v, int bytes) {
+        for (int s = 8 * (bytes - 1); s >= 0; s -= 8) byte(static_cast<std::uint8_t>(v >> s));
+    }
+    void null() { byte(0x40); }
+    void boolean(bool b) { byte(b ? 0x41 : 0x42); }
+    void uint(std::uint32_t v) {
+        if (v == 0) return byte(0x43);
+        if (v < 256) return byte(0x52), byte(static_cast<std::uint8_t>(v));
+        byte(0x70), be(v, 4);
+    }
+    void timestamp(std::int64_t ms) { byte(0x83), be(static_cast<std::uint64_t>(ms), 8); }
+    // str8/str32 (0xa1/0xb1), sym (0xa3/0xb3), vbin (0xa0/0xb0): the small code, +0x10 for 32-bit sizes.
+    void variable(std::uint8_t small_code, std::string_view v) {
+        if (v.size() <= 255) {
+            byte(small_code), byte(static_cast<std::uint8_t>(v.size()));
+        } else {
+            byte(small_code + 0x10), be(v.size(), 4);
+        }
+        o_.append(v);
+    }
+    void string(std::string_view v) { variable(0xa1, v); }
+    void symbol(std::string_view v) { variable(0xa3, v); }
+    void binary(std::string_view v) { variable(0xa0, v); }
+    void section(std::uint8_t code) { byte(0x00), byte(0x53), byte(code); }
+
+    // A list32/map32 whose size and count are filled in by end(); fields appended between.
+    std::size_t begin(std::uint8_t code32) {
+        byte(code32);
+        const std::size_t at = o_.size();
+        o_.append(8, '\0');
+        return at;
+    }
+    void end(std::size_t at, std::uint32_t count) {
+        const auto size = static_cast<std::uint32_t>(o_.size() - at - 4);
+        for (int i = 0; i < 4; ++i) {
+            o_[at + i] = static_cast<char>(size >> (24 - 8 * i));
+            o_[at + 4 + i] = static_cast<char>(count >> (24 - 8 * i));
+        }
+    }
+    std::size_t size() const noexcept { return o_.size(); }
+    void truncate(std::size_t n) { o_.resize(n); }
+
+    void value(const core::property_value& v) {
+        std::visit(
+            [this](const auto& x) {
+                using T = std::decay_t<decltype(x)>;
+                if constexpr (std::is_same_v<T, std::monostate>) null();
+                else if constexpr (std::is_same_v<T, bool>) boolean(x);
+                else if constexpr (std::is_same_v<T, std::int8_t>) byte(0x51), be(static_cast<std::uint8_t>(x), 1);
+                else if constexpr (std::is_same_v<T, std::int16_t>) byte(0x61), be(static_cast<std::uint16_t>(x), 2);
+                else if constexpr (std::is_same_v<T, std::int32_t>) byte(0x71), be(static_cast<std::uint32_t>(x), 4);
+                else if constexpr (std::is_same_v<T, std::int64_t>) byte(0x81), be(static_cast<std::uint64_t>(x), 8);
+                else if constexpr (std::is_same_v<T, float>) {
+                    std::uint32_t bits;
+                    std::memcpy(&bits, &x, 4);
+                    byte(0x72), be(bits, 4);
+                } else if constexpr (std::is_same_v<T, double>) {
+                    std::uint64_t bits;
+                    std::memcpy(&bits, &x, 8);
+                    byte(0x82), be(bits, 8);
+                } else if constexpr (std::is_same_v<T, std::string>) string(x);
+                else binary(std::string_view(reinterpret_cast<const char*>(x.data()), x.size()));
+            },
+            v);
+    }
+
+private:
+    std::string& o_;
+};
+
+// The fields of a list with trailing nulls left out (as Proton writes them): count() is the
+// number up to the last one given, and finish() drops the nulls after it.
+class field_list {
+public:
+    field_list(encoder& e, std::uint8_t section_code) : e_(e) {
+        e_.section(section_code);
+        at_ = e_.begin(0xd0);
+        kept_ = e_.size();
+    }
+    // Field i (in order) is null: a placeholder unless a later field is given.
+    void skip() { e_.null(), ++n_; }
+    // Field i was just written by the caller after a given() call.
+    void given() {
+        ++n_;
+        kept_ = e_.size();
+        count_ = n_;
+    }
+    void finish() {
+        e_.truncate(kept_);
+        e_.end(at_, count_);
+    }
+
+private:
+    encoder& e_;
+    std::size_t at_ = 0, kept_ = 0;
+    std::uint32_t n_ = 0, count_ = 0;
+};
+
+}  // namespace
+
+void encode_amqp(const core::message& m, std::uint32_t redeliveries, std::string_view broker_name,
+                 std::int64_t now_ms, std::string& out) {
+    encoder e(out);
+    // header: durable, priority, ttl, first-acquirer, delivery-count
+    const bool prio = m.priority != core::default_priority;
+    if (m.persistent || prio || m.expiration_ms || redeliveries) {
+        field_list h(e, 0x70);
+        if (m.persistent) e.boolean(true), h.given(); else h.skip();
+        if (prio) e.byte(0x50), e.byte(m.priority), h.given(); else h.skip();
+        if (m.expiration_ms)
+            e.uint(static_cast<std::uint32_t>(std::clamp<std::int64_t>(m.expiration_ms - now_ms, 1, 0xFFFFFFFF))), h.given();
+        else h.skip();
+        h.skip();   // first-acquirer
+        if (redeliveries) e.uint(redeliveries), h.given(); else h.skip();
+        h.finish();
+    }
+    // properties: message-id, user-id, to, subject, reply-to, correlation-id, content-type,
+    // content-encoding, absolute-expiry-time, creation-time, group-id, group-sequence
+    {
+        field_list p(e, 0x73);
+        const std::string* client_id = nullptr;
+        for (const auto& prop : m.properties)
+            if (prop.name == message_id_property)
+                if (const auto* s = std::get_if<std::string>(&prop.value); s && !s->empty()) client_id = s;
+        if (client_id) {
+            e.string(*client_id);
+        } else {
+            char digits[24];
+            const auto end = std::to_chars(digits, digits + sizeof digits, m.id).ptr;
+            const std::size_t n = 3 + broker_name.size() + 1 + static_cast<std::size_t>(end - digits);
+            if (n <= 255) e.byte(0xa1), e.byte(static_cast<std::uint8_t>(n)); else e.byte(0xb1), e.be(n, 4);
+            out.append("ID:").append(broker_name).append(1, '-').append(digits, end);
+        }
+        p.given();
+        p.skip();   // user-id
+        e.string(format_address(m.dest)), p.given();
+        if (!m.type.empty()) e.string(m.type), p.given(); else p.skip();
+        if (m.reply_to) e.string(format_address(*m.reply_to)), p.given(); else p.skip();
+        if (!m.correlation_id.empty()) e.string(m.correlation_id), p.given(); else p.skip();
+        if (!m.content_type.empty()) e.symbol(m.content_type), p.given(); else p.skip();
+        p.skip();   // content-encoding
+        if (m.expiration_ms) e.timestamp(m.expiration_ms), p.given(); else p.skip();
+        if (m.timestamp_ms) e.timestamp(m.timestamp_ms), p.given(); else p.skip();
+        if (!m.group_id.empty()) {
+            e.string(m.group_id), p.given();
+            e.uint(static_cast<std::uint32_t>(m.group_seq)), p.given();
+        }
+        p.finish();
+    }
+    // application-properties: the last of a repeated name wins (as a map put would).
+    std::uint32_t pairs = 0;
+    std::size_t at = 0;
+    const auto& props = m.properties;
+    for (std::size_t i = 0; i < props.size(); ++i) {
+        if (props[i].name == message_id_property) continue;
+        bool repeated = false;
+        for (std::size_t j = i + 1; j < props.size() && !repeated; ++j) repeated = props[j].name == props[i].name;
+        if (repeated) continue;
+        if (pairs++ == 0) {
+            e.section(0x74);
+            at = e.begin(0xd1);
+        }
+        e.string(props[i].name);
+        e.value(props[i].value);
+    }
+    if (pairs) e.end(at, 2 * pairs);
+    switch (m.kind) {
+    case core::body_kind::none: break;
+    case core::body_kind::text:
+        e.section(0x77);
+        e.string(m.body);
+        break;
+    default:
+        e.section(0x75);
+        e.binary(m.body);
         break;
     }
 }

@@ -35,4 +35,11 @@ std::variant<core::message, mapping_error> message_from_amqp(const proton::messa
 void message_to_amqp(const core::message& m, std::uint32_t redeliveries, std::string_view broker_name,
                      std::int64_t now_ms, proton::message& out);
 
+// The same message as message_to_amqp gives, encoded straight into `out` (appended): the
+// header (when a field differs from its default), properties, application-properties and the
+// body (an amqp-value string for text, a data section otherwise, none without a body). The
+// delivery path's encoder: no proton::message, no allocation once `out` has grown.
+void encode_amqp(const core::message& m, std::uint32_t redeliveries, std::string_view broker_name,
+                 std::int64_t now_ms, std::string& out);
+
 }  // namespace sb::amqp

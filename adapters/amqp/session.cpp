@@ -105,7 +105,7 @@ std::vector<std::string> capabilities_of(const std::vector<proton::symbol>& caps
 }
 
 // Kernel delivery tags travel as the AMQP delivery tag (8 bytes, big-endian).
-proton::binary tag_bytes(core::delivery_tag t) {
+[[maybe_unused]] proton::binary tag_bytes(core::delivery_tag t) {
     proton::binary b(8);
     for (int i = 7; i >= 0; --i) {
         b[std::size_t(i)] = std::uint8_t(t & 0xFF);
@@ -310,15 +310,25 @@ private:
             broker_.settle(o.id, {d.tag}, core::settle_outcome::released());
             return;
         }
-        thread_local proton::message pm;
-        message_to_amqp(*d.msg, d.redeliveries, settings_->broker_name, core::now_ms(), pm);
-        auto t = o.link.send(pm, tag_bytes(d.tag));
+        // Encoded by hand and sent on the C link (what proton::sender::send does, without a
+        // proton::message to fill and encode for each delivery).
+        thread_local std::string encoded;
+        encoded.clear();
+        encode_amqp(*d.msg, d.redeliveries, settings_->broker_name, core::now_ms(), encoded);
+        auto* l = raw(o.link);
+        char tag[8];
+        for (int i = 7; i >= 0; --i) tag[i] = static_cast<char>(d.tag >> (8 * (7 - i)));
+        auto* dl = pn_delivery(l, pn_dtag(tag, sizeof tag));
+        pn_link_send(l, encoded.data(), encoded.size());
+        pn_link_advance(l);
+        if (!pn_link_credit(l)) pn_link_drained(l);
         ++o.sent;
-        if (o.presettled) {
-            t.settle();
-            settle_on_write(o.id, d.tag);
+        if (o.presettled || pn_link_snd_settle_mode(l) == PN_SND_SETTLED) {
+            pn_delivery_settle(dl);
+            // Consumed once written: noted when pump() has moved its transfer into out().
+            written_settles_.push_back({o.id, d.tag});
         }
-        pump();
+        pump_later();
     }
 
     void fail(const engine::error& e) override {
@@ -417,6 +427,8 @@ private:
         driver_->accept(o);
     }
 
+    // Everything read goes through Proton's transport first; its events are dispatched and its
+    // output moved once, after the last chunk (one pass for a read's many frames).
     void feed_proton(std::span<const std::uint8_t> data) {
         while (!data.empty() && driver_ && stage_ == stage::amqp) {
             auto b = driver_->read_buffer();
@@ -430,8 +442,23 @@ private:
             std::memcpy(b.data, data.data(), n);
             driver_->read_done(n);
             data = data.subspan(n);
-            pump();
         }
+        pump();
+    }
+
+    // For work outside input (kernel deliveries and publish completions, which arrive one task
+    // each): one pump() after the worker's current batch of tasks instead of one per message —
+    // one pass over Proton's transport, one flow frame per link, dispositions in ranges, the
+    // transfers in one buffer. Without a worker (tests driving by hand): at once.
+    void pump_later() {
+        if (pump_posted_) return;
+        auto* worker = core::executor::current();
+        if (!worker) return pump();
+        pump_posted_ = true;
+        worker->post(completion([this] {
+            pump_posted_ = false;
+            pump();
+        }));
     }
 
     // Dispatches Proton's events to the handlers below and moves what it wrote into out().
@@ -454,6 +481,9 @@ private:
             out().append(b.data, b.size);
             driver_->write_done(b.size);
         }
+        // Pre-settled deliveries whose transfers are in out() now count as consumed once written.
+        for (const auto& [consumer, tag] : written_settles_) settle_on_write(consumer, tag);
+        written_settles_.clear();
         if (stage_ == stage::amqp && pn_transport_head_closed(raw(driver_->transport()))) {
             stage_ = stage::done;
             close();
@@ -710,7 +740,7 @@ private:
             reject(d, "amqp:internal-error", "the broker could not store the message");
         }
         if (link.active()) link.add_credit(1);
-        pump();
+        pump_later();
     }
 
     void reject(proton::delivery& d, const char* condition, const std::string& why) {
@@ -1208,6 +1238,8 @@ private:
     sasl::init init_{};                     // pending::sasl_init: the same
     std::string user_;
     std::unique_ptr<proton::io::connection_driver> driver_;
+    bool pump_posted_ = false;   // pump_later(): a pump() is on its way
+    std::vector<std::pair<core::consumer_id, core::delivery_tag>> written_settles_;   // see deliver()
     std::unordered_map<pn_link_t*, std::unique_ptr<outgoing>> outs_;
     std::unordered_map<pn_link_t*, std::unique_ptr<incoming>> ins_;
     std::string container_;   // the client's container-id (open): link names are unique within it
