@@ -35,6 +35,7 @@
 #include <proton/disposition.h>
 #include <proton/link.h>
 #include <proton/message.h>
+#include <proton/object.h>
 #include <proton/terminus.h>
 #include <proton/transport.h>
 
@@ -466,6 +467,7 @@ private:
     void pump() {
         if (!driver_) return;
         try {
+            take_transfers();
             driver_->dispatch();
         } catch (const std::exception& e) {
             // Proton's C++ layer throws on what it cannot decode (a message, a property map).
@@ -743,13 +745,83 @@ private:
         pump_later();
     }
 
-    void reject(proton::delivery& d, const char* condition, const std::string& why) {
-        auto* dl = raw(d);
+    void reject(proton::delivery& d, const char* condition, const std::string& why) { reject(raw(d), condition, why); }
+    static void reject(pn_delivery_t* dl, const char* condition, const std::string& why) {
         auto* c = pn_disposition_condition(pn_delivery_local(dl));
         pn_condition_set_name(c, condition);
         pn_condition_set_description(c, why.c_str());
         pn_delivery_update(dl, PN_REJECTED);
         pn_delivery_settle(dl);
+    }
+
+    // ---- incoming transfers without Proton's C++ message ----------------------------------------
+
+    // Before dispatch: the complete transfers on our links to destinations (not a coordinator's,
+    // not transactional) are read and published here, decoded by decode_amqp (no
+    // proton::message for the common shape; Proton's decoder for the rest). The C++ layer's
+    // event for such a delivery then finds it read (no longer the link's current): no
+    // on_message. Everything else goes through on_message as before.
+    void take_transfers() {
+        for (auto& [l, in] : ins_) {
+            if (in->coordinator || (pn_link_state(l) & PN_LOCAL_CLOSED)) continue;
+            // In order: each complete transfer at the head of the link (a partial one waits).
+            while (pn_delivery_t* dl = pn_link_current(l)) {
+                if (!pn_delivery_readable(dl) || pn_delivery_partial(dl) ||
+                    pn_delivery_remote_state(dl) == transactional_state_code)
+                    break;
+                take_transfer(*in, l, dl);
+            }
+        }
+    }
+
+    void take_transfer(incoming& in, pn_link_t* l, pn_delivery_t* dl) {
+        thread_local std::string bytes;
+        bytes.resize(pn_delivery_pending(dl));
+        const auto n = pn_link_recv(l, bytes.data(), bytes.size());
+        bytes.resize(n > 0 ? std::size_t(n) : 0);
+        pn_link_advance(l);
+        auto built = decode_amqp(bytes, in.target, core::now_ms());
+        std::optional<proton::message> slow;   // the shapes decode_amqp leaves to Proton
+        if (!built) {
+            slow.emplace();
+            slow->decode(std::vector<char>(bytes.begin(), bytes.end()));   // throws on bad bytes: see pump()
+            built = message_from_amqp(*slow, in.target, core::now_ms());
+        }
+        if (auto* e = std::get_if<mapping_error>(&*built)) {
+            reject(dl, e->condition.data(), e->message);
+            pn_link_flow(l, 1);
+            return;
+        }
+        auto msg = std::make_shared<core::message>(std::move(std::get<core::message>(*built)));
+        msg->id = broker_.next_message_id();
+        msg->timestamp_ms = core::now_ms();
+        msg->origin_connection = id();
+        if (slow) delivery_delay(*slow, *msg);
+        begin_unconfirmed();
+        pn_incref(dl);   // until the kernel's answer (as a proton::delivery would)
+        broker_.publish(std::move(msg), completion([this, dl](core::publish_status st) {
+                            end_unconfirmed();
+                            on_published(st, dl);
+                            pn_decref(dl);
+                        }));
+    }
+
+    // on_published for a delivery taken by take_transfer.
+    void on_published(core::publish_status s, pn_delivery_t* dl) {
+        if (state() >= engine::phase::closing || stage_ != stage::amqp) return;
+        if (pn_delivery_settled(dl)) {
+            pn_delivery_settle(dl);   // pre-settled by the client: nothing to tell it
+        } else if (s == core::publish_status::ok) {
+            pn_delivery_update(dl, PN_ACCEPTED);
+            pn_delivery_settle(dl);
+        } else if (s == core::publish_status::no_destination) {
+            reject(dl, "amqp:not-found", "the temporary destination does not exist");
+        } else {
+            reject(dl, "amqp:internal-error", "the broker could not store the message");
+        }
+        pn_link_t* l = pn_delivery_link(dl);
+        if (pn_link_state(l) & PN_LOCAL_ACTIVE) pn_link_flow(l, 1);
+        pump_later();
     }
 
     // Qpid JMS's delivery delay (the DELAYED_DELIVERY capability): the message annotation

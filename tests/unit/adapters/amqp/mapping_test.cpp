@@ -1,6 +1,7 @@
 // AMQP 1.0 messages <-> kernel messages (adapters/amqp/mapping.hpp; the table in docs/mapping.md).
 #include <catch2/catch.hpp>
 
+#include <proton/annotation_key.hpp>
 #include <proton/binary.hpp>
 #include <proton/message.hpp>
 #include <proton/message_id.hpp>
@@ -255,5 +256,128 @@ TEST_CASE("amqp mapping: the hand encoder writes what Proton's message would", "
         t.kind = core::body_kind::none;
         t.body.clear();
         check_encoded_like_proton(t, 1, 0);
+    }
+}
+
+namespace {
+
+std::string encoded(const proton::message& m) {
+    std::vector<char> b;
+    m.encode(b);
+    return std::string(b.begin(), b.end());
+}
+
+// decode_amqp on the bytes, against message_from_amqp on Proton's decoding of them.
+void check_decoded_like_proton(const proton::message& m, std::optional<core::destination> target) {
+    const std::string bytes = encoded(m);
+    const auto fast = amqp::decode_amqp(bytes, target, 1000000);
+    REQUIRE(fast);
+    proton::message slow_m;
+    slow_m.decode(std::vector<char>(bytes.begin(), bytes.end()));
+    const auto slow = amqp::message_from_amqp(slow_m, target, 1000000);
+    REQUIRE(fast->index() == slow.index());
+    if (const auto* e = std::get_if<amqp::mapping_error>(&slow)) {
+        CHECK(std::get<amqp::mapping_error>(*fast).condition == e->condition);
+        return;
+    }
+    const auto& a = std::get<core::message>(*fast);
+    const auto& b = std::get<core::message>(slow);
+    CHECK(a.dest == b.dest);
+    CHECK(a.persistent == b.persistent);
+    CHECK(a.priority == b.priority);
+    CHECK(a.expiration_ms == b.expiration_ms);
+    CHECK(a.reply_to == b.reply_to);
+    CHECK(a.correlation_id == b.correlation_id);
+    CHECK(a.type == b.type);
+    CHECK(a.content_type == b.content_type);
+    CHECK(a.group_id == b.group_id);
+    CHECK(a.group_seq == b.group_seq);
+    CHECK(a.kind == b.kind);
+    CHECK(a.body == b.body);
+    REQUIRE(a.properties.size() == b.properties.size());
+    for (std::size_t i = 0; i < a.properties.size(); ++i) {
+        CHECK(a.properties[i].name == b.properties[i].name);
+        CHECK(a.properties[i].value == b.properties[i].value);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("amqp mapping: the byte decoder reads what Proton's message gives", "[amqp][mapping]") {
+    const core::destination q{core::dest_kind::queue, "q"};
+    SECTION("every field it handles") {
+        proton::message m;
+        m.id("msg-1");
+        m.durable(true);
+        m.priority(7);
+        m.ttl(proton::duration(5000));
+        m.delivery_count(3);
+        m.subject("order.created");
+        m.reply_to("/queue/replies");
+        m.correlation_id("corr-9");
+        m.content_type("application/json");
+        m.group_id("g1");
+        m.group_sequence(3);
+        m.creation_time(proton::timestamp(1234));
+        m.properties().put("color", "blue");
+        m.properties().put("b", true);
+        m.properties().put("u8", std::uint8_t(200));
+        m.properties().put("i8", std::int8_t(-5));
+        m.properties().put("u16", std::uint16_t(60000));
+        m.properties().put("i16", std::int16_t(-600));
+        m.properties().put("u32", std::uint32_t(4000000000u));
+        m.properties().put("i32", std::int32_t(-7));
+        m.properties().put("u64", std::uint64_t(1) << 50);
+        m.properties().put("i64", std::int64_t(-1) << 40);
+        m.properties().put("f", 0.5f);
+        m.properties().put("d", 2.5);
+        m.properties().put("ts", proton::timestamp(99));
+        m.properties().put("sym", proton::symbol("s"));
+        m.properties().put("bin", proton::binary(std::string("\x01\x02", 2)));
+        m.properties().put("message-id", "ignored");
+        m.body(proton::binary(std::string(300, 'x')));
+        m.inferred(true);
+        check_decoded_like_proton(m, q);
+    }
+    SECTION("bodies: a string, a symbol, binary and null amqp-values, none; expiry and a foreign reply-to") {
+        proton::message m;
+        m.expiry_time(proton::timestamp(777));
+        m.reply_to("http://elsewhere/x");
+        m.body(std::string(400, 't'));
+        check_decoded_like_proton(m, q);
+        m.body(proton::symbol("sym"));
+        check_decoded_like_proton(m, q);
+        m.body(proton::binary(std::string("ab")));
+        m.inferred(false);
+        check_decoded_like_proton(m, q);
+        proton::message empty;
+        check_decoded_like_proton(empty, q);
+    }
+    SECTION("the anonymous relay: `to`, or an error without it") {
+        proton::message m;
+        m.to("topic://t.1");
+        m.body(std::string("x"));
+        check_decoded_like_proton(m, std::nullopt);
+        m.to("");
+        check_decoded_like_proton(m, std::nullopt);
+    }
+    SECTION("other shapes are left to Proton") {
+        proton::message ulong_id;
+        ulong_id.id(std::uint64_t(5));
+        CHECK_FALSE(amqp::decode_amqp(encoded(ulong_id), q, 0));
+        proton::message annotated;
+        annotated.message_annotations().put(proton::annotation_key(proton::symbol("x-opt-delivery-delay")), std::int64_t(100));
+        CHECK_FALSE(amqp::decode_amqp(encoded(annotated), q, 0));
+        proton::message int_body;
+        int_body.body(42);
+        CHECK_FALSE(amqp::decode_amqp(encoded(int_body), q, 0));
+        proton::message list_prop;
+        list_prop.body(std::string("x"));
+        const std::string good = encoded(list_prop);
+        CHECK(amqp::decode_amqp(good, q, 0));
+        for (std::size_t k = 1; k <= 3; ++k) CHECK_FALSE(amqp::decode_amqp(good.substr(0, good.size() - k), q, 0));   // the body cut
+        for (std::size_t cut = 0; cut < good.size(); ++cut) (void)amqp::decode_amqp(good.substr(0, cut), q, 0);   // never past the end
+        CHECK_FALSE(amqp::decode_amqp(good + std::string("\x00\x53\x78\x45", 4), q, 0));   // a footer
+        CHECK_FALSE(amqp::decode_amqp(std::string("\x00\x53\x75\xa0\x05" "ab", 7), q, 0));  // cut short
     }
 }
