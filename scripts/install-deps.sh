@@ -15,10 +15,11 @@ packages=(
   # services): mosquitto, ActiveMQ 5.17 with its JMS client jars, a JDK to compile the test's client
   mosquitto activemq libactivemq-java openjdk-17-jdk-headless
   libxstream-java libjettison-java   # ActiveMQ's STOMP advisory messages (JSON) need them
+  rabbitmq-server   # tests/bench/compare.sh (--amqp: its AMQP 1.0 plugin); started by the script only
 )
 # Packages whose service must not run: the tests start their own instances on free loopback
 # ports, and a system broker on 1883 or 61616 would only get in the way.
-services=(mosquitto activemq)
+services=(mosquitto activemq rabbitmq-server)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -35,6 +35,7 @@
 #include <proton/disposition.h>
 #include <proton/link.h>
 #include <proton/message.h>
+#include <proton/object.h>
 #include <proton/terminus.h>
 #include <proton/transport.h>
 
@@ -127,7 +128,7 @@ void encode_close(std::string& out, std::string_view condition, std::string_view
 }
 
 // Kernel delivery tags travel as the AMQP delivery tag (8 bytes, big-endian).
-proton::binary tag_bytes(core::delivery_tag t) {
+[[maybe_unused]] proton::binary tag_bytes(core::delivery_tag t) {
     proton::binary b(8);
     for (int i = 7; i >= 0; --i) {
         b[std::size_t(i)] = std::uint8_t(t & 0xFF);
@@ -297,15 +298,25 @@ private:
             broker_.settle(o.id, {d.tag}, core::settle_outcome::released());
             return;
         }
-        thread_local proton::message pm;
-        message_to_amqp(*d.msg, d.redeliveries, settings_->broker_name, core::now_ms(), pm);
-        auto t = o.link.send(pm, tag_bytes(d.tag));
+        // Encoded by hand and sent on the C link (what proton::sender::send does, without a
+        // proton::message to fill and encode for each delivery).
+        thread_local std::string encoded;
+        encoded.clear();
+        encode_amqp(*d.msg, d.redeliveries, settings_->broker_name, core::now_ms(), encoded);
+        auto* l = raw(o.link);
+        char tag[8];
+        for (int i = 7; i >= 0; --i) tag[i] = static_cast<char>(d.tag >> (8 * (7 - i)));
+        auto* dl = pn_delivery(l, pn_dtag(tag, sizeof tag));
+        pn_link_send(l, encoded.data(), encoded.size());
+        pn_link_advance(l);
+        if (!pn_link_credit(l)) pn_link_drained(l);
         ++o.sent;
-        if (o.presettled) {
-            t.settle();
-            settle_on_write(o.id, d.tag);
+        if (o.presettled || pn_link_snd_settle_mode(l) == PN_SND_SETTLED) {
+            pn_delivery_settle(dl);
+            // Consumed once written: noted when pump() has moved its transfer into out().
+            written_settles_.push_back({o.id, d.tag});
         }
-        pump();
+        pump_later();
     }
 
     void fail(const engine::error& e) override {
@@ -404,6 +415,8 @@ private:
         driver_->accept(o);
     }
 
+    // Everything read goes through Proton's transport first; its events are dispatched and its
+    // output moved once, after the last chunk (one pass for a read's many frames).
     void feed_proton(std::span<const std::uint8_t> data) {
         while (!data.empty() && driver_ && stage_ == stage::amqp) {
             auto b = driver_->read_buffer();
@@ -417,8 +430,23 @@ private:
             std::memcpy(b.data, data.data(), n);
             driver_->read_done(n);
             data = data.subspan(n);
-            pump();
         }
+        pump();
+    }
+
+    // For work outside input (kernel deliveries and publish completions, which arrive one task
+    // each): one pump() after the worker's current batch of tasks instead of one per message —
+    // one pass over Proton's transport, one flow frame per link, dispositions in ranges, the
+    // transfers in one buffer. Without a worker (tests driving by hand): at once.
+    void pump_later() {
+        if (pump_posted_) return;
+        auto* worker = core::executor::current();
+        if (!worker) return pump();
+        pump_posted_ = true;
+        worker->post(completion([this] {
+            pump_posted_ = false;
+            pump();
+        }));
     }
 
     // Dispatches Proton's events to the handlers below and moves what it wrote into out().
@@ -426,6 +454,7 @@ private:
     void pump() {
         if (!driver_) return;
         try {
+            take_transfers();
             driver_->dispatch();
         } catch (const std::exception& e) {
             close_on_exception(e.what());
@@ -453,6 +482,9 @@ private:
             out().append(b.data, b.size);
             driver_->write_done(b.size);
         }
+        // Pre-settled deliveries whose transfers are in out() now count as consumed once written.
+        for (const auto& [consumer, tag] : written_settles_) settle_on_write(consumer, tag);
+        written_settles_.clear();
         if (stage_ == stage::amqp && pn_transport_head_closed(raw(driver_->transport()))) {
             stage_ = stage::done;
             close();
@@ -761,16 +793,86 @@ private:
             reject(d, "amqp:internal-error", "the broker could not store the message");
         }
         if (link.active()) link.add_credit(1);
-        pump();
+        pump_later();
     }
 
-    void reject(proton::delivery& d, const char* condition, const std::string& why) {
-        auto* dl = raw(d);
+    void reject(proton::delivery& d, const char* condition, const std::string& why) { reject(raw(d), condition, why); }
+    static void reject(pn_delivery_t* dl, const char* condition, const std::string& why) {
         auto* c = pn_disposition_condition(pn_delivery_local(dl));
         pn_condition_set_name(c, condition);
         pn_condition_set_description(c, why.c_str());
         pn_delivery_update(dl, PN_REJECTED);
         pn_delivery_settle(dl);
+    }
+
+    // ---- incoming transfers without Proton's C++ message ----------------------------------------
+
+    // Before dispatch: the complete transfers on our links to destinations (not a coordinator's,
+    // not transactional) are read and published here, decoded by decode_amqp (no
+    // proton::message for the common shape; Proton's decoder for the rest). The C++ layer's
+    // event for such a delivery then finds it read (no longer the link's current): no
+    // on_message. Everything else goes through on_message as before.
+    void take_transfers() {
+        for (auto& [l, in] : ins_) {
+            if (in->coordinator || (pn_link_state(l) & PN_LOCAL_CLOSED)) continue;
+            // In order: each complete transfer at the head of the link (a partial one waits).
+            while (pn_delivery_t* dl = pn_link_current(l)) {
+                if (!pn_delivery_readable(dl) || pn_delivery_partial(dl) ||
+                    pn_delivery_remote_state(dl) == transactional_state_code)
+                    break;
+                take_transfer(*in, l, dl);
+            }
+        }
+    }
+
+    void take_transfer(incoming& in, pn_link_t* l, pn_delivery_t* dl) {
+        thread_local std::string bytes;
+        bytes.resize(pn_delivery_pending(dl));
+        const auto n = pn_link_recv(l, bytes.data(), bytes.size());
+        bytes.resize(n > 0 ? std::size_t(n) : 0);
+        pn_link_advance(l);
+        auto built = decode_amqp(bytes, in.target, core::now_ms());
+        std::optional<proton::message> slow;   // the shapes decode_amqp leaves to Proton
+        if (!built) {
+            slow.emplace();
+            slow->decode(std::vector<char>(bytes.begin(), bytes.end()));   // throws on bad bytes: see pump()
+            built = message_from_amqp(*slow, in.target, core::now_ms());
+        }
+        if (auto* e = std::get_if<mapping_error>(&*built)) {
+            reject(dl, e->condition.data(), e->message);
+            pn_link_flow(l, 1);
+            return;
+        }
+        auto msg = std::make_shared<core::message>(std::move(std::get<core::message>(*built)));
+        msg->id = broker_.next_message_id();
+        msg->timestamp_ms = core::now_ms();
+        msg->origin_connection = id();
+        if (slow) delivery_delay(*slow, *msg);
+        begin_unconfirmed();
+        pn_incref(dl);   // until the kernel's answer (as a proton::delivery would)
+        broker_.publish(std::move(msg), completion([this, dl](core::publish_status st) {
+                            end_unconfirmed();
+                            on_published(st, dl);
+                            pn_decref(dl);
+                        }));
+    }
+
+    // on_published for a delivery taken by take_transfer.
+    void on_published(core::publish_status s, pn_delivery_t* dl) {
+        if (state() >= engine::phase::closing || stage_ != stage::amqp) return;
+        if (pn_delivery_settled(dl)) {
+            pn_delivery_settle(dl);   // pre-settled by the client: nothing to tell it
+        } else if (s == core::publish_status::ok) {
+            pn_delivery_update(dl, PN_ACCEPTED);
+            pn_delivery_settle(dl);
+        } else if (s == core::publish_status::no_destination) {
+            reject(dl, "amqp:not-found", "the temporary destination does not exist");
+        } else {
+            reject(dl, "amqp:internal-error", "the broker could not store the message");
+        }
+        pn_link_t* l = pn_delivery_link(dl);
+        if (pn_link_state(l) & PN_LOCAL_ACTIVE) pn_link_flow(l, 1);
+        pump_later();
     }
 
     // Qpid JMS's delivery delay (the DELAYED_DELIVERY capability): the message annotation
@@ -1205,6 +1307,8 @@ private:
     sasl::init init_{};                     // pending::sasl_init: the same
     std::string user_;
     std::unique_ptr<proton::io::connection_driver> driver_;
+    bool pump_posted_ = false;   // pump_later(): a pump() is on its way
+    std::vector<std::pair<core::consumer_id, core::delivery_tag>> written_settles_;   // see deliver()
     std::unordered_map<pn_link_t*, std::unique_ptr<outgoing>> outs_;
     std::unordered_map<pn_link_t*, std::unique_ptr<incoming>> ins_;
     std::string container_;   // the client's container-id (open): link names are unique within it
