@@ -817,8 +817,10 @@ private:
             if (in->coordinator || (pn_link_state(l) & PN_LOCAL_CLOSED)) continue;
             // In order: each complete transfer at the head of the link (a partial one waits).
             while (pn_delivery_t* dl = pn_link_current(l)) {
+                // A transfer beyond the credit we granted (none left before it is taken) is
+                // on_message's, which ends the link (amqp:link:transfer-limit-exceeded).
                 if (!pn_delivery_readable(dl) || pn_delivery_partial(dl) ||
-                    pn_delivery_remote_state(dl) == transactional_state_code)
+                    pn_delivery_remote_state(dl) == transactional_state_code || pn_link_credit(l) <= 0)
                     break;
                 take_transfer(*in, l, dl);
             }
