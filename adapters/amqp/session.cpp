@@ -724,15 +724,7 @@ private:
         const auto it = ins_.find(raw(d.receiver()));
         if (it == ins_.end()) return;
         auto& in = *it->second;
-        if (in.link.credit() < 0) {
-            // More transfers than the credit we granted (AMQP 1.0 §2.6.7): the link ends, the
-            // message is not taken.
-            reject(d, "amqp:link:transfer-limit-exceeded", "transfer beyond the link credit");
-            log(spdlog::level::warn, "reason=credit_exceeded link={}", in.link.name());
-            auto link = in.link;
-            link.close(proton::error_condition("amqp:link:transfer-limit-exceeded", "transfer beyond the link credit"));
-            return end_incoming(link);
-        }
+        if (beyond_credit(raw(in.link), raw(d))) return;
         if (in.coordinator) return on_control(d, m, in);
         // A transactional send: the transfer's state names the transaction.
         auto* dl = raw(d);
@@ -796,6 +788,23 @@ private:
         pump_later();
     }
 
+    // A transfer beyond the credit we granted (AMQP 1.0 §2.6.7): the delivery is rejected and the
+    // link closed with amqp:link:transfer-limit-exceeded; its entry goes with the peer's detach
+    // (or the session), later transfers on it are not read. Proton counts a receiver's credit
+    // down as each delivery is advanced past: what is left once `dl` is past must not be negative.
+    bool beyond_credit(pn_link_t* l, pn_delivery_t* dl) {
+        const int left = pn_link_credit(l) - (pn_link_current(l) == dl ? 1 : 0);
+        if (left >= 0) return false;
+        static constexpr const char* condition = "amqp:link:transfer-limit-exceeded";
+        reject(dl, condition, "transfer beyond the link credit");
+        log(spdlog::level::warn, "reason=credit_exceeded link={}", pn_link_name(l));
+        auto* c = pn_link_condition(l);
+        pn_condition_set_name(c, condition);
+        pn_condition_set_description(c, "transfer beyond the link credit");
+        pn_link_close(l);
+        return true;
+    }
+
     void reject(proton::delivery& d, const char* condition, const std::string& why) { reject(raw(d), condition, why); }
     static void reject(pn_delivery_t* dl, const char* condition, const std::string& why) {
         auto* c = pn_disposition_condition(pn_delivery_local(dl));
@@ -814,13 +823,12 @@ private:
     // on_message. Everything else goes through on_message as before.
     void take_transfers() {
         for (auto& [l, in] : ins_) {
-            if (in->coordinator || (pn_link_state(l) & PN_LOCAL_CLOSED)) continue;
+            if (in->coordinator) continue;
             // In order: each complete transfer at the head of the link (a partial one waits).
             while (pn_delivery_t* dl = pn_link_current(l)) {
-                // A transfer beyond the credit we granted (none left before it is taken) is
-                // on_message's, which ends the link (amqp:link:transfer-limit-exceeded).
+                if (pn_link_state(l) & PN_LOCAL_CLOSED) break;   // (beyond_credit may close it)
                 if (!pn_delivery_readable(dl) || pn_delivery_partial(dl) ||
-                    pn_delivery_remote_state(dl) == transactional_state_code || pn_link_credit(l) <= 0)
+                    pn_delivery_remote_state(dl) == transactional_state_code)
                     break;
                 take_transfer(*in, l, dl);
             }
@@ -833,6 +841,7 @@ private:
         const auto n = pn_link_recv(l, bytes.data(), bytes.size());
         bytes.resize(n > 0 ? std::size_t(n) : 0);
         pn_link_advance(l);
+        if (beyond_credit(l, dl)) return;
         auto built = decode_amqp(bytes, in.target, core::now_ms());
         std::optional<proton::message> slow;   // the shapes decode_amqp leaves to Proton
         if (!built) {
