@@ -15,16 +15,25 @@ packages=(
   # services): mosquitto, ActiveMQ 5.17 with its JMS client jars, a JDK to compile the test's client
   mosquitto activemq libactivemq-java openjdk-17-jdk-headless
   libxstream-java libjettison-java   # ActiveMQ's STOMP advisory messages (JSON) need them
+  rabbitmq-server   # tests/bench/compare.sh (--amqp: its AMQP 1.0 plugin); started by the script only
 )
 # Packages whose service must not run: the tests start their own instances on free loopback
 # ports, and a system broker on 1883 or 61616 would only get in the way.
-services=(mosquitto activemq)
+services=(mosquitto activemq rabbitmq-server)
 
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [[ "$status" == "install ok installed" ]] || missing+=("$p")
 done
+# rhea (tests/integration/rhea, from the npm registry by `npm ci`) runs on Node.js: Debian's
+# nodejs and npm unless a node and npm are already there (a newer Node.js from elsewhere is kept).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  for p in nodejs npm; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [[ "$status" == "install ok installed" ]] || missing+=("$p")
+  done
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "installing Debian packages: ${missing[*]}"

@@ -65,4 +65,17 @@ std::string format_address(const core::destination& d) {
     return s;
 }
 
+std::string subscription_name(std::string_view container, std::string_view link_name, bool shared, bool global,
+                              bool durable) {
+    std::string_view name = link_name;
+    if (shared) name = name.substr(0, name.find('|'));
+    std::string out;
+    out.reserve(container.size() + name.size() + 10);
+    if (!global) out += container;
+    out += ':';
+    out += name;
+    if (!durable) out += "|volatile";
+    return out;
+}
+
 }  // namespace sb::amqp

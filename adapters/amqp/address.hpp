@@ -41,4 +41,17 @@ capability_hint hint_of(std::span<const std::string> capabilities) noexcept;
 // `temp-queue://NAME` / `temp-topic://NAME` (parse_address reads each back as it was).
 std::string format_address(const core::destination& d);
 
+// The kernel name of the subscription a receiving link makes of a topic with a durable source
+// or the `shared` capability (Qpid JMS's naming, as Artemis reads it):
+//   - scoped by the client's container-id ("<container>:<name>", the STOMP durable
+//     subscription of client-id <container> and that name too), or, with the `global`
+//     capability, by nothing (":<name>");
+//   - a shared subscription's links are named "<name>", "<name>|2", "<name>|global",
+//     "<name>|volatile1"...: the name is the link name up to its first '|'; an exclusive one's
+//     is the whole link name;
+//   - a non-durable (shared) one is kept apart from the durable one of the same name
+//     ("...|volatile").
+std::string subscription_name(std::string_view container, std::string_view link_name, bool shared, bool global,
+                              bool durable);
+
 }  // namespace sb::amqp

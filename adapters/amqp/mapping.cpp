@@ -2,6 +2,8 @@
 #include "adapters/amqp/mapping.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <cstring>
 #include <map>
 
 #include <proton/binary.hpp>
@@ -176,6 +178,439 @@ void message_to_amqp(const core::message& m, std::uint32_t redeliveries, std::st
         out.inferred(true);   // a data section, not an amqp-value
         break;
     }
+}
+
+namespace {
+
+// AMQP 1.0 part 1 encodings, written by hand for the delivery path.
+class encoder {
+public:
+    explicit encoder(std::string& out) : o_(out) {}
+
+    void byte(std::uint8_t b) { o_.push_back(static_cast<char>(b)); }
+    void be(std::uint64_t v, int bytes) {
+        for (int s = 8 * (bytes - 1); s >= 0; s -= 8) byte(static_cast<std::uint8_t>(v >> s));
+    }
+    void null() { byte(0x40); }
+    void boolean(bool b) { byte(b ? 0x41 : 0x42); }
+    void uint(std::uint32_t v) {
+        if (v == 0) return byte(0x43);
+        if (v < 256) return byte(0x52), byte(static_cast<std::uint8_t>(v));
+        byte(0x70), be(v, 4);
+    }
+    void timestamp(std::int64_t ms) { byte(0x83), be(static_cast<std::uint64_t>(ms), 8); }
+    // str8/str32 (0xa1/0xb1), sym (0xa3/0xb3), vbin (0xa0/0xb0): the small code, +0x10 for 32-bit sizes.
+    void variable(std::uint8_t small_code, std::string_view v) {
+        if (v.size() <= 255) {
+            byte(small_code), byte(static_cast<std::uint8_t>(v.size()));
+        } else {
+            byte(small_code + 0x10), be(v.size(), 4);
+        }
+        o_.append(v);
+    }
+    void string(std::string_view v) { variable(0xa1, v); }
+    void symbol(std::string_view v) { variable(0xa3, v); }
+    void binary(std::string_view v) { variable(0xa0, v); }
+    void section(std::uint8_t code) { byte(0x00), byte(0x53), byte(code); }
+
+    // A list32/map32 whose size and count are filled in by end(); fields appended between.
+    std::size_t begin(std::uint8_t code32) {
+        byte(code32);
+        const std::size_t at = o_.size();
+        o_.append(8, '\0');
+        return at;
+    }
+    void end(std::size_t at, std::uint32_t count) {
+        const auto size = static_cast<std::uint32_t>(o_.size() - at - 4);
+        for (int i = 0; i < 4; ++i) {
+            o_[at + i] = static_cast<char>(size >> (24 - 8 * i));
+            o_[at + 4 + i] = static_cast<char>(count >> (24 - 8 * i));
+        }
+    }
+    std::size_t size() const noexcept { return o_.size(); }
+    void truncate(std::size_t n) { o_.resize(n); }
+
+    void value(const core::property_value& v) {
+        std::visit(
+            [this](const auto& x) {
+                using T = std::decay_t<decltype(x)>;
+                if constexpr (std::is_same_v<T, std::monostate>) null();
+                else if constexpr (std::is_same_v<T, bool>) boolean(x);
+                else if constexpr (std::is_same_v<T, std::int8_t>) byte(0x51), be(static_cast<std::uint8_t>(x), 1);
+                else if constexpr (std::is_same_v<T, std::int16_t>) byte(0x61), be(static_cast<std::uint16_t>(x), 2);
+                else if constexpr (std::is_same_v<T, std::int32_t>) byte(0x71), be(static_cast<std::uint32_t>(x), 4);
+                else if constexpr (std::is_same_v<T, std::int64_t>) byte(0x81), be(static_cast<std::uint64_t>(x), 8);
+                else if constexpr (std::is_same_v<T, float>) {
+                    std::uint32_t bits;
+                    std::memcpy(&bits, &x, 4);
+                    byte(0x72), be(bits, 4);
+                } else if constexpr (std::is_same_v<T, double>) {
+                    std::uint64_t bits;
+                    std::memcpy(&bits, &x, 8);
+                    byte(0x82), be(bits, 8);
+                } else if constexpr (std::is_same_v<T, std::string>) string(x);
+                else binary(std::string_view(reinterpret_cast<const char*>(x.data()), x.size()));
+            },
+            v);
+    }
+
+private:
+    std::string& o_;
+};
+
+// The fields of a list with trailing nulls left out (as Proton writes them): count() is the
+// number up to the last one given, and finish() drops the nulls after it.
+class field_list {
+public:
+    field_list(encoder& e, std::uint8_t section_code) : e_(e) {
+        e_.section(section_code);
+        at_ = e_.begin(0xd0);
+        kept_ = e_.size();
+    }
+    // Field i (in order) is null: a placeholder unless a later field is given.
+    void skip() { e_.null(), ++n_; }
+    // Field i was just written by the caller after a given() call.
+    void given() {
+        ++n_;
+        kept_ = e_.size();
+        count_ = n_;
+    }
+    void finish() {
+        e_.truncate(kept_);
+        e_.end(at_, count_);
+    }
+
+private:
+    encoder& e_;
+    std::size_t at_ = 0, kept_ = 0;
+    std::uint32_t n_ = 0, count_ = 0;
+};
+
+}  // namespace
+
+void encode_amqp(const core::message& m, std::uint32_t redeliveries, std::string_view broker_name,
+                 std::int64_t now_ms, std::string& out) {
+    encoder e(out);
+    // header: durable, priority, ttl, first-acquirer, delivery-count
+    const bool prio = m.priority != core::default_priority;
+    if (m.persistent || prio || m.expiration_ms || redeliveries) {
+        field_list h(e, 0x70);
+        if (m.persistent) e.boolean(true), h.given(); else h.skip();
+        if (prio) e.byte(0x50), e.byte(m.priority), h.given(); else h.skip();
+        if (m.expiration_ms)
+            e.uint(static_cast<std::uint32_t>(std::clamp<std::int64_t>(m.expiration_ms - now_ms, 1, 0xFFFFFFFF))), h.given();
+        else h.skip();
+        h.skip();   // first-acquirer
+        if (redeliveries) e.uint(redeliveries), h.given(); else h.skip();
+        h.finish();
+    }
+    // properties: message-id, user-id, to, subject, reply-to, correlation-id, content-type,
+    // content-encoding, absolute-expiry-time, creation-time, group-id, group-sequence
+    {
+        field_list p(e, 0x73);
+        const std::string* client_id = nullptr;
+        for (const auto& prop : m.properties)
+            if (prop.name == message_id_property)
+                if (const auto* s = std::get_if<std::string>(&prop.value); s && !s->empty()) client_id = s;
+        if (client_id) {
+            e.string(*client_id);
+        } else {
+            char digits[24];
+            const auto end = std::to_chars(digits, digits + sizeof digits, m.id).ptr;
+            const std::size_t n = 3 + broker_name.size() + 1 + static_cast<std::size_t>(end - digits);
+            if (n <= 255) e.byte(0xa1), e.byte(static_cast<std::uint8_t>(n)); else e.byte(0xb1), e.be(n, 4);
+            out.append("ID:").append(broker_name).append(1, '-').append(digits, end);
+        }
+        p.given();
+        p.skip();   // user-id
+        e.string(format_address(m.dest)), p.given();
+        if (!m.type.empty()) e.string(m.type), p.given(); else p.skip();
+        if (m.reply_to) e.string(format_address(*m.reply_to)), p.given(); else p.skip();
+        if (!m.correlation_id.empty()) e.string(m.correlation_id), p.given(); else p.skip();
+        if (!m.content_type.empty()) e.symbol(m.content_type), p.given(); else p.skip();
+        p.skip();   // content-encoding
+        if (m.expiration_ms) e.timestamp(m.expiration_ms), p.given(); else p.skip();
+        if (m.timestamp_ms) e.timestamp(m.timestamp_ms), p.given(); else p.skip();
+        if (!m.group_id.empty()) {
+            e.string(m.group_id), p.given();
+            e.uint(static_cast<std::uint32_t>(m.group_seq)), p.given();
+        }
+        p.finish();
+    }
+    // application-properties: the last of a repeated name wins (as a map put would).
+    std::uint32_t pairs = 0;
+    std::size_t at = 0;
+    const auto& props = m.properties;
+    for (std::size_t i = 0; i < props.size(); ++i) {
+        if (props[i].name == message_id_property) continue;
+        bool repeated = false;
+        for (std::size_t j = i + 1; j < props.size() && !repeated; ++j) repeated = props[j].name == props[i].name;
+        if (repeated) continue;
+        if (pairs++ == 0) {
+            e.section(0x74);
+            at = e.begin(0xd1);
+        }
+        e.string(props[i].name);
+        e.value(props[i].value);
+    }
+    if (pairs) e.end(at, 2 * pairs);
+    switch (m.kind) {
+    case core::body_kind::none: break;
+    case core::body_kind::text:
+        e.section(0x77);
+        e.string(m.body);
+        break;
+    default:
+        e.section(0x75);
+        e.binary(m.body);
+        break;
+    }
+}
+
+namespace {
+
+// A reader over AMQP 1.0 encoded values; any surprise (an unexpected type, the end of the bytes)
+// makes ok false, and the decoder gives up (Proton decodes the message instead).
+class reader {
+public:
+    explicit reader(std::string_view b) : b_(b) {}
+
+    bool ok() const noexcept { return ok_; }
+    bool done() const noexcept { return at_ >= b_.size(); }
+    void fail() noexcept { ok_ = false; }
+
+    std::uint8_t peek() {
+        if (at_ >= b_.size()) return fail(), 0;
+        return static_cast<std::uint8_t>(b_[at_]);
+    }
+    std::uint8_t byte() {
+        const std::uint8_t c = peek();
+        if (ok_) ++at_;
+        return c;
+    }
+    std::uint64_t be(int n) {
+        if (b_.size() - at_ < static_cast<std::size_t>(n) || at_ > b_.size()) return fail(), 0;
+        std::uint64_t v = 0;
+        for (int i = 0; i < n; ++i) v = v << 8 | static_cast<std::uint8_t>(b_[at_++]);
+        return v;
+    }
+    std::string_view take(std::size_t n) {
+        if (b_.size() - at_ < n) return fail(), std::string_view();
+        const auto v = b_.substr(at_, n);
+        at_ += n;
+        return v;
+    }
+    // The payload of str/sym/vbin given its constructor (small code `c8`, c8 + 0x10 for 32-bit sizes).
+    std::string_view variable(std::uint8_t code, std::uint8_t c8) {
+        if (code == c8) return take(be(1));
+        if (code == c8 + 0x10) return take(be(4));
+        return fail(), std::string_view();
+    }
+    // A section's descriptor: 0x00 0x53 <code>.
+    std::uint8_t section() {
+        if (byte() != 0x00 || byte() != 0x53) return fail(), 0;
+        return byte();
+    }
+    // A list's (or map's) header: how many elements; `end` is where its bytes end.
+    std::uint32_t compound(std::uint8_t code, bool map, std::size_t& end) {
+        std::uint64_t size = 0, count = 0;
+        if (code == 0x45 && !map) {
+            end = at_;
+            return 0;
+        }
+        if (code == (map ? 0xc1 : 0xc0)) size = be(1), count = be(1), size = size ? size - 1 : 0;
+        else if (code == (map ? 0xd1 : 0xd0)) size = be(4), count = be(4), size = size >= 4 ? size - 4 : 0;
+        else return fail(), 0;
+        end = at_ + size;
+        if (end > b_.size() || (map && count % 2)) fail();
+        return ok_ ? static_cast<std::uint32_t>(count) : 0;
+    }
+    std::size_t at() const noexcept { return at_; }
+
+private:
+    std::string_view b_;
+    std::size_t at_ = 0;
+    bool ok_ = true;
+};
+
+// A list field that may be null: its constructor, or 0 for null (or a list cut short).
+std::uint8_t field(reader& r, std::uint32_t& left) {
+    if (left == 0) return 0;
+    --left;
+    const std::uint8_t c = r.byte();
+    return c == 0x40 ? 0 : c;
+}
+
+std::optional<std::string_view> string_field(reader& r, std::uint32_t& left, std::uint8_t c8 = 0xa1) {
+    const std::uint8_t c = field(r, left);
+    if (c == 0) return std::nullopt;
+    return r.variable(c, c8);
+}
+
+std::optional<std::uint64_t> uint_field(reader& r, std::uint8_t c) {
+    if (c == 0x43) return 0;
+    if (c == 0x52) return r.be(1);
+    if (c == 0x70) return r.be(4);
+    return r.fail(), std::nullopt;
+}
+
+// An application property value, mapped as from_scalar maps Proton's scalars.
+core::property_value scalar(reader& r) {
+    const std::uint8_t c = r.byte();
+    switch (c) {
+    case 0x40: return std::monostate{};
+    case 0x41: return true;
+    case 0x42: return false;
+    case 0x56: return r.be(1) != 0;
+    case 0x50: return std::int16_t(r.be(1));
+    case 0x51: return std::int8_t(static_cast<std::uint8_t>(r.be(1)));
+    case 0x60: return std::int32_t(r.be(2));
+    case 0x61: return std::int16_t(static_cast<std::uint16_t>(r.be(2)));
+    case 0x43: case 0x52: case 0x70: return std::int64_t(*uint_field(r, c));
+    case 0x54: return std::int32_t(std::int8_t(static_cast<std::uint8_t>(r.be(1))));
+    case 0x71: return std::int32_t(static_cast<std::uint32_t>(r.be(4)));
+    case 0x44: return std::int64_t(0);
+    case 0x53: return std::int64_t(r.be(1));
+    case 0x80: return std::int64_t(r.be(8));
+    case 0x55: return std::int64_t(std::int8_t(static_cast<std::uint8_t>(r.be(1))));
+    case 0x81: case 0x83: return std::int64_t(r.be(8));
+    case 0x72: {
+        const auto bits = static_cast<std::uint32_t>(r.be(4));
+        float f;
+        std::memcpy(&f, &bits, 4);
+        return f;
+    }
+    case 0x82: {
+        const std::uint64_t bits = r.be(8);
+        double d;
+        std::memcpy(&d, &bits, 8);
+        return d;
+    }
+    case 0xa1: case 0xb1: return std::string(r.variable(c, 0xa1));
+    case 0xa3: case 0xb3: return std::string(r.variable(c, 0xa3));
+    case 0xa0: case 0xb0: {
+        const auto v = r.variable(c, 0xa0);
+        return std::vector<std::uint8_t>(v.begin(), v.end());
+    }
+    default: r.fail(); return std::monostate{};
+    }
+}
+
+}  // namespace
+
+std::optional<std::variant<core::message, mapping_error>> decode_amqp(std::string_view bytes,
+                                                                     const std::optional<core::destination>& link_target,
+                                                                     std::int64_t now_ms) {
+    reader r(bytes);
+    bool durable = false, have_body = false;
+    std::uint64_t priority = 4, ttl = 0, expiry = 0, group_seq = 0;
+    std::string_view id, to, subject, reply, correlation, content_type, group_id;
+    std::vector<std::pair<std::string_view, core::property_value>> props;
+    core::body_kind kind = core::body_kind::none;
+    std::string_view body;
+    std::uint8_t last = 0;
+    while (r.ok() && !r.done()) {
+        const std::uint8_t code = r.section();
+        // Sections in the order the spec gives, each at most once.
+        if (!r.ok() || code <= last || have_body) return std::nullopt;
+        last = code;
+        switch (code) {
+        case 0x70: {   // header
+            std::size_t end = 0;
+            std::uint32_t n = r.compound(r.byte(), false, end);
+            if (std::uint8_t c = field(r, n)) durable = c == 0x41 ? true : c == 0x42 ? false : (r.fail(), false);
+            if (std::uint8_t c = field(r, n)) priority = c == 0x50 ? r.be(1) : (r.fail(), 0);
+            if (std::uint8_t c = field(r, n)) ttl = uint_field(r, c).value_or(0);
+            if (std::uint8_t c = field(r, n); c && c != 0x41 && c != 0x42) r.fail();   // first-acquirer
+            if (std::uint8_t c = field(r, n)) (void)uint_field(r, c);                    // delivery-count
+            if (n != 0 || r.at() != end) return std::nullopt;
+            break;
+        }
+        case 0x73: {   // properties
+            std::size_t end = 0;
+            std::uint32_t n = r.compound(r.byte(), false, end);
+            id = string_field(r, n).value_or("");
+            if (std::uint8_t c = field(r, n)) (void)r.variable(c, 0xa0);   // user-id: not carried
+            to = string_field(r, n).value_or("");
+            subject = string_field(r, n).value_or("");
+            reply = string_field(r, n).value_or("");
+            correlation = string_field(r, n).value_or("");
+            content_type = string_field(r, n, 0xa3).value_or("");
+            (void)string_field(r, n, 0xa3);   // content-encoding: not carried
+            if (std::uint8_t c = field(r, n)) expiry = c == 0x83 ? r.be(8) : (r.fail(), 0);
+            if (std::uint8_t c = field(r, n); c) c == 0x83 ? (void)r.be(8) : r.fail();   // creation-time: the broker's own
+            group_id = string_field(r, n).value_or("");
+            if (std::uint8_t c = field(r, n)) group_seq = uint_field(r, c).value_or(0);
+            (void)string_field(r, n);   // reply-to-group-id
+            if (n != 0 || r.at() != end) return std::nullopt;
+            break;
+        }
+        case 0x74: {   // application-properties
+            std::size_t end = 0;
+            const std::uint32_t n = r.compound(r.byte(), true, end);
+            for (std::uint32_t i = 0; i < n / 2 && r.ok(); ++i) {
+                const auto name = r.variable(r.byte(), 0xa1);
+                props.emplace_back(name, scalar(r));
+            }
+            if (r.at() != end) return std::nullopt;
+            break;
+        }
+        case 0x75: {   // one data section
+            body = r.variable(r.byte(), 0xa0);
+            kind = core::body_kind::bytes;
+            have_body = true;
+            break;
+        }
+        case 0x77: {   // amqp-value
+            const std::uint8_t c = r.byte();
+            if (c == 0x40) kind = core::body_kind::none;
+            else if (c == 0xa1 || c == 0xb1) body = r.variable(c, 0xa1), kind = core::body_kind::text;
+            else if (c == 0xa3 || c == 0xb3) body = r.variable(c, 0xa3), kind = core::body_kind::text;
+            else if (c == 0xa0 || c == 0xb0) body = r.variable(c, 0xa0), kind = core::body_kind::bytes;
+            else return std::nullopt;
+            have_body = true;
+            break;
+        }
+        default: return std::nullopt;   // annotations, amqp-sequence, footer
+        }
+    }
+    if (!r.ok()) return std::nullopt;
+
+    // From here as message_from_amqp does it.
+    core::message out;
+    if (link_target) {
+        out.dest = *link_target;
+    } else {
+        if (to.empty()) return mapping_error{"amqp:precondition-failed", "anonymous relay: the message has no 'to'"};
+        auto parsed = parse_address(to, capability_hint::none, true);
+        if (auto* e = std::get_if<address_error>(&parsed)) return mapping_error{"amqp:invalid-field", std::string(e->message)};
+        out.dest = std::move(std::get<core::destination>(parsed));
+    }
+    out.persistent = durable;
+    out.priority = static_cast<std::uint8_t>(std::min<std::uint64_t>(priority, 9));
+    if (expiry > 0) out.expiration_ms = static_cast<std::int64_t>(expiry);
+    else if (ttl > 0) out.expiration_ms = now_ms + static_cast<std::int64_t>(ttl);
+    if (!reply.empty()) {
+        auto parsed = parse_address(reply, capability_hint::none, true);
+        if (auto* d = std::get_if<core::destination>(&parsed)) out.reply_to = std::move(*d);
+        else out.properties.push_back({"reply-to", std::string(reply)});
+    }
+    out.correlation_id = correlation;
+    out.type = subject;
+    out.content_type = content_type;
+    out.group_id = group_id;
+    out.group_seq = static_cast<std::int32_t>(group_seq);
+    if (!id.empty()) out.properties.push_back({std::string(message_id_property), std::string(id)});
+    // In name order, the last of a repeated name kept: as a std::map filled from the map would.
+    std::stable_sort(props.begin(), props.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (std::size_t i = 0; i < props.size(); ++i) {
+        if (i + 1 < props.size() && props[i + 1].first == props[i].first) continue;
+        if (props[i].first == message_id_property) continue;
+        out.properties.push_back({std::string(props[i].first), std::move(props[i].second)});
+    }
+    out.kind = kind;
+    out.body = body;
+    return out;
 }
 
 }  // namespace sb::amqp

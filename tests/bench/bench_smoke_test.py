@@ -1,6 +1,8 @@
 # tests/bench/bench_smoke_test.py — switchboard-bench against the real broker: a STOMP queue
 # round trip (every message received, JSON complete), a topic fan-out, MQTT with background
-# wildcard subscriptions that must match nothing, and bad arguments (non-zero exit with a message). Run as: python3 bench_smoke_test.py --bin SWITCHBOARD --bench BENCH
+# wildcard subscriptions that must match nothing, AMQP 1.0 queues (unsettled, every send
+# accepted), topics (pre-settled) and durable sends, and bad arguments (non-zero exit with a
+# message). Run as: python3 bench_smoke_test.py --bin SWITCHBOARD --bench BENCH
 import argparse
 import json
 import os
@@ -19,7 +21,12 @@ RUN_TIMEOUT = 60  # seconds; the tool's own --timeout is 30
 class BenchSmokeTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.broker = sbtest.Broker(mqtt=True).start()
+        cls.broker = sbtest.Broker(mqtt=True)
+        # AMQP before MQTT: the listeners bind in order, and start() waits for the MQTT port.
+        cls.broker.amqp_port = sbtest.free_port()
+        cls.broker.config["listeners"].insert(1, {"name": "amqp", "protocol": "amqp", "address": sbtest.HOST,
+                                                  "port": cls.broker.amqp_port})
+        cls.broker.start()
         cls.tmp = tempfile.mkdtemp(prefix="sbbench-")
 
     @classmethod
@@ -34,7 +41,7 @@ class BenchSmokeTest(unittest.TestCase):
 
     def run_json(self, name, *args, protocol="stomp"):
         out = os.path.join(self.tmp, name + ".json")
-        port = self.broker.port if protocol == "stomp" else self.broker.mqtt_port
+        port = {"stomp": self.broker.port, "mqtt": self.broker.mqtt_port, "amqp": self.broker.amqp_port}[protocol]
         r = self.bench("--protocol", protocol, "--port", str(port), "--timeout", "30",
                        "--quiet", "--json", out, *args)
         self.assertEqual(r.returncode, 0, f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}\n{self.broker.describe()}")
@@ -91,8 +98,38 @@ class BenchSmokeTest(unittest.TestCase):
         self.assertEqual(j["received"], 2000)
         self.assertIn("background-subs=5000", text)
 
+    def test_amqp_queue_confirms_every_send_and_delivers_each_once(self):
+        j, text = self.run_json("amqp-queue", "--count", "3000", "--producers", "2", "--consumers", "2",
+                                "--window", "100", "--prefix", "amqpq", protocol="amqp")
+        self.check_common(j)
+        self.assertEqual(j["scenario"]["protocol"], "amqp")
+        self.assertTrue(j["scenario"]["confirm"])
+        self.assertEqual(j["sent"], 3000)
+        self.assertEqual(j["confirmed"], 3000)
+        self.assertEqual(j["received"], 3000)
+        self.assertEqual(j["reordered"], 0)
+        self.assertIn("window=100", text)
+
+    def test_amqp_presettled_topic_delivers_once_per_consumer(self):
+        j, _ = self.run_json("amqp-topic", "--destination", "topic", "--presettled", "--count", "1000",
+                             "--consumers", "3", "--threads", "2", "--prefix", "amqpt", protocol="amqp")
+        self.check_common(j)
+        self.assertFalse(j["scenario"]["confirm"])
+        self.assertEqual(j["confirmed"], 0)
+        self.assertEqual(j["expected"], 3000)
+        self.assertEqual(j["received"], 3000)
+
+    def test_amqp_durable_sends_from_many_producers_are_all_accepted(self):
+        j, _ = self.run_json("amqp-durable", "--persistent", "--producers", "8", "--count", "2000",
+                             "--window", "16", "--prefix", "amqpd", protocol="amqp")
+        self.check_common(j)
+        self.assertTrue(j["scenario"]["persistent"])
+        self.assertEqual(j["confirmed"], 2000)
+        self.assertEqual(j["received"], 2000)
+
     def test_bad_arguments_exit_non_zero_with_a_message(self):
-        for args in (["--size", "8"], ["--protocol", "amqp"], ["--count", "5", "--duration", "1"],
+        for args in (["--size", "8"], ["--protocol", "openwire"], ["--protocol", "amqp", "--qos", "1"],
+                     ["--presettled"], ["--count", "5", "--duration", "1"],
                      ["--qos", "1"], ["--protocol", "mqtt", "--destination", "queue"], ["--bogus"]):
             r = self.bench(*args)
             self.assertEqual(r.returncode, 2, f"{args}: {r.stderr}")

@@ -8,6 +8,9 @@
 # --persistent instead: confirmed persistent STOMP sends (a receipt per SEND, 16 producers) with
 # every broker storing them on disk (journal, KahaDB, durable queues), the disk's raw fdatasync rate,
 # each broker's sync calls per run, and a kill -9 check that Switchboard kept what it confirmed.
+# --amqp instead: AMQP 1.0 against RabbitMQ's amqp1_0 plugin — queue 1→1 and 4→4, unsettled,
+# window 1000, 64-byte bodies; 16 senders of durable messages to a durable queue — with
+# Switchboard's STOMP queue 1→1 in the same run (AMQP ÷ STOMP on Switchboard itself).
 #
 # Every broker runs as a child of this script on 127.0.0.1, on its own ports, with a config the
 # script writes into a temp dir. Everything is bounded in time (--max-minutes); on exit (normal,
@@ -17,6 +20,7 @@
 #                          [--count N] [--connections K] [--brokers LIST] [--no-idle]
 #                          [--base-port P] [--max-minutes M] [--before DIR]
 #   tests/bench/compare.sh --persistent [--duration S] [--runs N] [--brokers LIST] [--max-minutes M] ...
+#   tests/bench/compare.sh --amqp [--count N] [--runs N] [--brokers LIST] [--max-minutes M] ...
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -37,6 +41,7 @@ MAX_MINUTES=20
 SIZE=128
 WINDOW=1000
 PERSISTENT=0
+AMQP=0
 DURATION=""
 BROKERS_GIVEN=0
 BEFORE=""   # --before: the build directory of an earlier Switchboard, run as target `before`
@@ -48,7 +53,7 @@ BEFORE=""   # --before: the build directory of an earlier Switchboard, run as ta
 LOCK_FILE=/tmp/sb-build.lock
 
 usage() {
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
     cat <<EOF
 
 Options:
@@ -77,6 +82,13 @@ Options:
                      journal, and every recorded run's queue is drained and checked against what
                      was confirmed. Default brokers: switchboard,rabbitmq,activemq; no idle scenario
   --duration S       --persistent: seconds of sending per run (default 4; the count is what fits)
+  --amqp             AMQP 1.0 instead: queue 1→1 and 4→4 (unsettled, window 1000, 64 B), 16
+                     senders of durable messages to a durable queue (0 and 1 consumer), and
+                     STOMP queue 1→1 (confirmed) for the AMQP ÷ STOMP ratio on Switchboard.
+                     Switchboard with the journal store (sync: always) and an AMQP listener,
+                     RabbitMQ with the rabbitmq_amqp1_0 plugin (/queue/<name> addresses; durable
+                     termini declare durable queues). Default brokers: switchboard,rabbitmq; no
+                     idle scenario; a fresh queue per run
 EOF
 }
 
@@ -98,6 +110,7 @@ while [[ $# -gt 0 ]]; do
         --base-port) BASE_PORT=$2; shift ;;
         --max-minutes) MAX_MINUTES=$2; shift ;;
         --persistent) PERSISTENT=1 ;;
+        --amqp) AMQP=1 ;;
         --duration) DURATION=$2; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
@@ -111,6 +124,12 @@ if [[ -z $COUNT ]]; then COUNT=$([[ $QUICK == 1 ]] && echo 20000 || echo 100000)
 if [[ -z $CONNECTIONS ]]; then CONNECTIONS=$([[ $QUICK == 1 ]] && echo 2000 || echo 10000); fi
 [[ $COUNT =~ ^[1-9][0-9]*$ ]] || die "--count: expected a positive integer"
 [[ $CONNECTIONS =~ ^[1-9][0-9]*$ ]] || die "--connections: expected a positive integer"
+[[ $PERSISTENT == 0 || $AMQP == 0 ]] || die "--persistent and --amqp exclude each other"
+if [[ $AMQP == 1 ]]; then
+    [[ $BROKERS_GIVEN == 1 ]] || BROKERS="switchboard,rabbitmq"
+    IDLE=0
+    SIZE=64
+fi
 if [[ $PERSISTENT == 1 ]]; then
     # mosquitto speaks no STOMP; connections are not what this mode measures.
     [[ $BROKERS_GIVEN == 1 ]] || BROKERS="switchboard,rabbitmq,activemq"
@@ -183,6 +202,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 P_SB_STOMP=$((BASE_PORT + 1)); P_SB_MQTT=$((BASE_PORT + 2))
 P_BEFORE_STOMP=$((BASE_PORT + 3)); P_BEFORE_MQTT=$((BASE_PORT + 4))
 P_SINK_STOMP=$((BASE_PORT + 5)); P_SINK_MQTT=$((BASE_PORT + 6))
+P_SB_AMQP=$((BASE_PORT + 7)); P_BEFORE_AMQP=$((BASE_PORT + 8))
 P_MOSQ_MQTT=$((BASE_PORT + 10))
 P_RMQ_AMQP=$((BASE_PORT + 20)); P_RMQ_DIST=$((BASE_PORT + 21)); P_RMQ_MQTT=$((BASE_PORT + 22))
 P_RMQ_STOMP=$((BASE_PORT + 23)); P_RMQ_EPMD=$((BASE_PORT + 24))
@@ -195,7 +215,7 @@ if (( BASE_PORT + 40 >= EPH_LO && BASE_PORT <= EPH_HI )); then
     die "--base-port $BASE_PORT overlaps the ephemeral port range $EPH_LO-$EPH_HI: choose one below $((EPH_LO - 40))"
 fi
 
-for p in $P_SB_STOMP $P_SB_MQTT $P_BEFORE_STOMP $P_BEFORE_MQTT $P_SINK_STOMP $P_SINK_MQTT $P_MOSQ_MQTT \
+for p in $P_SB_STOMP $P_SB_MQTT $P_BEFORE_STOMP $P_BEFORE_MQTT $P_SINK_STOMP $P_SINK_MQTT $P_SB_AMQP $P_BEFORE_AMQP $P_MOSQ_MQTT \
          $P_RMQ_AMQP $P_RMQ_DIST $P_RMQ_MQTT $P_RMQ_STOMP $P_RMQ_EPMD $P_AMQ_STOMP $P_AMQ_MQTT; do
     port_open "$p" && die "port $p is in use: choose another --base-port"
 done
@@ -208,7 +228,7 @@ LOGS="$OUT/logs"
 
 declare -A PID=()        # target -> the PID this script started (launcher for rabbitmq/activemq)
 declare -A VM_PID=()     # target -> the process that holds the broker's memory (beam.smp, java)
-declare -A STOMP_PORT=() MQTT_PORT=()
+declare -A STOMP_PORT=() MQTT_PORT=() AMQP_PORT=()
 
 # The environment of every rabbitmq-server / rabbitmqctl / epmd call: our node, ports and dirs.
 RABBIT_ENV=()
@@ -227,10 +247,10 @@ set_rabbit_env
 # A target is a broker or the sink. start_<t> sets PID, VM_PID and the ports it serves, and
 # returns non-zero (after printing why) when it cannot run here.
 
-# A Switchboard build as target NAME: start_sb NAME BINARY STOMP_PORT MQTT_PORT (the current
-# build as `switchboard`, --before's as `before`: the same config, their own ports and dirs).
+# A Switchboard build as target NAME: start_sb NAME BINARY STOMP_PORT MQTT_PORT AMQP_PORT (the
+# current build as `switchboard`, --before's as `before`: the same config, their own ports and dirs).
 start_sb() {
-    local t=$1 bin=$2 p_stomp=$3 p_mqtt=$4
+    local t=$1 bin=$2 p_stomp=$3 p_mqtt=$4 p_amqp=$5
     local d=$WORK/$t
     mkdir -p "$d"
     # MQTT rows only when this build has the MQTT listener (`switchboard check` accepts it).
@@ -243,6 +263,18 @@ EOF
         mqtt_listener="  - {name: mqtt, protocol: mqtt, address: 127.0.0.1, port: $p_mqtt, max_connections: 100000}"
         MQTT_PORT[$t]=$p_mqtt
     fi
+    # --amqp: the AMQP listener, when this build has one.
+    local amqp_listener=""
+    if [[ $AMQP == 1 ]]; then
+        cat > "$d/amqp.yaml" <<EOF
+listeners:
+  - {name: amqp, protocol: amqp, address: 127.0.0.1, port: $p_amqp}
+EOF
+        if "$bin" check -c "$d/amqp.yaml" >/dev/null 2>&1; then
+            amqp_listener="  - {name: amqp, protocol: amqp, address: 127.0.0.1, port: $p_amqp, max_connections: 100000}"
+            AMQP_PORT[$t]=$p_amqp
+        fi
+    fi
     # Defaults, except: memory store (as the others run without persistence), warnings only,
     # no per-subscriber drop on topics (mosquitto and RabbitMQ do not drop either).
     # --persistent: the journal store in the temp dir, synced before every confirmation (the
@@ -250,8 +282,9 @@ EOF
     # memory limit: a queue keeps every message in memory, persistent ones too, so the default
     # 64 MiB holds all producers of a consumer-less queue for good after ~150,000 messages of
     # 64 bytes, where ActiveMQ and RabbitMQ page persistent messages out to their stores.
+    # --amqp: the journal too (its durable-send scenarios); non-persistent messages skip it.
     local store="  type: memory" queue_limit=""
-    if [[ $PERSISTENT == 1 ]]; then
+    if [[ $PERSISTENT == 1 || $AMQP == 1 ]]; then
         mkdir -p "$d/data"
         store="  type: journal
   dir: $d/data
@@ -270,6 +303,7 @@ $queue_limit
 listeners:
   - {name: stomp, protocol: stomp, address: 127.0.0.1, port: $p_stomp, max_connections: 100000}
 $mqtt_listener
+$amqp_listener
 EOF
     "$bin" run -c "$d/switchboard.yaml" > "$LOGS/$t.log" 2>&1 &
     PID[$t]=$!
@@ -278,10 +312,11 @@ EOF
     # SB_START_WAIT: a restart on a big journal replays it before it listens.
     wait_port "$p_stomp" "${PID[$t]}" "${SB_START_WAIT:-10}" || { tail -20 "$LOGS/$t.log" >&2; return 1; }
     [[ -z ${MQTT_PORT[$t]:-} ]] || wait_port "$p_mqtt" "${PID[$t]}" 10
+    [[ -z ${AMQP_PORT[$t]:-} ]] || wait_port "$p_amqp" "${PID[$t]}" 10
 }
-start_switchboard() { start_sb switchboard "$SWITCHBOARD" "$P_SB_STOMP" "$P_SB_MQTT"; }
+start_switchboard() { start_sb switchboard "$SWITCHBOARD" "$P_SB_STOMP" "$P_SB_MQTT" "$P_SB_AMQP"; }
 stop_switchboard() { stop_pid "${PID[switchboard]}" 10; }
-start_before() { start_sb before "$SWITCHBOARD_BEFORE" "$P_BEFORE_STOMP" "$P_BEFORE_MQTT"; }
+start_before() { start_sb before "$SWITCHBOARD_BEFORE" "$P_BEFORE_STOMP" "$P_BEFORE_MQTT" "$P_BEFORE_AMQP"; }
 stop_before() { [[ -z ${PID[before]:-} ]] || stop_pid "${PID[before]}" 10; }
 
 start_sink() {
@@ -327,7 +362,8 @@ start_rabbitmq() {
     local d=$WORK/rabbitmq
     rm -rf "$d"
     mkdir -p "$d/mnesia" "$d/log"
-    echo '[rabbitmq_mqtt,rabbitmq_stomp].' > "$d/enabled_plugins"
+    # AMQP 1.0 (rabbitmq_amqp1_0) shares the AMQP 0-9-1 listener: the protocol header decides.
+    echo '[rabbitmq_mqtt,rabbitmq_stomp,rabbitmq_amqp1_0].' > "$d/enabled_plugins"
     : > "$d/rabbitmq-env.conf"   # not /etc/rabbitmq/rabbitmq-env.conf
     cat > "$d/rabbitmq.conf" <<EOF
 # written by tests/bench/compare.sh
@@ -347,6 +383,7 @@ EOF
     PID[rabbitmq]=$!
     MQTT_PORT[rabbitmq]=$P_RMQ_MQTT
     STOMP_PORT[rabbitmq]=$P_RMQ_STOMP
+    AMQP_PORT[rabbitmq]=$P_RMQ_AMQP
     if ! wait_port "$P_RMQ_STOMP" "${PID[rabbitmq]}" 90 || ! wait_port "$P_RMQ_MQTT" "${PID[rabbitmq]}" 10; then
         tail -20 "$LOGS/rabbitmq.log" >&2
         return 1
@@ -433,7 +470,7 @@ stop_target() {
     "stop_$t" || true
     for r in "${RUNNING[@]}"; do [[ $r == "$t" ]] || keep+=("$r"); done
     RUNNING=("${keep[@]}")
-    unset "PID[$t]" "VM_PID[$t]" "STOMP_PORT[$t]" "MQTT_PORT[$t]"
+    unset "PID[$t]" "VM_PID[$t]" "STOMP_PORT[$t]" "MQTT_PORT[$t]" "AMQP_PORT[$t]"
 }
 PERF_PID=""  # a perf counting a broker's syncs during one run
 cleanup() {
@@ -530,14 +567,32 @@ if [[ $PERSISTENT == 1 ]]; then
     RUN_ARGS=(--duration "$DURATION" --size "$SIZE")
     WARM_ARGS=(--duration 1 --size "$SIZE")
 fi
+if [[ $AMQP == 1 ]]; then
+    # Unsettled sends (each confirmed by the broker's accepted outcome), --window in flight per
+    # sender and as each receiver's credit; durable: header durable=true and durable termini.
+    A="--protocol amqp --destination queue"
+    SCEN_ARGS=(
+        [amqp-queue-1to1]="$A --producers 1 --consumers 1"
+        [amqp-queue-4to4]="$A --producers 4 --consumers 4"
+        [amqp-durable-16to0]="$A --persistent --producers 16 --consumers 0"
+        [amqp-durable-16to1]="$A --persistent --producers 16 --consumers 1"
+        [stomp-queue-1to1]="--protocol stomp --destination queue --confirm --producers 1 --consumers 1"
+    )
+    SCENARIOS=(amqp-queue-1to1 amqp-queue-4to4 amqp-durable-16to0 amqp-durable-16to1 stomp-queue-1to1)
+fi
 
 # --persistent: a queue of its own per run, so no run drains an earlier one's backlog and what
 # each run left on disk can be checked afterwards. (Otherwise the bench's default names.)
 PREFIX_ARGS=()
-set_prefix() { PREFIX_ARGS=(); [[ $PERSISTENT == 0 ]] || PREFIX_ARGS=(--prefix "$1"); }
+# (--amqp: a fresh queue per run too: a durable run leaves its messages where RabbitMQ stores them.)
+set_prefix() { PREFIX_ARGS=(); [[ $PERSISTENT == 0 && $AMQP == 0 ]] || PREFIX_ARGS=(--prefix "$1"); }
 
 port_for() {  # target scenario
-    if [[ $2 == mqtt-* ]]; then echo "${MQTT_PORT[$1]:-}"; else echo "${STOMP_PORT[$1]:-}"; fi
+    case $2 in
+        mqtt-*) echo "${MQTT_PORT[$1]:-}" ;;
+        amqp-*) echo "${AMQP_PORT[$1]:-}" ;;
+        *) echo "${STOMP_PORT[$1]:-}" ;;
+    esac
 }
 
 # ---- the machine --------------------------------------------------------------------------------
@@ -559,6 +614,9 @@ port_for() {  # target scenario
     done
     if [[ $PERSISTENT == 1 ]]; then
         echo "mode: persistent  duration: ${DURATION}s  size: $SIZE  runs: $RUNS  sync counts: $([[ $HAVE_PERF == 1 ]] && echo perf || echo unavailable)"
+        echo "temp filesystem: $(findmnt -n -T "$WORK" -o SOURCE,FSTYPE,OPTIONS 2>/dev/null || echo unknown)"
+    elif [[ $AMQP == 1 ]]; then
+        echo "mode: amqp  count: $COUNT  size: $SIZE  window: $WINDOW  runs: $RUNS  switchboard store: journal (sync: always)"
         echo "temp filesystem: $(findmnt -n -T "$WORK" -o SOURCE,FSTYPE,OPTIONS 2>/dev/null || echo unknown)"
     else
         echo "count: $COUNT  size: $SIZE  window: $WINDOW  runs: $RUNS  idle connections: $CONNECTIONS"
@@ -680,6 +738,11 @@ print(j["confirmed"] if j["scenario"]["consumers"] == 0 else 0)' "$f") || contin
     done
 }
 
+if [[ $AMQP == 1 && -n ${PID[rabbitmq]:-} ]]; then
+    # Which of RabbitMQ's queues the runs declared durable (the durable scenarios' must be).
+    env "${RABBIT_ENV[@]}" timeout 30 /usr/lib/rabbitmq/bin/rabbitmqctl -n bench@localhost -q \
+        list_queues name durable messages > "$OUT/rabbitmq-queues.txt" 2>&1 || true
+fi
 if [[ $PERSISTENT == 1 ]]; then
     fsync_probe "after the last round" || true
     # What the others stored: RabbitMQ's queues (declared by the STOMP plugin for /queue/
@@ -700,15 +763,19 @@ cleanup
 
 # ---- summary ------------------------------------------------------------------------------------
 
-/usr/bin/python3 - "$OUT" "${TARGETS[*]}" "${SCENARIOS[*]}" "$PERSISTENT" <<'PYEOF'
+/usr/bin/python3 - "$OUT" "${TARGETS[*]}" "${SCENARIOS[*]}" "$PERSISTENT" "$AMQP" <<'PYEOF'
 import glob, json, os, statistics, sys
 
 out, targets, scenarios = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
 persistent = sys.argv[4] == "1"
+amqp = sys.argv[5] == "1"
 brokers = [t for t in targets if t != "sink"]
 # The headline: deliveries per second; with --persistent, confirmed sends per second (a
-# pure-enqueue run delivers nothing, and confirmation is what is being measured).
+# pure-enqueue run delivers nothing, and confirmation is what is being measured); with --amqp,
+# the same for its scenarios without consumers.
 rate_key = "send_msgs_per_s" if persistent else "receive_msgs_per_s"
+def rate_of(s):
+    return "send_msgs_per_s" if persistent or (amqp and s.endswith("to0")) else "receive_msgs_per_s"
 
 def load(path):
     try:
@@ -738,6 +805,8 @@ summary = {"throughput": {}, "idle": {}}
 lines = []
 if persistent:
     lines.append("### Persistent sends: confirmed msgs/s, median of runs [min–max]; ratio = Switchboard ÷ broker\n")
+elif amqp:
+    lines.append("### AMQP 1.0: received msgs/s (…to0: confirmed sends/s), median of runs [min–max]; ratio = Switchboard ÷ broker\n")
 else:
     lines.append("### Throughput: received msgs/s, median of runs [min–max]; ratio = Switchboard ÷ broker\n")
 head = "| scenario | " + " | ".join(("client ceiling (sink)" if t == "sink" else t) for t in targets) + " |"
@@ -750,6 +819,7 @@ syn = ["", "### Syncs: the broker's fsync + fdatasync calls in the median run; c
        "| scenario | " + " | ".join(brokers) + " |",
        "|" + "---|" * (len(brokers) + 1)]
 for s in scenarios:
+    rate_key = rate_of(s)
     row, lrow, srow = [s], [s], [s]
     medians = {}
     for t in targets:
@@ -799,6 +869,14 @@ for s in scenarios:
     lines.append("| " + " | ".join(row) + " |")
     lat.append("| " + " | ".join(lrow) + " |")
     syn.append("| " + " | ".join(srow) + " |")
+if amqp:
+    # AMQP against STOMP on Switchboard itself: the same queue 1→1 in the same run.
+    tp = summary["throughput"]
+    a = tp.get("amqp-queue-1to1", {}).get("switchboard")
+    st = tp.get("stomp-queue-1to1", {}).get("switchboard")
+    if a and st and st["median"] > 0:
+        summary["amqp_over_stomp_1to1"] = a["median"] / st["median"]
+        lines += ["", f"Switchboard AMQP queue 1→1 ÷ STOMP queue 1→1 (confirmed): {a['median'] / st['median']:.2f}"]
 if persistent:
     lines += syn
     # Latency only where something was delivered.
@@ -850,10 +928,11 @@ if persistent:
             lines.append(f"- {c['label']}: {c['received']} drained of {c['expected']} confirmed and not consumed"
                          f" ({c['producers']} producers, {c['duplicates']} duplicates, {c['gaps']} gaps{extra}) — {verdict}")
 
+if persistent or amqp:
     try:
         with open(os.path.join(out, "rabbitmq-queues.txt")) as f:
             rows = [l.split() for l in f if l.strip()]
-        rows = [r for r in rows if len(r) == 3 and r[0].startswith("r")]
+        rows = [r for r in rows if len(r) == 3 and r[0].startswith("r") and (not amqp or "durable" in r[0])]
         summary["rabbitmq_queues"] = [{"name": r[0], "durable": r[1], "messages": r[2]} for r in rows]
         durable = sum(r[1] == "true" for r in rows)
         lines += ["", f"RabbitMQ: {durable} of {len(rows)} bench queues durable (`rabbitmqctl list_queues name durable messages`)."]
@@ -867,7 +946,7 @@ with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)
 print(text)
 PYEOF
-if [[ $PERSISTENT == 1 ]]; then
+if [[ $PERSISTENT == 1 || $AMQP == 1 ]]; then
     # The brokers' stores (hundreds of MB after a few runs); configs and logs stay.
     rm -rf "$WORK/switchboard/data" "$WORK/before/data" "$WORK/activemq/data" "$WORK/rabbitmq/mnesia"
     log "removed the brokers' stores under $WORK"

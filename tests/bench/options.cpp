@@ -18,14 +18,15 @@ struct endpoint_text {
 };
 
 void add_endpoint(CLI::App& app, endpoint_text& proto, std::string& host, std::uint16_t& port) {
-    app.add_option("--protocol", proto.proto, "stomp | mqtt")->check(CLI::IsMember({"stomp", "mqtt"}));
+    app.add_option("--protocol", proto.proto, "stomp | mqtt | amqp")->check(CLI::IsMember({"stomp", "mqtt", "amqp"}));
     app.add_option("--host", host, "broker address (an IP literal or localhost)");
-    app.add_option("--port", port, "broker port (default: 61613 for STOMP, 1883 for MQTT)");
+    app.add_option("--port", port, "broker port (default: 61613 for STOMP, 1883 for MQTT, 5672 for AMQP)");
 }
 
 void apply(const endpoint_text& t, protocol& p) {
     if (t.proto == "stomp") p = protocol::stomp;
     if (t.proto == "mqtt") p = protocol::mqtt;
+    if (t.proto == "amqp") p = protocol::amqp;
 }
 
 bool valid_host(const std::string& h) { return !h.empty() && h.find_first_of(" \t/") == std::string::npos; }
@@ -75,7 +76,12 @@ std::string validate(run_options& o) {
         if (o.destinations != 1) return "--selectors: one destination only";
         if (o.selectors > o.consumers) return "--selectors: at most --consumers (every k needs a consumer)";
     }
-    if (o.proto == protocol::stomp) {
+    if (o.presettled && o.proto != protocol::amqp) return "--presettled: AMQP only";
+    if (o.proto == protocol::amqp) {
+        if (o.qos != 0) return "--qos applies to MQTT; AMQP sends are confirmed (accepted) unless --presettled";
+        if (o.confirm) return "--confirm applies to STOMP; AMQP sends are confirmed (accepted) unless --presettled";
+        if (o.window < 1 || o.window > 1000000) return "--window: expected 1..1000000";
+    } else if (o.proto == protocol::stomp) {
         if (o.qos != 0) return "--qos applies to MQTT; STOMP confirms sends with --confirm (receipts)";
         if (o.window < 1 || o.window > 1000000) return "--window: expected 1..1000000";
     } else {
@@ -88,6 +94,7 @@ std::string validate(run_options& o) {
 }
 
 std::string validate(sink_options& o) {
+    if (o.proto == protocol::amqp) return "sink: STOMP or MQTT only";
     if (o.port == 0) return "sink: --port is required";
     if (!valid_host(o.host)) return "--host: expected an address, got \"" + o.host + "\"";
     if (o.for_s < 0) return "--for: expected seconds >= 0";
@@ -95,6 +102,7 @@ std::string validate(sink_options& o) {
 }
 
 std::string validate(idle_options& o) {
+    if (o.proto == protocol::amqp) return "idle: STOMP or MQTT only";
     if (o.port == 0) o.port = default_port(o.proto);
     if (!valid_host(o.host)) return "--host: expected an address, got \"" + o.host + "\"";
     if (o.connections < 1 || o.connections > 1000000) return "--connections: expected 1..1000000";
@@ -112,7 +120,7 @@ parsed_command parse_args(int argc, const char* const* argv) {
     sink_options sink;
     idle_options idle;
 
-    CLI::App app{"switchboard-bench: load generator for STOMP and MQTT brokers.\n"
+    CLI::App app{"switchboard-bench: load generator for STOMP, MQTT and AMQP 1.0 brokers.\n"
                  "Without a sub-command, runs one scenario and reports throughput and latency.",
                  "switchboard-bench"};
     app.require_subcommand(0, 1);
@@ -136,10 +144,12 @@ parsed_command parse_args(int argc, const char* const* argv) {
     count->excludes(duration);
     app.add_option("--timeout", run.timeout_s, "hard bound on the whole run in seconds; hit = partial results, exit 1");
     app.add_option("--drain-idle", run.drain_idle_s, "after the producers finish, stop when nothing arrives for this long");
-    app.add_option("--window", run.window, "unconfirmed messages in flight per producer (--confirm or QoS 1/2)");
+    app.add_option("--window", run.window,
+                   "unconfirmed messages in flight per producer (--confirm, QoS 1/2, AMQP unsettled); AMQP: consumer credit too");
     app.add_option("--qos", run.qos, "MQTT QoS 0, 1 or 2 for publish and subscribe");
     app.add_flag("--confirm", run.confirm, "STOMP: ask a receipt for every SEND");
-    app.add_flag("--persistent", run.persistent, "STOMP: persistent:true on every SEND");
+    app.add_flag("--persistent", run.persistent, "STOMP: persistent:true on every SEND; AMQP: durable messages and termini");
+    app.add_flag("--presettled", run.presettled, "AMQP: pre-settled sends and deliveries (nothing confirmed)");
     app.add_option("--threads", run.threads, "client threads, each with its own event loop");
     app.add_option("--background-subs", run.background_subs,
                    "MQTT: first make this many idle wildcard subscriptions that match nothing (+/bg<i>/#)");

@@ -9,12 +9,16 @@
 
 namespace sb::bench {
 
-enum class protocol : std::uint8_t { stomp, mqtt };
+enum class protocol : std::uint8_t { stomp, mqtt, amqp };
 enum class dest_kind : std::uint8_t { queue, topic };
 
-constexpr std::string_view to_string(protocol p) noexcept { return p == protocol::stomp ? "stomp" : "mqtt"; }
+constexpr std::string_view to_string(protocol p) noexcept {
+    return p == protocol::stomp ? "stomp" : p == protocol::mqtt ? "mqtt" : "amqp";
+}
 constexpr std::string_view to_string(dest_kind d) noexcept { return d == dest_kind::queue ? "queue" : "topic"; }
-constexpr std::uint16_t default_port(protocol p) noexcept { return p == protocol::stomp ? 61613 : 1883; }
+constexpr std::uint16_t default_port(protocol p) noexcept {
+    return p == protocol::stomp ? 61613 : p == protocol::mqtt ? 1883 : 5672;
+}
 
 // `switchboard-bench [options]`: one load scenario.
 struct run_options {
@@ -32,10 +36,11 @@ struct run_options {
     double duration_s = 0;                // or: send for this long
     double timeout_s = 120;               // hard bound on the whole run
     double drain_idle_s = 3;              // after the last send: give up when nothing arrives for this long
-    std::uint32_t window = 1000;          // unconfirmed messages in flight per producer
+    std::uint32_t window = 1000;          // unconfirmed messages in flight per producer (AMQP: also each consumer's link credit)
     unsigned qos = 0;                     // MQTT
     bool confirm = false;                 // STOMP: receipt on every SEND
-    bool persistent = false;              // STOMP persistent:true
+    bool persistent = false;              // STOMP persistent:true; AMQP header durable=true (and durable termini)
+    bool presettled = false;              // AMQP: senders settle on send (nothing confirmed), consumers get settled deliveries
     unsigned threads = 1;                 // client threads, each with its own io_context
     // MQTT: wildcard subscriptions that match nothing the run sends ("+/bg<i>/#"), made over
     // background_connections extra connections before the run starts and held through it:
@@ -54,6 +59,12 @@ struct run_options {
     std::string label;                    // free text copied into the JSON (the compare script's name)
     bool quiet = false;
 };
+
+// Whether the broker confirms each send: STOMP with --confirm (receipts), MQTT QoS 1/2, AMQP
+// unless --presettled (the accepted outcome). Confirmed sends keep at most --window in flight.
+inline bool confirms(const run_options& o) noexcept {
+    return o.proto == protocol::amqp ? !o.presettled : o.confirm || o.qos > 0;
+}
 
 // `switchboard-bench sink`: a discarding server (forwarding to subscribers of the same
 // destination when there are any) that measures the client's own ceiling.

@@ -52,6 +52,32 @@ TEST_CASE("MQTT defaults to topics on port 1883", "[bench][options]") {
     CHECK(o->producers == 4);
 }
 
+TEST_CASE("AMQP defaults to queues on port 5672, its sends confirmed unless pre-settled", "[bench][options]") {
+    const auto r = parse({"--protocol", "amqp", "--producers", "4", "--persistent"});
+    const auto* o = std::get_if<run_options>(&r);
+    REQUIRE(o);
+    CHECK(o->proto == protocol::amqp);
+    CHECK(o->dest == dest_kind::queue);
+    CHECK(o->port == 5672);
+    CHECK(o->persistent);
+    CHECK(confirms(*o));
+    const auto p = parse({"--protocol", "amqp", "--presettled", "--destination", "topic"});
+    const auto* q = std::get_if<run_options>(&p);
+    REQUIRE(q);
+    CHECK(q->presettled);
+    CHECK(q->dest == dest_kind::topic);
+    CHECK_FALSE(confirms(*q));
+}
+
+TEST_CASE("AMQP refuses the other protocols' confirmation options", "[bench][options]") {
+    CHECK_THAT(refusal({"--protocol", "amqp", "--qos", "1"}), Catch::Contains("--qos"));
+    CHECK_THAT(refusal({"--protocol", "amqp", "--confirm"}), Catch::Contains("--confirm"));
+    CHECK_THAT(refusal({"--protocol", "amqp", "--window", "0"}), Catch::Contains("--window"));
+    CHECK_THAT(refusal({"--presettled"}), Catch::Contains("AMQP only"));
+    CHECK_THAT(refusal({"sink", "--protocol", "amqp", "--port", "5672"}), Catch::Contains("STOMP or MQTT"));
+    CHECK_THAT(refusal({"idle", "--protocol", "amqp"}), Catch::Contains("STOMP or MQTT"));
+}
+
 TEST_CASE("every argument is parsed into its field", "[bench][options]") {
     const auto r = parse({"--protocol", "stomp", "--destination", "topic", "--host", "localhost", "--port", "7000",
                           "--producers", "3", "--consumers", "2", "--destinations", "2", "--size", "1024",
@@ -80,7 +106,7 @@ TEST_CASE("every argument is parsed into its field", "[bench][options]") {
 }
 
 TEST_CASE("bad arguments are refused with a message naming the option", "[bench][options]") {
-    CHECK_THAT(refusal({"--protocol", "amqp"}), Catch::Contains("--protocol"));
+    CHECK_THAT(refusal({"--protocol", "openwire"}), Catch::Contains("--protocol"));
     CHECK_THAT(refusal({"--no-such-option"}), Catch::Contains("no-such-option"));
     CHECK_THAT(refusal({"--count", "abc"}), Catch::Contains("--count"));
     CHECK_THAT(refusal({"--count", "10", "--duration", "5"}), Catch::Contains("--count"));

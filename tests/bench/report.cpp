@@ -42,14 +42,15 @@ std::string format_table(const run_options& o, const run_result& r) {
          std::to_string(o.producers) + "->" + std::to_string(o.consumers) + "  size=" +
          std::to_string(o.size_bytes) + " B";
     if (o.proto == protocol::mqtt) s += "  qos=" + std::to_string(o.qos);
-    if (o.confirm) s += "  confirm";
+    if (o.confirm || (o.proto == protocol::amqp && !o.presettled)) s += "  confirm";
+    if (o.presettled) s += "  presettled";
     if (o.persistent) s += "  persistent";
-    if (o.confirm || o.qos > 0) s += "  window=" + std::to_string(o.window);
+    if (confirms(o)) s += "  window=" + std::to_string(o.window);
     if (o.background_subs > 0) s += "  background-subs=" + std::to_string(o.background_subs);
     s += "  " + o.host + ":" + std::to_string(o.port) + "\n";
     s += "sent        " + std::to_string(r.sent) + " msgs in " + fmt("%.3f s", r.send_s) + "   " +
          fmt("%.0f msgs/s", r.send_rate()) + "   " + fmt("%.2f MB/s", mb_per_s(r.sent, o.size_bytes, r.send_s));
-    if (o.confirm || o.qos > 0) s += "   confirmed " + std::to_string(r.confirmed);
+    if (confirms(o)) s += "   confirmed " + std::to_string(r.confirmed);
     s += "\n";
     s += "received    " + std::to_string(r.received) + " of " + std::to_string(r.expected) + " in " +
          fmt("%.3f s", r.receive_s) + "   " + fmt("%.0f msgs/s", r.receive_rate()) + "   " +
@@ -79,7 +80,7 @@ nlohmann::json to_json(const run_options& o, const run_result& r) {
         {"host", o.host}, {"port", o.port},
         {"producers", o.producers}, {"consumers", o.consumers}, {"destinations", o.destinations},
         {"size", o.size_bytes}, {"count", o.count}, {"duration_s", o.duration_s},
-        {"qos", o.qos}, {"confirm", o.confirm}, {"persistent", o.persistent},
+        {"qos", o.qos}, {"confirm", confirms(o)}, {"presettled", o.presettled}, {"persistent", o.persistent},
         {"window", o.window}, {"threads", o.threads}, {"timeout_s", o.timeout_s},
         {"background_subs", o.background_subs},
     };

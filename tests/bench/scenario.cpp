@@ -1,4 +1,5 @@
-// tests/bench/scenario.cpp — one load scenario: N producers and M consumers over STOMP or MQTT,
+// tests/bench/scenario.cpp — one load scenario: N producers and M consumers over STOMP, MQTT or
+// AMQP 1.0 (one link per connection, amqp_wire.hpp),
 // spread over --threads client threads (one io_context each), driven by the main thread.
 //
 // Phases, all bounded by --timeout from the start of the run:
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include "adapters/stomp/codec.hpp"
+#include "tests/bench/amqp_wire.hpp"
 #include "tests/bench/commands.hpp"
 #include "tests/bench/mqtt_wire.hpp"
 #include "tests/bench/payload.hpp"
@@ -92,7 +94,7 @@ public:
 
     client(run_state& run, thread_ctx& t, role r, std::uint32_t index, std::uint32_t dest)
         : peer(t.ioc), run_(run), t_(t), role_(r), index_(index), dest_(dest),
-          confirm_(run.opt.confirm || run.opt.qos > 0), pad_(run.opt.size_bytes - stamp_bytes, 'x') {
+          confirm_(confirms(run.opt)), pad_(run.opt.size_bytes - stamp_bytes, 'x') {
         if (r == role::consumer) next_expected_.assign(run.opt.producers, 0);
     }
 
@@ -149,12 +151,17 @@ protected:
 
     void on_subscribed() { run_.ready.fetch_add(1); }
 
-    void on_confirmed() {
-        if (role_ != role::producer || inflight_ == 0) return fail("unexpected confirmation");
-        --inflight_;
-        bump(confirmed);
+    void on_confirmed(std::uint64_t n = 1) {
+        if (role_ != role::producer || inflight_ < n) return fail("unexpected confirmation");
+        inflight_ -= n;
+        bump(confirmed, n);
         pump();
     }
+
+    // AMQP: the link's credit; the bytes a send has queued outside out_, moved there before a flush.
+    virtual bool can_send() { return true; }
+    virtual std::size_t queued_bytes() const { return out_.size(); }
+    virtual void collect_output() {}
 
     void on_delivery(std::span<const std::uint8_t> payload) {
         const std::uint64_t now = now_ns();
@@ -197,7 +204,7 @@ protected:
         // the stamps are taken close to the moment the bytes leave.
         const std::size_t max_out = std::max<std::size_t>(64 * 1024, o.size_bytes + 256);
         std::uint64_t now = quota_ > 0 ? 0 : now_ns();
-        while (out_.size() < max_out && (!confirm_ || inflight_ < o.window)) {
+        while (queued_bytes() < max_out && (!confirm_ || inflight_ < o.window) && can_send()) {
             if (quota_ > 0 ? next_ >= quota_ : now >= stop_at_ns_) break;
             now = append_message(make_seq(index_, next_));
             ++next_;
@@ -205,6 +212,7 @@ protected:
         }
         if (next_ != sent.load(std::memory_order_relaxed)) sent.store(next_, std::memory_order_relaxed);
         if (quota_ > 0 ? next_ >= quota_ : now_ns() >= stop_at_ns_) sending_over_ = true;
+        collect_output();
         flush();
         // Done: every message confirmed, or (unconfirmed) handed to the kernel.
         if (sending_over_ && !finished_ && (confirm_ ? inflight_ == 0 : (!writing() && out_.empty()))) {
@@ -476,6 +484,75 @@ private:
     std::uint32_t id_cursor_ = 0;
 };
 
+// ---- AMQP 1.0 ------------------------------------------------------------------------------------
+
+// One connection, one session, one link: a sender to the destination (producers) or a receiver
+// from it (consumers, with --window credit). Unsettled sends are confirmed by the broker's
+// accepted outcome; --presettled settles on send both ways.
+class amqp_client final : public client, private amqp_events {
+public:
+    amqp_client(run_state& run, thread_ctx& t, role r, std::uint32_t index, std::uint32_t dest)
+        : client(run, t, r, index, dest), ep_(config(run.opt, r, index, dest), *this),
+          payload_(run.opt.size_bytes, 'x') {}
+
+private:
+    static amqp_link_config config(const run_options& o, role r, std::uint32_t index, std::uint32_t dest) {
+        amqp_link_config c;
+        c.sender = r == role::producer;
+        // /queue/<name> and /topic/<name>: Switchboard's and RabbitMQ 3.x's plugin's common form.
+        c.address = std::string(o.dest == dest_kind::queue ? "/queue/" : "/topic/") + o.prefix + "." + std::to_string(dest);
+        const std::string who = (c.sender ? "p" : "c") + std::to_string(index);
+        c.container_id = "sbb" + std::to_string(::getpid()) + who;
+        c.link_name = "sbb-" + who;
+        c.hostname = o.host;
+        c.user = o.user;
+        c.password = o.password;
+        c.presettled = o.presettled;
+        c.durable = o.persistent;
+        c.credit = o.window;
+        return c;
+    }
+
+    void send_connect() override {
+        ep_.open();
+        ep_.take_output(out_);
+    }
+    void send_subscribe() override {}  // the receiver is attached with the connection
+    void send_disconnect() override {
+        ep_.close();
+        ep_.take_output(out_);
+    }
+
+    std::uint64_t append_message(std::uint64_t seq) override {
+        const std::uint64_t now = now_ns();
+        write_stamp(std::span<std::uint8_t>(reinterpret_cast<std::uint8_t*>(payload_.data()), stamp_bytes), stamp{now, seq});
+        ep_.send(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(payload_.data()), payload_.size()));
+        return now;
+    }
+
+    bool can_send() override { return ep_.sendable() > 0; }
+    std::size_t queued_bytes() const override { return out_.size() + ep_.unflushed(); }
+    void collect_output() override { ep_.take_output(out_); }
+
+    std::size_t on_bytes(std::span<const std::uint8_t> in) override {
+        ep_.feed(in);
+        if (!closed()) ep_.take_output(out_);
+        return in.size();
+    }
+
+    void amqp_ready() override {
+        if (kind() == role::consumer) on_subscribed();
+        else on_handshake();
+    }
+    void amqp_writable() override { pump(); }
+    void amqp_settled(std::uint64_t n) override { on_confirmed(n); }
+    void amqp_message(std::span<const std::uint8_t> body) override { on_delivery(body); }
+    void amqp_failed(std::string why) override { fail(std::move(why)); }
+
+    amqp_endpoint ep_;
+    std::string payload_;  // the stamp, then padding
+};
+
 // ---- background subscriptions ----------------------------------------------------------------
 
 // One MQTT connection holding `count` subscriptions, filters "+/bg<i>/#" for i in
@@ -581,6 +658,7 @@ private:
 std::shared_ptr<client> make_client(run_state& run, thread_ctx& t, client::role r, std::uint32_t index,
                                     std::uint32_t dest) {
     if (run.opt.proto == protocol::stomp) return std::make_shared<stomp_client>(run, t, r, index, dest);
+    if (run.opt.proto == protocol::amqp) return std::make_shared<amqp_client>(run, t, r, index, dest);
     return std::make_shared<mqtt_client>(run, t, r, index, dest);
 }
 

@@ -5,6 +5,7 @@
 
 using namespace sb;
 using amqp::capability_hint;
+using amqp::subscription_name;
 
 namespace {
 
@@ -68,4 +69,22 @@ TEST_CASE("amqp address: format_address is read back as the same destination", "
     }
     CHECK(amqp::format_address({core::dest_kind::queue, "q.1"}) == "q.1");
     CHECK(amqp::format_address({core::dest_kind::topic, "t.1"}) == "topic://t.1");
+}
+
+TEST_CASE("amqp subscription names: Qpid JMS link names, container scope, global, volatile", "[amqp][address]") {
+    // An exclusive durable subscription: the whole link name, in the container's scope (the
+    // STOMP durable subscription of client-id "app1" with that name).
+    CHECK(subscription_name("app1", "sub", false, false, true) == "app1:sub");
+    CHECK(subscription_name("app1", "odd|name", false, false, true) == "app1:odd|name");
+    // Shared: every link of one subscription names the same kernel subscription.
+    CHECK(subscription_name("app1", "sub", true, false, true) == "app1:sub");
+    CHECK(subscription_name("app1", "sub|2", true, false, true) == "app1:sub");
+    // Global: no container scope, so two containers share it.
+    CHECK(subscription_name("app1", "sub|global", true, true, true) == ":sub");
+    CHECK(subscription_name("app2", "sub|global2", true, true, true) == ":sub");
+    // Shared non-durable ones apart from the durable one of the same name.
+    CHECK(subscription_name("app1", "sub|volatile1", true, false, false) == "app1:sub|volatile");
+    CHECK(subscription_name("app1", "sub|volatile2", true, false, false) == "app1:sub|volatile");
+    CHECK(subscription_name("app1", "sub", true, false, false) != subscription_name("app1", "sub", true, false, true));
+    CHECK(subscription_name("app1", "sub", false, false, true) != subscription_name("app2", "sub", false, false, true));
 }
