@@ -35,6 +35,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -277,6 +278,7 @@ class broker {
 public:
     // `workers` are the shards, in index order; they outlive the broker. `st` outlives it too.
     broker(broker_settings settings, std::vector<executor*> workers, store& st);
+    // stop(0) first.
     ~broker();
     broker(const broker&) = delete;
     broker& operator=(const broker&) = delete;
@@ -445,6 +447,17 @@ public:
     std::size_t run_scheduled();
     // Jobs waiting in the scheduler (each scheduled message once, until its last firing).
     std::size_t scheduled_count() const;
+    // Firings whose store work is under way: a persistent job's record is removed, and its next
+    // occurrence stored and filed, once its delivered copy was accepted.
+    std::size_t firings_in_flight() const noexcept;
+    // Ends scheduled delivery, from a thread that is not a worker, while the workers still run
+    // (the gateway, before it stops them): no job fires after it returns. The firings under
+    // way get up to `grace` to finish their store work (their completions run on the workers);
+    // what is left of it then is dropped (a persistent job whose removal was not written fires
+    // again after a restart: twice, never lost). Returns once everything the scheduler gave
+    // the store is done (a store barrier), so no completion of it runs on a store's thread
+    // afterwards, and the completions already posted to workers do nothing. Idempotent.
+    void stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
 
     const broker_settings& settings() const noexcept { return settings_; }
     std::size_t shard_count() const noexcept { return shards_.size(); }
@@ -504,6 +517,11 @@ private:
     std::unordered_set<std::string> virtual_queues_;   // registered consumer queues
     message_id next_scheduler_id() noexcept;
     std::atomic<std::uint64_t> scheduler_ids_{0};
+    // What the completions of the scheduler's store work reach the scheduler and the store
+    // through (schedule.cpp): they may run after stop(), even after the broker is gone.
+    struct schedule_link;
+    std::shared_ptr<schedule_link> sched_link_;
+    void start_scheduler();   // the constructor's: scheduler_ and sched_link_
     // Last member: destroyed first, so its thread stops before anything it fires into goes.
     std::unique_ptr<scheduler> scheduler_;
 };
