@@ -58,6 +58,7 @@ namespace sb::core {
 class transaction;
 
 using consumer_id = std::uint64_t;
+using producer_id = std::uint64_t;
 using delivery_tag = std::uint64_t;  // unique in the broker; the top byte names the shard
 
 struct delivery {
@@ -420,9 +421,9 @@ public:
     // publish_status::no_destination, a subscribe subscribe_status::no_destination.
     destination create_temporary(std::uint64_t connection, dest_kind kind, std::function<void()> done = {});
 
-    // The end of `connection`, on its worker: rolls back its open transactions and deletes its
-    // temporary destinations. `done` runs on this worker once every shard dropped them.
-    // Harmless for a connection that has neither.
+    // The end of `connection`, on its worker: rolls back its open transactions, deletes its
+    // temporary destinations and removes its producers (add_producer). `done` runs on this
+    // worker once every shard dropped them. Harmless for a connection that has none.
     void connection_closed(std::uint64_t connection, std::function<void()> done = {});
 
     // Commits a local transaction that the caller (a session) buffered until now: its acks and
@@ -438,6 +439,23 @@ public:
 
     // A snapshot of every destination's counters, gathered from all shards.
     void stats(std::function<void(std::vector<destination_stats>)> done);
+
+    // ---- producers (ActiveMQ.Advisory.Producer.*; core/kernel/advisory.cpp) ----
+    // A producer as the protocols that have them announce one: an OpenWire ProducerInfo with
+    // a destination, an AMQP sender link with a target address. STOMP and MQTT have none (and
+    // ActiveMQ advises no STOMP producer: its STOMP sends go through one anonymous producer);
+    // an anonymous producer (no destination: each message names its own) is not registered
+    // either. The kernel keeps producers only to advise them, when
+    // broker_settings::advisories is on (else both calls do nothing):
+    // ActiveMQ.Advisory.Producer.Queue.<name> (a queue or temporary queue) or
+    // ActiveMQ.Advisory.Producer.Topic.<name> gets a ProducerInfo when one is added and a
+    // RemoveInfo when it goes, with the property producerCount (the destination's producers
+    // after the event), and a new subscription to a Producer advisory topic is first sent the
+    // producers registered before it (docs/activemq-advisories.md).
+    // Called on `connection`'s worker; `id` is unique in the broker (take next_consumer_id()).
+    // The producers still registered when connection_closed(connection) runs are removed then.
+    void add_producer(std::uint64_t connection, producer_id id, const destination& dest);
+    void remove_producer(std::uint64_t connection, producer_id id);
 
     // ---- sched: scheduled delivery (core/kernel/schedule.cpp) ----
     // The scheduler reads time from `t` (outliving the broker) instead of the wall clock, and no
@@ -472,6 +490,8 @@ private:
         std::vector<transaction*> transactions;   // open ones
         std::vector<destination> temporaries;
         std::uint64_t temporaries_made = 0;
+        std::vector<std::pair<producer_id, destination>> producers;   // add_producer's
+        bool empty() const noexcept { return transactions.empty() && temporaries.empty() && producers.empty(); }
     };
     struct alignas(64) connection_table {
         std::unordered_map<std::uint64_t, connection_entry> by_id;
