@@ -26,11 +26,14 @@
 //
 // Threads: jobs fire on the scheduler's thread, which only routes the copy (and loads bodies
 // kept on disk). What follows a firing, and the filing of a new persistent job, waits for the
-// store; those completions run on a thread of the store's choosing and only post to a worker
-// (the destination's shard; the publisher's for a new job), which does the rest: the store's
-// own thread never does kernel work. They reach the scheduler and the store through a
-// schedule_link, which outlives the broker: after broker::stop() (the destructor's too) they
-// do nothing.
+// store: it runs where the store completes (the journal's thread), and is kept to what is cheap
+// there: filing a job without its body, removing a record. A job's next occurrences (their
+// records to encode and commit) are posted to the destination's worker. None of it uses the
+// broker: it reaches the scheduler and the store through a schedule_link, which outlives the
+// broker; after broker::stop() (the destructor's too) it does nothing, and stop() returns only
+// once the store has run every completion of the scheduler's (a barrier). (Posting every
+// completion to a worker instead cost a million scheduled messages 55 % more RSS, their
+// closures queued behind the publisher, and 10 % more CPU, for no gain in safety.)
 #include <charconv>
 #include <condition_variable>
 #include <shared_mutex>
@@ -138,21 +141,22 @@ struct broker::schedule_link : std::enable_shared_from_this<broker::schedule_lin
         }
     }
 
-    // A persistent job's record was stored: it goes into the scheduler (without its body when
-    // the store can load it back).
-    void file(std::int64_t due, const message_ptr& msg) {
+    // A persistent job's record was stored: it goes into the scheduler (`msg` null when the
+    // store can load it back).
+    void file(std::int64_t due, message_id id, message_ptr msg) {
         std::shared_lock lock(gate);
-        if (open) jobs.add(due, msg->id, paging ? nullptr : msg);
+        if (open) jobs.add(due, id, std::move(msg));
     }
 
-    // After a firing's copy was accepted (or at once when it delivers none), on a worker: a
-    // persistent job's record goes, and its next occurrences are stored (new records, in the
-    // same store transaction), then filed on `worker`. A crash in between fires the old one
-    // again: twice, never none.
+    // After a firing's copy was accepted (or at once when it delivers none), where that
+    // completed: a persistent job's record goes, and its next occurrences are stored (new
+    // records, in the same store transaction, made on `worker`), then filed. A crash in between
+    // fires the old one again: twice, never none.
     void reschedule(executor* worker, bool durable, message_id old, std::vector<std::shared_ptr<message>> next) {
         std::shared_lock lock(gate);
         if (!open) return done_firing();
         if (!durable) {
+            // Nothing stored: the copy completed on its shard's worker.
             for (auto& n : next) {
                 const std::int64_t due = n->deliver_at_ms;   // before the move
                 const message_id id = n->id;
@@ -166,11 +170,17 @@ struct broker::schedule_link : std::enable_shared_from_this<broker::schedule_lin
             st.remove(scheduled_store_queue, old);
             return done_firing();
         }
+        worker->post([self = shared_from_this(), old, next = std::move(next)]() mutable { self->commit_next(old, next); });
+    }
+
+    void commit_next(message_id old, std::vector<std::shared_ptr<message>>& next) {
+        std::shared_lock lock(gate);
+        if (!open) return done_firing();
         store_transaction tx;
         tx.removes.push_back(store_transaction::remove_op{std::string(scheduled_store_queue), old});
         for (const auto& n : next) tx.adds.push_back(store_transaction::add_op{std::string(scheduled_store_queue), n});
-        st.commit(std::move(tx), [self = shared_from_this(), worker, next = std::move(next)](store_status s) mutable {
-            worker->post([self, s, next = std::move(next)]() mutable { self->file_next(s, next); });
+        st.commit(std::move(tx), [self = shared_from_this(), next = std::move(next)](store_status s) {
+            self->file_next(s, next);
         });
     }
 
@@ -279,15 +289,16 @@ void broker::schedule(message_ptr msg, std::function<void(publish_status)> reply
         return;
     }
     message_ptr stored = job;
-    // Filed on this worker once stored (before the reply, which posts here too); a producer
-    // is confirmed even after stop(): its job is stored and fires after a restart.
+    // Filed once stored (without its body when the store can load it back), then the reply
+    // (posted to the publisher's worker); a producer is confirmed even after stop(): its job is
+    // stored and fires after a restart.
     store_.add(scheduled_store_queue, stored,
-               [link = sched_link_, home = &calling_worker(), stored, due, reply = std::move(reply)](store_status s) {
+               [link = sched_link_, stored, due, reply = std::move(reply)](store_status s) {
                    if (s != store_status::ok) {
                        if (reply) reply(publish_status::store_failed);
                        return;
                    }
-                   home->post([link, stored, due] { link->file(due, stored); });
+                   link->file(due, stored->id, link->paging ? nullptr : stored);
                    if (reply) reply(publish_status::ok);
                });
 }
@@ -351,13 +362,13 @@ void broker::fire_one(scheduler::job j) {
     }
     for (auto& n : next) n->id = next_scheduler_id();
 
-    // What follows the firing (schedule_link::reschedule) runs on the destination's worker.
+    // Where a job's next occurrences are committed (schedule_link::reschedule).
     executor* worker = &shards_[shard_of(m.dest.name)]->exec;
     ++sched_link_->firing;
     auto reschedule = [link = sched_link_, worker, durable, old = j.id, next = std::move(next)]() mutable {
         link->reschedule(worker, durable, old, std::move(next));
     };
-    if (!deliver) return worker->post(std::move(reschedule));
+    if (!deliver) return reschedule();
 
     auto copy = std::make_shared<message>(m);
     std::erase_if(copy->properties, [](const property& p) { return is_schedule_property(p.name); });
@@ -373,9 +384,8 @@ void broker::fire_one(scheduler::job j) {
             copy->timestamp_ms = now;
         }
     }
-    // The copy's completion may run on the store's thread: posted to the worker from there.
     auto once = std::make_shared<decltype(reschedule)>(std::move(reschedule));
-    route(std::move(copy), [worker, once](publish_status) { worker->post([once] { (*once)(); }); });
+    route(std::move(copy), [once](publish_status) { (*once)(); });
 }
 
 void broker::recover_scheduled(std::vector<recovered_message> jobs) {
