@@ -201,11 +201,17 @@ void scheduler::loop() {
             }
         }
         const auto next = wheel_.next_deadline();
-        sleeping_until_ = next;
-        if (next == timer_wheel<slab>::never) {
+        std::int64_t until = next;
+        if (load_ && next != timer_wheel<slab>::never) {
+            // Awake to read ahead: `ahead_` before the next job, then every millisecond while a
+            // job is that close (each brings more into reach).
+            until = next - ahead_ > now ? next - ahead_ : std::min(next, std::max(now + 1, prefetched_until_ + 1 - ahead_));
+        }
+        sleeping_until_ = until;
+        if (until == timer_wheel<slab>::never) {
             wake_.wait(lock);
         } else {
-            wake_.wait_until(lock, system_clock::time_point(milliseconds(next)));
+            wake_.wait_until(lock, system_clock::time_point(milliseconds(until)));
         }
     }
 }
