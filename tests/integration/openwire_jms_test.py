@@ -1,0 +1,190 @@
+#!/usr/bin/python3
+# tests/integration/openwire_jms_test.py — issue 20: unmodified ActiveMQ JMS clients (Debian's
+# libactivemq-java 5.17 on Java 17) against the real binary over OpenWire. The scenarios are
+# Java (tests/integration/java/JmsScenarios.java, compiled with javac once per run); each runs
+# against Switchboard once per broker URL variant: the client's default wire format (version 12,
+# tight encoding, the marshalling cache), `wireFormat.version=1`, `=9`, `=10`, `=11`,
+# `wireFormat.tightEncodingEnabled=false`, `wireFormat.cacheEnabled=false` and
+# `jms.useCompression=true`. The reference class runs the same scenarios against Debian's
+# ActiveMQ (amqtest.py), which shows the scenarios themselves are right (skipped without it).
+#
+# One JVM per variant runs every scenario (a JVM start costs a second or two); every scenario
+# bounds its own waits (JmsScenarios.WAIT_MS), and each JVM run is bounded here too.
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sbtest  # noqa: E402
+from sbtest import HOST  # noqa: E402
+import amqtest  # noqa: E402
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+JAVA_LIB = amqtest.JAVA_LIB
+CLIENT_JARS = ["activemq-client.jar", "geronimo-jms_1.1_spec.jar", "geronimo-j2ee-management-1.1-spec.jar",
+               "hawtbuf.jar", "slf4j-api.jar", "slf4j-nop.jar"]
+SOURCE = os.path.join(_HERE, "java", "JmsScenarios.java")
+
+SCENARIOS = ["connect", "queue", "topic", "types", "client_ack_recover", "transaction", "request_reply",
+             "selector", "prefetch0", "durable", "groups"]
+
+# The URL options of each variant (appended to tcp://HOST:PORT).
+VARIANTS = {
+    "default": "",
+    "v1": "?wireFormat.version=1",
+    "v9": "?wireFormat.version=9",
+    "v10": "?wireFormat.version=10",
+    "v11": "?wireFormat.version=11",
+    "loose": "?wireFormat.tightEncodingEnabled=false",
+    "nocache": "?wireFormat.cacheEnabled=false",
+    "compressed": "?jms.useCompression=true",
+}
+
+# Scenarios a variant cannot run, against any broker: version 1 has no MessagePull (the 5.17
+# client's v1 marshallers fail a pull with "Unknown data type: 20", against ActiveMQ too).
+NOT_IN = {"v1": {"prefetch0"}}
+
+RUN_TIMEOUT = 240   # one JVM, every scenario (each bounded by its own waits)
+
+
+def missing():
+    if not shutil.which("javac") or not shutil.which("java"):
+        return "needs a JDK (scripts/install-deps.sh installs openjdk-17-jdk-headless)"
+    absent = [j for j in CLIENT_JARS if not os.path.isfile(os.path.join(JAVA_LIB, j))]
+    if absent:
+        return f"needs Debian's libactivemq-java and its dependencies ({', '.join(absent)})"
+    return None
+
+
+class Scenarios:
+    """JmsScenarios.java, compiled once into `root`."""
+
+    def __init__(self, root):
+        self.classes = os.path.join(root, "java-classes")
+        os.makedirs(self.classes, exist_ok=True)
+        self.classpath = ":".join([self.classes] + [os.path.join(JAVA_LIB, j) for j in CLIENT_JARS])
+        r = subprocess.run([shutil.which("javac"), "-nowarn", "-encoding", "UTF-8", "-d", self.classes,
+                            "-cp", self.classpath, SOURCE],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=180)
+        if r.returncode != 0:
+            raise AssertionError(f"javac {SOURCE} failed:\n{(r.stdout + r.stderr).decode(errors='replace')}")
+
+    def run(self, url, prefix, scenarios):
+        """{scenario: None (passed) or why it failed}, and the JVM's output."""
+        cmd = [shutil.which("java"), "-Xmx96m"] + amqtest.JVM_FAST + ["-Dfile.encoding=UTF-8", "-cp",
+                                                                      self.classpath, "JmsScenarios", url, prefix]
+        r = subprocess.run(cmd + list(scenarios), stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=RUN_TIMEOUT)
+        out = r.stdout.decode(errors="replace")
+        results = {}
+        for line in out.splitlines():
+            if line.startswith("PASS "):
+                results[line[5:]] = None
+            elif line.startswith("FAIL "):
+                name, _, why = line[5:].partition(": ")
+                results[name] = why
+        for s in scenarios:
+            results.setdefault(s, f"no verdict (exit {r.returncode})")
+        return results, out + r.stderr.decode(errors="replace")[-3000:]
+
+
+_compiled = None
+
+
+def scenarios():
+    global _compiled
+    if _compiled is None:
+        _compiled = Scenarios(tempfile.mkdtemp(prefix="sb-jms-"))
+    return _compiled
+
+
+class JmsCase(unittest.TestCase):
+    def check_variant(self, url, prefix, key):
+        names = [n for n in SCENARIOS if n not in NOT_IN.get(key, ())]
+        results, out = scenarios().run(url, prefix, names)
+        failed = {k: v for k, v in results.items() if v is not None}
+        for name in names:
+            with self.subTest(scenario=name):
+                self.assertIsNone(results[name], f"{name} via {url}: {results[name]}")
+        return failed, out
+
+
+@unittest.skipUnless(missing() is None, missing() or "")
+class SwitchboardOpenWire(JmsCase):
+    """Every scenario, once per URL variant, against one Switchboard with an OpenWire listener."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ow_port = sbtest.free_port()
+        cls.broker = sbtest.Broker({"broker": {"advisories": True}})
+        cls.broker.config["listeners"].append({"name": "openwire", "protocol": "openwire", "address": HOST,
+                                               "port": cls.ow_port})
+        cls.broker.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.broker.stop()
+        finally:
+            cls.broker.cleanup()
+            cls.broker.remove_dir()
+
+    def variant(self, key):
+        url = f"tcp://{HOST}:{self.ow_port}{VARIANTS[key]}"
+        failed, out = self.check_variant(url, "sb-" + key, key)
+        if failed:
+            sys.stderr.write(f"\n[{key}] JVM output:\n{out}\n{self.broker.describe()}\n")
+
+    def test_default(self):
+        self.variant("default")
+
+    def test_version_1(self):
+        self.variant("v1")
+
+    def test_version_9(self):
+        self.variant("v9")
+
+    def test_version_10(self):
+        self.variant("v10")
+
+    def test_version_11(self):
+        self.variant("v11")
+
+    def test_loose_encoding(self):
+        self.variant("loose")
+
+    def test_no_cache(self):
+        self.variant("nocache")
+
+    def test_compression(self):
+        self.variant("compressed")
+
+
+@unittest.skipUnless(missing() is None and amqtest.missing() is None, missing() or amqtest.missing() or "")
+class ActiveMQReference(JmsCase):
+    """The same scenarios and variants against Debian's ActiveMQ 5.17: the scenarios' own check."""
+
+    def test_reference(self):
+        root = tempfile.mkdtemp(prefix="sb-jms-amq-")
+        amq = amqtest.ActiveMQ("reference", root, persistent=False, advisory=True)
+        try:
+            amq.start()
+            amq.wait_ready()
+            for key, options in VARIANTS.items():
+                with self.subTest(variant=key):
+                    failed, out = self.check_variant(amq.url + options, "amq-" + key, key)
+                    if failed:
+                        sys.stderr.write(f"\n[activemq {key}] JVM output:\n{out}\n{amq.describe()}\n")
+        finally:
+            amq.stop()
+            if not os.environ.get("SB_KEEP_TMP"):
+                shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sbtest.main()
