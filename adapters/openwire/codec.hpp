@@ -178,7 +178,8 @@ enum class primitive_type : std::uint8_t {
 };
 
 // One value. `s` holds a string (UTF-8), a byte array, or the encoded entries of a nested map
-// or list (read them with another primitive_reader: map_entries / list_entries).
+// or list: `count` entries (-1: a null map or list), to read with another primitive_reader
+// (for a map: count × (read_key, read_value); for a list: count × read_value).
 struct primitive {
     primitive_type type = primitive_type::null;
     bool b = false;          // boolean
