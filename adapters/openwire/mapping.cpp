@@ -214,11 +214,20 @@ std::optional<mapping_error> message_from_wire(const message& m, core::destinati
     std::string inflated;
     if (m.compressed && !is_null(content)) {
         bytes z = content;
-        if (m.data_structure_type == type::activemq_bytes_message) {
+        std::size_t length = 0;
+        const bool bytes_message = m.data_structure_type == type::activemq_bytes_message;
+        if (bytes_message) {
             if (z.size() < 4) return mapping_error{"java.io.IOException", "compressed content too short"};
+            length = std::size_t(z[0]) << 24 | std::size_t(z[1]) << 16 | std::size_t(z[2]) << 8 | z[3];
             z = z.subspan(4);
         }
         if (!inflate(z, max_body, inflated)) return mapping_error{"java.io.IOException", "malformed compressed content"};
+        if (bytes_message) {
+            // The length is the body's: ActiveMQBytesMessage deflates its whole write buffer
+            // (zeros after the body included) and reads back only `length` bytes of it.
+            if (inflated.size() < length) return mapping_error{"java.io.IOException", "compressed content shorter than its length"};
+            inflated.resize(length);
+        }
         content = bytes_of(inflated);
     }
     switch (m.data_structure_type) {
