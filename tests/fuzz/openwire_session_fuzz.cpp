@@ -81,6 +81,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     sb::test::engine_harness h;
     h.open(sb::openwire::make_session(settings, h.broker(), h.auth(), 1));
     output_check out;
+    out.add(h.wire);   // what the start wrote (our WireFormatInfo), before the input's schedule
     sb::fuzz::drive(h, sched, stream, [&](const std::string& w) { out.add(w); });
     return 0;
 }
