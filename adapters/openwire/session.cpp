@@ -584,7 +584,7 @@ private:
         case ack_type::poison: {
             // The client gave up redelivering (its redelivery policy): to the dead-letter queue,
             // the cause kept as ActiveMQ keeps it.
-            std::string cause = "poison ack";
+            std::string cause;   // none before version 7, as ActiveMQ
             if (a.poison_cause) {
                 cause = std::string(a.poison_cause->class_name);
                 if (!is_null(a.poison_cause->message)) cause += ": " + std::string(a.poison_cause->message);

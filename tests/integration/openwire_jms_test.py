@@ -31,7 +31,8 @@ CLIENT_JARS = ["activemq-client.jar", "geronimo-jms_1.1_spec.jar", "geronimo-j2e
 SOURCE = os.path.join(_HERE, "java", "JmsScenarios.java")
 
 SCENARIOS = ["connect", "queue", "topic", "types", "client_ack_recover", "transaction", "request_reply",
-             "selector", "prefetch0", "durable", "groups"]
+             "selector", "prefetch0", "durable", "groups", "individual_ack", "dead_letter", "browse", "exclusive",
+             "client_id", "no_local", "async_window"]
 
 # The URL options of each variant (appended to tcp://HOST:PORT).
 VARIANTS = {
