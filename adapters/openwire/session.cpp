@@ -238,7 +238,7 @@ private:
             return connection_error("java.io.IOException", "the first command must be a WireFormatInfo");
         }
         std::visit(
-            [this](const auto& v) {
+            [this, &c](const auto& v) {
                 using T = std::decay_t<decltype(v)>;
                 if constexpr (std::is_same_v<T, connection_info>) on_connection_info(v);
                 else if constexpr (std::is_same_v<T, keep_alive_info>) {
@@ -246,7 +246,18 @@ private:
                 } else if constexpr (std::is_same_v<T, shutdown_info>) close();
                 else if constexpr (std::is_same_v<T, wire_format_info>) {}   // a repeat: ignored
                 else if constexpr (std::is_base_of_v<base_command, T>) {
-                    if (!connected_) return fail_command(v, "java.lang.IllegalStateException", "ConnectionInfo must come first");
+                    // Commands that need the connection wait for ConnectionInfo; the others
+                    // (a failover transport's ConnectionControl comes first) ask nothing yet.
+                    constexpr bool needs_connection =
+                        std::is_same_v<T, session_info> || std::is_same_v<T, producer_info> ||
+                        std::is_same_v<T, consumer_info> || std::is_same_v<T, remove_info> ||
+                        std::is_same_v<T, remove_subscription_info> || std::is_same_v<T, message> ||
+                        std::is_same_v<T, message_ack> || std::is_same_v<T, message_pull> ||
+                        std::is_same_v<T, transaction_info> || std::is_same_v<T, destination_info>;
+                    if (!connected_ && !needs_connection) return respond(v);
+                    if (!connected_)
+                        return fail_command(v, "java.lang.IllegalStateException",
+                                            "ConnectionInfo must come first, not command type " + std::to_string(type_of(c)));
                     dispatch(v);
                 } else {
                     connection_error("java.io.IOException", "not a command");

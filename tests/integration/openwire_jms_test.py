@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
@@ -74,6 +75,15 @@ class Scenarios:
                            stdin=subprocess.DEVNULL, capture_output=True, timeout=180)
         if r.returncode != 0:
             raise AssertionError(f"javac {SOURCE} failed:\n{(r.stdout + r.stderr).decode(errors='replace')}")
+
+    def command(self, url, prefix, scenarios):
+        return [shutil.which("java"), "-Xmx96m"] + amqtest.JVM_FAST + ["-Dfile.encoding=UTF-8", "-cp", self.classpath,
+                                                                      "JmsScenarios", url, prefix] + list(scenarios)
+
+    def start(self, url, prefix, scenarios):
+        """A JVM running `scenarios` in the background (stdin and stdout are pipes)."""
+        return subprocess.Popen(self.command(url, prefix, scenarios), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
 
     def run(self, url, prefix, scenarios):
         """{scenario: None (passed) or why it failed}, and the JVM's output."""
@@ -164,6 +174,121 @@ class SwitchboardOpenWire(JmsCase):
 
     def test_compression(self):
         self.variant("compressed")
+
+
+def verdicts(out, scenarios):
+    results = {}
+    for line in out.splitlines():
+        if line.startswith("PASS "):
+            results[line[5:]] = None
+        elif line.startswith("FAIL "):
+            name, _, why = line[5:].partition(": ")
+            results[name] = why
+    for s in scenarios:
+        results.setdefault(s, "no verdict")
+    return results
+
+
+def wait_line(proc, want, timeout):
+    """Reads proc's stdout until a line equal to `want` (True) or its end / the timeout (False)."""
+    import select
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line.rstrip("\n"))
+        if line.rstrip("\n") == want:
+            return True, seen
+    return False, seen
+
+
+@unittest.skipUnless(missing() is None, missing() or "")
+class SwitchboardRestarts(JmsCase):
+    """A durable subscription across a broker restart (the journal keeps it and its messages),
+    and failover:(tcp://..,tcp://..) carrying on through one."""
+
+    def setUp(self):
+        self.ow_ports = [sbtest.free_port(), sbtest.free_port()]
+        self.broker = sbtest.Broker({"store": {"type": "journal", "dir": "data", "sync": "always"},
+                                     "broker": {"advisories": True}})
+        for i, port in enumerate(self.ow_ports):
+            self.broker.config["listeners"].append({"name": f"openwire{i}", "protocol": "openwire", "address": HOST,
+                                                    "port": port})
+        self.addCleanup(self.broker.remove_dir)
+        self.addCleanup(self.broker.cleanup)
+        self.broker.start()
+
+    def restart(self):
+        self.broker.stop()
+        self.broker.start()
+
+    def test_durable_subscriber_across_restart(self):
+        url = f"tcp://{HOST}:{self.ow_ports[0]}"
+        first = ["durable_subscribe", "durable_publish:3"]
+        results, out = scenarios().run(url, "restart", first)
+        self.assertEqual(results, {k: None for k in first}, out)
+        self.restart()
+        results, out = scenarios().run(url, "restart", ["durable_receive:3"])
+        self.assertEqual(results, {"durable_receive:3": None}, f"{out}\n{self.broker.describe()}")
+
+    def test_failover_through_restart(self):
+        url = (f"failover:(tcp://{HOST}:{self.ow_ports[0]},tcp://{HOST}:{self.ow_ports[1]})"
+               f"?initialReconnectDelay=50&maxReconnectDelay=500")
+        proc = scenarios().start(url, "failover", ["failover:200"])
+        try:
+            ok, seen = wait_line(proc, "HALF", 120)
+            self.assertTrue(ok, f"no HALF from the JVM: {seen}")
+            self.restart()
+            out, _ = proc.communicate(timeout=180)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        results = verdicts("\n".join(seen) + "\n" + out, ["failover:200"])
+        if os.environ.get("SB_VERBOSE"):
+            sys.stderr.write(f"{seen}\n{out}\n{self.broker.log_tail(30)}\n")
+        self.assertIsNone(results["failover:200"], f"{seen}\n{out}\n{self.broker.describe()}")
+
+
+@unittest.skipUnless(missing() is None, missing() or "")
+class TicketRegistry(JmsCase):
+    """Done-when 2: two JVMs publish on one topic with their node id and a selector excluding
+    their own; 10,000 each way arrive exactly once at the other node, none echoed back."""
+
+    COUNT = 10000
+
+    def test_two_nodes(self):
+        port = sbtest.free_port()
+        broker = sbtest.Broker({})
+        broker.config["listeners"].append({"name": "openwire", "protocol": "openwire", "address": HOST, "port": port})
+        self.addCleanup(broker.remove_dir)
+        self.addCleanup(broker.cleanup)
+        broker.start()
+        url = f"tcp://{HOST}:{port}"
+        a = scenarios().start(url, "registry", [f"registry:A:B:{self.COUNT}"])
+        b = scenarios().start(url, "registry", [f"registry:B:A:{self.COUNT}"])
+        try:
+            for proc in (a, b):
+                ok, seen = wait_line(proc, "READY", 120)
+                self.assertTrue(ok, f"a node did not subscribe: {seen}")
+            for proc in (a, b):
+                proc.stdin.write("GO\n")
+                proc.stdin.flush()
+            outs = [proc.communicate(timeout=240)[0] for proc in (a, b)]
+        finally:
+            for proc in (a, b):
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        for node, out in zip("AB", outs):
+            name = f"registry:{node}:{'B' if node == 'A' else 'A'}:{self.COUNT}"
+            self.assertIsNone(verdicts(out, [name])[name], f"node {node}: {out[-2000:]}\n{broker.describe()}")
+        broker.stop()
 
 
 @unittest.skipUnless(missing() is None and amqtest.missing() is None, missing() or amqtest.missing() or "")

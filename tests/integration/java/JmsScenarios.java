@@ -88,6 +88,16 @@ public final class JmsScenarios {
     }
 
     static Scenario scenario(String name) {
+        // Roles driven by openwire_jms_test.py across broker restarts and JVMs: NAME:ARGS.
+        final String[] a = name.split(":");
+        switch (a[0]) {
+        case "durable_subscribe": return JmsScenarios::durableSubscribe;
+        case "durable_publish": return () -> durablePublish(Integer.parseInt(a[1]));
+        case "durable_receive": return () -> durableReceive(Integer.parseInt(a[1]));
+        case "failover": return () -> failover(Integer.parseInt(a[1]));
+        case "registry": return () -> registry(a[1], a[2], Integer.parseInt(a[3]));
+        default: break;
+        }
         switch (name) {
         case "connect": return JmsScenarios::connect;
         case "queue": return JmsScenarios::queue;
@@ -783,6 +793,124 @@ public final class JmsScenarios {
             for (int i = 0; i < n; ++i) p.send(s.createTextMessage("a-" + i));
             final MessageConsumer consumer = s.createConsumer(q);
             for (int i = 0; i < n; ++i) equal("a-" + i, text(consumer, "async " + i), "async " + i);
+        } finally {
+            c.close();
+        }
+    }
+
+    // ---- roles across restarts and JVMs (openwire_jms_test.py drives them) -------------------
+
+    static void durableSubscribe() throws Exception {
+        final Connection c = open(factory(), prefix + "-restart");
+        try {
+            final Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+            s.createDurableSubscriber(s.createTopic(name("restart")), "sub").close();
+        } finally {
+            c.close();
+        }
+    }
+
+    static void durablePublish(int n) throws Exception {
+        final Connection c = open();
+        try {
+            final Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+            final MessageProducer p = s.createProducer(s.createTopic(name("restart")));
+            p.setDeliveryMode(DeliveryMode.PERSISTENT);
+            for (int i = 0; i < n; ++i) p.send(s.createTextMessage("kept-" + i));
+        } finally {
+            c.close();
+        }
+    }
+
+    static void durableReceive(int n) throws Exception {
+        final Connection c = open(factory(), prefix + "-restart");
+        try {
+            final Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+            final TopicSubscriber sub = s.createDurableSubscriber(s.createTopic(name("restart")), "sub");
+            for (int i = 0; i < n; ++i) equal("kept-" + i, text(sub, "kept across the restart " + i), "after restart");
+            nothing(sub, "only " + n + " were published");
+            sub.close();
+            s.unsubscribe("sub");
+        } finally {
+            c.close();
+        }
+    }
+
+    // Request/reply to itself through failover:(...): prints HALF after half of the messages
+    // (the test restarts the broker then) and must see every message once despite it.
+    static void failover(int n) throws Exception {
+        final Connection c = open();
+        try {
+            final Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+            final Queue q = s.createQueue(name("failover"));
+            final MessageProducer p = s.createProducer(q);
+            p.setDeliveryMode(DeliveryMode.PERSISTENT);
+            final MessageConsumer consumer = s.createConsumer(q);
+            final Set<String> got = new HashSet<>();
+            for (int i = 0; i < n; ++i) {
+                p.send(s.createTextMessage("f-" + i));
+                if (i == n / 2) {
+                    System.out.println("HALF");
+                    System.out.flush();
+                }
+                final Message m = consumer.receive(30000);
+                if (m == null) throw new Failure("nothing received after f-" + i + " (" + got.size() + " so far)");
+                got.add(((TextMessage) m).getText());
+            }
+            while (got.size() < n) {
+                final Message m = consumer.receive(5000);
+                if (m == null) break;
+                got.add(((TextMessage) m).getText());
+            }
+            equal(n, got.size(), "distinct messages received through the restart");
+        } finally {
+            c.close();
+        }
+    }
+
+    // The clustered ticket registry: each node publishes on one topic with its node id and
+    // subscribes with a selector that excludes its own; every message of the other node arrives
+    // exactly once, none of its own. READY once subscribed; publishing starts at a line on stdin.
+    static void registry(String node, String other, int n) throws Exception {
+        final Connection c = open();
+        try {
+            final Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+            final Topic t = s.createTopic(name("registry"));
+            final MessageConsumer sub = s.createConsumer(t, "node <> '" + node + "'");
+            System.out.println("READY");
+            System.out.flush();
+            if (new java.io.BufferedReader(new java.io.InputStreamReader(System.in)).readLine() == null)
+                throw new Failure("no GO");
+            final Session ps = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+            final MessageProducer pp = ps.createProducer(ps.createTopic(name("registry")));
+            pp.setDeliveryMode(DeliveryMode.NON_PERSISTENT);
+            final Thread publisher = new Thread(() -> {
+                try {
+                    for (int i = 0; i < n; ++i) {
+                        final TextMessage m = ps.createTextMessage("ticket-" + node + "-" + i);
+                        m.setStringProperty("node", node);
+                        m.setIntProperty("seq", i);
+                        pp.send(m);
+                    }
+                } catch (JMSException e) {
+                    throw new RuntimeException(e);
+                }
+            });
+            publisher.start();
+            final boolean[] seen = new boolean[n];
+            int got = 0;
+            while (got < n) {
+                final Message m = sub.receive(15000);
+                if (m == null) throw new Failure("received " + got + " of " + n + " from " + other);
+                final String from = m.getStringProperty("node");
+                if (!other.equals(from)) throw new Failure("a message of node " + from + " echoed back");
+                final int seq = m.getIntProperty("seq");
+                if (seq < 0 || seq >= n || seen[seq]) throw new Failure("ticket " + seq + " received twice or out of range");
+                seen[seq] = true;
+                ++got;
+            }
+            publisher.join(30000);
+            nothing(sub, "exactly " + n + " from " + other);
         } finally {
             c.close();
         }
