@@ -256,6 +256,136 @@ class SwitchboardRestarts(JmsCase):
 
 
 @unittest.skipUnless(missing() is None, missing() or "")
+class CrossProtocol(JmsCase):
+    """Done-when 3: JMS <-> STOMP, MQTT and AMQP with headers, property types and bodies as
+    docs/mapping.md says."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ow_port = sbtest.free_port()
+        cls.amqp_port = sbtest.free_port()
+        cls.broker = sbtest.Broker({}, mqtt=True)
+        cls.broker.config["listeners"] += [
+            {"name": "openwire", "protocol": "openwire", "address": HOST, "port": cls.ow_port},
+            {"name": "amqp", "protocol": "amqp", "address": HOST, "port": cls.amqp_port}]
+        cls.broker.start()
+        cls.url = f"tcp://{HOST}:{cls.ow_port}"
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.broker.stop()
+        finally:
+            cls.broker.cleanup()
+            cls.broker.remove_dir()
+
+    def jms_send(self, kind, name):
+        results, out = scenarios().run(self.url, "x", [f"xsend:{kind}:{name}"])
+        self.assertIsNone(results[f"xsend:{kind}:{name}"], out)
+
+    def jms_receive(self, kind, name, count, send):
+        """Starts a JMS consumer, runs send() once it is subscribed; its MSG lines."""
+        role = f"xreceive:{kind}:{name}:{count}"
+        proc = scenarios().start(self.url, "x", [role])
+        try:
+            ok, seen = wait_line(proc, "READY", 120)
+            self.assertTrue(ok, f"the JMS consumer did not subscribe: {seen}")
+            send()
+            out, _ = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.assertIsNone(verdicts(out, [role])[role], out)
+        return [line for line in out.splitlines() if line.startswith("MSG ")]
+
+    def test_jms_to_stomp(self):
+        c = sbtest.StompClient(self.broker.port, auto_decode=False)
+        self.addCleanup(c.abort)
+        c.connect()
+        c.subscribe("/queue/x.jms2stomp", "s1")
+        self.jms_send("queue", "x.jms2stomp")
+        text, data = c.get_messages(2)
+        h = text.headers
+        self.assertEqual(text.body, b"jms-text")
+        self.assertEqual((h["correlation-id"], h["type"], h["priority"], h["persistent"]), ("c-1", "t-1", "7", "true"))
+        self.assertEqual((h["s"], h["i"], h["l"], h["b"]), ("str", "42", str(1 << 40), "true"))
+        self.assertEqual(float(h["d"]), 2.5)
+        self.assertTrue(h["message-id"])
+        self.assertEqual(data.headers.get("content-length"), "4")
+        self.assertEqual(data.body, b"\x01\x02\x03\xff")
+
+    def test_stomp_to_jms(self):
+        c = sbtest.StompClient(self.broker.port)
+        self.addCleanup(c.abort)
+        c.connect()
+
+        def send():
+            c.send("/queue/x.stomp2jms", "from-stomp", headers={"correlation-id": "c-s", "type": "t-s", "priority": "7",
+                                                                "persistent": "true", "color": "red"}, receipt=True)
+            c.send("/queue/x.stomp2jms", b"\x01\x02", headers={"content-length": "2"}, receipt=True)
+        lines = self.jms_receive("queue", "x.stomp2jms", 2, send)
+        self.assertEqual(len(lines), 2, lines)
+        # stomp.py always sends content-length: a bytes body (mapping.md), a BytesMessage.
+        self.assertIn(f"MSG ActiveMQBytesMessage hex={b'from-stomp'.hex()} corr=c-s type=t-s prio=7 mode=2 ", lines[0])
+        self.assertIn("color=String:red", lines[0])
+        self.assertIn("MSG ActiveMQBytesMessage hex=0102 ", lines[1])
+
+    def test_jms_to_mqtt(self):
+        m = sbtest.MqttClient(self.broker.mqtt_port, client_id="x-jms2mqtt")
+        self.addCleanup(m.abort)
+        m.connect()
+        m.subscribe("x/jms2mqtt", qos=1)
+        self.jms_send("topic", "x.jms2mqtt")
+        text, data = m.get_messages(2)
+        self.assertEqual(text.payload, b"jms-text")
+        self.assertEqual(data.payload, b"\x01\x02\x03\xff")
+
+    def test_mqtt_to_jms(self):
+        m = sbtest.MqttClient(self.broker.mqtt_port, client_id="x-mqtt2jms", version=4)
+        self.addCleanup(m.abort)
+        m.connect()
+        lines = self.jms_receive("topic", "x.mqtt2jms", 1, lambda: m.publish("x/mqtt2jms", b"from-mqtt", qos=1))
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("MSG ActiveMQBytesMessage hex=" + b"from-mqtt".hex() + " ", lines[0])
+        self.assertIn("mode=2", lines[0])   # QoS 1: persistent
+
+    def test_jms_to_amqp(self):
+        from proton.utils import BlockingConnection
+        conn = BlockingConnection(f"amqp://{HOST}:{self.amqp_port}", timeout=sbtest.WAIT)
+        self.addCleanup(conn.close)
+        r = conn.create_receiver("x.jms2amqp")
+        self.jms_send("queue", "x.jms2amqp")
+        text = r.receive(timeout=sbtest.WAIT)
+        r.accept()
+        data = r.receive(timeout=sbtest.WAIT)
+        r.accept()
+        self.assertEqual(text.body, "jms-text")
+        self.assertEqual((text.correlation_id, text.subject, text.priority, text.durable), ("c-1", "t-1", 7, True))
+        p = text.properties
+        self.assertEqual((p["s"], p["i"], p["l"], p["b"], p["d"]), ("str", 42, 1 << 40, True, 2.5))
+        self.assertIsInstance(p["b"], bool)
+        self.assertEqual(bytes(data.body), b"\x01\x02\x03\xff")
+
+    def test_amqp_to_jms(self):
+        from proton import Message
+        from proton.utils import BlockingConnection
+        conn = BlockingConnection(f"amqp://{HOST}:{self.amqp_port}", timeout=sbtest.WAIT)
+        self.addCleanup(conn.close)
+        snd = conn.create_sender("x.amqp2jms")
+
+        def send():
+            snd.send(Message(body="from-amqp", correlation_id="c-a", subject="t-a", priority=7, durable=True,
+                             properties={"n": 7, "ok": False, "who": "amqp"}))
+        lines = self.jms_receive("queue", "x.amqp2jms", 1, send)
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("MSG ActiveMQTextMessage body=from-amqp corr=c-a type=t-a prio=7 mode=2 ", lines[0])
+        self.assertIn("ok=Boolean:false", lines[0])
+        self.assertIn("who=String:amqp", lines[0])
+        self.assertIn("n=Long:7", lines[0])   # a Python int is an AMQP long
+
+
+@unittest.skipUnless(missing() is None, missing() or "")
 class TicketRegistry(JmsCase):
     """Done-when 2: two JVMs publish on one topic with their node id and a selector excluding
     their own; 10,000 each way arrive exactly once at the other node, none echoed back."""

@@ -96,6 +96,8 @@ public final class JmsScenarios {
         case "durable_receive": return () -> durableReceive(Integer.parseInt(a[1]));
         case "failover": return () -> failover(Integer.parseInt(a[1]));
         case "registry": return () -> registry(a[1], a[2], Integer.parseInt(a[3]));
+        case "xsend": return () -> crossSend(a[1], a[2]);
+        case "xreceive": return () -> crossReceive(a[1], a[2], Integer.parseInt(a[3]));
         default: break;
         }
         switch (name) {
@@ -911,6 +913,74 @@ public final class JmsScenarios {
             }
             publisher.join(30000);
             nothing(sub, "exactly " + n + " from " + other);
+        } finally {
+            c.close();
+        }
+    }
+
+    // ---- cross-protocol roles: the other side is a STOMP, MQTT or AMQP client in the test ----
+
+    static Destination dest(Session s, String kind, String n) throws JMSException {
+        return kind.equals("topic") ? s.createTopic(n) : s.createQueue(n);
+    }
+
+    // A TextMessage with headers and typed properties, then a BytesMessage.
+    static void crossSend(String kind, String n) throws Exception {
+        final Connection c = open();
+        try {
+            final Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+            final MessageProducer p = s.createProducer(dest(s, kind, n));
+            final TextMessage t = s.createTextMessage("jms-text");
+            t.setJMSCorrelationID("c-1");
+            t.setJMSType("t-1");
+            t.setStringProperty("s", "str");
+            t.setIntProperty("i", 42);
+            t.setLongProperty("l", 1L << 40);
+            t.setBooleanProperty("b", true);
+            t.setDoubleProperty("d", 2.5);
+            p.send(t, DeliveryMode.PERSISTENT, 7, 0);
+            final BytesMessage b = s.createBytesMessage();
+            b.writeBytes(new byte[] {1, 2, 3, (byte) 0xff});
+            p.send(b, DeliveryMode.NON_PERSISTENT, 4, 0);
+        } finally {
+            c.close();
+        }
+    }
+
+    // Prints READY once subscribed, then one MSG line per message (n of them, within WAIT_MS each).
+    static void crossReceive(String kind, String n, int count) throws Exception {
+        final Connection c = open();
+        try {
+            final Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+            final MessageConsumer consumer = s.createConsumer(dest(s, kind, n));
+            System.out.println("READY");
+            System.out.flush();
+            for (int i = 0; i < count; ++i) {
+                final Message m = consumer.receive(WAIT_MS * 3);
+                if (m == null) throw new Failure("received " + i + " of " + count);
+                final StringBuilder line = new StringBuilder("MSG ").append(m.getClass().getSimpleName());
+                if (m instanceof TextMessage) line.append(" body=").append(((TextMessage) m).getText());
+                if (m instanceof BytesMessage) {
+                    final BytesMessage b = (BytesMessage) m;
+                    final byte[] data = new byte[(int) b.getBodyLength()];
+                    b.readBytes(data);
+                    line.append(" hex=");
+                    for (byte x : data) line.append(String.format("%02x", x));
+                }
+                line.append(" corr=").append(m.getJMSCorrelationID()).append(" type=").append(m.getJMSType())
+                    .append(" prio=").append(m.getJMSPriority()).append(" mode=").append(m.getJMSDeliveryMode())
+                    .append(" props=");
+                final List<String> props = new ArrayList<>();
+                for (java.util.Enumeration<?> e = m.getPropertyNames(); e.hasMoreElements();) {
+                    final String p = (String) e.nextElement();
+                    final Object v = m.getObjectProperty(p);
+                    props.add(p + "=" + (v == null ? "null" : v.getClass().getSimpleName() + ":" + v));
+                }
+                java.util.Collections.sort(props);
+                line.append(String.join(";", props));
+                System.out.println(line);
+                System.out.flush();
+            }
         } finally {
             c.close();
         }
