@@ -45,6 +45,7 @@ VARIANTS = {
     "loose": "?wireFormat.tightEncodingEnabled=false",
     "nocache": "?wireFormat.cacheEnabled=false",
     "compressed": "?jms.useCompression=true",
+    "noprefix": "?wireFormat.sizePrefixDisabled=true",
 }
 
 # Scenarios a variant cannot run, against any broker: version 1 has no MessagePull (the 5.17
@@ -174,6 +175,9 @@ class SwitchboardOpenWire(JmsCase):
 
     def test_compression(self):
         self.variant("compressed")
+
+    def test_size_prefix_disabled(self):
+        self.variant("noprefix")
 
 
 def verdicts(out, scenarios):
@@ -383,6 +387,40 @@ class CrossProtocol(JmsCase):
         self.assertIn("ok=Boolean:false", lines[0])
         self.assertIn("who=String:amqp", lines[0])
         self.assertIn("n=Long:7", lines[0])   # a Python int is an AMQP long
+
+
+@unittest.skipUnless(missing() is None, missing() or "")
+class Listeners(JmsCase):
+    """Credentials through the authenticator, and OpenWire detected on an `auto` port."""
+
+    def start_broker(self, extra, proto):
+        port = sbtest.free_port()
+        broker = sbtest.Broker(extra)
+        broker.config["listeners"].append({"name": "ow", "protocol": proto, "address": HOST, "port": port})
+        self.addCleanup(broker.remove_dir)
+        self.addCleanup(broker.cleanup)
+        broker.start()
+        return broker, f"tcp://{HOST}:{port}"
+
+    def test_credentials(self):
+        from stomp_auth_test import passwd_line
+        users_dir = tempfile.mkdtemp(prefix="sb-jms-users-")
+        self.addCleanup(shutil.rmtree, users_dir, True)
+        users = os.path.join(users_dir, "users")
+        with open(users, "w") as f:
+            f.write(passwd_line("jms", "s3cret") + "\n")
+        broker, url = self.start_broker({"security": {"allow_anonymous": False, "users_file": users}}, "openwire")
+        roles = ["login:jms:s3cret:accepted", "login:jms:wrong:refused", "login::x:refused"]
+        results, out = scenarios().run(url, "auth", roles)
+        self.assertEqual(results, {r: None for r in roles}, f"{out}\n{broker.describe()}")
+        broker.stop()
+
+    def test_auto_port(self):
+        broker, url = self.start_broker({}, "auto")
+        names = ["connect", "queue", "request_reply"]
+        results, out = scenarios().run(url, "auto", names)
+        self.assertEqual(results, {n: None for n in names}, f"{out}\n{broker.describe()}")
+        broker.stop()
 
 
 @unittest.skipUnless(missing() is None, missing() or "")

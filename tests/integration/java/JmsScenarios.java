@@ -97,6 +97,7 @@ public final class JmsScenarios {
         case "failover": return () -> failover(Integer.parseInt(a[1]));
         case "registry": return () -> registry(a[1], a[2], Integer.parseInt(a[3]));
         case "xsend": return () -> crossSend(a[1], a[2]);
+        case "login": return () -> login(a[1], a[2], a[3].equals("accepted"));
         case "xreceive": return () -> crossReceive(a[1], a[2], Integer.parseInt(a[3]));
         default: break;
         }
@@ -983,6 +984,27 @@ public final class JmsScenarios {
             }
         } finally {
             c.close();
+        }
+    }
+
+    // ConnectionInfo's credentials: accepted (a queue round trip works) or refused (the client
+    // throws a JMSSecurityException from start()).
+    static void login(String user, String password, boolean accepted) throws Exception {
+        final ActiveMQConnectionFactory f = factory();
+        f.setUserName(user);
+        f.setPassword(password);
+        Connection c = null;
+        try {
+            c = open(f, null);
+            if (!accepted) throw new Failure("connected with user " + user + " and a wrong password");
+            final Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+            final Queue q = s.createQueue(name("login"));
+            s.createProducer(q).send(s.createTextMessage("in"));
+            equal("in", text(s.createConsumer(q), "after login"), "after login");
+        } catch (javax.jms.JMSSecurityException e) {
+            if (accepted) throw new Failure("refused: " + e.getMessage());
+        } finally {
+            if (c != null) c.close();
         }
     }
 }
