@@ -25,10 +25,10 @@ broker::broker(broker_settings settings, std::vector<executor*> workers, store& 
     assert(!workers.empty() && workers.size() < 256);
     for (std::size_t i = 0; i < workers.size(); ++i)
         shards_.push_back(std::make_unique<shard>(*this, *workers[i], i));
-    scheduler_ = std::make_unique<scheduler>(system_time(), [this](std::vector<scheduler::job>& jobs) { fire(jobs); });
+    start_scheduler();
 }
 
-broker::~broker() = default;
+broker::~broker() { stop(std::chrono::milliseconds(0)); }
 
 std::size_t broker::recover() {
     std::size_t n = 0;

@@ -35,6 +35,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -57,6 +58,7 @@ namespace sb::core {
 class transaction;
 
 using consumer_id = std::uint64_t;
+using producer_id = std::uint64_t;
 using delivery_tag = std::uint64_t;  // unique in the broker; the top byte names the shard
 
 struct delivery {
@@ -277,6 +279,7 @@ class broker {
 public:
     // `workers` are the shards, in index order; they outlive the broker. `st` outlives it too.
     broker(broker_settings settings, std::vector<executor*> workers, store& st);
+    // stop(0) first.
     ~broker();
     broker(const broker&) = delete;
     broker& operator=(const broker&) = delete;
@@ -418,9 +421,9 @@ public:
     // publish_status::no_destination, a subscribe subscribe_status::no_destination.
     destination create_temporary(std::uint64_t connection, dest_kind kind, std::function<void()> done = {});
 
-    // The end of `connection`, on its worker: rolls back its open transactions and deletes its
-    // temporary destinations. `done` runs on this worker once every shard dropped them.
-    // Harmless for a connection that has neither.
+    // The end of `connection`, on its worker: rolls back its open transactions, deletes its
+    // temporary destinations and removes its producers (add_producer). `done` runs on this
+    // worker once every shard dropped them. Harmless for a connection that has none.
     void connection_closed(std::uint64_t connection, std::function<void()> done = {});
 
     // Commits a local transaction that the caller (a session) buffered until now: its acks and
@@ -437,6 +440,23 @@ public:
     // A snapshot of every destination's counters, gathered from all shards.
     void stats(std::function<void(std::vector<destination_stats>)> done);
 
+    // ---- producers (ActiveMQ.Advisory.Producer.*; core/kernel/advisory.cpp) ----
+    // A producer as the protocols that have them announce one: an OpenWire ProducerInfo with
+    // a destination, an AMQP sender link with a target address. STOMP and MQTT have none (and
+    // ActiveMQ advises no STOMP producer: its STOMP sends go through one anonymous producer);
+    // an anonymous producer (no destination: each message names its own) is not registered
+    // either. The kernel keeps producers only to advise them, when
+    // broker_settings::advisories is on (else both calls do nothing):
+    // ActiveMQ.Advisory.Producer.Queue.<name> (a queue or temporary queue) or
+    // ActiveMQ.Advisory.Producer.Topic.<name> gets a ProducerInfo when one is added and a
+    // RemoveInfo when it goes, with the property producerCount (the destination's producers
+    // after the event), and a new subscription to a Producer advisory topic is first sent the
+    // producers registered before it (docs/activemq-advisories.md).
+    // Called on `connection`'s worker; `id` is unique in the broker (take next_consumer_id()).
+    // The producers still registered when connection_closed(connection) runs are removed then.
+    void add_producer(std::uint64_t connection, producer_id id, const destination& dest);
+    void remove_producer(std::uint64_t connection, producer_id id);
+
     // ---- sched: scheduled delivery (core/kernel/schedule.cpp) ----
     // The scheduler reads time from `t` (outliving the broker) instead of the wall clock, and no
     // thread fires jobs: run_scheduled() fires what is due by t's now (tests). Before recover().
@@ -445,6 +465,17 @@ public:
     std::size_t run_scheduled();
     // Jobs waiting in the scheduler (each scheduled message once, until its last firing).
     std::size_t scheduled_count() const;
+    // Firings whose store work is under way: a persistent job's record is removed, and its next
+    // occurrence stored and filed, once its delivered copy was accepted.
+    std::size_t firings_in_flight() const noexcept;
+    // Ends scheduled delivery, from a thread that is not a worker, while the workers still run
+    // (the gateway, before it stops them): no job fires after it returns. The firings under
+    // way get up to `grace` to finish their store work (their completions run on the workers);
+    // what is left of it then is dropped (a persistent job whose removal was not written fires
+    // again after a restart: twice, never lost). Returns once everything the scheduler gave
+    // the store is done (a store barrier), so no completion of it runs on a store's thread
+    // afterwards, and the completions already posted to workers do nothing. Idempotent.
+    void stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
 
     const broker_settings& settings() const noexcept { return settings_; }
     std::size_t shard_count() const noexcept { return shards_.size(); }
@@ -459,6 +490,8 @@ private:
         std::vector<transaction*> transactions;   // open ones
         std::vector<destination> temporaries;
         std::uint64_t temporaries_made = 0;
+        std::vector<std::pair<producer_id, destination>> producers;   // add_producer's
+        bool empty() const noexcept { return transactions.empty() && temporaries.empty() && producers.empty(); }
     };
     struct alignas(64) connection_table {
         std::unordered_map<std::uint64_t, connection_entry> by_id;
@@ -504,6 +537,11 @@ private:
     std::unordered_set<std::string> virtual_queues_;   // registered consumer queues
     message_id next_scheduler_id() noexcept;
     std::atomic<std::uint64_t> scheduler_ids_{0};
+    // What the completions of the scheduler's store work reach the scheduler and the store
+    // through (schedule.cpp): they may run after stop(), even after the broker is gone.
+    struct schedule_link;
+    std::shared_ptr<schedule_link> sched_link_;
+    void start_scheduler();   // the constructor's: scheduler_ and sched_link_
     // Last member: destroyed first, so its thread stops before anything it fires into goes.
     std::unique_ptr<scheduler> scheduler_;
 };

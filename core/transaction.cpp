@@ -116,7 +116,7 @@ void broker::forget_transaction(std::size_t worker, const transaction& tx) noexc
     if (it == table.end()) return;
     auto& e = it->second;
     std::erase(e.transactions, &tx);
-    if (e.transactions.empty() && e.temporaries.empty()) table.erase(it);
+    if (e.empty()) table.erase(it);
 }
 
 }  // namespace sb::core

@@ -820,6 +820,7 @@ int run_server(const config& cfg) {
         for (auto& l : listeners) l->close();
         if (admin) admin->close();
         main_ctx.run_for(std::chrono::seconds(5));
+        broker.stop();
         stop_workers(workers, auth, kernels, live.checkers);
         return 1;
     }
@@ -832,6 +833,7 @@ int run_server(const config& cfg) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     if (const auto left = shared.live_connections.load())
         log()->warn("closing {} connections that did not finish in time", left);
+    broker.stop();   // while the workers run: the scheduler's store work ends on them
     stop_workers(workers, auth, kernels, live.checkers);
     log()->info("switchboard stopped");
     return 0;

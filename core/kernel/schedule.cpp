@@ -20,10 +20,23 @@
 // spawned it, without the cron property. The sender's receipt follows that record's write.
 // A job's memory is then 40 bytes in the scheduler: its body is loaded back when it fires.
 // When it fires, the copy is published (stored in its queue as any persistent message) and only
-// once that is accepted is the job's record removed, with its next occurrence (a new record)
-// added in the same store transaction: a crash in between delivers a copy twice, never none.
+// once that is accepted is the job's record removed, with its next occurrence (a new record, if
+// any) added in the same store transaction: a crash in between delivers a copy twice, never none.
 // After a restart every job is back in the scheduler at its time; late ones fire at once.
+//
+// Threads: jobs fire on the scheduler's thread, which only routes the copy (and loads bodies
+// kept on disk). What follows a firing, and the filing of a new persistent job, waits for the
+// store: it runs where the store completes (the journal's thread), and is kept to what is cheap
+// there: filing a job without its body, removing a record. A job's next occurrences (their
+// records to encode and commit) are posted to the destination's worker. None of it uses the
+// broker: it reaches the scheduler and the store through a schedule_link, which outlives the
+// broker; after broker::stop() (the destructor's too) it does nothing, and stop() returns only
+// once the store has run every completion of the scheduler's (a barrier). (Posting every
+// completion to a worker instead cost a million scheduled messages 55 % more RSS, their
+// closures queued behind the publisher, and 10 % more CPU, for no gain in safety.)
 #include <charconv>
+#include <condition_variable>
+#include <shared_mutex>
 
 #include "core/kernel/shard.hpp"
 #include "core/schedule/cron.hpp"
@@ -107,6 +120,118 @@ std::optional<job_spec> spec_of(const message& m) {
 
 }  // namespace
 
+// See the top of the file. Each completion runs under `gate` (shared) and does nothing once it
+// is closed; stop() closes it (exclusive), so none is using the scheduler or the store after.
+struct broker::schedule_link : std::enable_shared_from_this<broker::schedule_link> {
+    schedule_link(scheduler& j, store& s, bool p) : jobs(j), st(s), paging(p) {}
+
+    scheduler& jobs;   // both only while open
+    store& st;
+    const bool paging;
+    std::shared_mutex gate;
+    bool open = true;   // guarded by gate
+    std::atomic<std::size_t> firing{0};   // firings whose store work is under way
+    std::mutex idle_mutex;
+    std::condition_variable idle;   // firing reached 0
+
+    void done_firing() {
+        if (firing.fetch_sub(1) == 1) {
+            std::lock_guard lock(idle_mutex);
+            idle.notify_all();
+        }
+    }
+
+    // A persistent job's record was stored: it goes into the scheduler (`msg` null when the
+    // store can load it back).
+    void file(std::int64_t due, message_id id, message_ptr msg) {
+        std::shared_lock lock(gate);
+        if (open) jobs.add(due, id, std::move(msg));
+    }
+
+    // After a firing's copy was accepted (or at once when it delivers none), where that
+    // completed: a persistent job's record goes, and its next occurrences are stored (new
+    // records, in the same store transaction, made on `worker`), then filed. A crash in between
+    // fires the old one again: twice, never none.
+    void reschedule(executor* worker, bool durable, message_id old, std::vector<std::shared_ptr<message>> next) {
+        std::shared_lock lock(gate);
+        if (!open) return done_firing();
+        if (!durable) {
+            // Nothing stored: the copy completed on its shard's worker.
+            for (auto& n : next) {
+                const std::int64_t due = n->deliver_at_ms;   // before the move
+                const message_id id = n->id;
+                jobs.add(due, id, std::move(n));
+            }
+            return done_firing();
+        }
+        if (next.empty()) {
+            // Its last firing: only the record goes. Made after the copy's store add completed,
+            // it is never durable before it; it rides on the store's next batch, no completion.
+            st.remove(scheduled_store_queue, old);
+            return done_firing();
+        }
+        worker->post([self = shared_from_this(), old, next = std::move(next)]() mutable { self->commit_next(old, next); });
+    }
+
+    void commit_next(message_id old, std::vector<std::shared_ptr<message>>& next) {
+        std::shared_lock lock(gate);
+        if (!open) return done_firing();
+        store_transaction tx;
+        tx.removes.push_back(store_transaction::remove_op{std::string(scheduled_store_queue), old});
+        for (const auto& n : next) tx.adds.push_back(store_transaction::add_op{std::string(scheduled_store_queue), n});
+        st.commit(std::move(tx), [self = shared_from_this(), next = std::move(next)](store_status s) {
+            self->file_next(s, next);
+        });
+    }
+
+    void file_next(store_status s, const std::vector<std::shared_ptr<message>>& next) {
+        {
+            std::shared_lock lock(gate);
+            if (open) {
+                if (s != store_status::ok) log()->error("reason=store_failed a scheduled job's next occurrence could not be stored");
+                else
+                    for (const auto& n : next) jobs.add(n->deliver_at_ms, n->id, paging ? nullptr : message_ptr(n));
+            }
+        }
+        done_firing();
+    }
+};
+
+void broker::start_scheduler() {
+    scheduler_ = std::make_unique<scheduler>(system_time(), [this](std::vector<scheduler::job>& jobs) { fire(jobs); });
+    sched_link_ = std::make_shared<schedule_link>(*scheduler_, store_, paging_);
+}
+
+std::size_t broker::firings_in_flight() const noexcept { return sched_link_->firing.load(); }
+
+void broker::stop(std::chrono::milliseconds grace) {
+    scheduler_->stop();   // nothing fires from now on
+    auto& l = *sched_link_;
+    {
+        std::unique_lock lock(l.idle_mutex);
+        l.idle.wait_for(lock, grace, [&] { return l.firing.load() == 0; });
+    }
+    {
+        std::unique_lock lock(l.gate);
+        if (!l.open) return;
+        l.open = false;
+    }
+    if (const auto left = l.firing.load(); left > 0 && grace.count() > 0)
+        log()->warn("scheduler stopped with {} firings unfinished: their persistent jobs fire again after a restart", left);
+    // Every store call of the scheduler's was made before the gate closed: once a barrier after
+    // it completes, so have theirs (the barrier completes after every earlier completion).
+    std::mutex m;
+    std::condition_variable cv;
+    bool quiet = false;
+    store_.barrier([&] {
+        std::lock_guard lock(m);
+        quiet = true;
+        cv.notify_all();
+    });
+    std::unique_lock lock(m);
+    cv.wait(lock, [&] { return quiet; });
+}
+
 bool broker::scheduled(const message& m) const noexcept {
     if (!settings_.scheduler_support || m.properties.empty()) return false;
     bool any = false;
@@ -164,14 +289,18 @@ void broker::schedule(message_ptr msg, std::function<void(publish_status)> reply
         return;
     }
     message_ptr stored = job;
-    store_.add(scheduled_store_queue, stored, [this, stored, due, reply = std::move(reply)](store_status s) {
-        if (s != store_status::ok) {
-            if (reply) reply(publish_status::store_failed);
-            return;
-        }
-        scheduler_->add(due, stored->id, paging_ ? nullptr : stored);
-        if (reply) reply(publish_status::ok);
-    });
+    // Filed once stored (without its body when the store can load it back), then the reply
+    // (posted to the publisher's worker); a producer is confirmed even after stop(): its job is
+    // stored and fires after a restart.
+    store_.add(scheduled_store_queue, stored,
+               [link = sched_link_, stored, due, reply = std::move(reply)](store_status s) {
+                   if (s != store_status::ok) {
+                       if (reply) reply(publish_status::store_failed);
+                       return;
+                   }
+                   link->file(due, stored->id, link->paging ? nullptr : stored);
+                   if (reply) reply(publish_status::ok);
+               });
 }
 
 void broker::fire(std::vector<scheduler::job>& jobs) {
@@ -233,26 +362,11 @@ void broker::fire_one(scheduler::job j) {
     }
     for (auto& n : next) n->id = next_scheduler_id();
 
-    // Files the next occurrences once they are stored (with the removal of this one).
-    auto reschedule = [this, durable, old = j.id, next = std::move(next)]() mutable {
-        if (!durable) {
-            for (auto& n : next) {
-                const std::int64_t due = n->deliver_at_ms;   // before the move
-                const message_id id = n->id;
-                scheduler_->add(due, id, std::move(n));
-            }
-            return;
-        }
-        store_transaction tx;
-        tx.removes.push_back(store_transaction::remove_op{std::string(scheduled_store_queue), old});
-        for (const auto& n : next) tx.adds.push_back(store_transaction::add_op{std::string(scheduled_store_queue), n});
-        store_.commit(std::move(tx), [this, next = std::move(next)](store_status s) mutable {
-            if (s != store_status::ok) {
-                log()->error("reason=store_failed a scheduled job's next occurrence could not be stored");
-                return;
-            }
-            for (auto& n : next) scheduler_->add(n->deliver_at_ms, n->id, paging_ ? nullptr : message_ptr(n));
-        });
+    // Where a job's next occurrences are committed (schedule_link::reschedule).
+    executor* worker = &shards_[shard_of(m.dest.name)]->exec;
+    ++sched_link_->firing;
+    auto reschedule = [link = sched_link_, worker, durable, old = j.id, next = std::move(next)]() mutable {
+        link->reschedule(worker, durable, old, std::move(next));
     };
     if (!deliver) return reschedule();
 

@@ -362,6 +362,14 @@ struct broker::shard {
     // Temporary destinations whose names this shard owns. Separate from `queues` and `topics`:
     // a temporary destination is not the queue or topic of the same name.
     std::unordered_map<std::string, temporary_state> temporaries;
+    // Producers (broker::add_producer) of the destinations this shard owns, kept for their
+    // advisories only; their count per producer advisory topic.
+    struct producer_state {
+        std::uint64_t connection = 0;
+        destination dest;
+    };
+    std::unordered_map<producer_id, producer_state> producers;
+    std::unordered_map<std::string, std::uint32_t> producer_counts;
     counters gone_topic;   // counts for a temporary topic no longer there (never read)
 
     shard(broker& b, executor& e, std::size_t i)
@@ -442,6 +450,17 @@ struct broker::shard {
     static bool advisory_topic(const destination& d) noexcept;
     bool watched(const std::string& topic);
     void advise(std::string topic, std::string body, std::vector<property> props);
+    message_ptr advisory(std::string topic, std::string body, std::vector<property> props);
+    std::int32_t consumer_count(const consumer_state& c) const;
+    std::string temporary_info(const destination& d, std::uint64_t connection, bool added) const;
+    // Producers (broker::add_producer), on their destination's shard: kept, and advised.
+    void add_producer(std::uint64_t connection, producer_id id, const destination& dest);
+    void remove_producer(producer_id id);
+    // A new subscription `sub` to an advisory topic (this shard's copy of it) is sent what this
+    // shard knows that such a watcher would have been advised of, as ActiveMQ replays it: the
+    // consumers (Consumer.*), producers (Producer.*) or temporary destinations (TempQueue,
+    // TempTopic) that exist, each advisory to `sub` alone, where its filter matches its topic.
+    void replay_advisories(consumer_state& sub);
 
     // ---- credit (credit.cpp) ---------------------------------------------------------------
     // Whether this copy of a link credit topic subscription forwards to its credit shard.

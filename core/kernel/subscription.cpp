@@ -62,6 +62,7 @@ void broker::shard::subscribe(consumer_id id, const destination& dest, const sub
         exact_subs[dest.name].push_back(raw);
     }
     if (owner.shard_of(dest.name) == index) advise_consumer(*raw, true);
+    replay_advisories(*raw);   // a watcher of advisory topics: what exists (advisory.cpp)
     if (opt.want_retained) send_retained(*raw);
 }
 

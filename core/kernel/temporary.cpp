@@ -151,6 +151,10 @@ void broker::connection_closed(std::uint64_t connection, std::function<void()> d
     auto entry = std::move(it->second);
     table.erase(it);   // first: a rollback below finds nothing to leave
     for (auto* tx : entry.transactions) tx->rollback();
+    for (const auto& [id, dest] : entry.producers) {   // advisory.cpp
+        auto& s = *shards_[shard_of(dest.name)];
+        s.exec.post([&s, id = id] { s.remove_producer(id); });
+    }
     if (entry.temporaries.empty()) {
         if (done) home->post(std::move(done));
         return;

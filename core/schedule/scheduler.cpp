@@ -41,12 +41,15 @@ void scheduler::slab::release(std::uint32_t h) {
 
 scheduler::scheduler(time_source& time, fire_fn fire) : time_(&time), fire_(std::move(fire)) {}
 
-scheduler::~scheduler() {
+scheduler::~scheduler() { stop(); }
+
+void scheduler::stop() {
     {
         std::lock_guard lock(mutex_);
         stopping_ = true;
     }
     wake_.notify_all();
+    // add() starts no thread once stopping_ is set (under the lock): thread_ no longer changes.
     if (thread_.joinable()) thread_.join();
 }
 
@@ -78,7 +81,7 @@ void scheduler::add(std::int64_t due, message_id id, message_ptr msg) {
         s.packed = std::move(packed);
         s.packed_size = size;
         wheel_.insert(h);
-        if (threaded_ && !thread_.joinable()) thread_ = std::thread([this] { loop(); });
+        if (threaded_ && !stopping_ && !thread_.joinable()) thread_ = std::thread([this] { loop(); });
         wake = threaded_ && due < sleeping_until_;
     }
     if (wake) wake_.notify_one();

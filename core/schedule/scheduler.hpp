@@ -57,6 +57,10 @@ public:
     // due before the time it sleeps until.
     void add(std::int64_t due, message_id id, message_ptr msg);
 
+    // Stops the firing thread (a firing under way finishes first) for good: nothing fires after
+    // it returns, and add() only files jobs from then on. Not on the firing thread.
+    void stop();
+
     // Fires what is due by the time source's now, on the calling thread. Returns how many.
     std::size_t run_due();
 

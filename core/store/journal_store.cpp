@@ -401,6 +401,8 @@ void journal_store::recover(const recover_each& each) {
 
     std::lock_guard lock(mutex_);
     reclaim();
+    for (const auto& d : doomed_) ::unlink(d.path.c_str());   // at start: nothing waits for the lock
+    doomed_.clear();
     open_segment(numbers.empty() ? 1 : numbers.back() + 1);
     if (failed_) throw std::runtime_error(failure_);
     if (!writer_.joinable()) writer_ = std::thread([this] { writer_loop(); });
@@ -460,19 +462,36 @@ std::size_t journal_store::load(std::string_view queue, std::span<const message_
     return n;
 }
 
-void journal_store::open_segment(std::uint64_t number) {
+int journal_store::create_segment(std::uint64_t number, std::string& error) const {
     const auto path = segment_path(number);
     // Message locations keep 32-bit segment numbers, and 0 means "not written yet".
-    if (number == 0 || number > std::numeric_limits<std::uint32_t>::max())
-        return fail_all("journal segment number out of range: " + path);
+    if (number == 0 || number > std::numeric_limits<std::uint32_t>::max()) {
+        error = "journal segment number out of range: " + path;
+        return -1;
+    }
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) return fail_all("cannot open " + path + ": " + errno_text());
+    if (fd < 0) {
+        error = "cannot open " + path + ": " + errno_text();
+        return -1;
+    }
     sync_dir(settings_.dir);   // the new file's name must survive a crash too
-    if (fd_ >= 0) ::close(fd_);
+    return fd;
+}
+
+int journal_store::install_segment(std::uint64_t number, int fd) {
+    const int old = fd_;
     fd_ = fd;
     current_ = number;
     current_bytes_ = 0;
     segments_[number];
+    return old;
+}
+
+void journal_store::open_segment(std::uint64_t number) {
+    std::string error;
+    const int fd = create_segment(number, error);
+    if (fd < 0) return fail_all(error);
+    if (const int old = install_segment(number, fd); old >= 0) ::close(old);
 }
 
 void journal_store::add(std::string_view queue, const message_ptr& msg, add_done done) {
@@ -666,7 +685,24 @@ void journal_store::writer_loop() {
             std::this_thread::sleep_for(std::chrono::milliseconds(settings_.batch_ms));
             lock.lock();
         }
-        if (!failed_ && current_bytes_ >= settings_.segment_bytes) open_segment(current_ + 1);
+        if (!failed_ && current_bytes_ >= settings_.segment_bytes) {
+            // The next segment is made outside the lock: creating a file and syncing the
+            // directory can take milliseconds, which the shards (adds, removes, loads) and the
+            // scheduler's firing must not wait for. Only this thread changes the segment.
+            const auto next = current_ + 1;
+            lock.unlock();
+            std::string error;
+            const int fd = create_segment(next, error);
+            lock.lock();
+            int old = -1;
+            if (fd < 0) fail_all(error);
+            else old = install_segment(next, fd);
+            if (old >= 0) {
+                lock.unlock();
+                ::close(old);
+                lock.lock();
+            }
+        }
         // Records in this batch land at current_bytes_ + their place in pending_.
         std::vector<message_key> written;
         written.reserve(pending_keys_.size());
@@ -736,6 +772,14 @@ void journal_store::writer_loop() {
             if (d) d(ok ? store_status::ok : store_status::failed);
         lock.lock();
         if (ok) reclaim();
+        if (!doomed_.empty()) {
+            auto gone = std::move(doomed_);
+            doomed_.clear();
+            lock.unlock();
+            for (auto& d : gone) ::unlink(d.path.c_str());
+            gone.clear();   // closes the descriptors no load holds
+            lock.lock();
+        }
     }
 }
 
@@ -750,8 +794,10 @@ void journal_store::reclaim() {
         auto head = segments_.begin();
         if (head->first == current_ && fd_ >= 0) break;
         if (head->second.live == 0) {
-            ::unlink(segment_path(head->first).c_str());
-            readers_.erase(std::uint32_t(head->first));   // a load under way keeps its file open
+            // Deleted by the writer once it released the lock (deleting a large file, and
+            // closing the last descriptor of a deleted one, frees its blocks: milliseconds).
+            auto r = readers_.extract(std::uint32_t(head->first));   // a load under way keeps its file open
+            doomed_.push_back(doomed_segment{segment_path(head->first), r.empty() ? nullptr : std::move(r.mapped())});
             segments_.erase(head);
             continue;
         }

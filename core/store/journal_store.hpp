@@ -127,8 +127,17 @@ private:
     };
 
     void open_segment(std::uint64_t number);   // under mutex_
+    // The writer's parts of open_segment: creating the file (and syncing the directory), which
+    // needs no lock, and making it the current segment (under mutex_; returns the old fd).
+    int create_segment(std::uint64_t number, std::string& error) const;
+    int install_segment(std::uint64_t number, int fd);
     void writer_loop();
     void reclaim();                            // under mutex_, after a durable batch
+    // Segments reclaim() gave up: the writer deletes them (and drops their reader) outside the lock.
+    struct doomed_segment {
+        std::string path;
+        std::shared_ptr<segment_reader> reader;
+    };
     void fail_all(const std::string& why);     // under mutex_
     std::string segment_path(std::uint64_t number) const;
     std::uint32_t queue_index(std::string_view queue);              // under mutex_; adds it
@@ -153,6 +162,7 @@ private:
     std::map<std::string, std::uint32_t, std::less<>> queue_ids_;       // queue name -> index
     std::vector<std::string> queue_names_;                              // index -> queue name
     std::map<std::uint32_t, std::shared_ptr<segment_reader>> readers_;
+    std::vector<doomed_segment> doomed_;   // under mutex_
     std::unordered_map<std::string, live_subscription> subscriptions_;   // by name
     std::unordered_map<std::string, live_entry> retained_;               // by topic (queue unused)
     std::vector<std::string> pending_retained_;

@@ -202,8 +202,7 @@ int main(int argc, char** argv) {
                              : 100.0 * double(std::count_if(late.begin(), late.end(), [](auto x) { return x <= 10; })) /
                                    double(late.size()));
     std::printf("peak RSS %.1f MiB\n", double(status_kib("VmHWM:")) / 1024);
-    // Quiet down before the broker goes.
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    b->stop();       // the firings' store work is done, while the workers run
     owned.clear();   // every task has run: nothing is due, the broker's threads are idle
     b.reset();
     st.reset();
