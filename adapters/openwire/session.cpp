@@ -25,6 +25,7 @@
 #include <deque>
 #include <map>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <spdlog/spdlog.h>
 
@@ -85,6 +86,7 @@ struct jms_consumer {
 
 struct producer_state {
     std::int32_t window = 0;          // ProducerInfo.windowSize: > 0 wants a ProducerAck per async send
+    std::uint64_t kernel_id = 0;      // broker::add_producer's id (0: anonymous, not registered)
 };
 
 struct local_tx {
@@ -155,6 +157,7 @@ private:
             if (auto e = wf_.encode(md, out()); !e.empty()) log(spdlog::level::err, "reason=encode detail=\"{}\"", e);
             return;
         }
+        if (d.msg->reply_to && d.msg->reply_to->is_temporary()) advise_reply_to(*d.msg->reply_to);
         const std::int64_t seq = ++next_seq_;
         message m;
         message_to_wire(*d.msg, *this, broker_producer_, scratch_, m);
@@ -179,6 +182,48 @@ private:
     }
 
     void on_browse_end(core::consumer_id id) override { on_delivery(id, core::delivery{}); }
+
+    // ActiveMQ's client sends to a temporary destination only once its advisory consumer saw
+    // it advised. With the kernel's advisories off (broker.advisories), a JMSReplyTo naming
+    // another connection's temporary destination is advised here, to this connection's
+    // watcher of ActiveMQ.Advisory.TempQueue / TempTopic only, before the message that names
+    // it: request/reply across connections works without advisories.
+    void advise_reply_to(const core::destination& d) {
+        if (broker_.settings().advisories || !own_name(d).empty()) return;
+        if (advised_.contains(d.name) || advised_.size() >= settings_->max_temporaries) return;
+        const std::string_view topic = d.kind == core::dest_kind::temp_queue ? "ActiveMQ.Advisory.TempQueue"
+                                                                             : "ActiveMQ.Advisory.TempTopic";
+        for (auto& [k, jc] : consumers_) {
+            for (auto& p : jc->parts) {
+                if (!p->dest.is_topic() || p->dest.name != topic) continue;
+                advised_.insert(d.name);
+                destination_info info;
+                info.destination = destination{d.kind == core::dest_kind::temp_queue ? type::activemq_temp_queue
+                                                                                     : type::activemq_temp_topic,
+                                               d.name};
+                info.operation_type = destination_operation::add;
+                data_structure ds;
+                ds.value = info;
+                message m;
+                message_id mid;
+                mid.producer_id = producer_id{broker_producer_, 0, 0};
+                mid.producer_sequence_id = ++next_seq_;
+                mid.broker_sequence_id = next_seq_;
+                m.message_id = mid;
+                m.producer_id = mid.producer_id;
+                m.destination = destination{type::activemq_topic, topic};
+                m.type = "Advisory";
+                m.timestamp = core::now_ms();
+                m.data_structure = &ds;
+                message_dispatch md;
+                md.consumer_id = jc->wire_id();
+                md.destination = destination{jc->dest_type, jc->dest_name};
+                md.message = &m;
+                if (auto e = wf_.encode(md, out()); !e.empty()) log(spdlog::level::err, "reason=encode detail=\"{}\"", e);
+                return;
+            }
+        }
+    }
 
     void fail(const engine::error& e) override {
         if (e.kind == engine::error_kind::malformed) return connection_error("java.io.IOException", e.detail);
@@ -361,7 +406,18 @@ private:
     void on_producer_info(const producer_info& p) {
         if (!p.producer_id || !own(p.producer_id->connection_id))
             return fail_command(p, "javax.jms.JMSException", "ProducerInfo for another connection");
-        producers_[key{p.producer_id->session_id, p.producer_id->value}] = producer_state{p.window_size};
+        const key k{p.producer_id->session_id, p.producer_id->value};
+        if (producers_.contains(k)) return fail_command(p, "javax.jms.JMSException", "producer id already in use");
+        producer_state st{p.window_size, 0};
+        // A producer with a destination is the kernel's too (ActiveMQ.Advisory.Producer.*);
+        // an anonymous one names a destination per message and is not.
+        if (p.destination) {
+            if (auto d = to_kernel(*p.destination, *this); d && d->name.find(',') == std::string::npos) {
+                st.kernel_id = broker_.next_consumer_id();
+                broker_.add_producer(id(), st.kernel_id, *d);
+            }
+        }
+        producers_[k] = st;
         respond(p);
     }
 
@@ -511,7 +567,7 @@ private:
                         consumers_.erase(it);
                     }
                 } else if constexpr (std::is_same_v<T, producer_id>) {
-                    producers_.erase(key{id.session_id, id.value});
+                    remove_producer(key{id.session_id, id.value});
                 } else if constexpr (std::is_same_v<T, session_id>) {
                     for (auto it = consumers_.begin(); it != consumers_.end();) {
                         if (it->first.first != id.value) {
@@ -521,12 +577,22 @@ private:
                         end_jms_consumer(*it->second, r.last_delivered_sequence_id);
                         it = consumers_.erase(it);
                     }
-                    std::erase_if(producers_, [&](const auto& e) { return e.first.first == id.value; });
+                    std::vector<key> gone;
+                    for (const auto& [k, p] : producers_)
+                        if (k.first == id.value) gone.push_back(k);
+                    for (const auto& k : gone) remove_producer(k);
                 }
                 // The connection's: answered; its ShutdownInfo (or the socket's end) closes.
             },
             r.object_id);
         respond(r);
+    }
+
+    void remove_producer(const key& k) {
+        auto it = producers_.find(k);
+        if (it == producers_.end()) return;
+        if (it->second.kernel_id) broker_.remove_producer(id(), it->second.kernel_id);
+        producers_.erase(it);
     }
 
     void on_remove_subscription(const remove_subscription_info& r) {
@@ -896,6 +962,7 @@ private:
     std::unordered_map<std::string, core::destination> temps_;     // the client's name -> the kernel's
     std::unordered_map<std::string, std::string> temp_names_;      // the kernel's name -> the client's
     wire_scratch scratch_;
+    std::unordered_set<std::string> advised_;   // temporary destinations advise_reply_to advised
 };
 
 }  // namespace
