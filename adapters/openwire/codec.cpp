@@ -16,6 +16,7 @@
 #include "adapters/openwire/codec.hpp"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstring>
 #include <type_traits>
@@ -423,8 +424,7 @@ struct wire_format::impl {
     std::int16_t saved_next = 0;
 
     // Tight encoding scratch: the bits of pass one, the cache indexes pass two writes.
-    std::vector<std::uint8_t> bits;
-    std::size_t nbits = 0;
+    std::vector<std::uint8_t> bits;   // zero past the bits of the frame being written
     std::vector<std::int16_t> indexes;
 
     // Decoded storage, reused frame after frame.
@@ -461,12 +461,26 @@ struct wire_format::impl {
     }
 
     // -- marshall cache ------------------------------------------------------------------------
-    std::optional<std::int16_t> out_find(const flat& f) const {
+    // The last value found per type (by the low bits of its type byte), so that a dispatch to
+    // the same consumer hashes no connection id: its key lives in the map, and whatever erases
+    // from the map (an add, a sweep that evicts, a rollback) forgets them all.
+    struct memo_entry {
+        const owned* key = nullptr;
+        std::int16_t index = 0;
+    };
+    std::array<memo_entry, 16> memo{};
+    void forget() noexcept { memo.fill(memo_entry{}); }
+
+    std::optional<std::int16_t> out_find(const flat& f) {
+        memo_entry& m = memo[f.type & 15];
+        if (m.key && m.key->view() == f) return m.index;
         auto it = out_map.find(f);
         if (it == out_map.end()) return std::nullopt;
+        m = memo_entry{it->first.get(), it->second};
         return it->second;
     }
     std::int16_t out_add(const flat& f) {
+        forget();
         const std::int16_t i = next_index++;
         if (next_index >= static_cast<std::int32_t>(out_slots.size())) next_index = 0;
         if (out_map.size() >= out_slots.size()) return -1;   // full: not cached (as ActiveMQ)
@@ -491,6 +505,7 @@ struct wire_format::impl {
         saved_next = next_index;
     }
     void out_rollback() {
+        if (!out_journal.empty()) forget();
         for (auto it = out_journal.rbegin(); it != out_journal.rend(); ++it) {
             auto& slot = out_slots[static_cast<std::size_t>(it->index)];
             if (slot) {
@@ -511,6 +526,7 @@ struct wire_format::impl {
         const std::size_t high = n > 100 ? n - 100 : 0;
         std::size_t guard = 0;
         while (out_map.size() > high && guard++ <= n) {
+            forget();
             auto& slot = out_slots[static_cast<std::size_t>(next_eviction)];
             auto it = out_map.find(slot ? slot->view() : flat{});
             if (it != out_map.end()) out_map.erase(it);
@@ -525,6 +541,7 @@ struct wire_format::impl {
         out_slots.clear();
         out_slots.resize(static_cast<std::size_t>(size));
         out_map.clear();
+        forget();
         next_index = 0;
         next_eviction = 0;
     }
@@ -884,14 +901,18 @@ struct visitor_base {
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
+// The BooleanStream being written: bits from the lowest of each byte up. The storage is kept
+// zeroed past what is used, so a bit is one OR; it grows by doubling.
 struct bit_writer {
     std::vector<std::uint8_t>& data;
-    std::size_t& n;
+    std::size_t n = 0;
     void put(bool b) {
-        if ((n & 7) == 0) data.push_back(0);
-        if (b) data.back() |= static_cast<std::uint8_t>(1u << (n & 7));
+        const std::size_t byte = n >> 3;
+        if (byte >= data.size()) data.resize(data.size() * 2 + 64, 0);
+        data[byte] = static_cast<std::uint8_t>(data[byte] | (static_cast<unsigned>(b) << (n & 7)));
         ++n;
     }
+    std::size_t bytes() const noexcept { return (n + 7) >> 3; }
 };
 
 // Tight pass one: the BooleanStream, and the marshall cache entries (as ActiveMQ's
@@ -1950,14 +1971,13 @@ std::string_view encode_frame(impl& im, std::int32_t version, bool tight, bool c
     if (prefix) put32(out, 0);
     put8(out, t);
     if (tight) {
-        im.bits.clear();
-        im.nbits = 0;
         im.indexes.clear();
-        tight_bits one{base, bit_writer{im.bits, im.nbits}, im.indexes};
-        if (!fields(one, c)) {
+        tight_bits one{base, bit_writer{im.bits, 0}, im.indexes};
+        const bool ok = fields(one, c);
+        const std::size_t n = one.bs.bytes();
+        if (!ok) {
             err = one.err;
         } else {
-            const std::size_t n = im.bits.size();
             if (n < 64) {
                 put8(out, static_cast<std::uint8_t>(n));
             } else if (n < 256) {
@@ -1968,9 +1988,10 @@ std::string_view encode_frame(impl& im, std::int32_t version, bool tight, bool c
                 put16(out, static_cast<std::uint16_t>(n));
             }
             out.append(reinterpret_cast<const char*>(im.bits.data()), n);
-            tight_data two{base, bit_reader{im.bits.data(), im.nbits, 0}, im.indexes, 0, out};
+            tight_data two{base, bit_reader{im.bits.data(), one.bs.n, 0}, im.indexes, 0, out};
             if (!fields(two, c)) err = two.err;
         }
+        std::fill_n(im.bits.begin(), n, std::uint8_t{0});
     } else {
         loose_writer w{base, out};
         if (!fields(w, c)) err = w.err;
