@@ -2513,7 +2513,8 @@ std::string to_string(const consumer_id& id) {
     return std::string(id.connection_id) + ":" + std::to_string(id.session_id) + ":" + std::to_string(id.value);
 }
 std::string to_string(const message_id& id) {
-    if (!is_null(id.text_view)) return std::string(id.text_view);
+    if (!is_null(id.text_view))   // MessageId.toString(): the text view, "ID:" first
+        return id.text_view.starts_with("ID:") ? std::string(id.text_view) : "ID:" + std::string(id.text_view);
     std::string s = id.producer_id ? to_string(*id.producer_id) : std::string("null");
     return s + ":" + std::to_string(id.producer_sequence_id);
 }

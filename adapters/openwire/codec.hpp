@@ -262,7 +262,7 @@ std::string to_string(const connection_id& id);
 std::string to_string(const session_id& id);
 std::string to_string(const producer_id& id);
 std::string to_string(const consumer_id& id);
-std::string to_string(const message_id& id);    // text_view when set, else producer id:sequence
+std::string to_string(const message_id& id);    // text_view (with "ID:" before it if missing) when set, else producer id:sequence
 std::string to_string(const destination& d);    // "queue://name", "topic://name", "temp-queue://..."
 
 }  // namespace sb::openwire

@@ -846,6 +846,8 @@ TEST_CASE("openwire: id texts", "[openwire][codec]") {
     CHECK(ow::to_string(ow::consumer_id{"ID:c-1", 2, 3}) == "ID:c-1:2:3");
     CHECK(ow::to_string(ow::producer_id{"ID:c-1", 3, 2}) == "ID:c-1:2:3");
     CHECK(ow::to_string(ow::message_id{{}, ow::producer_id{"ID:c-1", 3, 2}, 9, 0}) == "ID:c-1:2:3:9");
+    CHECK(ow::to_string(ow::message_id{"ID:x:1:1:1", {}, 0, 0}) == "ID:x:1:1:1");
+    CHECK(ow::to_string(ow::message_id{"x:1:1:1", {}, 0, 0}) == "ID:x:1:1:1");
     CHECK(ow::to_string(ow::destination{ow::type::activemq_temp_queue, "x"}) == "temp-queue://x");
 }
 
