@@ -16,6 +16,7 @@
 #include "adapters/openwire/codec.hpp"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstring>
 #include <type_traits>
@@ -46,18 +47,60 @@ constexpr std::string_view null_command = "null command";
 // ---------------------------------------------------------------------------------------------
 // Bytes
 
-inline void put8(std::string& o, std::uint8_t v) { o.push_back(static_cast<char>(v)); }
-inline void put16(std::string& o, std::uint16_t v) {
+// The few helpers every field goes through: inlined even into the big field-list functions.
+#define SB_OW_INLINE [[gnu::always_inline]] inline
+
+// Small writes go through a sink: a buffer on the stack, appended to the output when full and
+// before anything large (a body) is appended directly, so no field costs a std::string call.
+struct sink {
+    explicit sink(std::string& o) noexcept : out(o) {}
+    std::string& out;
+    std::size_t len = 0;
+    char buf[480];   // not initialized: written before read
+
+    void flush() {
+        out.append(buf, len);
+        len = 0;
+    }
+    SB_OW_INLINE void append(const char* p, std::size_t n) {
+        if (len + n > sizeof buf) return append_slow(p, n);
+        std::memcpy(buf + len, p, n);
+        len += n;
+    }
+    [[gnu::noinline]] void append_slow(const char* p, std::size_t n) {
+        flush();
+        if (n > sizeof buf / 2) {
+            out.append(p, n);
+            return;
+        }
+        std::memcpy(buf + len, p, n);
+        len += n;
+    }
+    SB_OW_INLINE void append(std::string_view v) { append(v.data(), v.size()); }
+    SB_OW_INLINE void push_back(char c) {
+        if (len == sizeof buf) flush();
+        buf[len++] = c;
+    }
+};
+
+template <class Out>
+SB_OW_INLINE void put8(Out& o, std::uint8_t v) { o.push_back(static_cast<char>(v)); }
+template <class Out>
+SB_OW_INLINE void put16(Out& o, std::uint16_t v) {
     const char b[2] = {static_cast<char>(v >> 8), static_cast<char>(v)};
     o.append(b, 2);
 }
-inline void put32(std::string& o, std::uint32_t v) {
+template <class Out>
+SB_OW_INLINE void put32(Out& o, std::uint32_t v) {
     const char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8), static_cast<char>(v)};
     o.append(b, 4);
 }
-inline void put64(std::string& o, std::uint64_t v) {
-    put32(o, static_cast<std::uint32_t>(v >> 32));
-    put32(o, static_cast<std::uint32_t>(v));
+template <class Out>
+SB_OW_INLINE void put64(Out& o, std::uint64_t v) {
+    const char b[8] = {static_cast<char>(v >> 56), static_cast<char>(v >> 48), static_cast<char>(v >> 40),
+                       static_cast<char>(v >> 32), static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                       static_cast<char>(v >> 8), static_cast<char>(v)};
+    o.append(b, 8);
 }
 inline std::uint16_t get16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] << 8 | p[1]); }
 inline std::uint32_t get32(const std::uint8_t* p) {
@@ -108,7 +151,8 @@ utf_class classify_modified(std::string_view s) noexcept {
     return c;
 }
 
-void append_utf8(std::string& out, std::uint32_t cp) {
+template <class Out>
+void append_utf8(Out& out, std::uint32_t cp) {
     if (cp < 0x80) {
         out.push_back(static_cast<char>(cp));
     } else if (cp < 0x800) {
@@ -194,7 +238,8 @@ utf_measure measure(std::string_view s) noexcept {
     return m;
 }
 
-void write_modified(std::string_view s, std::string& out) {
+template <class Out>
+void write_modified(std::string_view s, Out& out) {
     const auto* p = reinterpret_cast<const std::uint8_t*>(s.data());
     const auto* end = p + s.size();
     while (p < end) {
@@ -253,14 +298,6 @@ struct flat {
     std::uint8_t inner = 0;      // local transaction: type of the inner connection id (0: null)
 };
 
-inline bool same_view(std::string_view x, std::string_view y) noexcept {
-    return is_null(x) == is_null(y) && x == y;
-}
-bool operator==(const flat& x, const flat& y) noexcept {
-    return x.type == y.type && same_view(x.s1, y.s1) && same_view(x.s2, y.s2) && x.a == y.a && x.b == y.b &&
-           x.fmt == y.fmt && x.inner == y.inner;
-}
-
 struct flat_hash {
     using is_transparent = void;
     std::size_t operator()(const flat& f) const noexcept {
@@ -273,28 +310,26 @@ struct flat_hash {
 
 // A flat value that owns its bytes; heap-allocated and never moved, so views into it stay put.
 struct owned {
-    std::uint8_t type = 0;
     std::string s1, s2;
-    bool s1_null = true, s2_null = true;
-    std::int64_t a = 0, b = 0;
-    std::int32_t fmt = 0;
-    std::uint8_t inner = 0;
+    flat v;   // views into s1 and s2 (null where the value's were)
 
-    explicit owned(const flat& f)
-        : type(f.type), s1(f.s1), s2(f.s2), s1_null(is_null(f.s1)), s2_null(is_null(f.s2)), a(f.a), b(f.b),
-          fmt(f.fmt), inner(f.inner) {}
-    flat view() const noexcept {
-        flat f;
-        f.type = type;
-        if (!s1_null) f.s1 = std::string_view(s1.data(), s1.size());
-        if (!s2_null) f.s2 = std::string_view(s2.data(), s2.size());
-        f.a = a;
-        f.b = b;
-        f.fmt = fmt;
-        f.inner = inner;
-        return f;
+    explicit owned(const flat& f) : s1(f.s1), s2(f.s2), v(f) {
+        if (!is_null(f.s1)) v.s1 = std::string_view(s1.data(), s1.size());
+        if (!is_null(f.s2)) v.s2 = std::string_view(s2.data(), s2.size());
     }
+    owned(const owned&) = delete;
+    owned& operator=(const owned&) = delete;
+    const flat& view() const noexcept { return v; }
 };
+
+// owned == flat, cheapest test first.
+inline bool same(const owned& o, const flat& f) noexcept {
+    const flat& v = o.v;
+    return v.type == f.type && v.a == f.a && v.b == f.b && v.fmt == f.fmt && v.inner == f.inner &&
+           v.s1.size() == f.s1.size() && v.s2.size() == f.s2.size() && is_null(v.s1) == is_null(f.s1) &&
+           is_null(v.s2) == is_null(f.s2) && (f.s1.empty() || std::memcmp(v.s1.data(), f.s1.data(), f.s1.size()) == 0) &&
+           (f.s2.empty() || std::memcmp(v.s2.data(), f.s2.data(), f.s2.size()) == 0);
+}
 
 // Key of the marshall cache's map: an owned value compared as its flat view.
 struct key_hash {
@@ -304,9 +339,9 @@ struct key_hash {
 };
 struct key_eq {
     using is_transparent = void;
-    bool operator()(const std::unique_ptr<owned>& x, const std::unique_ptr<owned>& y) const noexcept { return x->view() == y->view(); }
-    bool operator()(const flat& x, const std::unique_ptr<owned>& y) const noexcept { return x == y->view(); }
-    bool operator()(const std::unique_ptr<owned>& x, const flat& y) const noexcept { return x->view() == y; }
+    bool operator()(const std::unique_ptr<owned>& x, const std::unique_ptr<owned>& y) const noexcept { return same(*x, y->view()); }
+    bool operator()(const flat& x, const std::unique_ptr<owned>& y) const noexcept { return same(*y, x); }
+    bool operator()(const std::unique_ptr<owned>& x, const flat& y) const noexcept { return same(*x, y); }
 };
 
 // Typed values <-> flat.
@@ -424,7 +459,6 @@ struct wire_format::impl {
 
     // Tight encoding scratch: the bits of pass one, the cache indexes pass two writes.
     std::vector<std::uint8_t> bits;
-    std::size_t nbits = 0;
     std::vector<std::int16_t> indexes;
 
     // Decoded storage, reused frame after frame.
@@ -461,12 +495,26 @@ struct wire_format::impl {
     }
 
     // -- marshall cache ------------------------------------------------------------------------
-    std::optional<std::int16_t> out_find(const flat& f) const {
+    // The last value found per type (by the low bits of its type byte), so that a dispatch to
+    // the same consumer hashes no connection id: its key lives in the map, and whatever erases
+    // from the map (an add, a sweep that evicts, a rollback) forgets them all.
+    struct memo_entry {
+        const owned* key = nullptr;
+        std::int16_t index = 0;
+    };
+    std::array<memo_entry, 16> memo{};
+    void forget() noexcept { memo.fill(memo_entry{}); }
+
+    std::optional<std::int16_t> out_find(const flat& f) {
+        memo_entry& m = memo[f.type & 15];
+        if (m.key && same(*m.key, f)) return m.index;
         auto it = out_map.find(f);
         if (it == out_map.end()) return std::nullopt;
+        m = memo_entry{it->first.get(), it->second};
         return it->second;
     }
     std::int16_t out_add(const flat& f) {
+        forget();
         const std::int16_t i = next_index++;
         if (next_index >= static_cast<std::int32_t>(out_slots.size())) next_index = 0;
         if (out_map.size() >= out_slots.size()) return -1;   // full: not cached (as ActiveMQ)
@@ -491,6 +539,7 @@ struct wire_format::impl {
         saved_next = next_index;
     }
     void out_rollback() {
+        if (!out_journal.empty()) forget();
         for (auto it = out_journal.rbegin(); it != out_journal.rend(); ++it) {
             auto& slot = out_slots[static_cast<std::size_t>(it->index)];
             if (slot) {
@@ -511,6 +560,7 @@ struct wire_format::impl {
         const std::size_t high = n > 100 ? n - 100 : 0;
         std::size_t guard = 0;
         while (out_map.size() > high && guard++ <= n) {
+            forget();
             auto& slot = out_slots[static_cast<std::size_t>(next_eviction)];
             auto it = out_map.find(slot ? slot->view() : flat{});
             if (it != out_map.end()) out_map.erase(it);
@@ -525,6 +575,7 @@ struct wire_format::impl {
         out_slots.clear();
         out_slots.resize(static_cast<std::size_t>(size));
         out_map.clear();
+        forget();
         next_index = 0;
         next_eviction = 0;
     }
@@ -884,13 +935,26 @@ struct visitor_base {
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
+// The BooleanStream being written: bits from the lowest of each byte up, gathered 64 at a time
+// in a word (little-endian, so its bytes are the stream's bytes).
 struct bit_writer {
     std::vector<std::uint8_t>& data;
-    std::size_t& n;
-    void put(bool b) {
-        if ((n & 7) == 0) data.push_back(0);
-        if (b) data.back() |= static_cast<std::uint8_t>(1u << (n & 7));
-        ++n;
+    std::uint64_t word = 0;
+    std::size_t n = 0;
+    SB_OW_INLINE void put(bool b) {
+        word |= std::uint64_t{b} << (n & 63);
+        if ((++n & 63) == 0) store();
+    }
+    void store() {
+        const std::size_t at = ((n - 1) >> 6) << 3;
+        if (data.size() < at + 8) data.resize(std::max(at + 8, data.size() * 2));
+        for (int i = 0; i < 8; ++i) data[at + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(word >> (8 * i));
+        word = 0;
+    }
+    // The last partial word, then the stream's length in bytes.
+    std::size_t finish() {
+        if (n & 63) store();
+        return (n + 7) >> 3;
     }
 };
 
@@ -1026,7 +1090,7 @@ struct bit_reader {
     const std::uint8_t* data = nullptr;
     std::size_t n = 0;
     std::size_t pos = 0;
-    bool get(bool& b) noexcept {
+    SB_OW_INLINE bool get(bool& b) noexcept {
         if (pos >= n) return false;
         b = (data[pos >> 3] >> (pos & 7)) & 1;
         ++pos;
@@ -1035,7 +1099,8 @@ struct bit_reader {
 };
 
 // Writes a string as writeUTF does (length, modified UTF-8), or the ASCII form.
-bool write_utf(std::string& out, std::string_view s, std::size_t limit) {
+template <class Out>
+bool write_utf(Out& out, std::string_view s, std::size_t limit) {
     const utf_measure m = measure(s);
     if (m.modified > limit) return false;
     put16(out, static_cast<std::uint16_t>(m.modified));
@@ -1049,9 +1114,9 @@ struct tight_data : visitor_base {
     bit_reader bs;
     const std::vector<std::int16_t>& idx;
     std::size_t next_idx = 0;
-    std::string& out;
+    sink& out;
 
-    bool bit() {
+    SB_OW_INLINE bool bit() {
         bool b = false;
         bs.get(b);
         return b;
@@ -1164,7 +1229,7 @@ struct tight_data : visitor_base {
 
 // Loose: everything in order, booleans as bytes, longs as 8 bytes.
 struct loose_writer : visitor_base {
-    std::string& out;
+    sink& out;
 
     bool boolean(bool x) { put8(out, x ? 1 : 0); return true; }
     bool i8(std::int8_t x) { put8(out, static_cast<std::uint8_t>(x)); return true; }
@@ -1417,7 +1482,7 @@ struct reader_base : visitor_base {
 struct tight_reader : reader_base {
     bit_reader bs;
 
-    bool bit(bool& b) { return bs.get(b) || fail(bits_overrun); }
+    SB_OW_INLINE bool bit(bool& b) { return bs.get(b) || fail(bits_overrun); }
     bool boolean(bool& x) { return bit(x); }
     bool i64(std::int64_t& x) {
         bool b1 = false, b2 = false;
@@ -1947,34 +2012,35 @@ std::string_view encode_frame(impl& im, std::int32_t version, bool tight, bool c
     const std::size_t mark = out.size();
     const visitor_base base{im, version, cache, stack, lim};
     std::string_view err;
-    if (prefix) put32(out, 0);
-    put8(out, t);
+    sink o{out};
+    if (prefix) put32(o, 0);
+    put8(o, t);
     if (tight) {
-        im.bits.clear();
-        im.nbits = 0;
         im.indexes.clear();
-        tight_bits one{base, bit_writer{im.bits, im.nbits}, im.indexes};
-        if (!fields(one, c)) {
+        tight_bits one{base, bit_writer{im.bits}, im.indexes};
+        const bool ok = fields(one, c);
+        const std::size_t n = one.bs.finish();
+        if (!ok) {
             err = one.err;
         } else {
-            const std::size_t n = im.bits.size();
             if (n < 64) {
-                put8(out, static_cast<std::uint8_t>(n));
+                put8(o, static_cast<std::uint8_t>(n));
             } else if (n < 256) {
-                put8(out, 0xC0);
-                put8(out, static_cast<std::uint8_t>(n));
+                put8(o, 0xC0);
+                put8(o, static_cast<std::uint8_t>(n));
             } else {
-                put8(out, 0x80);
-                put16(out, static_cast<std::uint16_t>(n));
+                put8(o, 0x80);
+                put16(o, static_cast<std::uint16_t>(n));
             }
-            out.append(reinterpret_cast<const char*>(im.bits.data()), n);
-            tight_data two{base, bit_reader{im.bits.data(), im.nbits, 0}, im.indexes, 0, out};
+            o.append(reinterpret_cast<const char*>(im.bits.data()), n);
+            tight_data two{base, bit_reader{im.bits.data(), one.bs.n, 0}, im.indexes, 0, o};
             if (!fields(two, c)) err = two.err;
         }
     } else {
-        loose_writer w{base, out};
+        loose_writer w{base, o};
         if (!fields(w, c)) err = w.err;
     }
+    o.flush();
     if (err.empty()) {
         const std::size_t size = out.size() - mark - (prefix ? 4 : 0);
         if (size > max_frame) {
@@ -2447,7 +2513,8 @@ std::string to_string(const consumer_id& id) {
     return std::string(id.connection_id) + ":" + std::to_string(id.session_id) + ":" + std::to_string(id.value);
 }
 std::string to_string(const message_id& id) {
-    if (!is_null(id.text_view)) return std::string(id.text_view);
+    if (!is_null(id.text_view))   // MessageId.toString(): the text view, "ID:" first
+        return id.text_view.starts_with("ID:") ? std::string(id.text_view) : "ID:" + std::string(id.text_view);
     std::string s = id.producer_id ? to_string(*id.producer_id) : std::string("null");
     return s + ":" + std::to_string(id.producer_sequence_id);
 }

@@ -130,7 +130,10 @@ public:
     // bytes (after using the frame) and calls again. A need_more or an error leaves the
     // marshalling cache as it was, so a frame split anywhere decodes the same. After an error
     // the connection is unusable (the cache may be out of step with the peer's): the session
-    // answers (ConnectionError) and closes.
+    // answers (ConnectionError) and closes. With the size prefix disabled a frame's end is
+    // known only by parsing it, so an incomplete frame is parsed again from its start as more
+    // bytes come (need_more asks for one byte more): quadratic in the frame's size, which the
+    // maximum frame size bounds. ActiveMQ clients never disable it unless the broker agrees.
     decode_result decode(bytes in);
 
     // Appends one frame carrying `c` to `out` (with its size prefix unless disabled). Returns
@@ -262,7 +265,7 @@ std::string to_string(const connection_id& id);
 std::string to_string(const session_id& id);
 std::string to_string(const producer_id& id);
 std::string to_string(const consumer_id& id);
-std::string to_string(const message_id& id);    // text_view when set, else producer id:sequence
+std::string to_string(const message_id& id);    // text_view (with "ID:" before it if missing) when set, else producer id:sequence
 std::string to_string(const destination& d);    // "queue://name", "topic://name", "temp-queue://..."
 
 }  // namespace sb::openwire
