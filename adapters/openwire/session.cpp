@@ -73,6 +73,10 @@ struct jms_consumer {
     std::vector<std::unique_ptr<part>> parts;
     std::uint32_t prefetch = 0;
     bool pull = false;                // prefetch 0: MessagePull gives credit
+    // Subscribed with prefetch 0 (link credit), then given a window by ConsumerControl (the
+    // failover transport restores consumers so, and sends their prefetch once it is ready):
+    // the window is kept by granting a unit back per settled delivery.
+    bool link_window = false;
     bool browser = false;
     std::string durable;              // the kernel's durable subscription name, if durable
     std::deque<unacked> pending;      // dispatched, not yet settled, in dispatch order
@@ -323,6 +327,7 @@ private:
         else if constexpr (std::is_same_v<T, message_pull>) on_pull(v);
         else if constexpr (std::is_same_v<T, transaction_info>) on_transaction(v);
         else if constexpr (std::is_same_v<T, destination_info>) on_destination_info(v);
+        else if constexpr (std::is_same_v<T, consumer_control>) on_consumer_control(v);
         // The rest (ConnectionControl, ConsumerControl, FlushCommand, ControlCommand, a
         // Response, ProducerAck...) asks nothing of a broker: answered if asked, else ignored.
         else respond(v);
@@ -537,7 +542,7 @@ private:
     // The consumer's window: its prefetch, plus what the client acknowledged as delivered (or
     // acked in an open transaction) and still holds (ActiveMQ's prefetch extension).
     void update_window(jms_consumer& jc) {
-        if (jc.pull || jc.browser) return;
+        if (jc.pull || jc.browser || jc.link_window) return;
         const std::uint32_t w = jc.prefetch + jc.marked;
         if (w == jc.window) return;
         jc.window = w;
@@ -688,8 +693,37 @@ private:
             if (it->marked) --jc.marked;
             it = jc.pending.erase(it);
         }
-        for (auto& [part_id, t] : tags) broker_.settle(part_id, std::move(t), outcome);
+        for (auto& [part_id, t] : tags) {
+            const auto n = std::uint32_t(t.size());
+            broker_.settle(part_id, std::move(t), outcome);
+            if (jc.link_window) grant_back(jc, part_id, n);
+        }
         update_window(jc);
+    }
+
+    void grant_back(jms_consumer& jc, core::consumer_id part_id, std::uint32_t n) {
+        for (auto& p : jc.parts)
+            if (p->id == part_id) broker_.grant(p->id, p->dest, n);
+    }
+
+    // A consumer's new prefetch (ActiveMQ's failover transport restores a consumer with
+    // prefetch 0, then sends its real prefetch here once the client dropped what it held).
+    void on_consumer_control(const consumer_control& cc) {
+        auto* jc = find_consumer(cc.consumer_id);
+        if (!jc || jc->browser || cc.close || cc.prefetch < 0) return respond(cc);
+        const auto n = std::uint32_t(cc.prefetch);
+        if (jc->pull || jc->link_window) {
+            if (n == 0) return respond(cc);
+            jc->pull = false;
+            jc->link_window = true;
+            jc->prefetch = n;
+            const auto held = std::uint32_t(std::min<std::size_t>(jc->pending.size(), n));
+            for (auto& p : jc->parts) broker_.set_credit(p->id, p->dest, n - held);
+        } else {
+            jc->prefetch = n;
+            update_window(*jc);
+        }
+        respond(cc);
     }
 
     // ---- prefetch 0 ------------------------------------------------------------------------
@@ -815,6 +849,7 @@ private:
                     if (u->seq != seq) continue;
                     tags[u->part].push_back(u->tag);
                     if (u->marked) --jc.marked;
+                    if (jc.link_window) grant_back(jc, u->part, 1);
                     jc.pending.erase(u);
                     break;
                 }
