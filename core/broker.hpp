@@ -521,6 +521,7 @@ private:
     // Holds `msg` as a new job (stored first when persistent); reply once accepted.
     void schedule(message_ptr msg, std::function<void(publish_status)> reply);
     void fire(std::vector<scheduler::job>& jobs);
+    void load_jobs(std::vector<scheduler::job>& jobs);   // the bodies of those without one, from the store
     void fire_one(scheduler::job j);
     void recover_scheduled(std::vector<recovered_message> jobs);
     void subscribe_registered(consumer_id id, const destination& dest, subscribe_options opt,

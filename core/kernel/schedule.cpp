@@ -118,6 +118,11 @@ std::optional<job_spec> spec_of(const message& m) {
     return s;
 }
 
+// How far ahead of their time the scheduler reads persistent jobs' bodies from the store:
+// longer than the store's usual stalls, short enough that what is held meanwhile is small
+// (at 50,000 firings a second, 2,500 messages).
+constexpr std::int64_t prefetch_ahead_ms = 50;
+
 }  // namespace
 
 // See the top of the file. Each completion runs under `gate` (shared) and does nothing once it
@@ -200,6 +205,9 @@ struct broker::schedule_link : std::enable_shared_from_this<broker::schedule_lin
 void broker::start_scheduler() {
     scheduler_ = std::make_unique<scheduler>(system_time(), [this](std::vector<scheduler::job>& jobs) { fire(jobs); });
     sched_link_ = std::make_shared<schedule_link>(*scheduler_, store_, paging_);
+    // Bodies kept in the store are read ahead of their time: a firing waits for no store (its
+    // lock, a pread) unless its job came in less than that before it was due.
+    if (paging_) scheduler_->prefetch([this](std::vector<scheduler::job>& jobs) { load_jobs(jobs); }, prefetch_ahead_ms);
 }
 
 std::size_t broker::firings_in_flight() const noexcept { return sched_link_->firing.load(); }
@@ -303,7 +311,7 @@ void broker::schedule(message_ptr msg, std::function<void(publish_status)> reply
                });
 }
 
-void broker::fire(std::vector<scheduler::job>& jobs) {
+void broker::load_jobs(std::vector<scheduler::job>& jobs) {
     // Persistent jobs whose body is on disk: loaded in batches (one pread per adjacent run).
     std::vector<message_id> ids;
     std::vector<std::size_t> where;
@@ -322,6 +330,10 @@ void broker::fire(std::vector<scheduler::job>& jobs) {
         for (std::size_t k = 0; k < n && k < got.size(); ++k) jobs[where[done + k]].msg = std::move(got[k]);
         done += n;
     }
+}
+
+void broker::fire(std::vector<scheduler::job>& jobs) {
+    load_jobs(jobs);   // those not prefetched
     for (auto& j : jobs) {
         if (!j.msg) {
             log()->warn("reason=store_lost_messages scheduled job {} could not be loaded; dropped", j.id);

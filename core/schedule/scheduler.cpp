@@ -33,6 +33,7 @@ std::uint32_t scheduler::slab::alloc() {
 
 void scheduler::slab::release(std::uint32_t h) {
     auto& s = at(h);
+    s.id = 0;   // no job: a prefetch under way finds it gone
     s.packed.reset();
     s.packed_size = 0;
     s.next = free_head;
@@ -51,6 +52,12 @@ void scheduler::stop() {
     wake_.notify_all();
     // add() starts no thread once stopping_ is set (under the lock): thread_ no longer changes.
     if (thread_.joinable()) thread_.join();
+}
+
+void scheduler::prefetch(load_fn load, std::int64_t ahead_ms) {
+    std::lock_guard lock(mutex_);
+    load_ = std::move(load);
+    ahead_ = ahead_ms;
 }
 
 void scheduler::use(time_source& time, bool threaded) {
@@ -93,15 +100,41 @@ void scheduler::collect(std::int64_t now, std::vector<packed_job>& out) {
     out.reserve(out.size() + due.size());
     for (const auto h : due) {
         auto& s = slab_.at(h);
-        out.push_back(packed_job{s.due, s.id, s.packed_size, std::move(s.packed)});
+        message_ptr loaded;
+        if (!loaded_.empty() && !s.packed) {
+            if (auto it = loaded_.find(h); it != loaded_.end()) {
+                loaded = std::move(it->second);
+                loaded_.erase(it);
+            }
+        }
+        out.push_back(packed_job{s.due, s.id, s.packed_size, std::move(s.packed), std::move(loaded)});
         slab_.release(h);
+    }
+}
+
+void scheduler::to_prefetch(std::int64_t now, std::vector<std::pair<std::uint32_t, job>>& out) {
+    const std::int64_t until = now + ahead_;
+    auto want = [&](std::uint32_t h) {
+        const auto& s = slab_.at(h);
+        if (!s.packed && s.due <= until && !loaded_.contains(h)) out.emplace_back(h, job{s.due, s.id, nullptr});
+    };
+    // The rest of the current 256 ms window slot by slot, each once; the next window's jobs (in
+    // level 1 until it comes up) once, when the look ahead reaches it.
+    const std::int64_t end = wheel_.window_end();
+    std::int64_t t = std::max(prefetched_until_, now) + 1;
+    for (; t <= until && t < end; ++t) wheel_.visit_slot(t, want);
+    prefetched_until_ = std::max(prefetched_until_, t - 1);
+    if (until >= end && next_window_seen_ != end) {
+        next_window_seen_ = end;
+        wheel_.visit_next_window(want);
+        prefetched_until_ = std::max(prefetched_until_, until);
     }
 }
 
 void scheduler::unpack(std::vector<packed_job>& in, std::vector<job>& out) {
     out.reserve(out.size() + in.size());
     for (auto& p : in) {
-        job j{p.due, p.id, nullptr};
+        job j{p.due, p.id, std::move(p.loaded)};
         if (p.bytes) {
             if (auto rec = decode_add(std::span<const std::uint8_t>(p.bytes.get(), p.size)))
                 j.msg = std::make_shared<const message>(std::move(rec->msg));
@@ -145,6 +178,27 @@ void scheduler::loop() {
             fired.clear();
             lock.lock();
             continue;
+        }
+        if (load_) {
+            // Nothing due now: load what is due soon, outside the lock.
+            std::vector<std::pair<std::uint32_t, job>> ahead;
+            to_prefetch(now, ahead);
+            if (!ahead.empty()) {
+                sleeping_until_ = 0;
+                lock.unlock();
+                std::vector<job> jobs;
+                jobs.reserve(ahead.size());
+                for (auto& [h, j] : ahead) jobs.push_back(j);
+                load_(jobs);
+                lock.lock();
+                for (std::size_t i = 0; i < ahead.size(); ++i) {
+                    const auto h = ahead[i].first;
+                    // Still that job (not fired meanwhile, its slot not reused)?
+                    if (jobs[i].msg && slab_.at(h).id == jobs[i].id && !slab_.at(h).packed)
+                        loaded_[h] = std::move(jobs[i].msg);
+                }
+                continue;
+            }
         }
         const auto next = wheel_.next_deadline();
         sleeping_until_ = next;

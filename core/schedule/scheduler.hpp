@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "core/message/message.hpp"
@@ -61,6 +62,13 @@ public:
     // it returns, and add() only files jobs from then on. Not on the firing thread.
     void stop();
 
+    // Jobs without a body (their message in the store) are loaded by `load` (which sets each
+    // job's msg it can) up to `ahead_ms` before they are due, by the firing thread while it
+    // has nothing due, so that firing them waits for no store. A job not loaded in time is
+    // handed to `fire` without its body, as before. Before the first add().
+    using load_fn = std::function<void(std::vector<job>&)>;
+    void prefetch(load_fn load, std::int64_t ahead_ms);
+
     // Fires what is due by the time source's now, on the calling thread. Returns how many.
     std::size_t run_due();
 
@@ -80,6 +88,7 @@ private:
         message_id id;
         std::uint32_t size;
         std::unique_ptr<std::uint8_t[]> bytes;
+        message_ptr loaded;   // prefetched
     };
     static void unpack(std::vector<packed_job>& in, std::vector<job>& out);
     // Jobs in chunks, so that a million of them never need one reallocation of everything.
@@ -96,6 +105,8 @@ private:
     };
     void collect(std::int64_t now, std::vector<packed_job>& out);
     void loop();
+    // Under mutex_: the bodiless jobs due by now + ahead not yet asked for (prefetch).
+    void to_prefetch(std::int64_t now, std::vector<std::pair<std::uint32_t, job>>& out);
 
     time_source* time_;
     bool threaded_ = true;
@@ -105,6 +116,13 @@ private:
     slab slab_;
     timer_wheel<slab> wheel_{slab_};
     std::int64_t sleeping_until_ = 0;   // the thread's deadline (guarded by mutex_)
+    // Prefetch (guarded by mutex_ but load_ and ahead_, set before the first add): the bodies
+    // loaded, by slot, and how far ahead the wheel was looked at.
+    load_fn load_;
+    std::int64_t ahead_ = 0;
+    std::unordered_map<std::uint32_t, message_ptr> loaded_;
+    std::int64_t prefetched_until_ = 0;
+    std::int64_t next_window_seen_ = 0;   // the window whose level-1 slot was looked at
     bool stopping_ = false;
     std::thread thread_;
 };

@@ -111,6 +111,23 @@ public:
     std::size_t size() const noexcept { return size_; }
     std::int64_t now() const noexcept { return now_; }
 
+    // Looking ahead without changing the wheel (the scheduler's prefetch): the end of the
+    // current 256 ms window; f(h) for each entry of level 0's slot for time `t` (within the
+    // window, after now()); f(h) for each entry filed for the next window (level 1's next slot,
+    // when that window is within level 1's; entries due anywhere in that window).
+    std::int64_t window_end() const noexcept { return (now_ | std::int64_t(mask)) + 1; }
+    template <typename F>
+    void visit_slot(std::int64_t t, F&& f) const {
+        if (t <= now_ || (t >> bits) != (now_ >> bits)) return;
+        for (handle h = wheel_[0].head[std::size_t(t) & mask]; h != none; h = slab_.next(h)) f(h);
+    }
+    template <typename F>
+    void visit_next_window(F&& f) const {
+        const std::int64_t next = (now_ >> bits) + 1;
+        if ((next >> bits) != (now_ >> (2 * bits))) return;
+        for (handle h = wheel_[1].head[std::size_t(next) & mask]; h != none; h = slab_.next(h)) f(h);
+    }
+
 private:
     static constexpr int levels = 4;
     static constexpr int bits = 8;

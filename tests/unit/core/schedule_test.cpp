@@ -7,6 +7,8 @@
 #include <ctime>
 #include <filesystem>
 #include <map>
+#include <mutex>
+#include <condition_variable>
 #include <random>
 #include <thread>
 
@@ -244,6 +246,48 @@ TEST_CASE("timer wheel: next_deadline is never after the earliest entry", "[core
 }
 
 // ---- scheduled delivery in the kernel --------------------------------------------------------
+
+// The firing thread reads the bodies of jobs kept in the store ahead of their time (while it
+// has nothing due), across the wheel's 256 ms windows, so that a firing waits for no store.
+TEST_CASE("scheduler: bodies kept in the store are loaded before their jobs are due", "[core][schedule]") {
+    constexpr std::int64_t ahead = 200;
+    std::mutex m;
+    std::condition_variable cv;
+    std::map<message_id, std::int64_t> loaded_at;
+    std::vector<std::pair<message_id, bool>> fired;   // id, with its body
+    scheduler s(system_time(), [&](std::vector<scheduler::job>& jobs) {
+        std::lock_guard lock(m);
+        for (const auto& j : jobs) fired.emplace_back(j.id, j.msg != nullptr);
+        cv.notify_all();
+    });
+    s.prefetch(
+        [&](std::vector<scheduler::job>& jobs) {
+            std::lock_guard lock(m);
+            for (auto& j : jobs) {
+                loaded_at[j.id] = now_ms();
+                auto msg = std::make_shared<message>();
+                msg->id = j.id;
+                j.msg = std::move(msg);
+            }
+        },
+        ahead);
+    const auto t0 = now_ms();
+    std::map<message_id, std::int64_t> due;
+    for (int i = 0; i < 30; ++i) {
+        due[1000 + i] = t0 + 300 + i * 10;   // 0.3 .. 0.59 s: across a window boundary or two
+        s.add(due[1000 + i], 1000 + i, nullptr);
+    }
+    std::unique_lock lock(m);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return fired.size() == 30; }));
+    for (const auto& [id, with_body] : fired) {
+        CAPTURE(id);
+        CHECK(with_body);
+        REQUIRE(loaded_at.contains(id));
+        CHECK(loaded_at[id] <= due[id]);
+        CHECK(loaded_at[id] >= due[id] - ahead - 50);   // not long before: at most `ahead` (and a tick)
+    }
+    CHECK(s.size() == 0);
+}
 
 TEST_CASE("a delayed message is held until its time, then delivered without the schedule properties",
           "[core][schedule]") {
