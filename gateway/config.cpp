@@ -171,7 +171,7 @@ public:
         bool has_listeners = false;
         for (const entry& e : entries(root, {}, "",
                                       {"workers", "log", "broker", "store", "security", "stomp",
-                                       "mqtt", "amqp", "listeners", "backends", "admin"})) {
+                                       "mqtt", "amqp", "openwire", "listeners", "backends", "admin"})) {
             if (e.key == "workers") cfg.workers = static_cast<unsigned>(integer(e, 0, 256));
             else if (e.key == "log") cfg.log = load_log(e);
             else if (e.key == "broker") cfg.broker = load_broker(e);
@@ -180,6 +180,7 @@ public:
             else if (e.key == "stomp") cfg.stomp = load_stomp(e);
             else if (e.key == "mqtt") cfg.mqtt = load_mqtt(e);
             else if (e.key == "amqp") cfg.amqp = load_amqp(e);
+            else if (e.key == "openwire") cfg.openwire = load_openwire(e);
             else if (e.key == "listeners") {
                 cfg.listeners = load_listeners(e);
                 has_listeners = true;
@@ -216,6 +217,11 @@ public:
             a.proto = protocol::amqp;
             a.port = 5672;
             cfg.listeners.push_back(std::move(a));
+            listener_config o;
+            o.name = "openwire";
+            o.proto = protocol::openwire;
+            o.port = 61616;
+            cfg.listeners.push_back(std::move(o));
         }
         return cfg;
     }
@@ -577,6 +583,21 @@ private:
         return out;
     }
 
+    openwire_config load_openwire(const entry& section) const {
+        openwire_config out;
+        for (const entry& e : entries(section.value, section.key_at, section.path,
+                                      {"max_frame_size", "max_inactivity_ms", "max_inactivity_initial_delay_ms",
+                                       "connect_timeout_ms", "max_unconfirmed_sends"})) {
+            // A WireFormatInfo alone is a few hundred bytes.
+            if (e.key == "max_frame_size") out.max_frame_size = static_cast<std::uint32_t>(integer(e, 1024, 0x7FFFFFFF));
+            else if (e.key == "max_inactivity_ms") out.max_inactivity_ms = uint32(e);
+            else if (e.key == "max_inactivity_initial_delay_ms") out.max_inactivity_initial_delay_ms = uint32(e);
+            else if (e.key == "connect_timeout_ms") out.connect_timeout_ms = uint32(e, 1);
+            else if (e.key == "max_unconfirmed_sends") out.max_unconfirmed_sends = count(e, 1);
+        }
+        return out;
+    }
+
     std::vector<listener_config> load_listeners(const entry& section) const {
         if (!section.value.IsSequence() || section.value.size() == 0)
             fail(section.value_at, section.path,
@@ -613,9 +634,9 @@ private:
                     at.name_at = e.value_at;
                 } else if (e.key == "protocol") {
                     l.proto = choice<protocol>(e, {{"stomp", protocol::stomp}, {"mqtt", protocol::mqtt},
-                                                   {"amqp", protocol::amqp}, {"auto", protocol::automatic},
-                                                   {"tcp", protocol::tcp}},
-                                               {"openwire", "websocket"});
+                                                   {"amqp", protocol::amqp}, {"openwire", protocol::openwire},
+                                                   {"auto", protocol::automatic}, {"tcp", protocol::tcp}},
+                                               {"websocket"});
                     proto_at = e.value_at;
                 } else if (e.key == "tls") {
                     l.tls = true;

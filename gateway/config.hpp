@@ -15,7 +15,7 @@ namespace sb::gateway {
 
 // What a listener speaks: one protocol, `automatic` (detected from the first bytes: `auto` in
 // YAML), or `tcp` (bytes relayed to a backend as they are, nothing inspected).
-enum class protocol { stomp, mqtt, automatic, tcp, amqp };
+enum class protocol { stomp, mqtt, automatic, tcp, amqp, openwire };
 
 // A protocol recognised on the wire; the keys of a listener's `routes`.
 enum class wire { stomp, mqtt, amqp, openwire, http };
@@ -195,6 +195,16 @@ struct amqp_config {
     bool operator==(const amqp_config&) const = default;
 };
 
+struct openwire_config {
+    std::uint32_t max_frame_size = 100u << 20;      // announced in WireFormatInfo; bigger commands close the connection
+    std::uint32_t max_inactivity_ms = 30000;        // announced; a connection silent this long is closed (0 = none)
+    std::uint32_t max_inactivity_initial_delay_ms = 10000;   // announced; no inactivity check before this
+    std::uint32_t connect_timeout_ms = 10000;       // WireFormatInfo and ConnectionInfo must be done within this
+    std::size_t max_unconfirmed_sends = 1024;       // messages awaiting the kernel before input stops
+
+    bool operator==(const openwire_config&) const = default;
+};
+
 // The admin HTTP endpoint: GET /metrics (Prometheus text), GET /status (JSON), GET /healthz
 // and /readyz. Off when port is 0. Bind it to loopback or a management network: it has no
 // authentication.
@@ -227,6 +237,7 @@ struct config {
     stomp_config stomp;
     mqtt_config mqtt;
     amqp_config amqp;
+    openwire_config openwire;
     std::vector<listener_config> listeners;  // never empty after loading
     std::vector<backend_config> backends;
     admin_config admin;

@@ -7,13 +7,14 @@ namespace sb::gateway {
 std::unique_ptr<kernel_adapter> make_stomp_kernel(const kernel_env& env);   // protocols/stomp_kernel.cpp
 std::unique_ptr<kernel_adapter> make_mqtt_kernel(const kernel_env& env);    // protocols/mqtt_kernel.cpp
 std::unique_ptr<kernel_adapter> make_amqp_kernel(const kernel_env& env);    // protocols/amqp_kernel.cpp
+std::unique_ptr<kernel_adapter> make_openwire_kernel(const kernel_env& env);   // protocols/openwire_kernel.cpp
 
 kernel_factory kernel_factory_for(wire w) noexcept {
     switch (w) {
     case wire::stomp: return make_stomp_kernel;
     case wire::mqtt: return make_mqtt_kernel;
     case wire::amqp: return make_amqp_kernel;
-    case wire::openwire:
+    case wire::openwire: return make_openwire_kernel;
     case wire::http: return nullptr;
     }
     return nullptr;
@@ -24,6 +25,7 @@ std::optional<wire> wire_of(protocol p) noexcept {
     case protocol::stomp: return wire::stomp;
     case protocol::mqtt: return wire::mqtt;
     case protocol::amqp: return wire::amqp;
+    case protocol::openwire: return wire::openwire;
     case protocol::automatic:
     case protocol::tcp: return std::nullopt;
     }

@@ -207,7 +207,7 @@ time_point connection::next_deadline() const noexcept {
     time_point next = flow_.deadline();
     if (receive_timeout_ms_) next = std::min(next, after(last_read_, receive_timeout_ms_));
     if (send_idle_ms_) next = std::min(next, after(last_write_, send_idle_ms_));
-    return next;
+    return std::min(next, timer_);
 }
 
 time_point connection::tick(time_point t) {
@@ -241,6 +241,10 @@ time_point connection::tick(time_point t) {
     if (send_idle_ms_ && t >= after(last_write_, send_idle_ms_)) {
         if (!writing_ && queued_output() == 0) on_send_idle();
         last_write_ = t;   // nothing sent (a write is under way, or nothing to say): look again later
+    }
+    if (t >= timer_) {
+        timer_ = never;
+        on_timer(t);
     }
     return next_deadline();
 }

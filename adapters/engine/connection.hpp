@@ -214,6 +214,8 @@ protected:
     virtual bool input_held() const noexcept { return false; }
     // No input bytes are held any more: drop decoder storage kept between frames.
     virtual void on_input_drained() {}
+    // Open, the time set_timer() asked for has come (OpenWire's MessagePull timeouts).
+    virtual void on_timer(time_point now) { (void)now; }
 
     // ---- what the engine gives a protocol ---------------------------------------------------
 
@@ -228,6 +230,10 @@ protected:
     void open(std::chrono::milliseconds receive_timeout = {}, std::chrono::milliseconds send_idle = {});
     void set_receive_timeout(std::chrono::milliseconds t) noexcept;
     void set_send_idle(std::chrono::milliseconds t) noexcept;
+    // One protocol timer: on_timer() once `at` has come, while open (never: none). Setting it
+    // again replaces it.
+    void set_timer(time_point at) noexcept { timer_ = at; }
+    time_point timer() const noexcept { return timer_; }
 
     // Stops taking frames, calls on_closing(), then broker::connection_closed(id()) (the
     // kernel rolls back the connection's open transactions and deletes its temporary
@@ -345,6 +351,7 @@ private:
 
     time_point phase_deadline_ = never;   // opening: connect deadline; closing: linger end
     time_point last_read_{}, last_write_{};
+    time_point timer_ = never;   // set_timer
     time_point last_write_done_{};   // the previous write's completion: busy connections keep their output storage
     std::uint32_t receive_timeout_ms_ = 0, send_idle_ms_ = 0;
     std::uint32_t unconfirmed_ = 0;

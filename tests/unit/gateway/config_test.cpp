@@ -24,7 +24,8 @@ std::string error_of(std::string_view yaml) {
     return {};
 }
 
-// The listeners of conf/switchboard.yaml: STOMP on 61613, MQTT on 1883 and AMQP on 5672.
+// The listeners of conf/switchboard.yaml: STOMP on 61613, MQTT on 1883, AMQP on 5672 and
+// OpenWire on 61616.
 config defaults_with_default_listeners(std::string source) {
     config c;
     c.source = std::move(source);
@@ -43,6 +44,11 @@ config defaults_with_default_listeners(std::string source) {
     a.proto = protocol::amqp;
     a.port = 5672;
     c.listeners.push_back(a);
+    listener_config o;
+    o.name = "openwire";
+    o.proto = protocol::openwire;
+    o.port = 61616;
+    c.listeners.push_back(o);
     return c;
 }
 
@@ -53,11 +59,11 @@ std::string with_listener(std::string_view body) {
 
 }  // namespace
 
-TEST_CASE("the embedded default loads and equals the struct defaults plus STOMP, MQTT and AMQP listeners",
+TEST_CASE("the embedded default loads and equals the struct defaults plus STOMP, MQTT, AMQP and OpenWire listeners",
           "[gateway][config]") {
     const config c = load_config_text(default_config_text(), std::string(embedded_source_name));
     CHECK(c == defaults_with_default_listeners("<embedded default>"));
-    REQUIRE(c.listeners.size() == 3);
+    REQUIRE(c.listeners.size() == 4);
     CHECK(c.listeners[0].proto == protocol::stomp);
     CHECK(c.listeners[0].address == "0.0.0.0");
     CHECK(c.listeners[0].port == 61613);
@@ -65,6 +71,8 @@ TEST_CASE("the embedded default loads and equals the struct defaults plus STOMP,
     CHECK(c.listeners[1].port == 1883);
     CHECK(c.listeners[2].proto == protocol::amqp);
     CHECK(c.listeners[2].port == 5672);
+    CHECK(c.listeners[3].proto == protocol::openwire);
+    CHECK(c.listeners[3].port == 61616);
 }
 
 TEST_CASE("omitted sections keep their defaults", "[gateway][config]") {
@@ -185,7 +193,7 @@ TEST_CASE("STOMP watermarks are settings, validated", "[gateway][config]") {
 TEST_CASE("an unknown key is an error at every level", "[gateway][config]") {
     CHECK(error_of("workers: 1\n\nwrokers: 2\n") ==
           "conf/x.yaml:3:1: unknown key 'wrokers' (known: workers, log, broker, store, security, "
-          "stomp, mqtt, amqp, listeners, backends, admin)");
+          "stomp, mqtt, amqp, openwire, listeners, backends, admin)");
     CHECK(error_of("broker:\n  name: b\n  nmae: c\n") ==
           "conf/x.yaml:3:3: broker: unknown key 'nmae' (known: name, max_redeliveries, dead_letter, "
           "default_prefetch, queue_memory_limit, topic_max_pending, slow_consumer_timeout, advisories, "
@@ -269,9 +277,10 @@ TEST_CASE("a value of the wrong type or out of range names line, column and key 
 
 TEST_CASE("listener protocols must be known", "[gateway][config]") {
     CHECK(error_of(with_listener("    protocol: stomp2\n    port: 1\n")) ==
-          "conf/x.yaml:3:15: listeners[0].protocol: expected one of stomp, mqtt, amqp, auto, tcp, got \"stomp2\"");
-    CHECK(error_of(with_listener("    protocol: openwire\n    port: 1\n")) ==
-          "conf/x.yaml:3:15: listeners[0].protocol: 'openwire' is not supported yet (supported: stomp, mqtt, amqp, auto, tcp)");
+          "conf/x.yaml:3:15: listeners[0].protocol: expected one of stomp, mqtt, amqp, openwire, auto, tcp, got \"stomp2\"");
+    CHECK(error_of(with_listener("    protocol: websocket\n    port: 1\n")) ==
+          "conf/x.yaml:3:15: listeners[0].protocol: 'websocket' is not supported yet (supported: stomp, mqtt, amqp, openwire, auto, tcp)");
+    CHECK(error_of(with_listener("    protocol: openwire\n    port: 1\n")).empty());
     CHECK(error_of(with_listener("    protocol: amqp\n    port: 1\n")).empty());
     CHECK(error_of(with_listener("    protocol: mqtt\n    port: 1\n")).empty());
 }
@@ -407,8 +416,8 @@ listeners:
     CHECK(error_of("listeners:\n  - { name: a, port: 1, protocol: tcp }\n") ==
           "conf/x.yaml:2:35: listeners[0].protocol: tcp relays bytes to a backend: set backend: NAME");
     CHECK(error_of("backends:\n  - name: b\n" + servers +
-                   "listeners:\n  - { name: a, port: 1, routes: { openwire: kernel } }\n") ==
-          "conf/x.yaml:5:45: listeners[0].routes.openwire: the kernel has no openwire adapter yet: route it to a backend");
+                   "listeners:\n  - { name: a, port: 1, routes: { http: kernel } }\n") ==
+          "conf/x.yaml:5:41: listeners[0].routes.http: the kernel has no http adapter yet: route it to a backend");
     CHECK(error_of("backends:\n  - name: b\n    servers: [{ address: 127.0.0.1 }]\n") ==
           "conf/x.yaml:3:26: backends[0].servers[0].address: expected HOST:PORT (\"127.0.0.1:61616\", \"[::1]:1883\", "
           "\"broker-a:5672\"), got \"127.0.0.1\"");

@@ -67,13 +67,13 @@ TEST_CASE("detection: each protocol from its first bytes, decided as early as po
     CHECK(known_as("\n\n\n\r\n\n\n\nCONNECT\n", wire::stomp));
 }
 
-TEST_CASE("routing: per-protocol route, then the default, then the kernel for STOMP, MQTT and AMQP", "[gateway][detect]") {
+TEST_CASE("routing: per-protocol route, then the default, then the kernel for STOMP, MQTT, AMQP and OpenWire", "[gateway][detect]") {
     listener_config l;
     l.proto = protocol::automatic;
     CHECK(route_for(l, wire::mqtt) == route{});
     CHECK(route_for(l, wire::stomp) == route{});
     CHECK(route_for(l, wire::amqp) == route{});
-    CHECK(!route_for(l, wire::openwire));
+    CHECK(route_for(l, wire::openwire) == route{});
     CHECK(!route_for(l, std::nullopt));
     l.routes[static_cast<std::size_t>(wire::openwire)] = route{"amq"};
     CHECK(route_for(l, wire::openwire) == route{"amq"});

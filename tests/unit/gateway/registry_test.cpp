@@ -56,15 +56,16 @@ TEST_CASE("registry: each opening is claimed by its own detector only", "[gatewa
     for (const auto* p : protocols()) CHECK(p->detect({}) == sniff::maybe);
 }
 
-TEST_CASE("registry: the kernel speaks STOMP, MQTT and AMQP; the others have no kernel adapter yet", "[gateway][registry]") {
+TEST_CASE("registry: the kernel speaks STOMP, MQTT, AMQP and OpenWire; HTTP has no kernel adapter yet", "[gateway][registry]") {
     CHECK(kernel_speaks(wire::stomp));
     CHECK(kernel_speaks(wire::mqtt));
     CHECK(kernel_speaks(wire::amqp));
-    CHECK_FALSE(kernel_speaks(wire::openwire));
+    CHECK(kernel_speaks(wire::openwire));
     CHECK_FALSE(kernel_speaks(wire::http));
     CHECK(wire_of(protocol::stomp) == wire::stomp);
     CHECK(wire_of(protocol::mqtt) == wire::mqtt);
     CHECK(wire_of(protocol::amqp) == wire::amqp);
+    CHECK(wire_of(protocol::openwire) == wire::openwire);
     CHECK(!wire_of(protocol::automatic));
     CHECK(!wire_of(protocol::tcp));
 }
