@@ -47,7 +47,9 @@ BROKERS_GIVEN=0
 BEFORE=""   # --before: the build directory of an earlier Switchboard, run as target `before`
 # Another engineer's build holding this lock would distort the numbers: each run waits for it
 # and holds it while it runs (a build waits a few seconds at most).
-LOCK_FILE=/tmp/sb-build.lock
+# COMPARE_LOCK_FILE= (empty): the caller holds it for the whole comparison already
+# (flock /tmp/sb-build.lock env COMPARE_LOCK_FILE= tests/bench/compare.sh ...).
+LOCK_FILE=${COMPARE_LOCK_FILE-/tmp/sb-build.lock}
 
 usage() {
     sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
