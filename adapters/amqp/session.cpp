@@ -65,6 +65,7 @@
 #include "adapters/amqp/address.hpp"
 #include "adapters/amqp/mapping.hpp"
 #include "adapters/amqp/sasl.hpp"
+#include "adapters/amqp/terminus.hpp"
 #include "core/broker.hpp"
 #include "core/executor.hpp"
 #include "core/security/auth_pool.hpp"
@@ -100,9 +101,30 @@ T* raw_as(const W& w) {
 pn_link_t* raw(const proton::link& l) { return raw_as<pn_link_t>(l); }
 pn_delivery_t* raw(const proton::transfer& t) { return raw_as<pn_delivery_t>(t); }
 pn_transport_t* raw(const proton::transport& t) { return raw_as<pn_transport_t>(t); }
+pn_connection_t* raw(const proton::connection& c) { return raw_as<pn_connection_t>(c); }
 
-std::vector<std::string> capabilities_of(const std::vector<proton::symbol>& caps) {
-    return std::vector<std::string>(caps.begin(), caps.end());
+// A close frame on channel 0 with error(condition, description), as Proton would encode it
+// (both strings cut short enough for sym8 / str8 inside list8s).
+void encode_close(std::string& out, std::string_view condition, std::string_view description) {
+    condition = condition.substr(0, 64);
+    description = description.substr(0, 160);
+    std::string error("\x00\x53\x1d\xc0", 4);
+    error += char(1 + 2 + condition.size() + 2 + description.size());   // list8 size: count + fields
+    error += '\x02';
+    error += '\xa3';
+    error += char(condition.size());
+    error += condition;
+    error += '\xa1';
+    error += char(description.size());
+    error += description;
+    std::string body("\x00\x53\x18\xc0", 4);
+    body += char(1 + error.size());
+    body += '\x01';
+    body += error;
+    const std::uint32_t size = std::uint32_t(8 + body.size());
+    for (int shift = 24; shift >= 0; shift -= 8) out += char((size >> shift) & 0xFF);
+    out += std::string("\x02\x00\x00\x00", 4);   // doff 2, AMQP frame, channel 0
+    out += body;
 }
 
 // Kernel delivery tags travel as the AMQP delivery tag (8 bytes, big-endian).
@@ -122,73 +144,36 @@ std::optional<core::delivery_tag> tag_of(const proton::binary& b) {
     return t;
 }
 
-// ---- AMQP 1.0 codes Proton's C++ API does not name --------------------------------------------
-
-// Transactions (AMQP 1.0 part 4): the coordinator's control messages and delivery states.
-constexpr std::uint64_t declare_code = 0x31, discharge_code = 0x32, declared_code = 0x33,
-                        transactional_state_code = 0x34;
-constexpr std::uint64_t accepted_code = 0x24, rejected_code = 0x25, released_code = 0x26, modified_code = 0x27;
-// Apache's filters (the AMQP filter registry): a JMS selector, and JMS no-local.
-constexpr std::uint64_t no_local_filter_code = 0x0000468C00000003, selector_filter_code = 0x0000468C00000004;
-constexpr std::string_view no_local_filter_name = "apache.org:no-local-filter",
-                           selector_filter_name = "apache.org:selector-filter:string";
-
-// A transaction id travels as 8 bytes (big-endian), like delivery tags.
-std::optional<std::uint64_t> txn_id_of(pn_data_t* d) {
-    if (pn_data_type(d) != PN_BINARY) return std::nullopt;
-    const auto b = pn_data_get_binary(d);
-    if (b.size != 8) return std::nullopt;
-    std::uint64_t t = 0;
-    for (std::size_t i = 0; i < 8; ++i) t = t << 8 | std::uint8_t(b.start[i]);
-    return t;
-}
-
-void put_txn_id(pn_data_t* d, std::uint64_t id) {
-    char b[8];
-    for (int i = 7; i >= 0; --i, id >>= 8) b[i] = char(id & 0xFF);
-    pn_data_put_binary(d, pn_bytes(8, b));
-}
-
-// The descriptor of the described value at the cursor (entered afterwards, at its value):
-// a ulong code, or the symbol `name` read as `code` (0 for any other).
-std::uint64_t enter_described(pn_data_t* d, std::initializer_list<std::pair<std::string_view, std::uint64_t>> names) {
-    if (pn_data_type(d) != PN_DESCRIBED) return 0;
-    pn_data_enter(d);
-    if (!pn_data_next(d)) return 0;
-    std::uint64_t code = 0;
-    if (pn_data_type(d) == PN_ULONG) {
-        code = pn_data_get_ulong(d);
-    } else if (pn_data_type(d) == PN_SYMBOL) {
-        const auto sym = pn_data_get_symbol(d);
-        const std::string_view text(sym.start, sym.size);
-        for (const auto& [n, c] : names)
-            if (n == text) code = c;
-    }
-    pn_data_next(d);   // to the value
-    return code;
-}
-
-// Links by (container-id, role, link name), process-wide: a name attached again by the same
-// container steals the link (amqp:link:stolen, AMQP 1.0 §2.6.1 link names are unique per
-// container pair). And the links attached to each subscription made from a link (durable,
-// shared), so that the last one to go deletes what should go with it. Touched on attach and
-// detach only: one mutex.
 struct link_owner {
     std::weak_ptr<engine::connection> session;
     core::executor* worker = nullptr;
     pn_link_t* key = nullptr;
     std::uint64_t serial = 0;
 };
+// What a durable subscription collects: for a link that names it without a source (Qpid JMS
+// looks a subscription up that way before unsubscribing).
+struct known_subscription {
+    core::destination filter;
+    std::string selector;
+};
+}  // namespace
+
+// Links by (container-id, role, link name): a name attached again by the same container steals
+// the link (amqp:link:stolen; AMQP 1.0 §2.6.1, link names are unique per container pair). The
+// links attached to each subscription made from a link (durable, shared), so that the last one
+// to go deletes what should go with it. Touched on attach and detach only: one mutex.
 struct link_registry {
     std::mutex mutex;
     std::unordered_map<std::string, link_owner> links;
     std::unordered_map<std::string, std::size_t> subscriptions;   // kernel subscription name -> links
+    std::unordered_map<std::string, known_subscription> durables;   // durable ones, by kernel name
+    bool loaded = false;   // the recovered subscriptions were read
     std::atomic<std::uint64_t> serials{0};
 };
-link_registry& registry() {
-    static link_registry r;
-    return r;
-}
+
+std::shared_ptr<link_registry> make_link_registry() { return std::make_shared<link_registry>(); }
+
+namespace {
 
 // An outgoing link (the client's receiver): a kernel consumer with link credit.
 struct outgoing : engine::consumer {
@@ -197,7 +182,7 @@ struct outgoing : engine::consumer {
     std::uint64_t granted = 0;   // the kernel's credit limit, in `sent` terms: sent + credit when last told
     bool presettled = false;     // the client asked for settled deliveries (at most once)
     bool draining = false;
-    std::string name_key;        // its entry in registry().links (empty: none)
+    std::string name_key;        // its entry in link_registry::links (empty: none)
     std::uint64_t serial = 0;
     std::string subscription;    // a durable (or shared) subscription's kernel name, else empty
     bool durable = false;        // the subscription outlives its links (else: it goes with the last)
@@ -215,6 +200,8 @@ struct incoming {
 
 // The data of a kernel durable subscription that is a shared non-durable one.
 constexpr std::string_view volatile_subscription_data = "amqp:volatile";
+// ... and one made by an AMQP link (durable).
+constexpr std::string_view durable_subscription_data = "amqp:durable";
 
 // A transaction declared on a coordinator link (kernel core::transaction).
 struct amqp_transaction {
@@ -472,12 +459,24 @@ private:
             driver_->dispatch();
             flush_acks();
         } catch (const std::exception& e) {
-            // Proton's C++ layer throws on what it cannot decode (a message, a property map).
-            log(spdlog::level::warn, "reason=protocol_error detail=\"{}\"", e.what());
-            try {
-                driver_->connection().close(proton::error_condition("amqp:decode-error", e.what()));
-            } catch (const std::exception&) {
-            }
+            close_on_exception(e.what());
+        }
+        // Proton's C++ layer throws on what it cannot decode (a message, a property map, a
+        // terminus field), and its dispatch catches that itself, only noting it on the transport
+        // as condition "exception": the event went unhandled, so the connection ends.
+        if (auto* cond = pn_transport_condition(raw(driver_->transport()));
+            !decode_failed_ && pn_condition_is_set(cond) && std::string_view(pn_condition_get_name(cond)) == "exception") {
+            const char* what = pn_condition_get_description(cond);
+            close_on_exception(what ? what : "undecodable input");
+        }
+        // Proton stops reading at a frame it cannot dispatch (an unknown performative, a body
+        // that does not decode) without closing the connection or saying why (other protocol
+        // errors get its own close, with the transport's condition set): that close is ours.
+        if (auto* t = raw(driver_->transport());
+            stage_ == stage::amqp && pn_transport_tail_closed(t) && !pn_condition_is_set(pn_transport_condition(t)) &&
+            !(pn_connection_state(raw(driver_->connection())) & (PN_LOCAL_CLOSED | PN_REMOTE_CLOSED))) {
+            log(spdlog::level::warn, "reason=protocol_error detail=\"undecodable frame\"");
+            driver_->connection().close(proton::error_condition("amqp:decode-error", "a frame could not be decoded"));
         }
         for (;;) {
             const auto b = driver_->write_buffer();
@@ -494,12 +493,31 @@ private:
         }
     }
 
+    void close_on_exception(const char* what) {
+        if (decode_failed_) return;
+        decode_failed_ = true;
+        log(spdlog::level::warn, "reason=protocol_error detail=\"{}\"", what);
+        try {
+            driver_->connection().close(proton::error_condition("amqp:decode-error", what));
+        } catch (const std::exception&) {
+        }
+    }
+
     // Ends the connection with an AMQP close carrying `condition` (a plain close before Proton).
     void close_with(const char* condition, const char* description) {
         if (driver_ && stage_ == stage::amqp) {
             log(spdlog::level::warn, "reason=closed condition={} detail=\"{}\"", condition, description);
-            driver_->connection().close(proton::error_condition(condition, description));
-            pump();
+            auto c = driver_->connection();
+            if (c.uninitialized()) {
+                // The client never sent open: Proton sends no close before it has one, so our
+                // open goes out through Proton and the close is written here.
+                c.open();
+                pump();
+                encode_close(out(), condition, description);
+            } else {
+                c.close(proton::error_condition(condition, description));
+                pump();
+            }
         }
         stage_ = stage::done;
         close();
@@ -511,10 +529,11 @@ private:
         // What clients look for before using the feature (Qpid JMS: SHARED-SUBS for shared
         // subscriptions, DELAYED_DELIVERY for a delivery delay; ANONYMOUS-RELAY for a sender
         // without a target).
-        c.open(proton::connection_options().offered_capabilities(
-            {proton::symbol("ANONYMOUS-RELAY"), proton::symbol("SHARED-SUBS"), proton::symbol("DELAYED_DELIVERY")}));
+        std::vector<proton::symbol> caps{proton::symbol("ANONYMOUS-RELAY"), proton::symbol("SHARED-SUBS")};
+        if (broker_.settings().scheduler_support) caps.emplace_back("DELAYED_DELIVERY");   // the kernel's scheduler
+        c.open(proton::connection_options().offered_capabilities(caps));
         if (const char* id = pn_connection_remote_container(raw_as<pn_connection_t>(c))) container_ = id;
-        forget_volatile_subscriptions();
+        load_subscriptions();
         // The peer's idle-time-out: we send something within half of it.
         const std::uint32_t peer_idle = c.idle_timeout();
         open(std::chrono::milliseconds(settings_->idle_timeout_ms), std::chrono::milliseconds(peer_idle / 2));
@@ -557,9 +576,9 @@ private:
     // with amqp:link:stolen, on its own connection's worker. Returns the registry key and serial.
     std::pair<std::string, std::uint64_t> claim_name(pn_link_t* key) {
         if (container_.empty()) return {};
-        std::string name_key = fmt::format("{}\x1f{}\x1f{}\x1f{}", static_cast<const void*>(&broker_), container_,
-                                           pn_link_is_sender(key) ? 's' : 'r', pn_link_name(key));
-        auto& reg = registry();
+        std::string name_key =
+            fmt::format("{}\x1f{}\x1f{}", container_, pn_link_is_sender(key) ? 's' : 'r', pn_link_name(key));
+        auto& reg = *settings_->registry;
         const std::uint64_t serial = ++reg.serials;
         link_owner old;
         {
@@ -568,22 +587,23 @@ private:
         }
         if (auto prev = std::static_pointer_cast<session>(old.session.lock())) {
             if (prev.get() == this)
-                steal(old.key, old.serial);
+                steal(old.key, old.serial, false);   // within Proton's dispatch: its output follows
             else if (old.worker)
-                old.worker->post(prev->completion([prev, k = old.key, sr = old.serial] { prev->steal(k, sr); }));
+                old.worker->post(prev->completion([prev, k = old.key, sr = old.serial] { prev->steal(k, sr, true); }));
         }
         return {std::move(name_key), serial};
     }
 
-    static void release_name(const std::string& name_key, std::uint64_t serial) {
+    void release_name(const std::string& name_key, std::uint64_t serial) {
         if (name_key.empty()) return;
-        auto& reg = registry();
+        auto& reg = *settings_->registry;
         std::lock_guard lock(reg.mutex);
         if (auto it = reg.links.find(name_key); it != reg.links.end() && it->second.serial == serial) reg.links.erase(it);
     }
 
-    // Another link of the same container took this one's name.
-    void steal(pn_link_t* key, std::uint64_t serial) {
+    // Another link of the same container took this one's name. `pump`: called outside Proton's
+    // dispatch (a kernel-style event), so the detach is written here.
+    void steal(pn_link_t* key, std::uint64_t serial, bool pump_now) {
         if (state() >= engine::phase::closing || stage_ != stage::amqp) return;
         const proton::error_condition why("amqp:link:stolen", "the link name was attached again by its container");
         if (auto it = outs_.find(key); it != outs_.end() && it->second->serial == serial) {
@@ -599,17 +619,17 @@ private:
             return;
         }
         log(spdlog::level::info, "reason=link_stolen");
-        pump();
+        if (pump_now) pump();
     }
 
-    static void hold_subscription(const std::string& name) {
-        auto& reg = registry();
+    void hold_subscription(const std::string& name) {
+        auto& reg = *settings_->registry;
         std::lock_guard lock(reg.mutex);
         ++reg.subscriptions[name];
     }
     // One link less on subscription `name`: how many are left in the process.
-    static std::size_t drop_subscription(const std::string& name) {
-        auto& reg = registry();
+    std::size_t drop_subscription(const std::string& name) {
+        auto& reg = *settings_->registry;
         std::lock_guard lock(reg.mutex);
         const auto it = reg.subscriptions.find(name);
         if (it == reg.subscriptions.end()) return 0;
@@ -618,19 +638,42 @@ private:
         return 0;
     }
 
-    // Shared non-durable subscriptions are kernel durable ones that go with their last link; a
-    // restart (or a crash) leaves those that were open then with no link: the first connection
-    // after the start deletes them.
-    void forget_volatile_subscriptions() {
-        static std::mutex m;
-        static std::vector<const core::broker*> done;
+    void remember_durable(const std::string& name, const core::destination& filter, const core::selector_ptr& sel) {
+        auto& reg = *settings_->registry;
+        std::lock_guard lock(reg.mutex);
+        reg.durables[name] = known_subscription{filter, sel ? sel->text() : std::string()};
+    }
+    void forget_durable(const std::string& name) {
+        auto& reg = *settings_->registry;
+        std::lock_guard lock(reg.mutex);
+        reg.durables.erase(name);
+    }
+    std::optional<known_subscription> find_durable(const std::string& name) {
+        auto& reg = *settings_->registry;
+        std::lock_guard lock(reg.mutex);
+        const auto it = reg.durables.find(name);
+        if (it == reg.durables.end()) return std::nullopt;
+        return it->second;
+    }
+
+    // Once per broker (registry), at the first connection: the durable subscriptions the store kept are
+    // known by name; the shared non-durable ones (kernel durable subscriptions that go with
+    // their last link) that a restart or a crash left without links are deleted.
+    void load_subscriptions() {
+        std::vector<std::string> stale;
         {
-            std::lock_guard lock(m);
-            if (std::find(done.begin(), done.end(), &broker_) != done.end()) return;
-            done.push_back(&broker_);
+            auto& reg = *settings_->registry;
+            std::lock_guard lock(reg.mutex);
+            if (reg.loaded) return;
+            reg.loaded = true;
+            for (const auto& r : broker_.recovered_subscriptions()) {
+                if (r.data == volatile_subscription_data)
+                    stale.push_back(r.name);
+                else if (r.data == durable_subscription_data)
+                    reg.durables[r.name] = known_subscription{r.filter, r.selector};
+            }
         }
-        for (const auto& r : broker_.recovered_subscriptions())
-            if (r.data == volatile_subscription_data) broker_.unsubscribe_durable(r.name);
+        for (const auto& name : stale) broker_.unsubscribe_durable(name);
     }
 
     // Refuses a link: attached (as the peer expects an answer) and closed with `condition`.
@@ -652,7 +695,7 @@ private:
         const auto address = t.address();
         if (t.dynamic()) return refuse_link(r, "amqp:not-implemented", "dynamic targets are not supported");
         if (!address.empty()) {
-            const auto caps = capabilities_of(t.capabilities());
+            const auto caps = capabilities_of(pn_terminus_capabilities(pn_link_remote_target(key)));
             auto parsed = parse_address(address, hint_of(caps), true);
             if (auto* e = std::get_if<address_error>(&parsed)) return refuse_link(r, "amqp:invalid-field", e->message);
             in->target = std::move(std::get<core::destination>(parsed));
@@ -683,14 +726,14 @@ private:
         const auto it = ins_.find(raw(d.receiver()));
         if (it == ins_.end()) return;
         auto& in = *it->second;
+        if (beyond_credit(raw(in.link), raw(d))) return;
         if (in.coordinator) return on_control(d, m, in);
         // A transactional send: the transfer's state names the transaction.
         auto* dl = raw(d);
         amqp_transaction* tx = nullptr;
         std::uint64_t txid = 0;
         if (pn_delivery_remote_state(dl) == transactional_state_code) {
-            const auto [id, outcome] = transactional_state(pn_disposition_data(pn_delivery_remote(dl)));
-            (void)outcome;
+            const auto id = transactional_state(pn_disposition_data(pn_delivery_remote(dl))).id;
             if (id) tx = find_tx(*id);
             if (!tx) {
                 reject(d, "amqp:transaction:unknown-id", "no such transaction");
@@ -747,6 +790,23 @@ private:
         pump_later();
     }
 
+    // A transfer beyond the credit we granted (AMQP 1.0 §2.6.7): the delivery is rejected and the
+    // link closed with amqp:link:transfer-limit-exceeded; its entry goes with the peer's detach
+    // (or the session), later transfers on it are not read. Proton counts a receiver's credit
+    // down as each delivery is advanced past: what is left once `dl` is past must not be negative.
+    bool beyond_credit(pn_link_t* l, pn_delivery_t* dl) {
+        const int left = pn_link_credit(l) - (pn_link_current(l) == dl ? 1 : 0);
+        if (left >= 0) return false;
+        static constexpr const char* condition = "amqp:link:transfer-limit-exceeded";
+        reject(dl, condition, "transfer beyond the link credit");
+        log(spdlog::level::warn, "reason=credit_exceeded link={}", pn_link_name(l));
+        auto* c = pn_link_condition(l);
+        pn_condition_set_name(c, condition);
+        pn_condition_set_description(c, "transfer beyond the link credit");
+        pn_link_close(l);
+        return true;
+    }
+
     void reject(proton::delivery& d, const char* condition, const std::string& why) { reject(raw(d), condition, why); }
     static void reject(pn_delivery_t* dl, const char* condition, const std::string& why) {
         auto* c = pn_disposition_condition(pn_delivery_local(dl));
@@ -765,9 +825,10 @@ private:
     // on_message. Everything else goes through on_message as before.
     void take_transfers() {
         for (auto& [l, in] : ins_) {
-            if (in->coordinator || (pn_link_state(l) & PN_LOCAL_CLOSED)) continue;
+            if (in->coordinator) continue;
             // In order: each complete transfer at the head of the link (a partial one waits).
             while (pn_delivery_t* dl = pn_link_current(l)) {
+                if (pn_link_state(l) & PN_LOCAL_CLOSED) break;   // (beyond_credit may close it)
                 if (!pn_delivery_readable(dl) || pn_delivery_partial(dl) ||
                     pn_delivery_remote_state(dl) == transactional_state_code)
                     break;
@@ -782,6 +843,7 @@ private:
         const auto n = pn_link_recv(l, bytes.data(), bytes.size());
         bytes.resize(n > 0 ? std::size_t(n) : 0);
         pn_link_advance(l);
+        if (beyond_credit(l, dl)) return;
         auto built = decode_amqp(bytes, in.target, core::now_ms());
         std::optional<proton::message> slow;   // the shapes decode_amqp leaves to Proton
         if (!built) {
@@ -869,39 +931,44 @@ private:
         return it == txs_.end() ? nullptr : &it->second;
     }
 
-    // A transactional-state's txn-id and outcome (0: none) from a delivery state's fields.
-    static std::pair<std::optional<std::uint64_t>, std::uint64_t> transactional_state(pn_data_t* d) {
-        std::optional<std::uint64_t> id;
-        std::uint64_t outcome = 0;
-        pn_data_rewind(d);
-        if (pn_data_next(d) && pn_data_type(d) == PN_LIST) {
-            pn_data_enter(d);
-            if (pn_data_next(d)) id = txn_id_of(d);
-            if (pn_data_next(d) && pn_data_type(d) == PN_DESCRIBED) {
-                outcome = enter_described(d, {});
-                pn_data_exit(d);
-            }
-            pn_data_exit(d);
-        }
-        pn_data_rewind(d);
-        return {id, outcome};
-    }
-
     // Settles delivery `dl` with a transactional-state (txn-id, outcome `code`).
     static void settle_transactional(pn_delivery_t* dl, std::uint64_t txid, std::uint64_t code) {
-        auto* data = pn_disposition_data(pn_delivery_local(dl));
-        pn_data_clear(data);
-        pn_data_put_list(data);
-        pn_data_enter(data);
-        put_txn_id(data, txid);
-        pn_data_put_described(data);
-        pn_data_enter(data);
-        pn_data_put_ulong(data, code);
-        pn_data_put_list(data);
-        pn_data_exit(data);
-        pn_data_exit(data);
+        put_transactional_state(pn_disposition_data(pn_delivery_local(dl)), txid, code);
         pn_delivery_update(dl, transactional_state_code);
         pn_delivery_settle(dl);
+    }
+
+    // Transactional dispositions the client left unsettled (python-qpid-proton's
+    // Transaction.accept does): Proton reports no event for them, so the discharge collects
+    // them from the outgoing links' unsettled deliveries, into the transaction, and settles them.
+    void collect_unsettled(std::uint64_t txid, amqp_transaction& t) {
+        for (auto& [key, o] : outs_) {
+            for (pn_delivery_t* dl = pn_unsettled_head(key); dl;) {
+                pn_delivery_t* next = pn_unsettled_next(dl);
+                if (pn_delivery_remote_state(dl) == transactional_state_code && !pn_delivery_settled(dl)) {
+                    const auto st = transactional_state(pn_disposition_data(pn_delivery_remote(dl)));
+                    const auto tag = pn_delivery_tag(dl);
+                    const auto kernel_tag =
+                        tag_of(proton::binary(reinterpret_cast<const std::uint8_t*>(tag.start),
+                                              reinterpret_cast<const std::uint8_t*>(tag.start) + tag.size));
+                    if (st.id == txid && kernel_tag) {
+                        if (!t.failed && t.tx->settle(o->id, {*kernel_tag}, outcome_of(st)) != core::tx_status::ok)
+                            t.failed = true;
+                        pn_delivery_settle(dl);
+                    }
+                }
+                dl = next;
+            }
+        }
+    }
+
+    static core::settle_outcome outcome_of(const txn_state& st) {
+        switch (st.code) {
+        case rejected_code: return core::settle_outcome::rejected("rejected by the AMQP consumer");
+        case released_code: return core::settle_outcome::released();
+        case modified_code: return core::settle_outcome::modified(st.delivery_failed, st.undeliverable_here);
+        default: return core::settle_outcome::accepted();   // accepted, or none given
+        }
     }
 
     // A declare or a discharge on the coordinator link.
@@ -915,37 +982,17 @@ private:
         std::vector<char> bytes;
         m.encode(bytes);
         std::unique_ptr<pn_message_t, void (*)(pn_message_t*)> pm(pn_message(), pn_message_free);
-        std::uint64_t code = 0;
-        std::optional<std::uint64_t> txid;
-        bool fail = false;
-        if (pn_message_decode(pm.get(), bytes.data(), bytes.size()) == 0) {
-            auto* body = pn_message_body(pm.get());
-            pn_data_rewind(body);
-            if (pn_data_next(body)) {
-                code = enter_described(body, {{"amqp:declare:list", declare_code}, {"amqp:discharge:list", discharge_code}});
-                if (code && pn_data_type(body) == PN_LIST) {
-                    pn_data_enter(body);
-                    if (code == discharge_code) {
-                        if (pn_data_next(body)) txid = txn_id_of(body);
-                        if (pn_data_next(body) && pn_data_type(body) == PN_BOOL) fail = pn_data_get_bool(body);
-                    }
-                    pn_data_exit(body);
-                } else {
-                    code = 0;
-                }
-            }
-        }
+        control ctl;
+        if (pn_message_decode(pm.get(), bytes.data(), bytes.size()) == 0) ctl = read_control(pn_message_body(pm.get()));
+        const auto code = ctl.code;
+        const auto txid = ctl.txid;
+        const bool fail = ctl.fail;
         auto* dl = raw(d);
         if (code == declare_code) {
             // A local transaction of the kernel, bounded by broker.max_transaction_frames.
             const std::uint64_t id = ++next_txn_;
             txs_.emplace(id, amqp_transaction{broker_.begin_transaction(this->id()), raw(link), false});
-            auto* data = pn_disposition_data(pn_delivery_local(dl));
-            pn_data_clear(data);
-            pn_data_put_list(data);
-            pn_data_enter(data);
-            put_txn_id(data, id);
-            pn_data_exit(data);
+            put_declared(pn_disposition_data(pn_delivery_local(dl)), id);
             pn_delivery_update(dl, declared_code);
             pn_delivery_settle(dl);
             log(spdlog::level::debug, "txn={} declared", id);
@@ -962,6 +1009,7 @@ private:
         }
         auto t = std::move(it->second);
         txs_.erase(it);
+        collect_unsettled(*txid, t);
         if (fail || t.failed) {
             // Rolled back: the sends are dropped, the deliveries it settled go back to their
             // queues counted as a redelivery.
@@ -996,80 +1044,22 @@ private:
 
     // ---- outgoing links: deliveries to the client -----------------------------------------------
 
-    // The filters of a source this broker applies (the others are not echoed, so the client
-    // knows they are not in force).
-    struct link_filters {
-        std::optional<std::string> selector;   // apache.org:selector-filter:string
-        bool no_local = false;                 // apache.org:no-local-filter
-        std::string selector_key, no_local_key;
-    };
-
-    // false: the filter set is not a map.
-    static bool read_filters(pn_data_t* d, link_filters& f) {
-        pn_data_rewind(d);
-        if (!pn_data_next(d)) return true;
-        if (pn_data_type(d) != PN_MAP) return false;
-        pn_data_enter(d);
-        while (pn_data_next(d)) {
-            std::string key;
-            if (pn_data_type(d) == PN_SYMBOL || pn_data_type(d) == PN_STRING) {
-                const auto b = pn_data_type(d) == PN_SYMBOL ? pn_data_get_symbol(d) : pn_data_get_string(d);
-                key.assign(b.start, b.size);
-            }
-            if (!pn_data_next(d)) break;
-            if (pn_data_type(d) != PN_DESCRIBED) continue;
-            const auto code = enter_described(d, {{selector_filter_name, selector_filter_code},
-                                                  {no_local_filter_name, no_local_filter_code},
-                                                  {"apache.org:no-local-filter:list", no_local_filter_code}});
-            if (code == selector_filter_code && pn_data_type(d) == PN_STRING) {
-                const auto b = pn_data_get_string(d);
-                f.selector.emplace(b.start, b.size);
-                f.selector_key = std::move(key);
-            } else if (code == no_local_filter_code) {
-                f.no_local = true;
-                f.no_local_key = std::move(key);
-            }
-            pn_data_exit(d);
-        }
-        pn_data_exit(d);
-        pn_data_rewind(d);
-        return true;
-    }
-
-    // Our source's filter set: those of the client's we apply (AMQP 1.0 §3.5.3).
-    static void echo_filters(pn_data_t* d, const link_filters& f) {
-        pn_data_clear(d);
-        if (!f.selector && !f.no_local) return;
-        const auto put_symbol = [d](std::string_view s) { pn_data_put_symbol(d, pn_bytes(s.size(), s.data())); };
-        pn_data_put_map(d);
-        pn_data_enter(d);
-        if (f.selector) {
-            put_symbol(f.selector_key.empty() ? std::string_view("jms-selector") : std::string_view(f.selector_key));
-            pn_data_put_described(d);
-            pn_data_enter(d);
-            pn_data_put_ulong(d, selector_filter_code);
-            pn_data_put_string(d, pn_bytes(f.selector->size(), f.selector->data()));
-            pn_data_exit(d);
-        }
-        if (f.no_local) {
-            put_symbol(f.no_local_key.empty() ? std::string_view("no-local") : std::string_view(f.no_local_key));
-            pn_data_put_described(d);
-            pn_data_enter(d);
-            pn_data_put_ulong(d, no_local_filter_code);
-            pn_data_put_list(d);
-            pn_data_exit(d);
-        }
-        pn_data_exit(d);
-    }
-
     void on_sender_open(proton::sender& s) override {
         auto* key = raw(s);
         const auto src = s.source();
-        const auto caps = capabilities_of(src.capabilities());
+        const auto caps = capabilities_of(pn_terminus_capabilities(pn_link_remote_source(key)));
         const auto hint = hint_of(caps);
         core::destination dest;
         const bool dynamic = src.dynamic();
-        if (dynamic) {
+        auto* rsrc = pn_link_remote_source(key);
+        // No source (nor address): a durable subscription looked up by its link name (Qpid JMS,
+        // before an unsubscribe, which then closes the link).
+        std::optional<std::pair<std::string, known_subscription>> found;
+        if (!dynamic && pn_terminus_get_type(rsrc) == PN_UNSPECIFIED) {
+            found = lookup_durable(s.name());
+            if (!found) return refuse_link(s, "amqp:not-found", "no durable subscription of that name");
+            dest = found->second.filter;
+        } else if (dynamic) {
             // A temporary queue (or topic) of this connection, deleted with it: request/reply.
             dest = broker_.create_temporary(id(), hint == capability_hint::topic ? core::dest_kind::temp_topic
                                                                                  : core::dest_kind::temp_queue);
@@ -1082,28 +1072,32 @@ private:
         link_filters filters;
         if (!read_filters(pn_terminus_filter(pn_link_remote_source(key)), filters))
             return refuse_link(s, "amqp:decode-error", "the source's filter set is not a map");
+        if (found && !found->second.selector.empty()) filters.selector = found->second.selector;
         if (filters.selector) {
             // The kernel's selectors, on queues and topics (as Artemis: a bad one refuses the link).
             core::selector_error err;
             opt.selector = core::selector::compile(*filters.selector, err);
             if (!opt.selector) return refuse_link(s, "amqp:invalid-field", "invalid selector: " + err.message);
         }
-        // No-local applies to topics (JMS); a queue's receiver ignores it and it is not echoed.
-        filters.no_local = filters.no_local && dest.is_topic();
-        opt.no_local = filters.no_local;
-
         // A durable source on a topic, or the `shared` capability: a subscription named by the
         // container and the link (Qpid JMS), kept in the kernel apart from the link.
-        auto* rsrc = pn_link_remote_source(key);
-        const bool durable = dest.is_topic() && !dynamic && pn_terminus_get_durability(rsrc) != PN_NONDURABLE;
+        const bool durable =
+            found || (dest.is_topic() && !dynamic && pn_terminus_get_durability(rsrc) != PN_NONDURABLE);
         const bool shared = dest.is_topic() && !dynamic && has_capability(caps, "shared");
         const bool global = has_capability(caps, "global");
         std::string subscription;
-        if (durable || shared) {
+        if (found) {
+            subscription = found->first;
+        } else if (durable || shared) {
             if (!global && container_.empty())
                 return refuse_link(s, "amqp:invalid-field", "a durable or shared subscription needs a container-id");
             subscription = subscription_name(container_, s.name(), shared, global, durable);
         }
+        // No-local applies to a topic subscription (JMS); a queue's receiver, and a durable or
+        // shared subscription (whose queue the kernel fills from every publisher), ignore it,
+        // and it is not echoed to them.
+        filters.no_local = filters.no_local && dest.is_topic() && subscription.empty();
+        opt.no_local = filters.no_local;
 
         auto o = std::make_unique<outgoing>();
         o->link = s;
@@ -1121,9 +1115,18 @@ private:
         s.open(so);
         auto* lsrc = pn_link_source(key);
         echo_filters(pn_terminus_filter(lsrc), filters);
+        if (found) {
+            // The subscription's source, as it was attached.
+            pn_terminus_set_type(lsrc, PN_SOURCE);
+            pn_terminus_set_address(lsrc, format_address(dest).c_str());
+            pn_terminus_set_durability(lsrc, PN_DELIVERIES);
+            pn_terminus_set_expiry_policy(lsrc, PN_EXPIRE_NEVER);
+        }
         if (!subscription.empty()) {
-            pn_terminus_set_durability(lsrc, pn_terminus_get_durability(rsrc));
-            pn_terminus_set_expiry_policy(lsrc, pn_terminus_get_expiry_policy(rsrc));
+            if (!found) {
+                pn_terminus_set_durability(lsrc, pn_terminus_get_durability(rsrc));
+                pn_terminus_set_expiry_policy(lsrc, pn_terminus_get_expiry_policy(rsrc));
+            }
             o->subscription = subscription;
             o->durable = durable;
             hold_subscription(subscription);
@@ -1143,8 +1146,9 @@ private:
             opt.want_retained = false;   // a durable subscriber is not retroactive (ActiveMQ)
             add_consumer(*o);
             auto done = track_subscribe(*o, completion([this, status, key] { on_subscribed(*status, key); }));
+            if (durable) remember_durable(subscription, dest, opt.selector);
             broker_.subscribe_durable(o->id, subscription, dest, std::move(opt), weak_from_this(), std::move(done),
-                                      durable ? std::string() : std::string(volatile_subscription_data));
+                                      std::string(durable ? durable_subscription_data : volatile_subscription_data));
         } else {
             add_consumer(*o);
             auto done = track_subscribe(*o, completion([this, status, key] { on_subscribed(*status, key); }));
@@ -1157,6 +1161,17 @@ private:
         log(spdlog::level::debug, "link=sender address={} dynamic={} subscription={}", format_address(dest), dynamic,
             subscription);
         outs_[key] = std::move(o);
+    }
+
+    // The durable subscription a link name (of this container, or global) names.
+    std::optional<std::pair<std::string, known_subscription>> lookup_durable(std::string_view link_name) {
+        for (const auto& name : {subscription_name(container_, link_name, false, false, true),
+                                 subscription_name(container_, link_name, true, false, true),
+                                 subscription_name({}, link_name, true, true, true)}) {
+            if (container_.empty() && name.front() != ':') continue;
+            if (auto k = find_durable(name)) return std::pair{name, std::move(*k)};
+        }
+        return std::nullopt;
     }
 
     static bool has_capability(const std::vector<std::string>& caps, std::string_view c) {
@@ -1230,6 +1245,7 @@ private:
         std::function<void()> then;
         if (!o.subscription.empty() && drop_subscription(o.subscription) == 0 && (closed || !o.durable)) {
             log(spdlog::level::debug, "subscription={} deleted", o.subscription);
+            if (o.durable) forget_durable(o.subscription);
             then = [b = &broker_, name = o.subscription] { b->unsubscribe_durable(name); };
         }
         end_consumer(o, std::move(then));   // what it had unsettled goes back to the queue
@@ -1298,7 +1314,8 @@ private:
     // when the client settles it.
     void settle_transactional_ack(proton::tracker& t) {
         auto* dl = raw(t);
-        const auto [txid, code] = transactional_state(pn_disposition_data(pn_delivery_remote(dl)));
+        const auto st = transactional_state(pn_disposition_data(pn_delivery_remote(dl)));
+        const auto txid = st.id;
         auto* tx = txid ? find_tx(*txid) : nullptr;
         auto* o = find_out(t.sender());
         const auto tag = tag_of(t.tag());
@@ -1312,18 +1329,9 @@ private:
             }
             return;
         }
-        core::settle_outcome oc;
-        switch (code) {
-        case 0:
-        case accepted_code: oc = core::settle_outcome::accepted(); break;
-        case rejected_code: oc = core::settle_outcome::rejected("rejected by the AMQP consumer"); break;
-        case released_code: oc = core::settle_outcome::released(); break;
-        case modified_code: oc = core::settle_outcome::modified(true, false); break;
-        default: oc = core::settle_outcome::accepted(); break;
-        }
-        if (o && tag && !tx->failed && tx->tx->settle(o->id, {*tag}, std::move(oc)) != core::tx_status::ok)
+        if (o && tag && !tx->failed && tx->tx->settle(o->id, {*tag}, outcome_of(st)) != core::tx_status::ok)
             tx->failed = true;
-        log(spdlog::level::debug, "txn={} disposition outcome={:#x}", *txid, code);
+        log(spdlog::level::debug, "txn={} disposition outcome={:#x}", *txid, st.code);
         t.settle();
     }
 
@@ -1344,6 +1352,7 @@ private:
     std::unordered_map<std::uint64_t, amqp_transaction> txs_;   // declared, by txn-id
     std::uint64_t next_txn_ = 0;
     std::uint32_t committing_ = 0;   // discharges waiting for the kernel's commit
+    bool decode_failed_ = false;     // a handler threw: the connection is closing with amqp:decode-error
 };
 
 }  // namespace

@@ -18,6 +18,12 @@ class auth_pool;
 
 namespace sb::amqp {
 
+// What the AMQP sessions of one broker share: link names by container (amqp:link:stolen), the
+// links of each shared or durable subscription, the durable subscriptions by name. Made with
+// the settings, which all of a broker's AMQP sessions share (one per kernel adapter).
+struct link_registry;
+std::shared_ptr<link_registry> make_link_registry();
+
 // engine::limits: connect_timeout_ms (SASL and open by then), max_unconfirmed_sends (publishes
 // awaiting the kernel before reading stops), output, linger_ms.
 struct settings : engine::limits {
@@ -27,6 +33,7 @@ struct settings : engine::limits {
     std::uint32_t link_credit = 1000;          // credit given to each client sender link, refilled as publishes complete
     bool allow_anonymous = true;               // offer SASL ANONYMOUS, accept clients that skip SASL
     std::string broker_name = "switchboard";   // the container-id, and message-ids' prefix
+    std::shared_ptr<link_registry> registry = make_link_registry();
 };
 
 // SASL PLAIN credentials (and ANONYMOUS, or no SASL at all, as the anonymous user) are checked

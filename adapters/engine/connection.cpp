@@ -299,7 +299,7 @@ void connection::failed(const error& e) {
     }
     fail(e);
     if (e.kind == error_kind::malformed || e.kind == error_kind::receive_timeout) close();
-    else abort();
+    else if (phase_ < phase::closing) abort();   // a protocol that closed (fail's contract) has its last word sent
 }
 
 void connection::add_consumer(consumer& c) {

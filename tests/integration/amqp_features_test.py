@@ -20,7 +20,7 @@ from proton import (Array, Data, Delivery, Described, Endpoint, Message, Terminu
                     ulong, UNDESCRIBED)
 from proton import Timeout  # noqa: E402
 from proton.reactor import Container, DurableSubscription, Filter, ReceiverOption, Selector  # noqa: E402
-from proton.utils import BlockingConnection, LinkDetached  # noqa: E402
+from proton.utils import BlockingConnection, ConnectionClosed, LinkDetached  # noqa: E402
 
 from amqp_basic_test import AmqpTestCase  # noqa: E402
 
@@ -92,13 +92,25 @@ class Coordinator:
         return dlv
 
     @staticmethod
-    def accept(receiver, txid):
-        """Accepts (and settles) the oldest unsettled delivery of a BlockingReceiver in the
-        transaction."""
+    def settle(receiver, txid, outcome):
+        """Settles the oldest unsettled delivery of a BlockingReceiver with `outcome` (a
+        described outcome) in the transaction."""
+        dlv = receiver.fetcher.unsettled.popleft()
+        dlv.local.data = [txid, outcome]
+        dlv.update(TRANSACTIONAL_STATE)
+        dlv.settle()
+
+    @staticmethod
+    def accept(receiver, txid, settle=True):
+        """Accepts the oldest unsettled delivery of a BlockingReceiver in the transaction:
+        settled (Qpid JMS), or left unsettled until the discharge (python-qpid-proton's own
+        Transaction.accept)."""
         dlv = receiver.fetcher.unsettled.popleft()
         dlv.local.data = [txid, Described(ACCEPTED, [])]
         dlv.update(TRANSACTIONAL_STATE)
-        dlv.settle()
+        if settle:
+            dlv.settle()
+        return dlv
 
 
 class FeaturesTestCase(AmqpTestCase):
@@ -146,12 +158,13 @@ class TransactionTest(FeaturesTestCase):
         self.assertEqual(r.receive().body, "old1")
         txn.accept(r, txid)
         self.assertEqual(r.receive().body, "old2")
-        txn.accept(r, txid)
+        unsettled = txn.accept(r, txid, settle=False)
         # Nothing of the transaction is visible before the commit.
         watcher = self.connect().create_receiver("q.tx", credit=10)
         self.assert_nothing(watcher, "before the commit")
         dlv = txn.discharge(txid)
         self.assertEqual(dlv.remote_state, Delivery.ACCEPTED, "the commit completed")
+        c.wait(lambda: unsettled.settled, msg="the unsettled transactional ack settled by the discharge")
         self.assertEqual(self.drain(watcher, 2), ["t0", "t1"])
         # The acks took effect: the acked messages are gone once their receiver is.
         r.close()
@@ -174,6 +187,27 @@ class TransactionTest(FeaturesTestCase):
         r.link.flow(1)
         m = r.receive()
         self.assertEqual((m.body, m.delivery_count), ("keep-me", 1))
+        r.accept()
+
+    def test_other_outcomes_take_effect_at_the_commit(self):
+        c = self.connect()
+        s = c.create_sender("q.outcomes")
+        s.send(Message(body="bad"))
+        s.send(Message(body="retry"))
+        txn = Coordinator(c)
+        txid = txn.declare()
+        r = c.create_receiver("q.outcomes", credit=2)
+        self.assertEqual(r.receive().body, "bad")
+        txn.settle(r, txid, Described(ulong(0x25), [None]))             # rejected
+        self.assertEqual(r.receive().body, "retry")
+        txn.settle(r, txid, Described(ulong(0x27), [True, False]))      # modified, delivery-failed
+        dlq = self.connect().create_receiver("ActiveMQ.DLQ", credit=10)
+        self.assert_nothing(dlq, "a rejection before the commit")
+        self.assertEqual(txn.discharge(txid).remote_state, Delivery.ACCEPTED)
+        self.assertEqual(self.drain(dlq, 1), ["bad"])
+        r.link.flow(1)
+        m = r.receive()
+        self.assertEqual((m.body, m.delivery_count), ("retry", 1), "redelivered, the failure counted")
         r.accept()
 
     def test_unknown_transaction_ids_are_refused(self):
@@ -281,6 +315,11 @@ class DurableSubscriptionTest(FeaturesTestCase):
         c = self.connect_as("app1")
         r = c.create_receiver("topic://news", name="sub1", options=DurableSubscription(), credit=10)
         self.assertEqual(self.drain(r, 1), ["n3"], "kept across the restart")
+        # Known by name after the restart too (the store's record).
+        r.link.detach()
+        c.close()
+        c = self.connect_as("app1")
+        self.assertEqual(c.create_receiver(None, name="sub1", credit=0).link.remote_source.address, "topic://news")
         # Another container's link of the same name is another subscription.
         other = self.connect_as("app2").create_receiver("topic://news", name="sub1",
                                                         options=DurableSubscription(), credit=10)
@@ -296,6 +335,27 @@ class DurableSubscriptionTest(FeaturesTestCase):
         self.assert_nothing(r, "a deleted subscription kept a message")
         pub.send(Message(body="new"))
         self.assertEqual(self.drain(r, 1), ["new"])
+
+    def test_lookup_by_link_name_then_unsubscribe(self):
+        # Qpid JMS's unsubscribe: a link with the subscription's name and no source gets the
+        # subscription's source back; closing it deletes the subscription.
+        c = self.connect_as("app7")
+        c.create_receiver("topic://looked.up", name="mysub", options=DurableSubscription(), credit=1)
+        c.close()
+        c = self.connect_as("app7")
+        r = c.create_receiver(None, name="mysub", credit=0)
+        self.assertEqual(r.link.remote_source.address, "topic://looked.up")
+        self.assertEqual(r.link.remote_source.durability, Terminus.DELIVERIES)
+        r.close()
+        pub = self.connect().create_sender("topic://looked.up")
+        pub.send(Message(body="nobody subscribed"))
+        with self.assertRaises(LinkDetached) as cm:
+            c.create_receiver(None, name="mysub", credit=0)
+        self.assertEqual(cm.exception.link.remote_condition.name, "amqp:not-found")
+        # (On a new connection: the client does not detach its side of the refused link.)
+        r = self.connect_as("app7").create_receiver("topic://looked.up", name="mysub",
+                                                     options=DurableSubscription(), credit=10)
+        self.assert_nothing(r, "the deleted subscription kept a message")
 
     def test_shared_durable_subscription_across_reconnect_and_restart(self):
         # Qpid JMS without a client id: the `global` capability, links "name|global", "name|global2".
@@ -441,6 +501,51 @@ class LinkTest(FeaturesTestCase):
         self.connect_as("someone-else").create_receiver("q.steal", name="the-link", credit=1)
         s2.send(Message(body="x"))
         self.assertEqual(r2.link.state & Endpoint.REMOTE_ACTIVE, Endpoint.REMOTE_ACTIVE)
+
+    def test_stolen_within_one_connection(self):
+        # Another session of the same connection attaches the name: the old link goes.
+        c = self.connect_as("thief-2")
+        r1 = c.create_receiver("q.steal2", name="named", credit=10)
+        ssn = c.conn.session()
+        ssn.open()
+        r2 = ssn.receiver("named")
+        r2.source.address = "q.steal2"
+        r2.flow(10)
+        r2.open()
+        with self.assertRaises(LinkDetached) as cm:
+            c.wait(lambda: r1.link.state & Endpoint.REMOTE_CLOSED, msg="the stolen link's detach")
+        self.assertEqual(cm.exception.link.remote_condition.name, "amqp:link:stolen")
+        c.wait(lambda: r2.state & Endpoint.REMOTE_ACTIVE, msg="the new link attached")
+        s = c.create_sender("q.steal2")
+        s.send(Message(body="for r2"))
+        c.wait(lambda: r2.current is not None, msg="delivery on the new link")
+        m = Message()
+        m.decode(r2.recv(r2.current.pending))
+        self.assertEqual(m.body, "for r2")
+
+    def test_one_capability_alone_is_read(self):
+        # AMQP's `multiple`: one symbol needs no array (a receiver of a bare name with `topic`).
+        class One(ReceiverOption):
+            def apply(self, receiver):
+                receiver.source.capabilities.put_symbol(symbol("topic"))
+        c = self.connect()
+        r = c.create_receiver("single.cap", options=One(), credit=5)
+        c.create_sender("topic://single.cap").send(Message(body="to the topic"))
+        self.assertEqual(self.drain(r, 1), ["to the topic"])
+
+    def test_undecodable_message_closes_with_decode_error(self):
+        # Proton's C++ layer throws decoding it (application-properties that are a string), and
+        # its dispatch swallows that: the session notices and closes the connection.
+        c = self.connect()
+        s = c.create_sender("q.garbage")
+        c.wait(lambda: s.link.credit > 0, msg="credit")
+        s.link.delivery("t1")
+        s.link.stream(b"\x00\x53\x74\xa1\x03abc\x00\x53\x77\xa1\x01x")
+        s.link.advance()
+        with self.assertRaises(ConnectionClosed) as cm:
+            c.wait(lambda: False, msg="the broker's close")
+        self.assertEqual(cm.exception.connection.remote_condition.name, "amqp:decode-error")
+        self.connect().create_sender("q.garbage").send(Message(body="others unaffected"))
 
     def test_offered_capabilities(self):
         c = self.connect()

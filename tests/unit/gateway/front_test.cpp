@@ -178,13 +178,31 @@ TEST_CASE("probes: the handshake of each check type and how replies are judged",
 
     c.type = check_type::amqp;
     p = make_probe(c, "h", "id");
-    CHECK(p.request.substr(0, 8) == std::string_view("AMQP\x00\x01\x00\x00", 8));
-    CHECK(p.request.size() == 8 + 8 + 10);
-    const std::string open = std::string("AMQP\x00\x01\x00\x00", 8) + std::string("\x00\x00\x00\x14\x02\x00\x00\x00", 8) +
+    // The SASL exchange, pipelined: SASL header + sasl-init(ANONYMOUS), AMQP header + open.
+    const std::string sasl_header("AMQP\x03\x01\x00\x00", 8), amqp_header("AMQP\x00\x01\x00\x00", 8);
+    CHECK(p.request == sasl_header + std::string("\x00\x00\x00\x19\x02\x01\x00\x00", 8) +
+                           std::string("\x00\x53\x41\xc0\x0c\x01\xa3\x09" "ANONYMOUS", 17) + amqp_header +
+                           std::string("\x00\x00\x00\x12\x02\x00\x00\x00", 8) + std::string("\x00\x53\x10\xc0\x05\x01\xa1\x02" "id", 10));
+    const std::string open = amqp_header + std::string("\x00\x00\x00\x14\x02\x00\x00\x00", 8) +
                              std::string("\x00\x53\x10\xc0\x03\x01\xa1\x00", 8);
     CHECK(p.judge(open.substr(0, 12), why) == probe::verdict::need_more);
-    CHECK(p.judge(open, why) == probe::verdict::up);
-    CHECK(p.judge(std::string_view("AMQP\x03\x01\x00\x00", 8), why) == probe::verdict::up);
+    CHECK(p.judge(open, why) == probe::verdict::up);   // a server without SASL
+    const std::string mechanisms = std::string("\x00\x00\x00\x18\x02\x01\x00\x00", 8) +
+                                   std::string("\x00\x53\x40\xc0\x0b\x01\xe0\x08\x01\xa3\x05PLAIN", 16);
+    const auto outcome = [](char code) {
+        return std::string("\x00\x00\x00\x10\x02\x01\x00\x00", 8) + std::string("\x00\x53\x44\xc0\x03\x01\x50", 7) + code;
+    };
+    CHECK(p.judge(sasl_header, why) == probe::verdict::need_more);   // the SASL header alone passes no more
+    CHECK(p.judge(sasl_header + mechanisms, why) == probe::verdict::need_more);
+    CHECK(p.judge(sasl_header + mechanisms + outcome('\x00'), why) == probe::verdict::need_more);
+    CHECK(p.judge(sasl_header + mechanisms + outcome('\x00') + open.substr(0, 10), why) == probe::verdict::need_more);
+    CHECK(p.judge(sasl_header + mechanisms + outcome('\x00') + open, why) == probe::verdict::up);
+    CHECK(why == "SASL ok, open");
+    CHECK(p.judge(sasl_header + mechanisms + outcome('\x01'), why) == probe::verdict::up);   // auth: answering
+    CHECK(p.judge(sasl_header + mechanisms + outcome('\x04'), why) == probe::verdict::down);
+    CHECK(why == "SASL outcome sys-temp");
+    CHECK(p.judge(sasl_header + mechanisms + outcome('\x00') + "HTTP/1.1", why) == probe::verdict::down);
+    CHECK(p.judge(sasl_header + std::string("\x00\x00\x00\x02\x02\x01\x00\x00", 8), why) == probe::verdict::down);
     CHECK(p.judge(std::string_view("AMQP\x00\x00\x09\x01", 8), why) == probe::verdict::down);   // AMQP 0-9-1
     CHECK(p.judge("HTTP/1.1", why) == probe::verdict::down);
 
