@@ -46,10 +46,11 @@ DURATION=""
 BROKERS_GIVEN=0
 BEFORE=""   # --before: the build directory of an earlier Switchboard, run as target `before`
 # Another engineer's build holding this lock would distort the numbers: each run waits for it
-# and holds it while it runs (a build waits a few seconds at most).
-# COMPARE_LOCK_FILE= (empty): the caller holds it for the whole comparison already
-# (flock /tmp/sb-build.lock env COMPARE_LOCK_FILE= tests/bench/compare.sh ...).
-LOCK_FILE=${COMPARE_LOCK_FILE-/tmp/sb-build.lock}
+# and holds it while it runs (a build waits a few seconds at most). On a busy machine the waits
+# make a comparison last long and put builds between the runs it compares; then hold the lock
+# for the whole script instead: `flock /tmp/sb-build.lock env SB_BENCH_LOCK_HELD=1 compare.sh ...`
+# (tests/bench/lib.sh; keep such a run short, e.g. --no-idle).
+LOCK_FILE=/tmp/sb-build.lock
 
 usage() {
     sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'

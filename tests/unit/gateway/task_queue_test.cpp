@@ -1,4 +1,4 @@
-// tests/unit/gateway/task_queue_test.cpp — the workers' lock-free inbox: its wake-up contract,
+// tests/unit/gateway/task_queue_test.cpp — the workers' inbox (a lock-free ring, its overflow): its wake-up contract,
 // and under several producer threads nothing lost, duplicated or reordered per producer; then
 // the same through worker::post on a running worker.
 #include <catch2/catch.hpp>
@@ -145,12 +145,12 @@ TEST_CASE("worker::post from several threads runs every task once, in order per 
     CHECK(inside_post.load() == 0);
 }
 
-TEST_CASE("task_queue: nodes beyond the consumer's cache are reused by later pushes, their tasks released once run",
+TEST_CASE("task_queue: the ring's cells are reused lap after lap, their tasks released once run",
           "[gateway][task_queue]") {
     task_queue q;
     auto token = std::make_shared<int>(0);
     std::vector<int> ran;
-    // More than the per-thread cache holds: the rest of the nodes go to the queue's spare stack.
+    // Three rounds of 3,000 go round the ring (task_queue::ring_size cells) more than once.
     for (int round = 0; round < 3; ++round) {
         for (int i = 0; i < 3000; ++i) q.push([token, &ran, i] { ran.push_back(i); });
         CHECK(token.use_count() == 3001);
@@ -161,4 +161,46 @@ TEST_CASE("task_queue: nodes beyond the consumer's cache are reused by later pus
         ran.clear();
         CHECK(q.empty());
     }
+}
+
+TEST_CASE("task_queue: a full ring spills into the overflow; order, wake-ups and run_all's batch stay the same",
+          "[gateway][task_queue]") {
+    task_queue q;
+    const std::size_t n = task_queue::ring_size * 2 + 10;
+    auto token = std::make_shared<int>(0);
+    std::vector<std::size_t> ran;
+    std::size_t wakes = 0;
+    for (std::size_t i = 0; i < n; ++i)
+        if (q.push([token, &ran, i] { ran.push_back(i); })) ++wakes;
+    CHECK(wakes == 1);   // one wake-up for the whole burst, ring and overflow
+    CHECK(token.use_count() == static_cast<long>(n) + 1);
+    CHECK_FALSE(q.empty());
+    CHECK(q.run_all() == n);
+    CHECK(token.use_count() == 1);
+    REQUIRE(ran.size() == n);
+    for (std::size_t i = 0; i < n; ++i) REQUIRE(ran[i] == i);
+    CHECK(q.empty());
+    ran.clear();
+    // Full again; a task of the ring pushes more: it lands in the overflow behind what waits
+    // there, not in a cell freed meanwhile.
+    bool woke = false;
+    for (std::size_t i = 0; i < task_queue::ring_size; ++i)
+        q.push([&ran, &q, &woke, i] {
+            ran.push_back(i);
+            if (i == 0) woke = q.push([&ran] { ran.push_back(999999); });
+        });
+    q.push([&ran] { ran.push_back(777777); });   // the ring is full: overflow
+    const std::size_t first = q.run_all();
+    CHECK(woke);   // pushed during run_all, which had cleared the wake-up flag
+    // The overflow was taken once the ring was empty, with the task pushed meanwhile.
+    CHECK(first == task_queue::ring_size + 2);
+    REQUIRE(ran.size() == task_queue::ring_size + 2);
+    for (std::size_t i = 0; i < task_queue::ring_size; ++i) REQUIRE(ran[i] == i);
+    CHECK(ran[task_queue::ring_size] == 777777);
+    CHECK(ran[task_queue::ring_size + 1] == 999999);
+    CHECK(q.empty());
+    CHECK(q.run_all() == 0);
+    // Back on the ring: a push after the overflow drained asks for a wake-up again.
+    CHECK(q.push([&ran] { ran.push_back(1); }));
+    CHECK(q.run_all() == 1);
 }
