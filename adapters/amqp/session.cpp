@@ -186,6 +186,7 @@ struct outgoing : engine::consumer {
     std::uint64_t serial = 0;
     std::string subscription;    // a durable (or shared) subscription's kernel name, else empty
     bool durable = false;        // the subscription outlives its links (else: it goes with the last)
+    std::vector<core::delivery_tag> acks;   // accepted by the client, not yet told to the kernel (see settle())
 };
 
 // An incoming link (the client's sender): where its messages go.
@@ -456,6 +457,7 @@ private:
         try {
             take_transfers();
             driver_->dispatch();
+            flush_acks();
         } catch (const std::exception& e) {
             close_on_exception(e.what());
         }
@@ -1238,6 +1240,7 @@ private:
     }
 
     void finish_outgoing(outgoing& o, bool closed) {
+        flush_acks(o);   // accepted before the link ended: not redelivered
         release_name(o.name_key, o.serial);
         std::function<void()> then;
         if (!o.subscription.empty() && drop_subscription(o.subscription) == 0 && (closed || !o.durable)) {
@@ -1280,8 +1283,30 @@ private:
         default: return;   // `received`: not an outcome
         }
         const auto tag = tag_of(t.tag());
-        if (auto* o = find_out(t.sender()); o && tag) broker_.settle(o->id, {*tag}, std::move(oc));
+        if (auto* o = find_out(t.sender()); o && tag) {
+            // Accepted ones go to the kernel together, once per pump (flush_acks): one kernel
+            // call for a disposition range, not one per delivery. Any other outcome goes at
+            // once, after the acceptances before it.
+            if (oc.what == core::settle_outcome::kind::accepted) {
+                if (o->acks.empty()) acks_pending_.push_back(raw(t.sender()));
+                o->acks.push_back(*tag);
+            } else {
+                flush_acks(*o);
+                broker_.settle(o->id, {*tag}, std::move(oc));
+            }
+        }
         t.settle();
+    }
+
+    void flush_acks(outgoing& o) {
+        if (o.acks.empty()) return;
+        broker_.settle(o.id, std::move(o.acks), core::settle_outcome::accepted());
+        o.acks.clear();
+    }
+    void flush_acks() {
+        for (auto* key : acks_pending_)
+            if (auto it = outs_.find(key); it != outs_.end()) flush_acks(*it->second);
+        acks_pending_.clear();
     }
 
     // A transactional disposition: its outcome is buffered in the transaction (until then the
@@ -1319,6 +1344,7 @@ private:
     std::string user_;
     std::unique_ptr<proton::io::connection_driver> driver_;
     bool pump_posted_ = false;   // pump_later(): a pump() is on its way
+    std::vector<pn_link_t*> acks_pending_;   // outgoing links with acks to flush (flush_acks)
     std::vector<std::pair<core::consumer_id, core::delivery_tag>> written_settles_;   // see deliver()
     std::unordered_map<pn_link_t*, std::unique_ptr<outgoing>> outs_;
     std::unordered_map<pn_link_t*, std::unique_ptr<incoming>> ins_;
