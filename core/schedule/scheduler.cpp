@@ -148,8 +148,11 @@ std::size_t scheduler::run_due() {
     std::vector<packed_job> packed;
     std::vector<job> fired;
     {
-        std::lock_guard lock(mutex_);
-        collect(time_->now_ms(), packed);
+        std::unique_lock lock(mutex_);
+        const auto now = time_->now_ms();
+        collect(now, packed);
+        // As the thread does: with nothing due, load what is due soon.
+        if (packed.empty() && load_) read_ahead(lock, now);
     }
     unpack(packed, fired);
     const auto n = fired.size();
@@ -160,6 +163,27 @@ std::size_t scheduler::run_due() {
 std::size_t scheduler::size() const {
     std::lock_guard lock(mutex_);
     return wheel_.size();
+}
+
+// Loads the bodiless jobs due by now + ahead_ not asked for yet, outside the lock (held on entry
+// and on return). False: there were none.
+bool scheduler::read_ahead(std::unique_lock<std::mutex>& lock, std::int64_t now) {
+    std::vector<std::pair<std::uint32_t, job>> ahead;
+    to_prefetch(now, ahead);
+    if (ahead.empty()) return false;
+    sleeping_until_ = 0;
+    lock.unlock();
+    std::vector<job> jobs;
+    jobs.reserve(ahead.size());
+    for (auto& [h, j] : ahead) jobs.push_back(j);
+    load_(jobs);
+    lock.lock();
+    for (std::size_t i = 0; i < ahead.size(); ++i) {
+        const auto h = ahead[i].first;
+        // Still that job (not fired meanwhile, its slot not reused)?
+        if (jobs[i].msg && slab_.at(h).id == jobs[i].id && !slab_.at(h).packed) loaded_[h] = std::move(jobs[i].msg);
+    }
+    return true;
 }
 
 void scheduler::loop() {
@@ -179,27 +203,7 @@ void scheduler::loop() {
             lock.lock();
             continue;
         }
-        if (load_) {
-            // Nothing due now: load what is due soon, outside the lock.
-            std::vector<std::pair<std::uint32_t, job>> ahead;
-            to_prefetch(now, ahead);
-            if (!ahead.empty()) {
-                sleeping_until_ = 0;
-                lock.unlock();
-                std::vector<job> jobs;
-                jobs.reserve(ahead.size());
-                for (auto& [h, j] : ahead) jobs.push_back(j);
-                load_(jobs);
-                lock.lock();
-                for (std::size_t i = 0; i < ahead.size(); ++i) {
-                    const auto h = ahead[i].first;
-                    // Still that job (not fired meanwhile, its slot not reused)?
-                    if (jobs[i].msg && slab_.at(h).id == jobs[i].id && !slab_.at(h).packed)
-                        loaded_[h] = std::move(jobs[i].msg);
-                }
-                continue;
-            }
-        }
+        if (load_ && read_ahead(lock, now)) continue;
         const auto next = wheel_.next_deadline();
         std::int64_t until = next;
         if (load_ && next != timer_wheel<slab>::never) {

@@ -69,7 +69,8 @@ public:
     using load_fn = std::function<void(std::vector<job>&)>;
     void prefetch(load_fn load, std::int64_t ahead_ms);
 
-    // Fires what is due by the time source's now, on the calling thread. Returns how many.
+    // Fires what is due by the time source's now, on the calling thread; with nothing due, reads
+    // ahead as the thread would (prefetch). Returns how many fired.
     std::size_t run_due();
 
     std::size_t size() const;
@@ -105,6 +106,7 @@ private:
     };
     void collect(std::int64_t now, std::vector<packed_job>& out);
     void loop();
+    bool read_ahead(std::unique_lock<std::mutex>& lock, std::int64_t now);
     // Under mutex_: the bodiless jobs due by now + ahead not yet asked for (prefetch).
     void to_prefetch(std::int64_t now, std::vector<std::pair<std::uint32_t, job>>& out);
 

@@ -250,41 +250,49 @@ TEST_CASE("timer wheel: next_deadline is never after the earliest entry", "[core
 // The firing thread reads the bodies of jobs kept in the store ahead of their time (while it
 // has nothing due), across the wheel's 256 ms windows, so that a firing waits for no store.
 TEST_CASE("scheduler: bodies kept in the store are loaded before their jobs are due", "[core][schedule]") {
+    // A manual clock stepped a millisecond at a time, run_due() doing what the thread does.
     constexpr std::int64_t ahead = 200;
-    std::mutex m;
-    std::condition_variable cv;
-    std::map<message_id, std::int64_t> loaded_at;
+    constexpr std::int64_t window = 256;   // the wheel's first level: the next one is read at once
+    manual_clock clock;
+    clock.now = 1'000'000;
+    std::map<message_id, std::int64_t> loaded_at, fired_at;
     std::vector<std::pair<message_id, bool>> fired;   // id, with its body
-    scheduler s(system_time(), [&](std::vector<scheduler::job>& jobs) {
-        std::lock_guard lock(m);
-        for (const auto& j : jobs) fired.emplace_back(j.id, j.msg != nullptr);
-        cv.notify_all();
+    scheduler s(clock, [&](std::vector<scheduler::job>& jobs) {
+        for (const auto& j : jobs) {
+            fired.emplace_back(j.id, j.msg != nullptr);
+            fired_at[j.id] = clock.now;
+        }
     });
+    s.use(clock, false);
     s.prefetch(
         [&](std::vector<scheduler::job>& jobs) {
-            std::lock_guard lock(m);
             for (auto& j : jobs) {
-                loaded_at[j.id] = now_ms();
+                CHECK_FALSE(loaded_at.contains(j.id));   // each asked for once
+                loaded_at[j.id] = clock.now;
                 auto msg = std::make_shared<message>();
                 msg->id = j.id;
                 j.msg = std::move(msg);
             }
         },
         ahead);
-    const auto t0 = now_ms();
+    const auto t0 = clock.now;
     std::map<message_id, std::int64_t> due;
     for (int i = 0; i < 30; ++i) {
         due[1000 + i] = t0 + 300 + i * 10;   // 0.3 .. 0.59 s: across a window boundary or two
         s.add(due[1000 + i], 1000 + i, nullptr);
     }
-    std::unique_lock lock(m);
-    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return fired.size() == 30; }));
+    for (int step = 0; step <= 1000 && fired.size() < 30; ++step) {
+        clock.now = t0 + step;
+        s.run_due();
+    }
+    REQUIRE(fired.size() == 30);
     for (const auto& [id, with_body] : fired) {
         CAPTURE(id);
         CHECK(with_body);
+        CHECK(fired_at[id] == due[id]);
         REQUIRE(loaded_at.contains(id));
-        CHECK(loaded_at[id] <= due[id]);
-        CHECK(loaded_at[id] >= due[id] - ahead - 50);   // not long before: at most `ahead` (and a tick)
+        CHECK(loaded_at[id] < due[id]);
+        CHECK(loaded_at[id] >= due[id] - ahead - window);   // not long before
     }
     CHECK(s.size() == 0);
 }
