@@ -16,36 +16,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sbtest  # noqa: E402
 from amqp_basic_test import AmqpTestCase  # noqa: E402
 
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CPP_CLIENT = os.environ.get("SB_AMQP_CPP_CLIENT")
-CPP_CLIENT_GIVEN = CPP_CLIENT is not None
+CPP_CLIENT = sbtest.ClientProgram("--cpp-client", "SB_AMQP_CPP_CLIENT", "amqp_proton_cpp_client")
 MIB = 1 << 20
-
-
-def take_cpp_client_arg():
-    """Takes --cpp-client PATH (or --cpp-client=PATH) out of sys.argv."""
-    global CPP_CLIENT, CPP_CLIENT_GIVEN
-    argv = sys.argv
-    for i, arg in enumerate(argv):
-        if arg == "--cpp-client" and i + 1 < len(argv):
-            CPP_CLIENT, CPP_CLIENT_GIVEN = argv[i + 1], True
-            del argv[i:i + 2]
-            return
-        if arg.startswith("--cpp-client="):
-            CPP_CLIENT, CPP_CLIENT_GIVEN = arg.split("=", 1)[1], True
-            del argv[i]
-            return
 
 
 class ProtonCppTest(AmqpTestCase):
 
     def setUp(self):
-        path = CPP_CLIENT or os.path.join(_REPO, "build", "tests", "amqp_proton_cpp_client")
-        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            if CPP_CLIENT_GIVEN:
-                self.fail(f"C++ client not found or not executable: {path}")
-            raise unittest.SkipTest(f"C++ client not built ({path}); pass --cpp-client PATH")
-        self.cpp_client = os.path.abspath(path)
+        self.cpp_client = CPP_CLIENT.require(self)
         super().setUp()
 
     def run_cpp(self, scenario, *args, timeout=45):
@@ -87,5 +65,5 @@ class ProtonCppTest(AmqpTestCase):
 
 
 if __name__ == "__main__":
-    take_cpp_client_arg()
+    CPP_CLIENT.take_arg()
     sbtest.main()

@@ -1576,6 +1576,40 @@ class MqttTestCase(BrokerTestCase):
 
 
 
+class ClientProgram:
+    """A client program a test drives, given as `OPTION PATH` (or `OPTION=PATH`) on the command
+    line or in the environment variable `env`; without either, `name` in the build tree's tests/
+    is tried and a missing one skips the test (a given one that is missing fails it)."""
+
+    def __init__(self, option, env, name):
+        self.option, self.name = option, name
+        self.path = os.environ.get(env)
+        self.given = self.path is not None
+
+    def take_arg(self):
+        """Takes the option out of sys.argv (before main())."""
+        argv = sys.argv
+        for i, arg in enumerate(argv):
+            if arg == self.option and i + 1 < len(argv):
+                self.path, self.given = argv[i + 1], True
+                del argv[i:i + 2]
+                return
+            if arg.startswith(self.option + "="):
+                self.path, self.given = arg.split("=", 1)[1], True
+                del argv[i]
+                return
+
+    def require(self, test):
+        """The program's absolute path for `test`, or fails / skips it."""
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        path = self.path or os.path.join(repo, "build", "tests", self.name)
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            if self.given:
+                test.fail(f"{self.name} not found or not executable: {path}")
+            raise unittest.SkipTest(f"{self.name} not built ({path}); pass {self.option} PATH")
+        return os.path.abspath(path)
+
+
 def main():
     """unittest.main with --bin PATH (or --bin=PATH) taken out of argv first."""
     global BIN
