@@ -4,8 +4,9 @@
 # command larger than the negotiated maximum frame size, an unknown command type, a marshalling
 # cache index out of range, a truncated command; each is answered with a ConnectionError (or
 # just closed, for the truncated one) and ends that connection only: another connection,
-# negotiated before, still answers a KeepAliveInfo. Commands for unknown connection ids are
-# refused with an ExceptionResponse without closing.
+# negotiated before, still answers a KeepAliveInfo. Commands for unknown connection ids, and a
+# cached id naming a slot never filled (null, as in ActiveMQ), are refused with an
+# ExceptionResponse without closing.
 #
 # The frames are written in the loose encoding (the one every version starts with): [size]
 # [type] then the fields; a WireFormatInfo is the magic, the version and its properties as a
@@ -178,6 +179,23 @@ class OpenWireMalformed(sbtest.BrokerTestCase):
         # (loose: "not new" and the index) that names entry 2000 of a cache of 1024.
         c.send(frame(bytes([SESSION_INFO]) + struct.pack(">i", 1) + b"\x01" + b"\x00" + struct.pack(">h", 2000)))
         c.expect_error_and_close(self, b"cache")
+
+    def test_cache_slot_never_filled(self):
+        # A ConnectionInfo whose connection id names slot 5 of the cache, which no command
+        # filled: null, as ActiveMQ's getFromUnmarshallCache reads it, and so refused for the
+        # missing id with an ExceptionResponse; the connection stays.
+        c = self.raw()
+        c.handshake(cache=True)
+        # Command id, response required, the cached id (not new, index 5), client id, password,
+        # user name and broker path null, five false booleans, client ip null.
+        c.send(frame(bytes([CONNECTION_INFO]) + struct.pack(">i", 3) + b"\x01" + b"\x00" + struct.pack(">h", 5) +
+                     b"\x00" * 4 + b"\x00" * 5 + b"\x00"))
+        kind, body = c.read_frame()
+        self.assertEqual(kind, EXCEPTION_RESPONSE)
+        self.assertIn(b"without a connection id", body)
+        c.send(keep_alive(4))
+        kind, _ = c.read_frame()
+        self.assertEqual(kind, KEEP_ALIVE)
 
     def test_truncated_command(self):
         c = self.raw()
