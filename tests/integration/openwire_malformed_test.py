@@ -6,7 +6,8 @@
 # just closed, for the truncated one) and ends that connection only: another connection,
 # negotiated before, still answers a KeepAliveInfo. Commands for unknown connection ids, and a
 # cached id naming a slot never filled (null, as in ActiveMQ), are refused with an
-# ExceptionResponse without closing.
+# ExceptionResponse without closing. And the inactivity monitor: a connection that negotiated a
+# MaxInactivityDuration and then went silent is closed after it; one sending KeepAliveInfo stays.
 #
 # The frames are written in the loose encoding (the one every version starts with): [size]
 # [type] then the fields; a WireFormatInfo is the magic, the version and its properties as a
@@ -52,9 +53,10 @@ def frame(body):
     return struct.pack(">I", len(body)) + body
 
 
-def wire_format_info(magic=b"ActiveMQ", version=12, cache=True):
+def wire_format_info(magic=b"ActiveMQ", version=12, cache=True, inactivity_ms=0):
     p = props({"TightEncodingEnabled": False, "CacheEnabled": cache, "CacheSize": 1024, "SizePrefixDisabled": False,
-               "StackTraceEnabled": False, "MaxInactivityDuration": ("long", 0)})
+               "StackTraceEnabled": False, "MaxInactivityDuration": ("long", inactivity_ms),
+               "MaxInactivityDurationInitalDelay": ("long", 0)})
     return frame(bytes([WIRE_FORMAT_INFO]) + magic + struct.pack(">i", version) + b"\x01" + struct.pack(">i", len(p)) + p)
 
 
@@ -91,12 +93,28 @@ class RawOpenWire:
                 return None
             self.buf += data
 
-    def handshake(self, cache=True):
+    def handshake(self, cache=True, inactivity_ms=0):
         kind, _ = self.read_frame()
         assert kind == WIRE_FORMAT_INFO, kind
-        self.send(wire_format_info(cache=cache))
+        self.send(wire_format_info(cache=cache, inactivity_ms=inactivity_ms))
         kind, _ = self.read_frame()
         assert kind == BROKER_INFO, kind
+
+    def frames_until(self, deadline):
+        """The types of the frames that arrive before `deadline` (time.monotonic()), and
+        whether the connection ended before it."""
+        kinds = []
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return kinds, False
+            try:
+                f = self.read_frame(timeout=left)
+            except (AssertionError, TimeoutError):   # nothing more within the time
+                return kinds, False
+            if f is None:
+                return kinds, True
+            kinds.append(f[0])
 
     def expect_error_and_close(self, test, why):
         """A ConnectionError whose message contains `why`, then the end of the connection."""
@@ -194,6 +212,41 @@ class OpenWireMalformed(sbtest.BrokerTestCase):
         self.assertEqual(kind, EXCEPTION_RESPONSE)
         self.assertIn(b"without a connection id", body)
         c.send(keep_alive(4))
+        kind, _ = c.read_frame()
+        self.assertEqual(kind, KEEP_ALIVE)
+
+    # The inactivity monitor: the broker announces 3000 ms and no initial delay, the client
+    # 800 ms; the smaller one applies.
+    INACTIVITY = {"openwire": {"max_inactivity_ms": 3000, "max_inactivity_initial_delay_ms": 0}}
+
+    @sbtest.config_override(INACTIVITY)
+    def test_inactivity_monitor_closes_a_silent_connection(self):
+        c = self.raw()
+        c.handshake(inactivity_ms=800)
+        start = time.monotonic()
+        kinds, ended = c.frames_until(start + 0.8 + WAIT)
+        elapsed = time.monotonic() - start
+        self.assertTrue(ended, f"still open {elapsed:.1f} s after the handshake")
+        self.assertGreaterEqual(elapsed, 0.8 * 0.9, "closed before the negotiated 800 ms")
+        self.assertLess(elapsed, 2.5, "closed only near the broker's 3000 ms: the smaller duration was not used")
+        # Meanwhile the broker wrote a KeepAliveInfo after each third of it without output.
+        self.assertIn(KEEP_ALIVE, kinds)
+
+    @sbtest.config_override(INACTIVITY)
+    def test_inactivity_monitor_keeps_a_connection_that_sends_keep_alives(self):
+        c = self.raw()
+        c.handshake(inactivity_ms=800)
+        start = time.monotonic()
+        command_id = 10
+        # Three durations long, a KeepAliveInfo every 200 ms (each answered: it asks for a
+        # response); the broker must not close.
+        while time.monotonic() < start + 3 * 0.8:
+            c.send(keep_alive(command_id))
+            command_id += 1
+            kinds, ended = c.frames_until(time.monotonic() + 0.2)
+            self.assertFalse(ended, f"closed {time.monotonic() - start:.1f} s after the handshake despite keep-alives")
+            self.assertIn(KEEP_ALIVE, kinds, "a KeepAliveInfo asking for a response is answered")
+        c.send(keep_alive(command_id))
         kind, _ = c.read_frame()
         self.assertEqual(kind, KEEP_ALIVE)
 
