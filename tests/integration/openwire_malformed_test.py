@@ -128,6 +128,16 @@ class RawOpenWire:
         test.assertTrue(errors, f"no ConnectionError before the close: {[k for k, _ in frames]}")
         test.assertIn(why, errors[0])
 
+    def expect_refusal_and_stay(self, test, why, command_id):
+        """An ExceptionResponse whose message contains `why`, and the connection stays: it still
+        answers a KeepAliveInfo (sent with `command_id`)."""
+        kind, body = self.read_frame()
+        test.assertEqual(kind, EXCEPTION_RESPONSE)
+        test.assertIn(why, body)
+        self.send(keep_alive(command_id))
+        kind, _ = self.read_frame()
+        test.assertEqual(kind, KEEP_ALIVE)
+
     def close(self):
         self.sock.close()
 
@@ -208,12 +218,7 @@ class OpenWireMalformed(sbtest.BrokerTestCase):
         # user name and broker path null, five false booleans, client ip null.
         c.send(frame(bytes([CONNECTION_INFO]) + struct.pack(">i", 3) + b"\x01" + b"\x00" + struct.pack(">h", 5) +
                      b"\x00" * 4 + b"\x00" * 5 + b"\x00"))
-        kind, body = c.read_frame()
-        self.assertEqual(kind, EXCEPTION_RESPONSE)
-        self.assertIn(b"without a connection id", body)
-        c.send(keep_alive(4))
-        kind, _ = c.read_frame()
-        self.assertEqual(kind, KEEP_ALIVE)
+        c.expect_refusal_and_stay(self, b"without a connection id", 4)
 
     # The inactivity monitor: the broker announces 3000 ms and no initial delay, the client
     # 800 ms; the smaller one applies.
@@ -264,12 +269,7 @@ class OpenWireMalformed(sbtest.BrokerTestCase):
         c.handshake(cache=False)
         session_id = b"\x01" + bytes([121]) + b"\x01" + utf("ID:nobody-1") + struct.pack(">q", 1)
         c.send(frame(bytes([SESSION_INFO]) + struct.pack(">i", 5) + b"\x01" + session_id))
-        kind, body = c.read_frame()
-        self.assertEqual(kind, EXCEPTION_RESPONSE)
-        self.assertIn(b"ConnectionInfo must come first", body)
-        c.send(keep_alive(6))
-        kind, _ = c.read_frame()
-        self.assertEqual(kind, KEEP_ALIVE)
+        c.expect_refusal_and_stay(self, b"ConnectionInfo must come first", 6)
 
 
 if __name__ == "__main__":
