@@ -822,6 +822,9 @@ private:
     // ---- transactions ----------------------------------------------------------------------
 
     void on_transaction(const transaction_info& t) {
+        // RECOVER (a transaction manager's recovery scan, XAResource.recover) names no id.
+        if (!t.transaction_id && t.type == transaction_type::recover)
+            return fail_command(t, "javax.transaction.xa.XAException", "XA transactions are not supported");
         if (!t.transaction_id) return fail_command(t, "javax.jms.JMSException", "TransactionInfo without a transaction id");
         const auto* local = std::get_if<local_transaction_id>(&*t.transaction_id);
         if (!local) return fail_command(t, "javax.transaction.xa.XAException", "XA transactions are not supported");
