@@ -741,19 +741,24 @@ class tls_watch {
 public:
     tls_watch(asio::io_context& ctx, reloadable& live, listener_list& listeners)
         : live_(live), listeners_(listeners), timer_(ctx) {
+        bool any = false;
         for (std::size_t i = 0; i < listeners_.size(); ++i) {
-            const auto& t = live_.running.listeners[i].tls_settings;
-            stamps_.push_back(listeners_[i]->config().tls ? tls_files_stamp(t) : std::string());
-            if (listeners_[i]->config().tls && t.reload_interval_ms)
-                every_ = std::min(every_, std::chrono::milliseconds(t.reload_interval_ms));
+            any = any || listeners_[i]->config().tls;
+            stamps_.push_back(listeners_[i]->config().tls ? tls_files_stamp(live_.running.listeners[i].tls_settings)
+                                                          : std::string());
         }
-        if (every_ != std::chrono::milliseconds::max()) arm();
+        if (any) arm();
     }
     void stop() { timer_.cancel(); }
 
 private:
+    // The shortest interval of the moment (SIGHUP may change them); 1 s while none is set.
     void arm() {
-        timer_.expires_after(every_);
+        std::uint32_t every = 0;
+        for (std::size_t i = 0; i < listeners_.size(); ++i)
+            if (const auto ms = live_.running.listeners[i].tls_settings.reload_interval_ms; listeners_[i]->config().tls && ms)
+                every = every ? std::min(every, ms) : ms;
+        timer_.expires_after(std::chrono::milliseconds(every ? every : 1000));
         timer_.async_wait([this](net::error_code ec) {
             if (ec) return;
             check();
@@ -785,7 +790,6 @@ private:
     listener_list& listeners_;
     asio::steady_timer timer_;
     std::vector<std::string> stamps_;   // per listener
-    std::chrono::milliseconds every_ = std::chrono::milliseconds::max();
 };
 
 // Until SIGINT or SIGTERM: SIGHUP reloads; the stop closes the listeners and the admin endpoint
