@@ -650,10 +650,11 @@ std::optional<std::variant<core::message, mapping_error>> decode_amqp(std::strin
         if (auto* d = std::get_if<core::destination>(&parsed)) out.reply_to = std::move(*d);
         else out.properties.push_back({"reply-to", std::string(reply)});
     }
-    out.correlation_id = correlation;
-    out.type = subject;
-    out.content_type = content_type;
-    out.group_id = group_id;
+    // (Each assigned only when given: most messages carry none of them.)
+    if (!correlation.empty()) out.correlation_id = correlation;
+    if (!subject.empty()) out.type = subject;
+    if (!content_type.empty()) out.content_type = content_type;
+    if (!group_id.empty()) out.group_id = group_id;
     out.group_seq = static_cast<std::int32_t>(group_seq);
     if (!id.empty()) out.properties.push_back({std::string(message_id_property), std::string(id)});
     // In name order, the last of a repeated name kept: as a std::map filled from the map would.
