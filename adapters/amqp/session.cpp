@@ -1310,9 +1310,12 @@ private:
     void take_acceptances() {
         for (auto& [l, o] : outs_) {
             if (pn_link_unsettled(l) == 0) continue;
-            while (pn_delivery_t* dl = pn_unsettled_head(l)) {
+            // (pn_unsettled_head skips the settled deliveries Proton has not freed yet: called
+            // once, then pn_unsettled_next from the one just taken.)
+            for (pn_delivery_t* dl = pn_unsettled_head(l); dl;) {
                 if (!pn_delivery_updated(dl) || !pn_delivery_settled(dl) || pn_delivery_remote_state(dl) != PN_ACCEPTED)
                     break;
+                pn_delivery_t* next = pn_unsettled_next(dl);
                 const pn_delivery_tag_t tag = pn_delivery_tag(dl);
                 if (tag.size != 8) break;
                 core::delivery_tag t = 0;
@@ -1320,7 +1323,8 @@ private:
                 if (o->acks.empty()) acks_pending_.push_back(l);
                 o->acks.push_back(t);
                 pn_delivery_clear(dl);
-                pn_delivery_settle(dl);   // off the unsettled list
+                pn_delivery_settle(dl);
+                dl = next;
             }
         }
     }
