@@ -475,6 +475,7 @@ private:
         if (!driver_) return;
         try {
             take_transfers();
+            take_acceptances();
             driver_->dispatch();
             flush_acks();
         } catch (const std::exception& e) {
@@ -1315,6 +1316,36 @@ private:
             }
         }
         t.settle();
+    }
+
+    // Before dispatch, as take_transfers() does for transfers: the client's settled acceptances
+    // of our deliveries (a consumer's common disposition, one per message) are collected for the
+    // kernel (flush_acks), the delivery settled and its update cleared, so that the C++ layer's
+    // event for it finds nothing to report (no on_tracker_accept / on_tracker_settle, no
+    // tracker wrappers). Clients accept in order: each link's unsettled deliveries are taken
+    // from the oldest while they are such acceptances. Everything else (another outcome, a
+    // transactional state, an unsettled disposition, an acceptance out of order) goes through
+    // the handlers as before.
+    void take_acceptances() {
+        for (auto& [l, o] : outs_) {
+            if (pn_link_unsettled(l) == 0) continue;
+            // (pn_unsettled_head skips the settled deliveries Proton has not freed yet: called
+            // once, then pn_unsettled_next from the one just taken.)
+            for (pn_delivery_t* dl = pn_unsettled_head(l); dl;) {
+                if (!pn_delivery_updated(dl) || !pn_delivery_settled(dl) || pn_delivery_remote_state(dl) != PN_ACCEPTED)
+                    break;
+                pn_delivery_t* next = pn_unsettled_next(dl);
+                const pn_delivery_tag_t tag = pn_delivery_tag(dl);
+                if (tag.size != 8) break;
+                core::delivery_tag t = 0;
+                for (std::size_t i = 0; i < 8; ++i) t = t << 8 | static_cast<std::uint8_t>(tag.start[i]);
+                if (o->acks.empty()) acks_pending_.push_back(l);
+                o->acks.push_back(t);
+                pn_delivery_clear(dl);
+                pn_delivery_settle(dl);
+                dl = next;
+            }
+        }
     }
 
     void flush_acks(outgoing& o) {

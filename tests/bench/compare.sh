@@ -26,6 +26,8 @@
 #   tests/bench/compare.sh --persistent [--duration S] [--runs N] [--brokers LIST] [--max-minutes M] ...
 #   tests/bench/compare.sh --amqp [--count N] [--runs N] [--brokers LIST] [--max-minutes M] ...
 #   tests/bench/compare.sh --openwire [--count N] [--duration S] [--runs N] [--brokers LIST] ...
+#   (any mode: --scenarios LIST runs only those scenarios of the mode, e.g.
+#    --amqp --brokers switchboard --scenarios amqp-queue-1to1,stomp-queue-1to1)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -50,6 +52,7 @@ AMQP=0
 OPENWIRE=0
 DURATION=""
 BROKERS_GIVEN=0
+SCENARIOS_GIVEN=""   # --scenarios: a comma-separated subset of the mode's scenarios
 BEFORE=""   # --before: the build directory of an earlier Switchboard, run as target `before`
 # Another engineer's build holding this lock would distort the numbers: each run waits for it
 # and holds it while it runs (a build waits a few seconds at most). On a busy machine the waits
@@ -59,7 +62,7 @@ BEFORE=""   # --before: the build directory of an earlier Switchboard, run as ta
 LOCK_FILE=/tmp/sb-build.lock
 
 usage() {
-    sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
     cat <<EOF
 
 Options:
@@ -77,6 +80,8 @@ Options:
   --connections K    idle connections per broker (default 10000)
   --brokers LIST     comma-separated subset of: $BROKERS (and before, with --before)
   --no-idle          skip the idle-connection scenario
+  --scenarios LIST   comma-separated subset of the mode's scenarios (names as in the summary),
+                     run in the mode's order; e.g. --amqp --scenarios amqp-queue-1to1,stomp-queue-1to1
   --base-port P      first of the ~40 loopback ports used, outside the ephemeral range (default $BASE_PORT)
   --max-minutes M    hard bound on the whole comparison (default $MAX_MINUTES)
   --persistent       persistent sends with confirmation instead (tests/bench/compare.sh --persistent):
@@ -123,6 +128,7 @@ while [[ $# -gt 0 ]]; do
         --connections) CONNECTIONS=$2; shift ;;
         --brokers) BROKERS=$2; BROKERS_GIVEN=1; shift ;;
         --no-idle) IDLE=0 ;;
+        --scenarios) SCENARIOS_GIVEN=$2; shift ;;
         --base-port) BASE_PORT=$2; shift ;;
         --max-minutes) MAX_MINUTES=$2; shift ;;
         --persistent) PERSISTENT=1 ;;
@@ -665,7 +671,6 @@ if [[ $AMQP == 1 ]]; then
     )
     SCENARIOS=(amqp-queue-1to1 amqp-queue-4to4 amqp-durable-16to0 amqp-durable-16to1 stomp-queue-1to1)
 fi
-
 if [[ $OPENWIRE == 1 ]]; then
     # The same Java client (ActiveMQ's JMS client) against every broker; switchboard-bench's option
     # names. ow-queue-1to1: non-persistent, async sends (`jms.useAsyncSend=true`: nothing confirms
@@ -680,6 +685,18 @@ if [[ $OPENWIRE == 1 ]]; then
     )
     SCENARIOS=(ow-queue-1to1 ow-persist-16to0 ow-persist-16to1)
 fi
+if [[ -n $SCENARIOS_GIVEN ]]; then
+    IFS=, read -r -a wanted_scenarios <<< "$SCENARIOS_GIVEN"
+    for w in "${wanted_scenarios[@]}"; do
+        [[ -n ${SCEN_ARGS[$w]:-} ]] || die "--scenarios: unknown scenario in this mode: $w (have: ${SCENARIOS[*]})"
+    done
+    kept=()
+    for s in "${SCENARIOS[@]}"; do
+        [[ ",$SCENARIOS_GIVEN," == *",$s,"* ]] && kept+=("$s")
+    done
+    SCENARIOS=("${kept[@]}")
+fi
+
 
 # --persistent: a queue of its own per run, so no run drains an earlier one's backlog and what
 # each run left on disk can be checked afterwards. (Otherwise the bench's default names.)
