@@ -430,7 +430,7 @@ EOF
     MQTT_PORT[mosquitto]=$P_MOSQ_MQTT
     wait_port "$P_MOSQ_MQTT" "${PID[mosquitto]}" 10 || { tail -20 "$LOGS/mosquitto.log" >&2; return 1; }
 }
-stop_mosquitto() { stop_pid "${PID[mosquitto]}" 10; }
+stop_mosquitto() { [[ -z ${PID[mosquitto]:-} ]] || stop_pid "${PID[mosquitto]}" 10; }
 
 start_rabbitmq() {
     have rabbitmq || { log "rabbitmq: package not installed, skipped"; return 1; }
@@ -538,9 +538,10 @@ EOF
     # The launcher's shell runs java as its child; the JVM holds the memory and is stopped first.
     VM_PID[activemq]=$(pgrep -P "${PID[activemq]}" java || true)
 }
+# (Also called for a broker that never started, its package missing: no PID, nothing to stop.)
 stop_activemq() {
-    [[ -n ${VM_PID[activemq]:-} ]] && stop_pid "${VM_PID[activemq]}" 15
-    stop_pid "${PID[activemq]}" 5
+    [[ -z ${VM_PID[activemq]:-} ]] || stop_pid "${VM_PID[activemq]}" 15
+    [[ -z ${PID[activemq]:-} ]] || stop_pid "${PID[activemq]}" 5
 }
 
 RUNNING=()   # targets started and not yet stopped
