@@ -279,13 +279,13 @@ public:
     }
 
     // The close handshake (1000): the close frame goes out now; the peer's answer is read by the
-    // pending read (which then ends with EOF) and Beast's teardown shuts the send side. Without
-    // an operation pending nothing holds the stack alive for the handshake: only the send side
-    // is shut.
+    // pending read (which then ends with EOF) and Beast's teardown shuts the send side. The
+    // handshake holds the owner of the last operation (the session, which calls close() when it
+    // is done with the connection); without one only the send side is shut.
     void shutdown_send() noexcept override {
         if (closing_) return;
         closing_ = true;
-        auto keep = ws_.next_layer().owner;
+        auto keep = last_owner_.lock();
         if (!keep || !ws_.is_open()) return inner_->shutdown_send();
         hold(keep, owned_.close);
         ws_.async_close(websocket::close_code::normal, [this, keep](net::error_code) {
@@ -381,7 +381,7 @@ private:
     net::error_code refuse_text() {
         if (!closing_) {
             closing_ = true;
-            auto keep = ws_.next_layer().owner;
+            auto keep = last_owner_.lock();
             hold(keep, owned_.close);
             ws_.async_close(websocket::close_code::unknown_data, [this, keep](net::error_code) {
                 owned_.close = false;
@@ -395,6 +395,7 @@ private:
     // transport's completions; see ws_next), released when none is.
     void hold(const std::shared_ptr<void>& o, bool& flag) {
         ws_.next_layer().owner = o;
+        if (last_owner_.owner_before(o) || o.owner_before(last_owner_)) last_owner_ = o;
         flag = true;
     }
     void release() {
@@ -422,6 +423,7 @@ private:
         bool accept = false;
         bool close = false;
     } owned_;
+    std::weak_ptr<void> last_owner_;   // of the last operation: for a close handshake of our own
     bool closing_ = false;
     bool binary_only_ = false;
     // The handshake.

@@ -371,7 +371,7 @@ class ClientsTest(WebSocketTestCase):
         tcp = self.client()
         tcp.subscribe("/topic/ws.cross", "1")
         pub, _ = self.paho_ws(mqtt.MQTTv311)
-        pub.publish("ws.cross", b"from mqtt-ws", qos=1).wait_for_publish(WAIT)
+        pub.publish("ws/cross", b"from mqtt-ws", qos=1).wait_for_publish(WAIT)
         self.assertEqual(sbtest._body(tcp.get_message()), "from mqtt-ws")
         # STOMP over TCP -> STOMP over WebSocket; MQTT over TCP -> STOMP over WebSocket.
         c = self.stomp_ws()
@@ -383,7 +383,7 @@ class ClientsTest(WebSocketTestCase):
         m.connect(HOST, self.mqtt_tcp_port)
         m.loop_start()
         self.addCleanup(m.loop_stop)
-        m.publish("ws.cross.t", b"from mqtt-tcp", qos=1).wait_for_publish(WAIT)
+        m.publish("ws/cross/t", b"from mqtt-tcp", qos=1).wait_for_publish(WAIT)
         self.assertEqual(self.stomp_receive(c)[1], b"from mqtt-tcp")
 
     def test_amqp_over_websocket_to_stomp(self):
@@ -406,7 +406,7 @@ class ClientsTest(WebSocketTestCase):
                         break
                     body = bytes(got[at + 4 * got[at + 4]:at + size])
                     del got[at:at + size]
-                    if body and body[3] == code:   # 0x00 0x53 0x<code>: a small-ulong descriptor
+                    if body[:2] == b"\x00\x53" and body[2] == code:   # 0x00 0x53 <code>: a small-ulong descriptor
                         return True
                 got.extend(c.recv_data()[1])
             return False
@@ -590,9 +590,10 @@ class BadInputTest(WebSocketTestCase):
         r = self.mqtt_ws_raw("big")
         r.send(ws_frame(OP_BINARY, b"\x30" + b"\x00" * 4000))
         self.assertEqual(r.close_code(), 1009)
-        # Spread over fragments too.
+        # Spread over fragments too (the first one the start of an MQTT PUBLISH that waits for more).
         r = self.mqtt_ws_raw("big2")
-        r.send(ws_frame(OP_BINARY, b"\x00" * 1500, fin=False) + ws_frame(OP_CONT, b"\x00" * 1500))
+        start = b"\x30" + sbtest.mqtt_varint(2996) + b"\x00\x01t"
+        r.send(ws_frame(OP_BINARY, start.ljust(1500, b"\x00"), fin=False) + ws_frame(OP_CONT, b"\x00" * 1500))
         self.assertEqual(r.close_code(), 1009)
 
     def test_invalid_utf8_in_a_text_message(self):
@@ -605,7 +606,7 @@ class BadInputTest(WebSocketTestCase):
 
     def test_text_message_to_mqtt(self):
         r = self.mqtt_ws_raw("text")
-        r.send(ws_frame(OP_TEXT, b"\xc0\x00"))
+        r.send(ws_frame(OP_TEXT, b"hello"))   # valid UTF-8: refused for being text
         self.assertEqual(r.close_code(), 1003)
 
     def test_control_frame_over_125_bytes(self):
