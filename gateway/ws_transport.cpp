@@ -297,6 +297,7 @@ public:
 
     asio::any_io_executor get_executor() override { return inner_->get_executor(); }
     const std::string& peer() const noexcept override { return inner_->peer(); }
+    const std::string& peer_identity() const noexcept override { return inner_->peer_identity(); }
 
 private:
     void async_read_some_again(std::span<std::byte> into, std::shared_ptr<net::stream_handler> h) {

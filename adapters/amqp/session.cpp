@@ -273,14 +273,23 @@ private:
         switch (p) {
         case pending::sasl_header: {
             out() += sasl::sasl_header;
-            std::vector<std::string_view> mechs{"PLAIN"};
+            // EXTERNAL first when the transport vouches for a user (a TLS client certificate).
+            std::vector<std::string_view> mechs;
+            if (!peer_identity().empty()) mechs.push_back("EXTERNAL");
+            mechs.push_back("PLAIN");
             if (settings_->allow_anonymous) mechs.push_back("ANONYMOUS");
             sasl::encode_mechanisms(out(), mechs);
             stage_ = stage::sasl;
             return;
         }
         case pending::amqp_header:
-            // No SASL: the anonymous user, if the broker allows one.
+            // No SASL: the TLS client certificate's user, else the anonymous user if allowed.
+            if (!peer_identity().empty()) {
+                stage_ = stage::authenticating;
+                return auth_.authenticate_certificate_async(peer_identity(), completion([this](core::auth_result r) {
+                                                                on_authenticated(std::move(r), false);
+                                                            }));
+            }
             return authenticate({}, {}, false);
         case pending::sasl_init: return on_sasl_init();
         case pending::bytes: return feed_proton(std::exchange(input_, {}));
@@ -361,6 +370,16 @@ private:
             return authenticate(user, password, true);
         }
         if (mech == "ANONYMOUS" && settings_->allow_anonymous) return authenticate({}, {}, true);
+        if (mech == "EXTERNAL" && !peer_identity().empty()) {
+            // RFC 4422 Appendix A: the response is an authorization identity; empty, or the
+            // certificate's user itself (no acting as another).
+            if (!init_.response.empty() && init_.response != peer_identity())
+                return refuse_sasl(sasl::code::auth, "EXTERNAL authorization identity is not the certificate's user");
+            stage_ = stage::authenticating;
+            return auth_.authenticate_certificate_async(peer_identity(), completion([this](core::auth_result r) {
+                                                            on_authenticated(std::move(r), true);
+                                                        }));
+        }
         refuse_sasl(sasl::code::auth, "mechanism not offered");
     }
 

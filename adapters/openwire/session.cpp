@@ -374,8 +374,13 @@ private:
         x->client_id = std::string(c.client_id);
         x->user = std::string(c.user_name);
         connecting_ = std::move(x);
-        auth_.authenticate_async(c.user_name, c.password,
-                                 completion([this](core::auth_result r) { on_authenticated(std::move(r)); }));
+        auto done = completion([this](core::auth_result r) { on_authenticated(std::move(r)); });
+        // No user name but a TLS client certificate: its user (credentials sent win over it).
+        if (c.user_name.empty() && !peer_identity().empty()) {
+            connecting_->user = std::string(peer_identity());
+            return auth_.authenticate_certificate_async(peer_identity(), std::move(done));
+        }
+        auth_.authenticate_async(c.user_name, c.password, std::move(done));
     }
 
     void on_authenticated(core::auth_result r) {
