@@ -196,7 +196,7 @@ public:
                       std::function<void(net::error_code, std::optional<wire>)> done) override {
         done_ = std::move(done);
         hold(owner, owned_.accept);
-        parser_.emplace();
+        parser_ = std::make_unique<http::request_parser<http::empty_body>>();
         parser_->header_limit(8 * 1024);
         parser_->body_limit(0);
         rbuf_ = std::make_unique<beast::flat_buffer>(16 * 1024);
@@ -429,7 +429,7 @@ private:
     bool binary_only_ = false;
     // The handshake.
     std::function<void(net::error_code, std::optional<wire>)> done_;
-    std::optional<http::request_parser<http::empty_body>> parser_;
+    std::unique_ptr<http::request_parser<http::empty_body>> parser_;   // during the handshake only
     std::unique_ptr<beast::flat_buffer> rbuf_;
     std::string response_;
     std::size_t drained_ = 0;
