@@ -597,12 +597,10 @@ class BadInputTest(WebSocketTestCase):
         self.assertEqual(r.close_code(), 1009)
 
     def test_invalid_utf8_in_a_text_message(self):
-        c = self.ws("/stomp", ["v12.stomp"])
         r = self.raw_ws()
         r.handshake("/stomp", ["v12.stomp"])
         r.send(ws_frame(OP_TEXT, b"CONNECT\n\xff\xfe\n\n\x00"))
         self.assertEqual(r.close_code(), 1007)
-        del c
 
     def test_text_message_to_mqtt(self):
         r = self.mqtt_ws_raw("text")
