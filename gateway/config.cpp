@@ -222,6 +222,11 @@ public:
             o.proto = protocol::openwire;
             o.port = 61616;
             cfg.listeners.push_back(std::move(o));
+            listener_config w;
+            w.name = "websocket";
+            w.proto = protocol::websocket;
+            w.port = 61614;
+            cfg.listeners.push_back(std::move(w));
         }
         return cfg;
     }
@@ -623,7 +628,7 @@ private:
             place proto_at = item_at;
             for (const entry& e : entries(item, item_at, path,
                                           {"name", "protocol", "address", "port", "max_connections", "tls",
-                                           "routes", "backend", "detect_timeout"})) {
+                                           "routes", "backend", "detect_timeout", "websocket"})) {
                 if (e.key == "name") {
                     l.name = text(e);
                     // Names show up in logs, metrics labels and admin URLs.
@@ -635,8 +640,8 @@ private:
                 } else if (e.key == "protocol") {
                     l.proto = choice<protocol>(e, {{"stomp", protocol::stomp}, {"mqtt", protocol::mqtt},
                                                    {"amqp", protocol::amqp}, {"openwire", protocol::openwire},
-                                                   {"auto", protocol::automatic}, {"tcp", protocol::tcp}},
-                                               {"websocket"});
+                                                   {"auto", protocol::automatic}, {"tcp", protocol::tcp},
+                                                   {"websocket", protocol::websocket}});
                     proto_at = e.value_at;
                 } else if (e.key == "tls") {
                     l.tls = true;
@@ -650,6 +655,8 @@ private:
                     backend_refs_.back().at = e.value_at;
                 } else if (e.key == "detect_timeout") {
                     l.detect_timeout_ms = duration_ms(e, 1);
+                } else if (e.key == "websocket") {
+                    l.websocket = load_websocket(e);
                 } else if (e.key == "address") {
                     l.address = text(e);
                     bool ok = !l.address.empty();
@@ -741,6 +748,55 @@ private:
             if (r.to_kernel() && !kernel_speaks(w))
                 fail(e.value_at, e.path, "the kernel has no " + e.key + " adapter yet: route it to a backend");
             out[static_cast<std::size_t>(w)] = std::move(r);
+        }
+        return out;
+    }
+
+    websocket_config load_websocket(const entry& section) const {
+        websocket_config out;
+        for (const entry& e : entries(section.value, section.value_at, section.path,
+                                      {"paths", "allowed_origins", "max_message_bytes", "handshake_timeout",
+                                       "fail_if_no_subprotocol"})) {
+            if (e.key == "paths") {
+                // { "/mqtt": mqtt, "/": auto }: the protocols of the registry but HTTP, or auto.
+                std::vector<std::string_view> names;
+                for (const auto* p : protocols())
+                    if (p->id != wire::http) names.push_back(p->name);
+                names.push_back("auto");
+                if (!e.value.IsMap() || e.value.size() == 0) expected(e, "a mapping of paths to protocols");
+                out.paths.clear();
+                for (auto it = e.value.begin(); it != e.value.end(); ++it) {
+                    entry p{};
+                    p.key_at = place_of(it->first, e.value_at);
+                    p.key = it->first.IsScalar() ? it->first.Scalar() : std::string();
+                    p.path = e.path + "." + p.key;
+                    p.value = it->second;
+                    p.value_at = place_of(it->second, p.key_at);
+                    if (!p.key.starts_with('/') || p.key.find_first_of("?# \t") != std::string::npos)
+                        fail(p.key_at, p.path, "expected a path starting with '/', got " + describe(it->first));
+                    for (const auto& prev : out.paths)
+                        if (prev.path == p.key) fail(p.key_at, p.path, "duplicate path '" + p.key + "'");
+                    const std::string v = text(p);
+                    if (std::find(names.begin(), names.end(), v) == names.end())
+                        expected(p, "one of " + join(names, ", "));
+                    out.paths.push_back({p.key, v == "auto" ? std::nullopt : std::optional(protocol_named(v)->id)});
+                }
+            } else if (e.key == "allowed_origins") {
+                if (!e.value.IsSequence()) expected(e, "a list of origins (\"https://example.com\")");
+                for (std::size_t i = 0; i < e.value.size(); ++i) {
+                    entry o = e;
+                    o.value = e.value[i];
+                    o.path = e.path + "[" + std::to_string(i) + "]";
+                    o.value_at = place_of(o.value, e.value_at);
+                    out.allowed_origins.push_back(text(o));
+                }
+            } else if (e.key == "max_message_bytes") {
+                out.max_message_bytes = size_bytes(e, 1024);
+            } else if (e.key == "handshake_timeout") {
+                out.handshake_timeout_ms = duration_ms(e, 1);
+            } else if (e.key == "fail_if_no_subprotocol") {
+                out.fail_if_no_subprotocol = boolean(e);
+            }
         }
         return out;
     }

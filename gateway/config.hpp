@@ -14,8 +14,9 @@
 namespace sb::gateway {
 
 // What a listener speaks: one protocol, `automatic` (detected from the first bytes: `auto` in
-// YAML), or `tcp` (bytes relayed to a backend as they are, nothing inspected).
-enum class protocol { stomp, mqtt, automatic, tcp, amqp, openwire };
+// YAML), `tcp` (bytes relayed to a backend as they are, nothing inspected), or `websocket`
+// (an HTTP upgrade, then the protocol by subprotocol, path or detection inside the WebSocket).
+enum class protocol { stomp, mqtt, automatic, tcp, amqp, openwire, websocket };
 
 // A protocol recognised on the wire; the keys of a listener's `routes`.
 enum class wire { stomp, mqtt, amqp, openwire, http };
@@ -49,6 +50,24 @@ struct tls_config {
     bool operator==(const tls_config&) const = default;
 };
 
+// WebSocket on a listener (`protocol: websocket`, and upgrades on `auto` ports): see
+// gateway/ws_transport.hpp for how a request is answered.
+struct websocket_config {
+    struct path_route {
+        std::string path;            // "/mqtt": the request target without its query
+        std::optional<wire> proto;   // nullopt: `auto` (by subprotocol, else detected inside)
+        bool operator==(const path_route&) const = default;
+    };
+    std::vector<path_route> paths{{"/mqtt", wire::mqtt}, {"/stomp", wire::stomp}, {"/amqp", wire::amqp}, {"/", std::nullopt}};
+    std::vector<std::string> allowed_origins;   // empty: any Origin (or none)
+    std::size_t max_message_bytes = 16u << 20;  // one incoming WebSocket message; bigger: close 1009
+    std::uint32_t handshake_timeout_ms = 5000;  // the upgrade request must be complete within this
+    // A client offering only subprotocols the path cannot take is refused with 400; false: the
+    // path's protocol (or detection) is used, and no subprotocol is echoed.
+    bool fail_if_no_subprotocol = true;
+    bool operator==(const websocket_config&) const = default;
+};
+
 struct listener_config {
     std::string name;
     protocol proto = protocol::stomp;
@@ -62,6 +81,7 @@ struct listener_config {
     std::array<std::optional<route>, wire_count> routes{};
     std::optional<route> fallback;
     std::uint32_t detect_timeout_ms = 5000;   // auto: the first bytes must arrive within this
+    websocket_config websocket;               // websocket and auto listeners
 
     bool operator==(const listener_config&) const = default;
 };

@@ -3,6 +3,7 @@
 
 #include <array>
 #include <chrono>
+#include <utility>
 
 #include <boost/asio/steady_timer.hpp>
 
@@ -11,6 +12,7 @@
 #include "gateway/log.hpp"
 #include "gateway/relay.hpp"
 #include "gateway/tls_transport.hpp"
+#include "gateway/ws_transport.hpp"
 
 namespace sb::gateway {
 
@@ -27,13 +29,8 @@ public:
         : t_(std::move(t)), r_(std::move(r)), conn_(conn), timer_(t_->top().get_executor()) {}
 
     void start() override {
-        timer_.expires_after(std::chrono::milliseconds(r_->cfg->detect_timeout_ms));
-        timer_.async_wait([self = shared_from_this()](net::error_code ec) {
-            if (ec || self->done_) return;
-            log()->info("conn={} peer={} listener={} closed: nothing recognisable within {} ms", self->conn_,
-                        self->peer(), self->r_->cfg->name, self->r_->cfg->detect_timeout_ms);
-            self->finish_closed();
-        });
+        arm(r_->cfg->proto == protocol::websocket ? r_->cfg->websocket.handshake_timeout_ms : r_->cfg->detect_timeout_ms,
+            "nothing recognisable");
         if (!r_->tls) return begin();
         // The rest runs on the decrypted stream: TLS is a layer on the TCP one.
         auto& tls = t_->push([this](std::unique_ptr<net::transport> tcp) { return make_tls_transport(std::move(tcp), r_->tls); });
@@ -59,7 +56,10 @@ public:
         head_.append(reinterpret_cast<const char*>(buf_->data()), n);
         const detection d = detect(std::as_bytes(std::span(head_)));
         switch (d.result) {
-        case sniff_result::known: return dispatch(d.proto);
+        case sniff_result::known:
+            // An HTTP request on an `auto` port the kernel takes: a WebSocket upgrade (or a 404).
+            if (d.proto == wire::http && !ws_ && http_to_kernel()) return upgrade();
+            return dispatch(d.proto);
         case sniff_result::need_more:
             if (head_.size() < detect_max_bytes) return read();
             [[fallthrough]];
@@ -67,6 +67,10 @@ public:
             log()->info("conn={} peer={} listener={} closed: unrecognised protocol", conn_, peer(), r_->cfg->name);
             return finish_closed();
         case sniff_result::tls:
+            if (ws_) {
+                log()->info("conn={} peer={} listener={} closed: TLS inside a WebSocket", conn_, peer(), r_->cfg->name);
+                return finish_closed();
+            }
             log()->info("conn={} peer={} listener={} closed: TLS {} (listener without tls)", conn_, peer(),
                         r_->cfg->name, r_->tls ? "inside TLS" : "");
             return finish_closed();
@@ -85,6 +89,7 @@ private:
     }
 
     void begin() {
+        if (r_->cfg->proto == protocol::websocket) return upgrade();
         if (r_->cfg->proto == protocol::automatic) return read();
         dispatch(wire_of(r_->cfg->proto));   // nullopt for `tcp`: nothing inspected
     }
@@ -94,7 +99,54 @@ private:
         t_->top().async_read_some(std::span(*buf_), shared_from_this());
     }
 
+    // Closes the connection unless the stage it is in ends within `ms`.
+    void arm(std::uint32_t ms, const char* what) {
+        ++stage_;
+        timer_.expires_after(std::chrono::milliseconds(ms));
+        timer_.async_wait([self = shared_from_this(), ms, what, stage = stage_](net::error_code ec) {
+            if (ec || self->done_ || stage != self->stage_) return;
+            log()->info("conn={} peer={} listener={} closed: {} within {} ms", self->conn_, self->peer(),
+                        self->r_->cfg->name, what, ms);
+            self->finish_closed();
+        });
+    }
+
+    // HTTP goes to the kernel when no route sends it (or everything else) to a backend.
+    bool http_to_kernel() const {
+        const auto& r = r_->cfg->routes[static_cast<std::size_t>(wire::http)];
+        return r ? r->to_kernel() : !r_->cfg->fallback || r_->cfg->fallback->to_kernel();
+    }
+
+    // The WebSocket layer goes on the stack (over the bytes read so far), answers the upgrade,
+    // then the protocol is the one negotiated, or detected from the first bytes inside.
+    void upgrade() {
+        const auto& cfg = *r_->cfg;
+        buf_.reset();
+        arm(cfg.websocket.handshake_timeout_ms, "no complete WebSocket handshake");
+        if (!head_.empty())
+            t_->push([this](std::unique_ptr<net::transport> t) {
+                return std::make_unique<prefixed_transport>(std::move(t), std::exchange(head_, {}));
+            });
+        ws_ = &t_->push([&cfg](std::unique_ptr<net::transport> t) {
+            return make_ws_transport(std::move(t), cfg.websocket, cfg.proto == protocol::automatic);
+        });
+        ws_->async_accept(shared_from_this(), [self = shared_from_this()](net::error_code ec, std::optional<wire> w) {
+            if (self->done_) return;
+            if (ec) {
+                log()->info("conn={} peer={} listener={} closed: WebSocket upgrade refused ({})", self->conn_,
+                            self->peer(), self->r_->cfg->name, self->ws_->refusal());
+                return self->finish_closed();
+            }
+            log()->debug("conn={} peer={} listener={} WebSocket {} subprotocol={}", self->conn_, self->peer(),
+                         self->r_->cfg->name, self->ws_->target(), self->ws_->subprotocol());
+            if (w) return self->dispatch(*w);
+            self->arm(self->r_->cfg->detect_timeout_ms, "nothing recognisable in the WebSocket");
+            self->read();
+        });
+    }
+
     void dispatch(std::optional<wire> w) {
+        if (ws_ && w) ws_->set_protocol(*w);
         done_ = true;
         timer_.cancel();
         buf_.reset();
@@ -143,6 +195,8 @@ private:
     asio::steady_timer timer_;
     std::string head_;
     std::unique_ptr<std::array<std::byte, head_buffer>> buf_;
+    ws_transport* ws_ = nullptr;   // on the stack once an upgrade began
+    unsigned stage_ = 0;           // the deadline armed last
     bool done_ = false;
 };
 
@@ -159,7 +213,9 @@ std::optional<route> route_for(const listener_config& l, std::optional<wire> w) 
 }
 
 bool needs_front(const listener_config& l) {
-    if (l.tls || l.fallback || l.proto == protocol::automatic || l.proto == protocol::tcp) return true;
+    if (l.tls || l.fallback || l.proto == protocol::automatic || l.proto == protocol::tcp ||
+        l.proto == protocol::websocket)
+        return true;
     for (const auto& r : l.routes)
         if (r) return true;
     return false;

@@ -27,6 +27,7 @@ std::optional<wire> wire_of(protocol p) noexcept {
     case protocol::amqp: return wire::amqp;
     case protocol::openwire: return wire::openwire;
     case protocol::automatic:
+    case protocol::websocket:
     case protocol::tcp: return std::nullopt;
     }
     return std::nullopt;

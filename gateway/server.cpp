@@ -58,7 +58,7 @@ std::string host_port(const std::string& address, std::uint16_t port) {
 
 std::string_view protocol_name(protocol p) {
     if (const auto w = wire_of(p)) return protocol_of(*w).name;
-    return p == protocol::automatic ? "auto" : "tcp";
+    return p == protocol::automatic ? "auto" : p == protocol::websocket ? "websocket" : "tcp";
 }
 
 struct shared_state;
@@ -310,7 +310,7 @@ struct listener_targets {
 
 listener_targets targets_of(const listener_config& l) {
     std::vector<std::optional<wire>> wires{wire_of(l.proto)};   // nullopt: `tcp`
-    if (l.proto == protocol::automatic) {
+    if (l.proto == protocol::automatic || l.proto == protocol::websocket) {
         wires.clear();
         for (std::size_t i = 0; i < wire_count; ++i) wires.push_back(static_cast<wire>(i));
     }

@@ -11,6 +11,7 @@ packages=(
   # integration-test clients
   python3 python3-stomp python3-paho-mqtt python3-yaml python3-qpid-proton mosquitto-clients libpaho-mqtt-dev libpaho-mqttpp-dev
   openssl   # the gateway tests make a self-signed certificate
+  python3-websocket   # websocket-client: STOMP and AMQP frames over WebSocket (tests/integration/websocket_test.py)
   # integration-test backends behind the gateway (run by the tests on their own ports, never as
   # services): mosquitto, ActiveMQ 5.17 with its JMS client jars, a JDK to compile the test's client
   mosquitto activemq libactivemq-java openjdk-17-jdk-headless

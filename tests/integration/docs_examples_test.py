@@ -127,7 +127,7 @@ class DefaultConfigTest(unittest.TestCase):
             proc = subprocess.run([sbtest.BIN, "check", "-c", path], capture_output=True, text=True,
                                   timeout=30, stdin=subprocess.DEVNULL)
             self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
-            self.assertIn("(6 listeners)", proc.stdout)   # stomp, mqtt, amqp, openwire + the two commented ones
+            self.assertIn("(7 listeners)", proc.stdout)   # stomp, mqtt, amqp, openwire, websocket + the two commented ones
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ std::string error_of(std::string_view yaml) {
     return {};
 }
 
-// The listeners of conf/switchboard.yaml: STOMP on 61613, MQTT on 1883, AMQP on 5672 and
-// OpenWire on 61616.
+// The listeners of conf/switchboard.yaml: STOMP on 61613, MQTT on 1883, AMQP on 5672,
+// OpenWire on 61616 and WebSocket on 61614.
 config defaults_with_default_listeners(std::string source) {
     config c;
     c.source = std::move(source);
@@ -49,6 +49,11 @@ config defaults_with_default_listeners(std::string source) {
     o.proto = protocol::openwire;
     o.port = 61616;
     c.listeners.push_back(o);
+    listener_config w;
+    w.name = "websocket";
+    w.proto = protocol::websocket;
+    w.port = 61614;
+    c.listeners.push_back(w);
     return c;
 }
 
@@ -59,11 +64,11 @@ std::string with_listener(std::string_view body) {
 
 }  // namespace
 
-TEST_CASE("the embedded default loads and equals the struct defaults plus STOMP, MQTT, AMQP and OpenWire listeners",
+TEST_CASE("the embedded default loads and equals the struct defaults plus STOMP, MQTT, AMQP, OpenWire and WebSocket listeners",
           "[gateway][config]") {
     const config c = load_config_text(default_config_text(), std::string(embedded_source_name));
     CHECK(c == defaults_with_default_listeners("<embedded default>"));
-    REQUIRE(c.listeners.size() == 4);
+    REQUIRE(c.listeners.size() == 5);
     CHECK(c.listeners[0].proto == protocol::stomp);
     CHECK(c.listeners[0].address == "0.0.0.0");
     CHECK(c.listeners[0].port == 61613);
@@ -73,6 +78,8 @@ TEST_CASE("the embedded default loads and equals the struct defaults plus STOMP,
     CHECK(c.listeners[2].port == 5672);
     CHECK(c.listeners[3].proto == protocol::openwire);
     CHECK(c.listeners[3].port == 61616);
+    CHECK(c.listeners[4].proto == protocol::websocket);
+    CHECK(c.listeners[4].port == 61614);
 }
 
 TEST_CASE("omitted sections keep their defaults", "[gateway][config]") {
@@ -201,7 +208,7 @@ TEST_CASE("an unknown key is an error at every level", "[gateway][config]") {
     CHECK(error_of("log: {lvl: info}\n") == "conf/x.yaml:1:7: log: unknown key 'lvl' (known: level)");
     CHECK(error_of(with_listener("    port: 1\n    prot: stomp\n")) ==
           "conf/x.yaml:4:5: listeners[0]: unknown key 'prot' (known: name, protocol, address, port, "
-          "max_connections, tls, routes, backend, detect_timeout)");
+          "max_connections, tls, routes, backend, detect_timeout, websocket)");
     CHECK_THAT(error_of("stomp:\n  heartbeat_floor: 1\n"),
                Catch::StartsWith("conf/x.yaml:2:3: stomp: unknown key 'heartbeat_floor'"));
     CHECK_THAT(error_of("security:\n  anonymous: true\n"),
@@ -277,12 +284,39 @@ TEST_CASE("a value of the wrong type or out of range names line, column and key 
 
 TEST_CASE("listener protocols must be known", "[gateway][config]") {
     CHECK(error_of(with_listener("    protocol: stomp2\n    port: 1\n")) ==
-          "conf/x.yaml:3:15: listeners[0].protocol: expected one of stomp, mqtt, amqp, openwire, auto, tcp, got \"stomp2\"");
-    CHECK(error_of(with_listener("    protocol: websocket\n    port: 1\n")) ==
-          "conf/x.yaml:3:15: listeners[0].protocol: 'websocket' is not supported yet (supported: stomp, mqtt, amqp, openwire, auto, tcp)");
+          "conf/x.yaml:3:15: listeners[0].protocol: expected one of stomp, mqtt, amqp, openwire, auto, tcp, websocket, got \"stomp2\"");
+    CHECK(error_of(with_listener("    protocol: websocket\n    port: 1\n")).empty());
     CHECK(error_of(with_listener("    protocol: openwire\n    port: 1\n")).empty());
     CHECK(error_of(with_listener("    protocol: amqp\n    port: 1\n")).empty());
     CHECK(error_of(with_listener("    protocol: mqtt\n    port: 1\n")).empty());
+}
+
+TEST_CASE("listener websocket settings", "[gateway][config]") {
+    const auto c = load_config_text(with_listener("    protocol: websocket\n    port: 1\n    websocket:\n"
+                                                  "      paths: { \"/m\": mqtt, \"/\": auto }\n"
+                                                  "      allowed_origins: [ \"https://a.example\" ]\n"
+                                                  "      max_message_bytes: 64 KiB\n      handshake_timeout: 2s\n"
+                                                  "      fail_if_no_subprotocol: false\n"),
+                                    "conf/x.yaml");
+    const auto& w = c.listeners[0].websocket;
+    CHECK(c.listeners[0].proto == protocol::websocket);
+    REQUIRE(w.paths.size() == 2);
+    CHECK(w.paths[0] == websocket_config::path_route{"/m", wire::mqtt});
+    CHECK(w.paths[1] == websocket_config::path_route{"/", std::nullopt});
+    CHECK(w.allowed_origins == std::vector<std::string>{"https://a.example"});
+    CHECK(w.max_message_bytes == 64 * 1024);
+    CHECK(w.handshake_timeout_ms == 2000);
+    CHECK(!w.fail_if_no_subprotocol);
+    // The defaults: the paths of the ActiveMQ-style clients and `/` for detection.
+    const websocket_config d;
+    REQUIRE(d.paths.size() == 4);
+    CHECK(d.paths[3].path == "/");
+    CHECK(error_of(with_listener("    protocol: websocket\n    port: 1\n    websocket: { paths: { mqtt: mqtt } }\n"))
+              .find("expected a path starting with '/'") != std::string::npos);
+    CHECK(error_of(with_listener("    protocol: websocket\n    port: 1\n    websocket: { paths: { \"/x\": http } }\n"))
+              .find("expected one of stomp, mqtt, amqp, openwire, auto") != std::string::npos);
+    CHECK(error_of(with_listener("    protocol: websocket\n    port: 1\n    websocket: { max_frame: 1 }\n"))
+              .find("unknown key 'max_frame'") != std::string::npos);
 }
 
 TEST_CASE("listeners need unique non-empty names and distinct addresses", "[gateway][config]") {
