@@ -48,6 +48,11 @@ struct listener_config {
     std::array<std::optional<route>, wire_count> routes{};
     std::optional<route> fallback;
     std::uint32_t detect_timeout_ms = 5000;   // auto: the first bytes must arrive within this
+    // Protection at the door (0: no limit). Connections over a limit are closed at accept,
+    // counted and logged (HAProxy's `maxconn` per source via stick tables, `rate-limit sessions`).
+    std::size_t max_connections_per_source = 0;   // open at once from one source address
+    std::uint32_t max_rate_per_source = 0;        // new connections per second from one source address
+    std::uint32_t max_rate = 0;                   // new connections per second on the listener
 
     bool operator==(const listener_config&) const = default;
 };
@@ -64,6 +69,12 @@ struct check_config {
     std::uint32_t rise = 2;          // consecutive successes that bring it back
     std::string http_path = "/";     // type http: GET this path ...
     std::uint32_t http_status = 200; // ... and expect this status
+    // HAProxy's `check-ssl`, `check-sni`, `verify`: the check runs inside TLS (servers that only
+    // speak TLS). Verification is off unless `verify` (then against `ca`, else the system's).
+    bool tls = false;
+    std::string tls_sni = {};        // empty: the server's host when it is a name
+    bool tls_verify = false;
+    std::string tls_ca_file = {};
     bool operator==(const check_config&) const = default;
 };
 
@@ -73,7 +84,10 @@ struct server_config {
     std::uint16_t port = 0;
     bool backup = false;             // used only while no other server is up
     std::size_t max_connections = 0; // 0: unlimited
-    std::uint32_t weight = 1;        // roundrobin / leastconn share
+    std::uint32_t weight = 1;        // roundrobin / leastconn share (changed at runtime by the admin)
+    // A server that comes back (up after checks, or ready after maint/drain) gets its weight
+    // ramped from nearly 0 to full over this time (roundrobin, leastconn). Unset: the backend's.
+    std::optional<std::uint32_t> slow_start_ms = std::nullopt;
     bool operator==(const server_config&) const = default;
 };
 
@@ -95,6 +109,11 @@ struct backend_config {
     std::uint32_t idle_timeout_ms = 0;    // relayed connection silent both ways this long: closed (0: never)
     proxy_protocol send_proxy = proxy_protocol::none;
     server_up_action on_server_up = server_up_action::none;
+    std::uint32_t slow_start_ms = 0;      // default of the servers' slow_start (0: none)
+    // When every usable server is at its max_connections, a new connection waits this long for
+    // a slot (HAProxy `timeout queue`); 0: refused at once. At most max_queue wait (0: no limit).
+    std::uint32_t queue_timeout_ms = 0;
+    std::size_t max_queue = 0;
     bool operator==(const backend_config&) const = default;
 };
 

@@ -40,6 +40,7 @@ std::array<std::byte, splice_chunk>& relay_scratch() {
 class relay final : public net::session,
                     public net::stream_handler,
                     public bound_connection,
+                    public slot_waiter,
                     public std::enable_shared_from_this<relay> {
 public:
     relay(transport_stack client, std::string head, std::shared_ptr<backend> b, std::optional<wire> proto,
@@ -58,6 +59,14 @@ public:
 
     void close_from_server(const char* why) noexcept override {
         asio::post(backend_.get_executor(), [self = shared_from_this(), why] { self->close(why); });
+    }
+
+    // Woken in the backend's queue: try again, or pass the wake-up on when no longer waiting.
+    void slot_free() noexcept override {
+        asio::post(backend_.get_executor(), [self = shared_from_this()] {
+            if (self->closed_ || !self->waiting_) return self->b_.wake_one();
+            self->connect_next();
+        });
     }
 
     // Client side of the buffered pump, the CONNECT read for a refusal, and the refusal write.
@@ -116,8 +125,56 @@ private:
 
     void connect_next() {
         if (closed_) return;
-        server_state* s = tried_.size() < attempts_allowed() ? b_.pick(tried_) : nullptr;
+        // The queue (backend queue_timeout): a first attempt waits behind those already waiting,
+        // or when every usable server is full; it is closed after queue_timeout.
+        const bool may_queue = tried_.empty() && b_.config().queue_timeout_ms > 0;
+        server_state* s = nullptr;
+        if (!(may_queue && !waiting_ && b_.queued() > 0))
+            s = tried_.size() < attempts_allowed() ? b_.pick(tried_) : nullptr;
+        if (!s && may_queue && (waiting_ || b_.should_queue())) return wait_for_slot();
         if (!s) return refuse();
+        if (waiting_) {
+            waiting_ = false;
+            log()->debug("conn={} backend={} left the queue after {} us", conn_, b_.config().name,
+                         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                                               queued_at_).count());
+        }
+        connect_to(s);
+    }
+
+    void wait_for_slot() {
+        const bool first = !waiting_;
+        if (!b_.enqueue(conn_, weak_from_this(), !first)) {
+            ++b_.queue_full;
+            log()->warn("conn={} peer={} backend={} reason=queue_full max_queue={}", conn_, client_->peer(),
+                        b_.config().name, b_.config().max_queue);
+            return refuse();
+        }
+        if (first) {
+            waiting_ = true;
+            ++b_.queued_total;
+            queued_at_ = std::chrono::steady_clock::now();
+            const std::uint64_t me = ++attempt_;
+            connect_timer_.expires_after(std::chrono::milliseconds(b_.config().queue_timeout_ms));
+            connect_timer_.async_wait([self = shared_from_this(), me](net::error_code ec) {
+                if (ec || me != self->attempt_ || !self->waiting_ || self->closed_) return;
+                self->waiting_ = false;
+                self->b_.dequeue(self->conn_);
+                ++self->b_.queue_timeouts;
+                log()->warn("conn={} peer={} backend={} reason=queue_timeout after {} ms", self->conn_,
+                            self->client_->peer(), self->b_.config().name, self->b_.config().queue_timeout_ms);
+                self->refuse();
+            });
+        }
+        // A slot freed between the pick and the enqueue woke nobody: look once more, in line.
+        if (auto* s = b_.pick(tried_)) {
+            b_.dequeue(conn_);
+            waiting_ = false;
+            connect_to(s);
+        }
+    }
+
+    void connect_to(server_state* s) {
         server_ = s;
         tried_.push_back(s);
         const std::uint64_t me = ++attempt_;
@@ -395,6 +452,10 @@ private:
         if (closed_) return;
         closed_ = true;
         ++attempt_;
+        if (waiting_) {
+            waiting_ = false;
+            b_.dequeue(conn_);
+        }
         connect_timer_.cancel();
         idle_timer_.cancel();
         net::error_code ec;
@@ -425,6 +486,8 @@ private:
     server_state* server_ = nullptr;
     std::vector<server_state*> tried_;
     std::uint64_t attempt_ = 0;
+    bool waiting_ = false;   // in the backend's queue
+    std::chrono::steady_clock::time_point queued_at_{};
     std::string preamble_;
     std::string refusal_;
     bool refusing_ = false;

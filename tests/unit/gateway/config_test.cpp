@@ -201,7 +201,8 @@ TEST_CASE("an unknown key is an error at every level", "[gateway][config]") {
     CHECK(error_of("log: {lvl: info}\n") == "conf/x.yaml:1:7: log: unknown key 'lvl' (known: level)");
     CHECK(error_of(with_listener("    port: 1\n    prot: stomp\n")) ==
           "conf/x.yaml:4:5: listeners[0]: unknown key 'prot' (known: name, protocol, address, port, "
-          "max_connections, tls, routes, backend, detect_timeout)");
+          "max_connections, tls, routes, backend, detect_timeout, max_connections_per_source, "
+          "max_rate_per_source, max_rate)");
     CHECK_THAT(error_of("stomp:\n  heartbeat_floor: 1\n"),
                Catch::StartsWith("conf/x.yaml:2:3: stomp: unknown key 'heartbeat_floor'"));
     CHECK_THAT(error_of("security:\n  anonymous: true\n"),
