@@ -206,7 +206,10 @@ class QueueTest(ControlTestCase):
         t0 = time.monotonic()
         self.assertIsNone(self.echo(g.port), "max_queue 1: a second waiter is refused at once")
         self.assertLess(time.monotonic() - t0, 0.6)
-        self.assertEqual(waiting.recv(16), b"", "closed after queue_timeout")
+        try:   # closed with its byte unread: a reset, or an EOF
+            self.assertEqual(waiting.recv(16), b"", "closed after queue_timeout")
+        except ConnectionResetError:
+            pass
         self.assertGreaterEqual(time.monotonic() - t0, 0.5)
         m = g.metrics()
         self.assertIn('switchboard_backend_queue_timeouts_total{backend="q"} 1', m)
@@ -266,6 +269,9 @@ class TlsMosquitto(Mosquitto):
 
     def __init__(self, cert, key):
         super().__init__()
+        # Started as root, mosquitto reads its certificate after dropping to its own user.
+        for p in (os.path.dirname(cert), cert, key):
+            os.chmod(p, 0o755 if os.path.isdir(p) else 0o644)
         with open(self.conf, "w") as f:
             f.write(f"listener {self.port} {HOST}\nallow_anonymous true\npersistence false\n"
                     f"certfile {cert}\nkeyfile {key}\n")
@@ -293,7 +299,7 @@ class CheckStatusTest(ControlTestCase):
         self.addCleanup(m.kill)
 
         def check(**kw):
-            return {"type": "mqtt", "interval": f"{INTERVAL_MS}ms", "timeout": "400ms", "fall": FALL, "rise": RISE, **kw}
+            return {"type": "mqtt", "interval": "500ms", "timeout": "400ms", "fall": FALL, "rise": RISE, **kw}
         g = self.start_gateway(
             [{"name": "front", "protocol": "tcp", "backend": "tls"}],
             [dict(backend("tls", [{"name": "m", "address": f"{HOST}:{m.port}"}]),
@@ -304,7 +310,7 @@ class CheckStatusTest(ControlTestCase):
                   check=check(tls=True, sni="localhost", verify=True, ca=other_ca)),
              dict(backend("plain", [{"name": "m", "address": f"{HOST}:{m.port}"}]), check=check()),
              backend("nobody", [{"name": "gone", "address": f"{HOST}:{free_port()}"}])])
-        bound = INTERVAL_MS * (FALL + 3) / 1000 + 2
+        bound = 0.5 * (FALL + 3) + 2
         wait_for(lambda: server_of(g, "tls", "m")["check"]["status"] == "L7OK", bound, "the MQTT check inside TLS")
         s = server_of(g, "tls", "m")
         self.assertTrue(s["up"] and s["check"]["tls"])
