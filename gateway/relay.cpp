@@ -2,6 +2,7 @@
 #include "gateway/relay.hpp"
 
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -45,12 +46,15 @@ std::array<std::byte, splice_chunk>& relay_scratch() {
 
 // Empty splice pipes of the relays that ended on this thread (its worker), for the next bulk
 // streams: pipe2 + F_SETPIPE_SZ + two closes saved per stream. Bounded: pipes count against
-// the user's pipe buffer allowance (pipe-user-pages-soft) while they wait here.
+// the user's pipe buffer allowance (pipe-user-pages-soft, 64 MiB by default; past it the
+// kernel gives new pipes two pages), so at most `max_enlarged` pipes of the process are
+// enlarged at a time (32 MiB), the others keep the default 64 KiB, as HAProxy's.
 class pipe_pool {
 public:
     struct pipe_fds {
         int r = -1, w = -1;
         std::size_t capacity = 0;
+        bool enlarged = false;
     };
     ~pipe_pool() {
         for (const auto& p : free_) close_pipe(p);
@@ -67,9 +71,13 @@ public:
         }
         int fds[2];
         if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return false;
-        ::fcntl(fds[1], F_SETPIPE_SZ, pipe_bytes);   // may fail (over the allowance): the default stays
+        // May fail (over the allowance): the default size stays.
+        bool enlarged = false;
+        if (enlarged_.fetch_add(1, std::memory_order_relaxed) < max_enlarged)
+            enlarged = ::fcntl(fds[1], F_SETPIPE_SZ, pipe_bytes) > 0;
+        if (!enlarged) enlarged_.fetch_sub(1, std::memory_order_relaxed);
         const int cap = ::fcntl(fds[1], F_GETPIPE_SZ);
-        out = {fds[0], fds[1], cap > 0 ? static_cast<std::size_t>(cap) : splice_chunk};
+        out = {fds[0], fds[1], cap > 0 ? static_cast<std::size_t>(cap) : splice_chunk, enlarged};
         return true;
     }
     // An empty pipe comes back; one with bytes left in it is closed.
@@ -80,11 +88,14 @@ public:
 
 private:
     static constexpr std::size_t max_free = 16;
+    static constexpr std::size_t max_enlarged = 128;
     static void close_pipe(const pipe_fds& p) {
         ::close(p.r);
         ::close(p.w);
+        if (p.enlarged) enlarged_.fetch_sub(1, std::memory_order_relaxed);
     }
     std::vector<pipe_fds> free_;
+    static inline std::atomic<std::size_t> enlarged_{0};   // open pipes of the process with pipe_bytes
 };
 
 class relay final : public net::session,
