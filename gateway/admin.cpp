@@ -306,6 +306,14 @@ std::string render_metrics(const admin_view& v, const std::vector<core::destinat
          [](const server_state& s) { return std::to_string(s.checks_failed.load()); }},
         {"switchboard_backend_server_transitions_total", "counter", "Up/down state changes.",
          [](const server_state& s) { return std::to_string(s.transitions.load()); }},
+        {"switchboard_backend_server_passive_errors_total", "counter",
+         "Relays reset by the server and connects refused or timed out (observe: layer4).",
+         [](const server_state& s) { return std::to_string(s.passive.errors_seen.load()); }},
+        {"switchboard_backend_server_passive_downs_total", "counter", "Times the relays marked the server down (observe: layer4).",
+         [](const server_state& s) { return std::to_string(s.passive.marked_down.load()); }},
+        {"switchboard_backend_server_redispatched_total", "counter",
+         "Connections moved on to another server after a failed connect to this one.",
+         [](const server_state& s) { return std::to_string(s.passive.redispatched.load()); }},
     };
     for (const auto& m : metrics) {
         family(m.name, m.type, m.help);
@@ -338,6 +346,9 @@ nlohmann::json server_json(const backend& b, const server_state& s, backend::clo
                      {"checks_passed", s.checks_ok.load()},
                      {"checks_failed", s.checks_failed.load()},
                      {"transitions", s.transitions.load()},
+                     {"passive_errors", s.passive.errors_seen.load()},
+                     {"passive_downs", s.passive.marked_down.load()},
+                     {"redispatched", s.passive.redispatched.load()},
                      {"check_latency_us", s.check_latency_us.load()},
                      {"check_status", check_status_name(check.status)},
                      {"check_duration_us", check.duration_us},

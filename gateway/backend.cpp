@@ -233,7 +233,9 @@ std::size_t backend::close_outranked_by(const server_state& up) {
 
 server_state* backend::pick(std::span<server_state* const> tried) {
     bool primary_up = false;
-    for (const auto& s : servers_) primary_up = primary_up || (!s->cfg.backup && s->usable());
+    for (const auto& s : servers_)
+        primary_up = primary_up || (!s->cfg.backup && s->usable() &&
+                                    !(cfg_.redispatch && std::find(tried.begin(), tried.end(), s.get()) != tried.end()));
     return pick_from(!primary_up, tried);
 }
 

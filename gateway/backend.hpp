@@ -21,6 +21,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "gateway/config.hpp"
+#include "gateway/passive_health.hpp"
 
 namespace sb::gateway {
 
@@ -85,6 +86,7 @@ struct server_state {
     std::atomic<std::uint64_t> checks_failed{0};
     std::atomic<std::uint64_t> transitions{0};   // up <-> down changes
     std::atomic<std::uint32_t> check_latency_us{0};   // of the last successful check
+    passive_state passive;                       // what the relays saw (observe: layer4)
 
     std::atomic<admin_state> admin{admin_state::ready};
     std::atomic<std::uint32_t> weight;           // cfg.weight until the admin changes it
@@ -141,7 +143,8 @@ public:
     //   first:      the first up server in declared order with a free slot
     //   roundrobin: the next up server in a weighted rotation
     //   leastconn:  the up server with the fewest active connections per weight
-    // Backup servers are candidates only while no other server is up.
+    // Backup servers are candidates only while no other server is up (with redispatch: no
+    // other server is up and untried).
     server_state* pick(std::span<server_state* const> tried);
     // Gives the slot back (the connection ended or its connect failed), and wakes the first
     // connection waiting in its backend's queue.

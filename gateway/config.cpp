@@ -833,7 +833,8 @@ private:
             for (const entry& e : entries(item, item_at, path,
                                           {"name", "balance", "check", "servers", "connect_timeout", "retries",
                                            "idle_timeout", "send_proxy", "on_server_up", "slow_start",
-                                           "queue_timeout", "max_queue"})) {
+                                           "queue_timeout", "max_queue", "observe", "error_limit", "error_window",
+                                           "redispatch"})) {
                 if (e.key == "name") {
                     b.name = name_of(e);
                     name_at = e.value_at;
@@ -854,7 +855,12 @@ private:
                 } else if (e.key == "on_server_up") {
                     b.on_server_up = choice<server_up_action>(e, {{"none", server_up_action::none},
                                                                   {"close_backups", server_up_action::close_backups}});
-                } else if (e.key == "servers") {
+                } else if (e.key == "observe") {
+                    b.observe_layer4 = choice<bool>(e, {{"none", false}, {"layer4", true}});
+                } else if (e.key == "error_limit") b.error_limit = static_cast<std::uint32_t>(integer(e, 1, 100000));
+                else if (e.key == "error_window") b.error_window_ms = duration_ms(e, 1);
+                else if (e.key == "redispatch") b.redispatch = boolean(e);
+                else if (e.key == "servers") {
                     if (!e.value.IsSequence() || e.value.size() == 0)
                         expected(e, "a list of at least one server");
                     for (std::size_t j = 0; j < e.value.size(); ++j) {
@@ -874,6 +880,8 @@ private:
             if (!has_servers) fail(item_at, path + ".servers", "missing (a list of at least one server)");
             if (b.check.type != check_type::none && b.check.timeout_ms > b.check.interval_ms)
                 fail(item_at, path + ".check.timeout", "must not exceed check.interval");
+            if (b.observe_layer4 && b.check.type == check_type::none)
+                fail(item_at, path + ".observe", "layer4 needs a check (not type none): only a check brings a server back up");
             for (const auto& o : out)
                 if (o.name == b.name) fail(name_at, path + ".name", "duplicate backend name '" + b.name + "'");
             out.push_back(std::move(b));

@@ -114,6 +114,15 @@ struct backend_config {
     // a slot (HAProxy `timeout queue`); 0: refused at once. At most max_queue wait (0: no limit).
     std::uint32_t queue_timeout_ms = 0;
     std::size_t max_queue = 0;
+    // Passive health (HAProxy's `observe layer4` + `on-error mark-down`; gateway/passive_health.hpp):
+    // a refused or reset connect marks the server down at once; error_limit relays reset by the
+    // server (or connects timed out) within error_window too.
+    bool observe_layer4 = false;
+    std::uint32_t error_limit = 10;
+    std::uint32_t error_window_ms = 10000;
+    // HAProxy's `option redispatch`: after failed connects to every primary server, the backups
+    // are tried too (even while a primary is still marked up).
+    bool redispatch = false;
     bool operator==(const backend_config&) const = default;
 };
 

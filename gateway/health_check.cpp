@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "gateway/log.hpp"
+#include "gateway/passive_health.hpp"
 
 namespace sb::gateway {
 
@@ -45,6 +46,7 @@ struct check_loop : std::enable_shared_from_this<check_loop> {
     std::chrono::steady_clock::time_point started;
     std::uint64_t attempt = 0;     // completions of an older attempt are ignored
     stage at = stage::connect;
+    std::int64_t seen_down_at = 0; // the last mark-down this loop has taken into account
     bool stopped = false;
 
     tcp::socket& sock() { return tls ? tls->next_layer() : socket; }
@@ -180,6 +182,19 @@ struct check_loop : std::enable_shared_from_this<check_loop> {
         const auto us = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
         s.set_check_result(st, static_cast<std::uint32_t>(us), why);
         const auto& c = b.config().check;
+        // Taken down by the relays since the last check (observe: layer4): `rise` counts from
+        // there, and a check that began before says nothing about the server now.
+        if (const auto down_at = s.passive.down_at_ns.load(); down_at != seen_down_at) {
+            seen_down_at = down_at;
+            s.ok_streak = 0;
+            s.fail_streak = std::max(s.fail_streak, c.fall);
+            if (ok && started.time_since_epoch().count() < down_at) {
+                ++s.checks_ok;
+                log()->debug("backend={} server={} check passed but began before the server was marked down: not "
+                             "counted towards rise", b.config().name, s.cfg.name);
+                return schedule_next(took);
+            }
+        }
         if (ok) {
             ++s.checks_ok;
             s.check_latency_us = static_cast<std::uint32_t>(us);
@@ -202,18 +217,21 @@ struct check_loop : std::enable_shared_from_this<check_loop> {
             log()->debug("backend={} server={} check failed: status={} {} in {} us", b.config().name, s.cfg.name,
                          check_status_name(st), why, us);
             if (s.up.load() && s.fail_streak >= c.fall) {
-                s.up = false;
-                ++s.transitions;
-                const std::size_t closed = s.close_bound();
-                log()->warn("backend={} server={} is DOWN: check={} status={} {} ({} failed); closing {} relayed "
-                            "connections",
-                            b.config().name, s.cfg.name, check_type_name(c.type), check_status_name(st), why,
-                            s.fail_streak, closed);
+                mark_down(b, s,
+                          "check=" + std::string(check_type_name(c.type)) + " status=" +
+                              std::string(check_status_name(st)) + " " + why + " (" + std::to_string(s.fail_streak) +
+                              " failed)",
+                          false);
+                seen_down_at = s.passive.down_at_ns.load();   // our own mark-down
             }
         }
-        // Checks start every `interval` (a timed-out check does not push the next one back):
-        // a server that stops answering is down within fall x interval.
-        const auto next = std::chrono::milliseconds(c.interval_ms) -
+        schedule_next(took);
+    }
+
+    // Checks start every `interval` (a timed-out check does not push the next one back):
+    // a server that stops answering is down within fall x interval.
+    void schedule_next(std::chrono::steady_clock::duration took) {
+        const auto next = std::chrono::milliseconds(b.config().check.interval_ms) -
                           std::chrono::duration_cast<std::chrono::milliseconds>(took);
         schedule(std::max(next, std::chrono::milliseconds(0)));
     }
