@@ -694,6 +694,27 @@ class StreamTest(GatewayTestCase):
         self.assertTrue(self.round_trip(t, 4 << 20, chunk=16 << 10), "4 MiB through TLS termination")
         self.assertEqual(echo.relayed(), 2)
 
+    def test_bulk_relays_one_after_another_reuse_their_pipes(self):
+        # Each bulk relay takes a splice pipe; a relay that ends gives it back to its worker's
+        # pool (at most 16 wait there), so 40 bulk relays in a row leave no descriptors behind.
+        echo = self.fake("echo")
+        g = self.start_gateway([{"name": "relay", "protocol": "tcp", "backend": "echo"}],
+                               [backend("echo", [{"name": "e", "address": f"{HOST}:{echo.port}"}])],
+                               extra={"workers": 1})
+        def one():
+            s = socket.create_connection((HOST, g.port), timeout=WAIT)
+            try:
+                self.assertTrue(self.round_trip(s, 1 << 20), "1 MiB through the splice relay")
+            finally:
+                s.close()
+        one()
+        wait_for(lambda: g.server("echo", "e")["active"] == 0, 5, "the first relay ended")
+        base = g.open_fds()
+        for _ in range(40):
+            one()
+        wait_for(lambda: g.server("echo", "e")["active"] == 0, 5, "every relay ended")
+        wait_for(lambda: g.open_fds() <= base + 4, 5, f"descriptors back near {base} (pipes pooled, not leaked)")
+
     def test_proxy_protocol_v1_header_precedes_the_stream(self):
         echo = self.fake("echo")
         g = self.start_gateway(
