@@ -201,7 +201,7 @@ class QueueTest(ControlTestCase):
         g = self.start_gateway(
             [{"name": "relay", "protocol": "tcp", "backend": "q"}],
             [backend("q", [{"name": "e", "address": f"{HOST}:{f.port}", "max_connections": 1}],
-                     queue_timeout="700ms", max_queue=1)])
+                     queue_timeout="1s", max_queue=1)])
         self.assertIsNotNone(self.echo(g.port))   # holds the one slot
         waiting = socket.create_connection((HOST, g.port), timeout=WAIT)
         self.addCleanup(waiting.close)
@@ -209,12 +209,12 @@ class QueueTest(ControlTestCase):
         wait_for(lambda: queue_of(g, "q")["waiting"] == 1, 5, "queued")
         t0 = time.monotonic()
         self.assertIsNone(self.echo(g.port), "max_queue 1: a second waiter is refused at once")
-        self.assertLess(time.monotonic() - t0, 0.6)
+        self.assertLess(time.monotonic() - t0, 0.9, "refused before the waiter's queue_timeout")
         try:   # closed with its byte unread: a reset, or an EOF
             self.assertEqual(waiting.recv(16), b"", "closed after queue_timeout")
         except ConnectionResetError:
             pass
-        self.assertGreaterEqual(time.monotonic() - t0, 0.5)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.7)
         m = g.metrics()
         self.assertIn('switchboard_backend_queue_timeouts_total{backend="q"} 1', m)
         self.assertIn('switchboard_backend_queue_full_total{backend="q"} 1', m)
@@ -251,18 +251,35 @@ class DoorTest(ControlTestCase):
              {"name": "all", "protocol": "tcp", "backend": "e", "max_rate": 4}],
             [backend("e", [{"name": "e", "address": f"{HOST}:{f.port}"}])])
         src, whole = g.config["listeners"][1]["port"], g.config["listeners"][2]["port"]
-        # A burst of one second's worth, then refusals (tokens come back at 5/s: 0.2 s each).
-        t0 = time.monotonic()
-        ok = sum(1 for _ in range(8) if self.echo(src))
-        if time.monotonic() - t0 < 0.2:
-            self.assertEqual(ok, 5)
-        else:
-            self.assertGreaterEqual(ok, 5)
-            self.assertLess(ok, 8)
-        self.assertIsNotNone(self.echo(src, source="127.0.0.3"), "another source has its own rate")
-        ok = sum(1 for i in range(8) if self.echo(whole, source=f"127.0.1.{i + 1}"))
+
+        def burst(port, sources):
+            """Connects from each source at once (the gateway decides at accept, within
+            milliseconds), then counts the connections that echo."""
+            socks = []
+            for source in sources:
+                c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                self.addCleanup(c.close)
+                c.settimeout(WAIT)
+                c.bind((source, 0))
+                c.connect((HOST, port))
+                socks.append(c)
+            ok = 0
+            for c in socks:
+                try:
+                    c.sendall(b"ping")
+                    ok += c.recv(8) == b"ping"
+                except OSError:
+                    pass
+            return ok
+
+        # A burst of one second's worth (5), then refusals; a token comes back every 0.2 s.
+        ok = burst(src, ["127.0.0.1"] * 10)
+        self.assertGreaterEqual(ok, 5)
+        self.assertLessEqual(ok, 6)
+        self.assertEqual(burst(src, ["127.0.0.3"]), 1, "another source has its own rate")
+        ok = burst(whole, [f"127.0.1.{i + 1}" for i in range(8)])
         self.assertGreaterEqual(ok, 4)
-        self.assertLess(ok, 8, "the listener's rate holds whatever the source")
+        self.assertLessEqual(ok, 5, "the listener's rate holds whatever the source")
         m = g.metrics()
         self.assertRegex(m, r'switchboard_listener_refused_total\{listener="src",reason="max_rate_per_source"\} [1-9]')
         self.assertRegex(m, r'switchboard_listener_refused_total\{listener="all",reason="max_rate"\} [1-9]')
