@@ -10,12 +10,14 @@
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
+import uuid
 import urllib.error
 import urllib.request
 
@@ -23,6 +25,8 @@ sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sbtest  # noqa: E402
 from sbtest import HOST, WAIT, free_port  # noqa: E402
+import amqtest  # noqa: E402
+from amqtest import ActiveMQ  # noqa: E402
 from gateway_relay_test import (INTERVAL_MS, FALL, RISE, GatewayTestCase, Mosquitto, backend,  # noqa: E402
                                 make_cert, wait_for)
 
@@ -341,6 +345,66 @@ class CheckStatusTest(ControlTestCase):
         bound = INTERVAL_MS * (FALL + 3) / 1000 + 2
         wait_for(lambda: server_of(g, "s", "s")["check"]["status"] == "L7TOUT", bound, "a check that got no CONNACK")
         wait_for(lambda: server_of(g, "e", "e")["check"]["status"] == "L4OK", bound, "a tcp check")
+
+
+@unittest.skipUnless(amqtest.missing() is None,
+                     "needs Debian's activemq package (scripts/install-deps.sh installs it)")
+class ActiveMQStateTest(ControlTestCase):
+    """drain and maint in front of two real ActiveMQ brokers (STOMP, balance first, STOMP
+    checks). Which broker a relayed client reached is read back from each broker's own port."""
+
+    def test_drain_and_maint_in_front_of_activemq(self):
+        root = tempfile.mkdtemp(prefix="sbgwctl-amq-")
+        self.addCleanup(shutil.rmtree, root, True)
+        a, b = ActiveMQ("a", root), ActiveMQ("b", root)
+        self.addCleanup(a.stop)
+        self.addCleanup(b.stop)
+        a.start()
+        b.start()
+        a.wait_ready()
+        b.wait_ready()
+        g = self.start_gateway(
+            [{"name": "front", "protocol": "stomp", "backend": "amq"}],
+            [dict(backend("amq", [{"name": "a", "address": f"{HOST}:{a.stomp}"},
+                                  {"name": "b", "address": f"{HOST}:{b.stomp}"}], check="stomp"),
+                  check={"type": "stomp", "interval": "500ms", "timeout": "400ms", "fall": FALL, "rise": RISE})])
+        wait_for(lambda: server_of(g, "amq", "a")["check"]["status"] == "L7OK", 10, "a first L7OK of a")
+
+        def client():
+            c = sbtest.RawStomp(g.port)
+            self.addCleanup(c.close)
+            c.connect()
+            return c
+
+        def lands_on(c):
+            """Sends a message through the relayed client `c`; returns the broker that has it."""
+            q = f"/queue/ctl-{uuid.uuid4().hex[:10]}"
+            c.send_frame("SEND", {"destination": q, "receipt": "r"}, b"where")
+            c.expect("RECEIPT", timeout=10)
+            for m in (a, b):
+                direct = sbtest.RawStomp(m.stomp)
+                try:
+                    direct.connect()
+                    direct.send_frame("SUBSCRIBE", {"destination": q, "id": "1", "ack": "auto"})
+                    try:
+                        if direct.read_frame(timeout=2).command == "MESSAGE":
+                            return m
+                    except TimeoutError:
+                        continue
+                finally:
+                    direct.close()
+            return None
+
+        first = client()
+        self.assertIs(lands_on(first), a)
+        self.assertEqual(post(g, "/backends/amq/servers/a/state", "drain")[0], 200)
+        self.assertIs(lands_on(first), a, "drain: the relay on a goes on")
+        self.assertIs(lands_on(client()), b, "drain: new clients go to b")
+        self.assertEqual(post(g, "/backends/amq/servers/a/state", "maint")[0], 200)
+        first.wait_closed(timeout=5)
+        self.assertIs(lands_on(client()), b)
+        self.assertEqual(post(g, "/backends/amq/servers/a/state", "ready")[0], 200)
+        self.assertIs(lands_on(client()), a, "ready: first takes a again")
 
 
 if __name__ == "__main__":
