@@ -45,7 +45,9 @@ std::array<std::byte, splice_chunk>& relay_scratch() {
 }
 
 // Empty splice pipes of the relays that ended on this thread (its worker), for the next bulk
-// streams: pipe2 + F_SETPIPE_SZ + two closes saved per stream. Bounded: pipes count against
+// streams: pipe2 + F_SETPIPE_SZ + two closes saved per stream. Kept only while some relay of
+// the worker holds a pipe (a busy worker reuses them; an idle one holds none, so its open
+// descriptors go back to what they were). Bounded: pipes count against
 // the user's pipe buffer allowance (pipe-user-pages-soft, 64 MiB by default; past it the
 // kernel gives new pipes two pages), so at most `max_enlarged` pipes of the process are
 // enlarged at a time (32 MiB), the others keep the default 64 KiB, as HAProxy's.
@@ -67,10 +69,12 @@ public:
         if (!free_.empty()) {
             out = free_.back();
             free_.pop_back();
+            ++in_use_;
             return true;
         }
         int fds[2];
         if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return false;
+        ++in_use_;
         // May fail (over the allowance): the default size stays.
         bool enlarged = false;
         if (enlarged_.fetch_add(1, std::memory_order_relaxed) < max_enlarged)
@@ -80,21 +84,28 @@ public:
         out = {fds[0], fds[1], cap > 0 ? static_cast<std::size_t>(cap) : splice_chunk, enlarged};
         return true;
     }
-    // An empty pipe comes back; one with bytes left in it is closed.
+    // A pipe taken here comes back (on this thread): kept if empty and another relay still
+    // holds one, else closed, and with the last one in use the pool is emptied.
     void give(const pipe_fds& p, bool empty) {
-        if (empty && free_.size() < max_free) free_.push_back(p);
-        else close_pipe(p);
+        if (in_use_ > 0) --in_use_;
+        if (empty && in_use_ > 0 && free_.size() < max_free) return free_.push_back(p);
+        close_pipe(p);
+        if (in_use_ == 0) {
+            for (const auto& f : free_) close_pipe(f);
+            free_.clear();
+        }
     }
-
-private:
-    static constexpr std::size_t max_free = 16;
-    static constexpr std::size_t max_enlarged = 128;
     static void close_pipe(const pipe_fds& p) {
         ::close(p.r);
         ::close(p.w);
         if (p.enlarged) enlarged_.fetch_sub(1, std::memory_order_relaxed);
     }
+
+private:
+    static constexpr std::size_t max_free = 16;
+    static constexpr std::size_t max_enlarged = 128;
     std::vector<pipe_fds> free_;
+    std::size_t in_use_ = 0;   // pipes taken from here and not given back
     static inline std::atomic<std::size_t> enlarged_{0};   // open pipes of the process with pipe_bytes
 };
 
@@ -110,9 +121,9 @@ public:
           proto_(proto), conn_(conn), backend_(stack_.bottom().socket().get_executor()), connect_timer_(client_->get_executor()),
           idle_timer_(client_->get_executor()) {}
 
-    ~relay() override {
+    ~relay() override {   // pipes are given back by close(), on the worker; any left (never closed) go
         for (direction* d : {&c2b_, &b2c_})
-            if (d->pipe.r >= 0) pipe_pool::local().give(d->pipe, d->in_pipe == 0);
+            if (d->pipe.r >= 0) pipe_pool::close_pipe(d->pipe);
     }
 
     void start() override { connect_next(); }
@@ -538,6 +549,11 @@ private:
         net::error_code ec;
         backend_.close(ec);
         client_->close();
+        for (direction* d : {&c2b_, &b2c_}) {   // on the worker, whose pool they came from
+            if (d->pipe.r >= 0) pipe_pool::local().give(d->pipe, d->in_pipe == 0);
+            d->pipe = {};
+            d->in_pipe = 0;
+        }
         if (server_) {
             server_->unbind(conn_);
             backend::release(*server_);
