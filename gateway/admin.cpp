@@ -3,7 +3,9 @@
 #include "gateway/admin.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <optional>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -64,9 +66,20 @@ private:
         res->keep_alive(false);
         const std::string_view target(req.target().data(), req.target().size());
         const std::string_view path = target.substr(0, target.find('?'));
-        if (req.method() != http::verb::get && req.method() != http::verb::head) {
+        const bool control = path.starts_with("/backends/");
+        if (control && req.method() == http::verb::post) {
+            const auto query = target.size() > path.size() ? target.substr(path.size() + 1) : std::string_view();
+            const auto answer = control_server(view_, path, query, req.body());
+            res->result(static_cast<http::status>(answer.status));
+            res->set(http::field::content_type, answer.status == 200 ? "application/json" : "text/plain");
+            res->body() = answer.body;
+        } else if (control || (req.method() != http::verb::get && req.method() != http::verb::head)) {
             res->result(http::status::method_not_allowed);
-            res->set(http::field::allow, "GET, HEAD");
+            res->set(http::field::allow, control ? "POST" : "GET, HEAD");
+        } else if (path == "/backends") {
+            res->result(http::status::ok);
+            res->set(http::field::content_type, "application/json");
+            res->body() = render_backends(view_);
         } else if (path == "/metrics") {
             res->result(http::status::ok);
             res->set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
@@ -85,7 +98,7 @@ private:
         } else {
             res->result(http::status::not_found);
             res->set(http::field::content_type, "text/plain");
-            res->body() = "not found: try /metrics, /status, /healthz or /readyz\n";
+            res->body() = "not found: try /metrics, /status, /backends, /healthz or /readyz\n";
         }
         if (req.method() == http::verb::head) {
             res->content_length(res->body().size());
@@ -200,11 +213,77 @@ std::string render_metrics(const admin_view& v, const std::vector<core::destinat
                 out += std::string(m.name) + "{destination=\"" + dest_label(d) + "\"} " + std::to_string(d.*m.field) + "\n";
         }
     }
+    if (v.refusals) {
+        const auto listeners = v.refusals();
+        family("switchboard_listener_refused_total", "counter",
+               "Connections closed at accept, by the limit they hit (max_connections, max_connections_per_source, "
+               "max_rate_per_source, max_rate).");
+        for (const auto& l : listeners) {
+            const std::pair<const char*, std::uint64_t> reasons[] = {
+                {"max_connections", l.max_connections},
+                {"max_connections_per_source", l.max_connections_per_source},
+                {"max_rate_per_source", l.max_rate_per_source},
+                {"max_rate", l.max_rate}};
+            for (const auto& [reason, n] : reasons)
+                out += "switchboard_listener_refused_total{listener=\"" + label_value(l.name) + "\",reason=\"" + reason +
+                       "\"} " + std::to_string(n) + "\n";
+        }
+    }
     if (!v.backends || v.backends->empty()) return out;
 
     family("switchboard_backend_refused_total", "counter", "Connections refused because no server could take them.");
     for (const auto& b : *v.backends)
         out += "switchboard_backend_refused_total{backend=\"" + label_value(b->config().name) + "\"} " + std::to_string(b->refused.load()) + "\n";
+    struct backend_metric {
+        std::string_view name, type, help;
+        std::function<std::uint64_t(const backend&)> value;
+    };
+    const backend_metric backend_metrics[] = {
+        {"switchboard_backend_queue", "gauge", "Connections waiting for a server slot now (queue_timeout).",
+         [](const backend& b) { return b.queued(); }},
+        {"switchboard_backend_queued_total", "counter", "Connections that waited in the queue.",
+         [](const backend& b) { return b.queued_total.load(); }},
+        {"switchboard_backend_queue_timeouts_total", "counter", "Connections closed after waiting queue_timeout.",
+         [](const backend& b) { return b.queue_timeouts.load(); }},
+        {"switchboard_backend_queue_full_total", "counter", "Connections refused because max_queue were waiting.",
+         [](const backend& b) { return b.queue_full.load(); }},
+    };
+    for (const auto& m : backend_metrics) {
+        family(m.name, m.type, m.help);
+        for (const auto& b : *v.backends)
+            out += std::string(m.name) + "{backend=\"" + label_value(b->config().name) + "\"} " + std::to_string(m.value(*b)) + "\n";
+    }
+    auto labels = [](const backend& b, const server_state& s) {
+        return "backend=\"" + label_value(b.config().name) + "\",server=\"" + label_value(s.cfg.name) + "\"";
+    };
+    family("switchboard_backend_server_state", "gauge", "The operator's state of the server (ready, drain, maint): 1 for the current one.");
+    for (const auto& b : *v.backends)
+        for (const auto& s : b->servers())
+            for (auto st : {admin_state::ready, admin_state::drain, admin_state::maint})
+                out += "switchboard_backend_server_state{" + labels(*b, *s) + ",state=\"" + std::string(admin_state_name(st)) +
+                       "\"} " + (s->admin.load() == st ? "1" : "0") + "\n";
+    family("switchboard_backend_server_check_status", "gauge",
+           "The last health check's status (L4OK, L4CON, L4TOUT, L6OK, L6TOUT, L6RSP, L7OK, L7RSP, L7TOUT, L7STS; UNK before the first): 1.");
+    for (const auto& b : *v.backends)
+        for (const auto& s : b->servers())
+            out += "switchboard_backend_server_check_status{" + labels(*b, *s) + ",status=\"" +
+                   std::string(check_status_name(s->last_check().status)) + "\"} 1\n";
+    family("switchboard_backend_server_check_duration_seconds", "gauge", "Duration of the last health check, passed or not.");
+    for (const auto& b : *v.backends)
+        for (const auto& s : b->servers())
+            out += "switchboard_backend_server_check_duration_seconds{" + labels(*b, *s) + "} " +
+                   std::to_string(s->last_check().duration_us / 1e6) + "\n";
+    family("switchboard_backend_server_weight", "gauge", "The server's weight now (set at runtime by the admin).");
+    for (const auto& b : *v.backends)
+        for (const auto& s : b->servers())
+            out += "switchboard_backend_server_weight{" + labels(*b, *s) + "} " + std::to_string(s->weight.load()) + "\n";
+    family("switchboard_backend_server_effective_weight", "gauge", "The weight balancing uses now: lower during a slow start.");
+    for (const auto& b : *v.backends) {
+        const auto now = b->now();
+        for (const auto& s : b->servers())
+            out += "switchboard_backend_server_effective_weight{" + labels(*b, *s) + "} " +
+                   std::to_string(static_cast<double>(b->effective_weight(*s, now)) / 1000) + "\n";
+    }
 
     struct metric {
         std::string_view name, type, help;
@@ -227,6 +306,14 @@ std::string render_metrics(const admin_view& v, const std::vector<core::destinat
          [](const server_state& s) { return std::to_string(s.checks_failed.load()); }},
         {"switchboard_backend_server_transitions_total", "counter", "Up/down state changes.",
          [](const server_state& s) { return std::to_string(s.transitions.load()); }},
+        {"switchboard_backend_server_passive_errors_total", "counter",
+         "Relays reset by the server and connects refused or timed out (observe: layer4).",
+         [](const server_state& s) { return std::to_string(s.passive.errors_seen.load()); }},
+        {"switchboard_backend_server_passive_downs_total", "counter", "Times the relays marked the server down (observe: layer4).",
+         [](const server_state& s) { return std::to_string(s.passive.marked_down.load()); }},
+        {"switchboard_backend_server_redispatched_total", "counter",
+         "Connections moved on to another server after a failed connect to this one.",
+         [](const server_state& s) { return std::to_string(s.passive.redispatched.load()); }},
     };
     for (const auto& m : metrics) {
         family(m.name, m.type, m.help);
@@ -237,6 +324,140 @@ std::string render_metrics(const admin_view& v, const std::vector<core::destinat
                        m.value(*s) + "\n";
     }
     return out;
+}
+
+namespace {
+
+nlohmann::json server_json(const backend& b, const server_state& s, backend::clock::time_point now) {
+    const auto check = s.last_check();
+    const auto& c = b.config().check;
+    nlohmann::json j{{"name", s.cfg.name},
+                     {"address", s.cfg.host + ":" + std::to_string(s.cfg.port)},
+                     {"backup", s.cfg.backup},
+                     {"state", admin_state_name(s.admin.load())},
+                     {"up", s.up.load()},
+                     {"active", s.active.load()},
+                     {"max_connections", s.cfg.max_connections},
+                     {"weight", s.weight.load()},
+                     {"effective_weight", static_cast<double>(b.effective_weight(s, now)) / 1000},
+                     {"slow_start_ms", s.cfg.slow_start_ms.value_or(b.config().slow_start_ms)},
+                     {"total", s.total.load()},
+                     {"connect_failures", s.connect_failures.load()},
+                     {"checks_passed", s.checks_ok.load()},
+                     {"checks_failed", s.checks_failed.load()},
+                     {"transitions", s.transitions.load()},
+                     {"passive_errors", s.passive.errors_seen.load()},
+                     {"passive_downs", s.passive.marked_down.load()},
+                     {"redispatched", s.passive.redispatched.load()},
+                     {"check_latency_us", s.check_latency_us.load()},
+                     {"check_status", check_status_name(check.status)},
+                     {"check_duration_us", check.duration_us},
+                     {"check_detail", check.detail}};
+    j["check"] = {{"type", check_type_name(c.type)},  {"tls", c.tls},
+                  {"status", check_status_name(check.status)}, {"duration_us", check.duration_us},
+                  {"detail", check.detail}};
+    return j;
+}
+
+nlohmann::json backend_json(const backend& b) {
+    const auto now = b.now();
+    nlohmann::json jb{{"name", b.config().name},
+                      {"balance", balance_name(b.config().balance)},
+                      {"check", check_type_name(b.config().check.type)},
+                      {"refused", b.refused.load()},
+                      {"queue", {{"waiting", b.queued()},
+                                 {"queue_timeout_ms", b.config().queue_timeout_ms},
+                                 {"max_queue", b.config().max_queue},
+                                 {"queued_total", b.queued_total.load()},
+                                 {"timeouts", b.queue_timeouts.load()},
+                                 {"full", b.queue_full.load()}}},
+                      {"servers", nlohmann::json::array()}};
+    for (const auto& s : b.servers()) jb["servers"].push_back(server_json(b, *s, now));
+    return jb;
+}
+
+// The value of `key` given as the query (key=v), the body (v, key=v, or {"key": v}).
+std::optional<std::string> control_value(std::string_view key, std::string_view query, std::string_view body) {
+    auto from_form = [key](std::string_view text) -> std::optional<std::string> {
+        while (!text.empty()) {
+            const auto amp = text.find('&');
+            const auto pair = text.substr(0, amp);
+            const auto eq = pair.find('=');
+            if (eq != std::string_view::npos && pair.substr(0, eq) == key) return std::string(pair.substr(eq + 1));
+            if (amp == std::string_view::npos) break;
+            text.remove_prefix(amp + 1);
+        }
+        return std::nullopt;
+    };
+    if (auto q = from_form(query)) return q;
+    while (!body.empty() && std::isspace(static_cast<unsigned char>(body.back()))) body.remove_suffix(1);
+    while (!body.empty() && std::isspace(static_cast<unsigned char>(body.front()))) body.remove_prefix(1);
+    if (body.empty()) return std::nullopt;
+    if (body.front() == '{') {
+        const auto j = nlohmann::json::parse(body, nullptr, false);
+        if (j.is_discarded() || !j.is_object() || !j.contains(key)) return std::nullopt;
+        const auto& val = j[std::string(key)];
+        if (val.is_string()) return val.get<std::string>();
+        if (val.is_number_unsigned()) return std::to_string(val.get<std::uint64_t>());
+        return std::nullopt;
+    }
+    if (body.find('=') != std::string_view::npos) return from_form(body);
+    return std::string(body);
+}
+
+}  // namespace
+
+admin_answer control_server(const admin_view& v, std::string_view path, std::string_view query, std::string_view body) {
+    // /backends/<b>/servers/<s>/<what>
+    std::vector<std::string_view> parts;
+    for (std::string_view rest = path.substr(1); !rest.empty();) {
+        const auto slash = rest.find('/');
+        parts.push_back(rest.substr(0, slash));
+        if (slash == std::string_view::npos) break;
+        rest.remove_prefix(slash + 1);
+    }
+    if (parts.size() != 5 || parts[0] != "backends" || parts[2] != "servers" || (parts[4] != "state" && parts[4] != "weight"))
+        return {404, "not found: POST /backends/<backend>/servers/<server>/state or .../weight\n"};
+    backend* b = nullptr;
+    if (v.backends)
+        for (const auto& x : *v.backends)
+            if (x->config().name == parts[1]) b = x.get();
+    if (!b) return {404, "no backend named '" + std::string(parts[1]) + "'\n"};
+    server_state* s = nullptr;
+    for (const auto& x : b->servers())
+        if (x->cfg.name == parts[3]) s = x.get();
+    if (!s) return {404, "backend " + b->config().name + " has no server named '" + std::string(parts[3]) + "'\n"};
+    const auto value = control_value(parts[4], query, body);
+    if (parts[4] == "state") {
+        const auto st = value ? admin_state_named(*value) : std::nullopt;
+        if (!st) return {400, "expected state ready, drain or maint\n"};
+        const auto was = s->admin.load();
+        const std::size_t closed = b->set_state(*s, *st);
+        log()->warn("backend={} server={} state {} -> {} (admin){}", b->config().name, s->cfg.name, admin_state_name(was),
+                    admin_state_name(*st), closed ? "; closing " + std::to_string(closed) + " relayed connections" : "");
+        // Back in service: as a server coming up, it may take its clients back (close_backups).
+        if (*st == admin_state::ready && was != admin_state::ready && s->up.load())
+            if (const std::size_t n = b->close_outranked_by(*s))
+                log()->warn("backend={} server={} on_server_up=close_backups: closing {} relayed connections on the "
+                            "servers it outranks", b->config().name, s->cfg.name, n);
+    } else {
+        std::uint64_t w = 0;
+        bool ok = value && !value->empty() && value->size() <= 3;
+        for (char c : value ? *value : std::string()) ok = ok && c >= '0' && c <= '9';
+        if (ok) w = std::stoull(*value);
+        if (!ok || w < 1 || w > 256) return {400, "expected a weight 1..256\n"};
+        log()->warn("backend={} server={} weight {} -> {} (admin)", b->config().name, s->cfg.name, s->weight.load(), w);
+        b->set_weight(*s, static_cast<std::uint32_t>(w));
+    }
+    return {200, server_json(*b, *s, b->now()).dump(2) + "\n"};
+}
+
+std::string render_backends(const admin_view& v) {
+    nlohmann::json j;
+    j["backends"] = nlohmann::json::array();
+    if (v.backends)
+        for (const auto& b : *v.backends) j["backends"].push_back(backend_json(*b));
+    return j.dump(2) + "\n";
 }
 
 std::string render_status(const admin_view& v, const std::vector<core::destination_stats>& dests) {
@@ -259,29 +480,16 @@ std::string render_status(const admin_view& v, const std::vector<core::destinati
                                      {"dropped", d.dropped},
                                      {"retained", d.retained}});
     j["backends"] = nlohmann::json::array();
-    if (v.backends) {
-        for (const auto& b : *v.backends) {
-            nlohmann::json jb{{"name", b->config().name},
-                              {"balance", balance_name(b->config().balance)},
-                              {"check", check_type_name(b->config().check.type)},
-                              {"refused", b->refused.load()},
-                              {"servers", nlohmann::json::array()}};
-            for (const auto& s : b->servers()) {
-                jb["servers"].push_back({{"name", s->cfg.name},
-                                         {"address", s->cfg.host + ":" + std::to_string(s->cfg.port)},
-                                         {"backup", s->cfg.backup},
-                                         {"up", s->up.load()},
-                                         {"active", s->active.load()},
-                                         {"total", s->total.load()},
-                                         {"connect_failures", s->connect_failures.load()},
-                                         {"checks_passed", s->checks_ok.load()},
-                                         {"checks_failed", s->checks_failed.load()},
-                                         {"transitions", s->transitions.load()},
-                                         {"check_latency_us", s->check_latency_us.load()}});
-            }
-            j["backends"].push_back(std::move(jb));
-        }
-    }
+    if (v.backends)
+        for (const auto& b : *v.backends) j["backends"].push_back(backend_json(*b));
+    j["listeners"] = nlohmann::json::array();
+    if (v.refusals)
+        for (const auto& l : v.refusals())
+            j["listeners"].push_back({{"name", l.name},
+                                      {"refused", {{"max_connections", l.max_connections},
+                                                   {"max_connections_per_source", l.max_connections_per_source},
+                                                   {"max_rate_per_source", l.max_rate_per_source},
+                                                   {"max_rate", l.max_rate}}}});
     return j.dump(2) + "\n";
 }
 
@@ -314,7 +522,8 @@ void admin_server::open() {
     if (ec)
         throw std::runtime_error("admin cannot listen on " + impl_->cfg.address + ":" + std::to_string(impl_->cfg.port) +
                                  ": " + ec.message());
-    log()->info("admin up address={}:{} (GET /metrics, /status)", impl_->cfg.address, impl_->cfg.port);
+    log()->info("admin up address={}:{} (GET /metrics, /status, /backends; POST /backends/B/servers/S/state|weight)",
+                impl_->cfg.address, impl_->cfg.port);
     impl_->accept();
 }
 

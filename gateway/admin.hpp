@@ -3,6 +3,11 @@
 //                 in-flight, consumers, memory and counters; per backend server its state,
 //                 check latency, active and total connections, connect failures, transitions
 //   GET /status   the same as JSON
+//   GET /backends JSON: each backend, its queue, its servers with admin state, health, last
+//                 check (status L4OK..L7STS, duration, detail), weights, connections
+//   POST /backends/<b>/servers/<s>/state   ready | drain | maint (body, `state=` form or query,
+//                 or JSON {"state": ...}): HAProxy's `set server state`
+//   POST /backends/<b>/servers/<s>/weight  1..256 the same ways: `set server weight`
 //   GET /healthz  liveness: 200 "ok", or 503 while a worker's event loop has not turned for
 //                 admin.stall_timeout (one line per stalled worker)
 //   GET /readyz   readiness: 200 "ok", or 503 with one line per reason: a listener not
@@ -27,6 +32,15 @@
 
 namespace sb::gateway {
 
+// Connections a listener closed at accept, by the limit they hit.
+struct listener_refusals {
+    std::string name;
+    std::uint64_t max_connections = 0;
+    std::uint64_t max_connections_per_source = 0;
+    std::uint64_t max_rate_per_source = 0;
+    std::uint64_t max_rate = 0;
+};
+
 struct admin_view {
     using destinations_done = std::function<void(std::vector<core::destination_stats>)>;
     std::function<std::size_t()> live_connections;
@@ -37,6 +51,8 @@ struct admin_view {
     // when it is. Called on the admin's thread; must not block.
     std::function<std::vector<std::string>()> not_ready;
     std::function<std::vector<std::string>()> not_healthy;
+    // Door refusals per listener (main thread).
+    std::function<std::vector<listener_refusals>()> refusals;
 };
 
 // A Prometheus label value (text format 0.0.4): backslash, double quote and line feed
@@ -46,6 +62,15 @@ std::string label_value(std::string_view v);
 
 std::string render_metrics(const admin_view& v, const std::vector<core::destination_stats>& dests);
 std::string render_status(const admin_view& v, const std::vector<core::destination_stats>& dests);
+std::string render_backends(const admin_view& v);
+
+// POST /backends/<b>/servers/<s>/<what> with `value` (the request's body, form or JSON, or its
+// query): applies it and answers the status code and body. Exposed for the unit tests.
+struct admin_answer {
+    unsigned status;
+    std::string body;
+};
+admin_answer control_server(const admin_view& v, std::string_view path, std::string_view query, std::string_view body);
 
 class admin_server {
 public:

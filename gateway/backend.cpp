@@ -2,6 +2,9 @@
 #include "gateway/backend.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <stdexcept>
 
 #include <boost/asio/io_context.hpp>
@@ -11,6 +14,51 @@ namespace sb::gateway {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
+
+std::string_view admin_state_name(admin_state s) {
+    switch (s) {
+    case admin_state::ready: return "ready";
+    case admin_state::drain: return "drain";
+    case admin_state::maint: return "maint";
+    }
+    return "?";
+}
+
+std::optional<admin_state> admin_state_named(std::string_view name) {
+    if (name == "ready") return admin_state::ready;
+    if (name == "drain") return admin_state::drain;
+    if (name == "maint") return admin_state::maint;
+    return std::nullopt;
+}
+
+std::string_view check_status_name(check_status s) {
+    switch (s) {
+    case check_status::unknown: return "UNK";
+    case check_status::l4ok: return "L4OK";
+    case check_status::l4con: return "L4CON";
+    case check_status::l4tout: return "L4TOUT";
+    case check_status::l6ok: return "L6OK";
+    case check_status::l6tout: return "L6TOUT";
+    case check_status::l6rsp: return "L6RSP";
+    case check_status::l7ok: return "L7OK";
+    case check_status::l7rsp: return "L7RSP";
+    case check_status::l7tout: return "L7TOUT";
+    case check_status::l7sts: return "L7STS";
+    }
+    return "?";
+}
+
+void server_state::set_check_result(check_status st, std::uint32_t duration_us, std::string detail) {
+    std::lock_guard lock(check_mutex_);
+    check_.status = st;
+    check_.duration_us = duration_us;
+    check_.detail = std::move(detail);
+}
+
+server_state::check_result server_state::last_check() const {
+    std::lock_guard lock(check_mutex_);
+    return check_;
+}
 
 void server_state::bind(std::uint64_t id, std::weak_ptr<bound_connection> c) {
     std::lock_guard lock(mutex_);
@@ -51,6 +99,13 @@ void server_state::take_bound(server_state& from) {
 }
 
 backend::backend(backend_config cfg) : cfg_(std::move(cfg)) {
+    if (cfg_.check.tls && cfg_.check.tls_verify && !cfg_.check.tls_ca_file.empty()) {
+        std::FILE* f = std::fopen(cfg_.check.tls_ca_file.c_str(), "rb");
+        if (!f)
+            throw std::runtime_error("backend " + cfg_.name + " check.ca: cannot open " + cfg_.check.tls_ca_file + ": " +
+                                     std::strerror(errno));
+        std::fclose(f);
+    }
     asio::io_context ctx;
     tcp::resolver resolver(ctx);
     for (const auto& s : cfg_.servers) {
@@ -66,14 +121,10 @@ backend::backend(backend_config cfg) : cfg_(std::move(cfg)) {
                                          ": " + (ec ? ec.message() : std::string("no address")));
             for (const auto& r : results) st->endpoints.push_back(r.endpoint());
         }
+        st->owner = this;
         servers_.push_back(std::move(st));
     }
-    // Weighted rotation, interleaved: weights 3,1 give a a b a rather than a a a b.
-    std::uint32_t max_w = 0;
-    for (const auto& s : cfg_.servers) max_w = std::max(max_w, s.weight);
-    for (std::uint32_t round = 0; round < max_w; ++round)
-        for (std::size_t i = 0; i < cfg_.servers.size(); ++i)
-            if (cfg_.servers[i].weight > round) rotation_.push_back(i);
+    rr_score_.assign(servers_.size(), 0);
 }
 
 bool backend::try_reserve(server_state& s) noexcept {
@@ -84,7 +135,86 @@ bool backend::try_reserve(server_state& s) noexcept {
     return true;
 }
 
-void backend::release(server_state& s) noexcept { s.active.fetch_sub(1, std::memory_order_acq_rel); }
+void backend::release(server_state& s) noexcept {
+    s.active.fetch_sub(1, std::memory_order_acq_rel);
+    if (s.owner) s.owner->wake_one();
+}
+
+std::uint64_t backend::effective_weight(const server_state& s, clock::time_point now) const noexcept {
+    const std::uint64_t full = std::uint64_t{s.weight.load()} * 1000;
+    const std::int64_t from = s.ramp_start.load();
+    const std::uint32_t ramp_ms = s.cfg.slow_start_ms.value_or(cfg_.slow_start_ms);
+    if (from == 0 || ramp_ms == 0 || full == 0) return std::max<std::uint64_t>(full, 1);
+    const auto elapsed = now - clock::time_point(clock::duration(from));
+    const auto ramp = std::chrono::milliseconds(ramp_ms);
+    if (elapsed >= ramp) return full;
+    if (elapsed <= clock::duration::zero()) return 1;
+    const auto num = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
+    const auto den = std::chrono::duration_cast<std::chrono::microseconds>(ramp).count();
+    return std::max<std::uint64_t>(full * static_cast<std::uint64_t>(num) / static_cast<std::uint64_t>(den), 1);
+}
+
+std::size_t backend::set_state(server_state& s, admin_state st) {
+    const admin_state was = s.admin.exchange(st);
+    if (st == admin_state::ready && was != admin_state::ready) {
+        s.ramp_start = now().time_since_epoch().count();
+        wake_one();
+    }
+    return st == admin_state::maint && was != admin_state::maint ? s.close_bound("server in maintenance") : 0;
+}
+
+void backend::set_weight(server_state& s, std::uint32_t w) {
+    s.weight = w;
+    wake_one();
+}
+
+void backend::came_up(server_state& s) {
+    s.ramp_start = now().time_since_epoch().count();
+    wake_one();
+}
+
+bool backend::should_queue() const {
+    if (cfg_.queue_timeout_ms == 0) return false;
+    {
+        std::lock_guard lock(queue_mutex_);
+        if (!queue_.empty()) return true;
+    }
+    // Someone could take it once a slot frees: a usable server (backups count when no primary is).
+    for (const auto& s : servers_)
+        if (s->usable()) return true;
+    return false;
+}
+
+bool backend::enqueue(std::uint64_t id, std::weak_ptr<slot_waiter> w, bool front) {
+    std::lock_guard lock(queue_mutex_);
+    if (!front && cfg_.max_queue && queue_.size() >= cfg_.max_queue) return false;
+    if (front) queue_.emplace_front(id, std::move(w));
+    else queue_.emplace_back(id, std::move(w));
+    return true;
+}
+
+void backend::dequeue(std::uint64_t id) {
+    std::lock_guard lock(queue_mutex_);
+    const auto it = std::find_if(queue_.begin(), queue_.end(), [id](const auto& e) { return e.first == id; });
+    if (it != queue_.end()) queue_.erase(it);
+}
+
+void backend::wake_one() {
+    std::shared_ptr<slot_waiter> w;
+    {
+        std::lock_guard lock(queue_mutex_);
+        while (!w && !queue_.empty()) {
+            w = queue_.front().second.lock();
+            queue_.pop_front();
+        }
+    }
+    if (w) w->slot_free();
+}
+
+std::size_t backend::queued() const {
+    std::lock_guard lock(queue_mutex_);
+    return queue_.size();
+}
 
 std::size_t backend::close_outranked_by(const server_state& up) {
     if (cfg_.on_server_up != server_up_action::close_backups || up.cfg.backup) return 0;
@@ -103,26 +233,43 @@ std::size_t backend::close_outranked_by(const server_state& up) {
 
 server_state* backend::pick(std::span<server_state* const> tried) {
     bool primary_up = false;
-    for (const auto& s : servers_) primary_up = primary_up || (!s->cfg.backup && s->up.load());
+    for (const auto& s : servers_)
+        primary_up = primary_up || (!s->cfg.backup && s->usable() &&
+                                    !(cfg_.redispatch && std::find(tried.begin(), tried.end(), s.get()) != tried.end()));
     return pick_from(!primary_up, tried);
 }
 
 server_state* backend::pick_from(bool backups, std::span<server_state* const> tried) {
     auto eligible = [&](const server_state& s) {
-        return s.cfg.backup == backups && s.up.load() &&
-               std::find(tried.begin(), tried.end(), &s) == tried.end();
+        return s.cfg.backup == backups && s.usable() && std::find(tried.begin(), tried.end(), &s) == tried.end();
     };
+    const auto t = now();
     switch (cfg_.balance) {
     case balance_mode::first:
         for (auto& s : servers_)
             if (eligible(*s) && try_reserve(*s)) return s.get();
         return nullptr;
     case balance_mode::roundrobin: {
-        const std::size_t n = rotation_.size();
-        const std::uint64_t start = next_.fetch_add(1, std::memory_order_relaxed);
-        for (std::size_t k = 0; k < n; ++k) {
-            auto& s = *servers_[rotation_[(start + k) % n]];
-            if (eligible(s) && try_reserve(s)) return &s;
+        // Smooth weighted round robin: every candidate's score grows by its effective weight,
+        // the highest wins and pays the total back. Full or unusable servers sit out.
+        std::lock_guard lock(rr_mutex_);
+        std::vector<bool> out(servers_.size(), false);
+        for (std::size_t attempt = 0; attempt < servers_.size(); ++attempt) {
+            std::int64_t total = 0;
+            std::size_t best = servers_.size();
+            for (std::size_t i = 0; i < servers_.size(); ++i) {
+                auto& s = *servers_[i];
+                if (out[i] || !eligible(s)) continue;
+                if (s.cfg.max_connections && s.active.load() >= s.cfg.max_connections) continue;
+                const auto w = static_cast<std::int64_t>(effective_weight(s, t));
+                rr_score_[i] += w;
+                total += w;
+                if (best == servers_.size() || rr_score_[i] > rr_score_[best]) best = i;
+            }
+            if (best == servers_.size()) return nullptr;
+            rr_score_[best] -= total;
+            if (try_reserve(*servers_[best])) return servers_[best].get();
+            out[best] = true;   // lost a race for its last slot
         }
         return nullptr;
     }
@@ -132,12 +279,19 @@ server_state* backend::pick_from(bool backups, std::span<server_state* const> tr
         const std::uint64_t start = next_.fetch_add(1, std::memory_order_relaxed);
         for (int attempt = 0; attempt < 4; ++attempt) {
             server_state* best = nullptr;
+            std::uint64_t best_w = 1;
             for (std::size_t k = 0; k < n; ++k) {
                 auto& s = *servers_[(start + k) % n];
                 if (!eligible(s)) continue;
                 const std::size_t a = s.active.load();
                 if (s.cfg.max_connections && a >= s.cfg.max_connections) continue;
-                if (!best || a * best->cfg.weight < best->active.load() * s.cfg.weight) best = &s;
+                // (active + 1) / weight, as HAProxy: a slow-starting server with no connection
+                // yet still has to earn its share.
+                const std::uint64_t w = effective_weight(s, t);
+                if (!best || (a + 1) * best_w < (best->active.load() + 1) * w) {
+                    best = &s;
+                    best_w = w;
+                }
             }
             if (!best) return nullptr;
             if (try_reserve(*best)) return best;   // lost a race for the last slot: look again

@@ -628,7 +628,8 @@ private:
             place proto_at = item_at;
             for (const entry& e : entries(item, item_at, path,
                                           {"name", "protocol", "address", "port", "max_connections", "tls",
-                                           "routes", "backend", "detect_timeout", "websocket"})) {
+                                           "routes", "backend", "detect_timeout", "websocket",
+                                           "max_connections_per_source", "max_rate_per_source", "max_rate"})) {
                 if (e.key == "name") {
                     l.name = text(e);
                     // Names show up in logs, metrics labels and admin URLs.
@@ -668,6 +669,12 @@ private:
                     at.port_at = e.value_at;
                 } else if (e.key == "max_connections") {
                     l.max_connections = count(e, 1);
+                } else if (e.key == "max_connections_per_source") {
+                    l.max_connections_per_source = count(e, 0);
+                } else if (e.key == "max_rate_per_source") {
+                    l.max_rate_per_source = static_cast<std::uint32_t>(integer(e, 0, 1000000));
+                } else if (e.key == "max_rate") {
+                    l.max_rate = static_cast<std::uint32_t>(integer(e, 0, 1000000));
                 }
             }
             if (!has_name) fail(item_at, path + ".name", "missing (every listener needs a name)");
@@ -854,7 +861,8 @@ private:
     check_config load_check(const entry& section) const {
         check_config out;
         for (const entry& e : entries(section.value, section.value_at, section.path,
-                                      {"type", "interval", "timeout", "fall", "rise", "path", "status"})) {
+                                      {"type", "interval", "timeout", "fall", "rise", "path", "status", "tls", "sni",
+                                       "verify", "ca"})) {
             if (e.key == "type") {
                 out.type = choice<check_type>(e, {{"none", check_type::none}, {"tcp", check_type::tcp},
                                                   {"mqtt", check_type::mqtt}, {"stomp", check_type::stomp},
@@ -869,6 +877,10 @@ private:
                 if (!out.http_path.starts_with('/') || out.http_path.find_first_of(" \r\n") != std::string::npos)
                     expected(e, "an absolute path without spaces (\"/health\")");
             } else if (e.key == "status") out.http_status = static_cast<std::uint32_t>(integer(e, 100, 599));
+            else if (e.key == "tls") out.tls = boolean(e);
+            else if (e.key == "sni") out.tls_sni = text(e);
+            else if (e.key == "verify") out.tls_verify = boolean(e);
+            else if (e.key == "ca") out.tls_ca_file = text(e);
         }
         return out;
     }
@@ -876,7 +888,8 @@ private:
     server_config load_server(const Node& item, const std::string& path, place item_at) const {
         server_config s;
         bool has_address = false;
-        for (const entry& e : entries(item, item_at, path, {"name", "address", "backup", "max_connections", "weight"})) {
+        for (const entry& e : entries(item, item_at, path,
+                                      {"name", "address", "backup", "max_connections", "weight", "slow_start"})) {
             if (e.key == "name") s.name = name_of(e);
             else if (e.key == "address") {
                 // host:port or [v6]:port
@@ -894,6 +907,7 @@ private:
             } else if (e.key == "backup") s.backup = boolean(e);
             else if (e.key == "max_connections") s.max_connections = count(e, 0);
             else if (e.key == "weight") s.weight = static_cast<std::uint32_t>(integer(e, 1, 256));
+            else if (e.key == "slow_start") s.slow_start_ms = duration_ms(e, 0);
         }
         if (!has_address) fail(item_at, path + ".address", "missing (expected HOST:PORT)");
         if (s.name.empty()) s.name = s.host + ":" + std::to_string(s.port);
@@ -913,7 +927,9 @@ private:
             place name_at = item_at;
             for (const entry& e : entries(item, item_at, path,
                                           {"name", "balance", "check", "servers", "connect_timeout", "retries",
-                                           "idle_timeout", "send_proxy", "on_server_up"})) {
+                                           "idle_timeout", "send_proxy", "on_server_up", "slow_start",
+                                           "queue_timeout", "max_queue", "observe", "error_limit", "error_window",
+                                           "redispatch"})) {
                 if (e.key == "name") {
                     b.name = name_of(e);
                     name_at = e.value_at;
@@ -925,13 +941,21 @@ private:
                 else if (e.key == "connect_timeout") b.connect_timeout_ms = duration_ms(e, 1);
                 else if (e.key == "retries") b.retries = static_cast<std::uint32_t>(integer(e, 0, 1000));
                 else if (e.key == "idle_timeout") b.idle_timeout_ms = duration_ms(e, 0);
+                else if (e.key == "slow_start") b.slow_start_ms = duration_ms(e, 0);
+                else if (e.key == "queue_timeout") b.queue_timeout_ms = duration_ms(e, 0);
+                else if (e.key == "max_queue") b.max_queue = count(e, 0);
                 else if (e.key == "send_proxy") {
                     b.send_proxy = choice<proxy_protocol>(e, {{"none", proxy_protocol::none},
                                                               {"v1", proxy_protocol::v1}, {"v2", proxy_protocol::v2}});
                 } else if (e.key == "on_server_up") {
                     b.on_server_up = choice<server_up_action>(e, {{"none", server_up_action::none},
                                                                   {"close_backups", server_up_action::close_backups}});
-                } else if (e.key == "servers") {
+                } else if (e.key == "observe") {
+                    b.observe_layer4 = choice<bool>(e, {{"none", false}, {"layer4", true}});
+                } else if (e.key == "error_limit") b.error_limit = static_cast<std::uint32_t>(integer(e, 1, 100000));
+                else if (e.key == "error_window") b.error_window_ms = duration_ms(e, 1);
+                else if (e.key == "redispatch") b.redispatch = boolean(e);
+                else if (e.key == "servers") {
                     if (!e.value.IsSequence() || e.value.size() == 0)
                         expected(e, "a list of at least one server");
                     for (std::size_t j = 0; j < e.value.size(); ++j) {
@@ -951,6 +975,8 @@ private:
             if (!has_servers) fail(item_at, path + ".servers", "missing (a list of at least one server)");
             if (b.check.type != check_type::none && b.check.timeout_ms > b.check.interval_ms)
                 fail(item_at, path + ".check.timeout", "must not exceed check.interval");
+            if (b.observe_layer4 && b.check.type == check_type::none)
+                fail(item_at, path + ".observe", "layer4 needs a check (not type none): only a check brings a server back up");
             for (const auto& o : out)
                 if (o.name == b.name) fail(name_at, path + ".name", "duplicate backend name '" + b.name + "'");
             out.push_back(std::move(b));

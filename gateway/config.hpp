@@ -82,6 +82,11 @@ struct listener_config {
     std::optional<route> fallback;
     std::uint32_t detect_timeout_ms = 5000;   // auto: the first bytes must arrive within this
     websocket_config websocket;               // websocket and auto listeners
+    // Protection at the door (0: no limit). Connections over a limit are closed at accept,
+    // counted and logged (HAProxy's `maxconn` per source via stick tables, `rate-limit sessions`).
+    std::size_t max_connections_per_source = 0;   // open at once from one source address
+    std::uint32_t max_rate_per_source = 0;        // new connections per second from one source address
+    std::uint32_t max_rate = 0;                   // new connections per second on the listener
 
     bool operator==(const listener_config&) const = default;
 };
@@ -98,6 +103,12 @@ struct check_config {
     std::uint32_t rise = 2;          // consecutive successes that bring it back
     std::string http_path = "/";     // type http: GET this path ...
     std::uint32_t http_status = 200; // ... and expect this status
+    // HAProxy's `check-ssl`, `check-sni`, `verify`: the check runs inside TLS (servers that only
+    // speak TLS). Verification is off unless `verify` (then against `ca`, else the system's).
+    bool tls = false;
+    std::string tls_sni = {};        // empty: the server's host when it is a name
+    bool tls_verify = false;
+    std::string tls_ca_file = {};
     bool operator==(const check_config&) const = default;
 };
 
@@ -107,7 +118,10 @@ struct server_config {
     std::uint16_t port = 0;
     bool backup = false;             // used only while no other server is up
     std::size_t max_connections = 0; // 0: unlimited
-    std::uint32_t weight = 1;        // roundrobin / leastconn share
+    std::uint32_t weight = 1;        // roundrobin / leastconn share (changed at runtime by the admin)
+    // A server that comes back (up after checks, or ready after maint/drain) gets its weight
+    // ramped from nearly 0 to full over this time (roundrobin, leastconn). Unset: the backend's.
+    std::optional<std::uint32_t> slow_start_ms = std::nullopt;
     bool operator==(const server_config&) const = default;
 };
 
@@ -129,6 +143,20 @@ struct backend_config {
     std::uint32_t idle_timeout_ms = 0;    // relayed connection silent both ways this long: closed (0: never)
     proxy_protocol send_proxy = proxy_protocol::none;
     server_up_action on_server_up = server_up_action::none;
+    std::uint32_t slow_start_ms = 0;      // default of the servers' slow_start (0: none)
+    // When every usable server is at its max_connections, a new connection waits this long for
+    // a slot (HAProxy `timeout queue`); 0: refused at once. At most max_queue wait (0: no limit).
+    std::uint32_t queue_timeout_ms = 0;
+    std::size_t max_queue = 0;
+    // Passive health (HAProxy's `observe layer4` + `on-error mark-down`; gateway/passive_health.hpp):
+    // a refused or reset connect marks the server down at once; error_limit relays reset by the
+    // server (or connects timed out) within error_window too.
+    bool observe_layer4 = false;
+    std::uint32_t error_limit = 10;
+    std::uint32_t error_window_ms = 10000;
+    // HAProxy's `option redispatch`: after failed connects to every primary server, the backups
+    // are tried too (even while a primary is still marked up).
+    bool redispatch = false;
     bool operator==(const backend_config&) const = default;
 };
 

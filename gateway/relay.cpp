@@ -2,6 +2,7 @@
 #include "gateway/relay.hpp"
 
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -17,6 +18,7 @@
 
 #include "gateway/detect.hpp"
 #include "gateway/log.hpp"
+#include "gateway/passive_health.hpp"
 
 namespace sb::gateway {
 
@@ -27,6 +29,11 @@ namespace {
 
 constexpr std::size_t splice_chunk = 1 << 16;
 constexpr std::size_t buffer_bytes = 16 * 1024;
+// A bulk direction's pipe is enlarged to this (F_SETPIPE_SZ; the default is 64 KiB): one
+// splice(2) pair moves up to this much, fewer calls a megabyte.
+constexpr int pipe_bytes = 256 * 1024;
+// What a busy direction moves before it yields to the others on its worker.
+constexpr std::size_t turn_bytes = 256 * 1024;
 // A refused MQTT client's CONNECT (its version decides the CONNACK) must arrive within this.
 constexpr std::chrono::milliseconds refusal_read_timeout{5000};
 
@@ -37,9 +44,75 @@ std::array<std::byte, splice_chunk>& relay_scratch() {
     return scratch;
 }
 
+// Empty splice pipes of the relays that ended on this thread (its worker), for the next bulk
+// streams: pipe2 + F_SETPIPE_SZ + two closes saved per stream. Kept only while some relay of
+// the worker holds a pipe (a busy worker reuses them; an idle one holds none, so its open
+// descriptors go back to what they were). Bounded: pipes count against
+// the user's pipe buffer allowance (pipe-user-pages-soft, 64 MiB by default; past it the
+// kernel gives new pipes two pages), so at most `max_enlarged` pipes of the process are
+// enlarged at a time (32 MiB), the others keep the default 64 KiB, as HAProxy's.
+class pipe_pool {
+public:
+    struct pipe_fds {
+        int r = -1, w = -1;
+        std::size_t capacity = 0;
+        bool enlarged = false;
+    };
+    ~pipe_pool() {
+        for (const auto& p : free_) close_pipe(p);
+    }
+    static pipe_pool& local() {
+        thread_local pipe_pool pool;
+        return pool;
+    }
+    bool take(pipe_fds& out) {
+        if (!free_.empty()) {
+            out = free_.back();
+            free_.pop_back();
+            ++in_use_;
+            return true;
+        }
+        int fds[2];
+        if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return false;
+        ++in_use_;
+        // May fail (over the allowance): the default size stays.
+        bool enlarged = false;
+        if (enlarged_.fetch_add(1, std::memory_order_relaxed) < max_enlarged)
+            enlarged = ::fcntl(fds[1], F_SETPIPE_SZ, pipe_bytes) > 0;
+        if (!enlarged) enlarged_.fetch_sub(1, std::memory_order_relaxed);
+        const int cap = ::fcntl(fds[1], F_GETPIPE_SZ);
+        out = {fds[0], fds[1], cap > 0 ? static_cast<std::size_t>(cap) : splice_chunk, enlarged};
+        return true;
+    }
+    // A pipe taken here comes back (on this thread): kept if empty and another relay still
+    // holds one, else closed, and with the last one in use the pool is emptied.
+    void give(const pipe_fds& p, bool empty) {
+        if (in_use_ > 0) --in_use_;
+        if (empty && in_use_ > 0 && free_.size() < max_free) return free_.push_back(p);
+        close_pipe(p);
+        if (in_use_ == 0) {
+            for (const auto& f : free_) close_pipe(f);
+            free_.clear();
+        }
+    }
+    static void close_pipe(const pipe_fds& p) {
+        ::close(p.r);
+        ::close(p.w);
+        if (p.enlarged) enlarged_.fetch_sub(1, std::memory_order_relaxed);
+    }
+
+private:
+    static constexpr std::size_t max_free = 16;
+    static constexpr std::size_t max_enlarged = 128;
+    std::vector<pipe_fds> free_;
+    std::size_t in_use_ = 0;   // pipes taken from here and not given back
+    static inline std::atomic<std::size_t> enlarged_{0};   // open pipes of the process with pipe_bytes
+};
+
 class relay final : public net::session,
                     public net::stream_handler,
                     public bound_connection,
+                    public slot_waiter,
                     public std::enable_shared_from_this<relay> {
 public:
     relay(transport_stack client, std::string head, std::shared_ptr<backend> b, std::optional<wire> proto,
@@ -48,9 +121,9 @@ public:
           proto_(proto), conn_(conn), backend_(stack_.bottom().socket().get_executor()), connect_timer_(client_->get_executor()),
           idle_timer_(client_->get_executor()) {}
 
-    ~relay() override {
-        for (int fd : {c2b_.pipe_r, c2b_.pipe_w, b2c_.pipe_r, b2c_.pipe_w})
-            if (fd >= 0) ::close(fd);
+    ~relay() override {   // pipes are given back by close(), on the worker; any left (never closed) go
+        for (direction* d : {&c2b_, &b2c_})
+            if (d->pipe.r >= 0) pipe_pool::close_pipe(d->pipe);
     }
 
     void start() override { connect_next(); }
@@ -58,6 +131,14 @@ public:
 
     void close_from_server(const char* why) noexcept override {
         asio::post(backend_.get_executor(), [self = shared_from_this(), why] { self->close(why); });
+    }
+
+    // Woken in the backend's queue: try again, or pass the wake-up on when no longer waiting.
+    void slot_free() noexcept override {
+        asio::post(backend_.get_executor(), [self = shared_from_this()] {
+            if (self->closed_ || !self->waiting_) return self->b_.wake_one();
+            self->connect_next();
+        });
     }
 
     // Client side of the buffered pump, the CONNECT read for a refusal, and the refusal write.
@@ -80,7 +161,7 @@ public:
         asio::async_write(backend_, asio::buffer(c2b_buf_->data(), n),
                           [self = shared_from_this()](net::error_code wec, std::size_t) {
                               if (self->closed_) return;
-                              if (wec) return self->close("server: " + wec.message());
+                              if (wec) return self->server_failed(wec);
                               self->read_client();
                           });
     }
@@ -96,12 +177,12 @@ public:
 
 private:
     struct direction {
-        int pipe_r = -1;
-        int pipe_w = -1;
+        pipe_pool::pipe_fds pipe;  // made (or taken from the pool) once the stream is a bulk one
         std::size_t in_pipe = 0;
         std::string held;          // read, not yet taken by the other side (small-read mode)
         std::size_t held_at = 0;
         bool splicing = false;     // bulk mode: socket -> pipe -> socket
+        bool drained = false;      // the last read came back short: wait before reading again
         bool eof = false;
         bool done = false;
         std::uint64_t bytes = 0;
@@ -116,8 +197,61 @@ private:
 
     void connect_next() {
         if (closed_) return;
-        server_state* s = tried_.size() < attempts_allowed() ? b_.pick(tried_) : nullptr;
+        // The queue (backend queue_timeout): a first attempt waits behind those already waiting,
+        // or when every usable server is full; it is closed after queue_timeout.
+        const bool may_queue = tried_.empty() && b_.config().queue_timeout_ms > 0;
+        server_state* s = nullptr;
+        if (!(may_queue && !waiting_ && b_.queued() > 0))
+            s = tried_.size() < attempts_allowed() ? b_.pick(tried_) : nullptr;
+        if (!s && may_queue && (waiting_ || b_.should_queue())) return wait_for_slot();
         if (!s) return refuse();
+        if (waiting_) {
+            waiting_ = false;
+            log()->debug("conn={} backend={} left the queue after {} us", conn_, b_.config().name,
+                         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                                               queued_at_).count());
+        }
+        connect_to(s);
+    }
+
+    void wait_for_slot() {
+        const bool first = !waiting_;
+        if (!b_.enqueue(conn_, weak_from_this(), !first)) {
+            ++b_.queue_full;
+            log()->warn("conn={} peer={} backend={} reason=queue_full max_queue={}", conn_, client_->peer(),
+                        b_.config().name, b_.config().max_queue);
+            return refuse();
+        }
+        if (first) {
+            waiting_ = true;
+            ++b_.queued_total;
+            queued_at_ = std::chrono::steady_clock::now();
+            const std::uint64_t me = ++attempt_;
+            connect_timer_.expires_after(std::chrono::milliseconds(b_.config().queue_timeout_ms));
+            connect_timer_.async_wait([self = shared_from_this(), me](net::error_code ec) {
+                if (ec || me != self->attempt_ || !self->waiting_ || self->closed_) return;
+                self->waiting_ = false;
+                self->b_.dequeue(self->conn_);
+                ++self->b_.queue_timeouts;
+                log()->warn("conn={} peer={} backend={} reason=queue_timeout after {} ms", self->conn_,
+                            self->client_->peer(), self->b_.config().name, self->b_.config().queue_timeout_ms);
+                self->refuse();
+            });
+        }
+        // A slot freed between the pick and the enqueue woke nobody: look once more, in line.
+        if (auto* s = b_.pick(tried_)) {
+            b_.dequeue(conn_);
+            waiting_ = false;
+            connect_to(s);
+        }
+    }
+
+    void connect_to(server_state* s) {
+        if (!tried_.empty()) {   // the client does not see the failed connect (option redispatch)
+            ++tried_.back()->passive.redispatched;
+            log()->info("conn={} backend={} redispatched from server={} to server={}", conn_, b_.config().name,
+                        tried_.back()->cfg.name, s->cfg.name);
+        }
         server_ = s;
         tried_.push_back(s);
         const std::uint64_t me = ++attempt_;
@@ -132,14 +266,17 @@ private:
             ++self->attempt_;   // a timer that expired meanwhile (its handler queued) is stale now
             self->connect_timer_.cancel();
             if (self->closed_) return;
-            if (ec) return self->connect_failed(ec == asio::error::operation_aborted ? "timeout" : ec.message());
+            if (ec == asio::error::operation_aborted) return self->connect_failed(ETIMEDOUT, "timeout");
+            if (ec) return self->connect_failed(ec.category() == asio::error::get_system_category() ? ec.value() : 0,
+                                                ec.message());
             self->on_connected();
         });
     }
 
-    void connect_failed(const std::string& why) {
+    void connect_failed(int err, const std::string& why) {
         ++server_->connect_failures;
         log()->warn("conn={} backend={} server={} connect failed: {}", conn_, b_.config().name, server_->cfg.name, why);
+        report_connect_failure(b_, *server_, err);   // observe: layer4 may mark it down now
         backend::release(*server_);
         server_ = nullptr;
         net::error_code ignored;
@@ -196,7 +333,7 @@ private:
         c2b_.bytes += preamble_.size();
         asio::async_write(backend_, asio::buffer(preamble_), [self = shared_from_this()](net::error_code wec, std::size_t) {
             if (self->closed_) return;
-            if (wec) return self->close("server: " + wec.message());
+            if (wec) return self->server_failed(wec);
             self->preamble_.clear();
             self->preamble_.shrink_to_fit();
             self->start_pumps();
@@ -228,30 +365,25 @@ private:
         read_backend();
     }
 
-    static bool make_pipe(direction& d) {
-        int fds[2];
-        if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return false;
-        d.pipe_r = fds[0];
-        d.pipe_w = fds[1];
-        return true;
-    }
-
     // One direction between plain sockets, HAProxy's splice-auto way: small reads go through
     // the worker's scratch buffer (recv + send: two calls a segment); once a read fills it, the
-    // stream is a bulk one and moves socket -> pipe -> socket with splice(2) (no copy to user
-    // space) until a read comes back short again. A short read means the socket is drained:
-    // the wait is armed at once rather than after a read that would only say EAGAIN (Asio's
-    // re-arm reports data that arrived in between).
+    // stream is a bulk one and from then on moves socket -> pipe -> socket with splice(2)
+    // (still two calls a segment, no copy to user space) through a pipe of up to 256 KiB. A
+    // short read means the socket is drained: once its bytes are passed on, the wait is armed
+    // at once rather than after a read that would only say EAGAIN (Asio's re-arm reports data
+    // that arrived in between).
     void pump(direction& d) {
-        for (int round = 0; round < 4; ++round) {
+        std::size_t moved = 0;
+        for (int round = 0; round < 16 && moved < turn_bytes; ++round) {
             if (closed_) return;
             // What was read and not yet taken by the other side goes first.
             if (d.in_pipe > 0) {
-                const ssize_t n = ::splice(d.pipe_r, nullptr, d.dst->native_handle(), nullptr, d.in_pipe,
+                const ssize_t n = ::splice(d.pipe.r, nullptr, d.dst->native_handle(), nullptr, d.in_pipe,
                                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
                 if (n > 0) {
                     d.in_pipe -= static_cast<std::size_t>(n);
                     d.bytes += static_cast<std::uint64_t>(n);
+                    moved += static_cast<std::size_t>(n);
                     continue;
                 }
                 if (n < 0 && errno == EINTR) continue;
@@ -280,13 +412,17 @@ private:
                 d.done = true;
                 return maybe_finish();
             }
+            if (d.drained) {   // everything read has been passed on
+                d.drained = false;
+                return wait(d, d.src, tcp::socket::wait_read);
+            }
             if (d.splicing) {
-                const ssize_t n = ::splice(d.src->native_handle(), nullptr, d.pipe_w, nullptr, splice_chunk,
+                const ssize_t n = ::splice(d.src->native_handle(), nullptr, d.pipe.w, nullptr, d.pipe.capacity,
                                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
                 if (n > 0) {
                     d.in_pipe += static_cast<std::size_t>(n);
                     touch();
-                    if (static_cast<std::size_t>(n) < splice_chunk) d.splicing = false;   // small again
+                    d.drained = static_cast<std::size_t>(n) < d.pipe.capacity;
                     continue;
                 }
                 if (n == 0) {
@@ -294,10 +430,7 @@ private:
                     continue;
                 }
                 if (errno == EINTR) continue;
-                if (errno == EAGAIN) {
-                    d.splicing = false;
-                    return wait(d, d.src, tcp::socket::wait_read);
-                }
+                if (errno == EAGAIN) return wait(d, d.src, tcp::socket::wait_read);
                 return fail(d, false, errno);
             }
             auto& scratch = relay_scratch();
@@ -317,26 +450,38 @@ private:
             if (sent < 0 && errno != EAGAIN && errno != EINTR) return fail(d, true, errno);
             const std::size_t taken = sent > 0 ? static_cast<std::size_t>(sent) : 0;
             d.bytes += taken;
+            moved += taken;
             if (taken < got) {   // the other side is slower: hold the rest, read nothing more
                 d.held.assign(reinterpret_cast<const char*>(scratch.data()) + taken, got - taken);
                 d.held_at = 0;
                 return wait(d, d.dst, tcp::socket::wait_write);
             }
             if (got == scratch.size()) {
-                d.splicing = d.pipe_r >= 0 || make_pipe(d);   // a bulk stream
+                d.splicing = pipe_pool::local().take(d.pipe);   // a bulk stream
                 continue;
             }
             return wait(d, d.src, tcp::socket::wait_read);   // drained
         }
         // A busy stream yields to the other direction and the other connections of this worker
-        // after a few reads (at most 256 KiB): a flood one way must not delay the other way's
+        // after 256 KiB (or a few calls): a flood one way must not delay the other way's
         // traffic by whole megabytes (measured: p99 of a QoS 0 flood 1.6x HAProxy's with 32).
         asio::post(backend_.get_executor(), [self = shared_from_this(), &d] { self->pump(d); });
+    }
+
+    // A reset by the server ends the relay: passive health counts it (observe: layer4).
+    void server_error(int err) {
+        if (server_ && (err == ECONNRESET || err == EPIPE)) report_relay_reset(b_, *server_);
+    }
+
+    void server_failed(const net::error_code& ec) {
+        if (ec.category() == asio::error::get_system_category()) server_error(ec.value());
+        close("server: " + ec.message());
     }
 
     // An error on the side this direction writes to (`writing`) or reads from.
     void fail(direction& d, bool writing, int err) {
         const bool client_side = (&d == &c2b_) != writing;
+        if (!client_side) server_error(err);
         close(std::string(client_side ? "client: " : "server: ") + std::strerror(err));
     }
 
@@ -357,7 +502,7 @@ private:
                                  [self = shared_from_this()](net::error_code ec, std::size_t n) {
                                      if (self->closed_) return;
                                      if (ec) {
-                                         if (ec != asio::error::eof) return self->close("server: " + ec.message());
+                                         if (ec != asio::error::eof) return self->server_failed(ec);
                                          self->client_->shutdown_send();
                                          self->b2c_.done = true;
                                          return self->maybe_finish();
@@ -395,11 +540,20 @@ private:
         if (closed_) return;
         closed_ = true;
         ++attempt_;
+        if (waiting_) {
+            waiting_ = false;
+            b_.dequeue(conn_);
+        }
         connect_timer_.cancel();
         idle_timer_.cancel();
         net::error_code ec;
         backend_.close(ec);
         client_->close();
+        for (direction* d : {&c2b_, &b2c_}) {   // on the worker, whose pool they came from
+            if (d->pipe.r >= 0) pipe_pool::local().give(d->pipe, d->in_pipe == 0);
+            d->pipe = {};
+            d->in_pipe = 0;
+        }
         if (server_) {
             server_->unbind(conn_);
             backend::release(*server_);
@@ -425,6 +579,8 @@ private:
     server_state* server_ = nullptr;
     std::vector<server_state*> tried_;
     std::uint64_t attempt_ = 0;
+    bool waiting_ = false;   // in the backend's queue
+    std::chrono::steady_clock::time_point queued_at_{};
     std::string preamble_;
     std::string refusal_;
     bool refusing_ = false;

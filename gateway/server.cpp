@@ -33,6 +33,7 @@
 #include "core/store/memory_store.hpp"
 #include "gateway/admin.hpp"
 #include "gateway/backend.hpp"
+#include "gateway/door.hpp"
 #include "gateway/front.hpp"
 #include "gateway/health_check.hpp"
 #include "gateway/kernel_adapters.hpp"
@@ -72,6 +73,14 @@ struct connection_owner {
     shared_state* shared;
 };
 
+// A connection that holds a slot of its source address (max_connections_per_source): what its
+// end gives back. Made at accept, deleted by the transport's destroy hook.
+struct door_ticket {
+    connection_owner* owner;
+    std::shared_ptr<door_limits> door;
+    std::string source;
+};
+
 struct shared_state {
     std::atomic<std::uint64_t> next_connection{1};
     std::atomic<std::size_t> live_connections{0};
@@ -89,6 +98,13 @@ public:
         : cfg_(cfg), acceptor_(ctx), workers_(workers), shared_(shared), make_(std::move(make)),
           routes_(std::move(routes)), active_(&shared.listener_active.emplace_back(0)), retry_(ctx) {
         owner_ = &shared.owners.emplace_back(connection_owner{active_, &shared});
+        if (cfg.max_connections_per_source || cfg.max_rate_per_source || cfg.max_rate)
+            door_ = std::make_shared<door_limits>(cfg.max_connections_per_source, cfg.max_rate_per_source, cfg.max_rate);
+    }
+
+    // Connections closed at accept, by limit (main thread).
+    listener_refusals refusals() const {
+        return {cfg_.name, refused_, door_refused_[0], door_refused_[1], door_refused_[2]};
     }
 
     // Throws a one-line std::runtime_error naming the listener, its address and port.
@@ -188,22 +204,54 @@ private:
             socket.close(ec);
             return;
         }
+        door_ticket* ticket = nullptr;
+        if (door_) {
+            net::error_code ec;
+            const auto peer = socket.remote_endpoint(ec);
+            std::string source = ec ? std::string("?") : peer.address().to_string();
+            const auto v = door_->admit(source, std::chrono::steady_clock::now());
+            if (v != door_limits::verdict::admitted) return refuse_at_door(v, source, std::move(socket));
+            if (door_->counts_open()) ticket = new door_ticket{owner_, door_, std::move(source)};
+        }
         ++*active_;
         ++shared_.live_connections;
         const std::uint64_t conn = shared_.next_connection++;
         // The session is created on its worker: its timers and socket belong to that loop.
-        asio::post(w.context(), [this, &w, conn, socket = std::move(socket), owner = owner_, routes = routes_]() mutable {
+        asio::post(w.context(), [this, &w, conn, socket = std::move(socket), owner = owner_, routes = routes_, ticket]() mutable {
             auto on_destroy = [owner]() {   // the worker's list: the transport's link leaves it
                 --*owner->active;
                 --owner->shared->live_connections;
             };
-            transport_stack t(std::make_unique<tcp_transport>(std::move(socket), on_destroy));
+            auto on_destroy_ticket = [ticket]() {   // the same, and the source's slot back
+                --*ticket->owner->active;
+                --ticket->owner->shared->live_connections;
+                ticket->door->release(ticket->source);
+                delete ticket;
+            };
+            transport_stack t(ticket ? std::make_unique<tcp_transport>(std::move(socket), on_destroy_ticket)
+                                     : std::make_unique<tcp_transport>(std::move(socket), on_destroy));
             log()->debug("conn={} peer={} listener={} accepted", conn, t.top().peer(), cfg_.name);
             auto& link = t.bottom().link();
             auto s = routes ? make_front(std::move(t), std::move(routes), conn) : make_(std::move(t).release(), conn);
             w.add_session(link, s);
             s->start();
         });
+    }
+
+    // Over a door limit: closed, counted, and logged at most once a second per listener (a
+    // flood must not flood the log too).
+    void refuse_at_door(door_limits::verdict v, const std::string& source, tcp_socket socket) {
+        const auto i = static_cast<std::size_t>(v) - 1;
+        ++door_refused_[i];
+        static constexpr const char* reason[] = {"max_connections_per_source", "max_rate_per_source", "max_rate"};
+        const auto now = std::chrono::steady_clock::now();
+        if (now - door_logged_ >= std::chrono::seconds(1)) {
+            door_logged_ = now;
+            log()->warn("listener={} peer={} reason={} refused={} (per_source={} rate_per_source={} rate={})", cfg_.name,
+                        source, reason[i], door_refused_[i], door_refused_[0], door_refused_[1], door_refused_[2]);
+        }
+        net::error_code ec;
+        socket.close(ec);
     }
 
     const listener_config& cfg_;
@@ -216,6 +264,9 @@ private:
     connection_owner* owner_;                    // in shared_
     std::size_t next_worker_ = 0;
     std::uint64_t refused_ = 0;
+    std::shared_ptr<door_limits> door_;          // null: no per-source or rate limit
+    std::array<std::uint64_t, 3> door_refused_{};   // by door_limits::verdict - 1
+    std::chrono::steady_clock::time_point door_logged_{};
     asio::steady_timer retry_;   // after a failed accept
     bool accepting_ = false;
 };
@@ -558,6 +609,9 @@ void reload(reloadable& live, Listeners& listeners, const asio::any_io_executor&
                         s->checks_failed = o->checks_failed.load();
                         s->transitions = o->transitions.load();
                         s->check_latency_us = o->check_latency_us.load();
+                        s->admin = o->admin.load();   // the operator's drain or maint holds
+                        const auto c = o->last_check();
+                        s->set_check_result(c.status, c.duration_us, c.detail);
                         s->take_bound(*o);
                     }
             log()->info("reload: backend {} replaced (connections relayed now stay on their server)", b->config().name);
@@ -716,7 +770,12 @@ std::unique_ptr<admin_server> make_admin(asio::io_context& main_ctx, const confi
                        asio::post(w->context(), [&broker, done = std::move(done)]() mutable { broker.stats(std::move(done)); });
                    },
                    [&cfg, &listeners, &live, &store] { return not_ready(cfg, listeners, live.backends, store); },
-                   [&workers, stall_limit] { return stalled(workers, stall_limit); }});
+                   [&workers, stall_limit] { return stalled(workers, stall_limit); },
+                   [&listeners] {
+                       std::vector<listener_refusals> out;
+                       for (const auto& l : listeners) out.push_back(l->refusals());
+                       return out;
+                   }});
 }
 
 // The workers' threads end first; then the password-checking pool (its threads post answers to

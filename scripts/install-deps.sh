@@ -17,10 +17,11 @@ packages=(
   mosquitto activemq libactivemq-java openjdk-17-jdk-headless
   libxstream-java libjettison-java   # ActiveMQ's STOMP advisory messages (JSON) need them
   rabbitmq-server   # tests/bench/compare.sh (--amqp: its AMQP 1.0 plugin); started by the script only
+  haproxy   # tests/bench/proxy_compare.sh (the relay beside HAProxy); started by the script only
 )
 # Packages whose service must not run: the tests start their own instances on free loopback
 # ports, and a system broker on 1883 or 61616 would only get in the way.
-services=(mosquitto activemq rabbitmq-server)
+services=(mosquitto activemq rabbitmq-server haproxy)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -14,10 +14,12 @@
 # Same scenarios through each, paths alternating within every round, median of N runs; msgs/s,
 # p50, p99, ratios relay ÷ HAProxy and relay ÷ direct; the proxy's CPU time, syscalls and context
 # switches per message (perf, when available); then K idle MQTT connections through each proxy
-# (the proxy's resident memory per relayed connection).
+# (the proxy's resident memory per relayed connection). The bulk scenario (bulk-4x64k) is raw
+# TCP: 4 connections writing 64 KiB chunks for 3 s through the proxy to a discarding sink
+# (switchboard-stream-bench), in MB/s and the proxy's CPU ms per GB.
 #
 #   tests/bench/proxy_compare.sh [--install] [--build DIR] [--out DIR] [--runs N] [--count N]
-#                                [--workers N] [--relay-protocol tcp|mqtt] [--paths LIST]
+#                                [--workers N|default] [--relay-protocol tcp|mqtt] [--paths LIST]
 #                                [--backend switchboard|sink] [--connections K] [--base-port P]
 #                                [--max-minutes M]
 set -euo pipefail
@@ -42,6 +44,7 @@ MAX_MINUTES=15
 SIZE=64
 WINDOW=1000
 LAT_SECONDS=2
+BULK_SECONDS=3
 # Another engineer's build holding this lock would distort the numbers: each run waits for it
 # and holds it while it runs.
 LOCK_FILE=/tmp/sb-build.lock
@@ -57,15 +60,17 @@ Options:
   --runs N               runs per scenario and path (default $RUNS; the median is reported)
   --count N              messages per throughput run (default $COUNT); the window-1 latency
                          scenarios run for $LAT_SECONDS s instead
-  --workers N            the relay's worker threads and HAProxy's nbthread (default $WORKERS)
+  --workers N            the relay's worker threads and HAProxy's nbthread (default $WORKERS);
+                         default: neither is set (Switchboard: one worker per CPU; HAProxy:
+                         one thread per CPU), both as they come
   --backend-workers N    the backend Switchboard's workers (default $BACKEND_WORKERS)
   --relay-protocol P     the relay's listeners: tcp (raw bytes from the first one) or mqtt
                          (the MQTT listener reads CONNECT first, then relays); default $RELAY_PROTOCOL
   --backend B            switchboard (memory store; default) or sink (switchboard-bench sink,
                          one process per protocol)
   --paths LIST           comma-separated subset of: $PATHS
-  --scenarios LIST       comma-separated subset of: mqtt-qos0-1to1, mqtt-qos1-1to1, stomp-queue-1to1,
-                         mqtt-qos1-w1, stomp-queue-w1 (default: all)
+  --scenarios LIST       comma-separated subset of: bulk-4x64k, mqtt-qos0-1to1, mqtt-qos1-1to1,
+                         stomp-queue-1to1, mqtt-qos1-w1, stomp-queue-w1 (default: all)
   --connections K        idle MQTT connections through each proxy (default $CONNECTIONS; 0 skips)
   --base-port P          first of the ~40 loopback ports used (default $BASE_PORT)
   --max-minutes M        hard bound on the whole comparison (default $MAX_MINUTES)
@@ -98,7 +103,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs: expected a positive integer"
 [[ $COUNT =~ ^[1-9][0-9]*$ ]] || die "--count: expected a positive integer"
-[[ $WORKERS =~ ^[1-9][0-9]*$ && $WORKERS -le 64 ]] || die "--workers: expected 1..64"
+[[ $WORKERS == default || ( $WORKERS =~ ^[1-9][0-9]*$ && $WORKERS -le 64 ) ]] || die "--workers: expected 1..64 or default"
 [[ $BACKEND_WORKERS =~ ^[0-9]+$ && $BACKEND_WORKERS -le 64 ]] || die "--backend-workers: expected 0..64"
 [[ $RELAY_PROTOCOL == tcp || $RELAY_PROTOCOL == mqtt ]] || die "--relay-protocol: expected tcp or mqtt"
 [[ $BACKEND == switchboard || $BACKEND == sink ]] || die "--backend: expected switchboard or sink"
@@ -112,8 +117,10 @@ wanted() { [[ ",$PATHS," == *",$1,"* ]]; }
 
 SWITCHBOARD="$BUILD/switchboard"
 BENCH="$BUILD/switchboard-bench"
+STREAM="$BUILD/switchboard-stream-bench"
 [[ -x $SWITCHBOARD ]] || die "no $SWITCHBOARD: build first (cmake --build build)"
 [[ -x $BENCH ]] || die "no $BENCH: build first (cmake --build build --target switchboard-bench)"
+[[ -x $STREAM ]] || die "no $STREAM: build first (cmake --build build --target switchboard-stream-bench)"
 
 START_TS=$(date +%s)
 DEADLINE=$((START_TS + MAX_MINUTES * 60))
@@ -145,16 +152,17 @@ command -v haproxy >/dev/null 2>&1 && HAVE_HAPROXY=1
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 FD_LIMIT=$(ulimit -n)
 
-P_BE_STOMP=$((BASE_PORT + 1)); P_BE_MQTT=$((BASE_PORT + 2))
-P_SB_STOMP=$((BASE_PORT + 11)); P_SB_MQTT=$((BASE_PORT + 12))
-P_HA_STOMP=$((BASE_PORT + 21)); P_HA_MQTT=$((BASE_PORT + 22))
-P_HS_STOMP=$((BASE_PORT + 31)); P_HS_MQTT=$((BASE_PORT + 32))
+P_BE_STOMP=$((BASE_PORT + 1)); P_BE_MQTT=$((BASE_PORT + 2)); P_BE_STREAM=$((BASE_PORT + 3))
+P_SB_STOMP=$((BASE_PORT + 11)); P_SB_MQTT=$((BASE_PORT + 12)); P_SB_STREAM=$((BASE_PORT + 13))
+P_HA_STOMP=$((BASE_PORT + 21)); P_HA_MQTT=$((BASE_PORT + 22)); P_HA_STREAM=$((BASE_PORT + 23))
+P_HS_STOMP=$((BASE_PORT + 31)); P_HS_MQTT=$((BASE_PORT + 32)); P_HS_STREAM=$((BASE_PORT + 33))
 
 read -r EPH_LO EPH_HI < /proc/sys/net/ipv4/ip_local_port_range || { EPH_LO=32768; EPH_HI=60999; }
 if (( BASE_PORT + 40 >= EPH_LO && BASE_PORT <= EPH_HI )); then
     die "--base-port $BASE_PORT overlaps the ephemeral port range $EPH_LO-$EPH_HI: choose one below $((EPH_LO - 40))"
 fi
-for p in $P_BE_STOMP $P_BE_MQTT $P_SB_STOMP $P_SB_MQTT $P_HA_STOMP $P_HA_MQTT $P_HS_STOMP $P_HS_MQTT; do
+for p in $P_BE_STOMP $P_BE_MQTT $P_BE_STREAM $P_SB_STOMP $P_SB_MQTT $P_SB_STREAM $P_HA_STOMP $P_HA_MQTT \
+         $P_HA_STREAM $P_HS_STOMP $P_HS_MQTT $P_HS_STREAM; do
     port_open "$p" && die "port $p is in use: choose another --base-port"
 done
 
@@ -164,7 +172,7 @@ mkdir -p "$OUT/runs" "$OUT/warmup" "$OUT/idle" "$OUT/logs"
 LOGS="$OUT/logs"
 
 declare -A PID=()                      # process name -> PID this script started
-declare -A STOMP_PORT=() MQTT_PORT=()  # path -> the port the bench connects to
+declare -A STOMP_PORT=() MQTT_PORT=() STREAM_PORT=()  # path -> the port the bench connects to
 declare -A PROXY_PROC=([switchboard]=relay [haproxy]=haproxy [haproxy-splice]=haproxy-splice)
 
 PERF_PID=""
@@ -182,6 +190,11 @@ trap 'log "interrupted"; exit 130' INT TERM
 start_backend() {
     STOMP_PORT[direct]=$P_BE_STOMP
     MQTT_PORT[direct]=$P_BE_MQTT
+    STREAM_PORT[direct]=$P_BE_STREAM
+    # The bulk scenario's backend: a sink that discards without copying (MSG_TRUNC).
+    "$STREAM" sink --port "$P_BE_STREAM" > "$LOGS/backend-stream.log" 2>&1 &
+    PID[backend_stream]=$!
+    wait_port "$P_BE_STREAM" "${PID[backend_stream]}" 10 || die "the stream sink did not start"
     if [[ $BACKEND == sink ]]; then
         "$BENCH" sink --protocol stomp --port "$P_BE_STOMP" > "$LOGS/backend-stomp.log" 2>&1 &
         PID[backend]=$!
@@ -213,11 +226,12 @@ start_relay() {
     # Only a relay: both listeners hand every connection to a backend (the kernel behind it is
     # idle). Health checks and timeouts as HAProxy's below: a TCP connect every 2 s, fall 3,
     # rise 2; idle relayed connections closed after 10 min (HAProxy's timeout client/server).
-    local mqtt_proto=$RELAY_PROTOCOL
+    local mqtt_proto=$RELAY_PROTOCOL workers="workers: $WORKERS"
+    [[ $WORKERS != default ]] || workers="# workers: not set (one per CPU)"
     cat > "$WORK/relay.yaml" <<EOF
 # written by tests/bench/proxy_compare.sh: a relay in front of the backend
 log: {level: warn}
-workers: $WORKERS
+$workers
 store: {type: memory}
 backends:
   - name: be-stomp
@@ -232,9 +246,16 @@ backends:
     idle_timeout: 10m
     check: {type: tcp, interval: 2s, timeout: 1s, fall: 3, rise: 2}
     servers: [{name: sb, address: "127.0.0.1:$P_BE_MQTT"}]
+  - name: be-stream
+    balance: first
+    connect_timeout: 2s
+    idle_timeout: 10m
+    check: {type: tcp, interval: 2s, timeout: 1s, fall: 3, rise: 2}
+    servers: [{name: sink, address: "127.0.0.1:$P_BE_STREAM"}]
 listeners:
   - {name: stomp, protocol: tcp, address: 127.0.0.1, port: $P_SB_STOMP, max_connections: 100000, backend: be-stomp}
   - {name: mqtt, protocol: $mqtt_proto, address: 127.0.0.1, port: $P_SB_MQTT, max_connections: 100000, backend: be-mqtt}
+  - {name: stream, protocol: tcp, address: 127.0.0.1, port: $P_SB_STREAM, max_connections: 100000, backend: be-stream}
 EOF
     "$SWITCHBOARD" check -c "$WORK/relay.yaml" > "$LOGS/relay-check.log" 2>&1 ||
         { cat "$LOGS/relay-check.log" >&2; return 1; }
@@ -244,19 +265,21 @@ EOF
         { tail -20 "$LOGS/relay.log" >&2; return 1; }
     STOMP_PORT[switchboard]=$P_SB_STOMP
     MQTT_PORT[switchboard]=$P_SB_MQTT
+    STREAM_PORT[switchboard]=$P_SB_STREAM
 }
 
-start_haproxy() {  # path (haproxy | haproxy-splice) stomp-port mqtt-port
-    local name=$1 ps=$2 pm=$3 splice=""
+start_haproxy() {  # path (haproxy | haproxy-splice) stomp-port mqtt-port stream-port
+    local name=$1 ps=$2 pm=$3 pt=$4 splice="" nbthread="    nbthread $WORKERS"
     [[ $name == haproxy-splice ]] && splice="    option splice-auto"
     # maxconn: HAProxy raises its own fd limit to 2 × maxconn plus 2 per splice pipe (maxpipes:
     # maxconn / 4) and refuses to start if it cannot; the same for both variants.
     local maxconn=$(( (FD_LIMIT - 200) * 2 / 5 ))
     (( maxconn > 100000 )) && maxconn=100000
+    [[ $WORKERS != default ]] || nbthread="    # nbthread: not set (one per CPU)"
     cat > "$WORK/$name.cfg" <<EOF
 # written by tests/bench/proxy_compare.sh: $name in front of the backend
 global
-    nbthread $WORKERS
+$nbthread
     maxconn $maxconn
 defaults
     mode tcp
@@ -271,12 +294,18 @@ frontend stomp
 frontend mqtt
     bind 127.0.0.1:$pm
     default_backend be_mqtt
+frontend stream
+    bind 127.0.0.1:$pt
+    default_backend be_stream
 backend be_stomp
     balance first
     server sb 127.0.0.1:$P_BE_STOMP check inter 2s fall 3 rise 2
 backend be_mqtt
     balance first
     server sb 127.0.0.1:$P_BE_MQTT check inter 2s fall 3 rise 2
+backend be_stream
+    balance first
+    server sink 127.0.0.1:$P_BE_STREAM check inter 2s fall 3 rise 2
 EOF
     haproxy -c -q -f "$WORK/$name.cfg" > "$LOGS/$name-check.log" 2>&1 || { cat "$LOGS/$name-check.log" >&2; return 1; }
     # -db: foreground, no daemon, no master process: the PID is the proxy.
@@ -286,14 +315,15 @@ EOF
         { tail -20 "$LOGS/$name.log" >&2; return 1; }
     STOMP_PORT[$name]=$ps
     MQTT_PORT[$name]=$pm
+    STREAM_PORT[$name]=$pt
 }
 
 start_path() {
     case $1 in
         direct) return 0 ;;
         switchboard) start_relay ;;
-        haproxy) [[ $HAVE_HAPROXY == 1 ]] && start_haproxy haproxy "$P_HA_STOMP" "$P_HA_MQTT" ;;
-        haproxy-splice) [[ $HAVE_HAPROXY == 1 ]] && start_haproxy haproxy-splice "$P_HS_STOMP" "$P_HS_MQTT" ;;
+        haproxy) [[ $HAVE_HAPROXY == 1 ]] && start_haproxy haproxy "$P_HA_STOMP" "$P_HA_MQTT" "$P_HA_STREAM" ;;
+        haproxy-splice) [[ $HAVE_HAPROXY == 1 ]] && start_haproxy haproxy-splice "$P_HS_STOMP" "$P_HS_MQTT" "$P_HS_STREAM" ;;
     esac
 }
 
@@ -305,12 +335,14 @@ if command -v perf >/dev/null 2>&1 &&
     HAVE_PERF=1
 fi
 
-# bench PERF_TARGET_PID PERF_OUT ARGS...: switchboard-bench holding the build lock, with a
-# --timeout that never passes the deadline; with a target PID (and perf), that process's CPU
-# time, syscalls and context switches during the run go to PERF_OUT. Non-zero when out of time.
+# bench PERF_TARGET_PID PERF_OUT ARGS...: switchboard-bench (switchboard-stream-bench when the
+# first argument is `send`) holding the build lock, with a --timeout that never passes the
+# deadline; with a target PID (and perf), that process's CPU time, syscalls and context switches
+# during the run go to PERF_OUT. Non-zero when out of time.
 bench() {
-    local target=$1 perf_out=$2
+    local target=$1 perf_out=$2 prog=$BENCH
     shift 2
+    [[ $1 != send ]] || prog=$STREAM
     take_lock || return 1
     local left=$(( $(remaining) - 5 ))
     local t=$(( left < 120 ? left : 120 ))
@@ -320,7 +352,7 @@ bench() {
         PERF_PID=$!
         sleep 0.3   # attached to every thread before the first message
     fi
-    timeout $((t + 15)) "$BENCH" "$@" --timeout "$t" 9>&- || true
+    timeout $((t + 15)) "$prog" "$@" --timeout "$t" 9>&- || true
     if [[ -n $PERF_PID ]]; then
         kill -INT "$PERF_PID" 2>/dev/null || true
         wait "$PERF_PID" 2>/dev/null || true
@@ -332,22 +364,29 @@ bench() {
 # Throughput: a fixed count, the window of compare.sh. Latency: one message in flight (QoS 1
 # PUBACK / STOMP receipt before the next), so p50 is one round trip through the path.
 declare -A SCEN_ARGS=(
+    [bulk-4x64k]="send --connections 4 --chunk 65536 --seconds $BULK_SECONDS"
     [mqtt-qos0-1to1]="--protocol mqtt --qos 0 --producers 1 --consumers 1 --count $COUNT"
     [mqtt-qos1-1to1]="--protocol mqtt --qos 1 --producers 1 --consumers 1 --window $WINDOW --count $COUNT"
     [stomp-queue-1to1]="--protocol stomp --destination queue --confirm --producers 1 --consumers 1 --window $WINDOW --count $COUNT"
     [mqtt-qos1-w1]="--protocol mqtt --qos 1 --producers 1 --consumers 1 --window 1 --duration $LAT_SECONDS"
     [stomp-queue-w1]="--protocol stomp --destination queue --confirm --producers 1 --consumers 1 --window 1 --duration $LAT_SECONDS"
 )
-SCENARIOS=(mqtt-qos0-1to1 mqtt-qos1-1to1 stomp-queue-1to1 mqtt-qos1-w1 stomp-queue-w1)
+SCENARIOS=(bulk-4x64k mqtt-qos0-1to1 mqtt-qos1-1to1 stomp-queue-1to1 mqtt-qos1-w1 stomp-queue-w1)
 [[ -z "${ONLY_SCENARIOS:-}" ]] || IFS=, read -ra SCENARIOS <<< "$ONLY_SCENARIOS"
 warm_args() {  # scenario: a tenth of the count, or half a second
-    if [[ $1 == *-w1 ]]; then echo "${SCEN_ARGS[$1]/--duration $LAT_SECONDS/--duration 0.5}"
+    if [[ $1 == bulk-* ]]; then echo "${SCEN_ARGS[$1]/--seconds $BULK_SECONDS/--seconds 0.5}"
+    elif [[ $1 == *-w1 ]]; then echo "${SCEN_ARGS[$1]/--duration $LAT_SECONDS/--duration 0.5}"
     else echo "${SCEN_ARGS[$1]/--count $COUNT/--count $(( COUNT / 10 > 1000 ? COUNT / 10 : 1000 ))}"; fi
 }
 port_for() {  # path scenario
-    if [[ $2 == mqtt-* ]]; then echo "${MQTT_PORT[$1]:-}"; else echo "${STOMP_PORT[$1]:-}"; fi
+    if [[ $2 == bulk-* ]]; then echo "${STREAM_PORT[$1]:-}"
+    elif [[ $2 == mqtt-* ]]; then echo "${MQTT_PORT[$1]:-}"; else echo "${STOMP_PORT[$1]:-}"; fi
 }
 proxy_pid() { local p=${PROXY_PROC[$1]:-}; [[ -z $p ]] || echo "${PID[$p]:-}"; }
+# The message bench's options beyond the scenario's (the stream bench takes none of them).
+msg_opts() {  # scenario prefix
+    [[ $1 == bulk-* ]] || echo "--size $SIZE --prefix $2"
+}
 
 # ---- the machine --------------------------------------------------------------------------------
 
@@ -400,8 +439,8 @@ for s in "${SCENARIOS[@]}"; do
     for p in "${ACTIVE[@]}"; do
         log "warm-up  $s  $p"
         # shellcheck disable=SC2046
-        bench "" "" $(warm_args "$s") --size "$SIZE" --port "$(port_for "$p" "$s")" --prefix "warm" \
-            --label "$p" --quiet > "$OUT/warmup/$s.$p.txt" 2>&1 || break 2
+        bench "" "" $(warm_args "$s") $(msg_opts "$s" warm) --port "$(port_for "$p" "$s")" \
+            --label "$p" $([[ $s == bulk-* ]] || echo --quiet) > "$OUT/warmup/$s.$p.txt" 2>&1 || break 2
     done
 done
 
@@ -415,8 +454,8 @@ for ((round = 1; round <= RUNS && !out_of_time; round++)); do
             log "round $round/$RUNS  $s  $p"
             pid=$(proxy_pid "$p")
             # shellcheck disable=SC2086
-            if ! bench "$pid" "${pid:+$OUT/runs/$s.$p.$round.perf}" ${SCEN_ARGS[$s]} --size "$SIZE" \
-                    --port "$(port_for "$p" "$s")" --prefix "r$round" --label "$p" --quiet \
+            if ! bench "$pid" "${pid:+$OUT/runs/$s.$p.$round.perf}" ${SCEN_ARGS[$s]} $(msg_opts "$s" "r$round") \
+                    --port "$(port_for "$p" "$s")" --label "$p" $([[ $s == bulk-* ]] || echo --quiet) \
                     --json "$OUT/runs/$s.$p.$round.json" > "$OUT/runs/$s.$p.$round.txt" 2>&1; then
                 log "out of time (--max-minutes $MAX_MINUTES): stopping the runs here"
                 out_of_time=1
@@ -435,6 +474,8 @@ cleanup
 import glob, json, os, statistics, sys
 
 out, paths, scenarios = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+bulk = [s for s in scenarios if s.startswith("bulk-")]
+scenarios = [s for s in scenarios if not s.startswith("bulk-")]
 proxies = [p for p in paths if p != "direct"]
 haproxies = [p for p in paths if p.startswith("haproxy")]
 
@@ -468,6 +509,62 @@ def fmt_ms(us):
     return f"{us/1000:.3f}" if us < 1000 else f"{us/1000:.2f}" if us < 100000 else f"{us/1000:.0f}"
 
 summary = {}
+lines = []
+# Bulk streams: MB/s through the path; the proxy's CPU per GB (task-clock) and syscalls per MB.
+for s in bulk:
+    for p in paths:
+        runs = [j for j in (load(f) for f in sorted(glob.glob(os.path.join(out, "runs", f"{s}.{p}.*.json")))) if j]
+        ok = [j for j in runs if not j.get("errors") and j.get("complete", True)]
+        if not ok:
+            summary.setdefault(s, {})[p] = {"runs": 0, "failed": len(runs),
+                                            "error": (runs[0].get("errors") or ["incomplete"])[0] if runs else "no runs"}
+            continue
+        rates = sorted(j["mb_per_s"] for j in ok)
+        e = {"runs": len(ok), "failed": len(runs) - len(ok), "median": statistics.median(rates),
+             "min": rates[0], "max": rates[-1]}
+        per = []
+        for f in sorted(glob.glob(os.path.join(out, "runs", f"{s}.{p}.*.perf"))):
+            j = load(f[:-len(".perf")] + ".json")
+            v = perf_of(f)
+            if v and j and j.get("bytes"):
+                gb = j["bytes"] / 1e9
+                per.append((v["task-clock"] / gb, v["raw_syscalls:sys_enter"] / gb / 1000, v["context-switches"] / gb / 1000))
+        if per:
+            e["proxy_cpu_ms_per_gb"] = statistics.median(x[0] for x in per)
+            e["proxy_syscalls_per_mb"] = statistics.median(x[1] for x in per)
+            e["proxy_ctxsw_per_mb"] = statistics.median(x[2] for x in per)
+        summary.setdefault(s, {})[p] = e
+if bulk:
+    hs = [h for h in haproxies if "switchboard" in paths]
+    lines += ["### Bulk streams: MB/s, median of runs [min–max]; the proxy's CPU ms per GB / syscalls per MB "
+              "(perf stat -p, median)\n",
+              "| scenario | " + " | ".join(paths) + " | " + " | ".join(f"switchboard ÷ {h}" for h in hs) +
+              (" | " if hs else "") + " | ".join(f"CPU/byte switchboard ÷ {h}" for h in hs) + " |"]
+    lines.append("|" + "---|" * (len(lines[-1].split("|")) - 2))
+    for s in bulk:
+        row = [s]
+        for p in paths:
+            e = summary[s][p]
+            if not e["runs"]:
+                row.append("error: " + str(e["error"])[:50])
+                continue
+            cell = f"{e['median']:,.0f} [{e['min']:,.0f}–{e['max']:,.0f}]"
+            if "proxy_cpu_ms_per_gb" in e:
+                cell += f"; {e['proxy_cpu_ms_per_gb']:,.0f} ms/GB / {e['proxy_syscalls_per_mb']:.1f}"
+            if e.get("failed"):
+                cell += f" ({e['failed']} failed)"
+            row.append(cell)
+        sb = summary[s].get("switchboard", {})
+        for h in hs:
+            eh = summary[s].get(h, {})
+            row.append(f"{sb['median'] / eh['median']:.2f}" if sb.get("median") and eh.get("median") else "–")
+        for h in hs:
+            eh = summary[s].get(h, {})
+            row.append(f"{sb['proxy_cpu_ms_per_gb'] / eh['proxy_cpu_ms_per_gb']:.2f}"
+                       if sb.get("proxy_cpu_ms_per_gb") and eh.get("proxy_cpu_ms_per_gb") else "–")
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+
 for s in scenarios:
     for p in paths:
         runs = [j for j in (load(f) for f in sorted(glob.glob(os.path.join(out, "runs", f"{s}.{p}.*.json")))) if j]
@@ -495,7 +592,7 @@ for s in scenarios:
             e["proxy_ctxsw_per_msg"] = statistics.median(x[2] for x in per)
         summary.setdefault(s, {})[p] = e
 
-lines = ["### Throughput: received msgs/s, median of runs [min–max]\n",
+lines += ["### Throughput: received msgs/s, median of runs [min–max]\n",
          "| scenario | " + " | ".join(paths) + " | " +
          " | ".join([f"switchboard ÷ {h}" for h in haproxies if "switchboard" in paths] +
                     (["switchboard ÷ direct"] if "switchboard" in paths and "direct" in paths else [])

@@ -364,6 +364,155 @@ class BalanceTest(GatewayTestCase):
         self.assertEqual(g.status()["backends"][0]["refused"], 1)
 
 
+class PassiveHealthTest(GatewayTestCase):
+    """observe: layer4 and redispatch (issue 22): the relays' own errors mark a server down at
+    once; a client whose connect failed is moved on to the next server and never sees it."""
+
+    # Active checks slow enough that they cannot explain a failover under 0.5 s: 1 s apart,
+    # three failures to go down (about 2-3 s after a kill).
+    SLOW_CHECK = {"type": "mqtt", "interval": "1s", "timeout": "500ms", "fall": 3, "rise": 2}
+
+    def log_text(self, g):
+        with open(g.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def test_kill_9_of_the_primary_no_client_refused_backup_within_half_a_second(self):
+        m1, m2 = self.mosquitto(), self.mosquitto()
+        fleet = backend("fleet", [{"name": "m1", "address": f"{HOST}:{m1.port}"},
+                                  {"name": "m2", "address": f"{HOST}:{m2.port}", "backup": True}],
+                        observe="layer4", redispatch=True)
+        fleet["check"] = dict(self.SLOW_CHECK)
+        g = self.start_gateway([{"name": "front", "protocol": "mqtt", "backend": "fleet"}], [fleet])
+        wait_for(lambda: g.server("fleet", "m1")["checks_passed"] >= 1, 5, "a first passed check of m1")
+
+        results = []            # (monotonic time of the CONNACK or failure, ok, detail)
+        lock = threading.Lock()
+        progress = threading.Condition(lock)
+        stop = threading.Event()
+        clients = []
+
+        def connect_every_100ms():
+            i = 0
+            next_at = time.monotonic()
+            while not stop.is_set() and i < 100:   # bounded: 10 s of clients at most
+                c = RawMqtt(g.port, version=4, timeout=2)
+                try:
+                    c.connect(f"fleet-{i}", timeout=2)
+                    entry = (time.monotonic(), True, "")
+                    clients.append(c)
+                except (AssertionError, OSError, ConnectionClosed, TimeoutError) as e:
+                    entry = (time.monotonic(), False, f"client {i}: {e!r}")
+                    c.close()
+                with progress:
+                    results.append(entry)
+                    progress.notify_all()
+                i += 1
+                next_at += 0.1
+                stop.wait(max(0.0, next_at - time.monotonic()))
+
+        t = threading.Thread(target=connect_every_100ms, daemon=True)
+        t.start()
+        self.addCleanup(lambda: [c.close() for c in clients])
+        try:
+            with progress:   # five clients through m1, then the kill, right after a CONNACK
+                self.assertTrue(progress.wait_for(lambda: len(results) >= 5, timeout=10), "five clients connected")
+                before = len(results)
+            self.assertGreaterEqual(g.server("fleet", "m1")["total"], before, "balance first: every client on m1")
+            m1.kill()
+            killed = time.monotonic()
+            with progress:
+                self.assertTrue(progress.wait_for(lambda: len(results) >= before + 10, timeout=10),
+                                "ten clients after the kill")
+        finally:
+            stop.set()
+            t.join(timeout=10)
+        failures = [r[2] for r in results if not r[1]]
+        self.assertEqual(failures, [], "no client may see the failover")
+        after = [r[0] for r in results[before:] if r[1]]
+        first_on_backup = after[0] - killed
+        self.assertLessEqual(first_on_backup, 0.5, "the first client after the kill succeeds on the backup")
+        m1s, m2s = g.server("fleet", "m1"), g.server("fleet", "m2")
+        self.assertFalse(m1s["up"])
+        self.assertEqual(m1s["passive_downs"], 1, "marked down by the relays")
+        self.assertGreaterEqual(m1s["connect_failures"], 1)
+        self.assertGreaterEqual(m1s["redispatched"], 1, "the client whose connect was refused went on to m2")
+        self.assertGreaterEqual(m2s["total"], len(results) - before)
+        log = self.log_text(g)
+        self.assertIn("server=m1 is DOWN: observe=layer4: connect refused", log)
+        self.assertIn("redispatched from server=m1 to server=m2", log)
+        self.assertIn('switchboard_backend_server_passive_downs_total{backend="fleet",server="m1"} 1', g.metrics())
+
+        # Active checks bring it back after `rise` passes; new clients return to it.
+        m1 = self.mosquitto(m1.port)
+        wait_for(lambda: g.server("fleet", "m1")["up"], 2 * 1.0 + 3, "m1 up again after rise checks")
+        c = self.mqtt(g.port, "after")
+        c.subscribe("ph/after")
+        self.assertIs(self.lands_on(c, "ph/after", [m1, m2]), m1)
+
+    def test_without_redispatch_or_observe_the_client_is_refused(self):
+        # The same kill without the two options: the next client is refused (the primary is
+        # still marked up, the backup not a candidate) until the checks take m1 down.
+        m1, m2 = self.mosquitto(), self.mosquitto()
+        fleet = backend("fleet", [{"name": "m1", "address": f"{HOST}:{m1.port}"},
+                                  {"name": "m2", "address": f"{HOST}:{m2.port}", "backup": True}])
+        fleet["check"] = dict(self.SLOW_CHECK)
+        g = self.start_gateway([{"name": "front", "protocol": "mqtt", "backend": "fleet"}], [fleet])
+        wait_for(lambda: g.server("fleet", "m1")["checks_passed"] >= 1, 5, "a first passed check of m1")
+        m1.kill()
+        refused = RawMqtt(g.port, version=4)
+        self.addCleanup(refused.close)
+        refused.connect("x", expect_code=3)
+        self.assertTrue(g.server("fleet", "m1")["up"], "no passive mark-down")
+        self.assertEqual(g.server("fleet", "m1")["redispatched"], 0)
+
+    def test_redispatch_alone_reaches_the_backup_while_the_primary_is_still_up(self):
+        m2 = self.mosquitto()
+        dead = free_port()
+        fleet = backend("fleet", [{"name": "m1", "address": f"{HOST}:{dead}"},
+                                  {"name": "m2", "address": f"{HOST}:{m2.port}", "backup": True}],
+                        redispatch=True)
+        fleet["check"] = dict(self.SLOW_CHECK)
+        fleet["check"]["interval"] = "10s"   # no check after the first during the test
+        fleet["check"]["timeout"] = "1s"
+        g = self.start_gateway([{"name": "front", "protocol": "mqtt", "backend": "fleet"}], [fleet])
+        before = g.server("fleet", "m1")["redispatched"], g.server("fleet", "m2")["total"]
+        self.mqtt(g.port, "r1")
+        s = g.server("fleet", "m1")
+        self.assertTrue(s["up"], "one failed check of three: still up")
+        self.assertEqual((s["redispatched"], g.server("fleet", "m2")["total"]), (before[0] + 1, before[1] + 1))
+
+    def test_relays_reset_by_the_server_mark_it_down_then_checks_bring_it_back(self):
+        bad, good = self.fake("reset"), self.fake()
+        b = backend("b", [{"name": "bad", "address": f"{HOST}:{bad.port}"},
+                          {"name": "good", "address": f"{HOST}:{good.port}"}],
+                    observe="layer4", error_limit=3, error_window="10s")
+        # Checks 1 s apart: the server stays down (rise 2) while the test looks.
+        b["check"] = {"type": "tcp", "interval": "1s", "timeout": "500ms", "fall": 3, "rise": 2}
+        g = self.start_gateway([{"name": "relay", "protocol": "tcp", "backend": "b"}], [b])
+        wait_for(lambda: g.server("b", "bad")["checks_passed"] >= 1, 5, "a first passed check")
+        for i in range(3):
+            s = socket.create_connection((HOST, g.port), timeout=WAIT)
+            self.addCleanup(s.close)
+            s.sendall(b"x%d" % i)
+            try:   # the server resets: the client's side is closed (a reset or an EOF)
+                self.assertEqual(s.recv(16), b"")
+            except ConnectionResetError:
+                pass
+            if i < 2:
+                wait_for(lambda: g.server("b", "bad")["passive_errors"] >= i + 1, 5, f"reset {i + 1} counted")
+                self.assertTrue(g.server("b", "bad")["up"], "fewer than error_limit resets: still up")
+        wait_for(lambda: not g.server("b", "bad")["up"], 5, "down after the third reset")
+        self.assertEqual(g.server("b", "bad")["passive_downs"], 1)
+        self.assertEqual(g.server("b", "bad")["checks_failed"], 0, "not by the checks: they pass")
+        s = socket.create_connection((HOST, g.port), timeout=WAIT)
+        self.addCleanup(s.close)
+        s.sendall(b"hello")
+        self.assertEqual(s.recv(16), b"hello", "new connections go to the next server")
+        # The tcp check passes (the server accepts): up again after `rise` checks.
+        wait_for(lambda: g.server("b", "bad")["up"], 2 * 1.0 + 3, "up after rise checks")
+        self.assertEqual(g.server("b", "bad")["transitions"], 2)
+
+
 class BadCaseTest(GatewayTestCase):
     def test_all_servers_down_clear_refusal_and_counted(self):
         dead1, dead2 = free_port(), free_port()
@@ -544,6 +693,33 @@ class StreamTest(GatewayTestCase):
         self.addCleanup(t.close)
         self.assertTrue(self.round_trip(t, 4 << 20, chunk=16 << 10), "4 MiB through TLS termination")
         self.assertEqual(echo.relayed(), 2)
+
+    def test_bulk_relays_leave_no_pipes_behind(self):
+        # Each bulk relay takes a splice pipe; one that ends gives it back to its worker's pool,
+        # which keeps it only while another relay holds a pipe: 40 bulk relays in a row and 8 at
+        # once leave no descriptors behind.
+        echo = self.fake("echo")
+        g = self.start_gateway([{"name": "relay", "protocol": "tcp", "backend": "echo"}],
+                               [backend("echo", [{"name": "e", "address": f"{HOST}:{echo.port}"}])],
+                               extra={"workers": 1})
+        def one():
+            s = socket.create_connection((HOST, g.port), timeout=WAIT)
+            try:
+                self.assertTrue(self.round_trip(s, 1 << 20), "1 MiB through the splice relay")
+            finally:
+                s.close()
+        one()
+        wait_for(lambda: g.server("echo", "e")["active"] == 0, 5, "the first relay ended")
+        base = g.open_fds()
+        for _ in range(40):
+            one()
+        threads = [threading.Thread(target=one) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        wait_for(lambda: g.server("echo", "e")["active"] == 0, 5, "every relay ended")
+        wait_for(lambda: g.open_fds() <= base, 5, f"descriptors back to {base} (now {g.open_fds()})")
 
     def test_proxy_protocol_v1_header_precedes_the_stream(self):
         echo = self.fake("echo")

@@ -208,7 +208,8 @@ TEST_CASE("an unknown key is an error at every level", "[gateway][config]") {
     CHECK(error_of("log: {lvl: info}\n") == "conf/x.yaml:1:7: log: unknown key 'lvl' (known: level)");
     CHECK(error_of(with_listener("    port: 1\n    prot: stomp\n")) ==
           "conf/x.yaml:4:5: listeners[0]: unknown key 'prot' (known: name, protocol, address, port, "
-          "max_connections, tls, routes, backend, detect_timeout, websocket)");
+          "max_connections, tls, routes, backend, detect_timeout, websocket, max_connections_per_source, "
+          "max_rate_per_source, max_rate)");
     CHECK_THAT(error_of("stomp:\n  heartbeat_floor: 1\n"),
                Catch::StartsWith("conf/x.yaml:2:3: stomp: unknown key 'heartbeat_floor'"));
     CHECK_THAT(error_of("security:\n  anonymous: true\n"),
@@ -467,6 +468,28 @@ listeners:
           "conf/x.yaml:4:11: backends[1].name: duplicate backend name 'b'");
     CHECK(error_of("listeners:\n  - { name: a, port: 1, tls: { cert: a.pem } }\n") ==
           "conf/x.yaml:2:30: listeners[0].tls.key: missing (a PEM private key file)");
+}
+
+TEST_CASE("backends: observe layer4, error_limit, error_window and redispatch, validated", "[gateway][config]") {
+    const std::string servers = "    servers: [{ address: 127.0.0.1:1 }]\n";
+    const config d = load_config_text("backends:\n  - name: b\n" + servers, "conf/x.yaml");
+    CHECK_FALSE(d.backends[0].observe_layer4);
+    CHECK(d.backends[0].error_limit == 10);
+    CHECK(d.backends[0].error_window_ms == 10000);
+    CHECK_FALSE(d.backends[0].redispatch);
+    const config c = load_config_text("backends:\n  - name: b\n    observe: layer4\n    error_limit: 3\n"
+                                      "    error_window: 5s\n    redispatch: true\n" + servers, "conf/x.yaml");
+    CHECK(c.backends[0].observe_layer4);
+    CHECK(c.backends[0].error_limit == 3);
+    CHECK(c.backends[0].error_window_ms == 5000);
+    CHECK(c.backends[0].redispatch);
+    CHECK(error_of("backends:\n  - name: b\n    observe: layer7\n" + servers) ==
+          "conf/x.yaml:3:14: backends[0].observe: expected one of none, layer4, got \"layer7\"");
+    CHECK(error_of("backends:\n  - name: b\n    observe: layer4\n    check: { type: none }\n" + servers) ==
+          "conf/x.yaml:2:5: backends[0].observe: layer4 needs a check (not type none): only a check brings a server "
+          "back up");
+    CHECK(error_of("backends:\n  - name: b\n    error_limit: 0\n" + servers).find("backends[0].error_limit") !=
+          std::string::npos);
 }
 
 TEST_CASE("security.auth_threads sizes the password-checking pool, validated", "[gateway][config]") {
