@@ -603,6 +603,11 @@ class CreditTest(FeaturesTestCase):
         self.assertEqual(got, [str(i) for i in range(len(sent))])
         c.wait(lambda: all(d.settled for d in sent) and link.credit > 0, msg="credit granted again")
         self.assertTrue(all(d.remote_state == Delivery.ACCEPTED for d in sent))
+        # A blocking receiver writes its acceptances only while waited on: the last ones (of
+        # messages that came in one batch) are written before the next send, or they would
+        # keep the queue over its limit and that send held.
+        rc = r.connection
+        rc.wait(lambda: rc.conn.transport.pending() == 0, msg="the receiver's acceptances written")
         after = link.send(Message(body="after"))
         c.wait(lambda: after.settled, msg="a send after the queue drained")
         self.assertEqual(r.receive().body, "after")
