@@ -747,12 +747,51 @@ private:
 
     tls_config load_tls(const entry& section) const {
         tls_config out;
-        for (const entry& e : entries(section.value, section.value_at, section.path, {"cert", "key"})) {
+        for (const entry& e : entries(section.value, section.value_at, section.path,
+                                      {"cert", "key", "min_version", "ciphers", "ciphersuites", "groups", "alpn",
+                                       "verify_client", "ca", "user_from", "reload_interval"})) {
             if (e.key == "cert") out.cert_file = text(e);
-            else out.key_file = text(e);
+            else if (e.key == "key") out.key_file = text(e);
+            else if (e.key == "ca") out.ca_file = text(e);
+            else if (e.key == "ciphers") out.ciphers = text(e);
+            else if (e.key == "ciphersuites") out.ciphersuites = text(e);
+            else if (e.key == "groups") out.groups = text(e);
+            else if (e.key == "reload_interval") out.reload_interval_ms = duration_ms(e, 0);
+            else if (e.key == "min_version") {
+                // YAML reads 1.2 as a number; its scalar text is what counts.
+                out.min_version = text(e);
+                if (out.min_version != "1.2" && out.min_version != "1.3") expected(e, "1.2 or 1.3 (older TLS is refused)");
+            } else if (e.key == "verify_client") {
+                out.verify = choice<verify_client>(e, {{"none", verify_client::none},
+                                                       {"optional", verify_client::optional},
+                                                       {"required", verify_client::required}});
+            } else if (e.key == "user_from") {
+                out.user_from = choice<cert_field>(e, {{"cn", cert_field::cn}, {"dn", cert_field::dn},
+                                                       {"san_dns", cert_field::san_dns},
+                                                       {"san_email", cert_field::san_email},
+                                                       {"san_uri", cert_field::san_uri}});
+            } else if (e.key == "alpn") {
+                out.alpn = string_list(e);
+                for (const auto& a : out.alpn)
+                    if (a.empty() || a.size() > 255) expected(e, "a list of protocol names of 1..255 bytes");
+            }
         }
         if (out.cert_file.empty()) fail(section.value_at, section.path + ".cert", "missing (a PEM certificate chain file)");
         if (out.key_file.empty()) fail(section.value_at, section.path + ".key", "missing (a PEM private key file)");
+        if (out.verify != verify_client::none && out.ca_file.empty())
+            fail(section.value_at, section.path + ".ca", "missing (verify_client needs the PEM CA file client certificates are checked against)");
+        return out;
+    }
+
+    // A list of strings, or one string (a list of one).
+    std::vector<std::string> string_list(const entry& e) const {
+        std::vector<std::string> out;
+        if (e.value.IsScalar()) return {e.value.Scalar()};
+        if (!e.value.IsSequence()) expected(e, "a list of strings");
+        for (std::size_t i = 0; i < e.value.size(); ++i) {
+            if (!e.value[i].IsScalar()) expected(e, "a list of strings");
+            out.push_back(e.value[i].Scalar());
+        }
         return out;
     }
 

@@ -28,10 +28,24 @@ struct route {
     bool operator==(const route&) const = default;
 };
 
+// Whether a TLS listener asks clients for a certificate (checked against tls_config::ca_file).
+enum class verify_client { none, optional, required };
+// The part of a verified client certificate that names its broker user (docs/gateway.md, TLS).
+enum class cert_field { cn, dn, san_dns, san_email, san_uri };
+
 // TLS termination on a listener: every connection must start a TLS handshake.
 struct tls_config {
     std::string cert_file;   // PEM chain
     std::string key_file;    // PEM private key
+    std::string min_version = "1.2";   // "1.2" or "1.3"; nothing older is ever accepted
+    std::string ciphers;        // TLS 1.2 cipher list (OpenSSL syntax); empty: OpenSSL's default
+    std::string ciphersuites;   // TLS 1.3 suites; empty: OpenSSL's default
+    std::string groups;         // key exchange groups ("X25519:P-256"); empty: OpenSSL's default
+    std::vector<std::string> alpn;   // protocols offered, in the server's order of preference
+    verify_client verify = verify_client::none;
+    std::string ca_file;        // PEM CAs client certificates are checked against (verify != none)
+    cert_field user_from = cert_field::cn;
+    std::uint32_t reload_interval_ms = 1000;   // files polled for changes this often (0: SIGHUP only)
     bool operator==(const tls_config&) const = default;
 };
 

@@ -98,6 +98,7 @@ public:
         pump();
     }
     std::string_view peer() const noexcept override { return transport_->peer(); }
+    std::string_view peer_identity() const noexcept override { return transport_->peer_identity(); }
 
     // ---- net::session
     void start() override {

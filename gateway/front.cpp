@@ -44,6 +44,7 @@ public:
                             self->r_->cfg->name, ec.message());
                 return self->finish_closed();
             }
+            self->handshaken(static_cast<tls_transport&>(self->t_->top()));
             self->begin();
         });
     }
@@ -75,6 +76,14 @@ public:
     void on_write(net::error_code, std::size_t) override {}
 
 private:
+    void handshaken(tls_transport& tls) {
+        const std::string& user = tls.identify(r_->user_from);
+        if (!user.empty())
+            log()->info("conn={} peer={} listener={} TLS client certificate: user={}", conn_, peer(), r_->cfg->name, user);
+        log()->debug("conn={} peer={} listener={} TLS {} cipher={} alpn={}", conn_, peer(), r_->cfg->name, tls.version(),
+                     tls.cipher(), tls.alpn().empty() ? std::string_view("-") : tls.alpn());
+    }
+
     void begin() {
         if (r_->cfg->proto == protocol::automatic) return read();
         dispatch(wire_of(r_->cfg->proto));   // nullopt for `tcp`: nothing inspected

@@ -21,6 +21,7 @@ namespace sb::gateway {
 struct front_routes {
     const listener_config* cfg = nullptr;
     std::shared_ptr<boost::asio::ssl::context> tls;   // set when the listener terminates TLS
+    cert_field user_from = cert_field::cn;              // what of a client certificate names its user
     // A kernel session for a protocol the kernel speaks (kernel_adapters.hpp).
     std::function<std::shared_ptr<net::session>(wire, std::unique_ptr<net::transport>, std::uint64_t)> kernel;
     // The backend running now under that name (SIGHUP may replace it); null when none.

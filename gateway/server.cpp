@@ -121,9 +121,10 @@ public:
 
     // New connections get `ctx` (SIGHUP reloaded the certificate); those accepted before keep
     // theirs. Main thread.
-    void set_tls(std::shared_ptr<asio::ssl::context> ctx) {
+    void set_tls(std::shared_ptr<asio::ssl::context> ctx, const tls_config& settings) {
         auto r = std::make_shared<front_routes>(*routes_);
         r->tls = std::move(ctx);
+        r->user_from = settings.user_from;
         routes_ = std::move(r);
     }
 
@@ -244,6 +245,15 @@ public:
             a = current_;
         }
         return a->hashes(user);
+    }
+
+    std::optional<core::principal> authenticate_certificate(std::string_view user) const noexcept override {
+        std::shared_ptr<const core::authenticator> a;
+        {
+            std::lock_guard lock(mutex_);
+            a = current_;
+        }
+        return a->authenticate_certificate(user);
     }
 
     void replace(std::shared_ptr<const core::authenticator> a) {
@@ -520,10 +530,10 @@ void reload(reloadable& live, Listeners& listeners, const asio::any_io_executor&
         log()->info("reload: users file {} ({} users), allow_anonymous={}", next.security.users_file, u->user_count(),
                     next.security.allow_anonymous);
     for (auto& [i, ctx] : certs) {
-        listeners[i]->set_tls(std::move(ctx));
         const auto n = std::find_if(next.listeners.begin(), next.listeners.end(),
                                     [&](const listener_config& c) { return c.name == listeners[i]->config().name && c.tls; });
         if (n != next.listeners.end()) live.running.listeners[i].tls_settings = n->tls_settings;
+        listeners[i]->set_tls(std::move(ctx), live.running.listeners[i].tls_settings);
         log()->info("reload: listener {} TLS certificate {} (new handshakes)", listeners[i]->config().name,
                     live.running.listeners[i].tls_settings.cert_file);
     }
@@ -642,6 +652,7 @@ listener_list make_listeners(asio::io_context& main_ctx, const config& cfg, cons
             routes = std::make_shared<front_routes>();
             routes->cfg = &l;
             routes->tls = res.tls[li];
+            routes->user_from = l.tls_settings.user_from;
             routes->kernel = [sessions](wire w, std::unique_ptr<net::transport> t, std::uint64_t conn) {
                 return sessions[static_cast<std::size_t>(w)](std::move(t), conn);   // route_for: the kernel speaks w
             };
@@ -722,6 +733,65 @@ void stop_workers(worker_list& workers, std::unique_ptr<core::auth_pool>& auth, 
     workers.clear();
 }
 
+// Polls the certificate, key and CA files of the TLS listeners (tls.reload_interval): when they
+// change, new handshakes get a context made from them, open connections keep theirs; files that
+// do not load (a key not matching its certificate yet) are logged and the previous context stays.
+// Main thread, as SIGHUP's reload.
+class tls_watch {
+public:
+    tls_watch(asio::io_context& ctx, reloadable& live, listener_list& listeners)
+        : live_(live), listeners_(listeners), timer_(ctx) {
+        bool any = false;
+        for (std::size_t i = 0; i < listeners_.size(); ++i) {
+            any = any || listeners_[i]->config().tls;
+            stamps_.push_back(listeners_[i]->config().tls ? tls_files_stamp(live_.running.listeners[i].tls_settings)
+                                                          : std::string());
+        }
+        if (any) arm();
+    }
+    void stop() { timer_.cancel(); }
+
+private:
+    // The shortest interval of the moment (SIGHUP may change them); 1 s while none is set.
+    void arm() {
+        std::uint32_t every = 0;
+        for (std::size_t i = 0; i < listeners_.size(); ++i)
+            if (const auto ms = live_.running.listeners[i].tls_settings.reload_interval_ms; listeners_[i]->config().tls && ms)
+                every = every ? std::min(every, ms) : ms;
+        timer_.expires_after(std::chrono::milliseconds(every ? every : 1000));
+        timer_.async_wait([this](net::error_code ec) {
+            if (ec) return;
+            check();
+            arm();
+        });
+    }
+    void check() {
+        for (std::size_t i = 0; i < listeners_.size(); ++i) {
+            const tls_config t = live_.running.listeners[i].tls_settings;
+            if (!listeners_[i]->config().tls || !t.reload_interval_ms) continue;
+            const std::string now = tls_files_stamp(t);
+            if (now == stamps_[i]) continue;
+            try {
+                auto ctx = make_tls_context(t);
+                // Still being written when it was read: the next look takes it again.
+                if (tls_files_stamp(t) != now) continue;
+                listeners_[i]->set_tls(std::move(ctx), t);
+                log()->info("listener {}: TLS files changed: certificate {} reloaded (new handshakes)",
+                            listeners_[i]->config().name, t.cert_file);
+            } catch (const std::exception& e) {
+                log()->error("listener {}: TLS files changed but do not load: {}; new handshakes keep the previous "
+                             "certificate", listeners_[i]->config().name, e.what());
+            }
+            stamps_[i] = now;
+        }
+    }
+
+    reloadable& live_;
+    listener_list& listeners_;
+    asio::steady_timer timer_;
+    std::vector<std::string> stamps_;   // per listener
+};
+
 // Until SIGINT or SIGTERM: SIGHUP reloads; the stop closes the listeners and the admin endpoint
 // and asks every session to finish. Returns once the listeners' aborted accepts have completed
 // (an accept in progress holds a socket of a worker's context, so it must end first).
@@ -741,11 +811,13 @@ void serve(asio::io_context& main_ctx, reloadable& live, listener_list& listener
         });
     };
     await_hup();
+    tls_watch watch(main_ctx, live, listeners);
     asio::signal_set signals(main_ctx, SIGINT, SIGTERM);
     signals.async_wait([&](net::error_code ec, int sig) {
         if (ec) return;
         net::error_code ignored;
         hup.cancel(ignored);
+        watch.stop();
         log()->info("signal={} stopping: closing listeners and {} connections", sig, shared.live_connections.load());
         for (auto& l : listeners) l->close();
         if (admin) admin->close();

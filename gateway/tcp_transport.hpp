@@ -152,6 +152,7 @@ public:
     void close() noexcept override { inner_->close(); }
     boost::asio::any_io_executor get_executor() override { return inner_->get_executor(); }
     const std::string& peer() const noexcept override { return inner_->peer(); }
+    const std::string& peer_identity() const noexcept override { return inner_->peer_identity(); }
 
 private:
     std::size_t take(std::span<std::byte> into);

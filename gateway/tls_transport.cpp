@@ -23,6 +23,11 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
 
+#include <sys/stat.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
 #include "gateway/tcp_transport.hpp"
 
 namespace sb::gateway {
@@ -188,8 +193,38 @@ public:
 
     asio::any_io_executor get_executor() override { return inner_->get_executor(); }
     const std::string& peer() const noexcept override { return inner_->peer(); }
+    const std::string& peer_identity() const noexcept override {
+        return identity_.empty() ? inner_->peer_identity() : identity_;
+    }
+
+    const std::string& identify(cert_field field) override {
+        SSL* ssl = const_cast<ssl::stream<Next>&>(stream_).native_handle();
+        identity_.clear();
+        // Present and verified: with verify_client none nothing was asked for (and a certificate
+        // sent anyway is not checked); SSL_get_verify_result is X509_V_OK only after a check.
+        if (X509* cert = SSL_get1_peer_certificate(ssl)) {
+            if (SSL_get_verify_result(ssl) == X509_V_OK &&
+                (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER))
+                identity_ = certificate_user(cert, field);
+            X509_free(cert);
+        }
+        return identity_;
+    }
+    std::string_view version() const noexcept override { return SSL_get_version(handle()); }
+    std::string_view cipher() const noexcept override {
+        const char* c = SSL_get_cipher_name(handle());
+        return c ? c : "";
+    }
+    std::string_view alpn() const noexcept override {
+        const unsigned char* p = nullptr;
+        unsigned n = 0;
+        SSL_get0_alpn_selected(handle(), &p, &n);
+        return p ? std::string_view(reinterpret_cast<const char*>(p), n) : std::string_view();
+    }
 
 private:
+    SSL* handle() const noexcept { return const_cast<ssl::stream<Next>&>(stream_).native_handle(); }
+
     static std::optional<transport_stream> adapter_for(net::transport& inner) {
         if constexpr (over_socket) return std::nullopt;
         else return std::optional<transport_stream>(std::in_place, inner);
@@ -233,20 +268,148 @@ private:
     std::size_t begin_ = 0;
     std::size_t end_ = 0;
     net::error_code pending_error_;
+    std::string identity_;   // identify(): the user the client certificate names
 };
 
 }  // namespace
 
+namespace {
+
+// OpenSSL's reason for the last failure (its queue emptied), for the operator.
+std::string openssl_error() {
+    std::string out;
+    while (const unsigned long e = ERR_get_error()) {
+        char buf[256];
+        ERR_error_string_n(e, buf, sizeof buf);
+        if (!out.empty()) out += "; ";
+        out += buf;
+    }
+    return out.empty() ? "not accepted by OpenSSL" : out;
+}
+
+// A context and what its callbacks read, in one allocation (the context is what is shared).
+struct server_context {
+    ssl::context ctx{ssl::context::tls_server};
+    std::string alpn;   // the listener's protocols in ALPN wire form (length-prefixed)
+};
+
+// The first of the server's protocols (in its order) that the client offers; none: no ALPN
+// (the client may still speak what it wants; detection decides on `auto` ports).
+int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen,
+                void* arg) {
+    const auto& server = *static_cast<const std::string*>(arg);
+    unsigned char* chosen = nullptr;
+    if (SSL_select_next_proto(&chosen, outlen, reinterpret_cast<const unsigned char*>(server.data()),
+                              static_cast<unsigned>(server.size()), in, inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;
+    *out = chosen;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+std::string text_of(const ASN1_STRING* s) {
+    unsigned char* utf8 = nullptr;
+    const int n = ASN1_STRING_to_UTF8(&utf8, s);
+    if (n < 0) return {};
+    std::string out(reinterpret_cast<const char*>(utf8), static_cast<std::size_t>(n));
+    OPENSSL_free(utf8);
+    return out;
+}
+
+}  // namespace
+
+std::string certificate_user(const x509_st* cert, cert_field field) {
+    if (!cert) return {};
+    std::string out;
+    const X509_NAME* subject = X509_get_subject_name(cert);
+    switch (field) {
+    case cert_field::cn: {
+        const int at = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+        if (at >= 0) out = text_of(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, at)));
+        break;
+    }
+    case cert_field::dn: {
+        BIO* b = BIO_new(BIO_s_mem());
+        if (!b) return {};
+        if (X509_NAME_print_ex(b, subject, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+            char* data = nullptr;
+            const long n = BIO_get_mem_data(b, &data);
+            if (n > 0) out.assign(data, static_cast<std::size_t>(n));
+        }
+        BIO_free(b);
+        break;
+    }
+    case cert_field::san_dns:
+    case cert_field::san_email:
+    case cert_field::san_uri: {
+        const int type = field == cert_field::san_dns ? GEN_DNS : field == cert_field::san_email ? GEN_EMAIL : GEN_URI;
+        auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+        if (!names) return {};
+        for (int i = 0; i < sk_GENERAL_NAME_num(names) && out.empty(); ++i) {
+            const GENERAL_NAME* g = sk_GENERAL_NAME_value(names, i);
+            if (g->type == type) out = text_of(g->d.ia5);
+        }
+        GENERAL_NAMES_free(names);
+        break;
+    }
+    }
+    // A NUL or control character inside would let one certificate pass for another name.
+    for (char c : out)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return {};
+    return out;
+}
+
+std::string tls_files_stamp(const tls_config& c) {
+    std::string out;
+    for (const std::string* f : {&c.cert_file, &c.key_file, &c.ca_file}) {
+        struct stat st {};
+        if (!f->empty() && ::stat(f->c_str(), &st) == 0)
+            out += std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ":" +
+                   std::to_string(st.st_size) + ":" + std::to_string(st.st_ino);
+        out += '|';
+    }
+    return out;
+}
+
 std::shared_ptr<ssl::context> make_tls_context(const tls_config& c) {
-    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
-    ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                     ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+    auto holder = std::make_shared<server_context>();
+    auto& ctx = holder->ctx;
+    SSL_CTX* native = ctx.native_handle();
+    ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                    ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+    ERR_clear_error();
+    auto check = [](bool ok, const std::string& what) {
+        if (!ok) throw std::runtime_error(what + ": " + openssl_error());
+    };
+    check(SSL_CTX_set_min_proto_version(native, c.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION) == 1,
+          "tls.min_version " + c.min_version);
+    if (!c.ciphers.empty()) check(SSL_CTX_set_cipher_list(native, c.ciphers.c_str()) == 1, "tls.ciphers " + c.ciphers);
+    if (!c.ciphersuites.empty())
+        check(SSL_CTX_set_ciphersuites(native, c.ciphersuites.c_str()) == 1, "tls.ciphersuites " + c.ciphersuites);
+    if (!c.groups.empty()) check(SSL_CTX_set1_groups_list(native, c.groups.c_str()) == 1, "tls.groups " + c.groups);
     net::error_code ec;
-    ctx->use_certificate_chain_file(c.cert_file, ec);
+    ctx.use_certificate_chain_file(c.cert_file, ec);
     if (ec) throw std::runtime_error("tls.cert " + c.cert_file + ": " + ec.message());
-    ctx->use_private_key_file(c.key_file, ssl::context::pem, ec);
+    ctx.use_private_key_file(c.key_file, ssl::context::pem, ec);   // checks it matches the certificate
     if (ec) throw std::runtime_error("tls.key " + c.key_file + ": " + ec.message());
-    return ctx;
+    for (const auto& p : c.alpn) {
+        holder->alpn += static_cast<char>(p.size());
+        holder->alpn += p;
+    }
+    if (!holder->alpn.empty()) SSL_CTX_set_alpn_select_cb(native, select_alpn, &holder->alpn);
+    if (c.verify != verify_client::none) {
+        ctx.load_verify_file(c.ca_file, ec);
+        if (ec) throw std::runtime_error("tls.ca " + c.ca_file + ": " + ec.message());
+        // The CAs named in the CertificateRequest, so that a client picks a certificate they signed.
+        STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(c.ca_file.c_str());
+        check(names != nullptr, "tls.ca " + c.ca_file);
+        SSL_CTX_set_client_CA_list(native, names);
+        ctx.set_verify_mode(ssl::verify_peer |
+                            (c.verify == verify_client::required ? ssl::verify_fail_if_no_peer_cert : 0));
+    }
+    // Sessions resumed with a client certificate need a context id (else OpenSSL fails them).
+    static constexpr unsigned char sid[] = "switchboard";
+    SSL_CTX_set_session_id_context(native, sid, sizeof sid - 1);
+    return {holder, &holder->ctx};
 }
 
 std::unique_ptr<tls_transport> make_tls_transport(std::unique_ptr<net::transport> inner, std::shared_ptr<ssl::context> ctx,

@@ -49,6 +49,12 @@ public:
 
     virtual boost::asio::any_io_executor get_executor() = 0;
     virtual const std::string& peer() const noexcept = 0;  // "127.0.0.1:51544"
+    // Who the peer proved to be below the protocol (the user a verified TLS client certificate
+    // maps to); empty when nobody. A layer forwards its inner transport's.
+    virtual const std::string& peer_identity() const noexcept {
+        static const std::string nobody;
+        return nobody;
+    }
 };
 
 // What the gateway holds for every live connection, whatever its protocol.

@@ -182,53 +182,104 @@ void message_to_amqp(const core::message& m, std::uint32_t redeliveries, std::st
 
 namespace {
 
-// AMQP 1.0 part 1 encodings, written by hand for the delivery path.
+// AMQP 1.0 part 1 encodings, written by hand for the delivery path. Bytes go through an inline
+// cursor into `out`, grown ahead in steps (not std::string::push_back per byte, an out-of-line
+// call that also writes the terminator): a delivery is ~100 single-byte writes. The string's
+// size is right again when the encoder goes (or at size()/truncate()).
 class encoder {
 public:
-    explicit encoder(std::string& out) : o_(out) {}
+    explicit encoder(std::string& out) : o_(out), n_(out.size()) { o_.resize(n_ + 256); }
+    ~encoder() { o_.resize(n_); }
+    encoder(const encoder&) = delete;
+    encoder& operator=(const encoder&) = delete;
 
-    void byte(std::uint8_t b) { o_.push_back(static_cast<char>(b)); }
-    void be(std::uint64_t v, int bytes) {
-        for (int s = 8 * (bytes - 1); s >= 0; s -= 8) byte(static_cast<std::uint8_t>(v >> s));
+    // Room for `k` more bytes; the returned pointer is valid until the next call.
+    char* room(std::size_t k) {
+        if (o_.size() - n_ < k) o_.resize(std::max(o_.size() * 2, n_ + k + 256));
+        char* p = o_.data() + n_;
+        n_ += k;
+        return p;
+    }
+    void byte(std::uint8_t b) { *room(1) = static_cast<char>(b); }
+    void put_be(char* p, std::uint64_t v, int bytes) {
+        for (int i = bytes - 1; i >= 0; --i, v >>= 8) p[i] = static_cast<char>(v & 0xFF);
+    }
+    void be(std::uint64_t v, int bytes) { put_be(room(static_cast<std::size_t>(bytes)), v, bytes); }
+    void raw(std::string_view v) {
+        if (!v.empty()) std::memcpy(room(v.size()), v.data(), v.size());
     }
     void null() { byte(0x40); }
     void boolean(bool b) { byte(b ? 0x41 : 0x42); }
     void uint(std::uint32_t v) {
         if (v == 0) return byte(0x43);
-        if (v < 256) return byte(0x52), byte(static_cast<std::uint8_t>(v));
-        byte(0x70), be(v, 4);
-    }
-    void timestamp(std::int64_t ms) { byte(0x83), be(static_cast<std::uint64_t>(ms), 8); }
-    // str8/str32 (0xa1/0xb1), sym (0xa3/0xb3), vbin (0xa0/0xb0): the small code, +0x10 for 32-bit sizes.
-    void variable(std::uint8_t small_code, std::string_view v) {
-        if (v.size() <= 255) {
-            byte(small_code), byte(static_cast<std::uint8_t>(v.size()));
-        } else {
-            byte(small_code + 0x10), be(v.size(), 4);
+        if (v < 256) {
+            char* p = room(2);
+            p[0] = 0x52;
+            p[1] = static_cast<char>(v);
+            return;
         }
-        o_.append(v);
+        char* p = room(5);
+        p[0] = 0x70;
+        put_be(p + 1, v, 4);
+    }
+    void timestamp(std::int64_t ms) {
+        char* p = room(9);
+        p[0] = static_cast<char>(0x83);
+        put_be(p + 1, static_cast<std::uint64_t>(ms), 8);
+    }
+    // The constructor and size of a str8/str32 (0xa1/0xb1), sym (0xa3/0xb3) or vbin (0xa0/0xb0)
+    // of `n` bytes: the small code, +0x10 for 32-bit sizes.
+    void variable_header(std::uint8_t small_code, std::size_t n) {
+        if (n <= 255) {
+            char* p = room(2);
+            p[0] = static_cast<char>(small_code);
+            p[1] = static_cast<char>(n);
+        } else {
+            char* p = room(5);
+            p[0] = static_cast<char>(small_code + 0x10);
+            put_be(p + 1, n, 4);
+        }
+    }
+    void variable(std::uint8_t small_code, std::string_view v) {
+        variable_header(small_code, v.size());
+        raw(v);
     }
     void string(std::string_view v) { variable(0xa1, v); }
+    // format_address(d) as a string, without building it.
+    void address(const core::destination& d) {
+        std::string_view prefix;
+        switch (d.kind) {
+        case core::dest_kind::queue: break;
+        case core::dest_kind::topic: prefix = "topic://"; break;
+        case core::dest_kind::temp_queue: prefix = "temp-queue://"; break;
+        case core::dest_kind::temp_topic: prefix = "temp-topic://"; break;
+        }
+        variable_header(0xa1, prefix.size() + d.name.size());
+        raw(prefix);
+        raw(d.name);
+    }
     void symbol(std::string_view v) { variable(0xa3, v); }
     void binary(std::string_view v) { variable(0xa0, v); }
-    void section(std::uint8_t code) { byte(0x00), byte(0x53), byte(code); }
+    void section(std::uint8_t code) {
+        char* p = room(3);
+        p[0] = 0x00;
+        p[1] = 0x53;
+        p[2] = static_cast<char>(code);
+    }
 
     // A list32/map32 whose size and count are filled in by end(); fields appended between.
     std::size_t begin(std::uint8_t code32) {
-        byte(code32);
-        const std::size_t at = o_.size();
-        o_.append(8, '\0');
-        return at;
+        char* p = room(9);
+        p[0] = static_cast<char>(code32);
+        return n_ - 8;
     }
     void end(std::size_t at, std::uint32_t count) {
-        const auto size = static_cast<std::uint32_t>(o_.size() - at - 4);
-        for (int i = 0; i < 4; ++i) {
-            o_[at + i] = static_cast<char>(size >> (24 - 8 * i));
-            o_[at + 4 + i] = static_cast<char>(count >> (24 - 8 * i));
-        }
+        const auto size = static_cast<std::uint32_t>(n_ - at - 4);
+        put_be(o_.data() + at, size, 4);
+        put_be(o_.data() + at + 4, count, 4);
     }
-    std::size_t size() const noexcept { return o_.size(); }
-    void truncate(std::size_t n) { o_.resize(n); }
+    std::size_t size() const noexcept { return n_; }
+    void truncate(std::size_t n) { n_ = n; }
 
     void value(const core::property_value& v) {
         std::visit(
@@ -256,6 +307,7 @@ public:
 
 private:
     std::string& o_;
+    std::size_t n_;   // bytes written; o_.size() - n_ is room
 };
 
 // The fields of a list with trailing nulls left out (as Proton writes them): count() is the
@@ -318,12 +370,15 @@ void encode_amqp(const core::message& m, std::uint32_t redeliveries, std::string
             char digits[24];
             const auto end = std::to_chars(digits, digits + sizeof digits, m.id).ptr;
             const std::size_t n = 3 + broker_name.size() + 1 + static_cast<std::size_t>(end - digits);
-            if (n <= 255) e.byte(0xa1), e.byte(static_cast<std::uint8_t>(n)); else e.byte(0xb1), e.be(n, 4);
-            out.append("ID:").append(broker_name).append(1, '-').append(digits, end);
+            e.variable_header(0xa1, n);
+            e.raw("ID:");
+            e.raw(broker_name);
+            e.byte('-');
+            e.raw(std::string_view(digits, static_cast<std::size_t>(end - digits)));
         }
         p.given();
         p.skip();   // user-id
-        e.string(format_address(m.dest)), p.given();
+        e.address(m.dest), p.given();
         if (!m.type.empty()) e.string(m.type), p.given(); else p.skip();
         if (m.reply_to) e.string(format_address(*m.reply_to)), p.given(); else p.skip();
         if (!m.correlation_id.empty()) e.string(m.correlation_id), p.given(); else p.skip();
@@ -595,10 +650,11 @@ std::optional<std::variant<core::message, mapping_error>> decode_amqp(std::strin
         if (auto* d = std::get_if<core::destination>(&parsed)) out.reply_to = std::move(*d);
         else out.properties.push_back({"reply-to", std::string(reply)});
     }
-    out.correlation_id = correlation;
-    out.type = subject;
-    out.content_type = content_type;
-    out.group_id = group_id;
+    // (Each assigned only when given: most messages carry none of them.)
+    if (!correlation.empty()) out.correlation_id = correlation;
+    if (!subject.empty()) out.type = subject;
+    if (!content_type.empty()) out.content_type = content_type;
+    if (!group_id.empty()) out.group_id = group_id;
     out.group_seq = static_cast<std::int32_t>(group_seq);
     if (!id.empty()) out.properties.push_back({std::string(message_id_property), std::string(id)});
     // In name order, the last of a repeated name kept: as a std::map filled from the map would.

@@ -273,14 +273,23 @@ private:
         switch (p) {
         case pending::sasl_header: {
             out() += sasl::sasl_header;
-            std::vector<std::string_view> mechs{"PLAIN"};
+            // EXTERNAL first when the transport vouches for a user (a TLS client certificate).
+            std::vector<std::string_view> mechs;
+            if (!peer_identity().empty()) mechs.push_back("EXTERNAL");
+            mechs.push_back("PLAIN");
             if (settings_->allow_anonymous) mechs.push_back("ANONYMOUS");
             sasl::encode_mechanisms(out(), mechs);
             stage_ = stage::sasl;
             return;
         }
         case pending::amqp_header:
-            // No SASL: the anonymous user, if the broker allows one.
+            // No SASL: the TLS client certificate's user, else the anonymous user if allowed.
+            if (!peer_identity().empty()) {
+                stage_ = stage::authenticating;
+                return auth_.authenticate_certificate_async(peer_identity(), completion([this](core::auth_result r) {
+                                                                on_authenticated(std::move(r), false);
+                                                            }));
+            }
             return authenticate({}, {}, false);
         case pending::sasl_init: return on_sasl_init();
         case pending::bytes: return feed_proton(std::exchange(input_, {}));
@@ -361,6 +370,16 @@ private:
             return authenticate(user, password, true);
         }
         if (mech == "ANONYMOUS" && settings_->allow_anonymous) return authenticate({}, {}, true);
+        if (mech == "EXTERNAL" && !peer_identity().empty()) {
+            // RFC 4422 Appendix A: the response is an authorization identity; empty, or the
+            // certificate's user itself (no acting as another).
+            if (!init_.response.empty() && init_.response != peer_identity())
+                return refuse_sasl(sasl::code::auth, "EXTERNAL authorization identity is not the certificate's user");
+            stage_ = stage::authenticating;
+            return auth_.authenticate_certificate_async(peer_identity(), completion([this](core::auth_result r) {
+                                                            on_authenticated(std::move(r), true);
+                                                        }));
+        }
         refuse_sasl(sasl::code::auth, "mechanism not offered");
     }
 
@@ -456,6 +475,7 @@ private:
         if (!driver_) return;
         try {
             take_transfers();
+            take_acceptances();
             driver_->dispatch();
             flush_acks();
         } catch (const std::exception& e) {
@@ -1296,6 +1316,36 @@ private:
             }
         }
         t.settle();
+    }
+
+    // Before dispatch, as take_transfers() does for transfers: the client's settled acceptances
+    // of our deliveries (a consumer's common disposition, one per message) are collected for the
+    // kernel (flush_acks), the delivery settled and its update cleared, so that the C++ layer's
+    // event for it finds nothing to report (no on_tracker_accept / on_tracker_settle, no
+    // tracker wrappers). Clients accept in order: each link's unsettled deliveries are taken
+    // from the oldest while they are such acceptances. Everything else (another outcome, a
+    // transactional state, an unsettled disposition, an acceptance out of order) goes through
+    // the handlers as before.
+    void take_acceptances() {
+        for (auto& [l, o] : outs_) {
+            if (pn_link_unsettled(l) == 0) continue;
+            // (pn_unsettled_head skips the settled deliveries Proton has not freed yet: called
+            // once, then pn_unsettled_next from the one just taken.)
+            for (pn_delivery_t* dl = pn_unsettled_head(l); dl;) {
+                if (!pn_delivery_updated(dl) || !pn_delivery_settled(dl) || pn_delivery_remote_state(dl) != PN_ACCEPTED)
+                    break;
+                pn_delivery_t* next = pn_unsettled_next(dl);
+                const pn_delivery_tag_t tag = pn_delivery_tag(dl);
+                if (tag.size != 8) break;
+                core::delivery_tag t = 0;
+                for (std::size_t i = 0; i < 8; ++i) t = t << 8 | static_cast<std::uint8_t>(tag.start[i]);
+                if (o->acks.empty()) acks_pending_.push_back(l);
+                o->acks.push_back(t);
+                pn_delivery_clear(dl);
+                pn_delivery_settle(dl);
+                dl = next;
+            }
+        }
     }
 
     void flush_acks(outgoing& o) {

@@ -107,6 +107,8 @@ public:
     virtual void wake() = 0;
     // "127.0.0.1:51544", for the log.
     virtual std::string_view peer() const noexcept = 0;
+    // The user the transport authenticated (a verified TLS client certificate's); empty: none.
+    virtual std::string_view peer_identity() const noexcept { return {}; }
 };
 
 // A kernel subscribe under way (see connection::track_subscribe).
@@ -294,6 +296,9 @@ protected:
                   fmt::format(f, std::forward<Args>(args)...));
     }
     std::string_view peer() const noexcept { return driver_ ? driver_->peer() : std::string_view("-"); }
+    // The user the transport vouches for (a TLS client certificate): a client that sends no
+    // credentials logs in as this user (core::auth_pool::authenticate_certificate).
+    std::string_view peer_identity() const noexcept { return driver_ ? driver_->peer_identity() : std::string_view(); }
     time_point now() const { return driver_ ? driver_->now() : clock::now(); }
 
     core::broker& broker_;

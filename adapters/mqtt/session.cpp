@@ -734,8 +734,10 @@ private:
         if (c.password) password = std::string_view(reinterpret_cast<const char*>(c.password->data()), c.password->size());
         refusal_ = read_connect(c);
         stage_ = stage::authenticating;   // reading pauses until the answer
-        auth_.authenticate_async(user, password,
-                                 completion([this](core::auth_result r) { on_authenticated(r.status); }));
+        auto done = completion([this](core::auth_result r) { on_authenticated(r.status); });
+        // No user name but a TLS client certificate: its user (credentials sent win over it).
+        if (user.empty() && !peer_identity().empty()) return auth_.authenticate_certificate_async(peer_identity(), std::move(done));
+        auth_.authenticate_async(user, password, std::move(done));
     }
 
     void on_authenticated(core::auth_status status) {

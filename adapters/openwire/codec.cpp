@@ -1479,11 +1479,178 @@ struct reader_base : visitor_base {
     }
 };
 
-struct tight_reader : reader_base {
+// The walks both readers share, written once over the reader's flag source: `Self::boolean`
+// is a bit of the BooleanStream (tight) or a byte in line (loose). Everything else that differs
+// (longs, strings, the marshall-aware bit of a nested object) is the reader's own. Static
+// dispatch through `self()`: each reader gets its own copy, as fast as one written by hand.
+template <class Self>
+struct field_reader : reader_base {
+    SB_OW_INLINE Self& self() { return static_cast<Self&>(*this); }
+
+    bool bytes(openwire::bytes& b) {
+        bool present = false;
+        if (!self().boolean(present)) return false;
+        if (!present) { b = {}; return true; }
+        std::string_view s;
+        if (!len_bytes(s)) return false;
+        b = as_bytes(s);
+        return true;
+    }
+    bool bytes_sv(std::string_view& b) {
+        openwire::bytes x;
+        if (!bytes(x)) return false;
+        b = as_sv(x);
+        return true;
+    }
+    // A nested value that must be one of the flat types `ok` accepts.
+    template <class Accept>
+    bool flat_nested(flat& f, Accept ok) {
+        bool present = false;
+        if (!self().boolean(present)) return false;
+        if (!present) { f = {}; return true; }
+        std::uint8_t t = 0;
+        if (!u8(t)) return false;
+        if (!ok(t)) return fail(is_flat_type(t) || is_message_type(t) ? unexpected_type : unknown_type);
+        if (!enter()) return false;
+        f = {};
+        f.type = t;
+        const bool r = flat_body(self(), f);
+        leave();
+        return r;
+    }
+    template <class Accept>
+    bool flat_cached(flat& f, Accept ok) {
+        if (!cache) return flat_nested(f, ok);
+        bool fresh = false;
+        if (!self().boolean(fresh)) return false;
+        std::uint16_t i = 0;
+        if (!u16(i)) return false;
+        const auto index = static_cast<std::int16_t>(i);
+        if (fresh) {
+            if (!flat_nested(f, ok)) return false;
+            return cache_set(index, f);
+        }
+        if (!cache_get(index, f)) return false;
+        return f.type == 0 || ok(f.type) || fail(unexpected_type);
+    }
+    bool inner_connection(flat& f) {
+        flat c;
+        if (!flat_cached(c, accepts<connection_id>)) return false;
+        f.inner = c.type;
+        f.s2 = c.s1;
+        return true;
+    }
+    template <class T>
+    bool cached(T& x) {
+        flat f;
+        using V = typename unwrap<T>::type;
+        if (!flat_cached(f, accepts<V>)) return false;
+        assign(f, x);
+        return true;
+    }
+    template <class T>
+    bool nested(std::optional<T>& x) {
+        if constexpr (std::is_same_v<T, message_id>) {
+            bool present = false;
+            if (!self().boolean(present)) return false;
+            if (!present) { x.reset(); return true; }
+            std::uint8_t t = 0;
+            if (!u8(t)) return false;
+            if (t != type::message_id) return fail(unexpected_type);
+            if (!enter()) return false;
+            const bool r = message_id_body(self(), x.emplace());
+            leave();
+            return r;
+        } else {
+            flat f;
+            if (!flat_nested(f, accepts<T>)) return false;
+            assign(f, x);
+            return true;
+        }
+    }
+    // Any data structure, into the pool.
+    bool any_into(const data_structure*& d, bool messages_only) {
+        bool present = false;
+        if (!self().boolean(present)) return false;
+        if (!present) { d = nullptr; return true; }
+        std::uint8_t t = 0;
+        if (!u8(t)) return false;
+        if (messages_only && !is_message_type(t)) return fail(unexpected_type);
+        if (!in_version(t, version)) return fail(unknown_type);
+        if (!self().marshall_aware_prefix(t)) return false;
+        if (!enter()) return false;
+        data_structure& slot = im.next_nested();
+        const bool r = read_any_fields(self(), t, slot);
+        leave();
+        d = &slot;
+        return r;
+    }
+    bool any(const data_structure*& d) { return any_into(d, false); }
+    bool message(const openwire::message*& m) {
+        const data_structure* d = nullptr;
+        if (!any_into(d, true)) return false;
+        m = d ? &std::get<openwire::message>(d->value) : nullptr;
+        return true;
+    }
+    template <class T>
+    bool array(std::optional<std::vector<T>>& a) {
+        bool present = false;
+        if (!self().boolean(present)) return false;
+        if (!present) { a.reset(); return true; }
+        std::uint16_t n = 0;
+        if (!u16(n) || !array_length(static_cast<std::int16_t>(n))) return false;
+        auto& v = a.emplace();
+        v.reserve(std::min<std::size_t>(n, in.left()));
+        for (std::uint16_t i = 0; i < n; ++i) {
+            if constexpr (std::is_same_v<T, broker_info>) {
+                bool p = false;
+                if (!self().boolean(p)) return false;
+                if (!p) return fail(null_element);
+                std::uint8_t t = 0;
+                if (!u8(t)) return false;
+                if (t != type::broker_info) return fail(unexpected_type);
+                if (!enter()) return false;
+                const bool r = broker_info_fields(self(), v.emplace_back());
+                leave();
+                if (!r) return false;
+            } else {
+                flat f;
+                if (!flat_nested(f, accepts<T>)) return false;
+                if (f.type == 0) return fail(null_element);
+                from_flat(f, v.emplace_back());
+            }
+        }
+        return true;
+    }
+    bool throwable(const openwire::throwable*& t) {
+        bool present = false;
+        if (!self().boolean(present)) return false;
+        if (!present) { t = nullptr; return true; }
+        if (!enter()) return false;
+        auto& x = im.next_throwable();
+        t = &x;
+        bool ok = self().string(x.class_name) && self().string(x.message);
+        if (ok && stack) {
+            std::uint16_t n = 0;
+            ok = u16(n) && array_length(static_cast<std::int16_t>(n));
+            if (ok) x.stack_trace.reserve(std::min<std::size_t>(n, in.left()));
+            for (std::uint16_t i = 0; ok && i < n; ++i) {
+                auto& e = x.stack_trace.emplace_back();
+                ok = self().string(e.declaring_class) && self().string(e.method_name) &&
+                     self().string(e.file_name) && i32(e.line_number);
+            }
+            ok = ok && throwable(x.cause);
+        }
+        leave();
+        return ok;
+    }
+};
+
+struct tight_reader : field_reader<tight_reader> {
     bit_reader bs;
 
     SB_OW_INLINE bool bit(bool& b) { return bs.get(b) || fail(bits_overrun); }
-    bool boolean(bool& x) { return bit(x); }
+    SB_OW_INLINE bool boolean(bool& x) { return bit(x); }
     bool i64(std::int64_t& x) {
         bool b1 = false, b2 = false;
         if (!bit(b1) || !bit(b2)) return false;
@@ -1517,170 +1684,17 @@ struct tight_reader : reader_base {
         }
         return utf(n, s);
     }
-    bool bytes(openwire::bytes& b) {
-        bool present = false;
-        if (!bit(present)) return false;
-        if (!present) { b = {}; return true; }
-        std::string_view s;
-        if (!len_bytes(s)) return false;
-        b = as_bytes(s);
-        return true;
-    }
-    bool bytes_sv(std::string_view& b) {
-        openwire::bytes x;
-        if (!bytes(x)) return false;
-        b = as_sv(x);
-        return true;
-    }
-    // A nested value that must be one of the flat types `ok` accepts.
-    template <class Accept>
-    bool flat_nested(flat& f, Accept ok) {
-        bool present = false;
-        if (!bit(present)) return false;
-        if (!present) { f = {}; return true; }
-        std::uint8_t t = 0;
-        if (!u8(t)) return false;
-        if (!ok(t)) return fail(is_flat_type(t) || is_message_type(t) ? unexpected_type : unknown_type);
-        if (!enter()) return false;
-        f = {};
-        f.type = t;
-        const bool r = flat_body(*this, f);
-        leave();
-        return r;
-    }
-    template <class Accept>
-    bool flat_cached(flat& f, Accept ok) {
-        if (!cache) return flat_nested(f, ok);
-        bool fresh = false;
-        if (!bit(fresh)) return false;
-        std::uint16_t i = 0;
-        if (!u16(i)) return false;
-        const auto index = static_cast<std::int16_t>(i);
-        if (fresh) {
-            if (!flat_nested(f, ok)) return false;
-            return cache_set(index, f);
-        }
-        if (!cache_get(index, f)) return false;
-        return f.type == 0 || ok(f.type) || fail(unexpected_type);
-    }
-    bool inner_connection(flat& f) {
-        flat c;
-        if (!flat_cached(c, accepts<connection_id>)) return false;
-        f.inner = c.type;
-        f.s2 = c.s1;
-        return true;
-    }
-    template <class T>
-    bool cached(T& x) {
-        flat f;
-        using V = typename unwrap<T>::type;
-        if (!flat_cached(f, accepts<V>)) return false;
-        assign(f, x);
-        return true;
-    }
-    template <class T>
-    bool nested(std::optional<T>& x) {
-        if constexpr (std::is_same_v<T, message_id>) {
-            bool present = false;
-            if (!bit(present)) return false;
-            if (!present) { x.reset(); return true; }
-            std::uint8_t t = 0;
-            if (!u8(t)) return false;
-            if (t != type::message_id) return fail(unexpected_type);
-            if (!enter()) return false;
-            const bool r = message_id_body(*this, x.emplace());
-            leave();
-            return r;
-        } else {
-            flat f;
-            if (!flat_nested(f, accepts<T>)) return false;
-            assign(f, x);
-            return true;
-        }
-    }
-    // Any data structure, into the pool.
-    bool any_into(const data_structure*& d, bool messages_only) {
-        bool present = false;
-        if (!bit(present)) return false;
-        if (!present) { d = nullptr; return true; }
-        std::uint8_t t = 0;
-        if (!u8(t)) return false;
-        if (messages_only && !is_message_type(t)) return fail(unexpected_type);
-        if (!in_version(t, version)) return fail(unknown_type);
-        if (marshall_aware(t)) {
-            bool cached_form_bit = false;
-            if (!bit(cached_form_bit)) return false;
-            if (cached_form_bit) return fail(cached_form);
-        }
-        if (!enter()) return false;
-        data_structure& slot = im.next_nested();
-        const bool r = read_any_fields(*this, t, slot);
-        leave();
-        d = &slot;
-        return r;
-    }
-    bool any(const data_structure*& d) { return any_into(d, false); }
-    bool message(const openwire::message*& m) {
-        const data_structure* d = nullptr;
-        if (!any_into(d, true)) return false;
-        m = d ? &std::get<openwire::message>(d->value) : nullptr;
-        return true;
-    }
-    template <class T>
-    bool array(std::optional<std::vector<T>>& a) {
-        bool present = false;
-        if (!bit(present)) return false;
-        if (!present) { a.reset(); return true; }
-        std::uint16_t n = 0;
-        if (!u16(n) || !array_length(static_cast<std::int16_t>(n))) return false;
-        auto& v = a.emplace();
-        v.reserve(std::min<std::size_t>(n, in.left()));
-        for (std::uint16_t i = 0; i < n; ++i) {
-            if constexpr (std::is_same_v<T, broker_info>) {
-                bool p = false;
-                if (!bit(p)) return false;
-                if (!p) return fail(null_element);
-                std::uint8_t t = 0;
-                if (!u8(t)) return false;
-                if (t != type::broker_info) return fail(unexpected_type);
-                if (!enter()) return false;
-                const bool r = broker_info_fields(*this, v.emplace_back());
-                leave();
-                if (!r) return false;
-            } else {
-                flat f;
-                if (!flat_nested(f, accepts<T>)) return false;
-                if (f.type == 0) return fail(null_element);
-                from_flat(f, v.emplace_back());
-            }
-        }
-        return true;
-    }
-    bool throwable(const openwire::throwable*& t) {
-        bool present = false;
-        if (!bit(present)) return false;
-        if (!present) { t = nullptr; return true; }
-        if (!enter()) return false;
-        auto& x = im.next_throwable();
-        t = &x;
-        bool ok = string(x.class_name) && string(x.message);
-        if (ok && stack) {
-            std::uint16_t n = 0;
-            ok = u16(n) && array_length(static_cast<std::int16_t>(n));
-            if (ok) x.stack_trace.reserve(std::min<std::size_t>(n, in.left()));
-            for (std::uint16_t i = 0; ok && i < n; ++i) {
-                auto& e = x.stack_trace.emplace_back();
-                ok = string(e.declaring_class) && string(e.method_name) && string(e.file_name) && i32(e.line_number);
-            }
-            ok = ok && throwable(x.cause);
-        }
-        leave();
-        return ok;
+    // Tight only: a marshall-aware type's "cached marshalled form" bit, which we never accept.
+    bool marshall_aware_prefix(std::uint8_t t) {
+        if (!marshall_aware(t)) return true;
+        bool cached_form_bit = false;
+        if (!bit(cached_form_bit)) return false;
+        return !cached_form_bit || fail(cached_form);
     }
 };
 
-struct loose_reader : reader_base {
-    bool boolean(bool& x) {
+struct loose_reader : field_reader<loose_reader> {
+    SB_OW_INLINE bool boolean(bool& x) {
         std::uint8_t b = 0;
         if (!u8(b)) return false;
         x = b != 0;
@@ -1694,159 +1708,7 @@ struct loose_reader : reader_base {
         std::uint16_t n = 0;
         return u16(n) && utf(n, s);
     }
-    bool bytes(openwire::bytes& b) {
-        bool present = false;
-        if (!boolean(present)) return false;
-        if (!present) { b = {}; return true; }
-        std::string_view s;
-        if (!len_bytes(s)) return false;
-        b = as_bytes(s);
-        return true;
-    }
-    bool bytes_sv(std::string_view& b) {
-        openwire::bytes x;
-        if (!bytes(x)) return false;
-        b = as_sv(x);
-        return true;
-    }
-    template <class Accept>
-    bool flat_nested(flat& f, Accept ok) {
-        bool present = false;
-        if (!boolean(present)) return false;
-        if (!present) { f = {}; return true; }
-        std::uint8_t t = 0;
-        if (!u8(t)) return false;
-        if (!ok(t)) return fail(is_flat_type(t) || is_message_type(t) ? unexpected_type : unknown_type);
-        if (!enter()) return false;
-        f = {};
-        f.type = t;
-        const bool r = flat_body(*this, f);
-        leave();
-        return r;
-    }
-    template <class Accept>
-    bool flat_cached(flat& f, Accept ok) {
-        if (!cache) return flat_nested(f, ok);
-        bool fresh = false;
-        if (!boolean(fresh)) return false;
-        std::uint16_t i = 0;
-        if (!u16(i)) return false;
-        const auto index = static_cast<std::int16_t>(i);
-        if (fresh) {
-            if (!flat_nested(f, ok)) return false;
-            return cache_set(index, f);
-        }
-        if (!cache_get(index, f)) return false;
-        return f.type == 0 || ok(f.type) || fail(unexpected_type);
-    }
-    bool inner_connection(flat& f) {
-        flat c;
-        if (!flat_cached(c, accepts<connection_id>)) return false;
-        f.inner = c.type;
-        f.s2 = c.s1;
-        return true;
-    }
-    template <class T>
-    bool cached(T& x) {
-        flat f;
-        using V = typename unwrap<T>::type;
-        if (!flat_cached(f, accepts<V>)) return false;
-        assign(f, x);
-        return true;
-    }
-    template <class T>
-    bool nested(std::optional<T>& x) {
-        if constexpr (std::is_same_v<T, message_id>) {
-            bool present = false;
-            if (!boolean(present)) return false;
-            if (!present) { x.reset(); return true; }
-            std::uint8_t t = 0;
-            if (!u8(t)) return false;
-            if (t != type::message_id) return fail(unexpected_type);
-            if (!enter()) return false;
-            const bool r = message_id_body(*this, x.emplace());
-            leave();
-            return r;
-        } else {
-            flat f;
-            if (!flat_nested(f, accepts<T>)) return false;
-            assign(f, x);
-            return true;
-        }
-    }
-    bool any_into(const data_structure*& d, bool messages_only) {
-        bool present = false;
-        if (!boolean(present)) return false;
-        if (!present) { d = nullptr; return true; }
-        std::uint8_t t = 0;
-        if (!u8(t)) return false;
-        if (messages_only && !is_message_type(t)) return fail(unexpected_type);
-        if (!in_version(t, version)) return fail(unknown_type);
-        if (!enter()) return false;
-        data_structure& slot = im.next_nested();
-        const bool r = read_any_fields(*this, t, slot);
-        leave();
-        d = &slot;
-        return r;
-    }
-    bool any(const data_structure*& d) { return any_into(d, false); }
-    bool message(const openwire::message*& m) {
-        const data_structure* d = nullptr;
-        if (!any_into(d, true)) return false;
-        m = d ? &std::get<openwire::message>(d->value) : nullptr;
-        return true;
-    }
-    template <class T>
-    bool array(std::optional<std::vector<T>>& a) {
-        bool present = false;
-        if (!boolean(present)) return false;
-        if (!present) { a.reset(); return true; }
-        std::uint16_t n = 0;
-        if (!u16(n) || !array_length(static_cast<std::int16_t>(n))) return false;
-        auto& v = a.emplace();
-        v.reserve(std::min<std::size_t>(n, in.left()));
-        for (std::uint16_t i = 0; i < n; ++i) {
-            if constexpr (std::is_same_v<T, broker_info>) {
-                bool p = false;
-                if (!boolean(p)) return false;
-                if (!p) return fail(null_element);
-                std::uint8_t t = 0;
-                if (!u8(t)) return false;
-                if (t != type::broker_info) return fail(unexpected_type);
-                if (!enter()) return false;
-                const bool r = broker_info_fields(*this, v.emplace_back());
-                leave();
-                if (!r) return false;
-            } else {
-                flat f;
-                if (!flat_nested(f, accepts<T>)) return false;
-                if (f.type == 0) return fail(null_element);
-                from_flat(f, v.emplace_back());
-            }
-        }
-        return true;
-    }
-    bool throwable(const openwire::throwable*& t) {
-        bool present = false;
-        if (!boolean(present)) return false;
-        if (!present) { t = nullptr; return true; }
-        if (!enter()) return false;
-        auto& x = im.next_throwable();
-        t = &x;
-        bool ok = string(x.class_name) && string(x.message);
-        if (ok && stack) {
-            std::uint16_t n = 0;
-            ok = u16(n) && array_length(static_cast<std::int16_t>(n));
-            if (ok) x.stack_trace.reserve(std::min<std::size_t>(n, in.left()));
-            for (std::uint16_t i = 0; ok && i < n; ++i) {
-                auto& e = x.stack_trace.emplace_back();
-                ok = string(e.declaring_class) && string(e.method_name) && string(e.file_name) && i32(e.line_number);
-            }
-            ok = ok && throwable(x.cause);
-        }
-        leave();
-        return ok;
-    }
+    static bool marshall_aware_prefix(std::uint8_t) { return true; }
 };
 
 }  // namespace
@@ -1945,7 +1807,7 @@ decode_result wire_format::decode(bytes in) {
     if (t == type::null) return decode_error{null_command};
     if (!in_version(t, version_)) return decode_error{unknown_type};
     if (tight_) {
-        tight_reader v{{base, r}, {}};
+        tight_reader v{{{base, r}}, {}};
         // The BooleanStream: its length (1, 2 or 3 bytes), then the bits.
         std::uint8_t b = 0;
         std::size_t n = 0;
@@ -1973,7 +1835,7 @@ decode_result wire_format::decode(bytes in) {
         short_input = v.in.short_input;
         stop = v.in.p;
     } else {
-        loose_reader v{{base, r}};
+        loose_reader v{{{base, r}}};
         const bool ok = read_any_fields(v, t, im.top);
         err = ok ? std::string_view{} : v.err;
         short_input = v.in.short_input;

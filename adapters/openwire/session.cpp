@@ -374,8 +374,13 @@ private:
         x->client_id = std::string(c.client_id);
         x->user = std::string(c.user_name);
         connecting_ = std::move(x);
-        auth_.authenticate_async(c.user_name, c.password,
-                                 completion([this](core::auth_result r) { on_authenticated(std::move(r)); }));
+        auto done = completion([this](core::auth_result r) { on_authenticated(std::move(r)); });
+        // No user name but a TLS client certificate: its user (credentials sent win over it).
+        if (c.user_name.empty() && !peer_identity().empty()) {
+            connecting_->user = std::string(peer_identity());
+            return auth_.authenticate_certificate_async(peer_identity(), std::move(done));
+        }
+        auth_.authenticate_async(c.user_name, c.password, std::move(done));
     }
 
     void on_authenticated(core::auth_result r) {
@@ -634,11 +639,13 @@ private:
         switch (a.ack_type) {
         case ack_type::delivered:
             // Delivered to the application, not yet acknowledged: the window opens by as many.
-            for (auto& u : jc->pending)
-                if (u.seq <= last && !u.marked) {
+            for (auto& u : jc->pending) {
+                if (u.seq > last) break;   // in dispatch order: the rest came later
+                if (!u.marked) {
                     u.marked = true;
                     ++jc->marked;
                 }
+            }
             update_window(*jc);
             break;
         case ack_type::standard:
@@ -659,7 +666,7 @@ private:
                 update_window(*jc);
                 break;
             }
-            settle(*jc, [&](const unacked& u) { return u.tx < 0 && (one ? u.seq == last : u.seq <= last); },
+            settle(*jc, last, [&](const unacked& u) { return u.tx < 0 && (!one || u.seq == last); },
                    core::settle_outcome::accepted());
             break;
         }
@@ -671,7 +678,7 @@ private:
                 cause = std::string(a.poison_cause->class_name);
                 if (!is_null(a.poison_cause->message)) cause += ": " + std::string(a.poison_cause->message);
             }
-            settle(*jc, [&](const unacked& u) { return u.seq >= first && u.seq <= last; },
+            settle(*jc, last, [&](const unacked& u) { return u.seq >= first; },
                    core::settle_outcome::rejected(std::move(cause)));
             break;
         }
@@ -681,15 +688,22 @@ private:
         respond(a);
     }
 
+    // Settles the deliveries up to broker sequence id `last` that `which` picks. `pending` is in
+    // dispatch order (sequence ids grow), so the walk ends at the first later one: a client
+    // acknowledging every message (AUTO_ACKNOWLEDGE) pays for what it settles, not for the
+    // prefetch window of deliveries behind it.
     template <typename Pred>
-    void settle(jms_consumer& jc, Pred which, core::settle_outcome outcome) {
-        std::map<core::consumer_id, std::vector<core::delivery_tag>> tags;
-        for (auto it = jc.pending.begin(); it != jc.pending.end();) {
+    void settle(jms_consumer& jc, std::int64_t last, Pred which, core::settle_outcome outcome) {
+        // Per kernel consumer (one but for a composite destination), in first-seen order.
+        std::vector<std::pair<core::consumer_id, std::vector<core::delivery_tag>>> tags;
+        for (auto it = jc.pending.begin(); it != jc.pending.end() && it->seq <= last;) {
             if (!which(*it)) {
                 ++it;
                 continue;
             }
-            tags[it->part].push_back(it->tag);
+            auto t = std::find_if(tags.begin(), tags.end(), [&](const auto& e) { return e.first == it->part; });
+            if (t == tags.end()) t = tags.emplace(tags.end(), it->part, std::vector<core::delivery_tag>{});
+            t->second.push_back(it->tag);
             if (it->marked) --jc.marked;
             it = jc.pending.erase(it);
         }
@@ -822,6 +836,9 @@ private:
     // ---- transactions ----------------------------------------------------------------------
 
     void on_transaction(const transaction_info& t) {
+        // RECOVER (a transaction manager's recovery scan, XAResource.recover) names no id.
+        if (!t.transaction_id && t.type == transaction_type::recover)
+            return fail_command(t, "javax.transaction.xa.XAException", "XA transactions are not supported");
         if (!t.transaction_id) return fail_command(t, "javax.jms.JMSException", "TransactionInfo without a transaction id");
         const auto* local = std::get_if<local_transaction_id>(&*t.transaction_id);
         if (!local) return fail_command(t, "javax.transaction.xa.XAException", "XA transactions are not supported");

@@ -265,8 +265,11 @@ private:
         c->sx = cy ? std::max(cy, floor) : 0;  // we send every sx
         c->sy = cx ? std::max(cx, floor) : 0;  // we expect every sy
         connecting_ = std::move(c);   // input is held until the answer
-        auth_.authenticate_async(f.get("login").value_or(""), f.get("passcode").value_or(""),
-                                 completion([this](core::auth_result r) { on_authenticated(std::move(r)); }));
+        auto done = completion([this](core::auth_result r) { on_authenticated(std::move(r)); });
+        // No login but a TLS client certificate: its user (credentials sent win over it).
+        const auto login = f.get("login").value_or("");
+        if (login.empty() && !peer_identity().empty()) return auth_.authenticate_certificate_async(peer_identity(), std::move(done));
+        auth_.authenticate_async(login, f.get("passcode").value_or(""), std::move(done));
     }
 
     void on_authenticated(core::auth_result r) {

@@ -71,6 +71,12 @@ void auth_pool::authenticate_async(std::string_view user, std::string_view passw
     complete(home, std::move(done), {auth_status::busy, {}});
 }
 
+void auth_pool::authenticate_certificate_async(std::string_view user, std::function<void(auth_result)> done) {
+    auto who = auth_.authenticate_certificate(user);
+    complete(executor::current(), std::move(done),
+             who ? auth_result{auth_status::accepted, std::move(*who)} : auth_result{auth_status::refused, {}});
+}
+
 std::size_t auth_pool::queued() const {
     std::lock_guard lock(mutex_);
     return queue_.size();

@@ -59,6 +59,11 @@ public:
     void authenticate_async(std::string_view user, std::string_view password,
                             std::function<void(auth_result)> done);
 
+    // A client whose transport vouches for `user` (a verified TLS client certificate): asks
+    // authenticator::authenticate_certificate (a lookup, no password). `done` runs later on the
+    // calling worker, as for authenticate_async.
+    void authenticate_certificate_async(std::string_view user, std::function<void(auth_result)> done);
+
     // Requests waiting for a thread (not counting those being hashed).
     std::size_t queued() const;
     const auth_pool_settings& settings() const noexcept { return settings_; }

@@ -143,6 +143,14 @@ users_authenticator::users_authenticator(std::string_view text, std::string_view
             if (colon == std::string_view::npos) break;
             rest.remove_prefix(colon + 1);
         }
+        if (count == 2 && fields[1] == "certificate") {
+            if (const char* problem = user_name_problem(fields[0])) fail(problem);
+            const auto [at, fresh] = first_line.emplace(std::string(fields[0]), line_no);
+            if (!fresh)
+                fail("duplicate user '" + std::string(fields[0]) + "' (first on line " + std::to_string(at->second) + ")");
+            users_.emplace(std::string(fields[0]), password_hash{});
+            continue;
+        }
         // The line itself is never quoted back: it holds a password hash.
         if (count != 5)
             fail("expected name:pbkdf2-sha256:iterations:salt:hash (5 fields separated by ':'), got " +
@@ -193,7 +201,8 @@ std::optional<principal> users_authenticator::authenticate(std::string_view user
     // which user names exist.
     static constexpr unsigned char dummy_salt[salt_bytes] = {};
     const auto it = users_.find(user);
-    const bool known = it != users_.end();
+    // A certificate-only user (no hash) costs what an unknown one does, and matches no password.
+    const bool known = it != users_.end() && it->second.iterations != 0;
     const unsigned char* salt = known ? it->second.salt.data() : dummy_salt;
     const std::size_t salt_len = known ? it->second.salt.size() : sizeof dummy_salt;
     const std::uint32_t iterations = known ? it->second.iterations : default_iterations;
@@ -202,6 +211,15 @@ std::optional<principal> users_authenticator::authenticate(std::string_view user
     if (!derive(password, salt, salt_len, iterations, got.data())) return std::nullopt;
     if (!known) return std::nullopt;
     if (CRYPTO_memcmp(got.data(), it->second.hash.data(), hash_bytes) != 0) return std::nullopt;
+    try {
+        return principal{std::string(user), false};
+    } catch (...) {  // bad_alloc
+        return std::nullopt;
+    }
+}
+
+std::optional<principal> users_authenticator::authenticate_certificate(std::string_view user) const noexcept {
+    if (user.empty() || users_.find(user) == users_.end()) return std::nullopt;
     try {
         return principal{std::string(user), false};
     } catch (...) {  // bad_alloc

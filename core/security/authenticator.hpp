@@ -37,13 +37,25 @@ public:
         (void)user;
         return true;
     }
+
+    // The user a verified TLS client certificate names (the transport checked the certificate;
+    // no password). nullopt: refuse. This default (no users file) accepts any name. Never
+    // throws; a lookup, no hashing.
+    virtual std::optional<principal> authenticate_certificate(std::string_view user) const noexcept {
+        try {
+            return principal{std::string(user), false};
+        } catch (...) {
+            return std::nullopt;
+        }
+    }
 };
 
 // Checks passwords against a users file:
 //   # comment
 //   name:pbkdf2-sha256:<iterations>:<salt base64>:<hash base64>
+//   name:certificate          (a user who logs in only with a TLS client certificate)
 // An empty user name is accepted as anonymous only if allow_anonymous; a named user must be
-// in the file with the right password.
+// in the file with the right password; a certificate user must be in the file (either form).
 class users_authenticator final : public authenticator {
 public:
     // Parses the text of a users file; `source_name` (the path) prefixes error messages.
@@ -56,12 +68,13 @@ public:
     // An empty user name is decided without hashing; any other (even unknown: same cost, so
     // response time does not tell which names exist) hashes.
     bool hashes(std::string_view user) const noexcept override { return !user.empty(); }
+    std::optional<principal> authenticate_certificate(std::string_view user) const noexcept override;
 
     std::size_t user_count() const noexcept { return users_.size(); }
 
 private:
     struct password_hash {
-        std::uint32_t iterations = 0;
+        std::uint32_t iterations = 0;   // 0: a certificate-only user (no password matches)
         std::vector<unsigned char> salt;
         std::array<unsigned char, 32> hash{};  // PBKDF2-HMAC-SHA256 output
     };

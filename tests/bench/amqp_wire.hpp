@@ -1,6 +1,6 @@
 // tests/bench/amqp_wire.hpp — the bench's AMQP 1.0 client side: one connection with one session
-// and one link (a sender or a receiver), on Proton C's pn_connection_driver over the bench's own
-// socket (peer). Proton's headers stay in amqp_wire.cpp: this header is all the scenario sees.
+// and one link (a sender or a receiver), framed by hand in amqp_wire.cpp over the bench's own
+// socket (peer). This header is all the scenario sees.
 //
 // The caller moves bytes: feed() what the socket read, take_output() what to write. Callbacks
 // (amqp_events) run inside feed(), never inside send(); settlements and credit are reported once
@@ -51,7 +51,7 @@ public:
 
     // Queues the protocol headers, SASL, open, begin and attach (take_output() to write them).
     void open();
-    // Processes every byte of `in` (Proton keeps what is not a whole frame yet).
+    // Processes every byte of `in` (what is not a whole frame yet is kept for the next call).
     void feed(std::span<const std::uint8_t> in);
     // Sender: messages that may be sent now (the peer's credit minus what is queued).
     std::uint32_t sendable() const;
@@ -59,7 +59,7 @@ public:
     void send(std::span<const std::uint8_t> body);
     // Bytes encoded by send() since the last take_output() (an estimate of what it will give).
     std::size_t unflushed() const noexcept { return unflushed_; }
-    // Appends everything Proton has to write to `out`.
+    // Appends everything encoded since the last call to `out`.
     void take_output(std::string& out);
     // Closes the connection (a close frame; take_output() writes it).
     void close();

@@ -2,10 +2,14 @@
 # round trip (every message received, JSON complete), a topic fan-out, MQTT with background
 # wildcard subscriptions that must match nothing, AMQP 1.0 queues (unsettled, every send
 # accepted), topics (pre-settled) and durable sends, and bad arguments (non-zero exit with a
-# message). Run as: python3 bench_smoke_test.py --bin SWITCHBOARD --bench BENCH
+# message). And the Java OpenWire load client of `compare.sh --openwire` (java/OpenWireBench.java,
+# ActiveMQ's JMS client; skipped without a JDK and Debian's libactivemq-java): async non-persistent
+# 1→1 and synchronous persistent sends, every message received once, the JSON the script reads.
+# Run as: python3 bench_smoke_test.py --bin SWITCHBOARD --bench BENCH
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -140,6 +144,101 @@ class BenchSmokeTest(unittest.TestCase):
         r = self.bench("--port", str(sbtest.free_port()), "--count", "10", "--timeout", "10", "--quiet")
         self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
         self.assertIn("connect", r.stdout)
+
+
+JAVA_LIB = "/usr/share/java"
+OW_JARS = ["activemq-client.jar", "geronimo-jms_1.1_spec.jar", "geronimo-j2ee-management-1.1-spec.jar",
+           "hawtbuf.jar", "slf4j-api.jar", "slf4j-nop.jar"]
+OW_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "java", "OpenWireBench.java")
+
+
+def no_java_client():
+    if not shutil.which("javac") or not shutil.which("java"):
+        return "needs a JDK (scripts/install-deps.sh installs openjdk-17-jdk-headless)"
+    absent = [j for j in OW_JARS if not os.path.isfile(os.path.join(JAVA_LIB, j))]
+    return f"needs Debian's libactivemq-java ({', '.join(absent)})" if absent else None
+
+
+@unittest.skipUnless(no_java_client() is None, no_java_client() or "")
+class OpenWireBenchSmokeTest(unittest.TestCase):
+    """java/OpenWireBench.java against Switchboard's OpenWire listener (the memory store)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="sbbench-ow-")
+        classes = os.path.join(cls.tmp, "classes")
+        os.makedirs(classes)
+        cls.classpath = ":".join([classes] + [os.path.join(JAVA_LIB, j) for j in OW_JARS])
+        r = subprocess.run(["javac", "-nowarn", "-encoding", "UTF-8", "-d", classes, "-cp", cls.classpath, OW_SOURCE],
+                           capture_output=True, text=True, timeout=180)
+        if r.returncode != 0:
+            raise AssertionError(f"javac {OW_SOURCE}:\n{r.stdout}{r.stderr}")
+        cls.broker = sbtest.Broker()
+        cls.broker.ow_port = sbtest.free_port()
+        cls.broker.config["listeners"].append({"name": "openwire", "protocol": "openwire", "address": sbtest.HOST,
+                                               "port": cls.broker.ow_port})
+        cls.broker.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.broker.stop()
+        finally:
+            cls.broker.remove_dir()
+
+    def client(self, *args):
+        return subprocess.run(["java", "-Xmx128m", "-cp", self.classpath, "OpenWireBench", *args],
+                              capture_output=True, text=True, timeout=RUN_TIMEOUT)
+
+    def run_json(self, name, *args):
+        out = os.path.join(self.tmp, name + ".json")
+        r = self.client("--port", str(self.broker.ow_port), "--timeout", "30", "--warmup-s", "0.2",
+                        "--broker-pid", str(self.broker.proc.pid), "--prefix", name, "--json", out, *args)
+        self.assertEqual(r.returncode, 0, f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}\n{self.broker.describe()}")
+        with open(out) as f:
+            j = json.load(f)
+        self.assertTrue(j["complete"])
+        self.assertFalse(j["timed_out"])
+        self.assertEqual(j["errors"], [])
+        self.assertEqual(j["reordered"], 0)
+        self.assertEqual(j["scenario"]["protocol"], "openwire")
+        self.assertGreater(j["send_msgs_per_s"], 0)
+        self.assertGreater(j["client_cpu_s"], 0)
+        self.assertGreaterEqual(j["broker_cpu_s"], 0)   # read from /proc
+        return j
+
+    def test_async_non_persistent_queue_delivers_each_message_once(self):
+        j = self.run_json("owq", "--async", "--count", "3000", "--window", "100")
+        self.assertFalse(j["scenario"]["confirm"])
+        self.assertFalse(j["scenario"]["persistent"])
+        self.assertEqual(j["sent"], 3000)
+        self.assertEqual(j["confirmed"], 0)
+        self.assertEqual(j["received"], 3000)
+        self.assertEqual(j["latency_us"]["count"], 3000)
+        self.assertGreater(j["receive_msgs_per_s"], 0)
+        self.assertLessEqual(j["latency_us"]["p50"], j["latency_us"]["p99"])
+
+    def test_synchronous_persistent_sends_from_many_producers_are_all_answered(self):
+        j = self.run_json("owp", "--persistent", "--producers", "4", "--consumers", "1", "--count", "1000",
+                          "--receive")
+        self.assertTrue(j["scenario"]["confirm"])
+        self.assertEqual(j["sent"], 1000)
+        self.assertEqual(j["confirmed"], 1000)
+        self.assertEqual(j["received"], 1000)
+
+    def test_sends_for_a_duration_without_consumers(self):
+        j = self.run_json("owd", "--persistent", "--producers", "2", "--consumers", "0", "--duration", "1")
+        self.assertEqual(j["scenario"]["consumers"], 0)
+        self.assertGreater(j["confirmed"], 0)
+        self.assertEqual(j["confirmed"], j["sent"])
+        self.assertEqual(j["received"], 0)
+
+    def test_bad_arguments_exit_2(self):
+        for args in (["--count", "5"], ["--port", "1", "--size", "8"], ["--port", "1", "--ack", "sometimes"],
+                     ["--port", "1", "--bogus"]):
+            r = self.client(*args)
+            self.assertEqual(r.returncode, 2, f"{args}: {r.stdout}{r.stderr}")
+            self.assertIn("OpenWireBench:", r.stderr, args)
 
 
 if __name__ == "__main__":

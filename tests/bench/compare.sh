@@ -11,6 +11,10 @@
 # --amqp instead: AMQP 1.0 against RabbitMQ's amqp1_0 plugin — queue 1→1 and 4→4, unsettled,
 # window 1000, 64-byte bodies; 16 senders of durable messages to a durable queue — with
 # Switchboard's STOMP queue 1→1 in the same run (AMQP ÷ STOMP on Switchboard itself).
+# --openwire instead: OpenWire against ActiveMQ 5.17 with ActiveMQ's own JMS client
+# (tests/bench/java/OpenWireBench.java, compiled here): queue 1→1 non-persistent (async sends,
+# prefetch 1000), and 16 producers of persistent messages (synchronous sends) with 0 and 1 consumer;
+# the broker's and the client's CPU per message.
 #
 # Every broker runs as a child of this script on 127.0.0.1, on its own ports, with a config the
 # script writes into a temp dir. Everything is bounded in time (--max-minutes); on exit (normal,
@@ -21,6 +25,9 @@
 #                          [--base-port P] [--max-minutes M] [--before DIR]
 #   tests/bench/compare.sh --persistent [--duration S] [--runs N] [--brokers LIST] [--max-minutes M] ...
 #   tests/bench/compare.sh --amqp [--count N] [--runs N] [--brokers LIST] [--max-minutes M] ...
+#   tests/bench/compare.sh --openwire [--count N] [--duration S] [--runs N] [--brokers LIST] ...
+#   (any mode: --scenarios LIST runs only those scenarios of the mode, e.g.
+#    --amqp --brokers switchboard --scenarios amqp-queue-1to1,stomp-queue-1to1)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -42,8 +49,10 @@ SIZE=128
 WINDOW=1000
 PERSISTENT=0
 AMQP=0
+OPENWIRE=0
 DURATION=""
 BROKERS_GIVEN=0
+SCENARIOS_GIVEN=""   # --scenarios: a comma-separated subset of the mode's scenarios
 BEFORE=""   # --before: the build directory of an earlier Switchboard, run as target `before`
 # Another engineer's build holding this lock would distort the numbers: each run waits for it
 # and holds it while it runs (a build waits a few seconds at most). On a busy machine the waits
@@ -53,7 +62,7 @@ BEFORE=""   # --before: the build directory of an earlier Switchboard, run as ta
 LOCK_FILE=/tmp/sb-build.lock
 
 usage() {
-    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
     cat <<EOF
 
 Options:
@@ -71,6 +80,8 @@ Options:
   --connections K    idle connections per broker (default 10000)
   --brokers LIST     comma-separated subset of: $BROKERS (and before, with --before)
   --no-idle          skip the idle-connection scenario
+  --scenarios LIST   comma-separated subset of the mode's scenarios (names as in the summary),
+                     run in the mode's order; e.g. --amqp --scenarios amqp-queue-1to1,stomp-queue-1to1
   --base-port P      first of the ~40 loopback ports used, outside the ephemeral range (default $BASE_PORT)
   --max-minutes M    hard bound on the whole comparison (default $MAX_MINUTES)
   --persistent       persistent sends with confirmation instead (tests/bench/compare.sh --persistent):
@@ -89,6 +100,16 @@ Options:
                      RabbitMQ with the rabbitmq_amqp1_0 plugin (/queue/<name> addresses; durable
                      termini declare durable queues). Default brokers: switchboard,rabbitmq; no
                      idle scenario; a fresh queue per run
+  --openwire         OpenWire instead, with ActiveMQ's JMS client (tests/bench/java/OpenWireBench.java,
+                     compiled with javac against Debian's libactivemq-java; one JVM per run, the
+                     same client for every broker): queue 1→1 non-persistent (async sends,
+                     prefetch 1000, --count messages), 16 producers of persistent messages with
+                     synchronous sends (each waits for the broker's answer), 0 and 1 consumer
+                     (--duration seconds, default 4); 64-byte BytesMessages, AUTO_ACKNOWLEDGE;
+                     the broker's and the client's CPU per message. Switchboard with the journal
+                     store (sync: always) and an OpenWire listener, ActiveMQ 5.17 with KahaDB
+                     (journal disk syncs on). Default brokers: switchboard,activemq; no idle
+                     scenario; a fresh queue per run
 EOF
 }
 
@@ -107,10 +128,12 @@ while [[ $# -gt 0 ]]; do
         --connections) CONNECTIONS=$2; shift ;;
         --brokers) BROKERS=$2; BROKERS_GIVEN=1; shift ;;
         --no-idle) IDLE=0 ;;
+        --scenarios) SCENARIOS_GIVEN=$2; shift ;;
         --base-port) BASE_PORT=$2; shift ;;
         --max-minutes) MAX_MINUTES=$2; shift ;;
         --persistent) PERSISTENT=1 ;;
         --amqp) AMQP=1 ;;
+        --openwire) OPENWIRE=1 ;;
         --duration) DURATION=$2; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
@@ -124,13 +147,19 @@ if [[ -z $COUNT ]]; then COUNT=$([[ $QUICK == 1 ]] && echo 20000 || echo 100000)
 if [[ -z $CONNECTIONS ]]; then CONNECTIONS=$([[ $QUICK == 1 ]] && echo 2000 || echo 10000); fi
 [[ $COUNT =~ ^[1-9][0-9]*$ ]] || die "--count: expected a positive integer"
 [[ $CONNECTIONS =~ ^[1-9][0-9]*$ ]] || die "--connections: expected a positive integer"
-[[ $PERSISTENT == 0 || $AMQP == 0 ]] || die "--persistent and --amqp exclude each other"
+(( PERSISTENT + AMQP + OPENWIRE <= 1 )) || die "--persistent, --amqp and --openwire exclude each other"
 if [[ $AMQP == 1 ]]; then
     [[ $BROKERS_GIVEN == 1 ]] || BROKERS="switchboard,rabbitmq"
     IDLE=0
     SIZE=64
 fi
-if [[ $PERSISTENT == 1 ]]; then
+if [[ $OPENWIRE == 1 ]]; then
+    [[ $BROKERS_GIVEN == 1 ]] || BROKERS="switchboard,activemq"
+    IDLE=0
+    SIZE=64
+    [[ -n $DURATION ]] || DURATION=4
+    [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "--duration: expected a positive integer (seconds)"
+elif [[ $PERSISTENT == 1 ]]; then
     # mosquitto speaks no STOMP; connections are not what this mode measures.
     [[ $BROKERS_GIVEN == 1 ]] || BROKERS="switchboard,rabbitmq,activemq"
     IDLE=0
@@ -138,7 +167,7 @@ if [[ $PERSISTENT == 1 ]]; then
     [[ -n $DURATION ]] || DURATION=4
     [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "--duration: expected a positive integer (seconds)"
 else
-    [[ -z $DURATION ]] || die "--duration: only with --persistent"
+    [[ -z $DURATION ]] || die "--duration: only with --persistent or --openwire"
 fi
 
 SWITCHBOARD="$BUILD/switchboard"
@@ -159,6 +188,9 @@ DEADLINE=$((START_TS + MAX_MINUTES * 60))
 # ---- packages ---------------------------------------------------------------------------------
 
 declare -A PKG_OF=([mosquitto]="mosquitto" [rabbitmq]="rabbitmq-server" [activemq]="activemq libmqtt-client-java")
+# --openwire: no MQTT connector on ActiveMQ (nothing needs the fusesource MQTT client), and
+# ActiveMQ's JMS client (libactivemq-java, which activemq depends on).
+[[ $OPENWIRE == 0 ]] || PKG_OF[activemq]="activemq libactivemq-java"
 wanted() { [[ ",$BROKERS," == *",$1,"* ]]; }
 
 missing_packages() {
@@ -194,6 +226,22 @@ have() {
     for p in ${PKG_OF[$1]}; do dpkg -s "$p" >/dev/null 2>&1 || return 1; done
 }
 
+# ---- --openwire: the Java client ----------------------------------------------------------------
+
+# ActiveMQ's JMS client from Debian's libactivemq-java (and what it needs), as the integration
+# tests use it (tests/integration/openwire_jms_test.py).
+JAVA_LIB=/usr/share/java
+OW_JARS=(activemq-client.jar geronimo-jms_1.1_spec.jar geronimo-j2ee-management-1.1-spec.jar hawtbuf.jar
+         slf4j-api.jar slf4j-nop.jar)
+CLIENT=("$BENCH")   # what bench() runs: switchboard-bench, or (--openwire) the Java client
+if [[ $OPENWIRE == 1 ]]; then
+    command -v javac >/dev/null && command -v java >/dev/null ||
+        die "--openwire needs a JDK (scripts/install-deps.sh installs openjdk-17-jdk-headless)"
+    for j in "${OW_JARS[@]}"; do
+        [[ -f $JAVA_LIB/$j ]] || die "--openwire needs Debian's libactivemq-java ($JAVA_LIB/$j)"
+    done
+fi
+
 # ---- workspace, ports, process bookkeeping ----------------------------------------------------
 
 # Many idle connections: the brokers (our children) and the bench inherit this.
@@ -207,6 +255,7 @@ P_MOSQ_MQTT=$((BASE_PORT + 10))
 P_RMQ_AMQP=$((BASE_PORT + 20)); P_RMQ_DIST=$((BASE_PORT + 21)); P_RMQ_MQTT=$((BASE_PORT + 22))
 P_RMQ_STOMP=$((BASE_PORT + 23)); P_RMQ_EPMD=$((BASE_PORT + 24))
 P_AMQ_STOMP=$((BASE_PORT + 30)); P_AMQ_MQTT=$((BASE_PORT + 31))
+P_SB_OPENWIRE=$((BASE_PORT + 11)); P_BEFORE_OPENWIRE=$((BASE_PORT + 12)); P_AMQ_OPENWIRE=$((BASE_PORT + 32))
 
 # Client sockets (thousands in the idle scenario) take ephemeral ports; a listener inside that
 # range can find its port taken, so the whole block must lie outside it.
@@ -216,7 +265,8 @@ if (( BASE_PORT + 40 >= EPH_LO && BASE_PORT <= EPH_HI )); then
 fi
 
 for p in $P_SB_STOMP $P_SB_MQTT $P_BEFORE_STOMP $P_BEFORE_MQTT $P_SINK_STOMP $P_SINK_MQTT $P_SB_AMQP $P_BEFORE_AMQP $P_MOSQ_MQTT \
-         $P_RMQ_AMQP $P_RMQ_DIST $P_RMQ_MQTT $P_RMQ_STOMP $P_RMQ_EPMD $P_AMQ_STOMP $P_AMQ_MQTT; do
+         $P_RMQ_AMQP $P_RMQ_DIST $P_RMQ_MQTT $P_RMQ_STOMP $P_RMQ_EPMD $P_AMQ_STOMP $P_AMQ_MQTT \
+         $P_SB_OPENWIRE $P_BEFORE_OPENWIRE $P_AMQ_OPENWIRE; do
     port_open "$p" && die "port $p is in use: choose another --base-port"
 done
 
@@ -225,10 +275,19 @@ WORK=$(mktemp -d /tmp/sb-compare.XXXXXX)
 [[ -n $OUT ]] || OUT="$WORK/results"
 mkdir -p "$OUT/runs" "$OUT/idle" "$OUT/logs"
 LOGS="$OUT/logs"
+if [[ $OPENWIRE == 1 ]]; then
+    mkdir -p "$WORK/java"
+    OW_CP="$WORK/java$(printf ":$JAVA_LIB/%s" "${OW_JARS[@]}")"
+    javac -nowarn -encoding UTF-8 -d "$WORK/java" -cp "$OW_CP" "$HERE/java/OpenWireBench.java" ||
+        die "javac $HERE/java/OpenWireBench.java failed"
+    # C2 compiles the client's paths (no TieredStopAtLevel: these runs are long enough); a heap
+    # that never makes the collector the limit.
+    CLIENT=(java -Xms512m -Xmx512m -XX:+UseParallelGC -cp "$OW_CP" OpenWireBench)
+fi
 
 declare -A PID=()        # target -> the PID this script started (launcher for rabbitmq/activemq)
 declare -A VM_PID=()     # target -> the process that holds the broker's memory (beam.smp, java)
-declare -A STOMP_PORT=() MQTT_PORT=() AMQP_PORT=()
+declare -A STOMP_PORT=() MQTT_PORT=() AMQP_PORT=() OPENWIRE_PORT=()
 
 # The environment of every rabbitmq-server / rabbitmqctl / epmd call: our node, ports and dirs.
 RABBIT_ENV=()
@@ -247,10 +306,11 @@ set_rabbit_env
 # A target is a broker or the sink. start_<t> sets PID, VM_PID and the ports it serves, and
 # returns non-zero (after printing why) when it cannot run here.
 
-# A Switchboard build as target NAME: start_sb NAME BINARY STOMP_PORT MQTT_PORT AMQP_PORT (the
-# current build as `switchboard`, --before's as `before`: the same config, their own ports and dirs).
+# A Switchboard build as target NAME: start_sb NAME BINARY STOMP_PORT MQTT_PORT AMQP_PORT
+# OPENWIRE_PORT (the current build as `switchboard`, --before's as `before`: the same config,
+# their own ports and dirs).
 start_sb() {
-    local t=$1 bin=$2 p_stomp=$3 p_mqtt=$4 p_amqp=$5
+    local t=$1 bin=$2 p_stomp=$3 p_mqtt=$4 p_amqp=$5 p_openwire=$6
     local d=$WORK/$t
     mkdir -p "$d"
     # MQTT rows only when this build has the MQTT listener (`switchboard check` accepts it).
@@ -275,6 +335,18 @@ EOF
             AMQP_PORT[$t]=$p_amqp
         fi
     fi
+    # --openwire: the OpenWire listener, when this build has one.
+    local openwire_listener=""
+    if [[ $OPENWIRE == 1 ]]; then
+        cat > "$d/openwire.yaml" <<EOF
+listeners:
+  - {name: openwire, protocol: openwire, address: 127.0.0.1, port: $p_openwire}
+EOF
+        if "$bin" check -c "$d/openwire.yaml" >/dev/null 2>&1; then
+            openwire_listener="  - {name: openwire, protocol: openwire, address: 127.0.0.1, port: $p_openwire, max_connections: 100000}"
+            OPENWIRE_PORT[$t]=$p_openwire
+        fi
+    fi
     # Defaults, except: memory store (as the others run without persistence), warnings only,
     # no per-subscriber drop on topics (mosquitto and RabbitMQ do not drop either).
     # --persistent: the journal store in the temp dir, synced before every confirmation (the
@@ -282,9 +354,10 @@ EOF
     # memory limit: a queue keeps every message in memory, persistent ones too, so the default
     # 64 MiB holds all producers of a consumer-less queue for good after ~150,000 messages of
     # 64 bytes, where ActiveMQ and RabbitMQ page persistent messages out to their stores.
-    # --amqp: the journal too (its durable-send scenarios); non-persistent messages skip it.
+    # --amqp, --openwire: the journal too (their persistent-send scenarios); non-persistent
+    # messages skip it.
     local store="  type: memory" queue_limit=""
-    if [[ $PERSISTENT == 1 || $AMQP == 1 ]]; then
+    if [[ $PERSISTENT == 1 || $AMQP == 1 || $OPENWIRE == 1 ]]; then
         mkdir -p "$d/data"
         store="  type: journal
   dir: $d/data
@@ -304,6 +377,7 @@ listeners:
   - {name: stomp, protocol: stomp, address: 127.0.0.1, port: $p_stomp, max_connections: 100000}
 $mqtt_listener
 $amqp_listener
+$openwire_listener
 EOF
     "$bin" run -c "$d/switchboard.yaml" > "$LOGS/$t.log" 2>&1 &
     PID[$t]=$!
@@ -313,10 +387,11 @@ EOF
     wait_port "$p_stomp" "${PID[$t]}" "${SB_START_WAIT:-10}" || { tail -20 "$LOGS/$t.log" >&2; return 1; }
     [[ -z ${MQTT_PORT[$t]:-} ]] || wait_port "$p_mqtt" "${PID[$t]}" 10
     [[ -z ${AMQP_PORT[$t]:-} ]] || wait_port "$p_amqp" "${PID[$t]}" 10
+    [[ -z ${OPENWIRE_PORT[$t]:-} ]] || wait_port "$p_openwire" "${PID[$t]}" 10
 }
-start_switchboard() { start_sb switchboard "$SWITCHBOARD" "$P_SB_STOMP" "$P_SB_MQTT" "$P_SB_AMQP"; }
+start_switchboard() { start_sb switchboard "$SWITCHBOARD" "$P_SB_STOMP" "$P_SB_MQTT" "$P_SB_AMQP" "$P_SB_OPENWIRE"; }
 stop_switchboard() { stop_pid "${PID[switchboard]}" 10; }
-start_before() { start_sb before "$SWITCHBOARD_BEFORE" "$P_BEFORE_STOMP" "$P_BEFORE_MQTT" "$P_BEFORE_AMQP"; }
+start_before() { start_sb before "$SWITCHBOARD_BEFORE" "$P_BEFORE_STOMP" "$P_BEFORE_MQTT" "$P_BEFORE_AMQP" "$P_BEFORE_OPENWIRE"; }
 stop_before() { [[ -z ${PID[before]:-} ]] || stop_pid "${PID[before]}" 10; }
 
 start_sink() {
@@ -355,7 +430,7 @@ EOF
     MQTT_PORT[mosquitto]=$P_MOSQ_MQTT
     wait_port "$P_MOSQ_MQTT" "${PID[mosquitto]}" 10 || { tail -20 "$LOGS/mosquitto.log" >&2; return 1; }
 }
-stop_mosquitto() { stop_pid "${PID[mosquitto]}" 10; }
+stop_mosquitto() { [[ -z ${PID[mosquitto]:-} ]] || stop_pid "${PID[mosquitto]}" 10; }
 
 start_rabbitmq() {
     have rabbitmq || { log "rabbitmq: package not installed, skipped"; return 1; }
@@ -409,10 +484,15 @@ log4j.appender.stdout=org.apache.log4j.ConsoleAppender
 log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
 log4j.appender.stdout.layout.ConversionPattern=%d %-5p %c - %m%n
 EOF
-    # --persistent: KahaDB in the temp dir with its defaults, journal synced before a send is
-    # acknowledged (enableJournalDiskSyncs, the default, spelled out).
-    local persistent=false store=""
-    if [[ $PERSISTENT == 1 ]]; then
+    # --persistent, --openwire: KahaDB in the temp dir with its defaults, journal synced before a
+    # send is acknowledged (enableJournalDiskSyncs, the default, spelled out). --openwire: an
+    # OpenWire connector too (plain tcp://, ActiveMQ's default transport).
+    local persistent=false store="" openwire="" mqtt="<transportConnector name=\"mqtt\" uri=\"mqtt+nio://127.0.0.1:$P_AMQ_MQTT\"/>"
+    if [[ $OPENWIRE == 1 ]]; then
+        openwire="<transportConnector name=\"openwire\" uri=\"tcp://127.0.0.1:$P_AMQ_OPENWIRE\"/>"
+        mqtt=""
+    fi
+    if [[ $PERSISTENT == 1 || $OPENWIRE == 1 ]]; then
         persistent=true
         store="<persistenceAdapter><kahaDB directory=\"$d/data/kahadb\" enableJournalDiskSyncs=\"true\"/></persistenceAdapter>"
     fi
@@ -427,7 +507,8 @@ EOF
     $store
     <transportConnectors>
       <transportConnector name="stomp" uri="stomp+nio://127.0.0.1:$P_AMQ_STOMP"/>
-      <transportConnector name="mqtt" uri="mqtt+nio://127.0.0.1:$P_AMQ_MQTT"/>
+      $mqtt
+      $openwire
     </transportConnectors>
   </broker>
 </beans>
@@ -442,16 +523,25 @@ EOF
     PID[activemq]=$!
     STOMP_PORT[activemq]=$P_AMQ_STOMP
     MQTT_PORT[activemq]=$P_AMQ_MQTT
-    if ! wait_port "$P_AMQ_STOMP" "${PID[activemq]}" 90 || ! wait_port "$P_AMQ_MQTT" "${PID[activemq]}" 10; then
+    if ! wait_port "$P_AMQ_STOMP" "${PID[activemq]}" 90; then
+        tail -20 "$LOGS/activemq.log" >&2
+        return 1
+    fi
+    if [[ $OPENWIRE == 1 ]]; then
+        unset "MQTT_PORT[activemq]"
+        wait_port "$P_AMQ_OPENWIRE" "${PID[activemq]}" 10 || { tail -20 "$LOGS/activemq.log" >&2; return 1; }
+        OPENWIRE_PORT[activemq]=$P_AMQ_OPENWIRE
+    elif ! wait_port "$P_AMQ_MQTT" "${PID[activemq]}" 10; then
         tail -20 "$LOGS/activemq.log" >&2
         return 1
     fi
     # The launcher's shell runs java as its child; the JVM holds the memory and is stopped first.
     VM_PID[activemq]=$(pgrep -P "${PID[activemq]}" java || true)
 }
+# (Also called for a broker that never started, its package missing: no PID, nothing to stop.)
 stop_activemq() {
-    [[ -n ${VM_PID[activemq]:-} ]] && stop_pid "${VM_PID[activemq]}" 15
-    stop_pid "${PID[activemq]}" 5
+    [[ -z ${VM_PID[activemq]:-} ]] || stop_pid "${VM_PID[activemq]}" 15
+    [[ -z ${PID[activemq]:-} ]] || stop_pid "${PID[activemq]}" 5
 }
 
 RUNNING=()   # targets started and not yet stopped
@@ -470,7 +560,7 @@ stop_target() {
     "stop_$t" || true
     for r in "${RUNNING[@]}"; do [[ $r == "$t" ]] || keep+=("$r"); done
     RUNNING=("${keep[@]}")
-    unset "PID[$t]" "VM_PID[$t]" "STOMP_PORT[$t]" "MQTT_PORT[$t]" "AMQP_PORT[$t]"
+    unset "PID[$t]" "VM_PID[$t]" "STOMP_PORT[$t]" "MQTT_PORT[$t]" "AMQP_PORT[$t]" "OPENWIRE_PORT[$t]"
 }
 PERF_PID=""  # a perf counting a broker's syncs during one run
 cleanup() {
@@ -506,7 +596,7 @@ bench() {
         PERF_PID=$!
         sleep 0.3   # attached to every thread before the first send
     fi
-    timeout $((t + 15)) "$BENCH" "$@" --timeout "$t" 9>&- || true
+    timeout $((t + 15)) "${CLIENT[@]}" "$@" --timeout "$t" 9>&- || true
     if [[ -n $PERF_PID ]]; then
         kill -INT "$PERF_PID" 2>/dev/null || true
         wait "$PERF_PID" 2>/dev/null || true
@@ -551,6 +641,8 @@ SCENARIOS=(mqtt-qos0-1to1 mqtt-qos1-1to1 mqtt-qos0-4to1 mqtt-qos1-4to1 stomp-que
 WARM=$(( COUNT / 10 > 1000 ? COUNT / 10 : 1000 ))
 RUN_ARGS=(--count "$COUNT" --size "$SIZE" --window "$WINDOW")
 WARM_ARGS=(--count "$WARM" --size "$SIZE" --window "$WINDOW")
+# --openwire: a warm-up run is a second of sends (a later --duration wins in the Java client).
+[[ $OPENWIRE == 0 ]] || WARM_ARGS+=(--duration 1)
 
 if [[ $PERSISTENT == 1 ]]; then
     # 16 producers, a receipt on every persistent SEND: window 1 (each producer waits for its
@@ -580,17 +672,50 @@ if [[ $AMQP == 1 ]]; then
     )
     SCENARIOS=(amqp-queue-1to1 amqp-queue-4to4 amqp-durable-16to0 amqp-durable-16to1 stomp-queue-1to1)
 fi
+if [[ $OPENWIRE == 1 ]]; then
+    # The same Java client (ActiveMQ's JMS client) against every broker; switchboard-bench's option
+    # names. ow-queue-1to1: non-persistent, async sends (`jms.useAsyncSend=true`: nothing confirms
+    # them), --count messages, prefetch 1000 (--window). ow-persist-*: 16 producers of persistent
+    # messages, each send synchronous (the broker's Response: stored), for --duration seconds.
+    # Every run: one second of the same traffic first, not counted (the client's JIT), and the
+    # broker's CPU time over the measured part (--broker-pid, /proc).
+    SCEN_ARGS=(
+        [ow-queue-1to1]="--async --producers 1 --consumers 1"
+        [ow-persist-16to0]="--persistent --producers 16 --consumers 0 --duration $DURATION"
+        [ow-persist-16to1]="--persistent --producers 16 --consumers 1 --duration $DURATION"
+    )
+    SCENARIOS=(ow-queue-1to1 ow-persist-16to0 ow-persist-16to1)
+fi
+if [[ -n $SCENARIOS_GIVEN ]]; then
+    IFS=, read -r -a wanted_scenarios <<< "$SCENARIOS_GIVEN"
+    for w in "${wanted_scenarios[@]}"; do
+        [[ -n ${SCEN_ARGS[$w]:-} ]] || die "--scenarios: unknown scenario in this mode: $w (have: ${SCENARIOS[*]})"
+    done
+    kept=()
+    for s in "${SCENARIOS[@]}"; do
+        [[ ",$SCENARIOS_GIVEN," == *",$s,"* ]] && kept+=("$s")
+    done
+    SCENARIOS=("${kept[@]}")
+fi
+
 
 # --persistent: a queue of its own per run, so no run drains an earlier one's backlog and what
 # each run left on disk can be checked afterwards. (Otherwise the bench's default names.)
 PREFIX_ARGS=()
-# (--amqp: a fresh queue per run too: a durable run leaves its messages where RabbitMQ stores them.)
-set_prefix() { PREFIX_ARGS=(); [[ $PERSISTENT == 0 && $AMQP == 0 ]] || PREFIX_ARGS=(--prefix "$1"); }
+# (--amqp, --openwire: a fresh queue per run too: a persistent run leaves its messages in the store.)
+set_prefix() {
+    PREFIX_ARGS=()
+    [[ $PERSISTENT == 0 && $AMQP == 0 && $OPENWIRE == 0 ]] || PREFIX_ARGS=(--prefix "$1")
+}
+# --openwire: the broker process whose CPU time the client reads over the measured part.
+CPU_ARGS=()
+set_cpu_pid() { CPU_ARGS=(); [[ $OPENWIRE == 0 || -z ${VM_PID[$1]:-} ]] || CPU_ARGS=(--broker-pid "${VM_PID[$1]}"); }
 
 port_for() {  # target scenario
     case $2 in
         mqtt-*) echo "${MQTT_PORT[$1]:-}" ;;
         amqp-*) echo "${AMQP_PORT[$1]:-}" ;;
+        ow-*) echo "${OPENWIRE_PORT[$1]:-}" ;;
         *) echo "${STOMP_PORT[$1]:-}" ;;
     esac
 }
@@ -615,6 +740,10 @@ port_for() {  # target scenario
     if [[ $PERSISTENT == 1 ]]; then
         echo "mode: persistent  duration: ${DURATION}s  size: $SIZE  runs: $RUNS  sync counts: $([[ $HAVE_PERF == 1 ]] && echo perf || echo unavailable)"
         echo "temp filesystem: $(findmnt -n -T "$WORK" -o SOURCE,FSTYPE,OPTIONS 2>/dev/null || echo unknown)"
+    elif [[ $OPENWIRE == 1 ]]; then
+        echo "mode: openwire  count: $COUNT  duration: ${DURATION}s  size: $SIZE  prefetch: $WINDOW  runs: $RUNS  switchboard store: journal (sync: always)  activemq store: KahaDB"
+        echo "client: $(java -version 2>&1 | head -1); ActiveMQ JMS client $(dpkg-query -W -f='${Version}' libactivemq-java 2>/dev/null || echo '?')"
+        echo "temp filesystem: $(findmnt -n -T "$WORK" -o SOURCE,FSTYPE,OPTIONS 2>/dev/null || echo unknown)"
     elif [[ $AMQP == 1 ]]; then
         echo "mode: amqp  count: $COUNT  size: $SIZE  window: $WINDOW  runs: $RUNS  switchboard store: journal (sync: always)"
         echo "temp filesystem: $(findmnt -n -T "$WORK" -o SOURCE,FSTYPE,OPTIONS 2>/dev/null || echo unknown)"
@@ -625,6 +754,7 @@ port_for() {  # target scenario
 cat "$OUT/machine.txt" >&2
 
 TARGETS=(sink)
+[[ $OPENWIRE == 0 ]] || TARGETS=()   # the sink speaks no OpenWire
 for b in switchboard before mosquitto rabbitmq activemq; do wanted "$b" && TARGETS+=("$b"); done
 
 # ---- idle connections: each broker fresh, alone, one protocol at a time ------------------------
@@ -665,8 +795,9 @@ for s in "${SCENARIOS[@]}"; do
         [[ -n $port ]] || continue
         log "warm-up  $s  $t"
         set_prefix "warm-$s"
+        set_cpu_pid "$t"
         # shellcheck disable=SC2086
-        bench ${SCEN_ARGS[$s]} --port "$port" "${WARM_ARGS[@]}" "${PREFIX_ARGS[@]}" \
+        bench ${SCEN_ARGS[$s]} --port "$port" "${WARM_ARGS[@]}" "${PREFIX_ARGS[@]}" "${CPU_ARGS[@]}" \
             --label "$t" --quiet > "$OUT/warmup/$s.$t.txt" 2>&1 || break 2
     done
 done
@@ -690,8 +821,9 @@ for ((round = 1; round <= RUNS && !out_of_time; round++)); do
                 SYNC_OUT="$OUT/runs/$s.$t.$round.syncs"
             fi
             set_prefix "r$round-$s"
+            set_cpu_pid "$t"
             # shellcheck disable=SC2086
-            if ! bench ${SCEN_ARGS[$s]} --port "$port" "${RUN_ARGS[@]}" "${PREFIX_ARGS[@]}" \
+            if ! bench ${SCEN_ARGS[$s]} --port "$port" "${RUN_ARGS[@]}" "${PREFIX_ARGS[@]}" "${CPU_ARGS[@]}" \
                     --label "$t" --quiet --json "$OUT/runs/$s.$t.$round.json" \
                     > "$OUT/runs/$s.$t.$round.txt" 2>&1; then
                 log "out of time (--max-minutes $MAX_MINUTES): stopping the runs here"
@@ -763,19 +895,20 @@ cleanup
 
 # ---- summary ------------------------------------------------------------------------------------
 
-/usr/bin/python3 - "$OUT" "${TARGETS[*]}" "${SCENARIOS[*]}" "$PERSISTENT" "$AMQP" <<'PYEOF'
+/usr/bin/python3 - "$OUT" "${TARGETS[*]}" "${SCENARIOS[*]}" "$PERSISTENT" "$AMQP" "$OPENWIRE" <<'PYEOF'
 import glob, json, os, statistics, sys
 
 out, targets, scenarios = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
 persistent = sys.argv[4] == "1"
 amqp = sys.argv[5] == "1"
+openwire = sys.argv[6] == "1"
 brokers = [t for t in targets if t != "sink"]
 # The headline: deliveries per second; with --persistent, confirmed sends per second (a
 # pure-enqueue run delivers nothing, and confirmation is what is being measured); with --amqp,
 # the same for its scenarios without consumers.
 rate_key = "send_msgs_per_s" if persistent else "receive_msgs_per_s"
 def rate_of(s):
-    return "send_msgs_per_s" if persistent or (amqp and s.endswith("to0")) else "receive_msgs_per_s"
+    return "send_msgs_per_s" if persistent or ((amqp or openwire) and s.endswith("to0")) else "receive_msgs_per_s"
 
 def load(path):
     try:
@@ -805,6 +938,8 @@ summary = {"throughput": {}, "idle": {}}
 lines = []
 if persistent:
     lines.append("### Persistent sends: confirmed msgs/s, median of runs [min–max]; ratio = Switchboard ÷ broker\n")
+elif openwire:
+    lines.append("### OpenWire (ActiveMQ's JMS client): received msgs/s (…to0: confirmed sends/s), median of runs [min–max]; ratio = Switchboard ÷ broker\n")
 elif amqp:
     lines.append("### AMQP 1.0: received msgs/s (…to0: confirmed sends/s), median of runs [min–max]; ratio = Switchboard ÷ broker\n")
 else:
@@ -815,12 +950,15 @@ lines.append("|" + "---|" * (len(targets) + 1))
 lat = ["", "### End-to-end latency (ms): p50 / p99 / p99.9 of the median-throughput run\n",
        "| scenario | " + " | ".join(("sink" if t == "sink" else t) for t in targets) + " |",
        "|" + "---|" * (len(targets) + 1)]
+cpu = ["", "### CPU per message in the median run: broker / client (µs of CPU time, user + system, per message counted)\n",
+       "| scenario | " + " | ".join(targets) + " |",
+       "|" + "---|" * (len(targets) + 1)]
 syn = ["", "### Syncs: the broker's fsync + fdatasync calls in the median run; confirmed sends per call\n",
        "| scenario | " + " | ".join(brokers) + " |",
        "|" + "---|" * (len(brokers) + 1)]
 for s in scenarios:
     rate_key = rate_of(s)
-    row, lrow, srow = [s], [s], [s]
+    row, lrow, srow, crow = [s], [s], [s], [s]
     medians = {}
     for t in targets:
         paths = sorted(glob.glob(os.path.join(out, "runs", f"{s}.{t}.*.json")))
@@ -829,6 +967,7 @@ for s in scenarios:
         if not runs or not ok:
             row.append("n/a" if not runs else "error: " + runs[0][1]["errors"][0][:60])
             lrow.append("n/a" if not runs else "–")
+            crow.append("n/a" if not runs else "–")
             if t != "sink":
                 srow.append("n/a" if not runs else "–")
             continue
@@ -865,10 +1004,20 @@ for s in scenarios:
                 srow.append(f"{mid['confirmed'] / n:.1f} ({n} calls, ≈{n / mid['send_s']:.0f}/s)")
             else:
                 srow.append("not counted")
+        if openwire:
+            # Per message counted: received, or (nothing received) confirmed sends.
+            n = mid["received"] or mid["confirmed"]
+            b, c = mid.get("broker_cpu_s"), mid.get("client_cpu_s")
+            if n and b is not None and b >= 0 and c is not None:
+                entry.update(broker_cpu_us_per_msg=b / n * 1e6, client_cpu_us_per_msg=c / n * 1e6)
+                crow.append(f"{b / n * 1e6:.1f} / {c / n * 1e6:.1f}")
+            else:
+                crow.append("not measured")
         summary["throughput"].setdefault(s, {})[t] = entry
     lines.append("| " + " | ".join(row) + " |")
     lat.append("| " + " | ".join(lrow) + " |")
     syn.append("| " + " | ".join(srow) + " |")
+    cpu.append("| " + " | ".join(crow) + " |")
 if amqp:
     # AMQP against STOMP on Switchboard itself: the same queue 1→1 in the same run.
     tp = summary["throughput"]
@@ -877,6 +1026,8 @@ if amqp:
     if a and st and st["median"] > 0:
         summary["amqp_over_stomp_1to1"] = a["median"] / st["median"]
         lines += ["", f"Switchboard AMQP queue 1→1 ÷ STOMP queue 1→1 (confirmed): {a['median'] / st['median']:.2f}"]
+if openwire:
+    lines += cpu
 if persistent:
     lines += syn
     # Latency only where something was delivered.
@@ -946,7 +1097,7 @@ with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)
 print(text)
 PYEOF
-if [[ $PERSISTENT == 1 || $AMQP == 1 ]]; then
+if [[ $PERSISTENT == 1 || $AMQP == 1 || $OPENWIRE == 1 ]]; then
     # The brokers' stores (hundreds of MB after a few runs); configs and logs stay.
     rm -rf "$WORK/switchboard/data" "$WORK/before/data" "$WORK/activemq/data" "$WORK/rabbitmq/mnesia"
     log "removed the brokers' stores under $WORK"

@@ -9,7 +9,9 @@
 # ActiveMQ (amqtest.py), which shows the scenarios themselves are right (skipped without it).
 #
 # One JVM per variant runs every scenario (a JVM start costs a second or two); every scenario
-# bounds its own waits (JmsScenarios.WAIT_MS), and each JVM run is bounded here too.
+# bounds its own waits (JmsScenarios.WAIT_MS), and each JVM run is bounded here too. The default
+# variant's JVM also runs what needs one run only: XA refused (ActiveMQ: XA committed), scheduled
+# delivery (AMQ_SCHEDULED_DELAY, both brokers) and `ssl://` to a TLS listener (Switchboard).
 
 import os
 import shutil
@@ -52,7 +54,26 @@ VARIANTS = {
 # client's v1 marshallers fail a pull with "Unknown data type: 20", against ActiveMQ too).
 NOT_IN = {"v1": {"prefetch0"}}
 
+# Scenarios run once, in the default variant's JVM: Switchboard refuses XA clearly, ActiveMQ
+# runs the same transaction manager's steps to a commit (the scenario's own check).
+EXTRA = {"switchboard": ["xa:refused", "scheduled"], "activemq": ["xa:supported", "scheduled"]}
+
 RUN_TIMEOUT = 240   # one JVM, every scenario (each bounded by its own waits)
+TRUST_PASSWORD = "switchboard"
+
+
+def make_tls_files(root):
+    """A self-signed certificate for 127.0.0.1 and localhost (as subject alternative names: the
+    client's ssl:// transport verifies the host name), its key, and a PKCS12 truststore holding
+    it for the JVM (keytool): (cert, key, truststore)."""
+    cert, key, trust = (os.path.join(root, n) for n in ("server.pem", "server.key", "trust.p12"))
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True, timeout=60)
+    subprocess.run([shutil.which("keytool"), "-importcert", "-noprompt", "-alias", "switchboard", "-file", cert,
+                    "-keystore", trust, "-storetype", "PKCS12", "-storepass", TRUST_PASSWORD],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key, trust
 
 
 def missing():
@@ -116,8 +137,8 @@ def scenarios():
 
 
 class JmsCase(unittest.TestCase):
-    def check_variant(self, url, prefix, key):
-        names = [n for n in SCENARIOS if n not in NOT_IN.get(key, ())]
+    def check_variant(self, url, prefix, key, extra=()):
+        names = [n for n in SCENARIOS if n not in NOT_IN.get(key, ())] + list(extra)
         results, out = scenarios().run(url, prefix, names)
         failed = {k: v for k, v in results.items() if v is not None}
         for name in names:
@@ -133,9 +154,13 @@ class SwitchboardOpenWire(JmsCase):
     @classmethod
     def setUpClass(cls):
         cls.ow_port = sbtest.free_port()
+        cls.tls_port = sbtest.free_port()
         cls.broker = sbtest.Broker({"broker": {"advisories": True}})
-        cls.broker.config["listeners"].append({"name": "openwire", "protocol": "openwire", "address": HOST,
-                                               "port": cls.ow_port})
+        cert, key, cls.truststore = make_tls_files(cls.broker.dir)
+        cls.broker.config["listeners"] += [
+            {"name": "openwire", "protocol": "openwire", "address": HOST, "port": cls.ow_port},
+            {"name": "openwire-tls", "protocol": "openwire", "address": HOST, "port": cls.tls_port,
+             "tls": {"cert": cert, "key": key}}]
         cls.broker.start()
 
     @classmethod
@@ -148,7 +173,8 @@ class SwitchboardOpenWire(JmsCase):
 
     def variant(self, key):
         url = f"tcp://{HOST}:{self.ow_port}{VARIANTS[key]}"
-        failed, out = self.check_variant(url, "sb-" + key, key)
+        extra = EXTRA["switchboard"] + [f"tls:{self.tls_port}:{self.truststore}:{TRUST_PASSWORD}"] if key == "default" else []
+        failed, out = self.check_variant(url, "sb-" + key, key, extra)
         if failed:
             sys.stderr.write(f"\n[{key}] JVM output:\n{out}\n{self.broker.describe()}\n")
 
@@ -465,13 +491,14 @@ class ActiveMQReference(JmsCase):
 
     def test_reference(self):
         root = tempfile.mkdtemp(prefix="sb-jms-amq-")
-        amq = amqtest.ActiveMQ("reference", root, persistent=False, advisory=True)
+        amq = amqtest.ActiveMQ("reference", root, persistent=False, advisory=True, scheduler=True)
         try:
             amq.start()
             amq.wait_ready()
             for key, options in VARIANTS.items():
                 with self.subTest(variant=key):
-                    failed, out = self.check_variant(amq.url + options, "amq-" + key, key)
+                    extra = EXTRA["activemq"] if key == "default" else []
+                    failed, out = self.check_variant(amq.url + options, "amq-" + key, key, extra)
                     if failed:
                         sys.stderr.write(f"\n[activemq {key}] JVM output:\n{out}\n{amq.describe()}\n")
         finally:

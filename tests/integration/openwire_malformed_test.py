@@ -4,8 +4,10 @@
 # command larger than the negotiated maximum frame size, an unknown command type, a marshalling
 # cache index out of range, a truncated command; each is answered with a ConnectionError (or
 # just closed, for the truncated one) and ends that connection only: another connection,
-# negotiated before, still answers a KeepAliveInfo. Commands for unknown connection ids are
-# refused with an ExceptionResponse without closing.
+# negotiated before, still answers a KeepAliveInfo. Commands for unknown connection ids, and a
+# cached id naming a slot never filled (null, as in ActiveMQ), are refused with an
+# ExceptionResponse without closing. And the inactivity monitor: a connection that negotiated a
+# MaxInactivityDuration and then went silent is closed after it; one sending KeepAliveInfo stays.
 #
 # The frames are written in the loose encoding (the one every version starts with): [size]
 # [type] then the fields; a WireFormatInfo is the magic, the version and its properties as a
@@ -51,9 +53,10 @@ def frame(body):
     return struct.pack(">I", len(body)) + body
 
 
-def wire_format_info(magic=b"ActiveMQ", version=12, cache=True):
+def wire_format_info(magic=b"ActiveMQ", version=12, cache=True, inactivity_ms=0):
     p = props({"TightEncodingEnabled": False, "CacheEnabled": cache, "CacheSize": 1024, "SizePrefixDisabled": False,
-               "StackTraceEnabled": False, "MaxInactivityDuration": ("long", 0)})
+               "StackTraceEnabled": False, "MaxInactivityDuration": ("long", inactivity_ms),
+               "MaxInactivityDurationInitalDelay": ("long", 0)})
     return frame(bytes([WIRE_FORMAT_INFO]) + magic + struct.pack(">i", version) + b"\x01" + struct.pack(">i", len(p)) + p)
 
 
@@ -90,12 +93,28 @@ class RawOpenWire:
                 return None
             self.buf += data
 
-    def handshake(self, cache=True):
+    def handshake(self, cache=True, inactivity_ms=0):
         kind, _ = self.read_frame()
         assert kind == WIRE_FORMAT_INFO, kind
-        self.send(wire_format_info(cache=cache))
+        self.send(wire_format_info(cache=cache, inactivity_ms=inactivity_ms))
         kind, _ = self.read_frame()
         assert kind == BROKER_INFO, kind
+
+    def frames_until(self, deadline):
+        """The types of the frames that arrive before `deadline` (time.monotonic()), and
+        whether the connection ended before it."""
+        kinds = []
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return kinds, False
+            try:
+                f = self.read_frame(timeout=left)
+            except (AssertionError, TimeoutError):   # nothing more within the time
+                return kinds, False
+            if f is None:
+                return kinds, True
+            kinds.append(f[0])
 
     def expect_error_and_close(self, test, why):
         """A ConnectionError whose message contains `why`, then the end of the connection."""
@@ -108,6 +127,16 @@ class RawOpenWire:
         errors = [body for kind, body in frames if kind == CONNECTION_ERROR]
         test.assertTrue(errors, f"no ConnectionError before the close: {[k for k, _ in frames]}")
         test.assertIn(why, errors[0])
+
+    def expect_refusal_and_stay(self, test, why, command_id):
+        """An ExceptionResponse whose message contains `why`, and the connection stays: it still
+        answers a KeepAliveInfo (sent with `command_id`)."""
+        kind, body = self.read_frame()
+        test.assertEqual(kind, EXCEPTION_RESPONSE)
+        test.assertIn(why, body)
+        self.send(keep_alive(command_id))
+        kind, _ = self.read_frame()
+        test.assertEqual(kind, KEEP_ALIVE)
 
     def close(self):
         self.sock.close()
@@ -179,6 +208,53 @@ class OpenWireMalformed(sbtest.BrokerTestCase):
         c.send(frame(bytes([SESSION_INFO]) + struct.pack(">i", 1) + b"\x01" + b"\x00" + struct.pack(">h", 2000)))
         c.expect_error_and_close(self, b"cache")
 
+    def test_cache_slot_never_filled(self):
+        # A ConnectionInfo whose connection id names slot 5 of the cache, which no command
+        # filled: null, as ActiveMQ's getFromUnmarshallCache reads it, and so refused for the
+        # missing id with an ExceptionResponse; the connection stays.
+        c = self.raw()
+        c.handshake(cache=True)
+        # Command id, response required, the cached id (not new, index 5), client id, password,
+        # user name and broker path null, five false booleans, client ip null.
+        c.send(frame(bytes([CONNECTION_INFO]) + struct.pack(">i", 3) + b"\x01" + b"\x00" + struct.pack(">h", 5) +
+                     b"\x00" * 4 + b"\x00" * 5 + b"\x00"))
+        c.expect_refusal_and_stay(self, b"without a connection id", 4)
+
+    # The inactivity monitor: the broker announces 3000 ms and no initial delay, the client
+    # 800 ms; the smaller one applies.
+    INACTIVITY = {"openwire": {"max_inactivity_ms": 3000, "max_inactivity_initial_delay_ms": 0}}
+
+    @sbtest.config_override(INACTIVITY)
+    def test_inactivity_monitor_closes_a_silent_connection(self):
+        c = self.raw()
+        c.handshake(inactivity_ms=800)
+        start = time.monotonic()
+        kinds, ended = c.frames_until(start + 0.8 + WAIT)
+        elapsed = time.monotonic() - start
+        self.assertTrue(ended, f"still open {elapsed:.1f} s after the handshake")
+        self.assertGreaterEqual(elapsed, 0.8 * 0.9, "closed before the negotiated 800 ms")
+        self.assertLess(elapsed, 2.5, "closed only near the broker's 3000 ms: the smaller duration was not used")
+        # Meanwhile the broker wrote a KeepAliveInfo after each third of it without output.
+        self.assertIn(KEEP_ALIVE, kinds)
+
+    @sbtest.config_override(INACTIVITY)
+    def test_inactivity_monitor_keeps_a_connection_that_sends_keep_alives(self):
+        c = self.raw()
+        c.handshake(inactivity_ms=800)
+        start = time.monotonic()
+        command_id = 10
+        # Three durations long, a KeepAliveInfo every 200 ms (each answered: it asks for a
+        # response); the broker must not close.
+        while time.monotonic() < start + 3 * 0.8:
+            c.send(keep_alive(command_id))
+            command_id += 1
+            kinds, ended = c.frames_until(time.monotonic() + 0.2)
+            self.assertFalse(ended, f"closed {time.monotonic() - start:.1f} s after the handshake despite keep-alives")
+            self.assertIn(KEEP_ALIVE, kinds, "a KeepAliveInfo asking for a response is answered")
+        c.send(keep_alive(command_id))
+        kind, _ = c.read_frame()
+        self.assertEqual(kind, KEEP_ALIVE)
+
     def test_truncated_command(self):
         c = self.raw()
         c.handshake()
@@ -193,12 +269,7 @@ class OpenWireMalformed(sbtest.BrokerTestCase):
         c.handshake(cache=False)
         session_id = b"\x01" + bytes([121]) + b"\x01" + utf("ID:nobody-1") + struct.pack(">q", 1)
         c.send(frame(bytes([SESSION_INFO]) + struct.pack(">i", 5) + b"\x01" + session_id))
-        kind, body = c.read_frame()
-        self.assertEqual(kind, EXCEPTION_RESPONSE)
-        self.assertIn(b"ConnectionInfo must come first", body)
-        c.send(keep_alive(6))
-        kind, _ = c.read_frame()
-        self.assertEqual(kind, KEEP_ALIVE)
+        c.expect_refusal_and_stay(self, b"ConnectionInfo must come first", 6)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,11 @@ import javax.jms.TemporaryQueue;
 import javax.jms.TextMessage;
 import javax.jms.Topic;
 import javax.jms.TopicSubscriber;
+import javax.jms.XAConnection;
+import javax.jms.XASession;
+import javax.transaction.xa.XAException;
+import javax.transaction.xa.XAResource;
+import javax.transaction.xa.Xid;
 
 import javax.jms.InvalidClientIDException;
 import javax.jms.QueueBrowser;
@@ -42,6 +47,8 @@ import javax.jms.QueueBrowser;
 import org.apache.activemq.ActiveMQConnection;
 import org.apache.activemq.ActiveMQConnectionFactory;
 import org.apache.activemq.ActiveMQSession;
+import org.apache.activemq.ActiveMQSslConnectionFactory;
+import org.apache.activemq.ActiveMQXAConnectionFactory;
 import org.apache.activemq.RedeliveryPolicy;
 
 public final class JmsScenarios {
@@ -99,6 +106,8 @@ public final class JmsScenarios {
         case "xsend": return () -> crossSend(a[1], a[2]);
         case "login": return () -> login(a[1], a[2], a[3].equals("accepted"));
         case "xreceive": return () -> crossReceive(a[1], a[2], Integer.parseInt(a[3]));
+        case "xa": return () -> xa(a[1].equals("supported"));
+        case "tls": return () -> tls(a[1], a[2], a[3]);
         default: break;
         }
         switch (name) {
@@ -120,6 +129,7 @@ public final class JmsScenarios {
         case "client_id": return JmsScenarios::clientId;
         case "no_local": return JmsScenarios::noLocal;
         case "async_window": return JmsScenarios::asyncWindow;
+        case "scheduled": return JmsScenarios::scheduled;
         default: return null;
         }
     }
@@ -796,6 +806,129 @@ public final class JmsScenarios {
             for (int i = 0; i < n; ++i) p.send(s.createTextMessage("a-" + i));
             final MessageConsumer consumer = s.createConsumer(q);
             for (int i = 0; i < n; ++i) equal("a-" + i, text(consumer, "async " + i), "async " + i);
+        } finally {
+            c.close();
+        }
+    }
+
+    // Scheduled delivery: a message with the long property AMQ_SCHEDULED_DELAY (ms) arrives no
+    // earlier than that after its send; one sent after it without a delay arrives first, at once.
+    static void scheduled() throws Exception {
+        final long delay = 1500;
+        final Connection c = open();
+        try {
+            final Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+            final Queue q = s.createQueue(name("scheduled"));
+            final MessageConsumer consumer = s.createConsumer(q);
+            final MessageProducer p = s.createProducer(q);
+            final TextMessage later = s.createTextMessage("later");
+            later.setLongProperty("AMQ_SCHEDULED_DELAY", delay);
+            final long sent = System.nanoTime();
+            p.send(later);
+            p.send(s.createTextMessage("now"));
+            equal("now", text(consumer, "the message without a delay"), "first message");
+            final Message m = consumer.receive(delay + WAIT_MS);
+            final long took = (System.nanoTime() - sent) / 1_000_000;
+            if (m == null) throw new Failure("the delayed message did not arrive within " + (delay + WAIT_MS) + " ms");
+            check(m instanceof TextMessage && "later".equals(((TextMessage) m).getText()), "second: " + describe(m));
+            check(took >= delay, "the delayed message arrived " + took + " ms after its send, before its delay " + delay);
+        } finally {
+            c.close();
+        }
+    }
+
+    static Xid xid(final String tag) {
+        return new Xid() {
+            public int getFormatId() { return 0x5342; }
+            public byte[] getGlobalTransactionId() { return (tag + "-g").getBytes(); }
+            public byte[] getBranchQualifier() { return (tag + "-b").getBytes(); }
+        };
+    }
+
+    // XA through ActiveMQXAConnectionFactory: the steps of a transaction manager (a recovery
+    // scan, start, a send in the transaction, end, prepare, commit). "supported" (ActiveMQ, the
+    // reference): the message is committed. "refused" (Switchboard, docs/openwire.md): every step
+    // that reaches the broker fails with its "XA transactions are not supported" — the send as a
+    // JMSException, the others as XAExceptions (start is asynchronous in the client, so its
+    // refusal is not seen) — nothing is enqueued, and the connections go on working.
+    static void xa(boolean supported) throws Exception {
+        final ActiveMQXAConnectionFactory f = new ActiveMQXAConnectionFactory(url);
+        f.setConnectResponseTimeout(10000);
+        f.setAlwaysSyncSend(true);   // the send waits for the broker's answer
+        final XAConnection c = f.createXAConnection();
+        final Connection plain = open();
+        try {
+            c.start();
+            final XASession xs = c.createXASession();
+            final XAResource r = xs.getXAResource();
+            final Queue q = xs.createQueue(name("xa"));
+            final Xid id = xid(prefix);
+            final List<String> refused = new ArrayList<>();
+            try {
+                r.recover(XAResource.TMSTARTRSCAN);
+            } catch (XAException e) {
+                refused.add("recover: " + e.getMessage());
+            }
+            r.start(id, XAResource.TMNOFLAGS);
+            try {
+                xs.createProducer(q).send(xs.createTextMessage("xa"));
+            } catch (JMSException e) {
+                refused.add("send: " + e.getMessage());
+            }
+            try {
+                r.end(id, XAResource.TMSUCCESS);
+            } catch (XAException e) {
+                refused.add("end: " + e.getMessage());
+            }
+            try {
+                equal(XAResource.XA_OK, r.prepare(id), "prepare");
+            } catch (XAException e) {
+                refused.add("prepare: " + e.getMessage());
+            }
+            try {
+                r.commit(id, false);
+            } catch (XAException e) {
+                refused.add("commit: " + e.getMessage());
+            }
+            final Session s = plain.createSession(false, Session.AUTO_ACKNOWLEDGE);
+            final MessageConsumer consumer = s.createConsumer(q);
+            if (supported) {
+                check(refused.isEmpty(), "XA refused: " + refused);
+                equal("xa", text(consumer, "the committed XA send"), "the XA message");
+                return;
+            }
+            equal(5, refused.size(), "steps refused " + refused);
+            for (String why : refused)
+                check(why.endsWith("XA transactions are not supported"), "not the broker's refusal: " + why);
+            nothing(consumer, "the refused XA send");
+            // Both connections go on: the XA one still answers (a consumer is a synchronous
+            // ConsumerInfo; its sessions send only inside XA transactions), the other sends.
+            xs.createConsumer(xs.createQueue(name("xa.alive"))).close();
+            s.createProducer(q).send(s.createTextMessage("after"));
+            equal("after", text(consumer, "a send after the refusals"), "after the refusals");
+        } finally {
+            c.close();
+            plain.close();
+        }
+    }
+
+    // ssl://: ActiveMQ's SSL transport, trusting the broker's self-signed certificate from a
+    // truststore (keytool), to a TLS listener on PORT of the URL's host; a queue round trip.
+    static void tls(String port, String truststore, String password) throws Exception {
+        final String host = new java.net.URI(url).getHost();
+        final ActiveMQSslConnectionFactory f = new ActiveMQSslConnectionFactory("ssl://" + host + ":" + port);
+        f.setConnectResponseTimeout(10000);
+        f.setTrustStore(truststore);
+        f.setTrustStorePassword(password);
+        final Connection c = open(f, null);
+        try {
+            final ActiveMQConnection a = (ActiveMQConnection) c;
+            check(a.getTransport().narrow(org.apache.activemq.transport.tcp.SslTransport.class) != null,
+                  "not an SSL transport: " + a.getTransport());
+            final Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+            final Queue q = s.createQueue(name("tls"));
+            s.createProducer(q).send(s.createTextMessage("over tls"));
+            equal("over tls", text(s.createConsumer(q), "over TLS"), "over TLS");
         } finally {
             c.close();
         }

@@ -158,3 +158,24 @@ TEST_CASE("make_authenticator reports unreadable and malformed files with their 
     const temp_file f(make_password_line("a", "pw", fast) + "\nb:pbkdf2-sha256\n");
     CHECK_THROWS_WITH(make_authenticator(true, f.path), Catch::StartsWith(f.path + ":2: expected name:"));
 }
+
+TEST_CASE("certificate users: 'name:certificate' lines, listed users only, no password matches them",
+          "[core][security]") {
+    const temp_file f("dev-1:certificate\n" + make_password_line("alice", "secret", fast) + "\n");
+    const auto auth = make_authenticator(false, f.path);
+    const auto dev = auth->authenticate_certificate("dev-1");
+    REQUIRE(dev);
+    CHECK(*dev == principal{"dev-1", false});
+    CHECK(auth->authenticate_certificate("alice"));   // a password user may use a certificate too
+    CHECK_FALSE(auth->authenticate_certificate("mallory"));
+    CHECK_FALSE(auth->authenticate_certificate(""));
+    CHECK_FALSE(auth->authenticate("dev-1", ""));   // certificate only
+    CHECK_FALSE(auth->authenticate("dev-1", "certificate"));
+    CHECK(auth->authenticate("alice", "secret"));
+    CHECK(parse_error("dev-1:certificate\ndev-1:certificate\n") == "users.txt:2: duplicate user 'dev-1' (first on line 1)");
+    CHECK(parse_error("a:b:certificate\n").find("expected name:pbkdf2-sha256") != std::string::npos);
+
+    // No users file: the certificate's user as it is.
+    const auto open = make_authenticator(true, "");
+    CHECK(open->authenticate_certificate("anyone") == principal{"anyone", false});
+}

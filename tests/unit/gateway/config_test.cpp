@@ -491,3 +491,57 @@ TEST_CASE("broker: scheduler, virtual topic and dead-letter policy keys (sched)"
                Catch::Contains("broker.dead_letter_policy.rules[0].pattern: missing"));
     CHECK_THAT(error_of("broker:\n  virtual_topic: {nam: x}\n"), Catch::Contains("unknown key 'nam'"));
 }
+
+TEST_CASE("listener tls: versions, ciphers, groups, ALPN, client certificates, reload interval", "[gateway][config]") {
+    const auto c = load_config_text(
+        "listeners:\n"
+        "  - name: a\n"
+        "    port: 8883\n"
+        "    protocol: auto\n"
+        "    tls:\n"
+        "      cert: s.pem\n"
+        "      key: s.key\n"
+        "      min_version: 1.3\n"
+        "      ciphers: ECDHE+AESGCM\n"
+        "      ciphersuites: TLS_AES_128_GCM_SHA256\n"
+        "      groups: X25519:P-256\n"
+        "      alpn: [mqtt, amqp]\n"
+        "      verify_client: required\n"
+        "      ca: ca.pem\n"
+        "      user_from: san_email\n"
+        "      reload_interval: 500ms\n",
+        "a.yaml");
+    const tls_config& t = c.listeners.at(0).tls_settings;
+    CHECK(c.listeners[0].tls);
+    CHECK(t.min_version == "1.3");
+    CHECK(t.ciphers == "ECDHE+AESGCM");
+    CHECK(t.ciphersuites == "TLS_AES_128_GCM_SHA256");
+    CHECK(t.groups == "X25519:P-256");
+    CHECK(t.alpn == std::vector<std::string>{"mqtt", "amqp"});
+    CHECK(t.verify == verify_client::required);
+    CHECK(t.ca_file == "ca.pem");
+    CHECK(t.user_from == cert_field::san_email);
+    CHECK(t.reload_interval_ms == 500);
+
+    const tls_config d = load_config_text("listeners:\n  - { name: a, port: 1, tls: { cert: a, key: b } }\n", "a.yaml")
+                             .listeners.at(0).tls_settings;
+    CHECK(d.min_version == "1.2");
+    CHECK(d.verify == verify_client::none);
+    CHECK(d.user_from == cert_field::cn);
+    CHECK(d.reload_interval_ms == 1000);
+    CHECK(d.alpn.empty());
+    CHECK(load_config_text("listeners:\n  - { name: a, port: 1, tls: { cert: a, key: b, alpn: stomp } }\n", "a.yaml")
+              .listeners.at(0).tls_settings.alpn == std::vector<std::string>{"stomp"});
+
+    CHECK(error_of("listeners:\n  - { name: a, port: 1, tls: { cert: a, key: b, min_version: 1.1 } }\n") ==
+          "conf/x.yaml:2:62: listeners[0].tls.min_version: expected 1.2 or 1.3 (older TLS is refused), got \"1.1\"");
+    CHECK(error_of("listeners:\n  - { name: a, port: 1, tls: { cert: a, key: b, verify_client: required } }\n") ==
+          "conf/x.yaml:2:30: listeners[0].tls.ca: missing (verify_client needs the PEM CA file client certificates "
+          "are checked against)");
+    CHECK(error_of("listeners:\n  - { name: a, port: 1, tls: { cert: a, key: b, verify_client: maybe } }\n") ==
+          "conf/x.yaml:2:64: listeners[0].tls.verify_client: expected one of none, optional, required, got \"maybe\"");
+    CHECK(error_of("listeners:\n  - { name: a, port: 1, tls: { cert: a, key: b, user_from: ou } }\n") ==
+          "conf/x.yaml:2:60: listeners[0].tls.user_from: expected one of cn, dn, san_dns, san_email, san_uri, got \"ou\"");
+    CHECK(error_of("listeners:\n  - { name: a, port: 1, tls: { cert: a, key: b, alpn: [\"\"] } }\n") ==
+          "conf/x.yaml:2:55: listeners[0].tls.alpn: expected a list of protocol names of 1..255 bytes, got a list");
+}

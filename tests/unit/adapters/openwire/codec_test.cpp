@@ -538,6 +538,46 @@ TEST_CASE("openwire: no cache negotiated, a cache index is an error", "[openwire
     CHECK(error_of(wf, frame("\x04\x00\x00\x00\x01\x00\x00\x00\x05"sv)) == "command longer than its fields");
 }
 
+TEST_CASE("openwire: a cache slot never filled reads as null, as in ActiveMQ", "[openwire][codec]") {
+    // OpenWireFormat.getFromUnmarshallCache returns unmarshallCache[index]: null for a slot no
+    // command filled, with no error (docs/openwire.md). The session then refuses the command
+    // for its missing id (openwire_malformed_test.py). A slot filled with a value gives it back.
+    auto session_of = [](ow::wire_format& wf, const std::string& body) {
+        auto r = wf.decode(as_bytes(frame(body)));
+        REQUIRE(std::holds_alternative<ow::decoded>(r));
+        return std::get<ow::session_info>(std::get<ow::decoded>(r).frame->value).session_id;
+    };
+    SECTION("tight") {
+        ow::wire_format wf;
+        wf.apply(negotiated_of(options{12, true, true}));
+        // SessionInfo: a BooleanStream of one byte (response required, not new), the command
+        // id, the index 5.
+        CHECK_FALSE(session_of(wf, "\x04\x01\x01\x00\x00\x00\x01\x00\x05"s));
+        // New at 5: bits response required, new, present, string present, ASCII, then the
+        // long as a short (0, 1); data: the command id, 5, the session id type, "c", 7. Then 5
+        // again.
+        const auto filled = session_of(wf, "\x04\x01\x5f\x00\x00\x00\x02\x00\x05\x79\x00\x01" "c\x00\x07"s);
+        REQUIRE(filled);
+        CHECK(filled->connection_id == "c");
+        CHECK(filled->value == 7);
+        const auto again = session_of(wf, "\x04\x01\x01\x00\x00\x00\x03\x00\x05"s);
+        REQUIRE(again);
+        CHECK(again->value == 7);
+        // Another slot is still unfilled.
+        CHECK_FALSE(session_of(wf, "\x04\x01\x01\x00\x00\x00\x04\x00\x06"s));
+    }
+    SECTION("loose") {
+        ow::wire_format wf;
+        wf.apply(negotiated_of(options{12, false, true}));
+        CHECK_FALSE(session_of(wf, "\x04\x00\x00\x00\x01\x01\x00\x00\x05"s));
+        const auto filled =
+            session_of(wf, "\x04\x00\x00\x00\x02\x01\x01\x00\x05\x01\x79\x01\x00\x01" "c\x00\x00\x00\x00\x00\x00\x00\x07"s);
+        REQUIRE(filled);
+        CHECK(filled->value == 7);
+        CHECK_FALSE(session_of(wf, "\x04\x00\x00\x00\x03\x01\x00\x00\x06"s));
+    }
+}
+
 TEST_CASE("openwire: frame size limit, checked from the size prefix", "[openwire][codec]") {
     ow::limits lim;
     lim.max_frame_size = 1000;
