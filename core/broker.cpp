@@ -91,7 +91,14 @@ consumer_id broker::next_consumer_id() noexcept {
     return (consumer_id(w) << tag_shard_shift) | ++consumer_ids_[w].next;
 }
 
+// The publisher's worker allocated the message (unless it republishes one it received).
+static void note_home(const message& m, executor& w) noexcept {
+    executor* none = nullptr;
+    m.home.worker.compare_exchange_strong(none, &w, std::memory_order_relaxed);
+}
+
 void broker::publish(message_ptr msg, std::function<void(publish_status)> done) {
+    note_home(*msg, calling_worker());
     auto reply = on_home(&calling_worker(), std::move(done));
     if (scheduled(*msg)) return schedule(std::move(msg), std::move(reply));
     route(std::move(msg), std::move(reply));
@@ -105,6 +112,7 @@ void broker::publish_counted(message_ptr msg, std::function<void(publish_status,
         std::size_t matched = 1;
         std::function<void(publish_status, std::size_t)> done;
     };
+    note_home(*msg, calling_worker());
     std::shared_ptr<counted> c;
     std::function<void(publish_status)> reply;
     if (done) {

@@ -172,11 +172,29 @@ bool broker::shard::ack(consumer_id id, const std::vector<delivery_tag>& tags,
             stored |= f->e.msg->persistent;
             forget(*q, f->e.msg, into);
         }
-        f->e.msg.reset();
+        release(f->e.msg);
     }
+    send_home();
     trim(c);
     after_settle(c);
     return stored;
+}
+
+void broker::shard::release(message_ptr& m) {
+    executor* home = m ? m->home.worker.load(std::memory_order_relaxed) : nullptr;
+    // use_count 1: no other reference can appear (nobody else holds one to copy).
+    if (!home || home == &exec || m.use_count() != 1) return m.reset();
+    for (auto& [w, batch] : homeward)
+        if (w == home) return batch.push_back(std::move(m));
+    homeward.emplace_back(home, std::vector<message_ptr>{}).second.push_back(std::move(m));
+}
+
+void broker::shard::send_home() {
+    for (auto& [w, batch] : homeward) {
+        if (batch.empty()) continue;
+        w->post([batch = std::move(batch)] {});   // destroyed there: freed on its own thread
+        batch = {};
+    }
 }
 
 void broker::shard::nack(consumer_id id, const std::vector<delivery_tag>& tags) {

@@ -339,6 +339,9 @@ struct broker::shard {
 
     std::unordered_map<std::string, std::unique_ptr<queue_state>> queues;
     std::unordered_map<consumer_id, std::unique_ptr<consumer_state>> consumers;
+    // Last references of messages of other workers, dropped by release() and sent home by
+    // send_home() (message_home): one batch per worker.
+    std::vector<std::pair<executor*, std::vector<message_ptr>>> homeward;
     // Topic subscriptions: exact names in a map, wildcard filters in a trie (a publish walks
     // only the branches its name can take, however many other subscriptions there are).
     std::unordered_map<std::string, std::vector<consumer_state*>> exact_subs;
@@ -408,6 +411,11 @@ struct broker::shard {
     // transaction's acks), the removes are collected there for one store transaction.
     bool ack(consumer_id id, const std::vector<delivery_tag>& tags,
              std::vector<store_transaction::remove_op>* into = nullptr);
+    // Drops `m`; its last reference, of a message another worker allocated, is kept for
+    // send_home() instead (message_home).
+    void release(message_ptr& m);
+    // Posts what release() kept to the workers it came from.
+    void send_home();
     void nack(consumer_id id, const std::vector<delivery_tag>& tags);
     // Any outcome but accepted (broker::settle). `join` (optional) gets a unit for each store
     // write or dead-letter copy it must wait for.

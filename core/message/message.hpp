@@ -2,6 +2,7 @@
 // by reference count, so fan-out to many subscribers copies no body.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -15,6 +16,23 @@
 namespace sb::core {
 
 using message_id = std::uint64_t;
+
+class executor;
+
+// The worker whose thread allocated a message (its memory is in that thread's malloc arena).
+// broker::publish sets it; the kernel drops a message's last reference there (shard::release):
+// glibc frees a chunk into the arena it came from under that arena's lock, and a shard freeing
+// the messages of a settled batch one after the other on its own thread held the publishing
+// worker's arena lock for most of the time while that worker allocated the next messages —
+// threads slept on the lock (futex) for a third of the messages of a STOMP topic 1->1 whose
+// topic lives on the consumer's worker. Only a hint: none, or a wrong one, costs speed only. A
+// copy is a new allocation and has none.
+struct message_home {
+    std::atomic<executor*> worker{nullptr};
+    message_home() = default;
+    message_home(const message_home&) noexcept {}
+    message_home& operator=(const message_home&) noexcept { return *this; }
+};
 
 // Typed property values (JMS / AMQP application properties).
 using property_value = std::variant<std::monostate, bool, std::int8_t, std::int16_t, std::int32_t,
@@ -55,6 +73,9 @@ struct message {
     // Origin hints: never needed for correctness in another protocol.
     std::uint64_t origin_connection = 0;  // for no-local subscriptions
     std::uint8_t origin_qos = 0;          // MQTT QoS the publisher used
+
+    // Kernel bookkeeping, not content (see message_home).
+    mutable message_home home;
 
     const property_value* find_property(std::string_view name) const noexcept;
 

@@ -215,6 +215,30 @@ TEST_CASE("a topic fans out to every subscriber, exact and wildcard", "[core][br
     CHECK(s1->got[0].msg.get() == s2->got[0].msg.get());
 }
 
+// message_home: a shard freeing another worker's messages contends for that worker's malloc
+// arena lock, so the last reference goes back to the publisher's worker.
+TEST_CASE("a settled message's last reference is dropped on the worker that published it", "[core][broker]") {
+    fixture f;
+    std::string name = "home.0";
+    for (int i = 1; f.b.shard_of(name) != 1 && i < 100; ++i) name = "home." + std::to_string(i);
+    REQUIRE(f.b.shard_of(name) == 1);   // the topic lives on worker 1, the publisher is worker 0
+    const destination topic{dest_kind::topic, name};
+    auto [c, s] = f.subscribe(topic, 0, 1);
+    auto m = f.make(topic, "x");
+    const std::weak_ptr<const message> weak = m;
+    f.w[0].call([&] { f.b.publish(std::move(m), {}); });
+    f.w.run();
+    REQUIRE(s->got.size() == 1);
+    const auto tags = tags_of(*s);
+    s->got.clear();   // the sink's reference: the shard's in-flight entry holds the last one
+    f.w[1].call([&] { f.b.ack(c, tags); });
+    while (f.w[1].run_one()) {}   // the shard settles it
+    CHECK_FALSE(weak.expired());  // ... and sends it home
+    while (f.w[0].run_one()) {}
+    CHECK(weak.expired());
+    CHECK(f.w.run() == 0);
+}
+
 TEST_CASE("topic messages published before subscribing are not received", "[core][broker]") {
     fixture f;
     f.publish(t, "early");
