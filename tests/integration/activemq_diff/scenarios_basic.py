@@ -53,6 +53,9 @@ def client_individual_redelivery(ctx):
         if m.body != "m1":
             c1.ack(m)
     c1.sync()
+    # The two the acks let in are awaited before the drop: they are dispatched (so redelivered
+    # later) on both brokers, not only when the broker dispatched them before the drop.
+    let_in = c1.receive(2)
     c1.drop()
     c2 = ctx.client()
     c2.subscribe(q, "s2", ack="client-individual")
@@ -61,6 +64,7 @@ def client_individual_redelivery(ctx):
         c2.ack(m)
     return {"first": [ctx.msg(m, ["redelivered", "subscription"]) for m in first],
             "beyond_prefetch": ctx.bodies(first_extra),
+            "let_in": ctx.bodies(let_in),
             "second": [ctx.msg(m, ["redelivered", "subscription"]) for m in second],
             "more": ctx.bodies(c2.quiet())}
 
