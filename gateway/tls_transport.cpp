@@ -28,6 +28,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "gateway/layer_buffer.hpp"
 #include "gateway/tcp_transport.hpp"
 
 namespace sb::gateway {
@@ -123,7 +124,7 @@ public:
     }
 
     void async_read_some(std::span<std::byte> into, std::shared_ptr<net::stream_handler> h) override {
-        if (buffered() > 0 || pending_error_) {
+        if (pending_.ready()) {
             net::error_code ec;
             const std::size_t n = read_available(into, ec);
             asio::post(get_executor(), [h = std::move(h), ec, n] { h->on_read(n ? net::error_code{} : ec, n); });
@@ -140,39 +141,26 @@ public:
     }
 
     void async_wait_readable(std::shared_ptr<net::stream_handler> h) override {
-        if (buffered() > 0 || pending_error_) {
+        if (pending_.ready()) {
             asio::post(get_executor(), [h = std::move(h)] { h->on_read({}, 0); });
             return;
         }
-        if (!buf_) buf_ = std::make_unique<std::array<std::byte, 16 * 1024>>();
-        begin_ = end_ = 0;
+        const auto space = pending_.prepare();
         set_owner(h);
         owned_.read = true;
-        stream_.async_read_some(asio::buffer(buf_->data(), buf_->size()),
+        stream_.async_read_some(asio::buffer(space.data(), space.size()),
                                 [this, h = std::move(h)](net::error_code ec, std::size_t n) {
                                     owned_.read = false;
                                     release_owner();
                                     if (ec == asio::error::operation_aborted) return h->on_read(ec, 0);
-                                    end_ = n;
-                                    if (ec) pending_error_ = normal(ec);
+                                    pending_.filled(n);
+                                    if (ec) pending_.fail(normal(ec));
                                     h->on_read({}, 0);
                                 });
     }
 
     std::size_t read_available(std::span<std::byte> into, net::error_code& ec) override {
-        ec = {};
-        if (buffered() > 0) {
-            const std::size_t n = std::min(into.size(), buffered());
-            std::memcpy(into.data(), buf_->data() + begin_, n);
-            begin_ += n;
-            if (begin_ == end_) {
-                begin_ = end_ = 0;
-                buf_.reset();   // idle TLS connections hold no plaintext buffer
-            }
-            return n;
-        }
-        ec = pending_error_ ? pending_error_ : net::error_code(asio::error::would_block);
-        return 0;
+        return pending_.take(into, ec);
     }
 
     void async_write(std::span<const std::byte> data, std::shared_ptr<net::stream_handler> h) override {
@@ -252,7 +240,6 @@ private:
     static net::error_code normal(net::error_code ec) {
         return ec == ssl::error::stream_truncated ? net::error_code(asio::error::eof) : ec;
     }
-    std::size_t buffered() const noexcept { return end_ - begin_; }
 
     std::unique_ptr<net::transport> inner_;
     std::optional<transport_stream> adapter_;   // over any transport but the TCP bottom
@@ -264,10 +251,7 @@ private:
         bool write = false;
         bool handshake = false;
     } owned_;
-    std::unique_ptr<std::array<std::byte, 16 * 1024>> buf_;
-    std::size_t begin_ = 0;
-    std::size_t end_ = 0;
-    net::error_code pending_error_;
+    layer_buffer pending_;   // plaintext read by async_wait_readable, not yet taken
     std::string identity_;   // identify(): the user the client certificate names
 };
 

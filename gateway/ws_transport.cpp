@@ -33,6 +33,7 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/beast/websocket/stream.hpp>
 
+#include "gateway/layer_buffer.hpp"
 #include "gateway/registry.hpp"
 
 namespace sb::gateway {
@@ -210,7 +211,7 @@ public:
 
     // ---- net::transport
     void async_read_some(std::span<std::byte> into, std::shared_ptr<net::stream_handler> h) override {
-        if (buffered() > 0 || pending_error_) {
+        if (pending_.ready()) {
             net::error_code ec;
             const std::size_t n = read_available(into, ec);
             asio::post(get_executor(), [h = std::move(h), ec, n] { h->on_read(n ? net::error_code{} : ec, n); });
@@ -228,14 +229,13 @@ public:
     }
 
     void async_wait_readable(std::shared_ptr<net::stream_handler> h) override {
-        if (buffered() > 0 || pending_error_) {
+        if (pending_.ready()) {
             asio::post(get_executor(), [h = std::move(h)] { h->on_read({}, 0); });
             return;
         }
-        if (!buf_) buf_ = std::make_unique<std::array<std::byte, 16 * 1024>>();
-        begin_ = end_ = 0;
+        const auto space = pending_.prepare();
         hold(h, owned_.read);
-        ws_.async_read_some(asio::buffer(buf_->data(), buf_->size()),
+        ws_.async_read_some(asio::buffer(space.data(), space.size()),
                             [this, h = std::move(h)](net::error_code ec, std::size_t n) mutable {
                                 if (!ec && n == 0) {   // an empty message: wait for payload
                                     owned_.read = false;
@@ -246,26 +246,14 @@ public:
                                 ec = normal(ec);
                                 if (ec == asio::error::operation_aborted) return h->on_read(ec, 0);
                                 if (!ec && text_refused()) ec = refuse_text();
-                                if (ec) pending_error_ = ec;
-                                else end_ = n;
+                                if (ec) pending_.fail(ec);
+                                else pending_.filled(n);
                                 h->on_read({}, 0);
                             });
     }
 
     std::size_t read_available(std::span<std::byte> into, net::error_code& ec) override {
-        ec = {};
-        if (buffered() > 0) {
-            const std::size_t n = std::min(into.size(), buffered());
-            std::memcpy(into.data(), buf_->data() + begin_, n);
-            begin_ += n;
-            if (begin_ == end_) {
-                begin_ = end_ = 0;
-                buf_.reset();   // idle connections hold no payload buffer
-            }
-            return n;
-        }
-        ec = pending_error_ ? pending_error_ : net::error_code(asio::error::would_block);
-        return 0;
+        return pending_.take(into, ec);
     }
 
     void async_write(std::span<const std::byte> data, std::shared_ptr<net::stream_handler> h) override {
@@ -410,7 +398,6 @@ private:
             return asio::error::eof;
         return ec;
     }
-    std::size_t buffered() const noexcept { return end_ - begin_; }
 
     static constexpr std::size_t drain_max = 64 * 1024;
 
@@ -438,10 +425,7 @@ private:
     std::string why_;
     std::optional<wire> proto_;
     // Payload read by async_wait_readable, not yet taken.
-    std::unique_ptr<std::array<std::byte, 16 * 1024>> buf_;
-    std::size_t begin_ = 0;
-    std::size_t end_ = 0;
-    net::error_code pending_error_;
+    layer_buffer pending_;
 };
 
 }  // namespace
